@@ -1,0 +1,107 @@
+/*
+Package twilio is a client for the Twilio Messaging calls mediasync makes:
+list and fetch messages, list, fetch, download and delete their media. It
+speaks Twilio only; it knows nothing of S3, Postgres or jobs.
+
+# Authentication
+
+Every request to Twilio's API host carries HTTP Basic credentials: the
+Account SID with its Auth Token, or (recommended in production) an API key
+SID with its secret. The account SID always names the account in the path.
+
+	c, err := twilio.New(accountSID, twilio.WithAPIKey(keySID, keySecret))
+
+Credentials never print: the Client formats as its account SID and base
+URL, option errors never echo a secret, and text a server sends back into an
+error has the secret cut out. Point the client at an emulator with
+WithBaseURL("http://127.0.0.1:8080"); plain http is refused for public
+hosts.
+
+# Paging
+
+Lists are lazy iterators over pages or items. Nothing is fetched until the
+sequence is ranged over; each page follows Twilio's next_page_uri exactly as
+given, and an error is yielded once, last:
+
+	for m, err := range c.Media.All(ctx, messageSID, twilio.MediaListParams{}) {
+		if err != nil {
+			return err
+		}
+		fmt.Println(m.SID, m.ContentType)
+	}
+
+A job that handles one page per task stores a cursor instead: ListURI for the
+first page, then each page's NextPageURI, and fetches it with Page.
+
+	uri, _ := c.Messages.ListURI(twilio.MessageListParams{DateSentAfter: since, PageSize: 1000})
+	page, err := c.Messages.Page(ctx, uri)
+	// … enqueue page.Messages, then store page.NextPageURI ("" at the end).
+
+A page URI on another host, of another list, or one that loops back is
+refused with ErrInvalidPageURI, before any request for it is made.
+
+# Errors
+
+A response that is not a success is an *Error with the HTTP status and
+Twilio's code, message and more_info. Branch with the helpers:
+
+	err := c.Media.Delete(ctx, messageSID, mediaSID)
+	switch {
+	case err == nil, twilio.IsNotFound(err): // deleted, now or before
+	case twilio.IsRateLimited(err): // reschedule; not a failure
+	case twilio.IsRetryable(err): // 5xx, reset, timeout: try again later
+	default:
+		return err
+	}
+
+Errors show the method and the request path, never a query string (filters
+hold phone numbers, signed URLs hold signatures) and never a credential.
+
+# Rate limits and retries
+
+Twilio answers 429 with code 20429 when the account has too many requests in
+flight; such a request was never processed and is always safe to retry. The
+client retries 429, 5xx and connection failures within a RetryPolicy
+(default: 4 attempts, jittered exponential backoff from 500ms, at most 1m of
+waiting per call), honouring Retry-After when Twilio sends one. When the
+policy is spent, or the wait asked for is longer than it allows, a 429
+becomes a *RateLimitError whose RetryAfter says when to come back:
+
+	var rl *twilio.RateLimitError
+	if errors.As(err, &rl) {
+		// Reschedule the task after rl.RetryAfter; it is not a failure.
+	}
+
+The limit is per account, so every worker should share a Limiter
+(WithLimiter): each API request holds a slot until its body is closed.
+WithRetryHook reports every retry decision with its cause and wait, for
+logs, metrics, and for telling a shared limiter to hold every worker back
+after a 429:
+
+	twilio.WithRetryHook(func(e twilio.RetryEvent) {
+		if e.Cause == twilio.CauseRateLimited {
+			_ = shared.Backoff(context.Background(), e.Wait)
+		}
+	})
+
+# Media content and redirects
+
+Media.Open streams a file. Twilio answers the media URI with a redirect
+(302 or 307, sometimes two) to a signed URL on a storage host. The client
+follows those redirects itself and sends them no credentials: a presigned
+URL rejects a request that also carries Authorization, and Basic
+credentials forwarded to a CDN would hand the account's secret to a third
+party. Go's http.Client would forward them whenever the host name stays
+the same, and a transport that adds auth would add it to every hop.
+
+	content, err := c.Media.Open(ctx, messageSID, mediaSID)
+	if err != nil {
+		return err
+	}
+	defer content.Body.Close()
+	n, err := io.Copy(dst, content.Body) // io.ErrUnexpectedEOF if cut short
+
+Redirects that downgrade https to http, leave http(s), loop, exceed 5 hops
+or lead to a private address are refused with ErrRedirectRefused.
+*/
+package twilio

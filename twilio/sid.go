@@ -1,0 +1,37 @@
+package twilio
+
+// Twilio SIDs are a two-letter type prefix followed by 32 hexadecimal digits
+// (Twilio's OpenAPI patterns, e.g. ^ME[0-9a-fA-F]{32}$). The checks below
+// match those patterns exactly; sid_test.go holds them to the regular
+// expressions in the OpenAPI document.
+
+const sidLen = 34
+
+// ValidAccountSID reports whether s is an Account SID (^AC[0-9a-fA-F]{32}$).
+func ValidAccountSID(s string) bool { return validSID(s, "AC") }
+
+// ValidMessageSID reports whether s is a Message SID: SM for SMS, MM for MMS
+// (^(SM|MM)[0-9a-fA-F]{32}$).
+func ValidMessageSID(s string) bool { return validSID(s, "SM") || validSID(s, "MM") }
+
+// ValidMediaSID reports whether s is a Media SID (^ME[0-9a-fA-F]{32}$).
+func ValidMediaSID(s string) bool { return validSID(s, "ME") }
+
+// ValidAPIKeySID reports whether s is an API Key SID (^SK[0-9a-fA-F]{32}$).
+func ValidAPIKeySID(s string) bool { return validSID(s, "SK") }
+
+func validSID(s, prefix string) bool {
+	if len(s) != sidLen || s[:2] != prefix {
+		return false
+	}
+	for i := 2; i < len(s); i++ {
+		if !isHex(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func isHex(b byte) bool {
+	return '0' <= b && b <= '9' || 'a' <= b && b <= 'f' || 'A' <= b && b <= 'F'
+}
