@@ -1,0 +1,386 @@
+package archive
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Catalog is the Postgres record of runs, messages and media. It decides what
+// is left to do: every task asks it before acting, and every state change is
+// a guarded UPDATE, so running a step twice changes nothing the second time.
+type Catalog struct {
+	pool *pgxpool.Pool
+}
+
+// NewCatalog returns a catalog on pool; the schema must be migrated.
+func NewCatalog(pool *pgxpool.Pool) *Catalog { return &Catalog{pool: pool} }
+
+// Pool is the underlying pool, for health checks.
+func (c *Catalog) Pool() *pgxpool.Pool { return c.pool }
+
+// ErrRunNotFound is returned for an unknown run id.
+var ErrRunNotFound = errors.New("run not found")
+
+// Run kinds.
+const (
+	KindBackfill = "backfill"
+	KindMessage  = "message"
+)
+
+// Run states.
+const (
+	RunQueued    = "queued"
+	RunRunning   = "running"
+	RunSucceeded = "succeeded"
+	RunFailed    = "failed"
+)
+
+// RunSpec is a request to archive, as the CLI makes it.
+type RunSpec struct {
+	Kind       string
+	AccountSID string
+	Since      time.Time // backfill: inclusive, UTC
+	Until      time.Time // backfill: exclusive, UTC
+	MessageSID string    // message
+	From, To   string    // optional Twilio list filters
+	Delete     bool
+	DryRun     bool
+	Actor      string
+}
+
+// Run is a run as recorded.
+type Run struct {
+	ID         uuid.UUID
+	Kind       string
+	AccountSID string
+	Since      time.Time
+	Until      time.Time
+	MessageSID string
+	From, To   string
+	Delete     bool
+	DryRun     bool
+	Actor      string
+	State      string
+	Error      string
+	CreatedAt  time.Time
+	StartedAt  time.Time
+	FinishedAt time.Time
+
+	// A policy's run: the policy, the tick that started it, and the date
+	// before which the media it archives are also deleted.
+	PolicyName   string
+	Tick         time.Time
+	DeleteBefore time.Time
+}
+
+// Finished reports whether the run has reached a final state.
+func (r Run) Finished() bool { return r.State == RunSucceeded || r.State == RunFailed }
+
+// Window is one slice of a backfill's time range, listed page by page.
+type Window struct {
+	RunID       uuid.UUID
+	Seq         int
+	StartsAt    time.Time
+	EndsAt      time.Time
+	State       string // pending | done | failed
+	Page        int    // pages fetched so far
+	NextPageURI string // cursor of the next page; "" before the first page
+}
+
+// WindowSize is how a backfill's range is cut: one UTC day per window, so
+// each window is one Twilio `DateSent=YYYY-MM-DD` listing and days are listed
+// in parallel.
+const WindowSize = 24 * time.Hour
+
+// CreateRun records a new run in state queued, with its windows.
+func (c *Catalog) CreateRun(ctx context.Context, s RunSpec) (Run, error) {
+	switch s.Kind {
+	case KindBackfill:
+		if s.Since.IsZero() || s.Until.IsZero() || !s.Since.Before(s.Until) {
+			return Run{}, fmt.Errorf("create run: since %s must be before until %s", s.Since.Format(time.DateOnly), s.Until.Format(time.DateOnly))
+		}
+	case KindMessage:
+		if s.MessageSID == "" {
+			return Run{}, errors.New("create run: message SID is empty")
+		}
+	default:
+		return Run{}, fmt.Errorf("create run: unknown kind %q", s.Kind)
+	}
+	if s.Delete && s.DryRun {
+		return Run{}, errors.New("create run: --delete and --dry-run exclude each other")
+	}
+	var id uuid.UUID
+	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
+		var err error
+		id, err = insertRun(ctx, tx, s, nil, nil, nil)
+		return err
+	})
+	if err != nil {
+		return Run{}, fmt.Errorf("create run: %w", err)
+	}
+	return c.GetRun(ctx, id)
+}
+
+// insertRun records a run and its windows in tx.
+func insertRun(ctx context.Context, tx pgx.Tx, s RunSpec, policy *string, tick, deleteBefore *time.Time) (uuid.UUID, error) {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return id, err
+	}
+	params, err := json.Marshal(s)
+	if err != nil {
+		return id, err
+	}
+	if _, err := tx.Exec(ctx, `
+		INSERT INTO runs (id, kind, account_sid, since, until, message_sid, from_number, to_number,
+		                  delete_media, dry_run, actor, params, policy_name, tick, delete_before)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
+		id, s.Kind, s.AccountSID, nullTime(s.Since), nullTime(s.Until), nullString(s.MessageSID),
+		nullString(s.From), nullString(s.To), s.Delete, s.DryRun, s.Actor, params,
+		policy, tick, deleteBefore); err != nil {
+		return id, err
+	}
+	if s.Since.IsZero() || s.Until.IsZero() {
+		return id, nil
+	}
+	// Windows are cut in SQL so a range of years is one statement.
+	_, err = tx.Exec(ctx, `
+		INSERT INTO run_windows (run_id, seq, starts_at, ends_at)
+		SELECT $1, (row_number() OVER (ORDER BY t))::int - 1, t, least(t + $4::interval, $3)
+		FROM generate_series($2::timestamptz, $3::timestamptz - interval '1 microsecond', $4::interval) AS t`,
+		id, s.Since, s.Until, WindowSize)
+	return id, err
+}
+
+const runColumns = `id, kind, account_sid, since, until, coalesce(message_sid, ''), coalesce(from_number, ''),
+	coalesce(to_number, ''), delete_media, dry_run, actor, state, coalesce(error, ''), created_at, started_at, finished_at,
+	coalesce(policy_name, ''), tick, delete_before`
+
+func scanRun(row pgx.Row) (Run, error) {
+	var r Run
+	var since, until, started, finished, tick, deleteBefore *time.Time
+	err := row.Scan(&r.ID, &r.Kind, &r.AccountSID, &since, &until, &r.MessageSID, &r.From, &r.To,
+		&r.Delete, &r.DryRun, &r.Actor, &r.State, &r.Error, &r.CreatedAt, &started, &finished,
+		&r.PolicyName, &tick, &deleteBefore)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Run{}, ErrRunNotFound
+	}
+	r.Since, r.Until, r.StartedAt, r.FinishedAt = deref(since), deref(until), deref(started), deref(finished)
+	r.Tick, r.DeleteBefore = deref(tick), deref(deleteBefore)
+	return r, err
+}
+
+// GetRun returns the run with the given id, or ErrRunNotFound.
+func (c *Catalog) GetRun(ctx context.Context, id uuid.UUID) (Run, error) {
+	r, err := scanRun(c.pool.QueryRow(ctx, `SELECT `+runColumns+` FROM runs WHERE id = $1`, id))
+	if err != nil {
+		return Run{}, fmt.Errorf("get run %s: %w", id, err)
+	}
+	return r, nil
+}
+
+// StartRun moves a queued run to running; starting a running run again is a
+// no-op, so the start task may run twice.
+func (c *Catalog) StartRun(ctx context.Context, id uuid.UUID) (Run, error) {
+	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
+		r, err := scanRun(tx.QueryRow(ctx, `
+			UPDATE runs SET state = 'running', started_at = now()
+			WHERE id = $1 AND state = 'queued' RETURNING `+runColumns, id))
+		if errors.Is(err, ErrRunNotFound) {
+			return nil // started already, or finished
+		}
+		if err != nil {
+			return err
+		}
+		return audit(ctx, tx, r.Actor, AuditRunStarted, r.ID.String(), runDetails(r))
+	})
+	if err != nil {
+		return Run{}, fmt.Errorf("start run %s: %w", id, err)
+	}
+	return c.GetRun(ctx, id)
+}
+
+func runDetails(r Run) map[string]any {
+	d := map[string]any{"kind": r.Kind, "account_sid": r.AccountSID, "delete": r.Delete, "dry_run": r.DryRun}
+	if !r.Since.IsZero() {
+		d["since"], d["until"] = r.Since, r.Until
+	}
+	if r.MessageSID != "" {
+		d["message_sid"] = r.MessageSID
+	}
+	if r.PolicyName != "" {
+		d["policy"], d["tick"] = r.PolicyName, r.Tick
+	}
+	if !r.DeleteBefore.IsZero() {
+		d["delete_before"] = r.DeleteBefore
+	}
+	return d
+}
+
+// FailRun ends a run that could not proceed at all (for example, its start
+// task could not be enqueued, or the worker's account is not the run's).
+func (c *Catalog) FailRun(ctx context.Context, id uuid.UUID, reason string) error {
+	_, err := c.pool.Exec(ctx, `
+		UPDATE runs SET state = 'failed', error = $2, finished_at = now()
+		WHERE id = $1 AND state IN ('queued', 'running')`, id, reason)
+	if err != nil {
+		return fmt.Errorf("fail run %s: %w", id, err)
+	}
+	return nil
+}
+
+// UnfinishedRuns lists runs still queued or running, oldest first, so a
+// worker can re-enqueue work that Redis lost.
+func (c *Catalog) UnfinishedRuns(ctx context.Context) ([]Run, error) {
+	rows, err := c.pool.Query(ctx, `SELECT `+runColumns+` FROM runs
+		WHERE state IN ('queued', 'running') ORDER BY created_at LIMIT 1000`)
+	if err != nil {
+		return nil, fmt.Errorf("unfinished runs: %w", err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Run, error) { return scanRun(r) })
+}
+
+// ListRuns returns the newest runs first.
+func (c *Catalog) ListRuns(ctx context.Context, limit int) ([]Run, error) {
+	rows, err := c.pool.Query(ctx, `SELECT `+runColumns+` FROM runs ORDER BY created_at DESC LIMIT $1`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list runs: %w", err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Run, error) { return scanRun(r) })
+}
+
+// FinishRunIfDone ends a running run once nothing is left to do: every
+// window listed, every message's media listed, every media in a final state
+// (with --delete, archived is not final). It is called after each step and is
+// safe to call concurrently: the guarded UPDATE ends the run exactly once.
+// It reports whether this call finished the run.
+func (c *Catalog) FinishRunIfDone(ctx context.Context, id uuid.UUID) (bool, error) {
+	finished := false
+	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
+		r, err := scanRun(tx.QueryRow(ctx, `
+			UPDATE runs r SET
+				finished_at = now(),
+				state = CASE WHEN EXISTS (SELECT 1 FROM run_windows w WHERE w.run_id = r.id AND w.state = 'failed')
+				              OR EXISTS (SELECT 1 FROM run_messages m WHERE m.run_id = r.id AND m.state = 'failed')
+				              OR EXISTS (SELECT 1 FROM run_media d WHERE d.run_id = r.id AND d.state = 'failed')
+				             THEN 'failed' ELSE 'succeeded' END
+			WHERE r.id = $1 AND r.state = 'running'
+			  AND NOT EXISTS (SELECT 1 FROM run_windows w WHERE w.run_id = r.id AND w.state = 'pending')
+			  AND NOT EXISTS (SELECT 1 FROM run_messages m WHERE m.run_id = r.id AND m.state = 'pending')
+			  AND NOT EXISTS (SELECT 1 FROM run_media d WHERE d.run_id = r.id
+			                  AND (d.state = 'pending' OR (d.delete_wanted AND d.state = 'archived')))
+			  AND (r.kind <> 'message' OR EXISTS (SELECT 1 FROM run_messages m WHERE m.run_id = r.id))
+			RETURNING `+runColumns, id))
+		if errors.Is(err, ErrRunNotFound) {
+			return nil // not done yet, or finished by another task
+		}
+		if err != nil {
+			return err
+		}
+		finished = true
+		if r.PolicyName != "" && r.State == RunSucceeded {
+			if err := advanceWatermark(ctx, tx, r.PolicyName); err != nil {
+				return err
+			}
+		}
+		d := runDetails(r)
+		d["state"] = r.State
+		return audit(ctx, tx, r.Actor, AuditRunFinished, r.ID.String(), d)
+	})
+	if err != nil {
+		return false, fmt.Errorf("finish run %s: %w", id, err)
+	}
+	return finished, nil
+}
+
+// Status is a run's progress, counted from what Postgres holds (the
+// run_progress view).
+type Status struct {
+	Run
+	WindowsTotal, WindowsDone int
+	PagesFetched              int
+	MessagesSeen              int
+	MessagesPending           int
+	MediaFound                int
+	MediaListed               int // dry run: found, not archived
+	MediaArchived             int // archived or deleted, including reused
+	MediaReused               int // already archived before this run
+	MediaDeleted              int
+	MediaGone                 int
+	MediaFailed               int
+	MediaPending              int
+	MediaHeld                 int // archived, not deleted: under legal hold
+	BytesArchived             int64
+	Failures                  []Failure // the first few failures, with reasons
+}
+
+// Failure is one failed item of a run.
+type Failure struct {
+	SID    string
+	Reason string
+}
+
+// RunStatus counts a run's progress.
+func (c *Catalog) RunStatus(ctx context.Context, id uuid.UUID) (Status, error) {
+	run, err := c.GetRun(ctx, id)
+	if err != nil {
+		return Status{}, err
+	}
+	s := Status{Run: run}
+	err = c.pool.QueryRow(ctx, `
+		SELECT windows_total, windows_done, pages_fetched, messages_seen, messages_pending,
+			media_found, media_listed, media_archived, media_reused, media_deleted,
+			media_gone, media_failed, media_pending, media_held, bytes_archived
+		FROM run_progress WHERE run_id = $1`, id).
+		Scan(&s.WindowsTotal, &s.WindowsDone, &s.PagesFetched, &s.MessagesSeen, &s.MessagesPending,
+			&s.MediaFound, &s.MediaListed, &s.MediaArchived, &s.MediaReused, &s.MediaDeleted,
+			&s.MediaGone, &s.MediaFailed, &s.MediaPending, &s.MediaHeld, &s.BytesArchived)
+	if err != nil {
+		return Status{}, fmt.Errorf("run status %s: %w", id, err)
+	}
+	rows, err := c.pool.Query(ctx, `
+		(SELECT media_sid, coalesce(error, '') FROM run_media WHERE run_id = $1 AND state = 'failed' ORDER BY media_sid LIMIT 20)
+		UNION ALL
+		(SELECT message_sid, coalesce(error, '') FROM run_messages WHERE run_id = $1 AND state = 'failed' ORDER BY message_sid LIMIT 20)
+		UNION ALL
+		(SELECT 'window ' || seq, coalesce(error, '') FROM run_windows WHERE run_id = $1 AND state = 'failed' ORDER BY seq LIMIT 20)`, id)
+	if err != nil {
+		return Status{}, fmt.Errorf("run status %s: %w", id, err)
+	}
+	s.Failures, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (Failure, error) {
+		var f Failure
+		return f, r.Scan(&f.SID, &f.Reason)
+	})
+	if err != nil {
+		return Status{}, fmt.Errorf("run status %s: %w", id, err)
+	}
+	return s, nil
+}
+
+func nullTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+func nullString(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+func deref(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return t.UTC()
+}

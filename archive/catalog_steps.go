@@ -1,0 +1,557 @@
+package archive
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// ErrMediaNotFound is returned for a media SID the catalog has no row for.
+var ErrMediaNotFound = errors.New("media not in catalog")
+
+// ErrNotDeletable is returned by ClaimDelete when the row does not prove an
+// archived copy matching the checked one: the delete must not happen.
+var ErrNotDeletable = errors.New("media is not archived with the checked size and sha256")
+
+// Media states.
+const (
+	MediaPending  = "pending"
+	MediaArchived = "archived"
+	MediaDeleted  = "deleted"
+	MediaGone     = "gone"
+	MediaFailed   = "failed"
+	MediaListed   = "listed" // run_media only: a dry run found it
+	MediaHeld     = "held"   // run_media only: a legal hold stopped its delete
+)
+
+// MessageRecord is what the catalog keeps of a Twilio message.
+type MessageRecord struct {
+	SID           string
+	AccountSID    string
+	DateSent      time.Time
+	DateCreated   time.Time
+	From, To      string
+	Direction     string
+	NumMedia      int
+	NumMediaKnown bool // Twilio may send num_media as null
+}
+
+// HasMedia reports whether the message may have media to list: when Twilio
+// did not say how many, it has to be asked.
+func (m MessageRecord) HasMedia() bool { return !m.NumMediaKnown || m.NumMedia > 0 }
+
+// MediaRecord is a media as listed by Twilio, before it is archived.
+type MediaRecord struct {
+	SID         string
+	AccountSID  string
+	MessageSID  string
+	ContentType string
+	DateCreated time.Time
+}
+
+// MediaItem is a media row with what its archiving needs of its message.
+type MediaItem struct {
+	MediaRecord
+	State      string
+	Filename   string
+	Size       int64
+	SHA256     [32]byte
+	Store      string
+	Bucket     string
+	Key        string
+	VersionID  string
+	Attempts   int
+	LastError  string
+	DateSent   time.Time // the message's
+	From, To   string
+	ArchivedAt time.Time
+	DeletedAt  time.Time
+}
+
+// ArchivedCopy is the proof of an archived object, written with the state.
+type ArchivedCopy struct {
+	Filename  string
+	Size      int64
+	SHA256    [32]byte
+	Store     string
+	Bucket    string
+	Key       string
+	VersionID string
+	// Object Lock retention written with the object (WORM), if any.
+	LockMode    ObjectLockMode
+	RetainUntil time.Time
+}
+
+// PendingWindows returns a run's windows not yet listed to the end.
+func (c *Catalog) PendingWindows(ctx context.Context, run uuid.UUID) ([]Window, error) {
+	rows, err := c.pool.Query(ctx, `
+		SELECT run_id, seq, starts_at, ends_at, state, page, coalesce(next_page_uri, '')
+		FROM run_windows WHERE run_id = $1 AND state = 'pending' ORDER BY seq`, run)
+	if err != nil {
+		return nil, fmt.Errorf("pending windows of run %s: %w", run, err)
+	}
+	return pgx.CollectRows(rows, scanWindow)
+}
+
+// GetWindow returns one window of a run.
+func (c *Catalog) GetWindow(ctx context.Context, run uuid.UUID, seq int) (Window, error) {
+	rows, err := c.pool.Query(ctx, `
+		SELECT run_id, seq, starts_at, ends_at, state, page, coalesce(next_page_uri, '')
+		FROM run_windows WHERE run_id = $1 AND seq = $2`, run, seq)
+	if err != nil {
+		return Window{}, fmt.Errorf("window %d of run %s: %w", seq, run, err)
+	}
+	w, err := pgx.CollectExactlyOneRow(rows, scanWindow)
+	if err != nil {
+		return Window{}, fmt.Errorf("window %d of run %s: %w", seq, run, err)
+	}
+	return w, nil
+}
+
+func scanWindow(r pgx.CollectableRow) (Window, error) {
+	var w Window
+	err := r.Scan(&w.RunID, &w.Seq, &w.StartsAt, &w.EndsAt, &w.State, &w.Page, &w.NextPageURI)
+	w.StartsAt, w.EndsAt = w.StartsAt.UTC(), w.EndsAt.UTC()
+	return w, err
+}
+
+// AdvanceWindow records that page `page` of a window was handled and where
+// the next one is ("" when it was the last). It is guarded by the page
+// number, so a page handled twice advances the window once; it reports
+// whether this call advanced it.
+func (c *Catalog) AdvanceWindow(ctx context.Context, run uuid.UUID, seq, page int, next string) (bool, error) {
+	tag, err := c.pool.Exec(ctx, `
+		UPDATE run_windows SET page = page + 1, next_page_uri = $4,
+			state = CASE WHEN $4::text IS NULL THEN 'done' ELSE 'pending' END, updated_at = now()
+		WHERE run_id = $1 AND seq = $2 AND page = $3 AND state = 'pending'`,
+		run, seq, page, nullString(next))
+	if err != nil {
+		return false, fmt.Errorf("advance window %d of run %s: %w", seq, run, err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// FailWindow ends a window that cannot be listed, with the reason.
+func (c *Catalog) FailWindow(ctx context.Context, run uuid.UUID, seq int, reason string) error {
+	_, err := c.pool.Exec(ctx, `
+		UPDATE run_windows SET state = 'failed', error = $3, updated_at = now()
+		WHERE run_id = $1 AND seq = $2 AND state = 'pending'`, run, seq, reason)
+	if err != nil {
+		return fmt.Errorf("fail window %d of run %s: %w", seq, run, err)
+	}
+	return nil
+}
+
+// RecordMessages records the messages of one listed page for a run: each is
+// upserted into the catalog (unless dryRun: a dry run writes nothing but its
+// own bookkeeping) and joined to the run. Messages Twilio says have no media
+// are listed at once.
+func (c *Catalog) RecordMessages(ctx context.Context, run uuid.UUID, msgs []MessageRecord, dryRun bool) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
+		b := &pgx.Batch{}
+		for _, m := range msgs {
+			if !dryRun {
+				queueUpsertMessage(b, m)
+			}
+			state, found := "pending", (*int)(nil)
+			if !m.HasMedia() {
+				zero := 0
+				state, found = "listed", &zero
+			}
+			b.Queue(`INSERT INTO run_messages (run_id, message_sid, state, media_found)
+				VALUES ($1, $2, $3, $4) ON CONFLICT (run_id, message_sid) DO NOTHING`,
+				run, m.SID, state, found)
+		}
+		return tx.SendBatch(ctx, b).Close()
+	})
+	if err != nil {
+		return fmt.Errorf("record %d messages of run %s: %w", len(msgs), run, err)
+	}
+	return nil
+}
+
+func queueUpsertMessage(b *pgx.Batch, m MessageRecord) {
+	var numMedia *int
+	if m.NumMediaKnown {
+		numMedia = &m.NumMedia
+	}
+	b.Queue(`
+		INSERT INTO messages (sid, account_sid, date_sent, date_created, from_number, to_number, direction, num_media)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+		ON CONFLICT (sid) DO UPDATE SET num_media = EXCLUDED.num_media,
+			date_sent = coalesce(EXCLUDED.date_sent, messages.date_sent), updated_at = now()`,
+		m.SID, m.AccountSID, nullTime(m.DateSent), nullTime(m.DateCreated),
+		nullString(m.From), nullString(m.To), nullString(m.Direction), numMedia)
+}
+
+// UpsertMessage records one message (a run for a single message).
+func (c *Catalog) UpsertMessage(ctx context.Context, m MessageRecord) error {
+	b := &pgx.Batch{}
+	queueUpsertMessage(b, m)
+	if err := c.pool.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("record message %s: %w", m.SID, err)
+	}
+	return nil
+}
+
+// RunMessageState returns a message's state within a run ("" if unknown).
+func (c *Catalog) RunMessageState(ctx context.Context, run uuid.UUID, sid string) (string, error) {
+	var state string
+	err := c.pool.QueryRow(ctx, `SELECT state FROM run_messages WHERE run_id = $1 AND message_sid = $2`, run, sid).Scan(&state)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("state of message %s in run %s: %w", sid, run, err)
+	}
+	return state, nil
+}
+
+// RecordMedia records the media listed for one message of a run: new media
+// get a pending row (an existing row keeps its state: it may already be
+// archived), and each joins the run, as pending, or as listed on a dry run.
+func (c *Catalog) RecordMedia(ctx context.Context, run uuid.UUID, media []MediaRecord, dryRun bool) error {
+	if len(media) == 0 {
+		return nil
+	}
+	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
+		b := &pgx.Batch{}
+		state := MediaPending
+		if dryRun {
+			state = MediaListed
+		}
+		for _, m := range media {
+			if !dryRun {
+				b.Queue(`
+					INSERT INTO media (sid, account_sid, message_sid, content_type, date_created)
+					VALUES ($1, $2, $3, $4, $5)
+					ON CONFLICT (sid) DO UPDATE SET content_type = coalesce(media.content_type, EXCLUDED.content_type)`,
+					m.SID, m.AccountSID, m.MessageSID, nullString(m.ContentType), nullTime(m.DateCreated))
+			}
+			// A run deletes what it archives when it asked to, and a policy
+			// only what is older than its delete_after.
+			b.Queue(`INSERT INTO run_media (run_id, media_sid, message_sid, state, delete_wanted)
+				SELECT $1, $2, $3, $4, r.delete_media AND NOT r.dry_run AND (r.delete_before IS NULL
+					OR coalesce(g.date_sent, g.date_created) < r.delete_before)
+				FROM runs r LEFT JOIN messages g ON g.sid = $3
+				WHERE r.id = $1
+				ON CONFLICT (run_id, media_sid) DO NOTHING`,
+				run, m.SID, m.MessageSID, state)
+		}
+		return tx.SendBatch(ctx, b).Close()
+	})
+	if err != nil {
+		return fmt.Errorf("record %d media of run %s: %w", len(media), run, err)
+	}
+	return nil
+}
+
+// FinishMessage marks a message's media as listed within a run.
+func (c *Catalog) FinishMessage(ctx context.Context, run uuid.UUID, sid string, mediaFound int) error {
+	_, err := c.pool.Exec(ctx, `
+		UPDATE run_messages SET state = 'listed', media_found = $3, error = NULL, updated_at = now()
+		WHERE run_id = $1 AND message_sid = $2 AND state <> 'listed'`, run, sid, mediaFound)
+	if err != nil {
+		return fmt.Errorf("finish message %s of run %s: %w", sid, run, err)
+	}
+	return nil
+}
+
+// FailMessage records that a message's media could not be listed.
+func (c *Catalog) FailMessage(ctx context.Context, run uuid.UUID, sid, reason string) error {
+	_, err := c.pool.Exec(ctx, `
+		INSERT INTO run_messages (run_id, message_sid, state, error) VALUES ($1, $2, 'failed', $3)
+		ON CONFLICT (run_id, message_sid) DO UPDATE SET state = 'failed', error = $3, updated_at = now()
+		WHERE run_messages.state = 'pending'`, run, sid, reason)
+	if err != nil {
+		return fmt.Errorf("fail message %s of run %s: %w", sid, run, err)
+	}
+	return nil
+}
+
+// GetMedia returns a media row with its message's date and numbers.
+func (c *Catalog) GetMedia(ctx context.Context, sid string) (MediaItem, error) {
+	var it MediaItem
+	var (
+		contentType, filename, sha, store, bucket, key, version, lastErr, from, to *string
+		size                                                                       *int64
+		dateCreated, dateSent, archivedAt, deletedAt                               *time.Time
+	)
+	err := c.pool.QueryRow(ctx, `
+		SELECT m.sid, m.account_sid, m.message_sid, m.content_type, m.date_created, m.state, m.filename,
+			m.size_bytes, m.sha256, m.store, m.bucket, m.object_key, m.version_id, m.attempts, m.last_error,
+			coalesce(g.date_sent, g.date_created), g.from_number, g.to_number, m.archived_at, m.deleted_at
+		FROM media m JOIN messages g ON g.sid = m.message_sid
+		WHERE m.sid = $1`, sid).Scan(
+		&it.SID, &it.AccountSID, &it.MessageSID, &contentType, &dateCreated, &it.State, &filename,
+		&size, &sha, &store, &bucket, &key, &version, &it.Attempts, &lastErr,
+		&dateSent, &from, &to, &archivedAt, &deletedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return MediaItem{}, fmt.Errorf("media %s: %w", sid, ErrMediaNotFound)
+	}
+	if err != nil {
+		return MediaItem{}, fmt.Errorf("media %s: %w", sid, err)
+	}
+	it.ContentType, it.Filename, it.Store, it.Bucket = str(contentType), str(filename), str(store), str(bucket)
+	it.Key, it.VersionID, it.LastError, it.From, it.To = str(key), str(version), str(lastErr), str(from), str(to)
+	it.DateCreated, it.DateSent, it.ArchivedAt, it.DeletedAt = deref(dateCreated), deref(dateSent), deref(archivedAt), deref(deletedAt)
+	if size != nil {
+		it.Size = *size
+	}
+	if sha != nil {
+		if _, err := hex.Decode(it.SHA256[:], []byte(*sha)); err != nil {
+			return MediaItem{}, fmt.Errorf("media %s: stored sha256: %w", sid, err)
+		}
+	}
+	return it, nil
+}
+
+// MarkArchived records a media's archived copy and its run's outcome in one
+// transaction. Only a pending or failed row moves to archived: a second
+// archiving of the same media (a task run twice, or two overlapping runs)
+// leaves the first proof in place.
+func (c *Catalog) MarkArchived(ctx context.Context, run uuid.UUID, sid string, cp ArchivedCopy) error {
+	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `
+			UPDATE media SET state = 'archived', filename = $2, size_bytes = $3, sha256 = $4, store = $5,
+				bucket = $6, object_key = $7, version_id = $8, lock_mode = $9, retain_until = $10,
+				archived_at = now(), last_error = NULL, updated_at = now()
+			WHERE sid = $1 AND state IN ('pending', 'failed')`,
+			sid, nullString(cp.Filename), cp.Size, hex.EncodeToString(cp.SHA256[:]), cp.Store, cp.Bucket,
+			cp.Key, nullString(cp.VersionID), nullString(string(cp.LockMode)), nullTime(cp.RetainUntil)); err != nil {
+			return err
+		}
+		return setRunMedia(ctx, tx, run, sid, MediaArchived, false, "")
+	})
+	if err != nil {
+		return fmt.Errorf("mark media %s archived: %w", sid, err)
+	}
+	return nil
+}
+
+// SetRunMedia records a media's outcome within a run, for outcomes the media
+// row already holds (reused copies, a delete done by an earlier run).
+func (c *Catalog) SetRunMedia(ctx context.Context, run uuid.UUID, sid, state string, reused bool, reason string) error {
+	if err := setRunMedia(ctx, c.pool, run, sid, state, reused, reason); err != nil {
+		return fmt.Errorf("record media %s in run %s: %w", sid, run, err)
+	}
+	return nil
+}
+
+// execer is a pool or a transaction.
+type execer interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+func setRunMedia(ctx context.Context, db execer, run uuid.UUID, sid, state string, reused bool, reason string) error {
+	_, err := db.Exec(ctx, `
+		UPDATE run_media SET state = $3, reused = reused OR $4, error = $5, updated_at = now()
+		WHERE run_id = $1 AND media_sid = $2`, run, sid, state, reused, nullString(reason))
+	return err
+}
+
+// MarkGone records that Twilio no longer has a media we never archived.
+func (c *Catalog) MarkGone(ctx context.Context, run uuid.UUID, sid string) error {
+	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `
+			UPDATE media SET state = 'gone', gone_at = now(), updated_at = now()
+			WHERE sid = $1 AND state IN ('pending', 'failed')`, sid); err != nil {
+			return err
+		}
+		return setRunMedia(ctx, tx, run, sid, MediaGone, false, "")
+	})
+	if err != nil {
+		return fmt.Errorf("mark media %s gone: %w", sid, err)
+	}
+	return nil
+}
+
+// RecordAttempt counts a failed attempt at a media and keeps its error.
+func (c *Catalog) RecordAttempt(ctx context.Context, sid, reason string) error {
+	_, err := c.pool.Exec(ctx, `
+		UPDATE media SET attempts = attempts + 1, last_error = $2, updated_at = now() WHERE sid = $1`, sid, reason)
+	if err != nil {
+		return fmt.Errorf("record attempt on media %s: %w", sid, err)
+	}
+	return nil
+}
+
+// MarkFailed records that archiving a media failed for good. A row already
+// archived keeps its state (its copy is intact): only the run's outcome fails.
+func (c *Catalog) MarkFailed(ctx context.Context, run uuid.UUID, sid, reason string) error {
+	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `
+			UPDATE media SET state = 'failed', last_error = $2, updated_at = now()
+			WHERE sid = $1 AND state = 'pending'`, sid, reason); err != nil {
+			return err
+		}
+		return setRunMedia(ctx, tx, run, sid, MediaFailed, false, reason)
+	})
+	if err != nil {
+		return fmt.Errorf("mark media %s failed: %w", sid, err)
+	}
+	return nil
+}
+
+// ClaimDelete is the last gate before a media is deleted from Twilio. In
+// one transaction it checks that the row is archived with exactly the size
+// and SHA-256 just verified against the store, and that no legal hold
+// covers its message, and records the verification and the claim. Without
+// a claim, nothing may be deleted. It returns ErrHeld under a hold, and
+// ErrNotDeletable when the row does not match.
+func (c *Catalog) ClaimDelete(ctx context.Context, sid string, size int64, sha [32]byte) error {
+	var outcome string
+	err := c.pool.QueryRow(ctx, `
+		WITH m AS (
+			SELECT m.sid, held(g.sid, g.from_number, g.to_number, coalesce(g.date_sent, g.date_created)) AS held
+			FROM media m JOIN messages g ON g.sid = m.message_sid
+			WHERE m.sid = $1 AND m.state = 'archived' AND m.size_bytes = $2 AND m.sha256 = $3
+			FOR UPDATE OF m
+		), claimed AS (
+			UPDATE media SET verified_at = now(), delete_claimed_at = now(), updated_at = now()
+			WHERE sid = (SELECT sid FROM m WHERE NOT held) RETURNING sid
+		)
+		SELECT CASE WHEN EXISTS (SELECT 1 FROM claimed) THEN 'claimed'
+		            WHEN EXISTS (SELECT 1 FROM m WHERE held) THEN 'held'
+		            ELSE 'no' END`,
+		sid, size, hex.EncodeToString(sha[:])).Scan(&outcome)
+	if err != nil {
+		return fmt.Errorf("claim delete of media %s: %w", sid, err)
+	}
+	switch outcome {
+	case "claimed":
+		return nil
+	case "held":
+		return fmt.Errorf("claim delete of media %s: %w", sid, ErrHeld)
+	default:
+		return fmt.Errorf("claim delete of media %s: %w", sid, ErrNotDeletable)
+	}
+}
+
+// DeleteWanted reports whether a run deletes this media once archived.
+func (c *Catalog) DeleteWanted(ctx context.Context, run uuid.UUID, sid string) (bool, error) {
+	var wanted bool
+	err := c.pool.QueryRow(ctx, `SELECT delete_wanted FROM run_media WHERE run_id = $1 AND media_sid = $2`, run, sid).Scan(&wanted)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("media %s in run %s: %w", sid, run, err)
+	}
+	return wanted, nil
+}
+
+// MarkDeleted records that Twilio no longer has a media whose copy was
+// verified and claimed, with its audit entry, in one transaction; the entry
+// is written once, by the call that moves the row to deleted.
+func (c *Catalog) MarkDeleted(ctx context.Context, run Run, sid string) error {
+	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
+		var d struct {
+			Message string `json:"message_sid"`
+			Key     string `json:"object_key"`
+			SHA     string `json:"sha256"`
+			Size    int64  `json:"size"`
+			Run     string `json:"run_id"`
+		}
+		err := tx.QueryRow(ctx, `
+			UPDATE media SET state = 'deleted', deleted_at = now(), last_error = NULL, updated_at = now()
+			WHERE sid = $1 AND state = 'archived' AND delete_claimed_at IS NOT NULL
+			RETURNING message_sid, object_key, sha256, size_bytes`, sid).Scan(&d.Message, &d.Key, &d.SHA, &d.Size)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			// deleted already (a task run twice), or never claimed
+		case err != nil:
+			return err
+		default:
+			d.Run = run.ID.String()
+			if err := audit(ctx, tx, run.Actor, AuditMediaDeleted, sid, d); err != nil {
+				return err
+			}
+		}
+		return setRunMedia(ctx, tx, run.ID, sid, MediaDeleted, false, "")
+	})
+	if err != nil {
+		return fmt.Errorf("mark media %s deleted: %w", sid, err)
+	}
+	return nil
+}
+
+func str(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+// StaleWork is a run's outstanding work that has not moved for a while:
+// its tasks may have been lost (Redis restarted, or a worker died between a
+// commit and an enqueue) and are queued again from it.
+type StaleWork struct {
+	Messages []string // message SIDs whose media are not listed
+	Archive  []string // media SIDs to archive
+	Delete   []string // media SIDs archived, to delete (runs with --delete)
+}
+
+// StaleWork returns up to limit items of each kind of a run's outstanding
+// work last touched before olderThan.
+func (c *Catalog) StaleWork(ctx context.Context, run uuid.UUID, olderThan time.Time, limit int) (StaleWork, error) {
+	var w StaleWork
+	rows, err := c.pool.Query(ctx, `
+		SELECT message_sid FROM run_messages
+		WHERE run_id = $1 AND state = 'pending' AND updated_at < $2 LIMIT $3`, run, olderThan, limit)
+	if err != nil {
+		return w, fmt.Errorf("stale work of run %s: %w", run, err)
+	}
+	if w.Messages, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+		return w, fmt.Errorf("stale work of run %s: %w", run, err)
+	}
+	rows, err = c.pool.Query(ctx, `
+		SELECT media_sid, state FROM run_media
+		WHERE run_id = $1 AND updated_at < $2
+		  AND (state = 'pending' OR (delete_wanted AND state = 'archived'))
+		LIMIT $3`, run, olderThan, 2*limit)
+	if err != nil {
+		return w, fmt.Errorf("stale work of run %s: %w", run, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var sid, state string
+		if err := rows.Scan(&sid, &state); err != nil {
+			return w, fmt.Errorf("stale work of run %s: %w", run, err)
+		}
+		if state == MediaPending {
+			w.Archive = append(w.Archive, sid)
+		} else {
+			w.Delete = append(w.Delete, sid)
+		}
+	}
+	return w, rows.Err()
+}
+
+// Touch marks outstanding work as just queued, so the next reconciliation
+// does not queue it again before it had a chance to run.
+func (c *Catalog) Touch(ctx context.Context, run uuid.UUID, w StaleWork) error {
+	b := &pgx.Batch{}
+	if len(w.Messages) > 0 {
+		b.Queue(`UPDATE run_messages SET updated_at = now() WHERE run_id = $1 AND message_sid = ANY($2)`, run, w.Messages)
+	}
+	if media := append(append([]string(nil), w.Archive...), w.Delete...); len(media) > 0 {
+		b.Queue(`UPDATE run_media SET updated_at = now() WHERE run_id = $1 AND media_sid = ANY($2)`, run, media)
+	}
+	if b.Len() == 0 {
+		return nil
+	}
+	if err := c.pool.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("touch work of run %s: %w", run, err)
+	}
+	return nil
+}

@@ -1,0 +1,203 @@
+package archive_test
+
+import (
+	"crypto/sha256"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
+
+	"github.com/mediasync/mediasync/archive"
+	"github.com/mediasync/mediasync/internal/testenv"
+)
+
+const (
+	acct = "AC00000000000000000000000000000001"
+	msg1 = "MM00000000000000000000000000000001"
+	me1  = "ME00000000000000000000000000000001"
+	me2  = "ME00000000000000000000000000000002"
+)
+
+func newCatalog(t *testing.T) *archive.Catalog {
+	t.Helper()
+	pool := testenv.Postgres(t)
+	_, err := archive.Migrate(t.Context(), pool)
+	require.NoError(t, err)
+	return archive.NewCatalog(pool)
+}
+
+func TestMigrateTwiceAppliesOnce(t *testing.T) {
+	t.Parallel()
+	pool := testenv.Postgres(t)
+	first, err := archive.Migrate(t.Context(), pool)
+	require.NoError(t, err)
+	require.NotEmpty(t, first)
+	second, err := archive.Migrate(t.Context(), pool)
+	require.NoError(t, err)
+	require.Empty(t, second, "a second start must not apply anything again")
+}
+
+func TestCreateRunCutsUTCDays(t *testing.T) {
+	t.Parallel()
+	c := newCatalog(t)
+	ctx := t.Context()
+	since := time.Date(2026, 1, 30, 0, 0, 0, 0, time.UTC)
+	run, err := c.CreateRun(ctx, archive.RunSpec{Kind: archive.KindBackfill, AccountSID: acct,
+		Since: since, Until: since.AddDate(0, 0, 3), Actor: "test"})
+	require.NoError(t, err)
+	require.Equal(t, archive.RunQueued, run.State)
+	ws, err := c.PendingWindows(ctx, run.ID)
+	require.NoError(t, err)
+	require.Len(t, ws, 3)
+	for i, w := range ws {
+		require.Equal(t, since.AddDate(0, 0, i), w.StartsAt, "window %d start", i)
+		require.Equal(t, since.AddDate(0, 0, i+1), w.EndsAt, "window %d end", i)
+	}
+
+	_, err = c.CreateRun(ctx, archive.RunSpec{Kind: archive.KindBackfill, AccountSID: acct,
+		Since: since, Until: since, Actor: "test"})
+	require.Error(t, err, "an empty range is refused")
+	_, err = c.CreateRun(ctx, archive.RunSpec{Kind: archive.KindMessage, AccountSID: acct,
+		MessageSID: msg1, Delete: true, DryRun: true, Actor: "test"})
+	require.Error(t, err, "delete with dry-run is refused")
+}
+
+// A page handled twice must advance its window once.
+func TestAdvanceWindowIsGuardedByPage(t *testing.T) {
+	t.Parallel()
+	c := newCatalog(t)
+	ctx := t.Context()
+	since := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	run, err := c.CreateRun(ctx, archive.RunSpec{Kind: archive.KindBackfill, AccountSID: acct,
+		Since: since, Until: since.AddDate(0, 0, 1), Actor: "test"})
+	require.NoError(t, err)
+	ok, err := c.AdvanceWindow(ctx, run.ID, 0, 0, "/next?PageToken=PA1")
+	require.NoError(t, err)
+	require.True(t, ok)
+	ok, err = c.AdvanceWindow(ctx, run.ID, 0, 0, "/next?PageToken=PA1")
+	require.NoError(t, err)
+	require.False(t, ok, "the same page must not advance the window twice")
+	w, err := c.GetWindow(ctx, run.ID, 0)
+	require.NoError(t, err)
+	require.Equal(t, 1, w.Page)
+	require.Equal(t, "/next?PageToken=PA1", w.NextPageURI)
+
+	ok, err = c.AdvanceWindow(ctx, run.ID, 0, 1, "")
+	require.NoError(t, err)
+	require.True(t, ok)
+	w, err = c.GetWindow(ctx, run.ID, 0)
+	require.NoError(t, err)
+	require.Equal(t, "done", w.State)
+}
+
+func seedMedia(t *testing.T, c *archive.Catalog, delete bool) archive.Run {
+	t.Helper()
+	ctx := t.Context()
+	run, err := c.CreateRun(ctx, archive.RunSpec{Kind: archive.KindMessage, AccountSID: acct,
+		MessageSID: msg1, Delete: delete, Actor: "test"})
+	require.NoError(t, err)
+	_, err = c.StartRun(ctx, run.ID)
+	require.NoError(t, err)
+	require.NoError(t, c.RecordMessages(ctx, run.ID, []archive.MessageRecord{{
+		SID: msg1, AccountSID: acct, DateSent: time.Date(2026, 2, 3, 4, 5, 6, 0, time.UTC),
+		From: "+15550100", To: "+15550199", NumMedia: 2, NumMediaKnown: true,
+	}}, false))
+	require.NoError(t, c.RecordMedia(ctx, run.ID, []archive.MediaRecord{
+		{SID: me1, AccountSID: acct, MessageSID: msg1, ContentType: "image/jpeg"},
+		{SID: me2, AccountSID: acct, MessageSID: msg1, ContentType: "image/png"},
+	}, false))
+	require.NoError(t, c.FinishMessage(ctx, run.ID, msg1, 2))
+	return run
+}
+
+// Invariant 1 at the last gate: a claim needs the archived row with exactly
+// the size and sha256 that were just verified.
+func TestClaimDeleteNeedsMatchingArchivedRow(t *testing.T) {
+	t.Parallel()
+	c := newCatalog(t)
+	ctx := t.Context()
+	run := seedMedia(t, c, true)
+	sum := sha256.Sum256([]byte("bytes"))
+
+	require.ErrorIs(t, c.ClaimDelete(ctx, me1, 5, sum), archive.ErrNotDeletable, "a pending media cannot be claimed")
+	require.NoError(t, c.MarkArchived(ctx, run.ID, me1, archive.ArchivedCopy{
+		Size: 5, SHA256: sum, Store: "s3", Bucket: "b", Key: "k/" + me1}))
+	require.ErrorIs(t, c.ClaimDelete(ctx, me1, 6, sum), archive.ErrNotDeletable, "wrong size")
+	require.ErrorIs(t, c.ClaimDelete(ctx, me1, 5, sha256.Sum256([]byte("other"))), archive.ErrNotDeletable, "wrong sha256")
+	require.NoError(t, c.ClaimDelete(ctx, me1, 5, sum))
+	require.NoError(t, c.MarkDeleted(ctx, run, me1))
+	it, err := c.GetMedia(ctx, me1)
+	require.NoError(t, err)
+	require.Equal(t, archive.MediaDeleted, it.State)
+	require.Equal(t, "+15550100", it.From)
+
+	// MarkDeleted without a claim changes nothing.
+	require.NoError(t, c.MarkArchived(ctx, run.ID, me2, archive.ArchivedCopy{
+		Size: 5, SHA256: sum, Store: "s3", Bucket: "b", Key: "k/" + me2}))
+	require.NoError(t, c.MarkDeleted(ctx, run, me2))
+	it, err = c.GetMedia(ctx, me2)
+	require.NoError(t, err)
+	require.Equal(t, archive.MediaArchived, it.State, "no claim, no deleted state")
+}
+
+// The database itself refuses a row that says archived without the proof.
+func TestSchemaRefusesArchivedWithoutProof(t *testing.T) {
+	t.Parallel()
+	pool := testenv.Postgres(t)
+	_, err := archive.Migrate(t.Context(), pool)
+	require.NoError(t, err)
+	c := archive.NewCatalog(pool)
+	seedMedia(t, c, false)
+	_, err = pool.Exec(t.Context(), `UPDATE media SET state = 'archived' WHERE sid = $1`, me1)
+	require.Error(t, err)
+	_, err = pool.Exec(t.Context(), `UPDATE media SET state = 'deleted', deleted_at = now(),
+		size_bytes = 1, sha256 = repeat('a', 64), object_key = 'k', archived_at = now() WHERE sid = $1`, me1)
+	require.Error(t, err, "deleted needs a verified copy")
+}
+
+// However many tasks finish together, the run ends exactly once, and as
+// failed when any media failed.
+func TestFinishRunIfDoneExactlyOnce(t *testing.T) {
+	t.Parallel()
+	c := newCatalog(t)
+	ctx := t.Context()
+	run := seedMedia(t, c, false)
+	done, err := c.FinishRunIfDone(ctx, run.ID)
+	require.NoError(t, err)
+	require.False(t, done, "two media are pending")
+
+	sum := sha256.Sum256([]byte("x"))
+	require.NoError(t, c.MarkArchived(ctx, run.ID, me1, archive.ArchivedCopy{Size: 1, SHA256: sum, Store: "s3", Bucket: "b", Key: "k1"}))
+	require.NoError(t, c.MarkFailed(ctx, run.ID, me2, "HTTP 403 from Twilio"))
+
+	var finished atomic.Int32
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			ok, err := c.FinishRunIfDone(ctx, run.ID)
+			if err == nil && ok {
+				finished.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	require.EqualValues(t, 1, finished.Load())
+	st, err := c.RunStatus(ctx, run.ID)
+	require.NoError(t, err)
+	require.Equal(t, archive.RunFailed, st.State)
+	require.Equal(t, 2, st.MediaFound)
+	require.Equal(t, 1, st.MediaArchived)
+	require.Equal(t, 1, st.MediaFailed)
+	require.Equal(t, int64(1), st.BytesArchived)
+	require.Equal(t, []archive.Failure{{SID: me2, Reason: "HTTP 403 from Twilio"}}, st.Failures)
+}
+
+func TestGetRunUnknown(t *testing.T) {
+	t.Parallel()
+	c := newCatalog(t)
+	_, err := c.GetRun(t.Context(), uuid.New())
+	require.ErrorIs(t, err, archive.ErrRunNotFound)
+}

@@ -1,0 +1,38 @@
+// Package archive is where media end up and the record of how they got
+// there: the object stores (S3Store, FileStore), the key layout, the spool
+// that hashes a download on its way, and the Postgres catalog. It is the
+// only package that builds object keys and SQL.
+//
+// # The order that makes a copy trustworthy
+//
+//	spool := NewSpool(SpoolConfig{})          // hashes and counts while Twilio streams
+//	io.Copy(spool, content)
+//	body, _ := spool.Reader()
+//	store.Put(ctx, PutInput{Key: ObjectKey(prefix, k), Size: spool.Size(), SHA256: spool.SHA256()}, body)
+//	                                          // create-only; S3 verifies x-amz-checksum-sha256
+//	catalog.MarkArchived(ctx, run, sid, ...)  // size, sha256, key: one transaction
+//
+// and, only when a run asked to delete:
+//
+//	Verify(ctx, store, key, size, sha)        // the store proves it holds those bytes, now
+//	catalog.ClaimDelete(ctx, sid, size, sha)  // the row still says exactly that
+//	twilio DELETE                             // only now
+//	catalog.MarkDeleted(ctx, run, sid)
+//
+// The schema backs this up: a row cannot say archived without size, SHA-256
+// and key, nor deleted without a verified copy and a claim.
+//
+// # Key layout
+//
+//	{prefix}/{AccountSid}/{yyyy}/{mm}/{dd}/{MessageSid}/{MediaSid}{.ext}
+//
+// The date is the message's date_sent in UTC, and the extension comes from
+// a fixed table (ExtensionFor), so the same media always has the same key.
+//
+// # Idempotence
+//
+// Objects are create-only: a Put repeated with the same bytes reports
+// Existed; different bytes at the same key are refused with ErrConflict,
+// never overwritten. Catalog updates are guarded by the state they move
+// from, so every step may run twice.
+package archive

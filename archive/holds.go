@@ -1,0 +1,171 @@
+package archive
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// ErrHeld is returned by ClaimDelete when a legal hold covers the media.
+var ErrHeld = errors.New("under legal hold")
+
+// ErrHoldNotFound is returned for an unknown or already released hold.
+var ErrHoldNotFound = errors.New("no active hold with that id")
+
+// Hold is a legal hold. It covers the messages named, or those from or to a
+// number, optionally only those sent in [Since, Until).
+type Hold struct {
+	ID            int64
+	Reason        string
+	MessageSIDs   []string
+	From, To      string
+	Since, Until  time.Time
+	CreatedBy     string
+	CreatedAt     time.Time
+	ReleasedAt    time.Time
+	ReleasedBy    string
+	ReleaseReason string
+}
+
+// AddHold places a hold and records it in the audit log, in one
+// transaction. From then on no run deletes a media it covers.
+func (c *Catalog) AddHold(ctx context.Context, h Hold) (Hold, error) {
+	if h.Reason == "" || h.CreatedBy == "" {
+		return Hold{}, errors.New("add hold: a reason and an actor are required")
+	}
+	var sids []string
+	if len(h.MessageSIDs) > 0 {
+		sids = h.MessageSIDs
+	}
+	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
+		if err := tx.QueryRow(ctx, `
+			INSERT INTO holds (reason, message_sids, from_number, to_number, since, until, created_by)
+			VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id, created_at`,
+			h.Reason, sids, nullString(h.From), nullString(h.To), nullTime(h.Since), nullTime(h.Until), h.CreatedBy).
+			Scan(&h.ID, &h.CreatedAt); err != nil {
+			return err
+		}
+		return audit(ctx, tx, h.CreatedBy, AuditHoldAdded, fmt.Sprint(h.ID), holdDetails(h))
+	})
+	if err != nil {
+		return Hold{}, fmt.Errorf("add hold: %w", err)
+	}
+	return h, nil
+}
+
+func holdDetails(h Hold) map[string]any {
+	d := map[string]any{"reason": h.Reason}
+	if len(h.MessageSIDs) > 0 {
+		d["message_sids"] = h.MessageSIDs
+	}
+	if h.From != "" {
+		d["from"] = h.From
+	}
+	if h.To != "" {
+		d["to"] = h.To
+	}
+	if !h.Since.IsZero() {
+		d["since"] = h.Since
+	}
+	if !h.Until.IsZero() {
+		d["until"] = h.Until
+	}
+	return d
+}
+
+// ReleaseHold releases an active hold and records it in the audit log.
+func (c *Catalog) ReleaseHold(ctx context.Context, id int64, actor, reason string) (Hold, error) {
+	if reason == "" || actor == "" {
+		return Hold{}, errors.New("release hold: a reason and an actor are required")
+	}
+	var h Hold
+	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `
+			UPDATE holds SET released_at = now(), released_by = $2, release_reason = $3
+			WHERE id = $1 AND released_at IS NULL`, id, actor, reason)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return ErrHoldNotFound
+		}
+		if h, err = getHold(ctx, tx, id); err != nil {
+			return err
+		}
+		return audit(ctx, tx, actor, AuditHoldReleased, fmt.Sprint(id), map[string]any{"reason": reason})
+	})
+	if err != nil {
+		return Hold{}, fmt.Errorf("release hold %d: %w", id, err)
+	}
+	return h, nil
+}
+
+const holdColumns = `id, reason, coalesce(message_sids, '{}'), coalesce(from_number, ''), coalesce(to_number, ''),
+	since, until, created_by, created_at, released_at, coalesce(released_by, ''), coalesce(release_reason, '')`
+
+func scanHold(row pgx.Row) (Hold, error) {
+	var h Hold
+	var since, until, released *time.Time
+	err := row.Scan(&h.ID, &h.Reason, &h.MessageSIDs, &h.From, &h.To, &since, &until,
+		&h.CreatedBy, &h.CreatedAt, &released, &h.ReleasedBy, &h.ReleaseReason)
+	h.Since, h.Until, h.ReleasedAt = deref(since), deref(until), deref(released)
+	return h, err
+}
+
+func getHold(ctx context.Context, tx pgx.Tx, id int64) (Hold, error) {
+	return scanHold(tx.QueryRow(ctx, `SELECT `+holdColumns+` FROM holds WHERE id = $1`, id))
+}
+
+// Holds lists holds, newest first; released ones too when all is set.
+func (c *Catalog) Holds(ctx context.Context, all bool) ([]Hold, error) {
+	rows, err := c.pool.Query(ctx, `SELECT `+holdColumns+` FROM holds
+		WHERE $1 OR released_at IS NULL ORDER BY id DESC`, all)
+	if err != nil {
+		return nil, fmt.Errorf("list holds: %w", err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Hold, error) { return scanHold(r) })
+}
+
+// HeldMedia lists the archived objects a hold covers (or covered, once
+// released), for setting or lifting S3 legal holds on them.
+func (c *Catalog) HeldMedia(ctx context.Context, holdID int64, fn func(sid, key, versionID string) error) error {
+	rows, err := c.pool.Query(ctx, `
+		SELECT m.sid, m.object_key, coalesce(m.version_id, '')
+		FROM holds h JOIN messages g ON (g.sid = ANY (h.message_sids) OR g.from_number = h.from_number OR g.to_number = h.to_number)
+		     AND (h.since IS NULL OR coalesce(g.date_sent, g.date_created) >= h.since)
+		     AND (h.until IS NULL OR coalesce(g.date_sent, g.date_created) < h.until)
+		JOIN media m ON m.message_sid = g.sid AND m.object_key IS NOT NULL
+		WHERE h.id = $1 ORDER BY m.sid`, holdID)
+	if err != nil {
+		return fmt.Errorf("media of hold %d: %w", holdID, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var sid, key, version string
+		if err := rows.Scan(&sid, &key, &version); err != nil {
+			return fmt.Errorf("media of hold %d: %w", holdID, err)
+		}
+		if err := fn(sid, key, version); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// MediaHeld reports whether an active hold covers a media now.
+func (c *Catalog) MediaHeld(ctx context.Context, sid string) (bool, error) {
+	var held bool
+	err := c.pool.QueryRow(ctx, `
+		SELECT held(g.sid, g.from_number, g.to_number, coalesce(g.date_sent, g.date_created))
+		FROM media m JOIN messages g ON g.sid = m.message_sid WHERE m.sid = $1`, sid).Scan(&held)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, fmt.Errorf("media %s: %w", sid, ErrMediaNotFound)
+	}
+	if err != nil {
+		return false, fmt.Errorf("media %s: %w", sid, err)
+	}
+	return held, nil
+}

@@ -1,0 +1,151 @@
+package archive
+
+import (
+	"strings"
+	"time"
+)
+
+// KeyInfo is what an object key is made of.
+type KeyInfo struct {
+	AccountSID  string
+	MessageSID  string
+	MediaSID    string
+	ContentType string
+	// DateSent is the message's date_sent. Twilio leaves it null on
+	// messages that were never sent; callers then pass its date_created.
+	DateSent time.Time
+}
+
+// ObjectKey returns the key under which a media is archived:
+//
+//	{prefix}/{AccountSid}/{yyyy}/{mm}/{dd}/{MessageSid}/{MediaSid}{.ext}
+//
+// for example
+//
+//	media/AC0123…/2024/03/09/MM89ab…/ME4567….jpg
+//
+// The date is the UTC date of the message's date_sent. The extension comes
+// from ExtensionFor(ContentType) and is absent for unknown types. Slashes at
+// either end of prefix are trimmed; an empty prefix gives a key without a
+// leading slash.
+//
+// This layout is a stable contract: archived objects are found again by it,
+// and the catalog stores keys built by it. Changing it (or the extension
+// table) strands every object already archived, so it is pinned by a golden
+// test. Add a new layout beside this one rather than editing it.
+func ObjectKey(prefix string, k KeyInfo) string {
+	d := k.DateSent.UTC()
+	var b strings.Builder
+	if p := strings.Trim(prefix, "/"); p != "" {
+		b.WriteString(p)
+		b.WriteByte('/')
+	}
+	b.WriteString(k.AccountSID)
+	b.WriteByte('/')
+	b.WriteString(d.Format("2006/01/02"))
+	b.WriteByte('/')
+	b.WriteString(k.MessageSID)
+	b.WriteByte('/')
+	b.WriteString(k.MediaSID)
+	b.WriteString(ExtensionFor(k.ContentType))
+	return b.String()
+}
+
+// ExtensionFor returns the file extension, with its leading dot, for a MIME
+// type of media Twilio carries (MMS, WhatsApp, Conversations), or "" for a
+// type not in its table. Parameters (";charset=…") and case are ignored.
+//
+// The table is fixed in code on purpose: mime.ExtensionsByType answers from
+// the operating system's MIME database, so the same media would get
+// different keys on different machines.
+func ExtensionFor(contentType string) string {
+	t, _, _ := strings.Cut(contentType, ";")
+	return extensions[asciiLower(strings.TrimSpace(t))]
+}
+
+// asciiLower lower-cases ASCII letters only: MIME types are ASCII, and
+// Unicode case folding would let look-alikes (the Kelvin sign for 'k') match.
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c >= 'A' && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
+}
+
+// extensions is part of the key layout contract (see ObjectKey): entries may
+// be added for types that had none, never changed or removed.
+var extensions = map[string]string{
+	// Images.
+	"image/jpeg":     ".jpg",
+	"image/jpg":      ".jpg",
+	"image/pjpeg":    ".jpg",
+	"image/png":      ".png",
+	"image/gif":      ".gif",
+	"image/webp":     ".webp",
+	"image/heic":     ".heic",
+	"image/heif":     ".heif",
+	"image/avif":     ".avif",
+	"image/bmp":      ".bmp",
+	"image/x-ms-bmp": ".bmp",
+	"image/tiff":     ".tiff",
+	"image/svg+xml":  ".svg",
+
+	// Video.
+	"video/mp4":       ".mp4",
+	"video/mpeg":      ".mpeg",
+	"video/3gpp":      ".3gp",
+	"video/3gpp2":     ".3g2",
+	"video/quicktime": ".mov",
+	"video/webm":      ".webm",
+	"video/h264":      ".h264",
+	"video/h263":      ".h263",
+	"video/x-msvideo": ".avi",
+
+	// Audio.
+	"audio/mpeg":     ".mp3",
+	"audio/mp3":      ".mp3",
+	"audio/amr":      ".amr",
+	"audio/ogg":      ".ogg",
+	"audio/opus":     ".opus",
+	"audio/aac":      ".aac",
+	"audio/wav":      ".wav",
+	"audio/wave":     ".wav",
+	"audio/x-wav":    ".wav",
+	"audio/vnd.wave": ".wav",
+	"audio/mp4":      ".m4a",
+	"audio/x-m4a":    ".m4a",
+	"audio/3gpp":     ".3gp",
+	"audio/webm":     ".weba",
+
+	// Text.
+	"text/plain":     ".txt",
+	"text/vcard":     ".vcf",
+	"text/x-vcard":   ".vcf",
+	"text/directory": ".vcf",
+	"text/calendar":  ".ics",
+	"text/csv":       ".csv",
+	"text/html":      ".html",
+	"text/xml":       ".xml",
+	"text/rtf":       ".rtf",
+
+	// Documents and archives.
+	"application/pdf":               ".pdf",
+	"application/zip":               ".zip",
+	"application/json":              ".json",
+	"application/xml":               ".xml",
+	"application/rtf":               ".rtf",
+	"application/vcard":             ".vcf",
+	"application/msword":            ".doc",
+	"application/vnd.ms-excel":      ".xls",
+	"application/vnd.ms-powerpoint": ".ppt",
+	"application/vnd.openxmlformats-officedocument.wordprocessingml.document":   ".docx",
+	"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet":         ".xlsx",
+	"application/vnd.openxmlformats-officedocument.presentationml.presentation": ".pptx",
+	"application/vnd.oasis.opendocument.text":                                   ".odt",
+	"application/vnd.oasis.opendocument.spreadsheet":                            ".ods",
+	"application/vnd.oasis.opendocument.presentation":                           ".odp",
+	"application/vnd.apple.pkpass":                                              ".pkpass",
+}

@@ -1,0 +1,278 @@
+package archive
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+// KindPolicy is a run started by a retention policy.
+const KindPolicy = "policy"
+
+// ErrPolicyNotFound is returned for an unknown policy name.
+var ErrPolicyNotFound = errors.New("no such policy")
+
+// Policy is a retention policy: at each tick of Schedule, archive messages
+// sent in [Watermark, tick − ArchiveAfter) and delete from Twilio the
+// archived media of messages sent before tick − DeleteAfter (when Delete).
+type Policy struct {
+	Name         string
+	AccountSID   string
+	Schedule     string
+	ArchiveAfter time.Duration
+	Delete       bool
+	DeleteAfter  time.Duration
+	Watermark    time.Time
+	From, To     string
+	LastTick     time.Time
+	CreatedBy    string
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+}
+
+const policyColumns = `name, account_sid, schedule, archive_after, delete_after IS NOT NULL,
+	coalesce(delete_after, '0'), watermark, coalesce(from_number, ''), coalesce(to_number, ''),
+	last_tick, created_by, created_at, updated_at`
+
+func scanPolicy(row pgx.Row) (Policy, error) {
+	var p Policy
+	var last *time.Time
+	err := row.Scan(&p.Name, &p.AccountSID, &p.Schedule, &p.ArchiveAfter, &p.Delete, &p.DeleteAfter,
+		&p.Watermark, &p.From, &p.To, &last, &p.CreatedBy, &p.CreatedAt, &p.UpdatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Policy{}, ErrPolicyNotFound
+	}
+	p.LastTick, p.Watermark = deref(last), p.Watermark.UTC()
+	return p, err
+}
+
+// SetPolicy creates or updates a policy and records which in the audit
+// log, in one transaction; it reports whether the policy was created. On an
+// update the watermark and last tick are kept unless p.Watermark is set:
+// changing a schedule must not skip or repeat what was archived.
+func (c *Catalog) SetPolicy(ctx context.Context, p Policy, actor string) (bool, error) {
+	var deleteAfter *time.Duration
+	if p.Delete {
+		deleteAfter = &p.DeleteAfter
+	}
+	var created bool
+	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
+		err := tx.QueryRow(ctx, `
+			INSERT INTO policies (name, account_sid, schedule, archive_after, delete_after, watermark,
+			                      from_number, to_number, created_by)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+			ON CONFLICT (name) DO UPDATE SET schedule = EXCLUDED.schedule,
+				archive_after = EXCLUDED.archive_after, delete_after = EXCLUDED.delete_after,
+				from_number = EXCLUDED.from_number, to_number = EXCLUDED.to_number,
+				watermark = CASE WHEN $10 THEN EXCLUDED.watermark ELSE policies.watermark END,
+				updated_at = now()
+			RETURNING (xmax = 0)`,
+			p.Name, p.AccountSID, p.Schedule, p.ArchiveAfter, deleteAfter, p.Watermark,
+			nullString(p.From), nullString(p.To), actor, !p.Watermark.IsZero()).Scan(&created)
+		if err != nil {
+			return err
+		}
+		action := AuditPolicyChanged
+		if created {
+			action = AuditPolicyCreated
+		}
+		d := map[string]any{"schedule": p.Schedule, "archive_after": p.ArchiveAfter.String(), "account_sid": p.AccountSID}
+		if p.Delete {
+			d["delete_after"] = p.DeleteAfter.String()
+		}
+		if !p.Watermark.IsZero() {
+			d["start"] = p.Watermark
+		}
+		if p.From != "" {
+			d["from"] = p.From
+		}
+		if p.To != "" {
+			d["to"] = p.To
+		}
+		return audit(ctx, tx, actor, action, p.Name, d)
+	})
+	if err != nil {
+		return false, fmt.Errorf("set policy %s: %w", p.Name, err)
+	}
+	return created, nil
+}
+
+// RemovePolicy removes a policy (its runs stay) and records it.
+func (c *Catalog) RemovePolicy(ctx context.Context, name, actor string) error {
+	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `DELETE FROM policies WHERE name = $1`, name)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return ErrPolicyNotFound
+		}
+		return audit(ctx, tx, actor, AuditPolicyRemoved, name, nil)
+	})
+	if err != nil {
+		return fmt.Errorf("remove policy %s: %w", name, err)
+	}
+	return nil
+}
+
+// GetPolicy returns one policy.
+func (c *Catalog) GetPolicy(ctx context.Context, name string) (Policy, error) {
+	p, err := scanPolicy(c.pool.QueryRow(ctx, `SELECT `+policyColumns+` FROM policies WHERE name = $1`, name))
+	if err != nil {
+		return Policy{}, fmt.Errorf("policy %s: %w", name, err)
+	}
+	return p, nil
+}
+
+// Policies lists the policies of an account ("" for all), by name.
+func (c *Catalog) Policies(ctx context.Context, account string) ([]Policy, error) {
+	rows, err := c.pool.Query(ctx, `SELECT `+policyColumns+` FROM policies
+		WHERE $1 = '' OR account_sid = $1 ORDER BY name`, account)
+	if err != nil {
+		return nil, fmt.Errorf("list policies: %w", err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Policy, error) { return scanPolicy(r) })
+}
+
+// StartPolicyRun records the run of a policy's tick, exactly once however
+// many workers ask: the policy row is locked, a tick at or before its last
+// one is refused, and a unique index on (policy, tick) backs that up. The
+// run archives from the watermark, or from where a run still going will
+// stop, so two runs of a policy never list the same window at once. A
+// manual run (enqueue policy run) has no tick to compare: now is its tick.
+// It reports whether this call created the run.
+func (c *Catalog) StartPolicyRun(ctx context.Context, name string, tick time.Time, manual bool, actor string) (Run, bool, error) {
+	var id uuid.UUID
+	created := false
+	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
+		p, err := scanPolicy(tx.QueryRow(ctx, `SELECT `+policyColumns+` FROM policies WHERE name = $1 FOR UPDATE`, name))
+		if err != nil {
+			return err
+		}
+		if !manual && !p.LastTick.IsZero() && !tick.After(p.LastTick) {
+			return nil // another worker started this tick
+		}
+		var busyUntil *time.Time
+		if err := tx.QueryRow(ctx, `SELECT max(until) FROM runs
+			WHERE policy_name = $1 AND state IN ('queued', 'running')`, name).Scan(&busyUntil); err != nil {
+			return err
+		}
+		since := p.Watermark
+		if busyUntil != nil && busyUntil.After(since) {
+			since = *busyUntil
+		}
+		until := tick.Add(-p.ArchiveAfter)
+		spec := RunSpec{Kind: KindPolicy, AccountSID: p.AccountSID, From: p.From, To: p.To, Delete: p.Delete, Actor: actor}
+		if since.Before(until) {
+			spec.Since, spec.Until = since, until
+		}
+		var deleteBefore *time.Time
+		if p.Delete {
+			t := tick.Add(-p.DeleteAfter)
+			deleteBefore = &t
+		}
+		if id, err = insertRun(ctx, tx, spec, &p.Name, &tick, deleteBefore); err != nil {
+			return err
+		}
+		if !manual {
+			if _, err := tx.Exec(ctx, `UPDATE policies SET last_tick = $2 WHERE name = $1`, name, tick); err != nil {
+				return err
+			}
+		}
+		created = true
+		return nil
+	})
+	if err != nil {
+		return Run{}, false, fmt.Errorf("start run of policy %s: %w", name, err)
+	}
+	if !created {
+		return Run{}, false, nil
+	}
+	run, err := c.GetRun(ctx, id)
+	return run, err == nil, err
+}
+
+// advanceWatermark moves a policy's watermark over every succeeded run
+// that starts at or before it, in the transaction that finished a run. A
+// failed run leaves a gap the watermark does not cross, so the next tick
+// covers it again.
+func advanceWatermark(ctx context.Context, tx pgx.Tx, policy string) error {
+	for range 1000 {
+		tag, err := tx.Exec(ctx, `
+			UPDATE policies p SET watermark = r.until, updated_at = now()
+			FROM (SELECT max(until) AS until FROM runs r, policies p
+			      WHERE r.policy_name = $1 AND p.name = $1 AND r.state = 'succeeded'
+			        AND r.since <= p.watermark AND r.until > p.watermark) r
+			WHERE p.name = $1 AND r.until IS NOT NULL`, policy)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return nil
+		}
+	}
+	return nil
+}
+
+// SeedDeletes joins to a policy run every archived media of its account
+// (and filters) whose message was sent before the run's delete_before, so
+// they are deleted by this run. Media joined already keep their state.
+func (c *Catalog) SeedDeletes(ctx context.Context, run Run) (int64, error) {
+	if !run.Delete || run.DeleteBefore.IsZero() {
+		return 0, nil
+	}
+	// updated_at in the past: the reconciler queues them at once.
+	tag, err := c.pool.Exec(ctx, `
+		INSERT INTO run_media (run_id, media_sid, message_sid, state, delete_wanted, reused, updated_at)
+		SELECT $1, m.sid, m.message_sid, 'archived', true, true, '-infinity'
+		FROM media m JOIN messages g ON g.sid = m.message_sid
+		WHERE m.state = 'archived' AND m.account_sid = $2
+		  AND coalesce(g.date_sent, g.date_created) < $3
+		  AND ($4 = '' OR g.from_number = $4) AND ($5 = '' OR g.to_number = $5)
+		ON CONFLICT (run_id, media_sid) DO NOTHING`,
+		run.ID, run.AccountSID, run.DeleteBefore, run.From, run.To)
+	if err != nil {
+		return 0, fmt.Errorf("seed deletes of run %s: %w", run.ID, err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+// PolicyHealth is what an operator needs to know about a policy against
+// Twilio's 13-month purge.
+type PolicyHealth struct {
+	Policy
+	LastRun        *Run
+	WatermarkAge   time.Duration
+	OldestUnsaved  time.Time // date of the oldest media not archived (pending or failed); zero if none
+	OldestUnsavedN int       // how many such media
+}
+
+// PolicyHealth reports a policy's last run, and the ages that tell whether
+// Twilio may purge media before they are archived.
+func (c *Catalog) PolicyHealth(ctx context.Context, p Policy, now time.Time) (PolicyHealth, error) {
+	h := PolicyHealth{Policy: p, WatermarkAge: now.Sub(p.Watermark)}
+	last, err := scanRun(c.pool.QueryRow(ctx, `SELECT `+runColumns+` FROM runs
+		WHERE policy_name = $1 ORDER BY created_at DESC LIMIT 1`, p.Name))
+	switch {
+	case err == nil:
+		h.LastRun = &last
+	case !errors.Is(err, ErrRunNotFound):
+		return h, fmt.Errorf("health of policy %s: %w", p.Name, err)
+	}
+	var oldest *time.Time
+	err = c.pool.QueryRow(ctx, `
+		SELECT min(coalesce(g.date_sent, g.date_created)), count(*)
+		FROM media m JOIN messages g ON g.sid = m.message_sid
+		WHERE m.state IN ('pending', 'failed') AND m.account_sid = $1
+		  AND ($2 = '' OR g.from_number = $2) AND ($3 = '' OR g.to_number = $3)`,
+		p.AccountSID, p.From, p.To).Scan(&oldest, &h.OldestUnsavedN)
+	if err != nil {
+		return h, fmt.Errorf("health of policy %s: %w", p.Name, err)
+	}
+	h.OldestUnsaved = deref(oldest)
+	return h, nil
+}

@@ -1,0 +1,447 @@
+package testenv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+)
+
+// Credentials and region of the test gateway. They are test constants, not
+// secrets: the gateway listens on loopback only and lives as long as the test
+// process.
+const (
+	S3AccessKey = "mediasynctest"
+	S3SecretKey = "mediasync-test-secret-not-a-real-one"
+	S3Region    = "us-east-1"
+)
+
+// versitygwStartTimeout bounds how long a gateway may take to answer its
+// health check. It starts in well under a second; the margin is for loaded CI
+// machines.
+const versitygwStartTimeout = 30 * time.Second
+
+// S3Server is a running versitygw gateway shared by every test in the process.
+type S3Server struct {
+	// Endpoint is the gateway's base URL, e.g. "http://127.0.0.1:40123".
+	// Clients must use path-style addressing.
+	Endpoint  string
+	AccessKey string
+	SecretKey string
+	Region    string
+	// DataDir is the root of the posix backend: the object key "a/b" of bucket
+	// "bkt" is the file DataDir/bkt/a/b. Tests that simulate bit rot or
+	// tampering edit files here.
+	DataDir string
+}
+
+// Credentials returns a provider of the gateway's static test credentials.
+func (s *S3Server) Credentials() aws.CredentialsProvider {
+	return credentials.NewStaticCredentialsProvider(s.AccessKey, s.SecretKey, "")
+}
+
+// Client returns an S3 client for the gateway, configured only from the
+// server's fields (never from the environment or ~/.aws), with path-style
+// addressing.
+func (s *S3Server) Client(t testing.TB) *s3.Client {
+	t.Helper()
+	return s3.New(s3.Options{
+		Region:       s.Region,
+		Credentials:  s.Credentials(),
+		BaseEndpoint: aws.String(s.Endpoint),
+		UsePathStyle: true,
+	})
+}
+
+var (
+	s3Once   sync.Once
+	s3Server *S3Server
+	s3Err    error
+)
+
+// S3 returns the process's versitygw gateway, starting it on first use. The
+// gateway is killed when the test process exits, however it exits (the child
+// gets SIGKILL from the kernel when its parent thread dies). A missing binary
+// or a failed start fails the test.
+func S3(t testing.TB) *S3Server {
+	t.Helper()
+	s3Once.Do(func() { s3Server, s3Err = startVersityGW() })
+	if s3Err != nil {
+		t.Fatalf("testenv: S3 test server: %v", s3Err)
+	}
+	return s3Server
+}
+
+func startVersityGW() (*S3Server, error) {
+	bin, err := versitygwBinary()
+	if err != nil {
+		return nil, err
+	}
+	base := filepath.Join(os.TempDir(), "mediasync-testenv")
+	if err := os.MkdirAll(base, 0o700); err != nil {
+		return nil, fmt.Errorf("create %s: %w", base, err)
+	}
+	reapVersityGWDirs(base)
+	dir, err := os.MkdirTemp(base, "vgw-"+strconv.Itoa(os.Getpid())+"-")
+	if err != nil {
+		return nil, fmt.Errorf("create gateway directory: %w", err)
+	}
+	data := filepath.Join(dir, "data")
+	// versitygw requires the versioning directory to lie outside the root.
+	versions := filepath.Join(dir, "versions")
+	for _, d := range []string{data, versions} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			return nil, fmt.Errorf("create gateway directory: %w", err)
+		}
+	}
+
+	// Another process can take the free port between our probe and the
+	// gateway's bind; a few attempts make that race harmless.
+	var lastErr error
+	for range 3 {
+		port, err := freeLoopbackPort()
+		if err != nil {
+			return nil, err
+		}
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		if _, _, lastErr = runVersityGW(bin, addr, dir, data, versions); lastErr == nil {
+			return &S3Server{
+				Endpoint:  "http://" + addr,
+				AccessKey: S3AccessKey,
+				SecretKey: S3SecretKey,
+				Region:    S3Region,
+				DataDir:   data,
+			}, nil
+		}
+	}
+	return nil, lastErr
+}
+
+// runVersityGW starts the gateway and returns once it answers its health
+// check, with the tail of its output.
+func runVersityGW(bin, addr, home, data, versions string) (*child, *tailBuffer, error) {
+	out := &tailBuffer{max: 8 << 10}
+	cmd := exec.Command(bin,
+		"--port", addr,
+		"--access", S3AccessKey,
+		"--secret", S3SecretKey,
+		"--region", S3Region,
+		"--health", "/healthz",
+		"--keep-alive",
+		"-q",
+		"posix", "--versioning-dir", versions, data,
+	)
+	// A minimal environment: the developer's VGW_* or ROOT_* variables must
+	// not change the gateway under test.
+	cmd.Env = []string{"HOME=" + home, "TMPDIR=" + os.TempDir(), "PATH=" + os.Getenv("PATH")}
+	cmd.Stdout = out
+	cmd.Stderr = out
+	proc, err := startChild(cmd)
+	if err != nil {
+		return nil, nil, err
+	}
+	client := &http.Client{Timeout: time.Second}
+	err = proc.waitReady("versitygw on "+addr, versitygwStartTimeout, out, func() error {
+		return healthy(client, "http://"+addr+"/healthz")
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return proc, out, nil
+}
+
+// versitygwBinary finds the gateway: $VERSITYGW, then the repository's
+// .tools/bin, then PATH.
+func versitygwBinary() (string, error) {
+	if p := os.Getenv("VERSITYGW"); p != "" {
+		if _, err := os.Stat(p); err != nil {
+			return "", fmt.Errorf("VERSITYGW=%q: %w", p, err)
+		}
+		return p, nil
+	}
+	if root, ok := versitygwRepoRoot(); ok {
+		p := filepath.Join(root, ".tools", "bin", "versitygw")
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	if p, err := exec.LookPath("versitygw"); err == nil {
+		return p, nil
+	}
+	return "", errors.New("versitygw not found: run `make tools` (or set VERSITYGW to the binary)")
+}
+
+// versitygwRepoRoot walks up from the working directory (the package
+// directory under go test) to the directory holding go.mod.
+func versitygwRepoRoot() (string, bool) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", false
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, true
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", false
+		}
+		dir = parent
+	}
+}
+
+func freeLoopbackPort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("find a free loopback port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// reapVersityGWDirs removes the directories of gateways whose test process is
+// gone. Each process names its directory vgw-<pid>-<random>, and the gateway
+// dies with its process, so a directory whose pid no longer runs is garbage.
+func reapVersityGWDirs(base string) { reapDirs(base, "vgw-") }
+
+// reapDirs removes the directories <prefix><pid>-<random> in base whose
+// process is gone.
+func reapDirs(base, prefix string) {
+	entries, err := os.ReadDir(base)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		rest, ok := strings.CutPrefix(e.Name(), prefix)
+		if !ok || !e.IsDir() {
+			continue
+		}
+		pidStr, _, ok := strings.Cut(rest, "-")
+		if !ok {
+			continue
+		}
+		pid, err := strconv.Atoi(pidStr)
+		if err != nil || pid <= 0 || pid == os.Getpid() {
+			continue
+		}
+		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+			_ = os.RemoveAll(filepath.Join(base, e.Name()))
+		}
+	}
+}
+
+// tailBuffer keeps the last max bytes written to it, for error messages.
+type tailBuffer struct {
+	mu  sync.Mutex
+	max int
+	b   []byte
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.b = append(t.b, p...)
+	if over := len(t.b) - t.max; over > 0 {
+		t.b = append(t.b[:0], t.b[over:]...)
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(t.b)
+}
+
+// BucketOption configures a bucket made by Bucket.
+type BucketOption func(*bucketOptions)
+
+type bucketOptions struct {
+	objectLock bool
+	versioning bool
+}
+
+// WithObjectLock creates the bucket with Object Lock enabled (which also
+// enables versioning). Use GOVERNANCE retention in tests: cleanup bypasses
+// it, but nothing can remove a COMPLIANCE-locked version before it expires.
+func WithObjectLock() BucketOption { return func(o *bucketOptions) { o.objectLock = true } }
+
+// WithVersioning turns versioning on for the bucket.
+func WithVersioning() BucketOption { return func(o *bucketOptions) { o.versioning = true } }
+
+var bucketSeq atomic.Int64
+
+// Bucket creates a new, empty bucket on the test gateway, named after the
+// test, and returns its name. When the test ends every object version, delete
+// marker and unfinished multipart upload in it is removed, then the bucket.
+func Bucket(t testing.TB, opts ...BucketOption) string {
+	t.Helper()
+	return BucketOn(t, S3(t), opts...)
+}
+
+// BucketOn is Bucket on a given gateway (a test's own, e.g. one it stops
+// and starts again).
+func BucketOn(t testing.TB, srv *S3Server, opts ...BucketOption) string {
+	t.Helper()
+	var o bucketOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	client := srv.Client(t)
+	name := bucketName(t.Name(), bucketSeq.Add(1))
+	ctx := t.Context()
+
+	in := &s3.CreateBucketInput{Bucket: aws.String(name)}
+	if o.objectLock {
+		in.ObjectLockEnabledForBucket = aws.Bool(true)
+	}
+	// A fresh name must not exist: if it does, another test owns it, and
+	// sharing it would make both tests lie.
+	if _, err := client.CreateBucket(ctx, in); err != nil {
+		t.Fatalf("testenv: create bucket %q: %v", name, err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		if err := removeBucket(ctx, client, name); err != nil {
+			t.Errorf("testenv: remove bucket %q: %v", name, err)
+		}
+	})
+	if o.versioning && !o.objectLock {
+		_, err := client.PutBucketVersioning(ctx, &s3.PutBucketVersioningInput{
+			Bucket:                  aws.String(name),
+			VersioningConfiguration: &types.VersioningConfiguration{Status: types.BucketVersioningStatusEnabled},
+		})
+		if err != nil {
+			t.Fatalf("testenv: enable versioning on bucket %q: %v", name, err)
+		}
+	}
+	return name
+}
+
+// bucketName turns a test name into a valid, process-unique bucket name:
+// 3-63 characters of lower-case letters, digits and hyphens, beginning and
+// ending with a letter or digit.
+func bucketName(testName string, seq int64) string {
+	suffix := "-" + strconv.FormatInt(seq, 10)
+	var b strings.Builder
+	dash := false
+	for _, r := range strings.ToLower(testName) {
+		ok := r >= 'a' && r <= 'z' || r >= '0' && r <= '9'
+		switch {
+		case ok:
+			b.WriteRune(r)
+			dash = false
+		case !dash && b.Len() > 0:
+			b.WriteByte('-')
+			dash = true
+		}
+	}
+	stem := strings.Trim(b.String(), "-")
+	limit := 63 - len(suffix)
+	if len(stem) > limit {
+		stem = strings.TrimRight(stem[:limit], "-")
+	}
+	// Reserved prefixes (xn--, sthree-) and an empty stem get a neutral one.
+	if stem == "" || strings.HasPrefix(stem, "xn") || strings.HasPrefix(stem, "sthree") {
+		stem = "b" + stem
+		if len(stem) > limit {
+			stem = strings.TrimRight(stem[:limit], "-")
+		}
+	}
+	return stem + suffix
+}
+
+// removeBucket deletes every version, delete marker, current object and
+// unfinished upload in the bucket, then the bucket itself.
+func removeBucket(ctx context.Context, client *s3.Client, bucket string) error {
+	var errs []error
+	versions := s3.NewListObjectVersionsPaginator(client, &s3.ListObjectVersionsInput{Bucket: aws.String(bucket)})
+	for versions.HasMorePages() {
+		page, err := versions.NextPage(ctx)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("list versions: %w", err))
+			break
+		}
+		for _, v := range page.Versions {
+			errs = append(errs, deleteVersion(ctx, client, bucket, v.Key, v.VersionId))
+		}
+		for _, m := range page.DeleteMarkers {
+			errs = append(errs, deleteVersion(ctx, client, bucket, m.Key, m.VersionId))
+		}
+	}
+	objects := s3.NewListObjectsV2Paginator(client, &s3.ListObjectsV2Input{Bucket: aws.String(bucket)})
+	for objects.HasMorePages() {
+		page, err := objects.NextPage(ctx)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("list objects: %w", err))
+			break
+		}
+		for _, o := range page.Contents {
+			errs = append(errs, deleteVersion(ctx, client, bucket, o.Key, nil))
+		}
+	}
+	uploads, err := client.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: aws.String(bucket)})
+	if err != nil {
+		errs = append(errs, fmt.Errorf("list multipart uploads: %w", err))
+	} else {
+		for _, u := range uploads.Uploads {
+			_, err := client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
+				Bucket: aws.String(bucket), Key: u.Key, UploadId: u.UploadId,
+			})
+			if err != nil {
+				errs = append(errs, fmt.Errorf("abort upload of %q: %w", aws.ToString(u.Key), err))
+			}
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	if _, err := client.DeleteBucket(ctx, &s3.DeleteBucketInput{Bucket: aws.String(bucket)}); err != nil {
+		return fmt.Errorf("delete bucket: %w", err)
+	}
+	return nil
+}
+
+// deleteVersion removes one object version, lifting a legal hold and
+// bypassing GOVERNANCE retention if need be.
+func deleteVersion(ctx context.Context, client *s3.Client, bucket string, key, versionID *string) error {
+	del := func() error {
+		_, err := client.DeleteObject(ctx, &s3.DeleteObjectInput{
+			Bucket: aws.String(bucket), Key: key, VersionId: versionID,
+			BypassGovernanceRetention: aws.Bool(true),
+		})
+		return err
+	}
+	err := del()
+	if err == nil {
+		return nil
+	}
+	_, holdErr := client.PutObjectLegalHold(ctx, &s3.PutObjectLegalHoldInput{
+		Bucket: aws.String(bucket), Key: key, VersionId: versionID,
+		LegalHold: &types.ObjectLockLegalHold{Status: types.ObjectLockLegalHoldStatusOff},
+	})
+	if holdErr != nil {
+		return fmt.Errorf("delete %q version %q: %w", aws.ToString(key), aws.ToString(versionID), err)
+	}
+	if err := del(); err != nil {
+		return fmt.Errorf("delete %q version %q: %w", aws.ToString(key), aws.ToString(versionID), err)
+	}
+	return nil
+}

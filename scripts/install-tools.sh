@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# install-tools.sh: installs what the tests and the demo need that is not Go
+# source of this module, into .tools/bin (ignored by git), so a fresh machine
+# needs nothing installed by hand. Idempotent: a tool already at the pinned
+# version is kept.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+bin="$root/.tools/bin"
+mkdir -p "$bin"
+
+# versitygw: a real S3-compatible server (posix backend) for tests and demo.
+# It checks SigV4 signatures and SHA-256 checksums, and supports Object Lock.
+VERSITYGW_VERSION=v1.8.0
+stamp="$bin/.versitygw-$VERSITYGW_VERSION"
+if [ ! -x "$bin/versitygw" ] || [ ! -f "$stamp" ]; then
+  echo "install-tools: building versitygw $VERSITYGW_VERSION (about 2 min on a cold module cache)" >&2
+  GOBIN="$bin" go install "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION"
+  rm -f "$bin"/.versitygw-*
+  touch "$stamp"
+fi
