@@ -1,0 +1,239 @@
+// Package config reads mediasync's configuration from the environment, once,
+// in each program's main. Variable names are those Twilio's and AWS's own
+// tools use. An error names the variable, and names its value only when the
+// value is not a secret.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mediasync/mediasync/internal/schedule"
+)
+
+// Config is everything the worker and the CLI need.
+type Config struct {
+	Twilio Twilio
+
+	// RedisURL is the Asynq broker and the home of the shared rate limit:
+	// redis://host:port/db (REDIS_URL). Defaults to redis://127.0.0.1:6379/0.
+	RedisURL string
+	// DatabaseURL is the Postgres catalog (DATABASE_URL). Required.
+	DatabaseURL string
+	// ArchiveURL is where media go: s3://bucket/prefix?region=…&endpoint=…
+	// or file:///dir (ARCHIVE_URL). Required by the worker.
+	ArchiveURL string
+
+	// Namespace prefixes the Asynq queues and mediasync's Redis keys, so
+	// several deployments can share one Redis (MEDIASYNC_NAMESPACE).
+	// Defaults to "mediasync".
+	Namespace string
+	// Concurrency is how many tasks one worker runs at once
+	// (WORKER_CONCURRENCY). Defaults to 16.
+	Concurrency int
+	// SpoolDir holds downloads larger than the in-memory spool while they are
+	// hashed and uploaded (MEDIASYNC_SPOOL_DIR). Defaults to the OS temp dir.
+	SpoolDir string
+	// ShutdownTimeout is how long a stopping worker lets tasks finish before
+	// handing them back to the queue (WORKER_SHUTDOWN_TIMEOUT). Defaults to 25s.
+	ShutdownTimeout time.Duration
+	// LogFormat is json or console (LOG_FORMAT); LogLevel is debug, info,
+	// warn or error (LOG_LEVEL).
+	LogFormat, LogLevel string
+	// ObjectLock is the S3 Object Lock mode every archived object is written
+	// with, GOVERNANCE or COMPLIANCE (ARCHIVE_OBJECT_LOCK), for Retention
+	// (ARCHIVE_RETENTION, e.g. 2555d); "" for none. The bucket must have
+	// Object Lock enabled: the worker refuses to start otherwise.
+	ObjectLock string
+	Retention  time.Duration
+
+	// ClockOffset shifts the clock of policy ticks
+	// (MEDIASYNC_CLOCK_OFFSET, e.g. 72h): for tests and drills of catch-up
+	// after downtime only. Defaults to 0.
+	ClockOffset time.Duration
+}
+
+// Twilio holds the account and credentials. Either AuthToken, or APIKey with
+// APISecret, is set.
+type Twilio struct {
+	AccountSID string // TWILIO_ACCOUNT_SID
+	AuthToken  string // TWILIO_AUTH_TOKEN (secret)
+	APIKey     string // TWILIO_API_KEY (SK…)
+	APISecret  string // TWILIO_API_SECRET (secret)
+
+	APIURL           string // TWILIO_API_URL, default https://api.twilio.com
+	ConversationsURL string // TWILIO_CONVERSATIONS_URL, default https://conversations.twilio.com
+	MCSURL           string // TWILIO_MCS_URL, default https://mcs.us1.twilio.com
+
+	// MaxConcurrency bounds the account's requests in flight across every
+	// worker (TWILIO_MAX_CONCURRENCY). Defaults to 20.
+	MaxConcurrency int
+	// MaxRPS bounds the account's requests per second across every worker
+	// (TWILIO_MAX_RPS); 0 means no rate bound beyond concurrency.
+	MaxRPS float64
+}
+
+// Need says which parts of the configuration a program cannot run without.
+type Need struct {
+	TwilioCredentials bool // the worker calls Twilio; the CLI only names the account
+	Archive           bool
+}
+
+var (
+	accountSIDRe = regexp.MustCompile(`^AC[0-9a-fA-F]{32}$`)
+	apiKeyRe     = regexp.MustCompile(`^SK[0-9a-fA-F]{32}$`)
+	namespaceRe  = regexp.MustCompile(`^[A-Za-z0-9_-]{1,40}$`)
+)
+
+// FromEnv reads the configuration from the process environment.
+func FromEnv(need Need) (Config, error) { return Load(os.Getenv, need) }
+
+// Load reads the configuration through getenv; all problems are reported
+// together, one per line, so an operator fixes them in one go.
+func Load(getenv func(string) string, need Need) (Config, error) {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	get := func(name, def string) string {
+		if v := strings.TrimSpace(getenv(name)); v != "" {
+			return v
+		}
+		return def
+	}
+
+	c := Config{
+		RedisURL:    get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+		DatabaseURL: get("DATABASE_URL", ""),
+		ArchiveURL:  get("ARCHIVE_URL", ""),
+		Namespace:   get("MEDIASYNC_NAMESPACE", "mediasync"),
+		SpoolDir:    get("MEDIASYNC_SPOOL_DIR", os.TempDir()),
+		LogFormat:   get("LOG_FORMAT", "json"),
+		LogLevel:    get("LOG_LEVEL", "info"),
+		Twilio: Twilio{
+			AccountSID:       get("TWILIO_ACCOUNT_SID", ""),
+			AuthToken:        get("TWILIO_AUTH_TOKEN", ""),
+			APIKey:           get("TWILIO_API_KEY", ""),
+			APISecret:        get("TWILIO_API_SECRET", ""),
+			APIURL:           get("TWILIO_API_URL", "https://api.twilio.com"),
+			ConversationsURL: get("TWILIO_CONVERSATIONS_URL", "https://conversations.twilio.com"),
+			MCSURL:           get("TWILIO_MCS_URL", "https://mcs.us1.twilio.com"),
+		},
+	}
+
+	var err error
+	if c.Concurrency, err = positiveInt(get("WORKER_CONCURRENCY", "16")); err != nil {
+		bad("WORKER_CONCURRENCY: %v", err)
+	}
+	if c.Twilio.MaxConcurrency, err = positiveInt(get("TWILIO_MAX_CONCURRENCY", "20")); err != nil {
+		bad("TWILIO_MAX_CONCURRENCY: %v", err)
+	}
+	if v := get("TWILIO_MAX_RPS", "0"); v != "" {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || f < 0 {
+			bad("TWILIO_MAX_RPS: %q is not a number ≥ 0", v)
+		}
+		c.Twilio.MaxRPS = f
+	}
+	c.ObjectLock = strings.ToUpper(get("ARCHIVE_OBJECT_LOCK", ""))
+	switch c.ObjectLock {
+	case "":
+		if get("ARCHIVE_RETENTION", "") != "" {
+			bad("ARCHIVE_RETENTION is set but ARCHIVE_OBJECT_LOCK is not (GOVERNANCE or COMPLIANCE)")
+		}
+	case "GOVERNANCE", "COMPLIANCE":
+		if c.Retention, err = schedule.ParseDuration(get("ARCHIVE_RETENTION", "")); err != nil || c.Retention <= 0 {
+			bad("ARCHIVE_RETENTION: %q must be a duration like 2555d with ARCHIVE_OBJECT_LOCK=%s", get("ARCHIVE_RETENTION", ""), c.ObjectLock)
+		}
+	default:
+		bad("ARCHIVE_OBJECT_LOCK: %q (want GOVERNANCE or COMPLIANCE)", c.ObjectLock)
+	}
+	if c.ClockOffset, err = time.ParseDuration(get("MEDIASYNC_CLOCK_OFFSET", "0s")); err != nil {
+		bad("MEDIASYNC_CLOCK_OFFSET: %q is not a duration like 72h", get("MEDIASYNC_CLOCK_OFFSET", ""))
+	}
+	if c.ShutdownTimeout, err = time.ParseDuration(get("WORKER_SHUTDOWN_TIMEOUT", "25s")); err != nil || c.ShutdownTimeout < 0 {
+		bad("WORKER_SHUTDOWN_TIMEOUT: %q is not a duration like 25s", get("WORKER_SHUTDOWN_TIMEOUT", ""))
+	}
+
+	switch {
+	case c.Twilio.AccountSID == "":
+		bad("TWILIO_ACCOUNT_SID is not set")
+	case !accountSIDRe.MatchString(c.Twilio.AccountSID):
+		bad("TWILIO_ACCOUNT_SID: %q is not an account SID (AC followed by 32 hex digits)", c.Twilio.AccountSID)
+	}
+	if need.TwilioCredentials {
+		switch {
+		case c.Twilio.AuthToken != "" && c.Twilio.APIKey != "":
+			bad("set either TWILIO_AUTH_TOKEN or TWILIO_API_KEY with TWILIO_API_SECRET, not both")
+		case c.Twilio.APIKey != "":
+			if !apiKeyRe.MatchString(c.Twilio.APIKey) {
+				bad("TWILIO_API_KEY: %q is not an API key SID (SK followed by 32 hex digits)", c.Twilio.APIKey)
+			}
+			if c.Twilio.APISecret == "" {
+				bad("TWILIO_API_SECRET is not set (needed with TWILIO_API_KEY)")
+			}
+		case c.Twilio.AuthToken == "":
+			bad("no Twilio credentials: set TWILIO_AUTH_TOKEN, or TWILIO_API_KEY and TWILIO_API_SECRET")
+		}
+	}
+	for _, u := range []struct{ name, val string }{
+		{"TWILIO_API_URL", c.Twilio.APIURL},
+		{"TWILIO_CONVERSATIONS_URL", c.Twilio.ConversationsURL},
+		{"TWILIO_MCS_URL", c.Twilio.MCSURL},
+	} {
+		if err := httpURL(u.val); err != nil {
+			bad("%s: %v", u.name, err)
+		}
+	}
+
+	if c.DatabaseURL == "" {
+		bad("DATABASE_URL is not set (a Postgres URL such as postgres://user@host:5432/mediasync)")
+	} else if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		// The URL may carry a password: never echo it.
+		bad("DATABASE_URL: not a postgres:// URL")
+	}
+	if u, err := url.Parse(c.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") {
+		bad("REDIS_URL: not a redis:// or rediss:// URL")
+	}
+	if need.Archive && c.ArchiveURL == "" {
+		bad("ARCHIVE_URL is not set (s3://bucket/prefix?region=… or file:///dir)")
+	}
+	if !namespaceRe.MatchString(c.Namespace) {
+		bad("MEDIASYNC_NAMESPACE: %q must be 1-40 letters, digits, - or _", c.Namespace)
+	}
+	switch c.LogFormat {
+	case "json", "console":
+	default:
+		bad("LOG_FORMAT: %q (want json or console)", c.LogFormat)
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("LOG_LEVEL: %q (want debug, info, warn or error)", c.LogLevel)
+	}
+	return c, errors.Join(errs...)
+}
+
+func positiveInt(s string) (int, error) {
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 {
+		return 0, fmt.Errorf("%q is not a whole number ≥ 1", s)
+	}
+	return n, nil
+}
+
+func httpURL(s string) error {
+	u, err := url.Parse(s)
+	if err == nil && u.User != nil {
+		// Checked first so the value, which holds a secret, is never echoed.
+		return errors.New("must not carry credentials (use TWILIO_AUTH_TOKEN or TWILIO_API_KEY)")
+	}
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%q is not an http(s) URL", s)
+	}
+	return nil
+}
