@@ -1,0 +1,44 @@
+// Package jobs holds mediasync's Asynq task types and their handlers: the
+// steps of a run, each idempotent, with Postgres (archive.Catalog) deciding
+// what is left to do.
+//
+// # The task graph
+//
+//	enqueue backfill ──► run:start ──► messages:page (one chain per UTC day)
+//	                                        │  records messages, then queues
+//	                                        ▼
+//	                                   message:media (lists ≤ 10 media)
+//	                                        │
+//	                                        ▼
+//	                                   media:archive  download → spool (SHA-256)
+//	                                        │          → create-only PUT, store-verified
+//	                                        │          → row archived (one transaction)
+//	                                        ▼ only with --delete
+//	                                   media:delete   verify the stored copy now
+//	                                                   → claim in Postgres → DELETE on Twilio
+//	                                                   → row deleted
+//
+// # What each step keeps
+//
+//   - Payloads hold identifiers only; page cursors live in run_windows, so a
+//     task replayed late cannot fetch a stale page, and no list is ever in
+//     Redis.
+//   - Task IDs are derived from the work (run, window, page, SID), so the
+//     same work queued twice runs once while it is queued; a replay after it
+//     ran finds its row done and returns.
+//   - Each step commits its rows before it queues what follows, and queues
+//     what follows before it marks itself done: a crash repeats work, never
+//     skips it. Reconcile re-queues from Postgres whatever Redis lost.
+//   - A page waits while the queues hold more than MaxBacklog tasks, so
+//     Redis memory stays flat however large the run.
+//   - Nothing is deleted from Twilio unless the store proves, at that
+//     moment, the size and SHA-256 the committed row records.
+//
+// # Retries
+//
+// Twilio's 429 and queue backpressure return a RetryLaterError, which does
+// not use up a retry (IsFailure, RetryDelay). Errors no retry can fix (a
+// corrupt payload, a 4xx from Twilio, a conflicting object) wrap
+// asynq.SkipRetry; the media is recorded as failed with the reason, and the
+// run counts it.
+package jobs

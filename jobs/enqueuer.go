@@ -1,0 +1,116 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+)
+
+// Enqueuer puts tasks on the queues. A task whose ID is already queued is
+// not an error: the same work is already on its way.
+type Enqueuer struct {
+	client    *asynq.Client
+	inspector *asynq.Inspector
+	queues    Queues
+}
+
+// NewEnqueuer returns an enqueuer on a shared Redis client (closing it is
+// the caller's business).
+func NewEnqueuer(rdb redis.UniversalClient, q Queues) *Enqueuer {
+	return &Enqueuer{
+		client:    asynq.NewClientFromRedisClient(rdb),
+		inspector: asynq.NewInspectorFromRedisClient(rdb),
+		queues:    q,
+	}
+}
+
+// In returns a function that queues, under ctx, the task a constructor
+// returns: enqueue := e.In(ctx); err := enqueue(NewStartRunTask(q, id)).
+func (e *Enqueuer) In(ctx context.Context) func(*asynq.Task, error) error {
+	return func(t *asynq.Task, err error) error {
+		if err != nil {
+			return err
+		}
+		return e.Enqueue(ctx, t)
+	}
+}
+
+// Enqueue queues t; a duplicate task ID counts as success.
+func (e *Enqueuer) Enqueue(ctx context.Context, t *asynq.Task) error {
+	if _, err := e.client.EnqueueContext(ctx, t); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+		return fmt.Errorf("enqueue %s: %w", t.Type(), err)
+	}
+	return nil
+}
+
+// RequeueIn is In for work Postgres says is outstanding: it queues with
+// Requeue.
+func (e *Enqueuer) RequeueIn(ctx context.Context) func(*asynq.Task, error) error {
+	return func(t *asynq.Task, err error) error {
+		if err != nil {
+			return err
+		}
+		return e.Requeue(ctx, t)
+	}
+}
+
+// Requeue is Enqueue for work Postgres says is outstanding (the
+// reconciler's). asynq archives a task whose retries ran out, and keeps it
+// under its ID for 90 days; when its failure could not be recorded (Postgres
+// was down for the whole of its retries, or crashes used them up), the
+// archived task would pass for "already queued" and the run would never
+// finish. Such a task is deleted and queued afresh, with all its retries.
+func (e *Enqueuer) Requeue(ctx context.Context, t *asynq.Task) error {
+	_, err := e.client.EnqueueContext(ctx, t)
+	if !errors.Is(err, asynq.ErrTaskIDConflict) {
+		if err != nil {
+			return fmt.Errorf("enqueue %s: %w", t.Type(), err)
+		}
+		return nil
+	}
+	queue, id := t.Headers()[headerQueue], t.Headers()[headerTaskID]
+	if queue == "" || id == "" {
+		return nil // not built by this package's constructors: queued, as far as we can tell
+	}
+	info, err := e.inspector.GetTaskInfo(queue, id)
+	switch {
+	case errors.Is(err, asynq.ErrTaskNotFound):
+		return nil // done meanwhile
+	case err != nil:
+		return fmt.Errorf("requeue %s %s: %w", t.Type(), id, err)
+	case info.State != asynq.TaskStateArchived:
+		return nil // queued or running
+	}
+	if err := e.inspector.DeleteTask(queue, id); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
+		return fmt.Errorf("requeue %s %s: %w", t.Type(), id, err)
+	}
+	return e.Enqueue(ctx, t)
+}
+
+// Backlog counts tasks waiting in the deployment's queues (pending,
+// scheduled or awaiting retry). Listing pauses while it is high, which
+// bounds Redis memory however many media a run finds.
+func (e *Enqueuer) Backlog() (int, error) {
+	// GetQueueInfo fails on a queue never used, with an error asynq does
+	// not export: ask which queues exist first.
+	known, err := e.inspector.Queues()
+	if err != nil {
+		return 0, fmt.Errorf("queue backlog: %w", err)
+	}
+	total := 0
+	for _, q := range []string{e.queues.Media, e.queues.List} {
+		if !slices.Contains(known, q) {
+			continue
+		}
+		info, err := e.inspector.GetQueueInfo(q)
+		if err != nil {
+			return 0, fmt.Errorf("queue %s backlog: %w", q, err)
+		}
+		total += info.Pending + info.Scheduled + info.Retry
+	}
+	return total, nil
+}

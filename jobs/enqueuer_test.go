@@ -1,0 +1,49 @@
+package jobs
+
+import (
+	"testing"
+
+	"github.com/google/uuid"
+	"github.com/hibiken/asynq"
+	"github.com/stretchr/testify/require"
+
+	"github.com/mediasync/mediasync/internal/testenv"
+)
+
+// A task asynq archived (its retries spent) blocks its ID: Enqueue takes it
+// for "already queued", while Requeue, the reconciler's, queues the work
+// again with all its retries. A task still waiting is left alone.
+func TestRequeueReplacesAnArchivedTask(t *testing.T) {
+	t.Parallel()
+	r := testenv.NewRedis(t)
+	q := QueuesFor(r.Namespace)
+	e := NewEnqueuer(r.Client, q)
+	insp := asynq.NewInspectorFromRedisClient(r.Client)
+	task := func() *asynq.Task {
+		tk, err := NewDeleteMediaTask(q, MediaPayload{RunID: uuid.Must(uuid.NewV7()), MediaSID: "ME0123456789abcdef0123456789abcdef"})
+		require.NoError(t, err)
+		return tk
+	}()
+	id := task.Headers()[headerTaskID]
+	require.Equal(t, q.Media, task.Headers()[headerQueue])
+	ctx := t.Context()
+
+	require.NoError(t, e.Enqueue(ctx, task))
+	require.NoError(t, e.Requeue(ctx, task))
+	info, err := insp.GetTaskInfo(q.Media, id)
+	require.NoError(t, err)
+	require.Equal(t, asynq.TaskStatePending, info.State, "a waiting task is left as it is")
+
+	require.NoError(t, insp.ArchiveTask(q.Media, id))
+	require.NoError(t, e.Enqueue(ctx, task))
+	info, err = insp.GetTaskInfo(q.Media, id)
+	require.NoError(t, err)
+	require.Equal(t, asynq.TaskStateArchived, info.State, "Enqueue leaves the archived task blocking its ID")
+
+	require.NoError(t, e.Requeue(ctx, task))
+	info, err = insp.GetTaskInfo(q.Media, id)
+	require.NoError(t, err)
+	require.Equal(t, asynq.TaskStatePending, info.State)
+	require.Zero(t, info.Retried)
+	require.Equal(t, task.Payload(), info.Payload)
+}

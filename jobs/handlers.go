@@ -1,0 +1,163 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/hibiken/asynq"
+	"github.com/rs/zerolog"
+
+	"github.com/mediasync/mediasync/archive"
+	"github.com/mediasync/mediasync/twilio"
+)
+
+// Handlers runs mediasync's tasks. It holds the clients every task shares.
+type Handlers struct {
+	catalog  *archive.Catalog
+	twilio   *twilio.Client
+	store    archive.Store
+	prefix   string
+	queues   Queues
+	enqueuer *Enqueuer
+	spoolDir string
+	log      zerolog.Logger
+
+	maxBacklog int
+	pageSize   int
+	now        func() time.Time
+	legalHolds bool
+	objectLock archive.ObjectLockMode
+	retention  time.Duration
+}
+
+// Deps are what the handlers need; all but the last three are required.
+type Deps struct {
+	Catalog  *archive.Catalog
+	Twilio   *twilio.Client
+	Store    archive.Store
+	Prefix   string // key prefix inside the store, from ARCHIVE_URL
+	Queues   Queues
+	Enqueuer *Enqueuer
+	Log      zerolog.Logger
+
+	// SpoolDir holds large downloads while they are hashed and uploaded.
+	// Defaults to the OS temp dir.
+	SpoolDir string
+	// MaxBacklog is how many tasks may wait in the queues before listing
+	// pauses: it bounds Redis memory however large the run. Defaults to 5000.
+	MaxBacklog int
+	// PageSize is how many messages one Twilio page holds. Defaults to 1000,
+	// Twilio's maximum: fewer requests per message.
+	PageSize int
+	// Now is the clock of policy ticks. Defaults to time.Now.
+	Now func() time.Time
+	// LegalHolds says the store can set S3 legal holds (an S3 bucket with
+	// Object Lock enabled): held media's objects then carry one.
+	LegalHolds bool
+	// ObjectLock and Retention, when set, write every archived object
+	// write-once (WORM) until archiving time + Retention.
+	ObjectLock archive.ObjectLockMode
+	Retention  time.Duration
+}
+
+// NewHandlers checks deps and returns the handlers.
+func NewHandlers(d Deps) (*Handlers, error) {
+	switch {
+	case d.Catalog == nil:
+		return nil, errors.New("jobs: Deps.Catalog is nil")
+	case d.Twilio == nil:
+		return nil, errors.New("jobs: Deps.Twilio is nil")
+	case d.Store == nil:
+		return nil, errors.New("jobs: Deps.Store is nil")
+	case d.Enqueuer == nil:
+		return nil, errors.New("jobs: Deps.Enqueuer is nil")
+	case d.Queues.Media == "" || d.Queues.List == "":
+		return nil, errors.New("jobs: Deps.Queues is empty")
+	case d.PageSize < 0 || d.PageSize > 1000:
+		return nil, fmt.Errorf("jobs: Deps.PageSize %d is outside 1..1000", d.PageSize)
+	}
+	h := &Handlers{
+		catalog: d.Catalog, twilio: d.Twilio, store: d.Store, prefix: d.Prefix,
+		queues: d.Queues, enqueuer: d.Enqueuer, spoolDir: d.SpoolDir, log: d.Log,
+		maxBacklog: cmp(d.MaxBacklog, 5000), pageSize: cmp(d.PageSize, 1000), now: d.Now,
+		legalHolds: d.LegalHolds, objectLock: d.ObjectLock, retention: d.Retention,
+	}
+	if h.now == nil {
+		h.now = time.Now
+	}
+	return h, nil
+}
+
+func cmp(v, def int) int {
+	if v == 0 {
+		return def
+	}
+	return v
+}
+
+// Register routes every task type to its handler, in one place.
+func Register(mux *asynq.ServeMux, h *Handlers) {
+	mux.HandleFunc(TypeStartRun, h.StartRun)
+	mux.HandleFunc(TypeListPage, h.ListPage)
+	mux.HandleFunc(TypeListMessage, h.ListMessage)
+	mux.HandleFunc(TypeArchiveMedia, h.ArchiveMedia)
+	mux.HandleFunc(TypeDeleteMedia, h.DeleteMedia)
+	mux.HandleFunc(TypeApplyHold, h.ApplyHold)
+}
+
+// liveRun returns the run a task belongs to, or ok=false when the task has
+// nothing left to do (the run is finished, or unknown).
+func (h *Handlers) liveRun(ctx context.Context, id uuid.UUID) (archive.Run, bool, error) {
+	run, err := h.catalog.GetRun(ctx, id)
+	if errors.Is(err, archive.ErrRunNotFound) {
+		return archive.Run{}, false, permanent(err)
+	}
+	if err != nil {
+		return archive.Run{}, false, err
+	}
+	if run.Finished() {
+		return run, false, nil
+	}
+	if run.AccountSID != h.twilio.AccountSID() {
+		// Checked at every step, not only at start: a fleet misconfigured
+		// halfway must not act on another account's media.
+		reason := fmt.Sprintf("run is for account %s but this worker is configured for %s", run.AccountSID, h.twilio.AccountSID())
+		if err := h.catalog.FailRun(ctx, id, reason); err != nil {
+			return run, false, err
+		}
+		return run, false, permanent(errors.New(reason))
+	}
+	return run, true, nil
+}
+
+// finish ends the run if this step was its last.
+func (h *Handlers) finish(ctx context.Context, id uuid.UUID) error {
+	done, err := h.catalog.FinishRunIfDone(ctx, id)
+	if err != nil {
+		return err
+	}
+	if done {
+		st, err := h.catalog.RunStatus(ctx, id)
+		if err != nil {
+			return err
+		}
+		h.log.Info().Str("run_id", id.String()).Str("state", st.State).
+			Int("media_archived", st.MediaArchived).Int("media_deleted", st.MediaDeleted).
+			Int("media_gone", st.MediaGone).Int("media_failed", st.MediaFailed).
+			Int64("bytes", st.BytesArchived).Msg("run finished")
+	}
+	return nil
+}
+
+// errText is what a row keeps of an error. Errors from the twilio and
+// archive packages carry no secrets by construction; this only bounds size.
+func errText(err error) string {
+	s := err.Error()
+	if len(s) > 1000 {
+		s = s[:1000] + "…"
+	}
+	return s
+}

@@ -1,0 +1,272 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/mediasync/mediasync/archive"
+	"github.com/mediasync/mediasync/twilio"
+)
+
+// StartRun begins a run the CLI recorded: a backfill queues the first page
+// of each of its windows; a single-message run fetches that message.
+func (h *Handlers) StartRun(ctx context.Context, t *asynq.Task) error {
+	p, err := decode[StartRunPayload](t)
+	if err != nil {
+		return err
+	}
+	if _, err := h.catalog.StartRun(ctx, p.RunID); err != nil {
+		if errors.Is(err, archive.ErrRunNotFound) {
+			return permanent(err)
+		}
+		return err
+	}
+	run, live, err := h.liveRun(ctx, p.RunID)
+	if !live {
+		return err
+	}
+	switch run.Kind {
+	case archive.KindBackfill, archive.KindPolicy:
+		windows, err := h.catalog.PendingWindows(ctx, run.ID)
+		if err != nil {
+			return err
+		}
+		for _, w := range windows {
+			if err := h.enqueuer.In(ctx)(NewListPageTask(h.queues, ListPagePayload{RunID: run.ID, Window: w.Seq, Page: w.Page})); err != nil {
+				return err
+			}
+		}
+		if run.Kind == archive.KindPolicy && run.Delete {
+			// What earlier runs archived and is now old enough to delete.
+			if _, err := h.catalog.SeedDeletes(ctx, run); err != nil {
+				return err
+			}
+			if err := h.requeue(ctx, run, time.Now()); err != nil {
+				return err
+			}
+		}
+	case archive.KindMessage:
+		msg, err := h.twilio.Messages.Get(ctx, run.MessageSID)
+		switch {
+		case twilio.IsNotFound(err):
+			if err := h.catalog.FailMessage(ctx, run.ID, run.MessageSID, "message not found on Twilio"); err != nil {
+				return err
+			}
+		case err != nil:
+			return h.listingError(ctx, err, func(reason string) error {
+				return h.catalog.FailMessage(ctx, run.ID, run.MessageSID, reason)
+			})
+		default:
+			rec := messageRecord(run.AccountSID, msg)
+			if err := h.catalog.RecordMessages(ctx, run.ID, []archive.MessageRecord{rec}, run.DryRun); err != nil {
+				return err
+			}
+			if rec.HasMedia() {
+				if err := h.enqueuer.In(ctx)(NewListMessageTask(h.queues, ListMessagePayload{RunID: run.ID, MessageSID: rec.SID})); err != nil {
+					return err
+				}
+			}
+		}
+	default:
+		reason := fmt.Sprintf("unknown run kind %q", run.Kind)
+		if err := h.catalog.FailRun(ctx, run.ID, reason); err != nil {
+			return err
+		}
+		return permanent(errors.New(reason))
+	}
+	return h.finish(ctx, run.ID)
+}
+
+// ListPage lists one page of messages of one window. In order: record the
+// messages, queue their media listings, queue the next page, and only then
+// advance the window's cursor, so a crash at any point repeats work rather
+// than skipping it.
+func (h *Handlers) ListPage(ctx context.Context, t *asynq.Task) error {
+	p, err := decode[ListPagePayload](t)
+	if err != nil {
+		return err
+	}
+	run, live, err := h.liveRun(ctx, p.RunID)
+	if !live {
+		return err
+	}
+	w, err := h.catalog.GetWindow(ctx, run.ID, p.Window)
+	if err != nil {
+		return err
+	}
+	if w.State != "pending" || w.Page != p.Page {
+		return nil // handled already: a duplicate delivery
+	}
+	// Backpressure: while the queues hold many tasks, wait instead of
+	// adding up to a thousand more.
+	backlog, err := h.enqueuer.Backlog()
+	if err != nil {
+		return err
+	}
+	if backlog > h.maxBacklog {
+		return &RetryLaterError{After: jitter(3 * time.Second), Reason: fmt.Sprintf("queue backlog %d > %d", backlog, h.maxBacklog)}
+	}
+
+	uri := w.NextPageURI
+	if p.Page == 0 && uri == "" {
+		if uri, err = h.twilio.Messages.ListURI(windowParams(run, w, h.pageSize)); err != nil {
+			return permanent(err)
+		}
+	}
+	page, err := h.twilio.Messages.Page(ctx, uri)
+	if err != nil {
+		return h.listingError(ctx, err, func(reason string) error {
+			if err := h.catalog.FailWindow(ctx, run.ID, w.Seq, reason); err != nil {
+				return err
+			}
+			return h.finish(ctx, run.ID)
+		})
+	}
+
+	recs := make([]archive.MessageRecord, 0, len(page.Messages))
+	for i := range page.Messages {
+		rec := messageRecord(run.AccountSID, &page.Messages[i])
+		// Twilio's date filter works on whole days; the window is exact.
+		if !rec.DateSent.IsZero() && (rec.DateSent.Before(w.StartsAt) || !rec.DateSent.Before(w.EndsAt)) {
+			continue
+		}
+		recs = append(recs, rec)
+	}
+	if err := h.catalog.RecordMessages(ctx, run.ID, recs, run.DryRun); err != nil {
+		return err
+	}
+	for _, rec := range recs {
+		if !rec.HasMedia() {
+			continue
+		}
+		if err := h.enqueuer.In(ctx)(NewListMessageTask(h.queues, ListMessagePayload{RunID: run.ID, MessageSID: rec.SID})); err != nil {
+			return err
+		}
+	}
+	if page.NextPageURI != "" {
+		if err := h.enqueuer.In(ctx)(NewListPageTask(h.queues, ListPagePayload{RunID: run.ID, Window: w.Seq, Page: w.Page + 1})); err != nil {
+			return err
+		}
+	}
+	if _, err := h.catalog.AdvanceWindow(ctx, run.ID, w.Seq, w.Page, page.NextPageURI); err != nil {
+		return err
+	}
+	return h.finish(ctx, run.ID)
+}
+
+// windowParams asks Twilio for a window's messages. A whole UTC day is one
+// exact `DateSent=YYYY-MM-DD` listing; any other window asks for the days
+// it touches (Twilio's bounds are inclusive dates) and is trimmed here.
+func windowParams(run archive.Run, w archive.Window, pageSize int) twilio.MessageListParams {
+	p := twilio.MessageListParams{From: run.From, To: run.To, PageSize: pageSize}
+	day := w.StartsAt.Truncate(24 * time.Hour)
+	if day.Equal(w.StartsAt) && w.EndsAt.Equal(day.Add(24*time.Hour)) {
+		p.DateSent = day
+		return p
+	}
+	p.DateSentAfter = day
+	p.DateSentBefore = w.EndsAt.Add(-time.Nanosecond).Truncate(24 * time.Hour)
+	return p
+}
+
+// ListMessage lists a message's media, records them, and queues each for
+// archiving (a dry run only counts them).
+func (h *Handlers) ListMessage(ctx context.Context, t *asynq.Task) error {
+	p, err := decode[ListMessagePayload](t)
+	if err != nil {
+		return err
+	}
+	run, live, err := h.liveRun(ctx, p.RunID)
+	if !live {
+		return err
+	}
+	state, err := h.catalog.RunMessageState(ctx, run.ID, p.MessageSID)
+	if err != nil {
+		return err
+	}
+	if state == "listed" || state == "failed" {
+		return nil
+	}
+
+	// A message has at most 10 media; records go out in batches anyway so a
+	// hostile or buggy list cannot grow memory without bound.
+	const batch = 100
+	found := 0
+	recs := make([]archive.MediaRecord, 0, 10)
+	flush := func() error {
+		if err := h.catalog.RecordMedia(ctx, run.ID, recs, run.DryRun); err != nil {
+			return err
+		}
+		if !run.DryRun {
+			for _, r := range recs {
+				if err := h.enqueuer.In(ctx)(NewArchiveMediaTask(h.queues, MediaPayload{RunID: run.ID, MediaSID: r.SID})); err != nil {
+					return err
+				}
+			}
+		}
+		found += len(recs)
+		recs = recs[:0]
+		return nil
+	}
+	for m, err := range h.twilio.Media.All(ctx, p.MessageSID, twilio.MediaListParams{}) {
+		if twilio.IsNotFound(err) {
+			break // the message is gone: it has no media to archive
+		}
+		if err != nil {
+			return h.listingError(ctx, err, func(reason string) error {
+				if err := h.catalog.FailMessage(ctx, run.ID, p.MessageSID, reason); err != nil {
+					return err
+				}
+				return h.finish(ctx, run.ID)
+			})
+		}
+		recs = append(recs, archive.MediaRecord{
+			SID: m.SID, AccountSID: run.AccountSID, MessageSID: p.MessageSID,
+			ContentType: m.ContentType, DateCreated: m.DateCreated.Time,
+		})
+		if len(recs) == batch {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	if err := h.catalog.FinishMessage(ctx, run.ID, p.MessageSID, found); err != nil {
+		return err
+	}
+	return h.finish(ctx, run.ID)
+}
+
+// listingError decides what a failed Twilio listing call means for the task:
+// a rate limit waits without using a retry; an error no retry can fix, or
+// the last retry, records the failure (fail) and stops; anything else is
+// retried with backoff.
+func (h *Handlers) listingError(ctx context.Context, err error, fail func(reason string) error) error {
+	if rl := retryLater(err); rl != err {
+		return rl
+	}
+	if twilioPermanent(err) || lastAttempt(ctx) {
+		if ferr := fail(errText(err)); ferr != nil {
+			return ferr
+		}
+		return permanent(err)
+	}
+	return err
+}
+
+// messageRecord keeps what the catalog needs of a message. Every field of a
+// Twilio message may be null; the account is the run's.
+func messageRecord(account string, m *twilio.Message) archive.MessageRecord {
+	return archive.MessageRecord{
+		SID: m.SID, AccountSID: account,
+		DateSent: m.DateSent.Time, DateCreated: m.DateCreated.Time,
+		From: m.From, To: m.To, Direction: m.Direction,
+		NumMedia: m.NumMedia.N, NumMediaKnown: m.NumMedia.Known,
+	}
+}

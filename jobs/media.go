@@ -1,0 +1,255 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/hibiken/asynq"
+
+	"github.com/mediasync/mediasync/archive"
+	"github.com/mediasync/mediasync/twilio"
+)
+
+// maxMediaSize bounds a download so a hostile or broken server cannot fill
+// the disk: Twilio's largest media (Conversations) are 150 MB.
+const maxMediaSize = 1 << 30
+
+// ArchiveMedia copies one media into the store and records the proof:
+// download (streamed through a spool that hashes it) → create-only PUT that
+// the store verifies against the SHA-256 → the row says archived, in one
+// transaction with the run's outcome. Only then, with --delete, is a delete
+// task queued. A media already archived is not downloaded again.
+func (h *Handlers) ArchiveMedia(ctx context.Context, t *asynq.Task) error {
+	p, err := decode[MediaPayload](t)
+	if err != nil {
+		return err
+	}
+	run, live, err := h.liveRun(ctx, p.RunID)
+	if !live {
+		return err
+	}
+	it, err := h.catalog.GetMedia(ctx, p.MediaSID)
+	if errors.Is(err, archive.ErrMediaNotFound) {
+		return permanent(err)
+	}
+	if err != nil {
+		return err
+	}
+	reused := !it.ArchivedAt.IsZero() && it.ArchivedAt.Before(run.CreatedAt)
+
+	switch it.State {
+	case archive.MediaArchived:
+		if err := h.catalog.SetRunMedia(ctx, run.ID, it.SID, archive.MediaArchived, reused, ""); err != nil {
+			return err
+		}
+	case archive.MediaDeleted:
+		if err := h.catalog.SetRunMedia(ctx, run.ID, it.SID, archive.MediaDeleted, true, ""); err != nil {
+			return err
+		}
+		return h.finish(ctx, run.ID)
+	case archive.MediaGone:
+		if err := h.catalog.SetRunMedia(ctx, run.ID, it.SID, archive.MediaGone, false, ""); err != nil {
+			return err
+		}
+		return h.finish(ctx, run.ID)
+	default: // pending, or failed by an earlier run: try (again)
+		gone, err := h.copyMedia(ctx, run.ID, it)
+		if err != nil {
+			return h.mediaError(ctx, run.ID, it.SID, err)
+		}
+		if gone {
+			return h.finish(ctx, run.ID)
+		}
+	}
+	// A backfill with --delete deletes all it archives; a policy only what
+	// is older than its delete_after. The row decides, not the payload.
+	wanted, err := h.catalog.DeleteWanted(ctx, run.ID, it.SID)
+	if err != nil {
+		return err
+	}
+	if wanted {
+		if err := h.enqueuer.In(ctx)(NewDeleteMediaTask(h.queues, MediaPayload{RunID: run.ID, MediaSID: it.SID})); err != nil {
+			return err
+		}
+	}
+	return h.finish(ctx, run.ID)
+}
+
+// copyMedia downloads, stores and records one media. It reports gone when
+// Twilio no longer has it (recorded as such: nothing to archive).
+func (h *Handlers) copyMedia(ctx context.Context, runID uuid.UUID, it archive.MediaItem) (gone bool, err error) {
+	content, err := h.twilio.Media.Open(ctx, it.MessageSID, it.SID)
+	if twilio.IsNotFound(err) {
+		return true, h.catalog.MarkGone(ctx, runID, it.SID)
+	}
+	if err != nil {
+		return false, fmt.Errorf("download media %s: %w", it.SID, err)
+	}
+	defer content.Body.Close()
+
+	spool := archive.NewSpool(archive.SpoolConfig{Dir: h.spoolDir, MaxSize: maxMediaSize})
+	defer spool.Close()
+	if _, err := io.Copy(spool, content.Body); err != nil {
+		if twilio.IsNotFound(err) {
+			return true, h.catalog.MarkGone(ctx, runID, it.SID)
+		}
+		return false, fmt.Errorf("download media %s: %w", it.SID, err)
+	}
+	// The client already fails a body shorter or longer than its
+	// Content-Length; this guards a server that sent none.
+	if content.Size >= 0 && spool.Size() != content.Size {
+		return false, fmt.Errorf("download media %s: got %d bytes, Content-Length said %d: %w",
+			it.SID, spool.Size(), content.Size, io.ErrUnexpectedEOF)
+	}
+
+	contentType := it.ContentType
+	if contentType == "" {
+		contentType = content.ContentType
+	}
+	// Every Twilio field may be null: the catalog already falls back from
+	// the message's date_sent to its date_created; the media's own
+	// date_created is the last resort, so no key lands under 0001/01/01.
+	day := it.DateSent
+	if day.IsZero() {
+		day = it.DateCreated
+	}
+	k := archive.KeyInfo{
+		AccountSID: it.AccountSID, MessageSID: it.MessageSID, MediaSID: it.SID,
+		ContentType: contentType, DateSent: day,
+	}
+	key := archive.ObjectKey(h.prefix, k)
+	body, err := spool.Reader()
+	if err != nil {
+		return false, err
+	}
+	in := archive.PutInput{
+		Key: key, ContentType: contentType, Size: spool.Size(), SHA256: spool.SHA256(),
+		Metadata: archive.MediaMetadata(k, it.DateCreated),
+	}
+	if h.objectLock != "" {
+		in.LockMode, in.RetainUntil = h.objectLock, time.Now().UTC().Add(h.retention).Truncate(time.Second)
+	}
+	res, err := h.store.Put(ctx, in, body)
+	if err != nil {
+		if errors.Is(err, archive.ErrConflict) || errors.Is(err, archive.ErrInvalidInput) {
+			return false, permanent(fmt.Errorf("store media %s at %s: %w", it.SID, key, err))
+		}
+		return false, fmt.Errorf("store media %s at %s: %w", it.SID, key, err)
+	}
+	loc := h.store.Location()
+	if err := h.catalog.MarkArchived(ctx, runID, it.SID, archive.ArchivedCopy{
+		Filename: content.Filename, Size: spool.Size(), SHA256: spool.SHA256(),
+		Store: loc.Kind, Bucket: loc.Bucket, Key: key, VersionID: res.VersionID,
+		LockMode: in.LockMode, RetainUntil: in.RetainUntil,
+	}); err != nil {
+		return false, err
+	}
+	// Checked after the row commits: a hold placed meanwhile either sees
+	// this object in its own pass (hold:apply) or is seen here.
+	return false, h.syncLegalHold(ctx, it.SID, key, res.VersionID)
+}
+
+// mediaError records a failed attempt at a media; when no retry is left, or
+// none can help, the media fails for this run (its row keeps any earlier
+// archived copy) and the run counts it.
+func (h *Handlers) mediaError(ctx context.Context, runID uuid.UUID, sid string, err error) error {
+	if rl := retryLater(err); rl != err {
+		return rl
+	}
+	if ctx.Err() != nil {
+		return err // shutting down: the task goes back to the queue as it is
+	}
+	if rerr := h.catalog.RecordAttempt(ctx, sid, errText(err)); rerr != nil {
+		return errors.Join(err, rerr)
+	}
+	if isPermanent(err) || twilioPermanent(err) || lastAttempt(ctx) {
+		if ferr := h.catalog.MarkFailed(ctx, runID, sid, errText(err)); ferr != nil {
+			return errors.Join(err, ferr)
+		}
+		if ferr := h.finish(ctx, runID); ferr != nil {
+			return errors.Join(err, ferr)
+		}
+		if !isPermanent(err) {
+			err = permanent(err)
+		}
+	}
+	return err
+}
+
+// DeleteMedia deletes one archived media from Twilio, and only after
+// proving, at this moment, that the store holds exactly the bytes the row
+// records (invariant 1): verify against the store → claim in the catalog
+// (the row must still say archived with that size and SHA-256) → DELETE on
+// Twilio (a 404 means it is already gone) → the row says deleted.
+func (h *Handlers) DeleteMedia(ctx context.Context, t *asynq.Task) error {
+	p, err := decode[MediaPayload](t)
+	if err != nil {
+		return err
+	}
+	run, live, err := h.liveRun(ctx, p.RunID)
+	if !live {
+		return err
+	}
+	if !run.Delete || run.DryRun {
+		return permanent(fmt.Errorf("run %s did not ask to delete", run.ID))
+	}
+	it, err := h.catalog.GetMedia(ctx, p.MediaSID)
+	if err != nil {
+		if errors.Is(err, archive.ErrMediaNotFound) {
+			return permanent(err)
+		}
+		return err
+	}
+	switch it.State {
+	case archive.MediaDeleted:
+		if err := h.catalog.SetRunMedia(ctx, run.ID, it.SID, archive.MediaDeleted, false, ""); err != nil {
+			return err
+		}
+		return h.finish(ctx, run.ID)
+	case archive.MediaArchived:
+	default:
+		return h.mediaError(ctx, run.ID, it.SID, permanent(fmt.Errorf("delete media %s: state is %s, not archived", it.SID, it.State)))
+	}
+
+	loc := h.store.Location()
+	if it.Store != loc.Kind || it.Bucket != loc.Bucket {
+		return h.mediaError(ctx, run.ID, it.SID, permanent(fmt.Errorf(
+			"delete media %s: its copy is in %s %q but this worker's archive is %s %q; not deleting what it cannot verify",
+			it.SID, it.Store, it.Bucket, loc.Kind, loc.Bucket)))
+	}
+	if err := archive.Verify(ctx, h.store, it.Key, it.Size, it.SHA256); err != nil {
+		if errors.Is(err, archive.ErrNotFound) || errors.Is(err, archive.ErrChecksumMismatch) {
+			// The archived copy is missing or altered: never delete, and
+			// say so loudly; retrying will not change the bytes.
+			h.log.Error().Err(err).Str("media_sid", it.SID).Str("s3_key", it.Key).
+				Msg("archived copy failed verification; media NOT deleted from Twilio")
+			return h.mediaError(ctx, run.ID, it.SID, permanent(fmt.Errorf("verify archived copy of %s: %w", it.SID, err)))
+		}
+		return h.mediaError(ctx, run.ID, it.SID, fmt.Errorf("verify archived copy of %s: %w", it.SID, err))
+	}
+	if err := h.catalog.ClaimDelete(ctx, it.SID, it.Size, it.SHA256); err != nil {
+		switch {
+		case errors.Is(err, archive.ErrHeld):
+			// Not a failure: the copy is safe and the media stays on
+			// Twilio until the hold is released and a later run asks again.
+			if err := h.catalog.SetRunMedia(ctx, run.ID, it.SID, archive.MediaHeld, false, "under legal hold"); err != nil {
+				return err
+			}
+			return h.finish(ctx, run.ID)
+		case errors.Is(err, archive.ErrNotDeletable):
+			return h.mediaError(ctx, run.ID, it.SID, permanent(err))
+		}
+		return err
+	}
+	if err := h.twilio.Media.Delete(ctx, it.MessageSID, it.SID); err != nil && !twilio.IsNotFound(err) {
+		return h.mediaError(ctx, run.ID, it.SID, fmt.Errorf("delete media %s from Twilio: %w", it.SID, err))
+	}
+	if err := h.catalog.MarkDeleted(ctx, run, it.SID); err != nil {
+		return err
+	}
+	return h.finish(ctx, run.ID)
+}

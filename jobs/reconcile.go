@@ -1,0 +1,111 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/mediasync/mediasync/archive"
+)
+
+// Reconcile queues again, from Postgres, the work of unfinished runs that
+// has not moved for `stale`: tasks lost when Redis restarted without its
+// data, or when a worker died between a commit and an enqueue. Task IDs
+// make a task that is still queued a no-op, and handlers check their rows,
+// so reconciling too often costs little and never duplicates work.
+func (h *Handlers) Reconcile(ctx context.Context, stale time.Duration) error {
+	runs, err := h.catalog.UnfinishedRuns(ctx)
+	if err != nil {
+		return err
+	}
+	cutoff := time.Now().Add(-stale)
+	for _, run := range runs {
+		if run.AccountSID != h.twilio.AccountSID() {
+			continue // another fleet's run
+		}
+		if run.State == archive.RunQueued {
+			if run.CreatedAt.Before(cutoff) {
+				if err := h.enqueuer.RequeueIn(ctx)(NewStartRunTask(h.queues, run.ID)); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		windows, err := h.catalog.PendingWindows(ctx, run.ID)
+		if err != nil {
+			return err
+		}
+		for _, w := range windows {
+			if err := h.enqueuer.RequeueIn(ctx)(NewListPageTask(h.queues, ListPagePayload{RunID: run.ID, Window: w.Seq, Page: w.Page})); err != nil {
+				return err
+			}
+		}
+		if err := h.requeue(ctx, run, cutoff); err != nil {
+			return err
+		}
+		if err := h.finish(ctx, run.ID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// requeue queues a run's outstanding messages and media last touched
+// before cutoff, up to MaxBacklog of each kind.
+func (h *Handlers) requeue(ctx context.Context, run archive.Run, cutoff time.Time) error {
+	work, err := h.catalog.StaleWork(ctx, run.ID, cutoff, h.maxBacklog)
+	if err != nil {
+		return err
+	}
+	enqueue := h.enqueuer.RequeueIn(ctx)
+	for _, sid := range work.Messages {
+		if err := enqueue(NewListMessageTask(h.queues, ListMessagePayload{RunID: run.ID, MessageSID: sid})); err != nil {
+			return err
+		}
+	}
+	for _, sid := range work.Archive {
+		if err := enqueue(NewArchiveMediaTask(h.queues, MediaPayload{RunID: run.ID, MediaSID: sid})); err != nil {
+			return err
+		}
+	}
+	for _, sid := range work.Delete {
+		if err := enqueue(NewDeleteMediaTask(h.queues, MediaPayload{RunID: run.ID, MediaSID: sid})); err != nil {
+			return err
+		}
+	}
+	if err := h.catalog.Touch(ctx, run.ID, work); err != nil {
+		return err
+	}
+	if n := len(work.Messages) + len(work.Archive) + len(work.Delete); n > 0 {
+		h.log.Info().Str("run_id", run.ID.String()).Int("queued", n).Msg("queued outstanding work")
+	}
+	return nil
+}
+
+// ReconcileLoop runs Reconcile every interval until ctx ends. Across a
+// fleet, a Redis lock lets one worker at a time do it.
+func (h *Handlers) ReconcileLoop(ctx context.Context, rdb redis.UniversalClient, lockKey string, interval, stale time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	// The lock expires before the next tick, so a worker that dies holding
+	// it delays reconciliation by one interval at most.
+	ttl := max(interval*9/10, time.Millisecond)
+	for {
+		ok, err := rdb.SetNX(ctx, lockKey, "1", ttl).Result()
+		switch {
+		case err != nil && !errors.Is(err, context.Canceled):
+			h.log.Warn().Err(err).Msg("reconcile: lock")
+		case ok:
+			if err := h.Reconcile(ctx, stale); err != nil && ctx.Err() == nil {
+				h.log.Warn().Err(err).Msg("reconcile")
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

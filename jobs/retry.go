@@ -1,0 +1,93 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/mediasync/mediasync/twilio"
+)
+
+// RetryLaterError asks for the task to run again after a pause without
+// counting an attempt: the queue is full (backpressure) or Twilio said 429.
+type RetryLaterError struct {
+	After  time.Duration
+	Reason string
+}
+
+func (e *RetryLaterError) Error() string {
+	return fmt.Sprintf("retry in %s: %s", e.After.Round(time.Millisecond), e.Reason)
+}
+
+// retryLater classifies err: Twilio's rate limit becomes a RetryLaterError,
+// anything else is returned as it is.
+func retryLater(err error) error {
+	var rl *twilio.RateLimitError
+	if errors.As(err, &rl) {
+		after := rl.RetryAfter
+		if after <= 0 {
+			after = 2 * time.Second
+		}
+		return &RetryLaterError{After: jitter(after), Reason: "Twilio rate limit (429)"}
+	}
+	return err
+}
+
+// IsFailure is asynq's Config.IsFailure: pauses asked for on purpose do not
+// use up a task's retries.
+func IsFailure(err error) bool {
+	var rl *RetryLaterError
+	return !errors.As(err, &rl)
+}
+
+// RetryDelay is asynq's Config.RetryDelayFunc: the pause a RetryLaterError
+// asks for, else exponential backoff with jitter from 2s, capped at 5 min
+// (asynq's default reaches hours after a dozen attempts).
+func RetryDelay(n int, err error, _ *asynq.Task) time.Duration {
+	var rl *RetryLaterError
+	if errors.As(err, &rl) {
+		return rl.After
+	}
+	d := 2 * time.Second << min(n, 8)
+	return jitter(min(d, 5*time.Minute))
+}
+
+// jitter spreads d over [d/2, d) so workers that failed together do not
+// retry together.
+func jitter(d time.Duration) time.Duration {
+	if d <= 1 {
+		return d
+	}
+	return d/2 + rand.N(d/2)
+}
+
+// permanent marks err as one that no retry can fix.
+func permanent(err error) error { return fmt.Errorf("%w (%w)", err, asynq.SkipRetry) }
+
+// isPermanent reports whether err already gave up on retries.
+func isPermanent(err error) bool { return errors.Is(err, asynq.SkipRetry) }
+
+// lastAttempt reports whether a failure now would be the task's last.
+func lastAttempt(ctx context.Context) bool {
+	n, ok1 := asynq.GetRetryCount(ctx)
+	max, ok2 := asynq.GetMaxRetry(ctx)
+	return ok1 && ok2 && n >= max
+}
+
+// twilioPermanent reports whether a Twilio error will not change on retry:
+// a 4xx from the API itself (it carries a Twilio error code) other than 404
+// (handled as gone), 408 and 429. A 4xx without a code comes from the
+// signed-URL storage host (an expired or refused signature): a new request
+// gets a new URL, so it is retried.
+func twilioPermanent(err error) bool {
+	var te *twilio.Error
+	if !errors.As(err, &te) {
+		return false
+	}
+	return te.Code != 0 && te.Status >= 400 && te.Status < 500 &&
+		te.Status != 404 && te.Status != 408 && te.Status != 429
+}

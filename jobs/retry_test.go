@@ -1,0 +1,96 @@
+package jobs
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/stretchr/testify/require"
+
+	"github.com/mediasync/mediasync/twilio"
+)
+
+func TestErrorClassification(t *testing.T) {
+	t.Parallel()
+	rate := fmt.Errorf("list page: %w", &twilio.RateLimitError{RetryAfter: 4 * time.Second, Err: &twilio.Error{Status: 429, Code: 20429}})
+	cases := []struct {
+		desc      string
+		err       error
+		failure   bool // counts as an attempt
+		permanent bool // no retry can fix it
+	}{
+		{"rate limited", rate, false, false},
+		{"backpressure", &RetryLaterError{After: time.Second, Reason: "backlog"}, false, false},
+		{"twilio 400 with a code", &twilio.Error{Status: 400, Code: 21211, Message: "Invalid"}, true, true},
+		{"twilio 401", &twilio.Error{Status: 401, Code: 20003}, true, true},
+		{"storage 403 without a code", fmt.Errorf("download: %w", &twilio.Error{Status: 403}), true, false},
+		{"twilio 500", &twilio.Error{Status: 500, Code: 20500}, true, false},
+		{"body cut short", fmt.Errorf("download: %w", io.ErrUnexpectedEOF), true, false},
+		{"corrupt payload", fmt.Errorf("bad: %w", asynq.SkipRetry), true, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.desc, func(t *testing.T) {
+			t.Parallel()
+			err := retryLater(tc.err)
+			require.Equal(t, tc.failure, IsFailure(err))
+			require.Equal(t, tc.permanent, isPermanent(err) || twilioPermanent(err))
+		})
+	}
+	var rl *RetryLaterError
+	paused := retryLater(rate)
+	require.True(t, errors.As(paused, &rl))
+	require.GreaterOrEqual(t, rl.After, 2*time.Second, "Retry-After is honoured (with jitter below it)")
+	require.Less(t, rl.After, 4*time.Second)
+	require.Equal(t, rl.After, RetryDelay(3, paused, nil), "asynq waits what the pause asked for")
+}
+
+func TestRetryDelayBackoffIsBoundedAndJittered(t *testing.T) {
+	t.Parallel()
+	for n := range 30 {
+		d := RetryDelay(n, errors.New("boom"), nil)
+		require.Greater(t, d, time.Duration(0))
+		require.LessOrEqual(t, d, 5*time.Minute, "attempt %d waits too long", n)
+	}
+	require.Less(t, RetryDelay(0, errors.New("boom"), nil), 2*time.Second+1)
+}
+
+// A payload that does not parse is archived at once, never retried.
+func TestCorruptPayloadSkipsRetry(t *testing.T) {
+	t.Parallel()
+	for _, payload := range []string{``, `{`, `{"run_id":"not-a-uuid"}`, `{"run_id":"00000000-0000-0000-0000-000000000000","media_sid":"ME1"}`, `[]`} {
+		_, err := decode[MediaPayload](asynq.NewTask(TypeArchiveMedia, []byte(payload)))
+		require.Error(t, err, "payload %q", payload)
+		require.ErrorIs(t, err, asynq.SkipRetry, "payload %q", payload)
+	}
+}
+
+func FuzzDecodePayloads(f *testing.F) {
+	for _, s := range []string{
+		`{"run_id":"01a207c4-813c-7410-a23e-d1c030489966","media_sid":"ME0123456789abcdef0123456789abcdef"}`,
+		`{"run_id":"01a207c4-813c-7410-a23e-d1c030489966","window":3,"page":2}`,
+		`{"run_id":"01a207c4-813c-7410-a23e-d1c030489966","message_sid":"MM0123456789abcdef0123456789abcdef"}`,
+		``, `null`, `{"window":-1}`, "\x00",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		// Every decoder either accepts a well-formed payload or rejects it
+		// as permanent: a corrupt task is rejected once, never retried.
+		check := func(err error) {
+			if err != nil && !errors.Is(err, asynq.SkipRetry) {
+				t.Fatalf("decode error is retryable: %v", err)
+			}
+		}
+		_, err := decode[MediaPayload](asynq.NewTask(TypeArchiveMedia, b))
+		check(err)
+		_, err = decode[ListPagePayload](asynq.NewTask(TypeListPage, b))
+		check(err)
+		_, err = decode[ListMessagePayload](asynq.NewTask(TypeListMessage, b))
+		check(err)
+		_, err = decode[StartRunPayload](asynq.NewTask(TypeStartRun, b))
+		check(err)
+	})
+}

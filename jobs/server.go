@@ -1,0 +1,80 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+)
+
+// ServerConfig sizes a worker.
+type ServerConfig struct {
+	Queues      Queues
+	Concurrency int
+	// ShutdownTimeout is how long a stopping worker lets tasks finish
+	// before handing them back to the queue unchanged.
+	ShutdownTimeout time.Duration
+	Log             zerolog.Logger
+}
+
+// NewServer returns the Asynq server of one worker process, on a shared
+// Redis client. Media work is always served before listing work (strict
+// priority), so a run archives what it found before finding more: a
+// message lists up to 10 media, and with listing served by weight alone
+// (it was 6:3) the media queue grew with the run, 70 000 tasks and 75 MB
+// of Redis at 100 000 media.
+func NewServer(rdb redis.UniversalClient, c ServerConfig) *asynq.Server {
+	log := c.Log
+	return asynq.NewServerFromRedisClient(rdb, asynq.Config{
+		Concurrency:     c.Concurrency,
+		Queues:          map[string]int{c.Queues.Media: 2, c.Queues.List: 1},
+		StrictPriority:  true,
+		IsFailure:       IsFailure,
+		RetryDelayFunc:  RetryDelay,
+		ShutdownTimeout: c.ShutdownTimeout,
+		Logger:          asynqLogger{log},
+		LogLevel:        asynq.WarnLevel,
+		ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, t *asynq.Task, err error) {
+			var rl *RetryLaterError
+			if errors.As(err, &rl) {
+				log.Debug().Str("task_type", t.Type()).Str("reason", rl.Reason).Dur("retry_in", rl.After).Msg("task paused")
+				return
+			}
+			id, _ := asynq.GetTaskID(ctx)
+			n, _ := asynq.GetRetryCount(ctx)
+			ev := log.Warn()
+			if isPermanent(err) {
+				ev = log.Error()
+			}
+			ev.Err(err).Str("task_type", t.Type()).Str("task_id", id).Int("retry", n).Msg("task failed")
+		}),
+	})
+}
+
+// Logging is a middleware that gives each task a logger with its type and
+// id, and logs slow or failed handling at debug level.
+func Logging(log zerolog.Logger) asynq.MiddlewareFunc {
+	return func(next asynq.Handler) asynq.Handler {
+		return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
+			id, _ := asynq.GetTaskID(ctx)
+			l := log.With().Str("task_type", t.Type()).Str("task_id", id).Logger()
+			start := time.Now()
+			err := next.ProcessTask(l.WithContext(ctx), t)
+			l.Debug().Dur("duration", time.Since(start)).AnErr("error", err).Msg("task handled")
+			return err
+		})
+	}
+}
+
+// asynqLogger sends asynq's own log lines through zerolog.
+type asynqLogger struct{ l zerolog.Logger }
+
+func (a asynqLogger) Debug(args ...any) { a.l.Debug().Msg(fmt.Sprint(args...)) }
+func (a asynqLogger) Info(args ...any)  { a.l.Info().Msg(fmt.Sprint(args...)) }
+func (a asynqLogger) Warn(args ...any)  { a.l.Warn().Msg(fmt.Sprint(args...)) }
+func (a asynqLogger) Error(args ...any) { a.l.Error().Msg(fmt.Sprint(args...)) }
+func (a asynqLogger) Fatal(args ...any) { a.l.Fatal().Msg(fmt.Sprint(args...)) }
