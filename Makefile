@@ -1,0 +1,29 @@
+# The README's two commands: `make demo` (the main job end to end against the
+# Twilio emulator) and `make test` (everything CI checks).
+SHELL := /bin/bash
+export PATH := $(CURDIR)/.tools/bin:$(PATH)
+
+.PHONY: test demo tools vet build bench
+
+tools:
+	./scripts/install-tools.sh
+
+vet:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
+	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
+	go vet ./...
+
+build:
+	go build ./...
+
+test: tools vet
+	go test -race -count=1 -timeout 30m ./...
+
+demo: tools
+	./scripts/demo.sh
+
+# The benchmarks (docs/benchmarks.md): the real pipeline against the bare
+# copy, scenario by scenario. BENCH_FLAGS=-quick for a short smoke run;
+# BENCH_FLAGS="-plot docs/throughput.svg" also redraws the plot.
+bench: tools
+	go run ./cmd/bench $(BENCH_FLAGS)

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/mediasync/mediasync/internal/testenv"
+)
+
+// Bad input gets one clear line naming the problem, exit code 2, and
+// nothing enqueued: no run row, no task in Redis.
+func TestBadInputExitsTwoAndEnqueuesNothing(t *testing.T) {
+	t.Parallel()
+	db := testenv.NewDatabase(t)
+	rds := testenv.NewRedis(t)
+	good := map[string]string{
+		"TWILIO_ACCOUNT_SID":  "AC0123456789abcdef0123456789abcdef",
+		"DATABASE_URL":        db.URL,
+		"REDIS_URL":           rds.URL,
+		"MEDIASYNC_NAMESPACE": rds.Namespace,
+	}
+	without := func(k string) map[string]string {
+		m := map[string]string{}
+		for kk, v := range good {
+			if kk != k {
+				m[kk] = v
+			}
+		}
+		return m
+	}
+	with := func(k, v string) map[string]string {
+		m := without(k)
+		m[k] = v
+		return m
+	}
+	cases := []struct {
+		desc string
+		env  map[string]string
+		args []string
+		want string // in the one line on stderr
+	}{
+		{"malformed since", good, []string{"backfill", "--since", "2026-13-01", "--until", "2026-02-01"}, `--since "2026-13-01" is not a date`},
+		{"since not before until", good, []string{"backfill", "--since", "2026-02-01", "--until", "2026-02-01"}, "must be before --until"},
+		{"since after until", good, []string{"backfill", "--since", "2026-03-01", "--until", "2026-02-01"}, "must be before --until"},
+		{"missing until", good, []string{"backfill", "--since", "2026-01-01"}, `"until" not set`},
+		{"unknown flag", good, []string{"backfill", "--since", "2026-01-01", "--until", "2026-01-02", "--purge"}, "unknown flag: --purge"},
+		{"unknown command", good, []string{"archive-everything"}, "unknown command"},
+		{"delete with dry-run", good, []string{"backfill", "--since", "2026-01-01", "--until", "2026-01-02", "--delete", "--dry-run"}, "exclude each other"},
+		{"bad from number", good, []string{"backfill", "--since", "2026-01-01", "--until", "2026-01-02", "--from", "555-0100"}, `--from "555-0100"`},
+		{"malformed message SID", good, []string{"message", "MM123"}, `message SID "MM123" is not valid`},
+		{"media SID as message", good, []string{"message", "ME0123456789abcdef0123456789abcdef"}, "is not valid"},
+		{"no message SID", good, []string{"message"}, "accepts 1 arg"},
+		{"malformed run id", good, []string{"status", "yesterday"}, `run id "yesterday"`},
+		{"missing account", without("TWILIO_ACCOUNT_SID"), []string{"backfill", "--since", "2026-01-01", "--until", "2026-01-02"}, "TWILIO_ACCOUNT_SID is not set"},
+		{"malformed account", with("TWILIO_ACCOUNT_SID", "AC12"), []string{"message", "MM0123456789abcdef0123456789abcdef"}, `TWILIO_ACCOUNT_SID: "AC12"`},
+		{"missing database", without("DATABASE_URL"), []string{"message", "MM0123456789abcdef0123456789abcdef"}, "DATABASE_URL is not set"},
+		{"bad schedule", good, []string{"policy", "set", "p1", "--schedule", "every night"}, "--schedule: schedule \"every night\""},
+		{"bad cron", good, []string{"policy", "set", "p1", "--schedule", "61 * * * *"}, "--schedule"},
+		{"bad duration", good, []string{"policy", "set", "p1", "--schedule", "@every 1h", "--archive-after", "3 days"}, `--archive-after: duration "3 days"`},
+		{"delete before archive", good, []string{"policy", "set", "p1", "--schedule", "@every 1h", "--archive-after", "2d", "--delete-after", "1d"}, "shorter than --archive-after"},
+		{"bad policy name", good, []string{"policy", "set", "no spaces", "--schedule", "@every 1h"}, `policy name "no spaces"`},
+		{"bad policy number", good, []string{"policy", "set", "p1", "--schedule", "@every 1h", "--to", "5550100"}, `--to "5550100"`},
+		{"bad start", good, []string{"policy", "set", "p1", "--schedule", "@every 1h", "--start", "yesterday"}, `--start "yesterday"`},
+		{"hold without reason", good, []string{"hold", "add", "--from", "+15550100"}, "--reason is required"},
+		{"hold with two scopes", good, []string{"hold", "add", "--reason", "x", "--from", "+15550100", "--to", "+15550199"}, "exactly one of"},
+		{"hold bad message", good, []string{"hold", "add", "--reason", "x", "--message", "MM1"}, `--message "MM1"`},
+		{"hold bad id", good, []string{"hold", "release", "first", "--reason", "x"}, `hold id "first"`},
+		{"audit bad since", good, []string{"audit", "--since", "March"}, `--since "March"`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.desc, func(t *testing.T) {
+			t.Parallel()
+			var out, errb bytes.Buffer
+			code := Main(t.Context(), tc.args, &out, &errb, func(k string) string { return tc.env[k] })
+			require.Equal(t, 2, code, "stderr: %s", errb.String())
+			require.Contains(t, errb.String(), tc.want)
+			require.Equal(t, 1, strings.Count(errb.String(), "\n"), "one line: %q", errb.String())
+			require.Empty(t, out.String())
+		})
+	}
+	t.Cleanup(func() {
+		// Nothing was enqueued: no task keys in the test's namespace, and
+		// no run recorded (the database may not even have been migrated).
+		ctx := context.Background()
+		keys, err := rds.Client.Keys(ctx, "asynq:{"+rds.Namespace+"*").Result()
+		if err != nil || len(keys) != 0 {
+			t.Errorf("tasks were enqueued: %v %v", keys, err)
+		}
+		pool := db.Pool(t)
+		var n int
+		if err := pool.QueryRow(ctx, `SELECT count(*) FROM runs`).Scan(&n); err == nil && n != 0 {
+			t.Errorf("%d runs recorded", n)
+		}
+	})
+}

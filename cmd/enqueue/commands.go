@@ -1,0 +1,272 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os/user"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+	"github.com/spf13/cobra"
+
+	"github.com/mediasync/mediasync/archive"
+	"github.com/mediasync/mediasync/internal/config"
+	"github.com/mediasync/mediasync/jobs"
+	"github.com/mediasync/mediasync/twilio"
+)
+
+type app struct {
+	stdout, stderr io.Writer
+	getenv         func(string) string
+	actor          string
+
+	// pollInterval is how often --wait reads progress.
+	pollInterval time.Duration
+}
+
+type runFlags struct {
+	delete, dryRun, wait bool
+	from, to             string
+}
+
+func (a *app) backfillCmd() *cobra.Command {
+	var since, until string
+	var f runFlags
+	cmd := &cobra.Command{
+		Use:   "backfill --since YYYY-MM-DD --until YYYY-MM-DD [--delete] [--dry-run] [--wait]",
+		Short: "Archive every media of messages sent in [since, until), UTC days",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			s, err := parseDay("--since", since)
+			if err != nil {
+				return err
+			}
+			u, err := parseDay("--until", until)
+			if err != nil {
+				return err
+			}
+			if !s.Before(u) {
+				return usagef("--since %s must be before --until %s (until is exclusive)", since, until)
+			}
+			if err := f.check(); err != nil {
+				return err
+			}
+			return a.submit(cmd.Context(), archive.RunSpec{
+				Kind: archive.KindBackfill, Since: s, Until: u, From: f.from, To: f.to,
+				Delete: f.delete, DryRun: f.dryRun,
+			}, f.wait)
+		},
+	}
+	cmd.Flags().StringVar(&since, "since", "", "first UTC day to archive, inclusive (YYYY-MM-DD)")
+	cmd.Flags().StringVar(&until, "until", "", "UTC day to stop before, exclusive (YYYY-MM-DD)")
+	cmd.Flags().StringVar(&f.from, "from", "", "only messages from this number (Twilio's From filter)")
+	cmd.Flags().StringVar(&f.to, "to", "", "only messages to this number (Twilio's To filter)")
+	f.register(cmd)
+	_ = cmd.MarkFlagRequired("since")
+	_ = cmd.MarkFlagRequired("until")
+	return cmd
+}
+
+func (a *app) messageCmd() *cobra.Command {
+	var f runFlags
+	cmd := &cobra.Command{
+		Use:   "message <MessageSid> [--delete] [--dry-run] [--wait]",
+		Short: "Archive the media of one message",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			sid := args[0]
+			if !twilio.ValidMessageSID(sid) {
+				return usagef("message SID %q is not valid (SM or MM followed by 32 hex digits)", sid)
+			}
+			if err := f.check(); err != nil {
+				return err
+			}
+			return a.submit(cmd.Context(), archive.RunSpec{
+				Kind: archive.KindMessage, MessageSID: sid, Delete: f.delete, DryRun: f.dryRun,
+			}, f.wait)
+		},
+	}
+	f.register(cmd)
+	return cmd
+}
+
+func (f *runFlags) register(cmd *cobra.Command) {
+	cmd.Flags().BoolVar(&f.delete, "delete", false, "delete each media from Twilio once its archived copy is verified")
+	cmd.Flags().BoolVar(&f.dryRun, "dry-run", false, "list and count only: archive and delete nothing")
+	cmd.Flags().BoolVar(&f.wait, "wait", false, "follow the run until it ends; exit 1 if any media failed")
+}
+
+func (f *runFlags) check() error {
+	if f.delete && f.dryRun {
+		return usagef("--delete and --dry-run exclude each other")
+	}
+	for _, n := range []struct{ flag, v string }{{"--from", f.from}, {"--to", f.to}} {
+		if n.v != "" && !validNumber(n.v) {
+			return usagef("%s %q is not a phone number in E.164 form (+ then 8-15 digits) or a channel address like whatsapp:+15550100", n.flag, n.v)
+		}
+	}
+	return nil
+}
+
+func (a *app) statusCmd() *cobra.Command {
+	var wait bool
+	cmd := &cobra.Command{
+		Use:   "status <run-id> [--wait]",
+		Short: "Show a run's progress",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := uuid.Parse(args[0])
+			if err != nil {
+				return usagef("run id %q is not a run id (a UUID printed by backfill or message)", args[0])
+			}
+			return a.withEnv(cmd.Context(), false, func(env *env) error {
+				if wait {
+					return a.wait(cmd.Context(), env.catalog, id)
+				}
+				st, err := env.catalog.RunStatus(cmd.Context(), id)
+				if errors.Is(err, archive.ErrRunNotFound) {
+					return usagef("no run %s", id)
+				}
+				if err != nil {
+					return err
+				}
+				printStatus(a.stdout, st)
+				return nil
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&wait, "wait", false, "follow the run until it ends; exit 1 if any media failed")
+	return cmd
+}
+
+// submit records the run, queues its start, prints its id, and follows it
+// with --wait.
+func (a *app) submit(ctx context.Context, spec archive.RunSpec, wait bool) error {
+	env, err := a.connect(ctx, true)
+	if err != nil {
+		return err
+	}
+	defer env.close()
+	spec.AccountSID = env.cfg.Twilio.AccountSID
+	spec.Actor = a.actorName()
+	run, err := env.catalog.CreateRun(ctx, spec)
+	if err != nil {
+		return err
+	}
+	if err := env.enqueuer.In(ctx)(jobs.NewStartRunTask(env.queues, run.ID)); err != nil {
+		// The run exists but nothing will start it: say so in its row.
+		_ = env.catalog.FailRun(context.WithoutCancel(ctx), run.ID, "could not enqueue: "+err.Error())
+		return err
+	}
+	fmt.Fprintln(a.stdout, run.ID)
+	if !wait {
+		return nil
+	}
+	return a.wait(ctx, env.catalog, run.ID)
+}
+
+type env struct {
+	cfg      config.Config
+	pool     *pgxpool.Pool
+	rdb      *redis.Client
+	catalog  *archive.Catalog
+	enqueuer *jobs.Enqueuer
+	queues   jobs.Queues
+}
+
+func (e *env) close() {
+	if e.rdb != nil {
+		_ = e.rdb.Close()
+	}
+	e.pool.Close()
+}
+
+// connect reads the configuration and opens Postgres (migrating it, so the
+// CLI works before any worker has started) and, to enqueue, Redis.
+func (a *app) connect(ctx context.Context, withRedis bool) (*env, error) {
+	cfg, err := config.Load(a.getenv, config.Need{})
+	if err != nil {
+		return nil, &usageError{"configuration: " + strings.ReplaceAll(err.Error(), "\n", "; ")}
+	}
+	pool, err := pgxpool.New(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return nil, errors.New("postgres: cannot parse DATABASE_URL")
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	if _, err := archive.Migrate(ctx, pool); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	e := &env{cfg: cfg, pool: pool, catalog: archive.NewCatalog(pool), queues: jobs.QueuesFor(cfg.Namespace)}
+	if withRedis {
+		opt, err := redis.ParseURL(cfg.RedisURL)
+		if err != nil {
+			pool.Close()
+			return nil, errors.New("redis: cannot parse REDIS_URL")
+		}
+		e.rdb = redis.NewClient(opt)
+		if err := e.rdb.Ping(ctx).Err(); err != nil {
+			e.close()
+			return nil, fmt.Errorf("redis: %w", err)
+		}
+		e.enqueuer = jobs.NewEnqueuer(e.rdb, e.queues)
+	}
+	return e, nil
+}
+
+func (a *app) actorName() string {
+	if a.actor != "" {
+		return a.actor
+	}
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		return u.Username
+	}
+	return "unknown"
+}
+
+// parseDay parses a UTC day.
+func parseDay(flag, v string) (time.Time, error) {
+	if v == "" {
+		return time.Time{}, usagef("%s is required (YYYY-MM-DD)", flag)
+	}
+	t, err := time.Parse(time.DateOnly, v)
+	if err != nil {
+		return time.Time{}, usagef("%s %q is not a date like 2026-03-01", flag, v)
+	}
+	return t.UTC(), nil
+}
+
+// validNumber accepts what Twilio's To/From filters take: an E.164 number,
+// optionally behind a channel prefix (whatsapp:, messenger: …).
+func validNumber(s string) bool {
+	if i := strings.IndexByte(s, ':'); i > 0 {
+		s = s[i+1:]
+	}
+	if len(s) < 9 || len(s) > 16 || s[0] != '+' {
+		return false
+	}
+	for _, r := range s[1:] {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// withEnv connects to the services, runs fn, and closes them.
+func (a *app) withEnv(ctx context.Context, withRedis bool, fn func(*env) error) error {
+	env, err := a.connect(ctx, withRedis)
+	if err != nil {
+		return err
+	}
+	defer env.close()
+	return fn(env)
+}

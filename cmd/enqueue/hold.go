@@ -1,0 +1,225 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mediasync/mediasync/archive"
+	"github.com/mediasync/mediasync/jobs"
+	"github.com/mediasync/mediasync/twilio"
+)
+
+func (a *app) holdCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "hold", Short: "Legal holds: media they cover are never deleted from Twilio"}
+	cmd.AddCommand(a.holdAddCmd(), a.holdListCmd(), a.holdReleaseCmd())
+	return cmd
+}
+
+func (a *app) holdAddCmd() *cobra.Command {
+	var reason, from, to, since, until string
+	var messages []string
+	cmd := &cobra.Command{
+		Use:   "add --reason TEXT (--message SID… | --from NUMBER | --to NUMBER) [--since DATE --until DATE]",
+		Short: "Place a legal hold",
+		Long: `Place a legal hold. While it is active, no run and no command deletes from
+Twilio a media it covers (checked in the same transaction that claims each
+delete), whether the media was archived before or after the hold.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			h := archive.Hold{Reason: strings.TrimSpace(reason), MessageSIDs: messages, From: from, To: to}
+			if h.Reason == "" {
+				return usagef("--reason is required: say why the media are held")
+			}
+			n := 0
+			for _, set := range []bool{len(messages) > 0, from != "", to != ""} {
+				if set {
+					n++
+				}
+			}
+			if n != 1 {
+				return usagef("give exactly one of --message, --from or --to")
+			}
+			for _, sid := range messages {
+				if !twilio.ValidMessageSID(sid) {
+					return usagef("--message %q is not a message SID (SM or MM followed by 32 hex digits)", sid)
+				}
+			}
+			if err := (&runFlags{from: from, to: to}).check(); err != nil {
+				return err
+			}
+			var err error
+			if since != "" {
+				if h.Since, err = parseDay("--since", since); err != nil {
+					return err
+				}
+			}
+			if until != "" {
+				if h.Until, err = parseDay("--until", until); err != nil {
+					return err
+				}
+			}
+			if !h.Since.IsZero() && !h.Until.IsZero() && !h.Since.Before(h.Until) {
+				return usagef("--since %s must be before --until %s", since, until)
+			}
+			return a.withEnv(cmd.Context(), true, func(env *env) error {
+				h.CreatedBy = a.actorName()
+				h, err = env.catalog.AddHold(cmd.Context(), h)
+				if err != nil {
+					return err
+				}
+				// The hold is in force now; the workers put S3 legal holds on
+				// the covered objects where the bucket has Object Lock.
+				if err := env.enqueuer.In(cmd.Context())(jobs.NewApplyHoldTask(env.queues, jobs.ApplyHoldPayload{HoldID: h.ID, Event: "added"})); err != nil {
+					return fmt.Errorf("hold %d is in force, but its S3 legal holds were not queued (a worker reconciles them when the hold changes again): %w", h.ID, err)
+				}
+				fmt.Fprintf(a.stdout, "hold %d placed\n", h.ID)
+				return nil
+			})
+		},
+	}
+	cmd.Flags().StringVar(&reason, "reason", "", "why the media are held (recorded in the audit log)")
+	cmd.Flags().StringSliceVar(&messages, "message", nil, "hold these messages' media (repeat or comma-separate)")
+	cmd.Flags().StringVar(&from, "from", "", "hold media of messages from this number")
+	cmd.Flags().StringVar(&to, "to", "", "hold media of messages to this number")
+	cmd.Flags().StringVar(&since, "since", "", "only messages sent on or after this UTC day")
+	cmd.Flags().StringVar(&until, "until", "", "only messages sent before this UTC day")
+	return cmd
+}
+
+func (a *app) holdListCmd() *cobra.Command {
+	var all bool
+	cmd := &cobra.Command{
+		Use:   "list [--all]",
+		Short: "List active holds (--all: released ones too)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.withEnv(cmd.Context(), false, func(env *env) error {
+				holds, err := env.catalog.Holds(cmd.Context(), all)
+				if err != nil {
+					return err
+				}
+				w := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(w, "ID\tCOVERS\tSENT\tREASON\tPLACED\tRELEASED")
+				for _, h := range holds {
+					covers := "from " + h.From
+					switch {
+					case len(h.MessageSIDs) > 0:
+						covers = "messages " + strings.Join(h.MessageSIDs, ",")
+					case h.To != "":
+						covers = "to " + h.To
+					}
+					sent := "any time"
+					if !h.Since.IsZero() || !h.Until.IsZero() {
+						sent = day(h.Since) + ".." + day(h.Until)
+					}
+					released := "active"
+					if !h.ReleasedAt.IsZero() {
+						released = fmt.Sprintf("%s by %s: %s", h.ReleasedAt.UTC().Format(time.DateTime), h.ReleasedBy, h.ReleaseReason)
+					}
+					fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s by %s\t%s\n", h.ID, covers, sent, h.Reason,
+						h.CreatedAt.UTC().Format(time.DateTime), h.CreatedBy, released)
+				}
+				return w.Flush()
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&all, "all", false, "include released holds")
+	return cmd
+}
+
+func day(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.Format(time.DateOnly)
+}
+
+func (a *app) holdReleaseCmd() *cobra.Command {
+	var reason string
+	cmd := &cobra.Command{
+		Use:   "release ID --reason TEXT",
+		Short: "Release a hold; the next run that asks deletes what it covered",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := strconv.ParseInt(args[0], 10, 64)
+			if err != nil || id < 1 {
+				return usagef("hold id %q is not a hold id (a number from hold list)", args[0])
+			}
+			if strings.TrimSpace(reason) == "" {
+				return usagef("--reason is required: say why the hold is released")
+			}
+			return a.withEnv(cmd.Context(), true, func(env *env) error {
+				if _, err := env.catalog.ReleaseHold(cmd.Context(), id, a.actorName(), strings.TrimSpace(reason)); err != nil {
+					if errors.Is(err, archive.ErrHoldNotFound) {
+						return usagef("no active hold %d", id)
+					}
+					return err
+				}
+				if err := env.enqueuer.In(cmd.Context())(jobs.NewApplyHoldTask(env.queues, jobs.ApplyHoldPayload{HoldID: id, Event: "released"})); err != nil {
+					return fmt.Errorf("hold %d is released, but lifting its S3 legal holds was not queued: %w", id, err)
+				}
+				fmt.Fprintf(a.stdout, "hold %d released\n", id)
+				return nil
+			})
+		},
+	}
+	cmd.Flags().StringVar(&reason, "reason", "", "why the hold is released (recorded in the audit log)")
+	return cmd
+}
+
+func (a *app) auditCmd() *cobra.Command {
+	var since string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "audit [--since DATE] [--json] | audit verify",
+		Short: "Print the audit log, or verify its hash chain",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var from time.Time
+			if since != "" {
+				var err error
+				if from, err = parseDay("--since", since); err != nil {
+					return err
+				}
+			}
+			return a.withEnv(cmd.Context(), false, func(env *env) error {
+				enc := json.NewEncoder(a.stdout)
+				return env.catalog.AuditLog(cmd.Context(), from, func(e archive.AuditEntry) error {
+					if asJSON {
+						return enc.Encode(e)
+					}
+					_, err := fmt.Fprintf(a.stdout, "%d\t%s\t%s\t%s\t%s\t%s\n", e.ID, e.At.Format(time.RFC3339Nano), e.Actor, e.Action, e.Subject, e.Details)
+					return err
+				})
+			})
+		},
+	}
+	cmd.Flags().StringVar(&since, "since", "", "only entries from this UTC day on")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "one JSON object per line")
+	cmd.AddCommand(&cobra.Command{
+		Use:   "verify",
+		Short: "Prove nothing in the audit log was removed or changed (exit 1 naming the first broken row)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.withEnv(cmd.Context(), false, func(env *env) error {
+				broken, n, err := env.catalog.VerifyAudit(cmd.Context())
+				if err != nil {
+					return err
+				}
+				if broken != nil {
+					return &runFailedError{fmt.Sprintf("audit log broken at row %d: %s (%d rows read)", broken.ID, broken.Reason, n)}
+				}
+				fmt.Fprintf(a.stdout, "audit log verified: %d rows, chain intact\n", n)
+				return nil
+			})
+		},
+	})
+	return cmd
+}

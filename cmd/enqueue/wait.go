@@ -1,0 +1,155 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
+
+	"github.com/mediasync/mediasync/archive"
+)
+
+// wait follows a run until it ends: a live bar on a terminal, a plain line
+// every few seconds otherwise (logs, CI). It returns a runFailedError when
+// the run finished with failures.
+func (a *app) wait(ctx context.Context, cat *archive.Catalog, id uuid.UUID) error {
+	poll := a.pollInterval
+	if poll == 0 {
+		poll = time.Second
+	}
+	var bar *progressbar.ProgressBar
+	if f, ok := a.stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		bar = progressbar.NewOptions64(-1,
+			progressbar.OptionSetWriter(a.stderr),
+			progressbar.OptionSetDescription("media"),
+			progressbar.OptionShowCount(),
+			progressbar.OptionThrottle(200*time.Millisecond),
+			progressbar.OptionClearOnFinish())
+	}
+	lastLine, began, warned := time.Time{}, time.Now(), false
+	for {
+		st, err := cat.RunStatus(ctx, id)
+		if err != nil {
+			return err
+		}
+		done := st.MediaFound - st.MediaPending
+		if st.Delete {
+			done -= st.MediaArchived - st.MediaDeleted // archived, not yet deleted
+		}
+		switch {
+		case bar != nil:
+			if st.MediaFound > 0 {
+				bar.ChangeMax64(int64(st.MediaFound))
+			}
+			bar.Describe(fmt.Sprintf("%s: %d messages, %d archived, %d deleted, %d failed",
+				st.State, st.MessagesSeen, st.MediaArchived, st.MediaDeleted, st.MediaFailed))
+			_ = bar.Set64(int64(done))
+		case time.Since(lastLine) >= 5*poll || st.Finished():
+			fmt.Fprintf(a.stderr, "%s %s\n", time.Now().UTC().Format(time.TimeOnly), progressLine(st))
+			lastLine = time.Now()
+		}
+		if st.State == archive.RunQueued && !warned && time.Since(began) > 30*time.Second {
+			fmt.Fprintf(a.stderr, "enqueue: no worker has started run %s yet: is one running on the same REDIS_URL and MEDIASYNC_NAMESPACE?\n", id)
+			warned = true
+		}
+		if st.Finished() {
+			if bar != nil {
+				_ = bar.Finish()
+			}
+			printStatus(a.stdout, st)
+			if st.State == archive.RunFailed {
+				return &runFailedError{fmt.Sprintf("run %s finished with failures", id)}
+			}
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("stopped waiting (the run goes on; follow it with: enqueue status %s --wait): %w", id, ctx.Err())
+		case <-time.After(poll):
+		}
+	}
+}
+
+func progressLine(st archive.Status) string {
+	return fmt.Sprintf("run %s %s: messages seen %d, media found %d, archived %d (reused %d), deleted %d, gone %d, failed %d, pending %d, %s",
+		st.ID, st.State, st.MessagesSeen, st.MediaFound, st.MediaArchived, st.MediaReused,
+		st.MediaDeleted, st.MediaGone, st.MediaFailed, st.MediaPending, humanBytes(st.BytesArchived))
+}
+
+// printStatus writes a run's status as "name: value" lines, stable for
+// scripts to read.
+func printStatus(w io.Writer, st archive.Status) {
+	fmt.Fprintf(w, "run:             %s\n", st.ID)
+	switch st.Kind {
+	case archive.KindBackfill:
+		fmt.Fprintf(w, "kind:            backfill %s .. %s (UTC, until exclusive)\n", st.Since.Format(time.DateOnly), st.Until.Format(time.DateOnly))
+	case archive.KindMessage:
+		fmt.Fprintf(w, "kind:            message %s\n", st.MessageSID)
+	case archive.KindPolicy:
+		fmt.Fprintf(w, "kind:            policy %s, tick %s\n", st.PolicyName, st.Tick.Format(time.RFC3339))
+		if !st.Since.IsZero() {
+			fmt.Fprintf(w, "window:          %s .. %s\n", st.Since.Format(time.RFC3339), st.Until.Format(time.RFC3339))
+		}
+	default:
+		fmt.Fprintf(w, "kind:            %s\n", st.Kind)
+	}
+	mode := "archive"
+	switch {
+	case st.DryRun:
+		mode = "dry run (nothing archived or deleted)"
+	case st.Delete && !st.DeleteBefore.IsZero():
+		mode = "archive, then delete from Twilio what was sent before " + st.DeleteBefore.Format(time.RFC3339)
+	case st.Delete:
+		mode = "archive, then delete from Twilio"
+	}
+	fmt.Fprintf(w, "mode:            %s\n", mode)
+	fmt.Fprintf(w, "state:           %s\n", st.State)
+	if st.Error != "" {
+		fmt.Fprintf(w, "error:           %s\n", st.Error)
+	}
+	if st.WindowsTotal > 0 {
+		fmt.Fprintf(w, "days listed:     %d/%d (%d pages)\n", st.WindowsDone, st.WindowsTotal, st.PagesFetched)
+	}
+	fmt.Fprintf(w, "messages seen:   %d\n", st.MessagesSeen)
+	fmt.Fprintf(w, "media found:     %d\n", st.MediaFound)
+	if st.DryRun {
+		fmt.Fprintf(w, "media listed:    %d\n", st.MediaListed)
+	}
+	fmt.Fprintf(w, "media archived:  %d (already archived before: %d)\n", st.MediaArchived, st.MediaReused)
+	fmt.Fprintf(w, "media deleted:   %d\n", st.MediaDeleted)
+	fmt.Fprintf(w, "media gone:      %d\n", st.MediaGone)
+	fmt.Fprintf(w, "media failed:    %d\n", st.MediaFailed)
+	fmt.Fprintf(w, "media pending:   %d\n", st.MediaPending)
+	if st.MediaHeld > 0 {
+		fmt.Fprintf(w, "media held:      %d (archived; not deleted: under legal hold)\n", st.MediaHeld)
+	}
+	fmt.Fprintf(w, "bytes archived:  %d (%s)\n", st.BytesArchived, humanBytes(st.BytesArchived))
+	if !st.StartedAt.IsZero() {
+		end := st.FinishedAt
+		if end.IsZero() {
+			end = time.Now()
+		}
+		fmt.Fprintf(w, "elapsed:         %s\n", end.Sub(st.StartedAt).Round(time.Second))
+	}
+	for _, f := range st.Failures {
+		fmt.Fprintf(w, "failed:          %s: %s\n", f.SID, f.Reason)
+	}
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

@@ -1,0 +1,447 @@
+// Package e2etest runs mediasync as an operator does, for end-to-end,
+// crash and load tests: the real worker and enqueue programs as processes,
+// against the Twilio emulator, a Postgres database, a Redis namespace and an
+// S3 bucket of the test's own.
+//
+// Between mediasync and the emulator sits a guard: at the moment a DELETE
+// of a media arrives, it reads the media's object from the bucket and
+// records an early delete unless the object holds exactly the emulator's
+// bytes. Invariant 1 is thus observed from outside, not trusted.
+package e2etest
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/mediasync/mediasync/archive"
+	"github.com/mediasync/mediasync/internal/testenv"
+	"github.com/mediasync/mediasync/twilio/twiliotest"
+)
+
+var (
+	buildOnce sync.Once
+	binDir    string
+	buildErr  error
+)
+
+// Binary returns the path of a mediasync program ("worker", "enqueue",
+// "twilio-emulator"), built once per test process from this checkout.
+func Binary(t testing.TB, name string) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		root, err := repoRoot()
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binDir, buildErr = os.MkdirTemp("", "mediasync-e2e-bin-")
+		if buildErr != nil {
+			return
+		}
+		cmd := exec.Command("go", "build", "-o", binDir+string(filepath.Separator),
+			"./cmd/worker", "./cmd/enqueue", "./cmd/twilio-emulator")
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatalf("e2etest: %v", buildErr)
+	}
+	return filepath.Join(binDir, name)
+}
+
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("no go.mod above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// Options shape a deployment; the zero value is a plain one.
+type Options struct {
+	// Emulator configures the Twilio emulator (faults, seed…).
+	Emulator twiliotest.Config
+	// RedisURL, when set, is a Redis of the test's own (e.g. one it
+	// restarts); by default the shared test Redis, in a fresh namespace.
+	RedisURL string
+	// AdminDatabaseURL, when set, is the Postgres server to create the
+	// test's database on; by default the shared test server.
+	AdminDatabaseURL string
+	// S3 is the S3 server to use; by default the shared test gateway.
+	S3 *testenv.S3Server
+	// Bucket options, e.g. testenv.WithObjectLock().
+	Bucket []testenv.BucketOption
+}
+
+// Deployment is one mediasync installation under test.
+type Deployment struct {
+	Emu      *twiliotest.Server
+	Account  twiliotest.Account
+	Env      map[string]string // the environment of worker and enqueue
+	Pool     *pgxpool.Pool     // the catalog database
+	DBURL    string
+	S3       *testenv.S3Server
+	S3Client *s3.Client
+	Bucket   string
+	Prefix   string
+	GuardURL string // the Twilio API base mediasync talks to
+
+	mu             sync.Mutex
+	deleteAttempts int
+	earlyDeletes   []string
+}
+
+// New sets up a deployment for t; everything is torn down at cleanup.
+func New(t testing.TB, o Options) *Deployment {
+	t.Helper()
+	emu := twiliotest.NewTestServer(t, o.Emulator)
+	acct, err := emu.AddAccount(twiliotest.AccountOptions{})
+	if err != nil {
+		t.Fatalf("e2etest: add account: %v", err)
+	}
+	var db *testenv.Database
+	if o.AdminDatabaseURL != "" {
+		db = testenv.NewDatabaseOn(t, o.AdminDatabaseURL)
+	} else {
+		db = testenv.NewDatabase(t)
+	}
+	redisURL, ns := o.RedisURL, ""
+	if redisURL == "" {
+		r := testenv.NewRedis(t)
+		redisURL, ns = r.URL, r.Namespace
+	} else {
+		ns = fmt.Sprintf("e2e%x", time.Now().UnixNano()) // a private Redis: nothing to clean
+	}
+	srv := o.S3
+	if srv == nil {
+		srv = testenv.S3(t)
+	}
+	d := &Deployment{
+		Emu: emu, Account: acct, S3: srv, S3Client: srv.Client(t), Prefix: "archive",
+		DBURL: db.URL,
+	}
+	d.Bucket = testenv.BucketOn(t, srv, o.Bucket...)
+	d.Pool = db.Pool(t)
+
+	target, err := url.Parse(emu.URL())
+	if err != nil {
+		t.Fatalf("e2etest: emulator URL: %v", err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	mediaPath := regexp.MustCompile(`/Messages/((?:SM|MM)[0-9a-f]{32})/Media/(ME[0-9a-f]{32})\.json$`)
+	guard := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if m := mediaPath.FindStringSubmatch(r.URL.Path); r.Method == http.MethodDelete && m != nil {
+			d.checkBeforeDelete(r.Context(), m[1], m[2])
+			if r.Context().Err() != nil {
+				return // the caller went away (a killed worker): nothing is forwarded, nothing deleted
+			}
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(guard.Close)
+	d.GuardURL = guard.URL
+
+	d.Env = map[string]string{
+		"TWILIO_ACCOUNT_SID": acct.SID,
+		"TWILIO_AUTH_TOKEN":  acct.AuthToken,
+		"TWILIO_API_URL":     guard.URL,
+		// Small pools: many workers run at once across parallel tests, and
+		// Postgres allows 100 connections by default.
+		"DATABASE_URL":        withPoolMax(db.URL, 4),
+		"REDIS_URL":           redisURL,
+		"MEDIASYNC_NAMESPACE": ns,
+		"ARCHIVE_URL": fmt.Sprintf("s3://%s/%s?region=%s&endpoint=%s&use_path_style=true",
+			d.Bucket, d.Prefix, srv.Region, srv.Endpoint),
+		"AWS_ACCESS_KEY_ID":       srv.AccessKey,
+		"AWS_SECRET_ACCESS_KEY":   srv.SecretKey,
+		"AWS_REGION":              srv.Region,
+		"WORKER_CONCURRENCY":      "8",
+		"WORKER_SHUTDOWN_TIMEOUT": "5s",
+		"LOG_LEVEL":               "debug",
+	}
+	return d
+}
+
+func (d *Deployment) checkBeforeDelete(ctx context.Context, msgSID, mediaSID string) {
+	d.mu.Lock()
+	d.deleteAttempts++
+	d.mu.Unlock()
+	key, want, err := d.ExpectedObject(msgSID, mediaSID)
+	if err == nil {
+		var got string
+		got, _, err = d.objectSHA256(ctx, key)
+		if err == nil && got != want {
+			err = errors.New("object bytes differ from the media's")
+		}
+	}
+	// A check cut short because the caller went away decides nothing: the
+	// DELETE is then not forwarded.
+	if err != nil && ctx.Err() == nil {
+		d.mu.Lock()
+		d.earlyDeletes = append(d.earlyDeletes, mediaSID+": "+err.Error())
+		d.mu.Unlock()
+	}
+}
+
+// EarlyDeletes lists the DELETEs that reached Twilio while the media's
+// archived copy was missing or wrong; it must stay empty. DeleteAttempts
+// counts every DELETE of a media.
+func (d *Deployment) EarlyDeletes() (early []string, attempts int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]string(nil), d.earlyDeletes...), d.deleteAttempts
+}
+
+// ExpectedObject is where, by the documented key layout, a media's copy
+// must be, and the SHA-256 of the emulator's bytes.
+func (d *Deployment) ExpectedObject(msgSID, mediaSID string) (key, sha string, err error) {
+	msg, ok := d.Emu.Message(msgSID)
+	if !ok {
+		return "", "", fmt.Errorf("emulator has no message %s", msgSID)
+	}
+	md, ok := d.Emu.Media(mediaSID)
+	if !ok {
+		return "", "", fmt.Errorf("emulator has no media %s", mediaSID)
+	}
+	if sha, err = d.Emu.SHA256(mediaSID); err != nil {
+		return "", "", err
+	}
+	key = archive.ObjectKey(d.Prefix, archive.KeyInfo{
+		AccountSID: d.Account.SID, MessageSID: msgSID, MediaSID: mediaSID,
+		ContentType: md.ContentType, DateSent: msg.DateSent,
+	})
+	return key, sha, nil
+}
+
+func (d *Deployment) objectSHA256(ctx context.Context, key string) (string, int64, error) {
+	out, err := d.S3Client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(d.Bucket), Key: aws.String(key)})
+	if err != nil {
+		return "", 0, err
+	}
+	defer out.Body.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, out.Body)
+	return hex.EncodeToString(h.Sum(nil)), n, err
+}
+
+// MediaIn returns the emulator's media of messages sent in [since, until),
+// as media SID → message SID, and the rest.
+func (d *Deployment) MediaIn(since, until time.Time) (in map[string]string, out map[string]string) {
+	in, out = map[string]string{}, map[string]string{}
+	for m := range d.Emu.Messages(d.Account.SID) {
+		for _, sid := range m.MediaSIDs {
+			if !m.DateSent.Before(since) && m.DateSent.Before(until) {
+				in[sid] = m.SID
+			} else {
+				out[sid] = m.SID
+			}
+		}
+	}
+	return in, out
+}
+
+// CheckArchived fails t unless each media is in the bucket byte for byte
+// with exactly one catalog row in state (archived or deleted) recording the
+// same size and SHA-256.
+func (d *Deployment) CheckArchived(t testing.TB, media map[string]string, state string) {
+	t.Helper()
+	ctx := context.Background()
+	sids := make([]string, 0, len(media))
+	for sid := range media {
+		sids = append(sids, sid)
+	}
+	sort.Strings(sids)
+	for _, sid := range sids {
+		key, want, err := d.ExpectedObject(media[sid], sid)
+		if err != nil {
+			t.Fatalf("media %s: %v", sid, err)
+		}
+		got, n, err := d.objectSHA256(ctx, key)
+		if err != nil {
+			t.Fatalf("media %s: object %s: %v", sid, key, err)
+		}
+		if got != want {
+			t.Fatalf("media %s: object %s has sha256 %s, want %s", sid, key, got, want)
+		}
+		var rows int
+		var rowState, rowSHA string
+		var size int64
+		err = d.Pool.QueryRow(ctx, `SELECT count(*) OVER (), state, sha256, size_bytes FROM media WHERE sid = $1`, sid).
+			Scan(&rows, &rowState, &rowSHA, &size)
+		if err != nil {
+			t.Fatalf("media %s: catalog row: %v", sid, err)
+		}
+		if rows != 1 || rowState != state || rowSHA != want || size != n {
+			t.Fatalf("media %s: %d rows, state %s sha256 %s size %d; want 1 row, %s, %s, %d", sid, rows, rowState, rowSHA, size, state, want, n)
+		}
+	}
+}
+
+// Process is a running mediasync program.
+type Process struct {
+	cmd  *exec.Cmd
+	logs *LogBuffer
+	done chan struct{}
+	err  error
+}
+
+// StartWorker starts a worker process with the deployment's environment
+// plus extra "KEY=value" settings; it is stopped at cleanup.
+func (d *Deployment) StartWorker(t testing.TB, extra ...string) *Process {
+	t.Helper()
+	cmd := exec.Command(Binary(t, "worker"))
+	cmd.Env = d.environ(extra...)
+	p := &Process{cmd: cmd, logs: &LogBuffer{}, done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = p.logs, p.logs
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("e2etest: start worker: %v", err)
+	}
+	go func() { p.err = cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() { p.Stop(30 * time.Second) })
+	return p
+}
+
+// Kill ends the process at once (SIGKILL), as a crash or an OOM kill does.
+func (p *Process) Kill() {
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
+}
+
+// Stop sends SIGTERM and waits up to grace before killing.
+func (p *Process) Stop(grace time.Duration) error {
+	select {
+	case <-p.done:
+		return p.err
+	default:
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(grace):
+		p.Kill()
+	}
+	return p.err
+}
+
+// Exited reports whether the process has ended.
+func (p *Process) Exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Logs returns what the process wrote so far.
+func (p *Process) Logs() string { return p.logs.String() }
+
+// Enqueue runs the enqueue program and returns its exit code and output.
+func (d *Deployment) Enqueue(t testing.TB, timeout time.Duration, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, Binary(t, "enqueue"), args...)
+	cmd.Env = d.environ()
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		return 0, out.String(), errb.String()
+	case errors.As(err, &exit):
+		return exit.ExitCode(), out.String(), errb.String()
+	default:
+		t.Fatalf("e2etest: enqueue %v: %v\nstderr:\n%s", args, err, errb.String())
+		return -1, "", ""
+	}
+}
+
+func (d *Deployment) environ(extra ...string) []string {
+	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.TempDir(), "TMPDIR=" + os.TempDir()}
+	for k, v := range d.Env {
+		env = append(env, k+"="+v)
+	}
+	return append(env, extra...)
+}
+
+// StatusValue returns the value of a "name: value" line of enqueue status.
+func StatusValue(t testing.TB, out, name string) string {
+	t.Helper()
+	for _, line := range strings.Split(out, "\n") {
+		if v, ok := strings.CutPrefix(line, name+":"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	t.Fatalf("no %q line in:\n%s", name, out)
+	return ""
+}
+
+// LogBuffer collects a process's (or an in-process worker's) output, safe
+// for concurrent writes, for tests that read logs.
+type LogBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+// Write implements io.Writer.
+func (s *LogBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// String returns what was written so far.
+func (s *LogBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// withPoolMax adds pgxpool's pool_max_conns to a database URL.
+func withPoolMax(raw string, n int) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return raw
+	}
+	q := u.Query()
+	q.Set("pool_max_conns", fmt.Sprint(n))
+	u.RawQuery = q.Encode()
+	return u.String()
+}

@@ -1,0 +1,227 @@
+// Package worker assembles a mediasync worker from its configuration: the
+// Postgres catalog (migrated at start), the archive store, the Twilio client
+// behind the account-wide limiter, and the Asynq server running jobs.
+// cmd/worker runs it; end-to-end tests run it in-process.
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+
+	"github.com/mediasync/mediasync/archive"
+	"github.com/mediasync/mediasync/internal/config"
+	"github.com/mediasync/mediasync/internal/ratelimit"
+	"github.com/mediasync/mediasync/jobs"
+	"github.com/mediasync/mediasync/twilio"
+)
+
+// Run runs a worker until ctx ends: migrations, the Asynq server, the
+// reconciler, and (when httpAddr is set) the /healthz endpoint. On return,
+// tasks in flight have finished or gone back to the queue unchanged.
+func Run(ctx context.Context, cfg config.Config, httpAddr string, log zerolog.Logger) error {
+	pcfg, err := pgxpool.ParseConfig(cfg.DatabaseURL)
+	if err != nil {
+		return errors.New("DATABASE_URL: cannot parse") // the URL may hold a password
+	}
+	// A connection per task plus a few for the loops, unless DATABASE_URL
+	// sets pool_max_conns: many tasks wait on Twilio at once, and a pool
+	// that size can pass Postgres's max_connections (tasks then wait for a
+	// connection instead of failing with "too many clients").
+	if !strings.Contains(cfg.DatabaseURL, "pool_max_conns") {
+		pcfg.MaxConns = int32(cfg.Concurrency + 4)
+	}
+	pcfg.ConnConfig.RuntimeParams["application_name"] = "mediasync-worker"
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		return fmt.Errorf("postgres: %w", err)
+	}
+	defer pool.Close()
+	if err := waitFor(ctx, "postgres", log, func(ctx context.Context) error { return pool.Ping(ctx) }); err != nil {
+		return err
+	}
+	applied, err := archive.Migrate(ctx, pool)
+	if err != nil {
+		return err
+	}
+	log.Info().Strs("applied", applied).Msg("database schema up to date")
+
+	ropt, err := redis.ParseURL(cfg.RedisURL)
+	if err != nil {
+		return errors.New("REDIS_URL: cannot parse")
+	}
+	rdb := redis.NewClient(ropt)
+	defer rdb.Close()
+	if err := waitFor(ctx, "redis", log, func(ctx context.Context) error { return rdb.Ping(ctx).Err() }); err != nil {
+		return err
+	}
+
+	store, prefix, err := archive.OpenStore(ctx, cfg.ArchiveURL)
+	if err != nil {
+		return err
+	}
+	limiter, err := ratelimit.New(rdb, ratelimit.Config{
+		Key:         cfg.Namespace + ":twilio:" + cfg.Twilio.AccountSID,
+		MaxInFlight: cfg.Twilio.MaxConcurrency,
+		PerSecond:   cfg.Twilio.MaxRPS,
+	})
+	if err != nil {
+		return err
+	}
+	tw, err := newTwilio(cfg, limiter, log)
+	if err != nil {
+		return err
+	}
+
+	legalHolds := false
+	if lh, ok := store.(archive.LegalHolder); ok {
+		if legalHolds, err = lh.LegalHoldSupported(ctx); err != nil {
+			return err
+		}
+	}
+	if cfg.ObjectLock != "" && !legalHolds {
+		loc := store.Location()
+		return fmt.Errorf("ARCHIVE_OBJECT_LOCK=%s, but %s %q does not have S3 Object Lock enabled: create the bucket with Object Lock, or unset ARCHIVE_OBJECT_LOCK",
+			cfg.ObjectLock, loc.Kind, loc.Bucket)
+	}
+	queues := jobs.QueuesFor(cfg.Namespace)
+	enq := jobs.NewEnqueuer(rdb, queues)
+	h, err := jobs.NewHandlers(jobs.Deps{
+		Catalog: archive.NewCatalog(pool), Twilio: tw, Store: store, Prefix: prefix,
+		Queues: queues, Enqueuer: enq, Log: log, SpoolDir: cfg.SpoolDir,
+		Now:        func() time.Time { return time.Now().Add(cfg.ClockOffset) },
+		LegalHolds: legalHolds,
+		ObjectLock: archive.ObjectLockMode(cfg.ObjectLock), Retention: cfg.Retention,
+	})
+	if err != nil {
+		return err
+	}
+	srv := jobs.NewServer(rdb, jobs.ServerConfig{
+		Queues: queues, Concurrency: cfg.Concurrency, ShutdownTimeout: cfg.ShutdownTimeout, Log: log,
+	})
+	mux := asynq.NewServeMux()
+	mux.Use(jobs.Logging(log))
+	jobs.Register(mux, h)
+	if err := srv.Start(mux); err != nil {
+		return fmt.Errorf("asynq server: %w", err)
+	}
+	log.Info().Int("concurrency", cfg.Concurrency).Str("queue", queues.Media).
+		Str("archive", store.Location().Kind+":"+store.Location().Bucket).Msg("worker started")
+
+	rctx, cancelReconcile := context.WithCancel(ctx)
+	defer cancelReconcile()
+	go h.ReconcileLoop(rctx, rdb, cfg.Namespace+":reconcile", 30*time.Second, time.Minute)
+	// Every worker runs the policy scheduler: the database lets exactly one
+	// of them start each tick, so no worker is special and any may die.
+	go h.ScheduleLoop(rctx, time.Second)
+	if cfg.ClockOffset != 0 {
+		log.Warn().Dur("offset", cfg.ClockOffset).Msg("MEDIASYNC_CLOCK_OFFSET shifts policy ticks: for tests and drills only")
+	}
+
+	var httpSrv *http.Server
+	if httpAddr != "" {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+			newPolicyCollector(archive.NewCatalog(pool), cfg.Twilio.AccountSID, func() time.Time { return time.Now().Add(cfg.ClockOffset) }))
+		httpSrv = healthServer(httpAddr, pool, rdb, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		go func() {
+			if err := httpSrv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error().Err(err).Msg("health endpoint")
+			}
+		}()
+	}
+
+	<-ctx.Done()
+	log.Info().Dur("shutdown_timeout", cfg.ShutdownTimeout).Msg("stopping: finishing tasks in flight")
+	cancelReconcile()
+	srv.Stop()     // take no new tasks
+	srv.Shutdown() // wait for those in flight; past the timeout, they go back to the queue
+	if httpSrv != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = httpSrv.Shutdown(sctx)
+	}
+	log.Info().Msg("worker stopped")
+	return nil
+}
+
+func newTwilio(c config.Config, l *ratelimit.Limiter, log zerolog.Logger) (*twilio.Client, error) {
+	opts := []twilio.Option{twilio.WithBaseURL(c.Twilio.APIURL), twilio.WithLimiter(l)}
+	if c.Twilio.APIKey != "" {
+		opts = append(opts, twilio.WithAPIKey(c.Twilio.APIKey, c.Twilio.APISecret))
+	} else {
+		opts = append(opts, twilio.WithAuthToken(c.Twilio.AuthToken))
+	}
+	opts = append(opts, twilio.WithRetryHook(func(e twilio.RetryEvent) {
+		log.Debug().Str("method", e.Method).Str("path", e.Path).Int("status", e.Status).
+			Int("attempt", e.Attempt).Dur("wait", e.Wait).Str("reason", e.Reason).Msg("twilio: retry")
+		if e.Status == 429 {
+			// One worker's 429 slows the whole fleet: Twilio's limit is on
+			// the account's concurrency, and every worker shares it.
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			if err := l.Backoff(ctx, max(e.Wait, time.Second)); err != nil {
+				log.Warn().Err(err).Msg("twilio: could not share back-off")
+			}
+			// And Twilio's limit is below TWILIO_MAX_CONCURRENCY: keep the
+			// fleet under what it was serving, or every back-off ends in a
+			// burst of 429s.
+			if err := l.Refused(ctx); err != nil {
+				log.Warn().Err(err).Msg("twilio: could not lower the shared concurrency ceiling")
+			}
+		}
+	}))
+	return twilio.New(c.Twilio.AccountSID, opts...)
+}
+
+// waitFor retries check until it passes or ctx ends, so a worker started
+// alongside its database (docker compose) waits instead of crashing.
+func waitFor(ctx context.Context, what string, log zerolog.Logger, check func(context.Context) error) error {
+	for attempt := 0; ; attempt++ {
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := check(cctx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if attempt == 30 || ctx.Err() != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		log.Warn().Err(err).Msgf("waiting for %s", what)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func healthServer(addr string, pool *pgxpool.Pool, rdb *redis.Client, metrics http.Handler) *http.Server {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", metrics)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := pool.Ping(ctx); err != nil {
+			http.Error(w, "postgres unreachable", http.StatusServiceUnavailable)
+			return
+		}
+		if err := rdb.Ping(ctx).Err(); err != nil {
+			http.Error(w, "redis unreachable", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	return &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+}
