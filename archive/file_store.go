@@ -174,7 +174,12 @@ func (s *FileStore) Put(ctx context.Context, in PutInput, body io.ReadSeeker) (P
 		return PutResult{}, fmt.Errorf("file put %q: %w", in.Key, err)
 	}
 	defer os.Remove(tmp)
+	return s.publish(ctx, in, car, tmp, obj, side)
+}
 
+// publish links a checked, fsynced temporary file to its key, create-only,
+// and writes its sidecar.
+func (s *FileStore) publish(ctx context.Context, in PutInput, car sidecar, tmp, obj, side string) (PutResult, error) {
 	if err := s.mkdirs(filepath.Dir(obj)); err != nil {
 		return PutResult{}, fmt.Errorf("file put %q: %w", in.Key, err)
 	}

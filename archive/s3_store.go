@@ -375,19 +375,12 @@ func (s *S3Store) putMultipart(ctx context.Context, in PutInput, contentType str
 	if err != nil {
 		return PutResult{}, fmt.Errorf("s3 put %q: start multipart upload: %w", in.Key, err)
 	}
-	uploadID := created.UploadId
+	up := &multipartUpload{s: s, key: in.Key, id: created.UploadId}
 	completed := false
 	defer func() {
-		if completed {
-			return
+		if !completed {
+			up.abort(ctx)
 		}
-		// Abort even when ctx is done: an abandoned upload keeps its parts
-		// (and bills for them) until a lifecycle rule removes them.
-		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		_, _ = s.client.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{
-			Bucket: aws.String(s.bucket), Key: aws.String(in.Key), UploadId: uploadID,
-		})
 	}()
 
 	// Parts are read through an io.ReaderAt so that each part's reader has
@@ -399,55 +392,85 @@ func (s *S3Store) putMultipart(ctx context.Context, in PutInput, contentType str
 	}
 	whole := sha256.New()
 	buf := make([]byte, 256<<10)
-	parts := make([]types.CompletedPart, 0, (in.Size+partSize-1)/partSize)
 	for off, num := int64(0), int32(1); off < in.Size; off, num = off+partSize, num+1 {
 		n := min(partSize, in.Size-off)
-		part := io.NewSectionReader(ra, off, n)
 		ph := sha256.New()
-		got, err := io.CopyBuffer(io.MultiWriter(ph, whole), part, buf)
+		got, err := io.CopyBuffer(io.MultiWriter(ph, whole), io.NewSectionReader(ra, off, n), buf)
 		if err != nil {
 			return PutResult{}, fmt.Errorf("s3 put %q: read part %d: %w", in.Key, num, err)
 		}
 		if got != n {
 			return PutResult{}, fmt.Errorf("s3 put %q: part %d has %d bytes, want %d: %w", in.Key, num, got, n, ErrChecksumMismatch)
 		}
-		raw := ph.Sum(nil)
-		sum := base64.StdEncoding.EncodeToString(raw)
-		out, err := s.client.UploadPart(ctx, &s3.UploadPartInput{
-			Bucket:         aws.String(s.bucket),
-			Key:            aws.String(in.Key),
-			UploadId:       uploadID,
-			PartNumber:     aws.Int32(num),
-			Body:           io.NewSectionReader(ra, off, n),
-			ContentLength:  aws.Int64(n),
-			ChecksumSHA256: aws.String(sum),
-		}, knownPayloadSHA256(raw))
-		if err != nil {
-			if c := apiCode(err); c == "BadDigest" || c == "XAmzContentSHA256Mismatch" || c == "IncompleteBody" {
-				return PutResult{}, fmt.Errorf("s3 put %q: the server rejected part %d: %w: %w", in.Key, num, ErrChecksumMismatch, err)
-			}
-			return PutResult{}, fmt.Errorf("s3 put %q: upload part %d: %w", in.Key, num, err)
+		if err := up.part(ctx, num, io.NewSectionReader(ra, off, n), n, ph.Sum(nil)); err != nil {
+			return PutResult{}, err
 		}
-		parts = append(parts, types.CompletedPart{ETag: out.ETag, PartNumber: aws.Int32(num), ChecksumSHA256: aws.String(sum)})
 	}
 	var wholeSum [32]byte
 	whole.Sum(wholeSum[:0])
 	if wholeSum != in.SHA256 {
 		return PutResult{}, fmt.Errorf("s3 put %q: body has sha256 %x, PutInput.SHA256 says %x: %w", in.Key, wholeSum, in.SHA256, ErrChecksumMismatch)
 	}
-	out, err := s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
-		Bucket:          aws.String(s.bucket),
-		Key:             aws.String(in.Key),
-		UploadId:        uploadID,
-		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
-		IfNoneMatch:     aws.String("*"),
-		MpuObjectSize:   aws.Int64(in.Size),
-	})
+	out, err := up.complete(ctx, in.Size)
 	if err != nil {
 		return s.putFailed(ctx, in, err)
 	}
 	completed = true
 	return PutResult{VersionID: aws.ToString(out.VersionId)}, nil
+}
+
+// multipartUpload is an S3 multipart upload under way.
+type multipartUpload struct {
+	s     *S3Store
+	key   string
+	id    *string
+	parts []types.CompletedPart
+}
+
+// part uploads part num (from 1) of n bytes whose SHA-256 is raw; S3 checks
+// the bytes against it.
+func (u *multipartUpload) part(ctx context.Context, num int32, body io.ReadSeeker, n int64, raw []byte) error {
+	sum := base64.StdEncoding.EncodeToString(raw)
+	out, err := u.s.client.UploadPart(ctx, &s3.UploadPartInput{
+		Bucket:         aws.String(u.s.bucket),
+		Key:            aws.String(u.key),
+		UploadId:       u.id,
+		PartNumber:     aws.Int32(num),
+		Body:           body,
+		ContentLength:  aws.Int64(n),
+		ChecksumSHA256: aws.String(sum),
+	}, knownPayloadSHA256(raw))
+	if err != nil {
+		if c := apiCode(err); c == "BadDigest" || c == "XAmzContentSHA256Mismatch" || c == "IncompleteBody" {
+			return fmt.Errorf("s3 put %q: the server rejected part %d: %w: %w", u.key, num, ErrChecksumMismatch, err)
+		}
+		return fmt.Errorf("s3 put %q: upload part %d: %w", u.key, num, err)
+	}
+	u.parts = append(u.parts, types.CompletedPart{ETag: out.ETag, PartNumber: aws.Int32(num), ChecksumSHA256: aws.String(sum)})
+	return nil
+}
+
+// complete publishes the object, create-only (If-None-Match: *).
+func (u *multipartUpload) complete(ctx context.Context, size int64) (*s3.CompleteMultipartUploadOutput, error) {
+	return u.s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+		Bucket:          aws.String(u.s.bucket),
+		Key:             aws.String(u.key),
+		UploadId:        u.id,
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: u.parts},
+		IfNoneMatch:     aws.String("*"),
+		MpuObjectSize:   aws.Int64(size),
+	})
+}
+
+// abort drops the upload's parts, even when ctx is done: an abandoned
+// upload keeps its parts (and bills for them) until a lifecycle rule
+// removes them.
+func (u *multipartUpload) abort(ctx context.Context) {
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	_, _ = u.s.client.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{
+		Bucket: aws.String(u.s.bucket), Key: aws.String(u.key), UploadId: u.id,
+	})
 }
 
 // Stat implements Store. It asks S3 for the object's checksum
