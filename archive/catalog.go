@@ -271,7 +271,7 @@ func (c *Catalog) FinishRunIfDone(ctx context.Context, id uuid.UUID) (bool, erro
 				              OR EXISTS (SELECT 1 FROM run_messages m WHERE m.run_id = r.id AND m.state = 'failed')
 				              OR EXISTS (SELECT 1 FROM run_media d WHERE d.run_id = r.id AND d.state = 'failed')
 				             THEN 'failed' ELSE 'succeeded' END
-			WHERE r.id = $1 AND r.state = 'running'
+			WHERE r.id = $1 AND r.state = 'running' AND r.kind <> 'export' -- exports end in FinishExport
 			  AND NOT EXISTS (SELECT 1 FROM run_windows w WHERE w.run_id = r.id AND w.state = 'pending')
 			  AND NOT EXISTS (SELECT 1 FROM run_messages m WHERE m.run_id = r.id AND m.state = 'pending')
 			  AND NOT EXISTS (SELECT 1 FROM run_media d WHERE d.run_id = r.id
@@ -319,6 +319,11 @@ type Status struct {
 	MediaHeld                 int // archived, not deleted: under legal hold
 	BytesArchived             int64
 	Failures                  []Failure // the first few failures, with reasons
+
+	// An export's own record and progress (Kind == KindExport); its media
+	// are also counted above as found, pending and failed.
+	Export  *Export
+	Exports ExportCounts
 }
 
 // Failure is one failed item of a run.
@@ -334,6 +339,9 @@ func (c *Catalog) RunStatus(ctx context.Context, id uuid.UUID) (Status, error) {
 		return Status{}, err
 	}
 	s := Status{Run: run}
+	if run.Kind == KindExport {
+		return c.exportStatus(ctx, s)
+	}
 	err = c.pool.QueryRow(ctx, `
 		SELECT windows_total, windows_done, pages_fetched, messages_seen, messages_pending,
 			media_found, media_listed, media_archived, media_reused, media_deleted,
@@ -360,6 +368,22 @@ func (c *Catalog) RunStatus(ctx context.Context, id uuid.UUID) (Status, error) {
 	})
 	if err != nil {
 		return Status{}, fmt.Errorf("run status %s: %w", id, err)
+	}
+	return s, nil
+}
+
+func (c *Catalog) exportStatus(ctx context.Context, s Status) (Status, error) {
+	e, err := c.GetExport(ctx, s.ID)
+	if err != nil {
+		return Status{}, err
+	}
+	s.Export = &e
+	if s.Exports, err = c.ExportCounts(ctx, s.ID); err != nil {
+		return Status{}, err
+	}
+	s.MediaFound, s.MediaPending, s.MediaFailed = s.Exports.Total, s.Exports.Pending, s.Exports.Failed
+	if s.Failures, err = c.ExportFailures(ctx, s.ID, 20); err != nil {
+		return Status{}, err
 	}
 	return s, nil
 }

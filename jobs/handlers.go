@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -31,6 +32,9 @@ type Handlers struct {
 	legalHolds bool
 	objectLock archive.ObjectLockMode
 	retention  time.Duration
+
+	destMu sync.Mutex
+	dests  map[string]exportDest // export destinations opened so far, by URL
 }
 
 // Deps are what the handlers need; all but the last three are required.
@@ -106,6 +110,9 @@ func Register(mux *asynq.ServeMux, h *Handlers) {
 	mux.HandleFunc(TypeArchiveMedia, h.ArchiveMedia)
 	mux.HandleFunc(TypeDeleteMedia, h.DeleteMedia)
 	mux.HandleFunc(TypeApplyHold, h.ApplyHold)
+	mux.HandleFunc(TypeExportBatch, h.ExportBatch)
+	mux.HandleFunc(TypeExportFinish, h.ExportFinish)
+	mux.HandleFunc(TypeExportZip, h.ExportZip)
 }
 
 // liveRun returns the run a task belongs to, or ok=false when the task has

@@ -30,6 +30,8 @@ func (h *Handlers) StartRun(ctx context.Context, t *asynq.Task) error {
 		return err
 	}
 	switch run.Kind {
+	case archive.KindExport:
+		return h.startExport(ctx, run)
 	case archive.KindBackfill, archive.KindPolicy:
 		windows, err := h.catalog.PendingWindows(ctx, run.ID)
 		if err != nil {

@@ -33,6 +33,12 @@ func (h *Handlers) Reconcile(ctx context.Context, stale time.Duration) error {
 			}
 			continue
 		}
+		if run.Kind == archive.KindExport {
+			if err := h.reconcileExport(ctx, run, cutoff); err != nil {
+				return err
+			}
+			continue
+		}
 		windows, err := h.catalog.PendingWindows(ctx, run.ID)
 		if err != nil {
 			return err

@@ -70,6 +70,17 @@ func TestBadInputExitsTwoAndEnqueuesNothing(t *testing.T) {
 		{"hold bad message", good, []string{"hold", "add", "--reason", "x", "--message", "MM1"}, `--message "MM1"`},
 		{"hold bad id", good, []string{"hold", "release", "first", "--reason", "x"}, `hold id "first"`},
 		{"audit bad since", good, []string{"audit", "--since", "March"}, `--since "March"`},
+		{"export bad date", good, []string{"export", "--since", "2026-03-32", "--until", "2026-04-01", "--out", "file:///tmp/x"}, `--since "2026-03-32"`},
+		{"export since after until", good, []string{"export", "--since", "2026-04-01", "--until", "2026-03-01", "--out", "file:///tmp/x"}, "must be before --until"},
+		{"export no out", good, []string{"export", "--since", "2026-03-01", "--until", "2026-04-01"}, `"out" not set`},
+		{"export bad url", good, []string{"export", "--since", "2026-03-01", "--until", "2026-04-01", "--out", "ftp://host/x"}, "--out: "},
+		{"export url with credentials", good, []string{"export", "--since", "2026-03-01", "--until", "2026-04-01", "--out", "s3://AKIA:s3cr3t@bucket/x"}, "credentials in the URL are not allowed"},
+		{"export bad number", good, []string{"export", "--since", "2026-03-01", "--until", "2026-04-01", "--out", "file:///tmp/x", "--number", "0100"}, `--number "0100"`},
+		{"export bad message", good, []string{"export", "--since", "2026-03-01", "--until", "2026-04-01", "--out", "file:///tmp/x", "--message", "SM12"}, `--message "SM12"`},
+		{"export bad format", good, []string{"export", "--since", "2026-03-01", "--until", "2026-04-01", "--out", "file:///tmp/x", "--format", "tar"}, `--format "tar"`},
+		{"export bad presign", good, []string{"export", "--since", "2026-03-01", "--until", "2026-04-01", "--out", "s3://bkt/x", "--presign", "soon"}, `--presign "soon"`},
+		{"export presign too long", good, []string{"export", "--since", "2026-03-01", "--until", "2026-04-01", "--out", "s3://bkt/x", "--presign", "8d"}, "1s to 7d"},
+		{"export presign to a folder", good, []string{"export", "--since", "2026-03-01", "--until", "2026-04-01", "--out", "file:///tmp/x", "--presign", "1h"}, "needs an s3://"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.desc, func(t *testing.T) {

@@ -136,7 +136,7 @@ func (a *app) statusCmd() *cobra.Command {
 					return err
 				}
 				printStatus(a.stdout, st)
-				return nil
+				return a.presigned(cmd.Context(), st)
 			})
 		},
 	}

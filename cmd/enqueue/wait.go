@@ -62,6 +62,9 @@ func (a *app) wait(ctx context.Context, cat *archive.Catalog, id uuid.UUID) erro
 				_ = bar.Finish()
 			}
 			printStatus(a.stdout, st)
+			if err := a.presigned(ctx, st); err != nil {
+				return err
+			}
 			if st.State == archive.RunFailed {
 				return &runFailedError{fmt.Sprintf("run %s finished with failures", id)}
 			}
@@ -76,6 +79,10 @@ func (a *app) wait(ctx context.Context, cat *archive.Catalog, id uuid.UUID) erro
 }
 
 func progressLine(st archive.Status) string {
+	if st.Export != nil {
+		return fmt.Sprintf("export %s %s: media %d, exported %d, failed %d, pending %d, %s",
+			st.ID, st.State, st.Exports.Total, st.Exports.Exported, st.Exports.Failed, st.Exports.Pending, humanBytes(st.Exports.Bytes))
+	}
 	return fmt.Sprintf("run %s %s: messages seen %d, media found %d, archived %d (reused %d), deleted %d, gone %d, failed %d, pending %d, %s",
 		st.ID, st.State, st.MessagesSeen, st.MediaFound, st.MediaArchived, st.MediaReused,
 		st.MediaDeleted, st.MediaGone, st.MediaFailed, st.MediaPending, humanBytes(st.BytesArchived))
@@ -95,8 +102,22 @@ func printStatus(w io.Writer, st archive.Status) {
 		if !st.Since.IsZero() {
 			fmt.Fprintf(w, "window:          %s .. %s\n", st.Since.Format(time.RFC3339), st.Until.Format(time.RFC3339))
 		}
+	case archive.KindExport:
+		fmt.Fprintf(w, "kind:            export %s .. %s (UTC, until exclusive)\n", st.Since.Format(time.DateOnly), st.Until.Format(time.DateOnly))
 	default:
 		fmt.Fprintf(w, "kind:            %s\n", st.Kind)
+	}
+	if st.Export != nil {
+		fmt.Fprintf(w, "state:           %s\n", st.State)
+		if st.Error != "" {
+			fmt.Fprintf(w, "error:           %s\n", st.Error)
+		}
+		printExport(w, st)
+		printElapsed(w, st)
+		for _, f := range st.Failures {
+			fmt.Fprintf(w, "failed:          %s: %s\n", f.SID, f.Reason)
+		}
+		return
 	}
 	mode := "archive"
 	switch {
@@ -129,15 +150,19 @@ func printStatus(w io.Writer, st archive.Status) {
 		fmt.Fprintf(w, "media held:      %d (archived; not deleted: under legal hold)\n", st.MediaHeld)
 	}
 	fmt.Fprintf(w, "bytes archived:  %d (%s)\n", st.BytesArchived, humanBytes(st.BytesArchived))
+	printElapsed(w, st)
+	for _, f := range st.Failures {
+		fmt.Fprintf(w, "failed:          %s: %s\n", f.SID, f.Reason)
+	}
+}
+
+func printElapsed(w io.Writer, st archive.Status) {
 	if !st.StartedAt.IsZero() {
 		end := st.FinishedAt
 		if end.IsZero() {
 			end = time.Now()
 		}
 		fmt.Fprintf(w, "elapsed:         %s\n", end.Sub(st.StartedAt).Round(time.Second))
-	}
-	for _, f := range st.Failures {
-		fmt.Fprintf(w, "failed:          %s: %s\n", f.SID, f.Reason)
 	}
 }
 
