@@ -45,6 +45,7 @@ func Run(t *testing.T, newStore func(t *testing.T) archive.Store) {
 		{"LargeObjectFromSpool", testLargeObject},
 		{"ConcurrentPutsSameBytes", testConcurrentSame},
 		{"ConcurrentPutsDifferentBytes", testConcurrentDifferent},
+		{"StreamedCreate", testStreamedCreate},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -447,4 +448,53 @@ func testConcurrentDifferent(t *testing.T, s archive.Store) {
 	}
 	require.NotEqual(t, -1, winner, "one put wins")
 	assert.Equal(t, objects[winner].data, readAll(t, s, "contested.jpg"), "the stored bytes are the winner's, whole")
+}
+
+// A stream of unknown length (a zip export) is stored create-only, whole or
+// not at all, with the size and SHA-256 of exactly what was written.
+func testStreamedCreate(t *testing.T, s archive.Store) {
+	ctx := t.Context()
+	c, ok := s.(archive.Creator)
+	require.True(t, ok, "every store can take a stream")
+	var seed [32]byte
+	copy(seed[:], "storetest streamed create")
+	data := make([]byte, LargeObjectSize)
+	_, _ = rand.NewChaCha8(seed).Read(data)
+	want := sha256.Sum256(data)
+
+	w, err := c.Create(ctx, "stream/export.zip", "application/zip")
+	require.NoError(t, err)
+	for rest := data; len(rest) > 0; {
+		n := min(len(rest), 1<<20+17) // chunks that straddle part boundaries
+		_, err := w.Write(rest[:n])
+		require.NoError(t, err)
+		rest = rest[n:]
+	}
+	requireNotStored(t, s, "stream/export.zip") // nothing visible before Commit
+	res, err := w.Commit()
+	require.NoError(t, err)
+	assert.Equal(t, int64(len(data)), res.Size)
+	assert.Equal(t, want, res.SHA256)
+	w.Abort() // harmless after Commit
+	require.NoError(t, archive.Verify(ctx, s, "stream/export.zip", int64(len(data)), want))
+	info, err := s.Stat(ctx, "stream/export.zip")
+	require.NoError(t, err)
+	assert.Equal(t, "application/zip", info.ContentType)
+
+	// Create-only: a second stream to the key is refused, even with the same bytes.
+	w, err = c.Create(ctx, "stream/export.zip", "application/zip")
+	require.NoError(t, err)
+	_, err = w.Write(data)
+	require.NoError(t, err)
+	_, err = w.Commit()
+	require.ErrorIs(t, err, archive.ErrConflict)
+	require.NoError(t, archive.Verify(ctx, s, "stream/export.zip", int64(len(data)), want))
+
+	// An aborted stream leaves nothing.
+	w, err = c.Create(ctx, "stream/aborted.zip", "application/zip")
+	require.NoError(t, err)
+	_, err = w.Write(data[:1000])
+	require.NoError(t, err)
+	w.Abort()
+	requireNotStored(t, s, "stream/aborted.zip")
 }
