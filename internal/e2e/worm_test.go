@@ -1,6 +1,9 @@
 package e2e
 
 import (
+	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -62,6 +65,40 @@ func TestWORMArchiving(t *testing.T) {
 		_, err = d.S3Client.DeleteObject(t.Context(), &s3.DeleteObjectInput{Bucket: aws.String(d.Bucket), Key: aws.String(key), VersionId: head.VersionId})
 		if err == nil {
 			t.Fatalf("deleting the locked version of %s was allowed", key)
+		}
+	}
+
+	// An export's manifest shows each object's retention, as the catalog
+	// recorded it.
+	dir := t.TempDir()
+	code, out, stderr = d.Enqueue(t, 2*time.Minute, "export", "--since", "2026-07-01", "--until", "2026-07-02",
+		"--out", "file://"+dir, "--wait")
+	if code != 0 {
+		t.Fatalf("export: exit %d\n%s\n%s\n%s", code, out, stderr, w.Logs())
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "manifest.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) != len(msg.MediaSIDs) {
+		t.Fatalf("manifest has %d lines, want %d:\n%s", len(lines), len(msg.MediaSIDs), b)
+	}
+	for _, l := range lines {
+		var m struct {
+			MediaSID      string    `json:"media_sid"`
+			RetentionMode string    `json:"retention_mode"`
+			RetainUntil   time.Time `json:"retain_until"`
+		}
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatal(err)
+		}
+		var until time.Time
+		if err := d.Pool.QueryRow(t.Context(), `SELECT retain_until FROM media WHERE sid = $1`, m.MediaSID).Scan(&until); err != nil {
+			t.Fatal(err)
+		}
+		if m.RetentionMode != "GOVERNANCE" || !m.RetainUntil.Equal(until) {
+			t.Fatalf("manifest line %s: retention %s until %v, catalog says GOVERNANCE until %v", m.MediaSID, m.RetentionMode, m.RetainUntil, until)
 		}
 	}
 }
