@@ -22,7 +22,9 @@ import (
 // as it is uploaded. Both stores implement it.
 type Creator interface {
 	// Create starts a create-only object at key. Nothing is visible at key
-	// until Commit succeeds; Abort (or a failed Commit) leaves nothing.
+	// until Commit succeeds; Abort (or a failed Commit) leaves nothing. A
+	// key has one writer at a time: Create discards what an earlier,
+	// unfinished writer of the same key left (it crashed).
 	Create(ctx context.Context, key, contentType string) (ObjectWriter, error)
 }
 
@@ -69,6 +71,22 @@ func (s *S3Store) PresignGet(ctx context.Context, key string, valid time.Duratio
 	return req.URL, nil
 }
 
+// abortUploads abandons the unfinished uploads of exactly key: a stream has
+// one writer at a time, so any such upload is a crashed writer's, and its
+// parts would otherwise be kept (and billed) until a lifecycle rule runs.
+func (s *S3Store) abortUploads(ctx context.Context, key string) error {
+	out, err := s.client.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: aws.String(s.bucket), Prefix: aws.String(key)})
+	if err != nil {
+		return fmt.Errorf("s3 create %q: list unfinished uploads: %w", key, err)
+	}
+	for _, u := range out.Uploads {
+		if aws.ToString(u.Key) == key {
+			(&multipartUpload{s: s, key: key, id: u.UploadId}).abort(ctx)
+		}
+	}
+	return nil
+}
+
 // Create implements Creator with a multipart upload: the stream is cut into
 // parts of the store's part size, each uploaded (with its SHA-256, checked
 // by S3) as soon as it is full, so memory holds one part whatever the size.
@@ -78,6 +96,9 @@ func (s *S3Store) Create(ctx context.Context, key, contentType string) (ObjectWr
 	}
 	if contentType == "" {
 		contentType = defaultContentType
+	}
+	if err := s.abortUploads(ctx, key); err != nil {
+		return nil, err
 	}
 	created, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
 		Bucket:               aws.String(s.bucket),
