@@ -37,6 +37,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/mediasync/mediasync/archive"
+	"github.com/mediasync/mediasync/internal/devtools"
 	"github.com/mediasync/mediasync/internal/testenv"
 	"github.com/mediasync/mediasync/twilio/twiliotest"
 )
@@ -52,7 +53,7 @@ var (
 func Binary(t testing.TB, name string) string {
 	t.Helper()
 	buildOnce.Do(func() {
-		root, err := repoRoot()
+		root, err := devtools.RepoRoot()
 		if err != nil {
 			buildErr = err
 			return
@@ -72,23 +73,6 @@ func Binary(t testing.TB, name string) string {
 		t.Fatalf("e2etest: %v", buildErr)
 	}
 	return filepath.Join(binDir, name)
-}
-
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod above the working directory")
-		}
-		dir = parent
-	}
 }
 
 // Options shape a deployment; the zero value is a plain one.

@@ -21,6 +21,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/mediasync/mediasync/internal/devtools"
 )
 
 // Credentials and region of the test gateway. They are test constants, not
@@ -89,7 +91,7 @@ func S3(t testing.TB) *S3Server {
 }
 
 func startVersityGW() (*S3Server, error) {
-	bin, err := versitygwBinary()
+	bin, err := devtools.VersityGW()
 	if err != nil {
 		return nil, err
 	}
@@ -115,7 +117,7 @@ func startVersityGW() (*S3Server, error) {
 	// gateway's bind; a few attempts make that race harmless.
 	var lastErr error
 	for range 3 {
-		port, err := freeLoopbackPort()
+		port, err := devtools.FreeLoopbackPort()
 		if err != nil {
 			return nil, err
 		}
@@ -164,55 +166,6 @@ func runVersityGW(bin, addr, home, data, versions string) (*child, *tailBuffer, 
 		return nil, nil, err
 	}
 	return proc, out, nil
-}
-
-// versitygwBinary finds the gateway: $VERSITYGW, then the repository's
-// .tools/bin, then PATH.
-func versitygwBinary() (string, error) {
-	if p := os.Getenv("VERSITYGW"); p != "" {
-		if _, err := os.Stat(p); err != nil {
-			return "", fmt.Errorf("VERSITYGW=%q: %w", p, err)
-		}
-		return p, nil
-	}
-	if root, ok := versitygwRepoRoot(); ok {
-		p := filepath.Join(root, ".tools", "bin", "versitygw")
-		if _, err := os.Stat(p); err == nil {
-			return p, nil
-		}
-	}
-	if p, err := exec.LookPath("versitygw"); err == nil {
-		return p, nil
-	}
-	return "", errors.New("versitygw not found: run `make tools` (or set VERSITYGW to the binary)")
-}
-
-// versitygwRepoRoot walks up from the working directory (the package
-// directory under go test) to the directory holding go.mod.
-func versitygwRepoRoot() (string, bool) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", false
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, true
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", false
-		}
-		dir = parent
-	}
-}
-
-func freeLoopbackPort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find a free loopback port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // reapVersityGWDirs removes the directories of gateways whose test process is

@@ -149,20 +149,6 @@ func TestBucketName(t *testing.T) {
 	assert.NotEqual(t, bucketName("TestX", 1), bucketName("TestX", 2))
 }
 
-// Not parallel: it sets VERSITYGW for the process.
-func TestVersitygwBinaryFromEnv(t *testing.T) {
-	t.Setenv("VERSITYGW", filepath.Join(t.TempDir(), "missing-versitygw"))
-	_, err := versitygwBinary()
-	require.ErrorContains(t, err, "VERSITYGW=")
-
-	bin := filepath.Join(t.TempDir(), "versitygw")
-	require.NoError(t, os.WriteFile(bin, []byte("#!/bin/sh\n"), 0o755))
-	t.Setenv("VERSITYGW", bin)
-	got, err := versitygwBinary()
-	require.NoError(t, err)
-	assert.Equal(t, bin, got)
-}
-
 func TestReapRemovesOnlyDeadProcessesDirectories(t *testing.T) {
 	t.Parallel()
 	base := t.TempDir()

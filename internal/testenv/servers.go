@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"sync"
 	"syscall"
@@ -19,6 +18,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/mediasync/mediasync/internal/devtools"
 )
 
 // Private servers: a Redis, a Postgres cluster and an S3 gateway of one
@@ -34,37 +35,15 @@ const serverStartTimeout = 30 * time.Second
 
 // child is a server program run by a test. It dies with the test process,
 // however that exits (Pdeathsig).
-type child struct {
-	cmd    *exec.Cmd
-	exited chan struct{}
-	err    error // cmd.Wait's answer, set before exited is closed
-}
+type child struct{ *devtools.Child }
 
 // startChild starts cmd with Pdeathsig set.
 func startChild(cmd *exec.Cmd) (*child, error) {
-	if cmd.SysProcAttr == nil {
-		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	c, err := devtools.Start(cmd)
+	if err != nil {
+		return nil, err
 	}
-	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
-	c := &child{cmd: cmd, exited: make(chan struct{})}
-	started := make(chan error, 1)
-	go func() {
-		// Pdeathsig fires when the *thread* that forked the child exits, not
-		// the process. Go may retire idle threads, so this goroutine keeps its
-		// thread locked and alive for as long as the child runs.
-		runtime.LockOSThread()
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		c.err = cmd.Wait()
-		close(c.exited)
-	}()
-	if err := <-started; err != nil {
-		return nil, fmt.Errorf("start %s: %w", cmd.Path, err)
-	}
-	return c, nil
+	return &child{c}, nil
 }
 
 // waitReady polls ready until it succeeds, the child exits, or timeout.
@@ -79,34 +58,14 @@ func (c *child) waitReady(what string, timeout time.Duration, out *tailBuffer, r
 			return nil
 		}
 		select {
-		case <-c.exited:
-			return fmt.Errorf("%s exited before it was ready (%v); output:\n%s", what, c.err, out.String())
+		case <-c.Done():
+			return fmt.Errorf("%s exited before it was ready (%v); output:\n%s", what, c.Err(), out.String())
 		case <-deadline.C:
-			c.kill()
+			c.Kill()
 			return fmt.Errorf("%s not ready after %v (%v); output:\n%s", what, timeout, err, out.String())
 		case <-tick.C:
 		}
 	}
-}
-
-// stop sends sig and waits up to grace for the child to exit, then kills it.
-func (c *child) stop(sig os.Signal, grace time.Duration) {
-	select {
-	case <-c.exited:
-		return
-	default:
-	}
-	_ = c.cmd.Process.Signal(sig)
-	select {
-	case <-c.exited:
-	case <-time.After(grace):
-		c.kill()
-	}
-}
-
-func (c *child) kill() {
-	_ = c.cmd.Process.Kill()
-	<-c.exited
 }
 
 // serverDir makes a directory for a private server under the OS temp dir,
@@ -127,7 +86,7 @@ func serverDir(t testing.TB, prefix string) string {
 // freeLoopbackAddr returns 127.0.0.1:<a port free now>.
 func freeLoopbackAddr(t testing.TB) (string, int) {
 	t.Helper()
-	port, err := freeLoopbackPort()
+	port, err := devtools.FreeLoopbackPort()
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
@@ -211,7 +170,7 @@ func (r *RedisServer) Stop() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.proc != nil {
-		r.proc.kill()
+		r.proc.Kill()
 		r.proc = nil
 	}
 }
@@ -345,7 +304,7 @@ func (p *PostgresServer) Stop() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.proc != nil {
-		p.proc.stop(syscall.SIGINT, 30*time.Second)
+		p.proc.Stop(syscall.SIGINT, 30*time.Second)
 		p.proc = nil
 	}
 }
@@ -402,7 +361,7 @@ type S3Process struct {
 // killed at cleanup. A missing binary fails the test.
 func StartS3Server(t testing.TB) *S3Process {
 	t.Helper()
-	bin, err := versitygwBinary()
+	bin, err := devtools.VersityGW()
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
@@ -449,7 +408,7 @@ func (p *S3Process) Stop() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.proc != nil {
-		p.proc.kill()
+		p.proc.Kill()
 		p.proc = nil
 	}
 }

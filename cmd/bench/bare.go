@@ -1,0 +1,183 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/jackc/pgx/v5"
+	"golang.org/x/sync/errgroup"
+)
+
+// The bare copy is the yardstick: the least any program must do to move
+// the same media. It asks the API for each media's content, follows the
+// redirect without credentials, and streams the body straight into a PUT on
+// the same S3 server, at the same concurrency. No queue, no database, no
+// spool, no hashing, no listing (it is handed the list), no checks.
+
+// mediaRef names one media to copy and the key to copy it to.
+type mediaRef struct {
+	messageSID, mediaSID, key string
+}
+
+// archivedMedia returns what the pipeline archived, for the bare copy to
+// copy again.
+func (d *deployment) archivedMedia(ctx context.Context) ([]mediaRef, error) {
+	conn, err := pgx.Connect(ctx, d.dbURL)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(context.Background())
+	rows, err := conn.Query(ctx, `SELECT message_sid, sid, object_key FROM media WHERE object_key IS NOT NULL ORDER BY sid`)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (mediaRef, error) {
+		var m mediaRef
+		err := r.Scan(&m.messageSID, &m.mediaSID, &m.key)
+		return m, err
+	})
+}
+
+// bareResult is what the bare copy measured.
+type bareResult struct {
+	media   int
+	bytes   int64
+	elapsed time.Duration
+	cpu     cpuUse // of the emulator, the S3 server and this process
+}
+
+func (r bareResult) mediaPerSec() float64 { return perSec(float64(r.media), r.elapsed) }
+func (r bareResult) mbPerSec() float64    { return perSec(float64(r.bytes)/1e6, r.elapsed) }
+
+// bareCopier copies media from an emulator (or a proxy before it) to a
+// bucket.
+type bareCopier struct {
+	apiURL, account, token string
+	s3URL, bucket          string
+	api, storage           *http.Client
+	signer                 *v4.Signer
+	creds                  aws.Credentials
+}
+
+func newBareCopier(apiURL, account, token, s3URL, bucket string, concurrency int) *bareCopier {
+	transport := func() *http.Transport {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConnsPerHost = concurrency
+		return t
+	}
+	return &bareCopier{
+		apiURL: apiURL, account: account, token: token, s3URL: s3URL, bucket: bucket,
+		api: &http.Client{Transport: transport(), CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		}},
+		storage: &http.Client{Transport: transport()},
+		signer:  v4.NewSigner(),
+		creds:   aws.Credentials{AccessKeyID: s3AccessKey, SecretAccessKey: s3SecretKey},
+	}
+}
+
+// copyAll copies refs with concurrency goroutines; parts are the processes
+// whose CPU it counts.
+func (b *bareCopier) copyAll(ctx context.Context, refs []mediaRef, concurrency int, parts cpuParts) (bareResult, error) {
+	cpu0 := takeCPU(parts)
+	var next atomic.Int64
+	var bytes atomic.Int64
+	began := time.Now()
+	g, ctx := errgroup.WithContext(ctx)
+	for range concurrency {
+		g.Go(func() error {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(refs) {
+					return nil
+				}
+				n, err := b.copy(ctx, refs[i])
+				if err != nil {
+					return fmt.Errorf("bare copy of %s: %w", refs[i].mediaSID, err)
+				}
+				bytes.Add(n)
+			}
+		})
+	}
+	err := g.Wait()
+	res := bareResult{media: len(refs), bytes: bytes.Load(), elapsed: time.Since(began)}
+	res.cpu = cpuBetween(cpu0, takeCPU(parts))
+	return res, err
+}
+
+// copy moves one media: API → redirect → signed URL → PUT.
+func (b *bareCopier) copy(ctx context.Context, r mediaRef) (int64, error) {
+	location, err := b.contentLocation(ctx, r)
+	if err != nil {
+		return 0, err
+	}
+	get, err := http.NewRequestWithContext(ctx, http.MethodGet, location, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := b.storage.Do(get)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("download: %s", resp.Status)
+	}
+	put, err := http.NewRequestWithContext(ctx, http.MethodPut, b.s3URL+"/"+b.bucket+"/"+r.key, resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	put.ContentLength = resp.ContentLength
+	put.Header.Set("x-amz-content-sha256", "UNSIGNED-PAYLOAD")
+	if err := b.signer.SignHTTP(ctx, b.creds, put, "UNSIGNED-PAYLOAD", "s3", s3Region, time.Now()); err != nil {
+		return 0, err
+	}
+	presp, err := b.storage.Do(put)
+	if err != nil {
+		return 0, err
+	}
+	defer presp.Body.Close()
+	msg, _ := io.ReadAll(io.LimitReader(presp.Body, 4096))
+	if presp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("put: %s: %s", presp.Status, strings.TrimSpace(string(msg)))
+	}
+	return resp.ContentLength, nil
+}
+
+// contentLocation asks the API for a media's content and returns where it
+// redirects. A 429 is waited out: the bare copy has no limiter of its own.
+func (b *bareCopier) contentLocation(ctx context.Context, r mediaRef) (string, error) {
+	u := b.apiURL + "/2010-04-01/Accounts/" + b.account + "/Messages/" + r.messageSID + "/Media/" + r.mediaSID
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+		if err != nil {
+			return "", err
+		}
+		req.SetBasicAuth(b.account, b.token)
+		resp, err := b.api.Do(req)
+		if err != nil {
+			return "", err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		switch {
+		case resp.StatusCode == http.StatusTooManyRequests:
+			select {
+			case <-ctx.Done():
+				return "", ctx.Err()
+			case <-time.After(20 * time.Millisecond):
+			}
+		case resp.StatusCode/100 == 3 && resp.Header.Get("Location") != "":
+			return resp.Header.Get("Location"), nil
+		default:
+			return "", fmt.Errorf("content: %s", resp.Status)
+		}
+	}
+}

@@ -1,0 +1,98 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mediasync/mediasync/internal/e2etest"
+)
+
+// TestQuickRunReportsEveryFigure proves the benchmark still runs: every
+// scenario end to end on a handful of media (files of 1 MiB in the large
+// one), the real pipeline and the bare copy, and a report that carries
+// every figure and every target. It asserts nothing about the figures
+// themselves: they are timings on a shared machine. The scenarios run in
+// parallel groups, each a benchmark of its own, to keep the test short.
+func TestQuickRunReportsEveryFigure(t *testing.T) {
+	t.Parallel()
+	bin := filepath.Dir(e2etest.Binary(t, "worker")) // built once per test process
+	// Every figure of the issue is a column of the table…
+	header := regexp.MustCompile(`(?m)^ *scenario +media +MB +conc +media/s +MB/s +Twilio req/media +worker CPU s/1k media +worker peak RSS +Redis peak +PG rows/s +bare media/s +bare MB/s +pipeline÷bare *$`)
+	for _, tc := range []struct {
+		scenarios string
+		rows      []string // a full row of figures for each run
+		targets   []string // and each target beside its figure
+	}{
+		{"small,mix", []string{"small", "mix"}, []string{
+			`small +pipeline ÷ bare ≥ 0\.80 +[0-9.]+ \([0-9.]+ vs [0-9.]+ media/s\) +(PASS|MISS)`,
+		}},
+		{"large", []string{"large"}, []string{
+			`large +pipeline ÷ bare ≥ 0\.95 +[0-9.]+ \([0-9.]+ vs [0-9.]+ MB/s\) +(PASS|MISS)`,
+			`large +worker peak RSS < 200 MiB at 4-way, 1 MiB files +[0-9.]+ MiB +(PASS|MISS)`,
+		}},
+		{"twilio", []string{"twilio"}, []string{
+			`twilio +≥ 90% of the limit's bound, no failed media +[0-9]+% \(.*\); [0-9]+ failed; [0-9]+ × 429; peak [0-9]+ in flight +(PASS|MISS)`,
+		}},
+		{"redis", []string{`redis-12 \(dry run\)`, `redis-120 \(dry run\)`}, []string{
+			`redis +peak Redis memory flat as the run grows 10× \(≤ ×1\.25\) +[0-9.]+ MiB at [0-9]+ media → [0-9.]+ MiB at [0-9]+ media \(×[0-9.]+\) +(PASS|MISS)`,
+		}},
+	} {
+		t.Run(tc.scenarios, func(t *testing.T) {
+			t.Parallel()
+			ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+			defer cancel()
+			var stdout, stderr bytes.Buffer
+			err := run(ctx, []string{"-quick", "-scenarios", tc.scenarios, "-media", "12", "-large-mib", "1",
+				"-bin", bin, "-workdir", t.TempDir()}, &stdout, &stderr)
+			if err != nil {
+				t.Fatalf("bench: %v\nstderr:\n%s", err, stderr.String())
+			}
+			out := stdout.String()
+			if !header.MatchString(out) {
+				t.Errorf("report lacks the table header with every figure:\n%s", out)
+			}
+			for _, name := range tc.rows {
+				row := regexp.MustCompile(`(?m)^ *` + name + `( +[0-9.]+( MiB)?){10}( +([0-9.]+|-)){3} *$`)
+				if !row.MatchString(out) {
+					t.Errorf("report has no full row of figures for %s:\n%s", name, out)
+				}
+			}
+			for _, want := range append(tc.targets, `CPU seconds per 1000 media, by part`) {
+				if !regexp.MustCompile(want).MatchString(out) {
+					t.Errorf("report lacks %q:\n%s", want, out)
+				}
+			}
+		})
+	}
+}
+
+func TestParseFlagsRefusesUnknownScenario(t *testing.T) {
+	t.Parallel()
+	var stderr bytes.Buffer
+	err := run(t.Context(), []string{"-scenarios", "small,huge"}, &bytes.Buffer{}, &stderr)
+	if !errors.Is(err, errUsage) || !strings.Contains(stderr.String(), `"huge"`) {
+		t.Fatalf("err = %v, stderr %q; want a usage error naming the scenario", err, stderr.String())
+	}
+}
+
+func TestDatabaseURL(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ admin, want string }{
+		{"postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable", "postgres://postgres@127.0.0.1:5432/bench?sslmode=disable"},
+		{"postgres://u@h/db", "postgres://u@h/bench"},
+	} {
+		got, err := databaseURL(tc.admin, "bench")
+		if err != nil || got != tc.want {
+			t.Errorf("databaseURL(%q) = %q, %v; want %q", tc.admin, got, err, tc.want)
+		}
+	}
+	if _, err := databaseURL("host=h dbname=x", "bench"); err == nil {
+		t.Error("databaseURL accepted a keyword/value DSN")
+	}
+}

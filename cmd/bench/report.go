@@ -1,0 +1,242 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// machineInfo describes where the figures came from.
+type machineInfo struct {
+	cpus   int
+	model  string
+	memGiB float64
+	load   string // load averages when the benchmark began
+}
+
+func machine() machineInfo {
+	m := machineInfo{cpus: runtime.NumCPU(), model: "unknown CPU"}
+	if f, err := os.Open("/proc/cpuinfo"); err == nil {
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.model = strings.TrimSpace(v)
+				break
+			}
+		}
+		f.Close()
+	}
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		if f := strings.Fields(string(b)); len(f) >= 3 {
+			m.load = strings.Join(f[:3], " ")
+		}
+	}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "MemTotal:"); ok {
+				kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+				m.memGiB = kb / (1 << 20)
+			}
+		}
+	}
+	return m
+}
+
+func (m machineInfo) String() string {
+	return fmt.Sprintf("%d CPUs (%s), %.1f GiB RAM, %s %s/%s, loopback", m.cpus, m.model, m.memGiB, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
+
+// Targets.
+const (
+	smallRatioTarget  = 0.80
+	largeRatioTarget  = 0.95
+	boundShareTarget  = 0.90
+	peakRSSTarget     = 200 << 20
+	redisGrowthTarget = 1.25 // peak at 10× the media ÷ peak at 1×
+)
+
+// report prints the figures and the targets.
+func report(w io.Writer, m machineInfo, outcomes, sweep []outcome) {
+	fmt.Fprintf(w, "\nmediasync benchmark: %s\nload average when it began: %s (other programs on the machine take CPU from every figure)\n\n", m, m.load)
+	printFigures(w, outcomes)
+	if len(sweep) > 0 {
+		fmt.Fprintln(w, "\nsmall media against worker concurrency (the plot):")
+		printFigures(w, sweep)
+	}
+	fmt.Fprintln(w, "\nCPU seconds per 1000 media, by part (all of them share the machine's CPUs):")
+	printCPU(w, append(append([]outcome(nil), outcomes...), sweep...))
+	fmt.Fprintln(w, "\ntargets:")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, c := range checks(outcomes) {
+		verdict := "MISS"
+		if c.pass {
+			verdict = "PASS"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", c.scenario, c.target, c.figure, verdict)
+	}
+	tw.Flush()
+}
+
+func printFigures(w io.Writer, outcomes []outcome) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "scenario\tmedia\tMB\tconc\tmedia/s\tMB/s\tTwilio req/media\tworker CPU s/1k media\tworker peak RSS\tRedis peak\tPG rows/s\tbare media/s\tbare MB/s\tpipeline÷bare\t")
+	for _, o := range outcomes {
+		p := o.pipe
+		bare := []string{"-", "-", "-"}
+		if o.bare != nil {
+			bare = []string{f1(o.bare.mediaPerSec()), f1(o.bare.mbPerSec()), fmt.Sprintf("%.2f", o.ratio())}
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%d\t%s\t%s\t%.2f\t%s\t%s\t%s\t%.0f\t%s\t\n",
+			o.label(), p.media, float64(p.bytes)/1e6, o.sc.concurrency, f1(p.mediaPerSec()), f1(p.mbPerSec()),
+			ratioOf(float64(p.requests), float64(p.media)), cpuPer1k(p.cpu.parts["worker"], p.media), mib(p.peakRSS), mib(p.redisPeak),
+			p.pgRowsPerSec(), strings.Join(bare, "\t"))
+	}
+	tw.Flush()
+}
+
+// cpuParts in the order printed.
+var partNames = []string{"worker", "postgres", "redis", "emulator", "s3", "bench"}
+
+// printCPU prints the CPU seconds per 1000 media of each part, for the
+// pipeline and the bare copy, and what the rest of the machine used.
+func printCPU(w io.Writer, outcomes []outcome) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "scenario\tphase\t%s\tall\tothers on the machine\t\n", strings.Join(partNames, "\t"))
+	row := func(label, phase string, u cpuUse, media int, elapsed time.Duration) {
+		fmt.Fprintf(tw, "%s\t%s\t", label, phase)
+		for _, name := range partNames {
+			if d, ok := u.parts[name]; ok {
+				fmt.Fprintf(tw, "%s\t", cpuPer1k(d, media))
+			} else {
+				fmt.Fprint(tw, "-\t")
+			}
+		}
+		busy := ratioOf(u.others().Seconds(), elapsed.Seconds()*float64(runtime.NumCPU()))
+		fmt.Fprintf(tw, "%s\t%.0f%% of the CPUs\t\n", cpuPer1k(u.total(), media), busy*100)
+	}
+	for _, o := range outcomes {
+		row(o.label(), "pipeline", o.pipe.cpu, o.pipe.media, o.pipe.elapsed)
+		if o.bare != nil {
+			row(o.label(), "bare", o.bare.cpu, o.bare.media, o.bare.elapsed)
+		}
+	}
+	tw.Flush()
+}
+
+func f1(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) }
+
+func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
+
+func cpuPer1k(d time.Duration, media int) string {
+	return fmt.Sprintf("%.2f", ratioOf(d.Seconds()*1000, float64(media)))
+}
+
+func ratioOf(a, b float64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return a / b
+}
+
+// check is one target against its figure.
+type check struct {
+	scenario, target, figure string
+	pass                     bool
+}
+
+// checks holds each kind's outcomes to its targets, then every outcome to
+// "no failed media".
+func checks(outcomes []outcome) []check {
+	var out []check
+	for _, k := range scenarioKinds {
+		var mine []outcome
+		for _, o := range outcomes {
+			if o.sc.kind == k.name {
+				mine = append(mine, o)
+			}
+		}
+		if len(mine) > 0 && k.checks != nil {
+			out = append(out, k.checks(mine)...)
+		}
+	}
+	for _, o := range outcomes {
+		if o.pipe.failed > 0 {
+			out = append(out, check{o.sc.name, "no failed media", strconv.Itoa(o.pipe.failed) + " failed", false})
+		}
+	}
+	return out
+}
+
+// ratioChecks holds pipeline ÷ bare to a target.
+func ratioChecks(target float64, unit string) func([]outcome) []check {
+	return func(outcomes []outcome) []check {
+		var out []check
+		for _, o := range outcomes {
+			if o.bare == nil {
+				continue
+			}
+			pipe, bare := o.pipe.mediaPerSec(), o.bare.mediaPerSec()
+			if unit == "MB/s" {
+				pipe, bare = o.pipe.mbPerSec(), o.bare.mbPerSec()
+			}
+			out = append(out, check{o.sc.name, fmt.Sprintf("pipeline ÷ bare ≥ %.2f", target),
+				fmt.Sprintf("%.2f (%s vs %s %s)", o.ratio(), f1(pipe), f1(bare), unit),
+				o.ratio() >= target})
+		}
+		return out
+	}
+}
+
+func largeChecks(outcomes []outcome) []check {
+	out := ratioChecks(largeRatioTarget, "MB/s")(outcomes)
+	for _, o := range outcomes {
+		out = append(out, check{o.sc.name, fmt.Sprintf("worker peak RSS < %d MiB at %d-way, %d MiB files", peakRSSTarget>>20, o.sc.concurrency, o.sc.largeFiles>>20),
+			mib(o.pipe.peakRSS), o.pipe.peakRSS < peakRSSTarget})
+	}
+	return out
+}
+
+// twilioChecks holds the Twilio-shaped run to the limit's bound. The
+// emulator admits twilioMaxInFlight requests at once, each taking
+// twilioLatency: that is the most requests per second, and the pipeline's
+// requests per media turn it into media per second. Refused (429)
+// requests occupy no slot.
+func twilioChecks(outcomes []outcome) []check {
+	var out []check
+	for _, o := range outcomes {
+		p := o.pipe
+		admitted := float64(p.requests - p.rateLimited)
+		perMedia := ratioOf(admitted, float64(p.media))
+		bound := ratioOf(twilioMaxInFlight/twilioLatency.Seconds(), perMedia)
+		share := ratioOf(p.mediaPerSec(), bound)
+		// What the machine's CPUs allow, at the CPU all parts spent per
+		// media: when it is below the limit's bound, the CPUs, not
+		// Twilio, bound the run.
+		cpuBound := ratioOf(float64(runtime.NumCPU()), p.cpu.total().Seconds()/float64(max(p.media, 1)))
+		out = append(out, check{o.sc.name, fmt.Sprintf("≥ %.0f%% of the limit's bound, no failed media", boundShareTarget*100),
+			fmt.Sprintf("%.0f%% (%s of %s media/s = %.0f req/s ÷ %.2f req/media; the CPUs' bound: %.0f media/s); %d failed; %d × 429; peak %d in flight",
+				share*100, f1(p.mediaPerSec()), f1(bound), twilioMaxInFlight/twilioLatency.Seconds(), perMedia, cpuBound,
+				p.failed, p.rateLimited, p.peakInFlight),
+			share >= boundShareTarget && p.failed == 0})
+	}
+	return out
+}
+
+// redisChecks compares the peak Redis memory of the smallest and the
+// largest run.
+func redisChecks(outcomes []outcome) []check {
+	if len(outcomes) < 2 {
+		return nil
+	}
+	a, b := outcomes[0], outcomes[len(outcomes)-1]
+	growth := ratioOf(float64(b.pipe.redisPeak), float64(a.pipe.redisPeak))
+	return []check{{"redis", fmt.Sprintf("peak Redis memory flat as the run grows %d× (≤ ×%.2f)", b.sc.media/max(a.sc.media, 1), redisGrowthTarget),
+		fmt.Sprintf("%s at %d media → %s at %d media (×%.2f)", mib(a.pipe.redisPeak), a.pipe.media, mib(b.pipe.redisPeak), b.pipe.media, growth),
+		growth <= redisGrowthTarget}}
+}

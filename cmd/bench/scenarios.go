@@ -1,0 +1,284 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// firstDay is where every generated dataset starts; runs cover whole UTC
+// days from it.
+var firstDay = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// scenario is one shape of work: a dataset, a deployment and a run.
+type scenario struct {
+	kind  string // its scenarioKind
+	name  string
+	about string
+
+	// The dataset: media wanted, in messages of minMedia..maxMedia media
+	// of minSize..maxSize bytes (log-uniform), with smsShare messages
+	// without media.
+	media              int
+	minMedia, maxMedia int
+	minSize, maxSize   int64
+	smsShare           float64
+
+	// largeFiles, when positive, is the size of every media instead: see
+	// large_media.go.
+	largeFiles int64
+
+	concurrency    int
+	twilioInFlight int
+	poolMaxConns   int
+	// faults are set on the emulator once the data is in, before the run:
+	// the Twilio-shaped scenario's latency and limit.
+	faults map[string]any
+	dryRun bool
+	bare   bool
+}
+
+// scenarioSizes are the media counts of the default and -quick runs.
+type scenarioSizes struct {
+	small, mix, large, twilio, redis int
+	largeSize                        int64
+	largeConcurrency                 int
+}
+
+var (
+	defaultSizes = scenarioSizes{small: 6000, mix: 2000, large: 32, twilio: 4000, redis: 10000,
+		largeSize: 100 << 20, largeConcurrency: 32}
+	quickSizes = scenarioSizes{small: 300, mix: 150, large: 4, twilio: 400, redis: 1000,
+		largeSize: 50 << 20, largeConcurrency: 4}
+)
+
+// Twilio-shaped limits: what the Twilio scenario's emulator allows.
+const (
+	twilioLatency     = 100 * time.Millisecond
+	twilioMaxInFlight = 100
+)
+
+func smallScenario(n, concurrency int) scenario {
+	return scenario{
+		name: "small", about: "many small media: 50 KB each, 1-3 per message",
+		media: n, minMedia: 1, maxMedia: 3, minSize: 50_000, maxSize: 50_000,
+		concurrency: concurrency, twilioInFlight: max(20, concurrency), bare: true,
+	}
+}
+
+// scenarioKind is one entry of the benchmark's menu: what -scenarios
+// names, the runs it makes at the sizes asked for, and the targets its
+// outcomes are held to.
+//
+// Adding a scenario is adding an entry here. Issue #8's export (a zip of
+// 10 000 media: media/s and peak RSS) will be one: its runs archive the
+// media first, then time `enqueue export` in place of the backfill (a
+// runSpec field naming the command), and its targets read the same
+// pipelineResult.
+type scenarioKind struct {
+	name   string
+	runs   func(z scenarioSizes, o kindOptions) []scenario
+	checks func(outcomes []outcome) []check // the outcomes of this kind's runs
+}
+
+// kindOptions are the flags some kinds read.
+type kindOptions struct {
+	redisArchive bool
+}
+
+// scenarioKinds is the menu, in the order the scenarios run by default.
+var scenarioKinds = []scenarioKind{
+	{name: "small", runs: func(z scenarioSizes, _ kindOptions) []scenario {
+		return []scenario{smallScenario(z.small, 16)}
+	}, checks: ratioChecks(smallRatioTarget, "media/s")},
+	{name: "mix", runs: func(z scenarioSizes, _ kindOptions) []scenario {
+		return []scenario{{
+			name: "mix", about: "the MMS mix: 1 KiB-5 MiB log-uniform, 1-10 per message (5 MiB at most), 20% SMS",
+			media: z.mix, minMedia: 1, maxMedia: 10, minSize: 1 << 10, maxSize: 5 << 20, smsShare: 0.2,
+			concurrency: 16, twilioInFlight: 20, bare: true,
+		}}
+	}},
+	{name: "large", runs: func(z scenarioSizes, _ kindOptions) []scenario {
+		return []scenario{{
+			name:  "large",
+			about: fmt.Sprintf("large files: %d MiB each (Conversations-sized)", z.largeSize>>20),
+			media: z.large, largeFiles: z.largeSize,
+			concurrency: z.largeConcurrency, twilioInFlight: max(20, z.largeConcurrency), bare: true,
+		}}
+	}, checks: largeChecks},
+	{name: "twilio", runs: func(z scenarioSizes, _ kindOptions) []scenario {
+		return []scenario{{
+			name: "twilio", about: fmt.Sprintf("Twilio-shaped: %s per API request, %d in flight allowed; 10 KB media, 1-3 per message",
+				twilioLatency, twilioMaxInFlight),
+			media: z.twilio, minMedia: 1, maxMedia: 3, minSize: 10_000, maxSize: 10_000,
+			// Tasks spend most of their time waiting on Twilio: a
+			// Postgres connection each would pass max_connections.
+			concurrency: 160, twilioInFlight: twilioMaxInFlight, poolMaxConns: 32,
+			faults: map[string]any{"latency": twilioLatency.String(), "max_in_flight": twilioMaxInFlight},
+			bare:   true,
+		}}
+	}, checks: twilioChecks},
+	// Two runs, one of ten times the media of the other: dry runs (listing
+	// only) unless -redis-archive, since archiving 100 000 media takes
+	// about ten minutes on two cores.
+	{name: "redis", runs: func(z scenarioSizes, o kindOptions) []scenario {
+		var out []scenario
+		for _, n := range []int{z.redis, 10 * z.redis} {
+			out = append(out, scenario{
+				name: "redis-" + strconv.Itoa(n), about: "Redis memory against run size: 1 KB media, 10 per message",
+				media: n, minMedia: 10, maxMedia: 10, minSize: 1000, maxSize: 1000,
+				concurrency: 16, twilioInFlight: 20, dryRun: !o.redisArchive,
+			})
+		}
+		return out
+	}, checks: redisChecks},
+}
+
+// kindNames lists the menu, for flags and errors.
+func kindNames() string {
+	names := make([]string, len(scenarioKinds))
+	for i, k := range scenarioKinds {
+		names[i] = k.name
+	}
+	return strings.Join(names, ", ")
+}
+
+// scenariosFor returns the runs of the named kinds at the given sizes.
+func scenariosFor(names []string, z scenarioSizes, o kindOptions) ([]scenario, error) {
+	var out []scenario
+	for _, name := range names {
+		i := slices.IndexFunc(scenarioKinds, func(k scenarioKind) bool { return k.name == name })
+		if i < 0 {
+			return nil, fmt.Errorf("-scenarios: unknown scenario %q (want %s)", name, kindNames())
+		}
+		for _, sc := range scenarioKinds[i].runs(z, o) {
+			sc.kind = name
+			out = append(out, sc)
+		}
+	}
+	return out, nil
+}
+
+// messages is how many messages carry about s.media media.
+func (s scenario) messages() int {
+	perMessage := float64(s.minMedia+s.maxMedia) / 2 * (1 - s.smsShare)
+	return max(1, int(float64(s.media)/perMessage+0.5))
+}
+
+// days is how many UTC days the dataset spans: a thousand messages a day
+// (one page), so listing runs a few windows side by side.
+func (s scenario) days() int {
+	return min(max(1, s.messages()/1000), 30)
+}
+
+func (s scenario) emulatorFlags() []string {
+	end := firstDay.AddDate(0, 0, s.days())
+	if s.largeFiles > 0 {
+		return []string{"-messages", "0", "-start", day(firstDay), "-end", day(end)}
+	}
+	return []string{
+		"-messages", strconv.Itoa(s.messages()), "-start", day(firstDay), "-end", day(end),
+		"-min-media", strconv.Itoa(s.minMedia), "-max-media", strconv.Itoa(s.maxMedia),
+		"-min-media-size", strconv.FormatInt(s.minSize, 10), "-max-media-size", strconv.FormatInt(s.maxSize, 10),
+		"-no-media-share", strconv.FormatFloat(s.smsShare, 'f', -1, 64),
+	}
+}
+
+func day(t time.Time) string { return t.Format("2006-01-02") }
+
+// outcome is what one scenario measured.
+type outcome struct {
+	sc   scenario
+	pipe pipelineResult
+	bare *bareResult
+}
+
+// label names the outcome in tables.
+func (o outcome) label() string {
+	if o.sc.dryRun {
+		return o.sc.name + " (dry run)"
+	}
+	return o.sc.name
+}
+
+// ratio is pipeline ÷ bare in media per second, or 0 without a bare copy.
+func (o outcome) ratio() float64 {
+	if o.bare == nil || o.bare.mediaPerSec() == 0 {
+		return 0
+	}
+	return o.pipe.mediaPerSec() / o.bare.mediaPerSec()
+}
+
+// runScenario runs the pipeline on the scenario's data, then the bare copy
+// on the same media, and cleans up.
+func (b *bench) runScenario(ctx context.Context, sc scenario) (outcome, error) {
+	out := outcome{sc: sc}
+	b.logf("%s: %s", sc.name, sc.about)
+	emu, err := b.lab.startEmulator(ctx, sc.name, sc.emulatorFlags()...)
+	if err != nil {
+		return out, err
+	}
+	defer emu.stop()
+	apiURL := emu.apiURL
+	if sc.largeFiles > 0 {
+		lm, err := addLargeMedia(ctx, emu, sc.media, sc.largeFiles, firstDay.Add(12*time.Hour))
+		if err != nil {
+			return out, fmt.Errorf("large media: %w", err)
+		}
+		defer lm.close()
+		apiURL = lm.proxyURL
+	}
+	d, err := b.lab.deploy(ctx, sc.name, emu, apiURL)
+	if err != nil {
+		return out, err
+	}
+	defer d.close()
+	if sc.faults != nil {
+		if err := emu.setFaults(ctx, sc.faults); err != nil {
+			return out, err
+		}
+	}
+
+	syncDisks()
+	spec := runSpec{
+		since: day(firstDay), until: day(firstDay.AddDate(0, 0, sc.days())),
+		workers: 1, concurrency: sc.concurrency, twilioInFlight: sc.twilioInFlight, poolMaxConns: sc.poolMaxConns,
+		dryRun: sc.dryRun, timeout: b.runTimeout, extraEnv: b.workerEnv,
+	}
+	if out.pipe, err = d.run(ctx, spec); err != nil {
+		return out, fmt.Errorf("%s: pipeline: %w", sc.name, err)
+	}
+	b.logf("%s: pipeline: %d media, %.1f MB in %s: %.1f media/s",
+		sc.name, out.pipe.media, float64(out.pipe.bytes)/1e6, out.pipe.elapsed.Round(time.Millisecond), out.pipe.mediaPerSec())
+	if !sc.bare {
+		return out, nil
+	}
+
+	refs, err := d.archivedMedia(ctx)
+	if err != nil {
+		return out, err
+	}
+	bucket := d.bucket + "-bare"
+	if err := b.lab.newBucket(ctx, bucket); err != nil {
+		return out, err
+	}
+	defer b.lab.dropBucket(bucket)
+	syncDisks()
+	bareConcurrency := sc.concurrency
+	if sc.faults != nil {
+		bareConcurrency = min(bareConcurrency, twilioMaxInFlight)
+	}
+	copier := newBareCopier(apiURL, emu.account, emu.token, b.lab.s3URL, bucket, bareConcurrency)
+	parts := cpuParts{"emulator": {emu.proc.Pid()}, "s3": {b.lab.s3.Pid()}, "bench": {os.Getpid()}}
+	bare, err := copier.copyAll(ctx, refs, bareConcurrency, parts)
+	if err != nil {
+		return out, err
+	}
+	out.bare = &bare
+	b.logf("%s: bare copy: %d media in %s: %.1f media/s", sc.name, bare.media, bare.elapsed.Round(time.Millisecond), bare.mediaPerSec())
+	return out, nil
+}
