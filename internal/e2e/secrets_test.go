@@ -61,32 +61,52 @@ func TestSecretsStayOut(t *testing.T) {
 	}
 }
 
-// secretLeaks collects where any needle was found.
+// secretLeaks collects where any needle was found: per needle and kind of
+// place, how many places and the first of them.
 type secretLeaks struct {
 	needles map[string]string
 	mu      sync.Mutex
-	found   map[string]bool
+	found   map[string][]string
 }
 
-// check records each needle that text, found at where, contains.
-func (l *secretLeaks) check(where, text string) {
+// check records each needle that text, found in item of kind (a log, a
+// Redis key…), contains.
+func (l *secretLeaks) check(kind, item, text string) {
 	for name, needle := range l.needles {
 		if strings.Contains(text, needle) {
 			l.mu.Lock()
 			if l.found == nil {
-				l.found = map[string]bool{}
+				l.found = map[string][]string{}
 			}
-			l.found[name+" in "+where] = true
+			l.found[name+" in "+kind] = append(l.found[name+" in "+kind], item)
 			l.mu.Unlock()
 		}
 	}
 }
 
+// add records a leak found by other means than a needle.
+func (l *secretLeaks) add(what, item string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.found == nil {
+		l.found = map[string][]string{}
+	}
+	l.found[what] = append(l.found[what], item)
+}
+
 func (l *secretLeaks) report() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	found := slices.Sorted(maps.Keys(l.found))
-	return strings.Join(found, "\n")
+	var b strings.Builder
+	for _, what := range slices.Sorted(maps.Keys(l.found)) {
+		items := l.found[what]
+		fmt.Fprintf(&b, "%s: %s", what, items[0])
+		if len(items) > 1 {
+			fmt.Fprintf(&b, " and %d more", len(items)-1)
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
 }
 
 // secretsRun runs two workers and a --delete backfill on d while reading
@@ -135,21 +155,30 @@ func secretsRun(t *testing.T, d *e2etest.Deployment, leaks *secretLeaks) {
 		}
 	})
 	ws := []*e2etest.Process{d.StartWorker(t, "TWILIO_MAX_CONCURRENCY=6"), d.StartWorker(t, "TWILIO_MAX_CONCURRENCY=6")}
-	code, stdout, stderr := d.Enqueue(t, 100*time.Second, "backfill", "--since", secretsStart.Format(time.DateOnly),
+	code, stdout, stderr := d.Enqueue(t, 3*time.Minute, "backfill", "--since", secretsStart.Format(time.DateOnly),
 		"--until", secretsStart.AddDate(0, 0, 2).Format(time.DateOnly), "--delete", "--wait")
 	close(stop)
 	polled.Wait()
+	// The signed host refuses a request that carries Authorization, as a
+	// presigned URL does, so that leak also fails the run: record it
+	// first, so the failure names it.
+	if n := d.Emu.Stats().SignedWithAuthorization; n != 0 {
+		leaks.add("Authorization header sent to the signed media host", fmt.Sprintf("%d requests", n))
+	}
+	leaks.check("enqueue output", "backfill", stdout+stderr)
 	if code != 0 {
-		t.Fatalf("enqueue exited %d\nstdout:\n%s\nstderr:\n%s\n%s", code, stdout, stderr, fleetLogs(ws))
+		t.Fatalf("enqueue exited %d\nleaks so far:\n%s\nstdout:\n%s\nstderr:\n%s\n%s", code, leaks.report(), stdout, stderr, fleetLogs(ws))
 	}
 	scanRedis(ctx, rdb, patterns, leaks)
 	if taskKeys == 0 {
 		t.Fatalf("no task was seen in Redis during the run (%d passes): the payloads were not checked", passes)
 	}
-	leaks.check("enqueue backfill output", stdout+stderr)
 	runID := strings.TrimSpace(strings.SplitN(stdout, "\n", 2)[0])
-	_, status, statusErr := d.Enqueue(t, 30*time.Second, "status", runID)
-	leaks.check("enqueue status output", status+statusErr)
+	code, status, statusErr := d.Enqueue(t, 30*time.Second, "status", runID)
+	leaks.check("enqueue output", "status", status+statusErr)
+	if code != 0 {
+		t.Fatalf("enqueue status %s exited %d\n%s", runID, code, statusErr)
+	}
 
 	for i, w := range ws {
 		if err := w.Stop(10 * time.Second); err != nil {
@@ -159,7 +188,7 @@ func secretsRun(t *testing.T, d *e2etest.Deployment, leaks *secretLeaks) {
 		if !strings.Contains(logs, `"level":"debug"`) {
 			t.Fatalf("worker %d wrote no debug line: LOG_LEVEL=debug not in force", i+1)
 		}
-		leaks.check(fmt.Sprintf("worker %d log", i+1), logs)
+		leaks.check("worker log", fmt.Sprintf("worker %d", i+1), logs)
 	}
 
 	objects := scanObjects(t, d, leaks)
@@ -169,16 +198,13 @@ func secretsRun(t *testing.T, d *e2etest.Deployment, leaks *secretLeaks) {
 	rows := scanCatalog(t, d, leaks)
 
 	st := d.Emu.Stats()
-	t.Logf("%d media; Redis read %d times during the run (up to %d task keys at once); %d objects and %d catalog rows read; %d 429s, %d injected 5xx, %d cut downloads",
-		len(in), passes, taskKeys, objects, rows, st.RateLimited, st.InjectedErrors, st.CutBodies)
+	t.Logf("%d media; Redis read %d times during the run (up to %d task keys at once); %d objects and %d catalog rows read; %d 429s, %d injected 5xx, %d cut downloads, %d signed-host requests",
+		len(in), passes, taskKeys, objects, rows, st.RateLimited, st.InjectedErrors, st.CutBodies, st.SignedRequests)
 	if st.InjectedErrors == 0 {
 		t.Fatal("no 5xx injected: error paths were not exercised")
 	}
 	if st.SignedRequests == 0 {
 		t.Fatal("no request reached the signed media host")
-	}
-	if st.SignedWithAuthorization != 0 {
-		t.Fatalf("%d requests to the signed media host carried Authorization", st.SignedWithAuthorization)
 	}
 }
 
@@ -214,7 +240,7 @@ func scanRedis(ctx context.Context, rdb *redis.Client, patterns []string, leaks 
 				l, _ := rdb.XRange(ctx, key, "-", "+").Result()
 				text = fmt.Sprint(l)
 			}
-			leaks.check("Redis key "+key, key+"\n"+text)
+			leaks.check("Redis", key, key+"\n"+text)
 		}
 	}
 	return keys, tasks
@@ -240,7 +266,7 @@ func scanObjects(t *testing.T, d *e2etest.Deployment, leaks *secretLeaks) int {
 			n++
 			text := fmt.Sprint(*o.Key, head.Metadata, aws.ToString(head.ContentType), aws.ToString(head.ContentDisposition),
 				aws.ToString(head.ContentEncoding), aws.ToString(head.CacheControl), aws.ToString(head.WebsiteRedirectLocation))
-			leaks.check("S3 object "+*o.Key, text)
+			leaks.check("S3 object metadata", *o.Key, text)
 		}
 	}
 	return n
@@ -271,7 +297,7 @@ func scanCatalog(t *testing.T, d *e2etest.Deployment, leaks *secretLeaks) int {
 			t.Fatal(err)
 		}
 		for _, text := range texts {
-			leaks.check("Postgres table "+table, text)
+			leaks.check("Postgres", "table "+table, text)
 		}
 		n += len(texts)
 	}
