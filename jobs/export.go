@@ -265,34 +265,38 @@ func (h *Handlers) ExportFinish(ctx context.Context, t *asynq.Task) error {
 	if !live {
 		return err
 	}
-	n, err := h.catalog.ExportCounts(ctx, p.RunID)
+	if err := h.finishDir(ctx, e, dest); err != nil {
+		return h.exportError(ctx, p.RunID, err)
+	}
+	return nil
+}
+
+// finishDir is ExportFinish once the export is known to be live.
+func (h *Handlers) finishDir(ctx context.Context, e archive.Export, dest exportDest) error {
+	n, err := h.catalog.ExportCounts(ctx, e.ID)
 	if err != nil || n.Pending > 0 {
 		return err // the last batch queues the finish again
 	}
-	if e.EndedAt, err = h.catalog.ExportEnd(ctx, p.RunID); err != nil {
+	if e.EndedAt, err = h.catalog.ExportEnd(ctx, e.ID); err != nil {
 		return err
 	}
 	sum := manifest.NewSummary(e)
 	if n.Failed > 0 {
 		// A reviewer who opens the folder sees it is not a valid export.
-		if err := h.summarizeFailures(ctx, &sum, p.RunID, n); err != nil {
+		if err := h.summarizeFailures(ctx, &sum, e.ID, n); err != nil {
 			return err
 		}
 		if err := h.putBytes(ctx, dest, manifest.ExportName, "application/json", sum); err != nil {
 			return err
 		}
-		_, err := h.catalog.FinishExport(ctx, p.RunID, false, fmt.Sprintf("%d media failed verification", n.Failed))
+		_, err := h.catalog.FinishExport(ctx, e.ID, false, fmt.Sprintf("%d media failed verification", n.Failed))
 		return err
 	}
-	spools := [3]*archive.Spool{}
-	for i := range spools {
-		spools[i] = archive.NewSpool(archive.SpoolConfig{Dir: h.spoolDir})
-		defer spools[i].Close()
-	}
-	sums, err := h.writeManifests(ctx, p.RunID, n.Total, spools[0], spools[1], spools[2])
+	spools, sums, err := h.writeManifests(ctx, e.ID, n.Total)
 	if err != nil {
 		return err
 	}
+	defer spools.close()
 	for i, f := range manifestFiles {
 		body, err := spools[i].Reader()
 		if err != nil {
@@ -305,13 +309,13 @@ func (h *Handlers) ExportFinish(ctx context.Context, t *asynq.Task) error {
 	sum.Complete(n.Exported, n.Bytes, sums)
 	out := archive.ExportOutput{Key: dest.key(manifest.ExportName)}
 	out.ManifestSHA256, out.SumsSHA256 = spools[0].SHA256(), spools[2].SHA256()
-	if err := h.catalog.RecordExportOutput(ctx, p.RunID, out); err != nil {
+	if err := h.catalog.RecordExportOutput(ctx, e.ID, out); err != nil {
 		return err
 	}
 	if err := h.putBytes(ctx, dest, manifest.ExportName, "application/json", sum); err != nil {
 		return err
 	}
-	_, err = h.catalog.FinishExport(ctx, p.RunID, true, "")
+	_, err = h.catalog.FinishExport(ctx, e.ID, true, "")
 	return err
 }
 
@@ -322,19 +326,39 @@ var manifestFiles = []struct{ name, contentType string }{
 	{manifest.SumsName, "text/plain"},
 }
 
+// manifestSpools hold the files of manifestFiles, in its order, on their
+// way to the export: spools, because a store needs each file's size and
+// SHA-256 before it takes it, and they spill to disk past 1 MiB.
+type manifestSpools [3]*archive.Spool
+
+func (m manifestSpools) close() {
+	for _, s := range m {
+		_ = s.Close()
+	}
+}
+
 // writeManifests writes the three manifest files of an export's exported
-// media, read from Postgres a page at a time.
-func (h *Handlers) writeManifests(ctx context.Context, id uuid.UUID, total int, jsonl, csv, sums io.Writer) (manifest.Sums, error) {
-	mw := manifest.NewWriter(jsonl, csv, sums)
+// media, read from Postgres a page at a time. The caller closes the spools.
+func (h *Handlers) writeManifests(ctx context.Context, id uuid.UUID, total int) (manifestSpools, manifest.Sums, error) {
+	var sp manifestSpools
+	for i := range sp {
+		sp[i] = archive.NewSpool(archive.SpoolConfig{Dir: h.spoolDir})
+	}
+	mw := manifest.NewWriter(sp[0], sp[1], sp[2])
 	for it, err := range h.catalog.ExportItems(ctx, id, 0, total, false) {
-		if err != nil {
-			return manifest.Sums{}, err
+		if err == nil {
+			err = mw.Add(it)
 		}
-		if err := mw.Add(it); err != nil {
-			return manifest.Sums{}, err
+		if err != nil {
+			sp.close()
+			return sp, manifest.Sums{}, err
 		}
 	}
-	return mw.Close()
+	sums, err := mw.Close()
+	if err != nil {
+		sp.close()
+	}
+	return sp, sums, err
 }
 
 func (h *Handlers) summarizeFailures(ctx context.Context, sum *manifest.Summary, id uuid.UUID, n archive.ExportCounts) error {
@@ -414,34 +438,34 @@ func (h *Handlers) ExportZip(ctx context.Context, t *asynq.Task) error {
 	}
 	ow, err := creator.Create(ctx, key, "application/zip")
 	if err != nil {
-		return h.zipError(ctx, p.RunID, err)
+		return h.exportError(ctx, p.RunID, err)
 	}
 	defer ow.Abort()
 	zw := zip.NewWriter(ow)
 	for it, err := range h.catalog.ExportItems(ctx, p.RunID, 0, n.Total, false) {
 		if err != nil {
-			return h.zipError(ctx, p.RunID, err)
+			return h.exportError(ctx, p.RunID, err)
 		}
 		name := manifest.Path(it)
 		fw, err := zw.CreateHeader(&zip.FileHeader{Name: name, Method: zip.Store, Modified: it.DateSent.UTC()})
 		if err != nil {
-			return h.zipError(ctx, p.RunID, err)
+			return h.exportError(ctx, p.RunID, err)
 		}
 		bad, err := h.readArchived(ctx, it, fw)
 		switch {
 		case err != nil:
-			return h.zipError(ctx, p.RunID, err)
+			return h.exportError(ctx, p.RunID, err)
 		case bad != "":
 			err = h.catalog.FailExportMedia(ctx, p.RunID, it.Seq, bad)
 		default:
 			err = h.catalog.MarkExported(ctx, p.RunID, it.Seq, name)
 		}
 		if err != nil {
-			return h.zipError(ctx, p.RunID, err)
+			return h.exportError(ctx, p.RunID, err)
 		}
 	}
 	if n, err = h.catalog.ExportCounts(ctx, p.RunID); err != nil {
-		return h.zipError(ctx, p.RunID, err)
+		return h.exportError(ctx, p.RunID, err)
 	}
 	if n.Failed > 0 {
 		ow.Abort()
@@ -452,26 +476,22 @@ func (h *Handlers) ExportZip(ctx context.Context, t *asynq.Task) error {
 	// The manifests are written after the media (the holds and deletes
 	// they show were captured as each media was checked): first to spools,
 	// whose sizes the zip does not need but whose hashes export.json does.
-	spools := [3]*archive.Spool{}
-	for i := range spools {
-		spools[i] = archive.NewSpool(archive.SpoolConfig{Dir: h.spoolDir})
-		defer spools[i].Close()
-	}
-	sums, err := h.writeManifests(ctx, p.RunID, n.Total, spools[0], spools[1], spools[2])
+	spools, sums, err := h.writeManifests(ctx, p.RunID, n.Total)
 	if err != nil {
-		return h.zipError(ctx, p.RunID, err)
+		return h.exportError(ctx, p.RunID, err)
 	}
+	defer spools.close()
 	sum := manifest.NewSummary(e)
 	sum.Complete(n.Exported, n.Bytes, sums)
 	doc, err := sum.Encode()
 	if err != nil {
-		return h.zipError(ctx, p.RunID, err)
+		return h.exportError(ctx, p.RunID, err)
 	}
 	for i, name := range []string{manifest.JSONLName, manifest.CSVName, manifest.SumsName, manifest.ExportName} {
 		var r io.Reader = bytes.NewReader(doc)
 		if i < 3 {
 			if r, err = spools[i].Reader(); err != nil {
-				return h.zipError(ctx, p.RunID, err)
+				return h.exportError(ctx, p.RunID, err)
 			}
 		}
 		fw, err := zw.CreateHeader(&zip.FileHeader{Name: name, Method: zip.Deflate, Modified: e.EndedAt})
@@ -479,25 +499,28 @@ func (h *Handlers) ExportZip(ctx context.Context, t *asynq.Task) error {
 			_, err = io.Copy(fw, r)
 		}
 		if err != nil {
-			return h.zipError(ctx, p.RunID, err)
+			return h.exportError(ctx, p.RunID, err)
 		}
 	}
 	if err := zw.Close(); err != nil {
-		return h.zipError(ctx, p.RunID, err)
+		return h.exportError(ctx, p.RunID, err)
 	}
 	out := archive.ExportOutput{Key: key, ManifestSHA256: spools[0].SHA256(), SumsSHA256: spools[2].SHA256()}
 	if err := h.catalog.RecordExportOutput(ctx, p.RunID, out); err != nil {
-		return h.zipError(ctx, p.RunID, err)
+		return h.exportError(ctx, p.RunID, err)
 	}
 	if _, err := ow.Commit(); err != nil {
-		return h.zipError(ctx, p.RunID, err)
+		return h.exportError(ctx, p.RunID, err)
 	}
 	_, err = h.catalog.FinishExport(ctx, p.RunID, true, "")
 	return err
 }
 
-// zipError is retried, until the last attempt, which ends the export.
-func (h *Handlers) zipError(ctx context.Context, id uuid.UUID, err error) error {
+// exportError is retried, until the last attempt, which ends the export;
+// an error no retry can fix ends it at once. Without this an export whose
+// destination refuses a file would stay running, its task re-queued by the
+// reconciler forever.
+func (h *Handlers) exportError(ctx context.Context, id uuid.UUID, err error) error {
 	if isPermanent(err) || errors.Is(err, archive.ErrConflict) || lastAttempt(ctx) {
 		return h.failExport(ctx, id, err)
 	}

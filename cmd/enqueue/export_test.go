@@ -171,6 +171,14 @@ func TestExportDirAndZipPassSHA256Sum(t *testing.T) {
 	require.NotEmpty(t, want)
 	checkExportDir(t, dir, want)
 
+	// A second export into the same folder cannot overwrite the first: it
+	// fails, saying why, instead of waiting forever.
+	code, out, errOut = d.cli(t, "export", "--since", "2026-03-02", "--until", "2026-03-03", "--out", "file://"+dir, "--wait")
+	require.Equal(t, 1, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
+	require.Equal(t, "failed", e2etest.StatusValue(t, out, "state"))
+	require.Contains(t, e2etest.StatusValue(t, out, "error"), "already holds a different manifest.jsonl")
+	checkExportDir(t, dir, want) // the first export is intact
+
 	// By number, as a zip streamed to S3, with a presigned URL.
 	var number string
 	for m := range d.Emu.Messages(d.Account.SID) {
@@ -212,7 +220,7 @@ func TestExportDirAndZipPassSHA256Sum(t *testing.T) {
 
 	code, out, _ = d.cli(t, "export", "list")
 	require.Equal(t, 0, code)
-	require.Equal(t, 3, strings.Count(out, "\n"), "header and two exports:\n%s", out)
+	require.Equal(t, 4, strings.Count(out, "\n"), "header and three exports:\n%s", out)
 	require.Contains(t, out, id)
 
 	var audited int
