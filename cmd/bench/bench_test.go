@@ -39,6 +39,10 @@ func TestQuickRunReportsEveryFigure(t *testing.T) {
 		{"twilio", []string{"twilio"}, []string{
 			`twilio +≥ 90% of the limit's bound, no failed media +[0-9]+% \(.*\); [0-9]+ failed; [0-9]+ × 429; peak [0-9]+ in flight +(PASS|MISS)`,
 		}},
+		{"export", []string{"export", `export \(zip export\)`}, []string{
+			`export +zip export holds every archived media, re-verified +[0-9]+ of [0-9]+ media \(.*\); 0 failed +PASS`,
+			`export +zip export: worker peak RSS < 200 MiB +[0-9.]+ MiB for [0-9]+ media +(PASS|MISS)`,
+		}},
 		{"redis", []string{`redis-12 \(dry run\)`, `redis-120 \(dry run\)`}, []string{
 			`redis +peak Redis memory flat as the run grows 10× \(≤ ×1\.25\) +[0-9.]+ MiB at [0-9]+ media → [0-9.]+ MiB at [0-9]+ media \(×[0-9.]+\) +(PASS|MISS)`,
 		}},

@@ -140,8 +140,12 @@ func (l *lab) dropBucket(name string) error {
 	return os.RemoveAll(filepath.Join(l.s3Data, name))
 }
 
-func (l *lab) s3ArchiveURL(bucket string) string {
-	return fmt.Sprintf("s3://%s/archive?region=%s&endpoint=%s&use_path_style=true", bucket, s3Region, l.s3URL)
+func (l *lab) s3ArchiveURL(bucket string) string { return l.s3URLFor(bucket, "archive") }
+
+// s3URLFor is an s3:// URL, as ARCHIVE_URL and `enqueue export --out` take
+// it, for a prefix of a bucket on the lab's S3 server.
+func (l *lab) s3URLFor(bucket, prefix string) string {
+	return fmt.Sprintf("s3://%s/%s?region=%s&endpoint=%s&use_path_style=true", bucket, prefix, s3Region, l.s3URL)
 }
 
 func (l *lab) pingPostgres(ctx context.Context) error {

@@ -145,7 +145,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		sizes = quickSizes
 	}
 	if o.media > 0 {
-		sizes.small, sizes.mix, sizes.large, sizes.twilio, sizes.redis = o.media, o.media, o.media, o.media, o.media
+		sizes.small, sizes.mix, sizes.large, sizes.twilio, sizes.redis, sizes.export = o.media, o.media, o.media, o.media, o.media, o.media
 	}
 	if o.largeMiB > 0 {
 		sizes.largeSize = int64(o.largeMiB) << 20

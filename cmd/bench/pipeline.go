@@ -89,8 +89,12 @@ type runSpec struct {
 	twilioInFlight int // TWILIO_MAX_CONCURRENCY
 	poolMaxConns   int // the worker's Postgres pool (pool_max_conns); 0: its default
 	dryRun         bool
-	timeout        time.Duration
-	extraEnv       []string // e.g. MEDIASYNC_PPROF_ADDR
+	// export, when set ("zip" or "dir"), runs `enqueue export` of the
+	// same days in that format instead of the backfill: it measures
+	// re-reading and packaging what an earlier run archived.
+	export   string
+	timeout  time.Duration
+	extraEnv []string // e.g. MEDIASYNC_PPROF_ADDR
 }
 
 // pipelineResult is what one run measured.
@@ -158,6 +162,10 @@ func (d *deployment) run(ctx context.Context, spec runSpec) (pipelineResult, err
 	if spec.dryRun {
 		args = append(args, "--dry-run")
 	}
+	if spec.export != "" {
+		args = []string{"--actor", "bench", "export", "--since", spec.since, "--until", spec.until,
+			"--format", spec.export, "--out", d.lab.s3URLFor(d.bucket, "exports")}
+	}
 	cmd := exec.CommandContext(ctx, filepath.Join(d.lab.bin, "enqueue"), args...)
 	cmd.Env = d.env
 	out, err := cmd.CombinedOutput()
@@ -208,11 +216,23 @@ func (d *deployment) run(ctx context.Context, spec runSpec) (pipelineResult, err
 	res.redisPeak = max(res.redisPeak, peak.redis)
 
 	var secs float64
-	err = conn.QueryRow(ctx, `
+	progress := `
 		SELECT extract(epoch FROM finished_at - created_at)::float8, messages_seen,
 		       CASE WHEN dry_run THEN media_found ELSE media_archived END, media_failed, bytes_archived
-		FROM run_progress WHERE run_id = $1`, runID).
-		Scan(&secs, &res.messages, &res.media, &res.failed, &res.bytes)
+		FROM run_progress WHERE run_id = $1`
+	if spec.export != "" {
+		// An export's media are its export_media rows: exported (and
+		// re-verified) or failed, and the bytes it packaged.
+		progress = `
+			SELECT extract(epoch FROM r.finished_at - r.created_at)::float8,
+			       (SELECT count(DISTINCT m.message_sid) FROM export_media x JOIN media m ON m.sid = x.media_sid WHERE x.run_id = r.id)::int,
+			       (SELECT count(*) FROM export_media x WHERE x.run_id = r.id AND x.state = 'exported')::int,
+			       (SELECT count(*) FROM export_media x WHERE x.run_id = r.id AND x.state = 'failed')::int,
+			       (SELECT coalesce(sum(m.size_bytes), 0) FROM export_media x JOIN media m ON m.sid = x.media_sid
+			        WHERE x.run_id = r.id AND x.state = 'exported')::bigint
+			FROM runs r WHERE r.id = $1`
+	}
+	err = conn.QueryRow(ctx, progress, runID).Scan(&secs, &res.messages, &res.media, &res.failed, &res.bytes)
 	if err != nil {
 		return res, fmt.Errorf("run %s progress: %w", runID, err)
 	}

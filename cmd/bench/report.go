@@ -86,16 +86,21 @@ func report(w io.Writer, m machineInfo, outcomes, sweep []outcome) {
 func printFigures(w io.Writer, outcomes []outcome) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "scenario\tmedia\tMB\tconc\tmedia/s\tMB/s\tTwilio req/media\tworker CPU s/1k media\tworker peak RSS\tRedis peak\tPG rows/s\tbare media/s\tbare MB/s\tpipeline÷bare\t")
+	row := func(label string, conc int, p pipelineResult, bare []string) {
+		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%d\t%s\t%s\t%.2f\t%s\t%s\t%s\t%.0f\t%s\t\n",
+			label, p.media, float64(p.bytes)/1e6, conc, f1(p.mediaPerSec()), f1(p.mbPerSec()),
+			ratioOf(float64(p.requests), float64(p.media)), cpuPer1k(p.cpu.parts["worker"], p.media), mib(p.peakRSS), mib(p.redisPeak),
+			p.pgRowsPerSec(), strings.Join(bare, "\t"))
+	}
 	for _, o := range outcomes {
-		p := o.pipe
 		bare := []string{"-", "-", "-"}
 		if o.bare != nil {
 			bare = []string{f1(o.bare.mediaPerSec()), f1(o.bare.mbPerSec()), fmt.Sprintf("%.2f", o.ratio())}
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%d\t%s\t%s\t%.2f\t%s\t%s\t%s\t%.0f\t%s\t\n",
-			o.label(), p.media, float64(p.bytes)/1e6, o.sc.concurrency, f1(p.mediaPerSec()), f1(p.mbPerSec()),
-			ratioOf(float64(p.requests), float64(p.media)), cpuPer1k(p.cpu.parts["worker"], p.media), mib(p.peakRSS), mib(p.redisPeak),
-			p.pgRowsPerSec(), strings.Join(bare, "\t"))
+		row(o.label(), o.sc.concurrency, o.pipe, bare)
+		if o.export != nil {
+			row(o.exportLabel(), o.sc.concurrency, *o.export, []string{"-", "-", "-"})
+		}
 	}
 	tw.Flush()
 }
@@ -122,6 +127,9 @@ func printCPU(w io.Writer, outcomes []outcome) {
 	}
 	for _, o := range outcomes {
 		row(o.label(), "pipeline", o.pipe.cpu, o.pipe.media, o.pipe.elapsed)
+		if o.export != nil {
+			row(o.label(), o.sc.export+" export", o.export.cpu, o.export.media, o.export.elapsed)
+		}
 		if o.bare != nil {
 			row(o.label(), "bare", o.bare.cpu, o.bare.media, o.bare.elapsed)
 		}
@@ -224,6 +232,26 @@ func twilioChecks(outcomes []outcome) []check {
 				share*100, f1(p.mediaPerSec()), f1(bound), twilioMaxInFlight/twilioLatency.Seconds(), perMedia, cpuBound,
 				p.failed, p.rateLimited, p.peakInFlight),
 			share >= boundShareTarget && p.failed == 0})
+	}
+	return out
+}
+
+// exportChecks holds an export to what a reviewer relies on (every
+// archived media in the package, re-verified) and to the worker's memory
+// bound; its media/s is a figure, with no target.
+func exportChecks(outcomes []outcome) []check {
+	var out []check
+	for _, o := range outcomes {
+		e := o.export
+		if e == nil {
+			continue
+		}
+		out = append(out,
+			check{o.sc.name, fmt.Sprintf("%s export holds every archived media, re-verified", o.sc.export),
+				fmt.Sprintf("%d of %d media (%s media/s, %s MB/s); %d failed", e.media, o.pipe.media, f1(e.mediaPerSec()), f1(e.mbPerSec()), e.failed),
+				e.media == o.pipe.media && e.failed == 0},
+			check{o.sc.name, fmt.Sprintf("%s export: worker peak RSS < %d MiB", o.sc.export, peakRSSTarget>>20),
+				fmt.Sprintf("%s for %d media", mib(e.peakRSS), e.media), e.peakRSS < peakRSSTarget})
 	}
 	return out
 }
