@@ -256,14 +256,40 @@ func (c *Catalog) ListRuns(ctx context.Context, limit int) ([]Run, error) {
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Run, error) { return scanRun(r) })
 }
 
+// runLeftToDo is true while a run (r) has work left: a window to list, a
+// message whose media to list, a media to archive or (with --delete) to
+// delete; a one-message run also waits for its message's row. Each part
+// reads an index of only the rows still to do (run_media_unfinished, …),
+// so asking costs the same whatever the run's size.
+const runLeftToDo = `(
+	EXISTS (SELECT 1 FROM run_windows w WHERE w.run_id = r.id AND w.state = 'pending')
+	OR EXISTS (SELECT 1 FROM run_messages m WHERE m.run_id = r.id AND m.state = 'pending')
+	OR EXISTS (SELECT 1 FROM run_media d WHERE d.run_id = r.id
+	           AND (d.state = 'pending' OR (d.delete_wanted AND d.state = 'archived')))
+	OR (r.kind = 'message' AND NOT EXISTS (SELECT 1 FROM run_messages m WHERE m.run_id = r.id)))`
+
 // FinishRunIfDone ends a running run once nothing is left to do: every
 // window listed, every message's media listed, every media in a final state
 // (with --delete, archived is not final). It is called after each step and is
 // safe to call concurrently: the guarded UPDATE ends the run exactly once.
 // It reports whether this call finished the run.
+//
+// Almost every call finds work left: one read, outside a transaction,
+// answers those, and only a run that looks done pays for the transaction
+// that ends it (which checks again, under the row's lock).
 func (c *Catalog) FinishRunIfDone(ctx context.Context, id uuid.UUID) (bool, error) {
+	var done bool
+	err := c.pool.QueryRow(ctx, `
+		SELECT r.state = 'running' AND r.kind <> 'export' AND NOT `+runLeftToDo+`
+		FROM runs r WHERE r.id = $1`, id).Scan(&done)
+	if errors.Is(err, pgx.ErrNoRows) || (err == nil && !done) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("finish run %s: %w", id, err)
+	}
 	finished := false
-	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
+	err = pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
 		r, err := scanRun(tx.QueryRow(ctx, `
 			UPDATE runs r SET
 				finished_at = now(),
@@ -272,11 +298,7 @@ func (c *Catalog) FinishRunIfDone(ctx context.Context, id uuid.UUID) (bool, erro
 				              OR EXISTS (SELECT 1 FROM run_media d WHERE d.run_id = r.id AND d.state = 'failed')
 				             THEN 'failed' ELSE 'succeeded' END
 			WHERE r.id = $1 AND r.state = 'running' AND r.kind <> 'export' -- exports end in FinishExport
-			  AND NOT EXISTS (SELECT 1 FROM run_windows w WHERE w.run_id = r.id AND w.state = 'pending')
-			  AND NOT EXISTS (SELECT 1 FROM run_messages m WHERE m.run_id = r.id AND m.state = 'pending')
-			  AND NOT EXISTS (SELECT 1 FROM run_media d WHERE d.run_id = r.id
-			                  AND (d.state = 'pending' OR (d.delete_wanted AND d.state = 'archived')))
-			  AND (r.kind <> 'message' OR EXISTS (SELECT 1 FROM run_messages m WHERE m.run_id = r.id))
+			  AND NOT `+runLeftToDo+`
 			RETURNING `+runColumns, id))
 		if errors.Is(err, ErrRunNotFound) {
 			return nil // not done yet, or finished by another task

@@ -315,27 +315,30 @@ func (c *Catalog) GetMedia(ctx context.Context, sid string) (MediaItem, error) {
 	return it, nil
 }
 
-// MarkArchived records a media's archived copy and its run's outcome in one
-// transaction. Only a pending or failed row moves to archived: a second
-// archiving of the same media (a task run twice, or two overlapping runs)
-// leaves the first proof in place.
-func (c *Catalog) MarkArchived(ctx context.Context, run uuid.UUID, sid string, cp ArchivedCopy) error {
-	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `
-			UPDATE media SET state = 'archived', filename = $2, size_bytes = $3, sha256 = $4, store = $5,
-				bucket = $6, object_key = $7, version_id = $8, lock_mode = $9, retain_until = $10,
+// MarkArchived records a media's archived copy and its run's outcome, in
+// one statement (one transaction, one round trip), and reports whether the
+// run deletes the media from Twilio next. Only a pending or failed row
+// moves to archived: a second archiving of the same media (a task run
+// twice, or two overlapping runs) leaves the first proof in place.
+func (c *Catalog) MarkArchived(ctx context.Context, run uuid.UUID, sid string, cp ArchivedCopy) (deleteWanted bool, err error) {
+	err = c.pool.QueryRow(ctx, `
+		WITH copy AS (
+			UPDATE media SET state = 'archived', filename = $3, size_bytes = $4, sha256 = $5, store = $6,
+				bucket = $7, object_key = $8, version_id = $9, lock_mode = $10, retain_until = $11,
 				archived_at = now(), last_error = NULL, updated_at = now()
-			WHERE sid = $1 AND state IN ('pending', 'failed')`,
-			sid, nullString(cp.Filename), cp.Size, hex.EncodeToString(cp.SHA256[:]), cp.Store, cp.Bucket,
-			cp.Key, nullString(cp.VersionID), nullString(string(cp.LockMode)), nullTime(cp.RetainUntil)); err != nil {
-			return err
-		}
-		return setRunMedia(ctx, tx, run, sid, MediaArchived, false, "")
-	})
+			WHERE sid = $2 AND state IN ('pending', 'failed')
+		), outcome AS (
+			UPDATE run_media SET state = 'archived', error = NULL, updated_at = now()
+			WHERE run_id = $1 AND media_sid = $2
+			RETURNING delete_wanted
+		)
+		SELECT coalesce((SELECT delete_wanted FROM outcome), false)`,
+		run, sid, nullString(cp.Filename), cp.Size, hex.EncodeToString(cp.SHA256[:]), cp.Store, cp.Bucket,
+		cp.Key, nullString(cp.VersionID), nullString(string(cp.LockMode)), nullTime(cp.RetainUntil)).Scan(&deleteWanted)
 	if err != nil {
-		return fmt.Errorf("mark media %s archived: %w", sid, err)
+		return false, fmt.Errorf("mark media %s archived: %w", sid, err)
 	}
-	return nil
+	return deleteWanted, nil
 }
 
 // SetRunMedia records a media's outcome within a run, for outcomes the media

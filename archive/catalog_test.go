@@ -123,8 +123,10 @@ func TestClaimDeleteNeedsMatchingArchivedRow(t *testing.T) {
 	sum := sha256.Sum256([]byte("bytes"))
 
 	require.ErrorIs(t, c.ClaimDelete(ctx, me1, 5, sum), archive.ErrNotDeletable, "a pending media cannot be claimed")
-	require.NoError(t, c.MarkArchived(ctx, run.ID, me1, archive.ArchivedCopy{
-		Size: 5, SHA256: sum, Store: "s3", Bucket: "b", Key: "k/" + me1}))
+	wanted, err := c.MarkArchived(ctx, run.ID, me1, archive.ArchivedCopy{
+		Size: 5, SHA256: sum, Store: "s3", Bucket: "b", Key: "k/" + me1})
+	require.NoError(t, err)
+	require.True(t, wanted, "a run with --delete deletes what it archived next")
 	require.ErrorIs(t, c.ClaimDelete(ctx, me1, 6, sum), archive.ErrNotDeletable, "wrong size")
 	require.ErrorIs(t, c.ClaimDelete(ctx, me1, 5, sha256.Sum256([]byte("other"))), archive.ErrNotDeletable, "wrong sha256")
 	require.NoError(t, c.ClaimDelete(ctx, me1, 5, sum))
@@ -135,8 +137,9 @@ func TestClaimDeleteNeedsMatchingArchivedRow(t *testing.T) {
 	require.Equal(t, "+15550100", it.From)
 
 	// MarkDeleted without a claim changes nothing.
-	require.NoError(t, c.MarkArchived(ctx, run.ID, me2, archive.ArchivedCopy{
-		Size: 5, SHA256: sum, Store: "s3", Bucket: "b", Key: "k/" + me2}))
+	_, err = c.MarkArchived(ctx, run.ID, me2, archive.ArchivedCopy{
+		Size: 5, SHA256: sum, Store: "s3", Bucket: "b", Key: "k/" + me2})
+	require.NoError(t, err)
 	require.NoError(t, c.MarkDeleted(ctx, run, me2))
 	it, err = c.GetMedia(ctx, me2)
 	require.NoError(t, err)
@@ -170,7 +173,9 @@ func TestFinishRunIfDoneExactlyOnce(t *testing.T) {
 	require.False(t, done, "two media are pending")
 
 	sum := sha256.Sum256([]byte("x"))
-	require.NoError(t, c.MarkArchived(ctx, run.ID, me1, archive.ArchivedCopy{Size: 1, SHA256: sum, Store: "s3", Bucket: "b", Key: "k1"}))
+	wanted, err := c.MarkArchived(ctx, run.ID, me1, archive.ArchivedCopy{Size: 1, SHA256: sum, Store: "s3", Bucket: "b", Key: "k1"})
+	require.NoError(t, err)
+	require.False(t, wanted, "a run without --delete deletes nothing")
 	require.NoError(t, c.MarkFailed(ctx, run.ID, me2, "HTTP 403 from Twilio"))
 
 	var finished atomic.Int32

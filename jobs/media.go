@@ -41,9 +41,15 @@ func (h *Handlers) ArchiveMedia(ctx context.Context, t *asynq.Task) error {
 	}
 	reused := !it.ArchivedAt.IsZero() && it.ArchivedAt.Before(run.CreatedAt)
 
+	// A backfill with --delete deletes all it archives; a policy only what
+	// is older than its delete_after. The row decides, not the payload.
+	var wanted bool
 	switch it.State {
 	case archive.MediaArchived:
 		if err := h.catalog.SetRunMedia(ctx, run.ID, it.SID, archive.MediaArchived, reused, ""); err != nil {
+			return err
+		}
+		if wanted, err = h.catalog.DeleteWanted(ctx, run.ID, it.SID); err != nil {
 			return err
 		}
 	case archive.MediaDeleted:
@@ -57,19 +63,14 @@ func (h *Handlers) ArchiveMedia(ctx context.Context, t *asynq.Task) error {
 		}
 		return h.finish(ctx, run.ID)
 	default: // pending, or failed by an earlier run: try (again)
-		gone, err := h.copyMedia(ctx, run.ID, it)
+		var gone bool
+		gone, wanted, err = h.copyMedia(ctx, run.ID, it)
 		if err != nil {
 			return h.mediaError(ctx, run.ID, it.SID, err)
 		}
 		if gone {
 			return h.finish(ctx, run.ID)
 		}
-	}
-	// A backfill with --delete deletes all it archives; a policy only what
-	// is older than its delete_after. The row decides, not the payload.
-	wanted, err := h.catalog.DeleteWanted(ctx, run.ID, it.SID)
-	if err != nil {
-		return err
 	}
 	if wanted {
 		if err := h.enqueuer.In(ctx)(NewDeleteMediaTask(h.queues, MediaPayload{RunID: run.ID, MediaSID: it.SID})); err != nil {
@@ -80,14 +81,15 @@ func (h *Handlers) ArchiveMedia(ctx context.Context, t *asynq.Task) error {
 }
 
 // copyMedia downloads, stores and records one media. It reports gone when
-// Twilio no longer has it (recorded as such: nothing to archive).
-func (h *Handlers) copyMedia(ctx context.Context, runID uuid.UUID, it archive.MediaItem) (gone bool, err error) {
+// Twilio no longer has it (recorded as such: nothing to archive), and
+// whether the run deletes it next.
+func (h *Handlers) copyMedia(ctx context.Context, runID uuid.UUID, it archive.MediaItem) (gone, deleteWanted bool, err error) {
 	content, err := h.twilio.Media.Open(ctx, it.MessageSID, it.SID)
 	if twilio.IsNotFound(err) {
-		return true, h.catalog.MarkGone(ctx, runID, it.SID)
+		return true, false, h.catalog.MarkGone(ctx, runID, it.SID)
 	}
 	if err != nil {
-		return false, fmt.Errorf("download media %s: %w", it.SID, err)
+		return false, false, fmt.Errorf("download media %s: %w", it.SID, err)
 	}
 	defer content.Body.Close()
 
@@ -95,14 +97,14 @@ func (h *Handlers) copyMedia(ctx context.Context, runID uuid.UUID, it archive.Me
 	defer spool.Close()
 	if _, err := io.Copy(spool, content.Body); err != nil {
 		if twilio.IsNotFound(err) {
-			return true, h.catalog.MarkGone(ctx, runID, it.SID)
+			return true, false, h.catalog.MarkGone(ctx, runID, it.SID)
 		}
-		return false, fmt.Errorf("download media %s: %w", it.SID, err)
+		return false, false, fmt.Errorf("download media %s: %w", it.SID, err)
 	}
 	// The client already fails a body shorter or longer than its
 	// Content-Length; this guards a server that sent none.
 	if content.Size >= 0 && spool.Size() != content.Size {
-		return false, fmt.Errorf("download media %s: got %d bytes, Content-Length said %d: %w",
+		return false, false, fmt.Errorf("download media %s: got %d bytes, Content-Length said %d: %w",
 			it.SID, spool.Size(), content.Size, io.ErrUnexpectedEOF)
 	}
 
@@ -124,7 +126,7 @@ func (h *Handlers) copyMedia(ctx context.Context, runID uuid.UUID, it archive.Me
 	key := archive.ObjectKey(h.prefix, k)
 	body, err := spool.Reader()
 	if err != nil {
-		return false, err
+		return false, false, err
 	}
 	in := archive.PutInput{
 		Key: key, ContentType: contentType, Size: spool.Size(), SHA256: spool.SHA256(),
@@ -136,21 +138,22 @@ func (h *Handlers) copyMedia(ctx context.Context, runID uuid.UUID, it archive.Me
 	res, err := h.store.Put(ctx, in, body)
 	if err != nil {
 		if errors.Is(err, archive.ErrConflict) || errors.Is(err, archive.ErrInvalidInput) {
-			return false, permanent(fmt.Errorf("store media %s at %s: %w", it.SID, key, err))
+			return false, false, permanent(fmt.Errorf("store media %s at %s: %w", it.SID, key, err))
 		}
-		return false, fmt.Errorf("store media %s at %s: %w", it.SID, key, err)
+		return false, false, fmt.Errorf("store media %s at %s: %w", it.SID, key, err)
 	}
 	loc := h.store.Location()
-	if err := h.catalog.MarkArchived(ctx, runID, it.SID, archive.ArchivedCopy{
+	wanted, err := h.catalog.MarkArchived(ctx, runID, it.SID, archive.ArchivedCopy{
 		Filename: content.Filename, Size: spool.Size(), SHA256: spool.SHA256(),
 		Store: loc.Kind, Bucket: loc.Bucket, Key: key, VersionID: res.VersionID,
 		LockMode: in.LockMode, RetainUntil: in.RetainUntil,
-	}); err != nil {
-		return false, err
+	})
+	if err != nil {
+		return false, false, err
 	}
 	// Checked after the row commits: a hold placed meanwhile either sees
 	// this object in its own pass (hold:apply) or is seen here.
-	return false, h.syncLegalHold(ctx, it.SID, key, res.VersionID)
+	return false, wanted, h.syncLegalHold(ctx, it.SID, key, res.VersionID)
 }
 
 // mediaError records a failed attempt at a media; when no retry is left, or
