@@ -29,8 +29,9 @@
 //   - Each step commits its rows before it queues what follows, and queues
 //     what follows before it marks itself done: a crash repeats work, never
 //     skips it. Reconcile re-queues from Postgres whatever Redis lost.
-//   - A page waits while the queues hold more than MaxBacklog tasks, so
-//     Redis memory stays flat however large the run.
+//   - Pages are listed one at a time across the fleet, and only while the
+//     queues hold at most MaxBacklog tasks, so Redis memory stays flat
+//     however large the run and however many workers.
 //   - Nothing is deleted from Twilio unless the store proves, at that
 //     moment, the size and SHA-256 the committed row records.
 //

@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
@@ -13,6 +16,7 @@ import (
 // Enqueuer puts tasks on the queues. A task whose ID is already queued is
 // not an error: the same work is already on its way.
 type Enqueuer struct {
+	rdb       redis.UniversalClient
 	client    *asynq.Client
 	inspector *asynq.Inspector
 	queues    Queues
@@ -22,6 +26,7 @@ type Enqueuer struct {
 // the caller's business).
 func NewEnqueuer(rdb redis.UniversalClient, q Queues) *Enqueuer {
 	return &Enqueuer{
+		rdb:       rdb,
 		client:    asynq.NewClientFromRedisClient(rdb),
 		inspector: asynq.NewInspectorFromRedisClient(rdb),
 		queues:    q,
@@ -89,6 +94,42 @@ func (e *Enqueuer) Requeue(ctx context.Context, t *asynq.Task) error {
 		return fmt.Errorf("requeue %s %s: %w", t.Type(), id, err)
 	}
 	return e.Enqueue(ctx, t)
+}
+
+// listingSlotTTL is the longest one page task keeps the listing slot: a
+// worker that dies holding it delays listing by this much at most, and a
+// page slower than this lets the next one in (which loosens the backlog
+// bound, nothing else).
+const listingSlotTTL = 2 * time.Minute
+
+// releaseScript deletes a lock only if it still holds the holder's token.
+var releaseScript = redis.NewScript(`
+if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", KEYS[1]) end
+return 0`)
+
+// ListingSlot takes the deployment's one listing slot, for the time of a
+// page: checking the backlog, fetching the page and queueing its tasks. One
+// page at a time across the fleet is what makes the backlog check a bound:
+// without it every page running at once (a run of many windows on many
+// workers) passes the check before any of them adds its thousand tasks.
+// ok is false while another page holds the slot.
+func (e *Enqueuer) ListingSlot(ctx context.Context) (release func(), ok bool, err error) {
+	key := "mediasync:{" + e.queues.List + "}:listing-slot"
+	token := uuid.NewString()
+	ok, err = e.rdb.SetNX(ctx, key, token, listingSlotTTL).Result()
+	if err != nil {
+		return nil, false, fmt.Errorf("listing slot: %w", err)
+	}
+	if !ok {
+		return nil, false, nil
+	}
+	return func() {
+		// Released even when ctx is done: otherwise every other page waits
+		// out the TTL.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = releaseScript.Run(rctx, e.rdb, []string{key}, token).Err()
+	}, true, nil
 }
 
 // Backlog counts tasks waiting in the deployment's queues (pending,

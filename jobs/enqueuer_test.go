@@ -47,3 +47,37 @@ func TestRequeueReplacesAnArchivedTask(t *testing.T) {
 	require.Zero(t, info.Retried)
 	require.Equal(t, task.Payload(), info.Payload)
 }
+
+// One page lists at a time across the fleet: a second holder is refused
+// until the first releases, and a release by a holder whose slot expired
+// and passed to another does not free the other's.
+func TestListingSlotIsExclusive(t *testing.T) {
+	t.Parallel()
+	r := testenv.NewRedis(t)
+	ctx := t.Context()
+	a, b := NewEnqueuer(r.Client, QueuesFor(r.Namespace)), NewEnqueuer(r.Client, QueuesFor(r.Namespace))
+
+	release, ok, err := a.ListingSlot(ctx)
+	require.NoError(t, err)
+	require.True(t, ok)
+	_, ok, err = b.ListingSlot(ctx)
+	require.NoError(t, err)
+	require.False(t, ok, "a second page must wait while one lists")
+
+	other := NewEnqueuer(r.Client, QueuesFor(r.Namespace+"-other"))
+	rel, ok, err := other.ListingSlot(ctx)
+	require.NoError(t, err)
+	require.True(t, ok, "another deployment's namespace has its own slot")
+	rel()
+
+	release()
+	releaseB, ok, err := b.ListingSlot(ctx)
+	require.NoError(t, err)
+	require.True(t, ok, "released: the next page may list")
+
+	release() // a stale holder's release must not free b's slot
+	_, ok, err = a.ListingSlot(ctx)
+	require.NoError(t, err)
+	require.False(t, ok, "a stale release freed another holder's slot")
+	releaseB()
+}

@@ -543,7 +543,7 @@ func (h *Handlers) reconcileExport(ctx context.Context, run archive.Run, cutoff 
 	if e.Format == archive.ExportZip {
 		return enqueue(NewExportZipTask(h.queues, run.ID))
 	}
-	seqs, err := h.catalog.PendingExportSeqs(ctx, run.ID, cutoff, h.maxBacklog)
+	seqs, err := h.catalog.PendingExportSeqs(ctx, run.ID, cutoff, h.requeueBatch)
 	if err != nil {
 		return err
 	}

@@ -26,16 +26,24 @@ type Handlers struct {
 	spoolDir string
 	log      zerolog.Logger
 
-	maxBacklog int
-	pageSize   int
-	now        func() time.Time
-	legalHolds bool
-	objectLock archive.ObjectLockMode
-	retention  time.Duration
+	maxBacklog   int
+	requeueBatch int
+	pageSize     int
+	now          func() time.Time
+	legalHolds   bool
+	objectLock   archive.ObjectLockMode
+	retention    time.Duration
 
 	destMu sync.Mutex
 	dests  map[string]exportDest // export destinations opened so far, by URL
 }
+
+// DefaultMaxBacklog is Deps.MaxBacklog's default. Listing runs only
+// when the media queue is empty (StrictPriority), so the tasks waiting are
+// messages still to list: 250 of them is at least 250 media to archive
+// while the next page is fetched, and keeps Redis at about one page of
+// tasks (a few MB) for any run (issue #5's benchmark: docs/benchmarks.md).
+const DefaultMaxBacklog = 250
 
 // Deps are what the handlers need; all but the last three are required.
 type Deps struct {
@@ -50,9 +58,14 @@ type Deps struct {
 	// SpoolDir holds large downloads while they are hashed and uploaded.
 	// Defaults to the OS temp dir.
 	SpoolDir string
-	// MaxBacklog is how many tasks may wait in the queues before listing
-	// pauses: it bounds Redis memory however large the run. Defaults to 5000.
+	// MaxBacklog is how many tasks may wait in the queues for the next
+	// page to be listed (one page at a time, across the fleet): Redis then
+	// holds at most this plus one page's tasks, however large the run and
+	// however many workers. Defaults to DefaultMaxBacklog.
 	MaxBacklog int
+	// RequeueBatch is how many stale messages, media or export items the
+	// reconciler queues again per run and pass. Defaults to 5000.
+	RequeueBatch int
 	// PageSize is how many messages one Twilio page holds. Defaults to 1000,
 	// Twilio's maximum: fewer requests per message.
 	PageSize int
@@ -86,7 +99,8 @@ func NewHandlers(d Deps) (*Handlers, error) {
 	h := &Handlers{
 		catalog: d.Catalog, twilio: d.Twilio, store: d.Store, prefix: d.Prefix,
 		queues: d.Queues, enqueuer: d.Enqueuer, spoolDir: d.SpoolDir, log: d.Log,
-		maxBacklog: cmp(d.MaxBacklog, 5000), pageSize: cmp(d.PageSize, 1000), now: d.Now,
+		maxBacklog: cmp(d.MaxBacklog, DefaultMaxBacklog), requeueBatch: cmp(d.RequeueBatch, 5000),
+		pageSize: cmp(d.PageSize, 1000), now: d.Now,
 		legalHolds: d.LegalHolds, objectLock: d.ObjectLock, retention: d.Retention,
 	}
 	if h.now == nil {

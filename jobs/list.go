@@ -83,6 +83,11 @@ func (h *Handlers) StartRun(ctx context.Context, t *asynq.Task) error {
 	return h.finish(ctx, run.ID)
 }
 
+// backlogWait is how long a page waits (with jitter) for the listing slot
+// or for the backlog to drain: short, because DefaultMaxBacklog is small
+// and the work waiting drains in about a second.
+const backlogWait = 400 * time.Millisecond
+
 // ListPage lists one page of messages of one window. In order: record the
 // messages, queue their media listings, queue the next page, and only then
 // advance the window's cursor, so a crash at any point repeats work rather
@@ -96,6 +101,17 @@ func (h *Handlers) ListPage(ctx context.Context, t *asynq.Task) error {
 	if !live {
 		return err
 	}
+	// Backpressure: one page at a time across the fleet, and only while
+	// the queues hold little, so that Redis holds about one page of work
+	// however large the run and however many workers list it.
+	release, ok, err := h.enqueuer.ListingSlot(ctx)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return &RetryLaterError{After: jitter(backlogWait), Reason: "another page is being listed"}
+	}
+	defer release()
 	w, err := h.catalog.GetWindow(ctx, run.ID, p.Window)
 	if err != nil {
 		return err
@@ -103,14 +119,12 @@ func (h *Handlers) ListPage(ctx context.Context, t *asynq.Task) error {
 	if w.State != "pending" || w.Page != p.Page {
 		return nil // handled already: a duplicate delivery
 	}
-	// Backpressure: while the queues hold many tasks, wait instead of
-	// adding up to a thousand more.
 	backlog, err := h.enqueuer.Backlog()
 	if err != nil {
 		return err
 	}
 	if backlog > h.maxBacklog {
-		return &RetryLaterError{After: jitter(3 * time.Second), Reason: fmt.Sprintf("queue backlog %d > %d", backlog, h.maxBacklog)}
+		return &RetryLaterError{After: jitter(backlogWait), Reason: fmt.Sprintf("queue backlog %d > %d", backlog, h.maxBacklog)}
 	}
 
 	uri := w.NextPageURI

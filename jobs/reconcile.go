@@ -59,9 +59,9 @@ func (h *Handlers) Reconcile(ctx context.Context, stale time.Duration) error {
 }
 
 // requeue queues a run's outstanding messages and media last touched
-// before cutoff, up to MaxBacklog of each kind.
+// before cutoff, up to RequeueBatch of each kind.
 func (h *Handlers) requeue(ctx context.Context, run archive.Run, cutoff time.Time) error {
-	work, err := h.catalog.StaleWork(ctx, run.ID, cutoff, h.maxBacklog)
+	work, err := h.catalog.StaleWork(ctx, run.ID, cutoff, h.requeueBatch)
 	if err != nil {
 		return err
 	}
