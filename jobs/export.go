@@ -1,7 +1,6 @@
 package jobs
 
 import (
-	"archive/zip"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/mediasync/mediasync/archive"
 	"github.com/mediasync/mediasync/internal/manifest"
+	"github.com/mediasync/mediasync/internal/zipstream"
 )
 
 // Export task types. An export run starts like any run (run:start), which
@@ -441,13 +441,16 @@ func (h *Handlers) ExportZip(ctx context.Context, t *asynq.Task) error {
 		return h.exportError(ctx, p.RunID, err)
 	}
 	defer ow.Abort()
-	zw := zip.NewWriter(ow)
+	// The zip's central directory, one record per media, is spooled to
+	// disk, so the worker's memory does not grow with the export.
+	zw := zipstream.NewWriter(ow, h.spoolDir)
+	defer zw.Abort()
 	for it, err := range h.catalog.ExportItems(ctx, p.RunID, 0, n.Total, false) {
 		if err != nil {
 			return h.exportError(ctx, p.RunID, err)
 		}
 		name := manifest.Path(it)
-		fw, err := zw.CreateHeader(&zip.FileHeader{Name: name, Method: zip.Store, Modified: it.DateSent.UTC()})
+		fw, err := zw.Create(name, zipstream.Store, it.DateSent.UTC())
 		if err != nil {
 			return h.exportError(ctx, p.RunID, err)
 		}
@@ -494,7 +497,7 @@ func (h *Handlers) ExportZip(ctx context.Context, t *asynq.Task) error {
 				return h.exportError(ctx, p.RunID, err)
 			}
 		}
-		fw, err := zw.CreateHeader(&zip.FileHeader{Name: name, Method: zip.Deflate, Modified: e.EndedAt})
+		fw, err := zw.Create(name, zipstream.Deflate, e.EndedAt)
 		if err == nil {
 			_, err = io.Copy(fw, r)
 		}
