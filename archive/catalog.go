@@ -330,6 +330,7 @@ type Status struct {
 	PagesFetched              int
 	MessagesSeen              int
 	MessagesPending           int
+	MessagesGone              int // gone from Twilio before their media were listed
 	MediaFound                int
 	MediaListed               int // dry run: found, not archived
 	MediaArchived             int // archived or deleted, including reused
@@ -341,6 +342,7 @@ type Status struct {
 	MediaHeld                 int // archived, not deleted: under legal hold
 	BytesArchived             int64
 	Failures                  []Failure // the first few failures, with reasons
+	GoneMessages              []Failure // the first few messages gone, with reasons
 
 	// An export's own record and progress (Kind == KindExport); its media
 	// are also counted above as found, pending and failed.
@@ -387,6 +389,19 @@ func (c *Catalog) RunStatus(ctx context.Context, id uuid.UUID) (Status, error) {
 	s.Failures, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (Failure, error) {
 		var f Failure
 		return f, r.Scan(&f.SID, &f.Reason)
+	})
+	if err != nil {
+		return Status{}, fmt.Errorf("run status %s: %w", id, err)
+	}
+	rows, err = c.pool.Query(ctx, `
+		SELECT message_sid, coalesce(error, ''), count(*) OVER ()
+		FROM run_messages WHERE run_id = $1 AND state = 'gone' ORDER BY message_sid LIMIT 20`, id)
+	if err != nil {
+		return Status{}, fmt.Errorf("run status %s: %w", id, err)
+	}
+	s.GoneMessages, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (Failure, error) {
+		var f Failure
+		return f, r.Scan(&f.SID, &f.Reason, &s.MessagesGone)
 	})
 	if err != nil {
 		return Status{}, fmt.Errorf("run status %s: %w", id, err)

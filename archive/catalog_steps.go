@@ -266,6 +266,19 @@ func (c *Catalog) FinishMessage(ctx context.Context, run uuid.UUID, sid string, 
 	return nil
 }
 
+// GoneMessage records that a message was gone from Twilio (404) when its
+// media were listed: mediaFound counts those listed before it vanished.
+// Nothing more of it can be archived; the run is not failed by it.
+func (c *Catalog) GoneMessage(ctx context.Context, run uuid.UUID, sid string, mediaFound int, reason string) error {
+	_, err := c.pool.Exec(ctx, `
+		UPDATE run_messages SET state = 'gone', media_found = $3, error = $4, updated_at = now()
+		WHERE run_id = $1 AND message_sid = $2 AND state = 'pending'`, run, sid, mediaFound, reason)
+	if err != nil {
+		return fmt.Errorf("mark message %s of run %s gone: %w", sid, run, err)
+	}
+	return nil
+}
+
 // FailMessage records that a message's media could not be listed.
 func (c *Catalog) FailMessage(ctx context.Context, run uuid.UUID, sid, reason string) error {
 	_, err := c.pool.Exec(ctx, `

@@ -204,7 +204,7 @@ func (h *Handlers) ListMessage(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return err
 	}
-	if state == "listed" || state == "failed" {
+	if state == "listed" || state == "gone" || state == "failed" {
 		return nil
 	}
 
@@ -230,7 +230,17 @@ func (h *Handlers) ListMessage(ctx context.Context, t *asynq.Task) error {
 	}
 	for m, err := range h.twilio.Media.All(ctx, p.MessageSID, twilio.MediaListParams{}) {
 		if twilio.IsNotFound(err) {
-			break // the message is gone: it has no media to archive
+			// The message was deleted since its page was listed (Twilio
+			// deletes its media with it): nothing more of it can be
+			// archived and no retry changes that. Recorded as gone, so
+			// the run says so rather than counting a message without media.
+			if err := flush(); err != nil {
+				return err
+			}
+			if err := h.catalog.GoneMessage(ctx, run.ID, p.MessageSID, found, "gone from Twilio before its media were listed: "+errText(err)); err != nil {
+				return err
+			}
+			return h.finish(ctx, run.ID)
 		}
 		if err != nil {
 			return h.listingError(ctx, err, func(reason string) error {

@@ -137,6 +137,7 @@ func printStatus(w io.Writer, st archive.Status) {
 		fmt.Fprintf(w, "days listed:     %d/%d (%d pages)\n", st.WindowsDone, st.WindowsTotal, st.PagesFetched)
 	}
 	fmt.Fprintf(w, "messages seen:   %d\n", st.MessagesSeen)
+	fmt.Fprintf(w, "messages gone:   %d\n", st.MessagesGone)
 	fmt.Fprintf(w, "media found:     %d\n", st.MediaFound)
 	if st.DryRun {
 		fmt.Fprintf(w, "media listed:    %d\n", st.MediaListed)
@@ -153,6 +154,9 @@ func printStatus(w io.Writer, st archive.Status) {
 	printElapsed(w, st)
 	for _, f := range st.Failures {
 		fmt.Fprintf(w, "failed:          %s: %s\n", f.SID, f.Reason)
+	}
+	for _, g := range st.GoneMessages {
+		fmt.Fprintf(w, "gone:            %s: %s\n", g.SID, g.Reason)
 	}
 }
 

@@ -2,12 +2,14 @@ package e2e
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -139,6 +141,156 @@ func TestVanishedContentIsGoneNotRetried(t *testing.T) {
 	if early, _ := d.EarlyDeletes(); len(early) > 0 {
 		t.Fatalf("deleted before the copy was in S3: %v", early)
 	}
+}
+
+// A message deleted from Twilio between the page that listed it and the
+// listing of its media (its Media.json answers 404 / 20404, and Twilio
+// deletes its media with it) is recorded as gone after one request: the
+// run succeeds, `enqueue status` counts and names it with Twilio's code,
+// nothing of it is retried or deleted by mediasync, and the rest of the run
+// is archived and deleted as usual.
+func TestVanishedMessageMediaListIsGoneNotRetried(t *testing.T) {
+	t.Parallel()
+	d := e2etest.New(t, e2etest.Options{})
+	_, err := d.Emu.Generate(d.Account.SID, twiliotest.Dataset{
+		Messages: 20, Start: faultsStart, End: faultsStart.AddDate(0, 0, 1), MaxMediaPerMessage: 2, MaxMediaSize: 16 << 10,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, _ := d.MediaIn(faultsStart, faultsStart.AddDate(0, 0, 1))
+	var vanished string // a message with media, sent in the run's range
+	for _, msg := range in {
+		if vanished == "" || msg < vanished {
+			vanished = msg
+		}
+	}
+	if vanished == "" {
+		t.Fatal("the dataset has no media in range")
+	}
+	vanishedMedia := map[string]bool{}
+	for media, msg := range in {
+		if msg == vanished {
+			vanishedMedia[media] = true
+		}
+	}
+	mediaList := fmt.Sprintf("/2010-04-01/Accounts/%s/Messages/%s/Media.json", d.Account.SID, vanished)
+
+	// A proxy in front of the guard deletes the message on Twilio (the
+	// emulator) at the moment mediasync first asks for its media, then
+	// passes the request on: the emulator answers as Twilio does.
+	guard, err := url.Parse(d.GuardURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pass := httputil.NewSingleHostReverseProxy(guard)
+	var once sync.Once
+	var deleteErr error
+	twilio := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && r.URL.Path == mediaList {
+			once.Do(func() { deleteErr = deleteMessage(d, vanished) })
+		}
+		pass.ServeHTTP(w, r)
+	}))
+	t.Cleanup(twilio.Close)
+	w := d.StartWorker(t, "TWILIO_API_URL="+twilio.URL)
+
+	exit, stdout, stderr := faultsBackfill(t, d, 1)
+	once.Do(func() { deleteErr = errors.New("mediasync never asked for the message's media") })
+	if deleteErr != nil {
+		t.Fatalf("deleting message %s on the emulator: %v", vanished, deleteErr)
+	}
+	if exit != 0 {
+		t.Fatalf("enqueue exited %d, want 0 (a message gone is not a failure)\nstdout:\n%s\nstderr:\n%s\nworker:\n%s", exit, stdout, stderr, w.Logs())
+	}
+	for name, want := range map[string]string{
+		"state": "succeeded", "messages gone": "1", "media failed": "0", "media gone": "0", "media pending": "0",
+		"media deleted": fmt.Sprint(len(in) - len(vanishedMedia)),
+	} {
+		if got := e2etest.StatusValue(t, stdout, name); got != want {
+			t.Fatalf("%s: %s, want %s\n%s", name, got, want, stdout)
+		}
+	}
+	named := false
+	for _, l := range strings.Split(stdout, "\n") {
+		if strings.HasPrefix(l, "gone:") && strings.Contains(l, vanished) && strings.Contains(l, "20404") {
+			named = true
+		}
+	}
+	if !named {
+		t.Fatalf("enqueue status does not name gone message %s with Twilio's code 20404:\n%s", vanished, stdout)
+	}
+
+	var state, reason string
+	err = d.Pool.QueryRow(t.Context(), `SELECT state, coalesce(error, '') FROM run_messages WHERE message_sid = $1`, vanished).Scan(&state, &reason)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if state != "gone" || !strings.Contains(reason, "20404") {
+		t.Fatalf("vanished message is %s (%q), want gone with Twilio's code 20404", state, reason)
+	}
+	var rows int
+	if err := d.Pool.QueryRow(t.Context(), `SELECT count(*) FROM media WHERE message_sid = $1`, vanished).Scan(&rows); err != nil {
+		t.Fatal(err)
+	}
+	if rows != 0 {
+		t.Fatalf("%d media rows for the vanished message, want none: its media were never listed", rows)
+	}
+
+	// One request, no retry: neither the client nor the task asked again.
+	n := 0
+	for _, r := range d.Emu.Requests() {
+		if r.Host == "api" && r.Method == http.MethodGet && r.Path == mediaList {
+			n++
+			if r.Status != http.StatusNotFound {
+				t.Fatalf("media list of the vanished message answered %d, want 404", r.Status)
+			}
+		}
+	}
+	if n != 1 {
+		t.Fatalf("media list of the vanished message requested %d times, want once", n)
+	}
+	redisOpt, err := asynq.ParseRedisURI(d.Env["REDIS_URL"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	insp := asynq.NewInspector(redisOpt)
+	t.Cleanup(func() { _ = insp.Close() })
+	qs := jobs.QueuesFor(d.Env["MEDIASYNC_NAMESPACE"])
+	for _, q := range []string{qs.List, qs.Media} {
+		archived, _ := insp.ListArchivedTasks(q)
+		retry, _ := insp.ListRetryTasks(q)
+		if len(archived)+len(retry) > 0 {
+			t.Fatalf("queue %s: archived %v, retrying %v; want none", q, taskIDs(archived), taskIDs(retry))
+		}
+	}
+
+	for media := range vanishedMedia {
+		delete(in, media)
+	}
+	d.CheckArchived(t, in, "deleted")
+	if early, _ := d.EarlyDeletes(); len(early) > 0 {
+		t.Fatalf("deleted before the copy was in S3: %v", early)
+	}
+}
+
+// deleteMessage deletes a message through the emulator's API, as another
+// Twilio client would: Twilio deletes its media with it.
+func deleteMessage(d *e2etest.Deployment, sid string) error {
+	req, err := http.NewRequest(http.MethodDelete, fmt.Sprintf("%s/2010-04-01/Accounts/%s/Messages/%s.json", d.Emu.URL(), d.Account.SID, sid), nil)
+	if err != nil {
+		return err
+	}
+	req.SetBasicAuth(d.Account.SID, d.Account.AuthToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		return fmt.Errorf("DELETE message %s: %s", sid, resp.Status)
+	}
+	return nil
 }
 
 // Twilio refuses one media's content with a 4xx that carries a Twilio error
