@@ -429,8 +429,9 @@ func TestClientTimeoutIsRetryableButDeadlineIsNot(t *testing.T) {
 	t.Cleanup(srv.Close)
 	t.Cleanup(func() { close(release) })
 
-	hc := srv.Client()
-	hc.Timeout = 50 * time.Millisecond
+	// srv.Client() is one shared *http.Client: each client here gets its
+	// own, or the first's Timeout races the second's deadline.
+	hc := &http.Client{Transport: srv.Client().Transport, Timeout: 50 * time.Millisecond}
 	c, err := New(testAccount, WithAuthToken(testToken), WithBaseURL(srv.URL), WithHTTPClient(hc),
 		WithClock(newFakeClock()), WithRetryPolicy(RetryPolicy{MaxAttempts: 1}))
 	require.NoError(t, err)
@@ -440,7 +441,8 @@ func TestClientTimeoutIsRetryableButDeadlineIsNot(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
 	defer cancel()
-	c2, err := New(testAccount, WithAuthToken(testToken), WithBaseURL(srv.URL), WithHTTPClient(srv.Client()), WithClock(newFakeClock()))
+	c2, err := New(testAccount, WithAuthToken(testToken), WithBaseURL(srv.URL),
+		WithHTTPClient(&http.Client{Transport: srv.Client().Transport}), WithClock(newFakeClock()))
 	require.NoError(t, err)
 	_, err = c2.Messages.Get(ctx, testMessage)
 	require.ErrorIs(t, err, context.DeadlineExceeded)
