@@ -188,12 +188,27 @@ func (c *Client) transportFailure(ctx context.Context, method, path string, err 
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		return &failure{err: fmt.Errorf("twilio: %s %s: %w", method, path, ctxErr)}
 	}
+	if isContextErr(err) {
+		// The caller's context is alive, so this deadline is the
+		// http.Client's own Timeout: while dialing, net/http reports it as
+		// the bare context error, which would pass for the caller giving up.
+		err = clientTimeoutError{err}
+	}
 	f := &failure{err: fmt.Errorf("twilio: %s %s: %w", method, path, err)}
 	if IsRetryable(err) {
 		f.cause = CauseNetwork
 	}
 	return f
 }
+
+// clientTimeoutError is the http.Client's Timeout, reported as a timeout
+// (retryable) and deliberately not unwrapping to context.DeadlineExceeded,
+// which IsRetryable reads as the caller's own deadline.
+type clientTimeoutError struct{ err error }
+
+func (e clientTimeoutError) Error() string   { return "http client timeout: " + e.err.Error() }
+func (e clientTimeoutError) Timeout() bool   { return true }
+func (e clientTimeoutError) Temporary() bool { return true }
 
 func isRedirect(status int) bool {
 	switch status {
