@@ -112,16 +112,33 @@ return 0`)
 // page at a time across the fleet is what makes the backlog check a bound:
 // without it every page running at once (a run of many windows on many
 // workers) passes the check before any of them adds its thousand tasks.
-// ok is false while another page holds the slot.
-func (e *Enqueuer) ListingSlot(ctx context.Context) (release func(), ok bool, err error) {
+//
+// A page holds the slot for milliseconds to a second, so a caller waits
+// for it here, up to wait, rather than going back to the queue: a run of
+// two hundred days (a policy's first run) has two hundred pages to list
+// one after the other. ok is false if the slot stayed taken that long.
+func (e *Enqueuer) ListingSlot(ctx context.Context, wait time.Duration) (release func(), ok bool, err error) {
 	key := "mediasync:{" + e.queues.List + "}:listing-slot"
 	token := uuid.NewString()
-	ok, err = e.rdb.SetNX(ctx, key, token, listingSlotTTL).Result()
-	if err != nil {
-		return nil, false, fmt.Errorf("listing slot: %w", err)
-	}
-	if !ok {
-		return nil, false, nil
+	deadline := time.Now().Add(wait)
+	for {
+		ok, err = e.rdb.SetNX(ctx, key, token, listingSlotTTL).Result()
+		if err != nil {
+			return nil, false, fmt.Errorf("listing slot: %w", err)
+		}
+		if ok {
+			break
+		}
+		if !time.Now().Before(deadline) {
+			return nil, false, nil
+		}
+		t := time.NewTimer(jitter(40 * time.Millisecond))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, false, fmt.Errorf("listing slot: %w", ctx.Err())
+		case <-t.C:
+		}
 	}
 	return func() {
 		// Released even when ctx is done: otherwise every other page waits

@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/hibiken/asynq"
@@ -57,26 +58,30 @@ func TestListingSlotIsExclusive(t *testing.T) {
 	ctx := t.Context()
 	a, b := NewEnqueuer(r.Client, QueuesFor(r.Namespace)), NewEnqueuer(r.Client, QueuesFor(r.Namespace))
 
-	release, ok, err := a.ListingSlot(ctx)
+	release, ok, err := a.ListingSlot(ctx, 0)
 	require.NoError(t, err)
 	require.True(t, ok)
-	_, ok, err = b.ListingSlot(ctx)
+	_, ok, err = b.ListingSlot(ctx, 100*time.Millisecond)
 	require.NoError(t, err)
 	require.False(t, ok, "a second page must wait while one lists")
 
 	other := NewEnqueuer(r.Client, QueuesFor(r.Namespace+"-other"))
-	rel, ok, err := other.ListingSlot(ctx)
+	rel, ok, err := other.ListingSlot(ctx, 0)
 	require.NoError(t, err)
 	require.True(t, ok, "another deployment's namespace has its own slot")
 	rel()
 
-	release()
-	releaseB, ok, err := b.ListingSlot(ctx)
+	// A waiter gets the slot as soon as it is released.
+	go func() {
+		time.Sleep(150 * time.Millisecond)
+		release()
+	}()
+	releaseB, ok, err := b.ListingSlot(ctx, 10*time.Second)
 	require.NoError(t, err)
-	require.True(t, ok, "released: the next page may list")
+	require.True(t, ok, "released: the waiting page may list")
 
 	release() // a stale holder's release must not free b's slot
-	_, ok, err = a.ListingSlot(ctx)
+	_, ok, err = a.ListingSlot(ctx, 0)
 	require.NoError(t, err)
 	require.False(t, ok, "a stale release freed another holder's slot")
 	releaseB()

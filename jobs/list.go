@@ -83,10 +83,14 @@ func (h *Handlers) StartRun(ctx context.Context, t *asynq.Task) error {
 	return h.finish(ctx, run.ID)
 }
 
-// backlogWait is how long a page waits (with jitter) for the listing slot
-// or for the backlog to drain: short, because DefaultMaxBacklog is small
-// and the work waiting drains in about a second.
-const backlogWait = 400 * time.Millisecond
+// Listing backpressure: a page waits up to slotWait for the listing slot,
+// then goes back to the queue; with the slot, it goes back to the queue
+// for about backlogWait while more than MaxBacklog tasks wait (asynq
+// moves it back every DelayedTaskCheckInterval: see NewServer).
+const (
+	slotWait    = 3 * time.Second
+	backlogWait = 400 * time.Millisecond
+)
 
 // ListPage lists one page of messages of one window. In order: record the
 // messages, queue their media listings, queue the next page, and only then
@@ -104,12 +108,12 @@ func (h *Handlers) ListPage(ctx context.Context, t *asynq.Task) error {
 	// Backpressure: one page at a time across the fleet, and only while
 	// the queues hold little, so that Redis holds about one page of work
 	// however large the run and however many workers list it.
-	release, ok, err := h.enqueuer.ListingSlot(ctx)
+	release, ok, err := h.enqueuer.ListingSlot(ctx, slotWait)
 	if err != nil {
 		return err
 	}
 	if !ok {
-		return &RetryLaterError{After: jitter(backlogWait), Reason: "another page is being listed"}
+		return &RetryLaterError{After: jitter(backlogWait), Reason: "another page held the listing slot for " + slotWait.String()}
 	}
 	defer release()
 	w, err := h.catalog.GetWindow(ctx, run.ID, p.Window)

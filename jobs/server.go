@@ -40,11 +40,15 @@ func NewServer(rdb redis.UniversalClient, c ServerConfig) *asynq.Server {
 		Queues:            map[string]int{c.Queues.Media: 2, c.Queues.List: 1},
 		StrictPriority:    true,
 		TaskCheckInterval: taskCheckInterval,
-		IsFailure:         IsFailure,
-		RetryDelayFunc:    RetryDelay,
-		ShutdownTimeout:   c.ShutdownTimeout,
-		Logger:            asynqLogger{log},
-		LogLevel:          asynq.WarnLevel,
+		// Tasks paused with a RetryLaterError (a page waiting on the
+		// backlog, Twilio's 429) are moved back to their queue on this
+		// tick; asynq's default of 5 s would add up to 5 s to every pause.
+		DelayedTaskCheckInterval: time.Second,
+		IsFailure:                IsFailure,
+		RetryDelayFunc:           RetryDelay,
+		ShutdownTimeout:          c.ShutdownTimeout,
+		Logger:                   asynqLogger{log},
+		LogLevel:                 asynq.WarnLevel,
 		ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, t *asynq.Task, err error) {
 			var rl *RetryLaterError
 			if errors.As(err, &rl) {
