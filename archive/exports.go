@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -168,21 +169,57 @@ func (c *Catalog) GetExport(ctx context.Context, id uuid.UUID) (Export, error) {
 	return e, nil
 }
 
-// exportScope selects, for export $1, every media of its account and
-// filters, archived or not, with what the manifest needs.
-const exportScope = `
-	SELECT m.sid, m.state, coalesce(g.date_sent, g.date_created) AS sent, m.message_sid
-	FROM runs r
-	JOIN exports e ON e.run_id = r.id
-	JOIN media m ON m.account_sid = r.account_sid
-	JOIN messages g ON g.sid = m.message_sid
-	WHERE r.id = $1
-	  AND (r.since IS NULL OR coalesce(g.date_sent, g.date_created) >= r.since)
-	  AND (r.until IS NULL OR coalesce(g.date_sent, g.date_created) < r.until)
-	  AND (r.from_number IS NULL OR g.from_number = r.from_number)
-	  AND (r.to_number IS NULL OR g.to_number = r.to_number)
-	  AND (e.any_number IS NULL OR g.from_number = e.any_number OR g.to_number = e.any_number)
-	  AND (e.message_sids IS NULL OR m.message_sid = ANY (e.message_sids))`
+// exportScope returns the query that selects, for export id, every media
+// of its account and filters, archived or not, with what the manifest
+// needs; its arguments start at $2 ($1 is left to the caller, for id).
+// The filters are read first and written into the query as plain
+// predicates, so Postgres can use messages_sent (and the number indexes)
+// instead of scanning the account's every media (1.8 s at 1 000 000).
+func exportScope(ctx context.Context, tx pgx.Tx, id uuid.UUID) (string, []any, error) {
+	var (
+		account             string
+		since, until        *time.Time
+		from, to, anyNumber *string
+		messageSIDs         []string
+	)
+	err := tx.QueryRow(ctx, `
+		SELECT r.account_sid, r.since, r.until, r.from_number, r.to_number, e.any_number, e.message_sids
+		FROM runs r JOIN exports e ON e.run_id = r.id WHERE r.id = $1`, id).
+		Scan(&account, &since, &until, &from, &to, &anyNumber, &messageSIDs)
+	if err != nil {
+		return "", nil, fmt.Errorf("export %s filters: %w", id, err)
+	}
+	args := []any{account}
+	where := []string{"g.account_sid = $2", "m.account_sid = $2"}
+	arg := func(v any) string {
+		args = append(args, v)
+		return fmt.Sprintf("$%d", len(args)+1)
+	}
+	const sent = "coalesce(g.date_sent, g.date_created)"
+	if since != nil {
+		where = append(where, sent+" >= "+arg(*since))
+	}
+	if until != nil {
+		where = append(where, sent+" < "+arg(*until))
+	}
+	if from != nil {
+		where = append(where, "g.from_number = "+arg(*from))
+	}
+	if to != nil {
+		where = append(where, "g.to_number = "+arg(*to))
+	}
+	if anyNumber != nil {
+		n := arg(*anyNumber)
+		where = append(where, "(g.from_number = "+n+" OR g.to_number = "+n+")")
+	}
+	if messageSIDs != nil {
+		where = append(where, "g.sid = ANY ("+arg(messageSIDs)+")")
+	}
+	return `
+		SELECT m.sid, m.state, ` + sent + ` AS sent, m.message_sid
+		FROM messages g JOIN media m ON m.message_sid = g.sid
+		WHERE ` + strings.Join(where, " AND "), args, nil
+}
 
 // SelectExportMedia fixes, once, which media an export covers: every
 // archived media (archived, or since deleted from Twilio) matching its
@@ -198,17 +235,22 @@ func (c *Catalog) SelectExportMedia(ctx context.Context, id uuid.UUID) (int, err
 		if selected != nil {
 			return nil
 		}
+		scope, args, err := exportScope(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		args = append([]any{id}, args...)
 		if _, err := tx.Exec(ctx, `
 			INSERT INTO export_media (run_id, seq, media_sid)
 			SELECT $1, (row_number() OVER (ORDER BY s.sent, s.message_sid, s.sid))::int - 1, s.sid
-			FROM (`+exportScope+`) s
-			WHERE s.state IN ('archived', 'deleted')`, id); err != nil {
+			FROM (`+scope+`) s
+			WHERE s.state IN ('archived', 'deleted')`, args...); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, `
+		_, err = tx.Exec(ctx, `
 			UPDATE exports SET selected_at = now(),
-				not_archived = (SELECT count(*) FROM (`+exportScope+`) s WHERE s.state NOT IN ('archived', 'deleted'))
-			WHERE run_id = $1`, id)
+				not_archived = (SELECT count(*) FROM (`+scope+`) s WHERE s.state NOT IN ('archived', 'deleted'))
+			WHERE run_id = $1`, args...)
 		return err
 	})
 	if err != nil {
