@@ -18,3 +18,16 @@ if [ ! -x "$bin/versitygw" ] || [ ! -f "$stamp" ]; then
   rm -f "$bin"/.versitygw-*
   touch "$stamp"
 fi
+
+# Info-ZIP's unzip and zipinfo: the zip export's tests check that a standard
+# unzip accepts what internal/zipstream writes. Installed from the system's
+# packages when missing (Debian: the unzip package holds both).
+if ! command -v unzip >/dev/null || ! command -v zipinfo >/dev/null; then
+  if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    echo "install-tools: installing unzip (Debian package)" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q unzip >&2
+  else
+    echo "install-tools: unzip and zipinfo are needed by the tests; install Info-ZIP unzip" >&2
+    exit 1
+  fi
+fi
