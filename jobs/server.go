@@ -76,7 +76,6 @@ const taskCheckInterval = 100 * time.Millisecond
 func Logging(log zerolog.Logger) asynq.MiddlewareFunc {
 	return func(next asynq.Handler) asynq.Handler {
 		return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
-			_ = growStack()
 			id, _ := asynq.GetTaskID(ctx)
 			l := log.With().Str("task_type", t.Type()).Str("task_id", id).Logger()
 			start := time.Now()
@@ -85,6 +84,16 @@ func Logging(log zerolog.Logger) asynq.MiddlewareFunc {
 			return err
 		})
 	}
+}
+
+// GrowStack is a middleware that grows each task's goroutine stack once,
+// up front (see growStack). Register it first, so it runs while the stack
+// is shallow.
+func GrowStack(next asynq.Handler) asynq.Handler {
+	return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
+		_ = growStack()
+		return next.ProcessTask(ctx, t)
+	})
 }
 
 // growStack grows the calling goroutine's stack to 64 KiB at once, while

@@ -111,7 +111,7 @@ func Run(ctx context.Context, cfg config.Config, httpAddr string, log zerolog.Lo
 		Queues: queues, Concurrency: cfg.Concurrency, ShutdownTimeout: cfg.ShutdownTimeout, Log: log,
 	})
 	mux := asynq.NewServeMux()
-	mux.Use(jobs.Logging(log))
+	mux.Use(jobs.GrowStack, jobs.Logging(log))
 	jobs.Register(mux, h)
 	if err := srv.Start(mux); err != nil {
 		return fmt.Errorf("asynq server: %w", err)
