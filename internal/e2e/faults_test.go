@@ -91,12 +91,11 @@ func contentRequests(d *e2etest.Deployment, sid string) int {
 	return n
 }
 
-// Content Twilio has lost (404 while the media is still listed) is
-// recorded as gone after one request: the run ends without a failure, the
-// media is not deleted (nothing of it is archived), the rest is.
-func TestVanishedContentIsGoneNotRetried(t *testing.T) {
-	t.Parallel()
-	d := e2etest.New(t, e2etest.Options{})
+// oneDayOfMedia gives the emulator a day of 20 messages with up to two
+// small media each, and returns the media sent that day (media SID →
+// message SID), the scope of a backfill of faultsStart.
+func oneDayOfMedia(t *testing.T, d *e2etest.Deployment) map[string]string {
+	t.Helper()
 	_, err := d.Emu.Generate(d.Account.SID, twiliotest.Dataset{
 		Messages: 20, Start: faultsStart, End: faultsStart.AddDate(0, 0, 1), MaxMediaPerMessage: 2, MaxMediaSize: 16 << 10,
 	})
@@ -104,6 +103,16 @@ func TestVanishedContentIsGoneNotRetried(t *testing.T) {
 		t.Fatal(err)
 	}
 	in, _ := d.MediaIn(faultsStart, faultsStart.AddDate(0, 0, 1))
+	return in
+}
+
+// Content Twilio has lost (404 while the media is still listed) is
+// recorded as gone after one request: the run ends without a failure, the
+// media is not deleted (nothing of it is archived), the rest is.
+func TestVanishedContentIsGoneNotRetried(t *testing.T) {
+	t.Parallel()
+	d := e2etest.New(t, e2etest.Options{})
+	in := oneDayOfMedia(t, d)
 	var vanished string
 	for sid := range in {
 		vanished = sid
@@ -152,13 +161,7 @@ func TestVanishedContentIsGoneNotRetried(t *testing.T) {
 func TestVanishedMessageMediaListIsGoneNotRetried(t *testing.T) {
 	t.Parallel()
 	d := e2etest.New(t, e2etest.Options{})
-	_, err := d.Emu.Generate(d.Account.SID, twiliotest.Dataset{
-		Messages: 20, Start: faultsStart, End: faultsStart.AddDate(0, 0, 1), MaxMediaPerMessage: 2, MaxMediaSize: 16 << 10,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	in, _ := d.MediaIn(faultsStart, faultsStart.AddDate(0, 0, 1))
+	in := oneDayOfMedia(t, d)
 	var vanished string // a message with media, sent in the run's range
 	for _, msg := range in {
 		if vanished == "" || msg < vanished {
@@ -301,13 +304,7 @@ func deleteMessage(d *e2etest.Deployment, sid string) error {
 func TestTwilioErrorCodeFailsFast(t *testing.T) {
 	t.Parallel()
 	d := e2etest.New(t, e2etest.Options{})
-	_, err := d.Emu.Generate(d.Account.SID, twiliotest.Dataset{
-		Messages: 20, Start: faultsStart, End: faultsStart.AddDate(0, 0, 1), MaxMediaPerMessage: 2, MaxMediaSize: 16 << 10,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	in, _ := d.MediaIn(faultsStart, faultsStart.AddDate(0, 0, 1))
+	in := oneDayOfMedia(t, d)
 	var refused string
 	for sid := range in {
 		refused = sid
