@@ -190,7 +190,8 @@ func TestRunCompletesAfterTasksRanOutOfRetries(t *testing.T) {
 	// 30s.
 	code, stdout, stderr := d.Enqueue(t, 4*time.Minute, "status", run.id, "--wait")
 	if code != 0 {
-		t.Fatalf("status --wait exited %d\nstdout:\n%s\nstderr:\n%s\nworker:\n%s", code, stdout, stderr, lastLines(w.Logs(), 60))
+		// Stuck: every goroutine's stack says on what.
+		t.Fatalf("status --wait exited %d\nstdout:\n%s\nstderr:\n%s\nworker, then its goroutines:\n%s", code, stdout, stderr, lastLines(w.Dump(), 1500))
 	}
 	requireRunSettled(t, d, run, stdout, nil)
 }

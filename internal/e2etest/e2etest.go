@@ -320,6 +320,18 @@ func (d *Deployment) StartWorker(t testing.TB, extra ...string) *Process {
 	return p
 }
 
+// Dump asks a Go program for every goroutine's stack (SIGQUIT, which also
+// ends it) and returns its logs with them: for a test that finds the
+// program stuck, what each goroutine waits on.
+func (p *Process) Dump() string {
+	_ = p.cmd.Process.Signal(syscall.SIGQUIT)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+	}
+	return p.logs.String()
+}
+
 // Kill ends the process at once (SIGKILL), as a crash or an OOM kill does.
 func (p *Process) Kill() {
 	_ = p.cmd.Process.Signal(syscall.SIGKILL)
