@@ -4,8 +4,9 @@ import "strings"
 
 // mimeType is one content type the emulator knows: its file extension, the
 // prefix of generated filenames and the magic bytes generated content starts
-// with, so that sniffing (http.DetectContentType, `file`) agrees with the
-// declared type.
+// with, so that sniffing (http.DetectContentType, `file`, mimetype) agrees
+// with the declared type: a whole header where a detector checks more than
+// the first bytes (ID3v2: version, flags, a non-zero size).
 type mimeType struct {
 	contentType string
 	ext         string
@@ -22,7 +23,7 @@ var builtinMIME = []mimeType{
 	{contentType: "image/gif", ext: ".gif", namePrefix: "GIF_", magic: []byte("GIF89a")},
 	{contentType: "video/mp4", ext: ".mp4", namePrefix: "VID_", magic: []byte{0, 0, 0, 0x18, 'f', 't', 'y', 'p', 'm', 'p', '4', '2'}},
 	{contentType: "video/3gpp", ext: ".3gp", namePrefix: "VID_", magic: []byte{0, 0, 0, 0x14, 'f', 't', 'y', 'p', '3', 'g', 'p', '4'}},
-	{contentType: "audio/mpeg", ext: ".mp3", namePrefix: "AUD_", magic: []byte("ID3\x04\x00")},
+	{contentType: "audio/mpeg", ext: ".mp3", namePrefix: "AUD_", magic: []byte("ID3\x04\x00\x00\x00\x00\x00\x0A")},
 	{contentType: "audio/amr", ext: ".amr", namePrefix: "AUD_", magic: []byte("#!AMR\n")},
 	{contentType: "application/pdf", ext: ".pdf", namePrefix: "DOC_", magic: []byte("%PDF-1.7\n")},
 	{contentType: "text/vcard", ext: ".vcf", namePrefix: "contact_", magic: []byte("BEGIN:VCARD\r\nVERSION:3.0\r\n"), text: true},
