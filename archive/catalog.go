@@ -295,7 +295,7 @@ func (c *Catalog) FinishRunIfDone(ctx context.Context, id uuid.UUID) (bool, erro
 				finished_at = now(),
 				state = CASE WHEN EXISTS (SELECT 1 FROM run_windows w WHERE w.run_id = r.id AND w.state = 'failed')
 				              OR EXISTS (SELECT 1 FROM run_messages m WHERE m.run_id = r.id AND m.state = 'failed')
-				              OR EXISTS (SELECT 1 FROM run_media d WHERE d.run_id = r.id AND d.state = 'failed')
+				              OR EXISTS (SELECT 1 FROM run_media d WHERE d.run_id = r.id AND d.state IN ('failed', 'suspect'))
 				             THEN 'failed' ELSE 'succeeded' END
 			WHERE r.id = $1 AND r.state = 'running' AND r.kind <> 'export' -- exports end in FinishExport
 			  AND NOT `+runLeftToDo+`
@@ -340,15 +340,22 @@ type Status struct {
 	MediaFailed               int
 	MediaPending              int
 	MediaHeld                 int // archived, not deleted: under legal hold
+	MediaSuspect              int // downloaded bytes not plausibly the media: kept aside, not deleted
 	BytesArchived             int64
 	Failures                  []Failure // the first few failures, with reasons
 	GoneMessages              []Failure // the first few messages gone, with reasons
+	Suspects                  []Failure // the first few suspect media, with reasons
 
 	// An export's own record and progress (Kind == KindExport); its media
 	// are also counted above as found, pending and failed.
 	Export  *Export
 	Exports ExportCounts
 }
+
+// maxSuspectsListed bounds the suspect media a status names: every one,
+// up to a number a terminal can still show (each is a media kept on Twilio
+// that an operator should look at).
+const maxSuspectsListed = 1000
 
 // Failure is one failed item of a run.
 type Failure struct {
@@ -369,11 +376,11 @@ func (c *Catalog) RunStatus(ctx context.Context, id uuid.UUID) (Status, error) {
 	err = c.pool.QueryRow(ctx, `
 		SELECT windows_total, windows_done, pages_fetched, messages_seen, messages_pending,
 			media_found, media_listed, media_archived, media_reused, media_deleted,
-			media_gone, media_failed, media_pending, media_held, bytes_archived
+			media_gone, media_failed, media_pending, media_held, bytes_archived, media_suspect
 		FROM run_progress WHERE run_id = $1`, id).
 		Scan(&s.WindowsTotal, &s.WindowsDone, &s.PagesFetched, &s.MessagesSeen, &s.MessagesPending,
 			&s.MediaFound, &s.MediaListed, &s.MediaArchived, &s.MediaReused, &s.MediaDeleted,
-			&s.MediaGone, &s.MediaFailed, &s.MediaPending, &s.MediaHeld, &s.BytesArchived)
+			&s.MediaGone, &s.MediaFailed, &s.MediaPending, &s.MediaHeld, &s.BytesArchived, &s.MediaSuspect)
 	if err != nil {
 		return Status{}, fmt.Errorf("run status %s: %w", id, err)
 	}
@@ -402,6 +409,19 @@ func (c *Catalog) RunStatus(ctx context.Context, id uuid.UUID) (Status, error) {
 	s.GoneMessages, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (Failure, error) {
 		var f Failure
 		return f, r.Scan(&f.SID, &f.Reason, &s.MessagesGone)
+	})
+	if err != nil {
+		return Status{}, fmt.Errorf("run status %s: %w", id, err)
+	}
+	rows, err = c.pool.Query(ctx, `
+		SELECT media_sid, coalesce(error, '') FROM run_media
+		WHERE run_id = $1 AND state = 'suspect' ORDER BY media_sid LIMIT $2`, id, maxSuspectsListed)
+	if err != nil {
+		return Status{}, fmt.Errorf("run status %s: %w", id, err)
+	}
+	s.Suspects, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (Failure, error) {
+		var f Failure
+		return f, r.Scan(&f.SID, &f.Reason)
 	})
 	if err != nil {
 		return Status{}, fmt.Errorf("run status %s: %w", id, err)

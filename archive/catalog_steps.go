@@ -26,8 +26,12 @@ const (
 	MediaDeleted  = "deleted"
 	MediaGone     = "gone"
 	MediaFailed   = "failed"
-	MediaListed   = "listed" // run_media only: a dry run found it
-	MediaHeld     = "held"   // run_media only: a legal hold stopped its delete
+	// MediaSuspect: the download was not plausibly the media (Sniffer); it
+	// is kept under a SuspectKey for inspection, never deleted from Twilio,
+	// and downloaded again by a later run.
+	MediaSuspect = "suspect"
+	MediaListed  = "listed" // run_media only: a dry run found it
+	MediaHeld    = "held"   // run_media only: a legal hold stopped its delete
 )
 
 // MessageRecord is what the catalog keeps of a Twilio message.
@@ -330,8 +334,8 @@ func (c *Catalog) GetMedia(ctx context.Context, sid string) (MediaItem, error) {
 
 // MarkArchived records a media's archived copy and its run's outcome, in
 // one statement (one transaction, one round trip), and reports whether the
-// run deletes the media from Twilio next. Only a pending or failed row
-// moves to archived: a second archiving of the same media (a task run
+// run deletes the media from Twilio next. Only a pending, failed or suspect
+// row moves to archived: a second archiving of the same media (a task run
 // twice, or two overlapping runs) leaves the first proof in place.
 func (c *Catalog) MarkArchived(ctx context.Context, run uuid.UUID, sid string, cp ArchivedCopy) (deleteWanted bool, err error) {
 	err = c.pool.QueryRow(ctx, `
@@ -339,7 +343,7 @@ func (c *Catalog) MarkArchived(ctx context.Context, run uuid.UUID, sid string, c
 			UPDATE media SET state = 'archived', filename = $3, size_bytes = $4, sha256 = $5, store = $6,
 				bucket = $7, object_key = $8, version_id = $9, lock_mode = $10, retain_until = $11,
 				archived_at = now(), last_error = NULL, updated_at = now()
-			WHERE sid = $2 AND state IN ('pending', 'failed')
+			WHERE sid = $2 AND state IN ('pending', 'failed', 'suspect')
 		), outcome AS (
 			UPDATE run_media SET state = 'archived', error = NULL, updated_at = now()
 			WHERE run_id = $1 AND media_sid = $2
@@ -352,6 +356,37 @@ func (c *Catalog) MarkArchived(ctx context.Context, run uuid.UUID, sid string, c
 		return false, fmt.Errorf("mark media %s archived: %w", sid, err)
 	}
 	return deleteWanted, nil
+}
+
+// SuspectCopy is a download that failed the plausibility check, as stored
+// for inspection under a SuspectKey.
+type SuspectCopy struct {
+	Size   int64
+	SHA256 [32]byte
+	Key    string
+	Reason string
+}
+
+// MarkSuspect records that a media's download was not plausibly the media,
+// with where its bytes were kept and why, as the run's outcome too. The row
+// does not say archived, so nothing deletes it from Twilio (ClaimDelete
+// needs archived, and the schema refuses a claim on a suspect row); a later
+// run downloads it again. A row archived meanwhile by another run keeps its
+// verified copy.
+func (c *Catalog) MarkSuspect(ctx context.Context, run uuid.UUID, sid string, cp SuspectCopy) error {
+	_, err := c.pool.Exec(ctx, `
+		WITH copy AS (
+			UPDATE media SET state = 'suspect', suspect_key = $3, suspect_size = $4, suspect_sha256 = $5,
+				suspect_reason = $6, suspect_at = now(), last_error = $6, updated_at = now()
+			WHERE sid = $2 AND state IN ('pending', 'failed', 'suspect')
+		)
+		UPDATE run_media SET state = 'suspect', error = $6, updated_at = now()
+		WHERE run_id = $1 AND media_sid = $2`,
+		run, sid, cp.Key, cp.Size, hex.EncodeToString(cp.SHA256[:]), cp.Reason)
+	if err != nil {
+		return fmt.Errorf("mark media %s suspect: %w", sid, err)
+	}
+	return nil
 }
 
 // SetRunMedia records a media's outcome within a run, for outcomes the media
@@ -380,7 +415,7 @@ func (c *Catalog) MarkGone(ctx context.Context, run uuid.UUID, sid string) error
 	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `
 			UPDATE media SET state = 'gone', gone_at = now(), updated_at = now()
-			WHERE sid = $1 AND state IN ('pending', 'failed')`, sid); err != nil {
+			WHERE sid = $1 AND state IN ('pending', 'failed', 'suspect')`, sid); err != nil {
 			return err
 		}
 		return setRunMedia(ctx, tx, run, sid, MediaGone, false, "")

@@ -1,6 +1,7 @@
 package archive
 
 import (
+	"encoding/hex"
 	"strings"
 	"time"
 )
@@ -49,6 +50,26 @@ func ObjectKey(prefix string, k KeyInfo) string {
 	b.WriteString(k.MediaSID)
 	b.WriteString(ExtensionFor(k.ContentType))
 	return b.String()
+}
+
+// SuspectKey returns the key under which a download that failed the
+// plausibility check (Sniffer.Check) is kept for inspection:
+//
+//	{prefix}/suspect/{AccountSid}/{yyyy}/{mm}/{dd}/{MessageSid}/{MediaSid}-{sha256[:16]}{.ext}
+//
+// It is never the media's ObjectKey, which stays free for the verified copy
+// a later run archives (objects are create-only), and it names the bytes, so
+// the same suspect download stored twice is one object and different ones
+// do not conflict. One prefix for all suspect copies lets a lifecycle rule
+// expire them.
+func SuspectKey(prefix string, k KeyInfo, sha [32]byte) string {
+	p := strings.Trim(prefix, "/")
+	if p != "" {
+		p += "/"
+	}
+	key := ObjectKey(p+"suspect", k)
+	ext := ExtensionFor(k.ContentType)
+	return strings.TrimSuffix(key, ext) + "-" + hex.EncodeToString(sha[:8]) + ext
 }
 
 // ExtensionFor returns the file extension, with its leading dot, for a MIME

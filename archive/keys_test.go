@@ -175,3 +175,22 @@ func asciiUpper(s string) string {
 	}
 	return string(b)
 }
+
+func TestSuspectKey(t *testing.T) {
+	t.Parallel()
+	k := archive.KeyInfo{
+		AccountSID: testAccount, MessageSID: testMessage, MediaSID: testMedia,
+		ContentType: "image/jpeg", DateSent: time.Date(2024, 3, 9, 14, 5, 0, 0, time.UTC),
+	}
+	sha := [32]byte{0xab, 0xcd, 0xef, 1, 2, 3, 4, 5, 6}
+	for prefix, want := range map[string]string{
+		"media/": "media/suspect/AC0123456789abcdef0123456789abcdef/2024/03/09/MM89abcdef0123456789abcdef01234567/ME456789abcdef0123456789abcdef0123-abcdef0102030405.jpg",
+		"":       "suspect/AC0123456789abcdef0123456789abcdef/2024/03/09/MM89abcdef0123456789abcdef01234567/ME456789abcdef0123456789abcdef0123-abcdef0102030405.jpg",
+	} {
+		got := archive.SuspectKey(prefix, k, sha)
+		assert.Equal(t, want, got)
+		assert.NotEqual(t, archive.ObjectKey(prefix, k), got, "the media's own key stays free for its verified copy")
+	}
+	k.ContentType = "application/x-unknown"
+	assert.True(t, strings.HasSuffix(archive.SuspectKey("m", k, sha), testMedia+"-abcdef0102030405"))
+}

@@ -267,7 +267,7 @@ func (c *Catalog) PolicyHealth(ctx context.Context, p Policy, now time.Time) (Po
 	err = c.pool.QueryRow(ctx, `
 		SELECT min(coalesce(g.date_sent, g.date_created)), count(*)
 		FROM media m JOIN messages g ON g.sid = m.message_sid
-		WHERE m.state IN ('pending', 'failed') AND m.account_sid = $1
+		WHERE m.state IN ('pending', 'failed', 'suspect') AND m.account_sid = $1
 		  AND ($2 = '' OR g.from_number = $2) AND ($3 = '' OR g.to_number = $3)`,
 		p.AccountSID, p.From, p.To).Scan(&oldest, &h.OldestUnsavedN)
 	if err != nil {
