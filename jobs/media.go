@@ -62,7 +62,7 @@ func (h *Handlers) ArchiveMedia(ctx context.Context, t *asynq.Task) error {
 			return err
 		}
 		return h.finish(ctx, run.ID)
-	default: // pending, or failed by an earlier run: try (again)
+	default: // pending, or failed or suspect in an earlier run: try (again)
 		var gone bool
 		gone, wanted, err = h.copyMedia(ctx, run.ID, it)
 		if err != nil {
@@ -95,7 +95,8 @@ func (h *Handlers) copyMedia(ctx context.Context, runID uuid.UUID, it archive.Me
 
 	spool := archive.NewSpool(archive.SpoolConfig{Dir: h.spoolDir, MaxSize: maxMediaSize})
 	defer spool.Close()
-	if _, err := io.Copy(spool, content.Body); err != nil {
+	sniff := archive.NewSniffer() // judges the bytes as they stream: a few KiB whatever the size
+	if _, err := io.Copy(io.MultiWriter(spool, sniff), content.Body); err != nil {
 		if twilio.IsNotFound(err) {
 			return true, false, h.catalog.MarkGone(ctx, runID, it.SID)
 		}
@@ -123,11 +124,16 @@ func (h *Handlers) copyMedia(ctx context.Context, runID uuid.UUID, it archive.Me
 		AccountSID: it.AccountSID, MessageSID: it.MessageSID, MediaSID: it.SID,
 		ContentType: contentType, DateSent: day,
 	}
-	key := archive.ObjectKey(h.prefix, k)
 	body, err := spool.Reader()
 	if err != nil {
 		return false, false, err
 	}
+	// Size and SHA-256 prove the store keeps what was downloaded, not that
+	// the download was the media (a proxy may re-encode it as text).
+	if err := sniff.Check(it.ContentType, content.ContentType); err != nil {
+		return false, false, h.keepSuspect(ctx, runID, it, k, spool, body, err)
+	}
+	key := archive.ObjectKey(h.prefix, k)
 	in := archive.PutInput{
 		Key: key, ContentType: contentType, Size: spool.Size(), SHA256: spool.SHA256(),
 		Metadata: archive.MediaMetadata(k, it.DateCreated),
@@ -154,6 +160,28 @@ func (h *Handlers) copyMedia(ctx context.Context, runID uuid.UUID, it archive.Me
 	// Checked after the row commits: a hold placed meanwhile either sees
 	// this object in its own pass (hold:apply) or is seen here.
 	return false, wanted, h.syncLegalHold(ctx, it.SID, key, res.VersionID)
+}
+
+// keepSuspect stores a download that is not plausibly the media under its
+// own SuspectKey (the media's key stays free for the verified copy a later
+// run archives) and records the media suspect, with the reason: it is not
+// archived, so it is never deleted from Twilio, and the run counts and names
+// it. Storing it is for inspection; nothing depends on it.
+func (h *Handlers) keepSuspect(ctx context.Context, runID uuid.UUID, it archive.MediaItem, k archive.KeyInfo,
+	spool *archive.Spool, body io.ReadSeeker, why error) error {
+	key := archive.SuspectKey(h.prefix, k, spool.SHA256())
+	in := archive.PutInput{
+		Key: key, ContentType: k.ContentType, Size: spool.Size(), SHA256: spool.SHA256(),
+		Metadata: archive.MediaMetadata(k, it.DateCreated),
+	}
+	if _, err := h.store.Put(ctx, in, body); err != nil {
+		return fmt.Errorf("store suspect download of media %s at %s: %w", it.SID, key, err)
+	}
+	h.log.Warn().Str("media_sid", it.SID).Str("s3_key", key).Str("reason", why.Error()).
+		Msg("download is not plausibly the media; kept aside, NOT archived, NOT deleted from Twilio")
+	return h.catalog.MarkSuspect(ctx, runID, it.SID, archive.SuspectCopy{
+		Size: spool.Size(), SHA256: spool.SHA256(), Key: key, Reason: why.Error(),
+	})
 }
 
 // mediaError records a failed attempt at a media; when no retry is left, or

@@ -83,9 +83,9 @@ func progressLine(st archive.Status) string {
 		return fmt.Sprintf("export %s %s: media %d, exported %d, failed %d, pending %d, %s",
 			st.ID, st.State, st.Exports.Total, st.Exports.Exported, st.Exports.Failed, st.Exports.Pending, humanBytes(st.Exports.Bytes))
 	}
-	return fmt.Sprintf("run %s %s: messages seen %d, media found %d, archived %d (reused %d), deleted %d, gone %d, failed %d, pending %d, %s",
+	return fmt.Sprintf("run %s %s: messages seen %d, media found %d, archived %d (reused %d), deleted %d, gone %d, failed %d, suspect %d, pending %d, %s",
 		st.ID, st.State, st.MessagesSeen, st.MediaFound, st.MediaArchived, st.MediaReused,
-		st.MediaDeleted, st.MediaGone, st.MediaFailed, st.MediaPending, humanBytes(st.BytesArchived))
+		st.MediaDeleted, st.MediaGone, st.MediaFailed, st.MediaSuspect, st.MediaPending, humanBytes(st.BytesArchived))
 }
 
 // printStatus writes a run's status as "name: value" lines, stable for
@@ -150,10 +150,18 @@ func printStatus(w io.Writer, st archive.Status) {
 	if st.MediaHeld > 0 {
 		fmt.Fprintf(w, "media held:      %d (archived; not deleted: under legal hold)\n", st.MediaHeld)
 	}
+	if st.MediaSuspect > 0 {
+		fmt.Fprintf(w, "media suspect:   %d (the bytes downloaded were not plausibly the media: kept under suspect/, not archived, not deleted; a later run retries)\n", st.MediaSuspect)
+	} else {
+		fmt.Fprintf(w, "media suspect:   0\n")
+	}
 	fmt.Fprintf(w, "bytes archived:  %d (%s)\n", st.BytesArchived, humanBytes(st.BytesArchived))
 	printElapsed(w, st)
 	for _, f := range st.Failures {
 		fmt.Fprintf(w, "failed:          %s: %s\n", f.SID, f.Reason)
+	}
+	for _, f := range st.Suspects {
+		fmt.Fprintf(w, "suspect:         %s: %s\n", f.SID, f.Reason)
 	}
 	for _, g := range st.GoneMessages {
 		fmt.Fprintf(w, "gone:            %s: %s\n", g.SID, g.Reason)
