@@ -36,15 +36,18 @@ func TestSuspectMediaCannotBeDeleted(t *testing.T) {
 		archived_at = now() WHERE sid = $1`, me1, hex.EncodeToString(bad[:]))
 	require.Error(t, err, "the schema refuses a suspect copy as the verified one")
 
-	require.NoError(t, c.MarkFailed(ctx, run.ID, me2, "HTTP 403 from Twilio"))
+	_, err = c.MarkArchived(ctx, run.ID, me2, archive.ArchivedCopy{Size: 4, SHA256: sha256.Sum256([]byte("png!")), Store: "s3", Bucket: "b", Key: "k/" + me2})
+	require.NoError(t, err)
+	require.NoError(t, c.ClaimDelete(ctx, me2, 4, sha256.Sum256([]byte("png!"))))
+	require.NoError(t, c.MarkDeleted(ctx, run, me2))
 	done, err := c.FinishRunIfDone(ctx, run.ID)
 	require.NoError(t, err)
 	require.True(t, done)
 	st, err := c.RunStatus(ctx, run.ID)
 	require.NoError(t, err)
-	require.Equal(t, archive.RunFailed, st.State, "a run that could not archive a media does not succeed")
+	require.Equal(t, archive.RunFailed, st.State, "a run that could not archive a media does not succeed, even with nothing failed")
 	require.Equal(t, 1, st.MediaSuspect)
-	require.Equal(t, 0, st.MediaArchived)
+	require.Equal(t, 1, st.MediaArchived, "the other media, archived and deleted")
 	require.Equal(t, []archive.Failure{{SID: me1, Reason: "binary image/jpeg re-encoded as UTF-8 text"}}, st.Suspects)
 
 	// A later run downloads it again, and this time the bytes are the media.
