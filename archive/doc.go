@@ -5,9 +5,10 @@
 //
 // # The order that makes a copy trustworthy
 //
-//	spool := NewSpool(SpoolConfig{})          // hashes and counts while Twilio streams
-//	io.Copy(spool, content)
+//	spool, sniff := NewSpool(SpoolConfig{}), NewSniffer() // hash, count and judge while Twilio streams
+//	io.Copy(io.MultiWriter(spool, sniff), content)
 //	body, _ := spool.Reader()
+//	sniff.Check(listedType, servedType)       // else: Put under SuspectKey, MarkSuspect; stop
 //	store.Put(ctx, PutInput{Key: ObjectKey(prefix, k), Size: spool.Size(), SHA256: spool.SHA256()}, body)
 //	                                          // create-only; S3 verifies x-amz-checksum-sha256
 //	catalog.MarkArchived(ctx, run, sid, ...)  // size, sha256, key: one transaction
@@ -20,7 +21,8 @@
 //	catalog.MarkDeleted(ctx, run, sid)
 //
 // The schema backs this up: a row cannot say archived without size, SHA-256
-// and key, nor deleted without a verified copy and a claim.
+// and key, nor deleted without a verified copy and a claim, nor hold a claim
+// while suspect.
 //
 // # Key layout
 //

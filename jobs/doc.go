@@ -10,7 +10,9 @@
 //	                                   message:media (lists ≤ 10 media)
 //	                                        │
 //	                                        ▼
-//	                                   media:archive  download → spool (SHA-256)
+//	                                   media:archive  download → spool (SHA-256) + sniffer
+//	                                        │          → bytes plausible for the type, or the
+//	                                        │            media is suspect (kept aside, never deleted)
 //	                                        │          → create-only PUT, store-verified
 //	                                        │          → row archived (one transaction)
 //	                                        ▼ only with --delete
