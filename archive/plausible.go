@@ -2,6 +2,7 @@ package archive
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"mime"
@@ -198,7 +199,7 @@ func (s *Sniffer) Check(listedType, servedType string) error {
 	}
 	if s.replacements > 0 && (s.maxRun >= 2 || s.validUTF8()) {
 		return fmt.Errorf("%w: binary %s re-encoded as UTF-8 text (%d U+FFFD replacement characters, %d in a row)",
-			ErrImplausible, cmpOr(t, "media"), s.replacements, s.maxRun)
+			ErrImplausible, cmp.Or(t, "media"), s.replacements, s.maxRun)
 	}
 	if want := signatureType(t); want != nil {
 		got := mimetype.Detect(s.head)
@@ -211,13 +212,6 @@ func (s *Sniffer) Check(listedType, servedType string) error {
 }
 
 func (s *Sniffer) validUTF8() bool { return !s.invalid && s.partialN == 0 }
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
-}
 
 // normalType is a MIME type without parameters, trimmed and lower-cased.
 func normalType(t string) string {
