@@ -164,9 +164,8 @@ func (s *Sniffer) scanUTF8(p []byte) {
 //     and is not held against the media.
 //   - Signature: for every type the detector (mimetype) recognises by a
 //     signature, the bytes must carry it: the detected type must be the
-//     type, a more specific form of it (3GP for video/mp4), or the container
-//     it is a form of (a ZIP for a .docx whose parts lie past the first
-//     KiB, ISO-BMFF for HEIC).
+//     type or of its family (see relatedTypes): what is refused is bytes
+//     with no signature, or another kind's.
 //   - Text types (text/*, and what the detector places under text/plain:
 //     JSON, XML, SVG, vCard…) have no signature: they are refused if they
 //     carry any U+FFFD, since the text of a real attachment very rarely does
@@ -274,19 +273,16 @@ func signatureType(t string) *mimetype.MIME {
 }
 
 // relatedTypes reports whether detected bytes fit the wanted type: the
-// same, a descendant of it, or a container (not the root) it descends from.
+// same type, or one of its family in the detector's tree (a more specific
+// or more general form of the same container: 3GP or M4A for video/mp4 and
+// audio/mp4, a ZIP for a .docx whose parts lie past the first KiB). The
+// root (no signature at all) is nobody's family.
 func relatedTypes(want, got *mimetype.MIME) bool {
-	for m := got; m != nil; m = m.Parent() {
-		if m.Is(want.String()) {
-			return true
-		}
-	}
-	if got.Parent() == nil {
-		return false // no signature found at all
-	}
-	for m := want.Parent(); m != nil && m.Parent() != nil; m = m.Parent() {
-		if m.Is(got.String()) {
-			return true
+	for g := got; g != nil && g.Parent() != nil; g = g.Parent() {
+		for w := want; w != nil && w.Parent() != nil; w = w.Parent() {
+			if g.Is(w.String()) || w.Is(g.String()) {
+				return true
+			}
 		}
 	}
 	return false

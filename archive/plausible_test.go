@@ -165,6 +165,9 @@ func TestSnifferContentType(t *testing.T) {
 		{[]byte("<html>proxy error</html>"), "image/jpeg", "image/jpeg", false},
 		{[]byte("PK\x03\x04\x14\x00\x00\x00"), "application/zip", "application/x-zip-compressed", true},
 		{[]byte("ID3\x04\x00\x00\x00\x00\x00\x0A frames"), "audio/mp3", "audio/mpeg", true},
+		{[]byte("\x00\x00\x00\x20ftypM4A \x00\x00\x00\x00M4A mp42isom\x00\x00\x00\x00"), "audio/mp4", "audio/mp4", true},
+		{[]byte("\x00\x00\x00\x18ftypheic\x00\x00\x00\x00heicmif1"), "video/mp4", "video/mp4", true},
+		{[]byte("GIF89a\x01\x00"), "video/mp4", "video/mp4", false},
 	} {
 		err := sniff(c.data, 4096, c.listed, c.served)
 		if c.ok {
