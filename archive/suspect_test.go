@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -28,6 +29,14 @@ func TestSuspectMediaCannotBeDeleted(t *testing.T) {
 	require.Empty(t, it.Key, "the media's own key stays free")
 
 	require.ErrorIs(t, c.ClaimDelete(ctx, me1, 7, bad), archive.ErrNotDeletable)
+	// A policy deletes only what is archived: a suspect media is not seeded.
+	policyRun, err := c.CreateRun(ctx, archive.RunSpec{Kind: archive.KindMessage, AccountSID: acct,
+		MessageSID: msg1, Delete: true, Actor: "test"})
+	require.NoError(t, err)
+	policyRun.DeleteBefore = time.Now().Add(24 * time.Hour)
+	seeded, err := c.SeedDeletes(ctx, policyRun)
+	require.NoError(t, err)
+	require.Zero(t, seeded, "a suspect media is joined to no policy's deletes")
 
 	pool := c.Pool()
 	_, err = pool.Exec(ctx, `UPDATE media SET verified_at = now(), delete_claimed_at = now() WHERE sid = $1`, me1)
