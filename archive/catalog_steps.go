@@ -483,17 +483,21 @@ func (c *Catalog) MarkDeleted(ctx context.Context, run Run, sid string) error {
 		var held bool
 		err := tx.QueryRow(ctx, `
 			WITH m AS (
-				SELECT m.sid, held(g.sid, g.from_number, g.to_number, coalesce(g.date_sent, g.date_created)) AS held
+				SELECT m.sid, m.state, m.delete_claimed_at IS NOT NULL AS claimed,
+					held(g.sid, g.from_number, g.to_number, coalesce(g.date_sent, g.date_created)) AS held
 				FROM media m JOIN messages g ON g.sid = m.message_sid
-				WHERE m.sid = $1 AND m.state = 'archived' AND m.delete_claimed_at IS NOT NULL
+				WHERE m.sid = $1
 				FOR UPDATE OF m
 			), done AS (
 				UPDATE media SET state = 'deleted', deleted_at = now(), last_error = NULL,
 					delete_lease_until = NULL, updated_at = now()
-				WHERE sid = (SELECT sid FROM m WHERE NOT held)
+				WHERE sid = (SELECT sid FROM m WHERE state = 'archived' AND claimed AND NOT held)
 				RETURNING message_sid, object_key, sha256, size_bytes
 			)
-			SELECT coalesce((SELECT held FROM m), false), coalesce(d.message_sid, ''), coalesce(d.object_key, ''),
+			-- Held, unless recorded deleted before the hold: a task run twice
+			-- then only records its run's outcome.
+			SELECT coalesce((SELECT held AND state <> 'deleted' FROM m), false),
+				coalesce(d.message_sid, ''), coalesce(d.object_key, ''),
 				coalesce(d.sha256, ''), coalesce(d.size_bytes, 0)
 			FROM (SELECT 1) one LEFT JOIN done d ON true`, sid).
 			Scan(&held, &d.Message, &d.Key, &d.SHA, &d.Size)

@@ -55,13 +55,14 @@ func (c *Catalog) LeaseDelete(ctx context.Context, sid string) (time.Duration, e
 		}
 		return tx.QueryRow(ctx, `
 			WITH m AS (
-				SELECT m.sid, held(g.sid, g.from_number, g.to_number, coalesce(g.date_sent, g.date_created)) AS held
+				SELECT m.sid, m.delete_claimed_at IS NOT NULL AS claimed,
+					held(g.sid, g.from_number, g.to_number, coalesce(g.date_sent, g.date_created)) AS held
 				FROM media m JOIN messages g ON g.sid = m.message_sid
-				WHERE m.sid = $1 AND m.state = 'archived' AND m.delete_claimed_at IS NOT NULL
+				WHERE m.sid = $1 AND m.state = 'archived'
 				FOR UPDATE OF m
 			), leased AS (
 				UPDATE media SET delete_lease_until = now() + make_interval(secs => $2), updated_at = now()
-				WHERE sid = (SELECT sid FROM m WHERE NOT held) RETURNING sid
+				WHERE sid = (SELECT sid FROM m WHERE claimed AND NOT held) RETURNING sid
 			)
 			SELECT CASE WHEN EXISTS (SELECT 1 FROM leased) THEN 'leased'
 			            WHEN EXISTS (SELECT 1 FROM m WHERE held) THEN 'held'
@@ -80,9 +81,9 @@ func (c *Catalog) LeaseDelete(ctx context.Context, sid string) (time.Duration, e
 	}
 }
 
-// ReleaseHeldDelete records that a hold stopped a claimed delete: the claim
-// and any lease are released, the run's outcome is held, and the audit log
-// says so, in one transaction. inFlight says a DELETE had been sent before
+// ReleaseHeldDelete records that a hold stopped a delete: the claim and any
+// lease are released, the run's outcome is held, and the audit log says so,
+// in one transaction. inFlight says a DELETE had been sent before
 // the hold was placed, so Twilio may no longer have the media; the row
 // still says archived (its copy is intact) and a later run, once the hold
 // is released, finds out.
@@ -102,14 +103,19 @@ func (c *Catalog) ReleaseHeldDelete(ctx context.Context, run Run, sid string, in
 		case err != nil:
 			return err
 		}
+		// Audited once per run, by the call that records the outcome: a
+		// task run twice adds nothing.
+		tag, err := tx.Exec(ctx, `
+			UPDATE run_media SET state = 'held', error = 'under legal hold', updated_at = now()
+			WHERE run_id = $1 AND media_sid = $2 AND state <> 'held'`, run.ID, sid)
+		if err != nil || tag.RowsAffected() == 0 {
+			return err
+		}
 		d := map[string]any{"run_id": run.ID.String(), "holds": holds}
 		if inFlight {
 			d["delete_sent_before_hold"] = true
 		}
-		if err := audit(ctx, tx, run.Actor, AuditDeleteHeld, sid, d); err != nil {
-			return err
-		}
-		return setRunMedia(ctx, tx, run.ID, sid, MediaHeld, false, "under legal hold")
+		return audit(ctx, tx, run.Actor, AuditDeleteHeld, sid, d)
 	})
 	if err != nil {
 		return fmt.Errorf("release held delete of media %s: %w", sid, err)

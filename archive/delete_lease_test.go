@@ -30,7 +30,7 @@ func TestMarkDeletedRefusesHeldMedia(t *testing.T) {
 	c := newCatalog(t)
 	ctx := t.Context()
 	run := claimedMedia(t, c)
-	_, err := c.AddHold(ctx, archive.Hold{Reason: "case 1", MessageSIDs: []string{msg1}, CreatedBy: "legal"})
+	h, err := c.AddHold(ctx, archive.Hold{Reason: "case 1", MessageSIDs: []string{msg1}, CreatedBy: "legal"})
 	require.NoError(t, err)
 
 	require.ErrorIs(t, c.MarkDeleted(ctx, run, me1), archive.ErrHeld)
@@ -49,8 +49,10 @@ func TestMarkDeletedRefusesHeldMedia(t *testing.T) {
 		return nil
 	}))
 	require.Equal(t, 1, held, "the held delete is in the audit log")
+	_, err = c.ReleaseHold(ctx, h.ID, "legal", "case closed")
+	require.NoError(t, err)
 	_, err = c.LeaseDelete(ctx, me1)
-	require.ErrorIs(t, err, archive.ErrNotDeletable, "the claim is released")
+	require.ErrorIs(t, err, archive.ErrNotDeletable, "the claim was released: a later run claims again")
 }
 
 // AddHold returns only once a delete leased before it can no longer be
@@ -83,4 +85,20 @@ func TestAddHoldWaitsForLeasedDeletes(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("AddHold still waiting after the lease was released")
 	}
+}
+
+// A delete recorded before a hold stays recorded: the same task run again
+// under the hold records its run's outcome, not a refusal.
+func TestMarkDeletedTwiceAcrossAHold(t *testing.T) {
+	t.Parallel()
+	c := newCatalog(t)
+	ctx := t.Context()
+	run := claimedMedia(t, c)
+	require.NoError(t, c.MarkDeleted(ctx, run, me1))
+	_, err := c.AddHold(ctx, archive.Hold{Reason: "case 3", MessageSIDs: []string{msg1}, CreatedBy: "legal"})
+	require.NoError(t, err)
+	require.NoError(t, c.MarkDeleted(ctx, run, me1))
+	it, err := c.GetMedia(ctx, me1)
+	require.NoError(t, err)
+	require.Equal(t, archive.MediaDeleted, it.State)
 }

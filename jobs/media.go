@@ -262,29 +262,41 @@ func (h *Handlers) DeleteMedia(ctx context.Context, t *asynq.Task) error {
 	// The claim was checked before a wait of any length (a limiter slot,
 	// the fleet's back-off, retries): each attempt leases the delete again,
 	// holding its slot, and is sent before the lease ends or not at all.
+	sent := false
 	guard := twilio.WithGuard(func(ctx context.Context) (time.Time, error) {
 		start := time.Now()
 		lease, err := h.catalog.LeaseDelete(ctx, it.SID)
 		if err != nil {
 			return time.Time{}, err
 		}
+		sent = true
 		return start.Add(lease), nil
 	})
 	err = h.twilio.Media.Delete(ctx, it.MessageSID, it.SID, guard)
 	switch {
 	case errors.Is(err, archive.ErrHeld):
-		return h.heldDelete(ctx, run, it.SID, false)
+		return h.heldDelete(ctx, run, it.SID, sent)
 	case errors.Is(err, archive.ErrNotDeletable):
+		// The claim went away meanwhile: the same delete run twice and
+		// done, or the row changed.
+		if now, gerr := h.catalog.GetMedia(ctx, it.SID); gerr == nil && now.State == archive.MediaDeleted {
+			return h.recordDeleted(ctx, run, it.SID, sent)
+		}
 		return h.mediaError(ctx, run.ID, it.SID, permanent(err))
 	case err != nil && !twilio.IsNotFound(err):
 		return h.mediaError(ctx, run.ID, it.SID, fmt.Errorf("delete media %s from Twilio: %w", it.SID, err))
 	}
-	if err := h.catalog.MarkDeleted(ctx, run, it.SID); err != nil {
+	return h.recordDeleted(ctx, run, it.SID, true)
+}
+
+// recordDeleted records a delete Twilio answered, or a claim found gone.
+func (h *Handlers) recordDeleted(ctx context.Context, run archive.Run, sid string, sent bool) error {
+	if err := h.catalog.MarkDeleted(ctx, run, sid); err != nil {
 		if errors.Is(err, archive.ErrHeld) {
-			// The DELETE went out under its lease, before the hold was
-			// placed; the hold waited for it and the catalog keeps the media
+			// Any DELETE went out under its lease, before the hold was
+			// placed (the hold waited for it); the catalog keeps the media
 			// archived, not deleted.
-			return h.heldDelete(ctx, run, it.SID, true)
+			return h.heldDelete(ctx, run, sid, sent)
 		}
 		return err
 	}
