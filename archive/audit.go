@@ -14,6 +14,7 @@ import (
 // Audit actions.
 const (
 	AuditMediaDeleted  = "media.deleted"
+	AuditDeleteHeld    = "media.delete_held" // a hold stopped a claimed delete
 	AuditHoldAdded     = "hold.added"
 	AuditHoldReleased  = "hold.released"
 	AuditPolicyCreated = "policy.created"

@@ -503,7 +503,9 @@ func (c *Catalog) DeleteWanted(ctx context.Context, run uuid.UUID, sid string) (
 
 // MarkDeleted records that Twilio no longer has a media whose copy was
 // verified and claimed, with its audit entry, in one transaction; the entry
-// is written once, by the call that moves the row to deleted.
+// is written once, by the call that moves the row to deleted. It refuses,
+// with ErrHeld, a media a hold covers: the catalog never says a held media
+// was deleted (see ReleaseHeldDelete).
 func (c *Catalog) MarkDeleted(ctx context.Context, run Run, sid string) error {
 	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
 		var d struct {
@@ -513,15 +515,34 @@ func (c *Catalog) MarkDeleted(ctx context.Context, run Run, sid string) error {
 			Size    int64  `json:"size"`
 			Run     string `json:"run_id"`
 		}
+		var held bool
 		err := tx.QueryRow(ctx, `
-			UPDATE media SET state = 'deleted', deleted_at = now(), last_error = NULL, updated_at = now()
-			WHERE sid = $1 AND state = 'archived' AND delete_claimed_at IS NOT NULL
-			RETURNING message_sid, object_key, sha256, size_bytes`, sid).Scan(&d.Message, &d.Key, &d.SHA, &d.Size)
+			WITH m AS (
+				SELECT m.sid, m.state, m.delete_claimed_at IS NOT NULL AS claimed,
+					held(g.sid, g.from_number, g.to_number, coalesce(g.date_sent, g.date_created)) AS held
+				FROM media m JOIN messages g ON g.sid = m.message_sid
+				WHERE m.sid = $1
+				FOR UPDATE OF m
+			), done AS (
+				UPDATE media SET state = 'deleted', deleted_at = now(), last_error = NULL,
+					delete_lease_until = NULL, updated_at = now()
+				WHERE sid = (SELECT sid FROM m WHERE state = 'archived' AND claimed AND NOT held)
+				RETURNING message_sid, object_key, sha256, size_bytes
+			)
+			-- Held, unless recorded deleted before the hold: a task run twice
+			-- then only records its run's outcome.
+			SELECT coalesce((SELECT held AND state <> 'deleted' FROM m), false),
+				coalesce(d.message_sid, ''), coalesce(d.object_key, ''),
+				coalesce(d.sha256, ''), coalesce(d.size_bytes, 0)
+			FROM (SELECT 1) one LEFT JOIN done d ON true`, sid).
+			Scan(&held, &d.Message, &d.Key, &d.SHA, &d.Size)
 		switch {
-		case errors.Is(err, pgx.ErrNoRows):
-			// deleted already (a task run twice), or never claimed
 		case err != nil:
 			return err
+		case held:
+			return ErrHeld
+		case d.Message == "":
+			// deleted already (a task run twice), or never claimed
 		default:
 			d.Run = run.ID.String()
 			if err := audit(ctx, tx, run.Actor, AuditMediaDeleted, sid, d); err != nil {

@@ -17,8 +17,12 @@
 //
 //	Verify(ctx, store, key, size, sha)        // the store proves it holds those bytes, now
 //	catalog.ClaimDelete(ctx, sid, size, sha)  // the row still says exactly that
-//	twilio DELETE                             // only now
-//	catalog.MarkDeleted(ctx, run, sid)
+//	twilio DELETE                             // only now, each attempt guarded by
+//	    catalog.LeaseDelete(ctx, sid)         // no hold, now: sent before the lease ends
+//	catalog.MarkDeleted(ctx, run, sid)        // refused (ErrHeld) under a hold
+//
+// A hold placed meanwhile wins: AddHold and LeaseDelete share a lock, and
+// AddHold returns only once every lease on a media it covers has ended.
 //
 // The schema backs this up: a row cannot say archived without size, SHA-256
 // and key, nor deleted without a verified copy and a claim, nor hold a claim

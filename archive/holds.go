@@ -31,7 +31,9 @@ type Hold struct {
 }
 
 // AddHold places a hold and records it in the audit log, in one
-// transaction. From then on no run deletes a media it covers.
+// transaction. From then on no run deletes a media it covers: it returns
+// only once no DELETE leased before the hold can still reach Twilio (see
+// LeaseDelete), which takes at most DeleteLease and a margin.
 func (c *Catalog) AddHold(ctx context.Context, h Hold) (Hold, error) {
 	if h.Reason == "" || h.CreatedBy == "" {
 		return Hold{}, errors.New("add hold: a reason and an actor are required")
@@ -41,6 +43,11 @@ func (c *Catalog) AddHold(ctx context.Context, h Hold) (Hold, error) {
 		sids = h.MessageSIDs
 	}
 	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
+		// Exclusive: waits out the delete leases being taken, and makes
+		// those taken after the commit see the hold.
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, holdsLock); err != nil {
+			return err
+		}
 		if err := tx.QueryRow(ctx, `
 			INSERT INTO holds (reason, message_sids, from_number, to_number, since, until, created_by)
 			VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id, created_at`,
@@ -52,6 +59,9 @@ func (c *Catalog) AddHold(ctx context.Context, h Hold) (Hold, error) {
 	})
 	if err != nil {
 		return Hold{}, fmt.Errorf("add hold: %w", err)
+	}
+	if err := c.waitForLeases(ctx, h.ID); err != nil {
+		return Hold{}, fmt.Errorf("hold %d is in force, but deletes leased before it may still reach Twilio: %w", h.ID, err)
 	}
 	return h, nil
 }

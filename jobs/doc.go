@@ -16,9 +16,10 @@
 //	                                        │          → create-only PUT, store-verified
 //	                                        │          → row archived (one transaction)
 //	                                        ▼ only with --delete
-//	                                   media:delete   verify the stored copy now
-//	                                                   → claim in Postgres → DELETE on Twilio
-//	                                                   → row deleted
+//	                                   media:delete   in scope? verify the stored copy now
+//	                                                   → claim in Postgres → DELETE on Twilio,
+//	                                                     each attempt leased (no hold) first
+//	                                                   → row deleted (or held)
 //
 // # What each step keeps
 //
@@ -36,6 +37,11 @@
 //     however large the run and however many workers.
 //   - Nothing is deleted from Twilio unless the store proves, at that
 //     moment, the size and SHA-256 the committed row records.
+//   - A legal hold wins every race: each DELETE attempt is leased against
+//     the holds after its rate-limit slot is taken and sent before the lease
+//     ends, and placing a hold waits out the leases it covers.
+//   - A delete task acts only on a media of its run's account that its run
+//     marked to delete.
 //
 // # Retries
 //

@@ -235,6 +235,22 @@ func (h *Handlers) DeleteMedia(ctx context.Context, t *asynq.Task) error {
 		}
 		return err
 	}
+	// In scope: a task names a run and a media, and only a media of the
+	// run's account that the run itself marked to delete is deleted; any
+	// other is refused without touching its rows, which are not this run's.
+	if it.AccountSID != run.AccountSID {
+		h.log.Error().Str("media_sid", it.SID).Str("run_id", run.ID.String()).
+			Msg("delete task names a media of another account; media NOT deleted from Twilio")
+		return permanent(fmt.Errorf("delete media %s: it belongs to account %s, not to run %s's account %s",
+			it.SID, it.AccountSID, run.ID, run.AccountSID))
+	}
+	if wanted, err := h.catalog.DeleteWanted(ctx, run.ID, it.SID); err != nil {
+		return err
+	} else if !wanted {
+		h.log.Error().Str("media_sid", it.SID).Str("run_id", run.ID.String()).
+			Msg("delete task names a media its run does not delete; media NOT deleted from Twilio")
+		return permanent(fmt.Errorf("delete media %s: run %s did not mark it to delete", it.SID, run.ID))
+	}
 	switch it.State {
 	case archive.MediaDeleted:
 		if err := h.catalog.SetRunMedia(ctx, run.ID, it.SID, archive.MediaDeleted, false, ""); err != nil {
@@ -265,21 +281,61 @@ func (h *Handlers) DeleteMedia(ctx context.Context, t *asynq.Task) error {
 	if err := h.catalog.ClaimDelete(ctx, it.SID, it.Size, it.SHA256); err != nil {
 		switch {
 		case errors.Is(err, archive.ErrHeld):
-			// Not a failure: the copy is safe and the media stays on
-			// Twilio until the hold is released and a later run asks again.
-			if err := h.catalog.SetRunMedia(ctx, run.ID, it.SID, archive.MediaHeld, false, "under legal hold"); err != nil {
-				return err
-			}
-			return h.finish(ctx, run.ID)
+			return h.heldDelete(ctx, run, it.SID, false)
 		case errors.Is(err, archive.ErrNotDeletable):
 			return h.mediaError(ctx, run.ID, it.SID, permanent(err))
 		}
 		return err
 	}
-	if err := h.twilio.Media.Delete(ctx, it.MessageSID, it.SID); err != nil && !twilio.IsNotFound(err) {
+	// The claim was checked before a wait of any length (a limiter slot,
+	// the fleet's back-off, retries): each attempt leases the delete again,
+	// holding its slot, and is sent before the lease ends or not at all.
+	sent := false
+	guard := twilio.WithGuard(func(ctx context.Context) (time.Time, error) {
+		start := time.Now()
+		lease, err := h.catalog.LeaseDelete(ctx, it.SID)
+		if err != nil {
+			return time.Time{}, err
+		}
+		sent = true
+		return start.Add(lease), nil
+	})
+	err = h.twilio.Media.Delete(ctx, it.MessageSID, it.SID, guard)
+	switch {
+	case errors.Is(err, archive.ErrHeld):
+		return h.heldDelete(ctx, run, it.SID, sent)
+	case errors.Is(err, archive.ErrNotDeletable):
+		// The claim went away meanwhile: the same delete run twice and
+		// done, or the row changed.
+		if now, gerr := h.catalog.GetMedia(ctx, it.SID); gerr == nil && now.State == archive.MediaDeleted {
+			return h.recordDeleted(ctx, run, it.SID, sent)
+		}
+		return h.mediaError(ctx, run.ID, it.SID, permanent(err))
+	case err != nil && !twilio.IsNotFound(err):
 		return h.mediaError(ctx, run.ID, it.SID, fmt.Errorf("delete media %s from Twilio: %w", it.SID, err))
 	}
-	if err := h.catalog.MarkDeleted(ctx, run, it.SID); err != nil {
+	return h.recordDeleted(ctx, run, it.SID, true)
+}
+
+// recordDeleted records a delete Twilio answered, or a claim found gone.
+func (h *Handlers) recordDeleted(ctx context.Context, run archive.Run, sid string, sent bool) error {
+	if err := h.catalog.MarkDeleted(ctx, run, sid); err != nil {
+		if errors.Is(err, archive.ErrHeld) {
+			// Any DELETE went out under its lease, before the hold was
+			// placed (the hold waited for it); the catalog keeps the media
+			// archived, not deleted.
+			return h.heldDelete(ctx, run, sid, sent)
+		}
+		return err
+	}
+	return h.finish(ctx, run.ID)
+}
+
+// heldDelete records that a legal hold stopped a delete. Not a failure: the
+// copy is safe and the media stays on Twilio until the hold is released and
+// a later run asks again.
+func (h *Handlers) heldDelete(ctx context.Context, run archive.Run, sid string, inFlight bool) error {
+	if err := h.catalog.ReleaseHeldDelete(ctx, run, sid, inFlight); err != nil {
 		return err
 	}
 	return h.finish(ctx, run.ID)

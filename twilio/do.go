@@ -30,6 +30,8 @@ type request struct {
 	// failure; do then returns the response with its body closed. When nil,
 	// do returns the response with its body open.
 	read func(resp *http.Response) error
+	// guard, when set, is asked before each attempt is sent (see Guard).
+	guard Guard
 }
 
 // failure is a failed attempt and what the retry loop may do about it.
@@ -119,6 +121,19 @@ func (c *Client) attempt(ctx context.Context, r *request, method, path string) (
 		}
 		if rel != nil {
 			release = sync.OnceFunc(rel)
+		}
+	}
+	if r.guard != nil {
+		until, err := r.guard(ctx)
+		if err != nil {
+			release()
+			return nil, &failure{err: fmt.Errorf("twilio: %s %s: not sent: %w", method, path, err)}
+		}
+		if !until.IsZero() {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithDeadline(ctx, until)
+			rel := release
+			release = func() { rel(); cancel() }
 		}
 	}
 

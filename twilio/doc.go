@@ -84,6 +84,16 @@ after a 429:
 		}
 	})
 
+A call may wait a long time for its slot, its back-off and its retries.
+WithGuard lets its caller decide, for each attempt, holding the slot and
+immediately before the request is written, whether it may still be sent,
+and bound it with a deadline:
+
+	err := c.Media.Delete(ctx, messageSID, mediaSID, twilio.WithGuard(
+		func(ctx context.Context) (time.Time, error) {
+			return time.Now().Add(20 * time.Second), checkNoHold(ctx)
+		}))
+
 # Media content and redirects
 
 Media.Open streams a file. Twilio answers the media URI with a redirect

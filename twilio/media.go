@@ -108,17 +108,18 @@ func (s *MediaService) Get(ctx context.Context, messageSID, sid string) (*Media,
 // Delete deletes one media file from Twilio. Twilio answers 204. A media
 // that is already gone answers 404: IsNotFound, which an idempotent caller
 // counts as done. That includes a retry after a 5xx or a dropped connection
-// whose first attempt did delete it.
+// whose first attempt did delete it. WithGuard lets the caller veto each
+// attempt at the last moment.
 //
 // Twilio API docs: https://www.twilio.com/docs/messaging/api/media-resource#delete-media
 //
 //twilio:operation DELETE /2010-04-01/Accounts/{AccountSid}/Messages/{MessageSid}/Media/{Sid}.json
-func (s *MediaService) Delete(ctx context.Context, messageSID, sid string) error {
+func (s *MediaService) Delete(ctx context.Context, messageSID, sid string, opts ...CallOption) error {
 	if err := checkMediaSIDs("Delete", messageSID, sid); err != nil {
 		return err
 	}
 	c := s.client
-	_, err := c.do(ctx, &request{
+	r := &request{
 		method: http.MethodDelete,
 		url:    c.api.url(s.messagePath(messageSID)+"/Media/"+sid+".json", ""),
 		host:   &c.api,
@@ -127,7 +128,11 @@ func (s *MediaService) Delete(ctx context.Context, messageSID, sid string) error
 			drainAndClose(resp.Body)
 			return nil
 		},
-	})
+	}
+	for _, o := range opts {
+		o(r)
+	}
+	_, err := c.do(ctx, r)
 	return err
 }
 

@@ -1,6 +1,8 @@
 package twilio
 
 import (
+	"context"
+	"errors"
 	"net/http"
 	"testing"
 	"time"
@@ -107,4 +109,34 @@ func TestMediaValidatesSIDs(t *testing.T) {
 		require.ErrorContains(t, err, `Media.ListURI: message SID "nope"`)
 	}
 	require.Zero(t, s.requests())
+}
+
+// A guard is asked before every attempt, holding the limiter slot: a veto
+// sends nothing, and a past deadline keeps the request from being written.
+func TestMediaDeleteGuard(t *testing.T) {
+	t.Parallel()
+	s := newScript(t,
+		step{method: http.MethodDelete, uri: mediaPath(testMessage, testMedia), status: http.StatusBadGateway},
+		step{method: http.MethodDelete, uri: mediaPath(testMessage, testMedia), status: http.StatusNoContent},
+	)
+	b := setup(t, s)
+	var asked []int
+	guard := WithGuard(func(context.Context) (time.Time, error) {
+		_, inFlight := b.limiter.held()
+		asked = append(asked, inFlight)
+		return time.Now().Add(time.Minute), nil
+	})
+	require.NoError(t, b.client.Media.Delete(t.Context(), testMessage, testMedia, guard))
+	require.Equal(t, []int{1, 1}, asked, "asked once per attempt, each holding its slot")
+
+	veto := errors.New("held")
+	err := b.client.Media.Delete(t.Context(), testMessage, testMedia,
+		WithGuard(func(context.Context) (time.Time, error) { return time.Time{}, veto }))
+	require.ErrorIs(t, err, veto)
+	err = b.client.Media.Delete(t.Context(), testMessage, testMedia,
+		WithGuard(func(context.Context) (time.Time, error) { return time.Now().Add(-time.Second), nil }))
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.Equal(t, 2, s.requests(), "nothing sent after a veto or a passed deadline")
+	_, inFlight := b.limiter.held()
+	require.Zero(t, inFlight)
 }

@@ -29,8 +29,10 @@ func (a *app) holdAddCmd() *cobra.Command {
 		Use:   "add --reason TEXT (--message SID… | --from NUMBER | --to NUMBER) [--since DATE --until DATE]",
 		Short: "Place a legal hold",
 		Long: `Place a legal hold. While it is active, no run and no command deletes from
-Twilio a media it covers (checked in the same transaction that claims each
-delete), whether the media was archived before or after the hold.`,
+Twilio a media it covers (checked immediately before each DELETE is sent),
+whether the media was archived before or after the hold. It returns once no
+DELETE of a covered media can still reach Twilio: it may wait up to about
+22 s for deletes already in flight.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			h := archive.Hold{Reason: strings.TrimSpace(reason), MessageSIDs: messages, From: from, To: to}

@@ -101,6 +101,7 @@ Flags:
 	fs.Float64Var(&f.RequestsPerSecond, "rps", 0, "per-account API requests per second, else 429/20429 (0: none)")
 	fs.DurationVar(&f.RetryAfter, "retry-after", 0, "send Retry-After with 429s (0: no header; Twilio does not promise it)")
 	fs.DurationVar(&f.Latency, "latency", 0, "added before every API answer")
+	fs.DurationVar(&f.DeleteLatency, "delete-latency", 0, "added, on top of -latency, before every API DELETE is processed")
 	fs.Float64Var(&f.ErrorRate, "error-rate", 0, "share of API requests answered 500/503")
 	fs.Float64Var(&f.CutRate, "cut-rate", 0, "share of content downloads cut short (connection closed mid-body)")
 	fs.Float64Var(&f.ResetRate, "reset-rate", 0, "share of content downloads reset (TCP RST mid-body)")

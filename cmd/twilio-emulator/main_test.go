@@ -142,7 +142,7 @@ func TestHelpDocumentsEveryFlag(t *testing.T) {
 	_, err := parseFlags([]string{"-help"}, &out)
 	require.True(t, errors.Is(err, flag.ErrHelp))
 	for _, name := range []string{"api-addr", "signed-host", "seed", "account-sid", "auth-token", "api-key", "api-secret", "start", "end", "messages",
-		"max-in-flight", "rps", "retry-after", "latency", "error-rate", "cut-rate", "reset-rate", "vanish-rate", "body-bytes-per-sec",
+		"max-in-flight", "rps", "retry-after", "latency", "delete-latency", "error-rate", "cut-rate", "reset-rate", "vanish-rate", "body-bytes-per-sec",
 		"large-media-size", "redirect-status", "redirect-hops", "media-auth", "env-file"} {
 		require.Regexp(t, `(?m)^  -`+name+`( |$)`, out.String(), "help lists -%s", name)
 	}

@@ -78,6 +78,9 @@ type Faults struct {
 	RetryAfter time.Duration
 	// Latency is added before every API answer.
 	Latency time.Duration
+	// DeleteLatency is added, on top of Latency, before every API DELETE
+	// is processed: a slow Twilio while deletes queue behind it.
+	DeleteLatency time.Duration
 	// ErrorRate is the share of API requests answered 500 or 503 (half each)
 	// before being processed.
 	ErrorRate float64
@@ -106,7 +109,7 @@ func (f Faults) validate() error {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"RetryAfter", f.RetryAfter}, {"Latency", f.Latency}} {
+	}{{"RetryAfter", f.RetryAfter}, {"Latency", f.Latency}, {"DeleteLatency", f.DeleteLatency}} {
 		if d.v < 0 {
 			errs = append(errs, fmt.Errorf("%s %s: must be >= 0", d.name, d.v))
 		}
@@ -135,6 +138,7 @@ type faultsJSON struct {
 	RequestsPerSecond  *float64 `json:"requests_per_second,omitempty"`
 	RetryAfter         *string  `json:"retry_after,omitempty"`
 	Latency            *string  `json:"latency,omitempty"`
+	DeleteLatency      *string  `json:"delete_latency,omitempty"`
 	ErrorRate          *float64 `json:"error_rate,omitempty"`
 	CutRate            *float64 `json:"cut_rate,omitempty"`
 	ResetRate          *float64 `json:"reset_rate,omitempty"`
@@ -144,10 +148,10 @@ type faultsJSON struct {
 
 // MarshalJSON writes every field, durations as strings.
 func (f Faults) MarshalJSON() ([]byte, error) {
-	ra, lat := f.RetryAfter.String(), f.Latency.String()
+	ra, lat, dlat := f.RetryAfter.String(), f.Latency.String(), f.DeleteLatency.String()
 	return json.Marshal(faultsJSON{
 		MaxInFlight: &f.MaxInFlight, RequestsPerSecond: &f.RequestsPerSecond,
-		RetryAfter: &ra, Latency: &lat, ErrorRate: &f.ErrorRate, CutRate: &f.CutRate,
+		RetryAfter: &ra, Latency: &lat, DeleteLatency: &dlat, ErrorRate: &f.ErrorRate, CutRate: &f.CutRate,
 		ResetRate: &f.ResetRate, VanishRate: &f.VanishRate, BodyBytesPerSecond: &f.BodyBytesPerSecond,
 	})
 }
@@ -176,6 +180,9 @@ func (f *Faults) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	if err := setDur("latency", w.Latency, &f.Latency); err != nil {
+		return err
+	}
+	if err := setDur("delete_latency", w.DeleteLatency, &f.DeleteLatency); err != nil {
 		return err
 	}
 	set := func(p *float64, v *float64) {

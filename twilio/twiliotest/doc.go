@@ -88,7 +88,7 @@
 //
 // Faults (Config.Faults, SetFaults, POST /_emulator/faults, and flags of
 // cmd/twilio-emulator) sets per-account MaxInFlight and RequestsPerSecond
-// (429/20429, optional Retry-After), Latency, ErrorRate (500/503),
+// (429/20429, optional Retry-After), Latency, DeleteLatency, ErrorRate (500/503),
 // CutRate and ResetRate (downloads cut short or reset), VanishRate (content
 // 404 while listed) and BodyBytesPerSecond (slow bodies). Stats() (reset by
 // ResetStats) counts requests by status and route, in flight now and at

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -153,6 +154,20 @@ func TestLatencyIsAdded(t *testing.T) {
 	d, err := strconv.ParseFloat(resp.Header.Get("Twilio-Request-Duration"), 64)
 	require.NoError(t, err)
 	require.GreaterOrEqual(t, d, 0.03, "the emulator's own measure includes the added latency")
+}
+
+func TestDeleteLatencyDelaysOnlyDeletes(t *testing.T) {
+	t.Parallel()
+	b := setup(t, twiliotest.Config{Faults: twiliotest.Faults{DeleteLatency: time.Second}})
+	path := b.mediaPath("MM"+strings.Repeat("0", 32), "ME"+strings.Repeat("0", 32), ".json")
+	duration := func(method string) float64 {
+		resp, _ := b.request(t, method, path, true)
+		d, err := strconv.ParseFloat(resp.Header.Get("Twilio-Request-Duration"), 64)
+		require.NoError(t, err)
+		return d
+	}
+	require.Less(t, duration(http.MethodGet), 1.0, "a GET is not slowed")
+	require.GreaterOrEqual(t, duration(http.MethodDelete), 1.0, "a DELETE is")
 }
 
 // download fetches a media through the redirect with Go's default client.

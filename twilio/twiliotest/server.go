@@ -344,8 +344,12 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		writeError(aw, r, errTooManyRequests())
 		return
 	}
-	if f.Latency > 0 {
-		t := time.NewTimer(f.Latency)
+	latency := f.Latency
+	if r.Method == http.MethodDelete {
+		latency += f.DeleteLatency
+	}
+	if latency > 0 {
+		t := time.NewTimer(latency)
 		select {
 		case <-t.C:
 		case <-r.Context().Done():

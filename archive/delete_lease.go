@@ -1,0 +1,151 @@
+package archive
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// A hold and a delete race: a DELETE claimed before a hold may wait minutes
+// at the rate limiter or between retries. Leases close the race without
+// holding a connection across the network call:
+//
+//   - Before each attempt of a DELETE, with the limiter slot taken,
+//     LeaseDelete checks in one short transaction that no hold covers the
+//     media and stamps delete_lease_until = now() + DeleteLease. The
+//     caller sends the request with a deadline no later than that.
+//   - AddHold commits the hold under the same advisory lock (exclusive
+//     there, shared here), so a lease is either taken before the hold
+//     commits (and seen by AddHold's wait) or sees the hold.
+//   - AddHold then waits, polling, until every lease on a media the hold
+//     covers has been released (the delete recorded or given up) or has
+//     ended more than leaseMargin ago: a request written before its
+//     deadline has reached Twilio by then.
+
+// DeleteLease is how long a lease lets a DELETE be sent: long enough for
+// one attempt's request and answer, short enough that a hold placed while a
+// worker died holding one returns soon.
+const DeleteLease = 20 * time.Second
+
+// leaseMargin covers a request written just before its lease ended and
+// still on its way to Twilio. Twilio's latency is not documented; seconds
+// is far beyond a healthy network's.
+const leaseMargin = 2 * time.Second
+
+// leasePoll is how often a hold looks again at the leases it waits on.
+const leasePoll = 100 * time.Millisecond
+
+// holdsLock is the advisory lock key placing a hold and leasing a delete
+// share ("mediasync holds" in ASCII, truncated to fit a bigint).
+const holdsLock int64 = 0x6d73686f6c6473
+
+// LeaseDelete lets one DELETE attempt of a claimed media be sent: it
+// returns how long the lease lasts, counted from no earlier than the call,
+// so a caller that starts its clock before calling never overruns it. It
+// returns ErrHeld when a hold covers the media, and ErrNotDeletable when
+// the media is not archived and claimed.
+func (c *Catalog) LeaseDelete(ctx context.Context, sid string) (time.Duration, error) {
+	var outcome string
+	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock_shared($1)`, holdsLock); err != nil {
+			return err
+		}
+		return tx.QueryRow(ctx, `
+			WITH m AS (
+				SELECT m.sid, m.delete_claimed_at IS NOT NULL AS claimed,
+					held(g.sid, g.from_number, g.to_number, coalesce(g.date_sent, g.date_created)) AS held
+				FROM media m JOIN messages g ON g.sid = m.message_sid
+				WHERE m.sid = $1 AND m.state = 'archived'
+				FOR UPDATE OF m
+			), leased AS (
+				UPDATE media SET delete_lease_until = now() + make_interval(secs => $2), updated_at = now()
+				WHERE sid = (SELECT sid FROM m WHERE claimed AND NOT held) RETURNING sid
+			)
+			SELECT CASE WHEN EXISTS (SELECT 1 FROM leased) THEN 'leased'
+			            WHEN EXISTS (SELECT 1 FROM m WHERE held) THEN 'held'
+			            ELSE 'no' END`, sid, DeleteLease.Seconds()).Scan(&outcome)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("lease delete of media %s: %w", sid, err)
+	}
+	switch outcome {
+	case "leased":
+		return DeleteLease, nil
+	case "held":
+		return 0, fmt.Errorf("lease delete of media %s: %w", sid, ErrHeld)
+	default:
+		return 0, fmt.Errorf("lease delete of media %s: %w", sid, ErrNotDeletable)
+	}
+}
+
+// ReleaseHeldDelete records that a hold stopped a delete: the claim and any
+// lease are released, the run's outcome is held, and the audit log says so,
+// in one transaction. inFlight says a DELETE had been sent before
+// the hold was placed, so Twilio may no longer have the media; the row
+// still says archived (its copy is intact) and a later run, once the hold
+// is released, finds out.
+func (c *Catalog) ReleaseHeldDelete(ctx context.Context, run Run, sid string, inFlight bool) error {
+	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
+		var holds []int64
+		err := tx.QueryRow(ctx, `
+			WITH m AS (
+				UPDATE media SET delete_claimed_at = NULL, delete_lease_until = NULL, updated_at = now()
+				WHERE sid = $1 AND state = 'archived' RETURNING message_sid
+			)
+			SELECT coalesce(holds_covering(g.sid, g.from_number, g.to_number, coalesce(g.date_sent, g.date_created)), '{}')
+			FROM m JOIN messages g ON g.sid = m.message_sid`, sid).Scan(&holds)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			return nil // not archived any more: nothing of this claim to release
+		case err != nil:
+			return err
+		}
+		// Audited once per run, by the call that records the outcome: a
+		// task run twice adds nothing.
+		tag, err := tx.Exec(ctx, `
+			UPDATE run_media SET state = 'held', error = 'under legal hold', updated_at = now()
+			WHERE run_id = $1 AND media_sid = $2 AND state <> 'held'`, run.ID, sid)
+		if err != nil || tag.RowsAffected() == 0 {
+			return err
+		}
+		d := map[string]any{"run_id": run.ID.String(), "holds": holds}
+		if inFlight {
+			d["delete_sent_before_hold"] = true
+		}
+		return audit(ctx, tx, run.Actor, AuditDeleteHeld, sid, d)
+	})
+	if err != nil {
+		return fmt.Errorf("release held delete of media %s: %w", sid, err)
+	}
+	return nil
+}
+
+// waitForLeases returns once no lease on a media that hold covers can still
+// let a DELETE reach Twilio. It holds no connection while it sleeps.
+func (c *Catalog) waitForLeases(ctx context.Context, hold int64) error {
+	for {
+		var waiting bool
+		err := c.pool.QueryRow(ctx, `
+			SELECT EXISTS (
+				SELECT 1 FROM media m JOIN messages g ON g.sid = m.message_sid
+				WHERE m.delete_lease_until > now() - make_interval(secs => $2)
+				  AND $1 = ANY (holds_covering(g.sid, g.from_number, g.to_number, coalesce(g.date_sent, g.date_created))))`,
+			hold, leaseMargin.Seconds()).Scan(&waiting)
+		if err != nil {
+			return fmt.Errorf("wait for deletes in flight: %w", err)
+		}
+		if !waiting {
+			return nil
+		}
+		t := time.NewTimer(leasePoll)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("wait for deletes in flight: %w", ctx.Err())
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,104 @@
+package archive_test
+
+import (
+	"crypto/sha256"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/mediasync/mediasync/archive"
+)
+
+// claimedMedia archives me1 in a --delete run and claims its delete.
+func claimedMedia(t *testing.T, c *archive.Catalog) archive.Run {
+	t.Helper()
+	ctx := t.Context()
+	run := seedMedia(t, c, true)
+	sum := sha256.Sum256([]byte("bytes"))
+	_, err := c.MarkArchived(ctx, run.ID, me1, archive.ArchivedCopy{
+		Size: 5, SHA256: sum, Store: "s3", Bucket: "b", Key: "k/" + me1})
+	require.NoError(t, err)
+	require.NoError(t, c.ClaimDelete(ctx, me1, 5, sum))
+	return run
+}
+
+// A hold placed after a delete was claimed wins: the catalog refuses to
+// record the delete, and the claim is released as held, with an audit row.
+func TestMarkDeletedRefusesHeldMedia(t *testing.T) {
+	t.Parallel()
+	c := newCatalog(t)
+	ctx := t.Context()
+	run := claimedMedia(t, c)
+	h, err := c.AddHold(ctx, archive.Hold{Reason: "case 1", MessageSIDs: []string{msg1}, CreatedBy: "legal"})
+	require.NoError(t, err)
+
+	require.ErrorIs(t, c.MarkDeleted(ctx, run, me1), archive.ErrHeld)
+	it, err := c.GetMedia(ctx, me1)
+	require.NoError(t, err)
+	require.Equal(t, archive.MediaArchived, it.State, "a held media is never recorded deleted")
+	_, err = c.LeaseDelete(ctx, me1)
+	require.ErrorIs(t, err, archive.ErrHeld, "no attempt may be sent once the hold is in force")
+
+	require.NoError(t, c.ReleaseHeldDelete(ctx, run, me1, true))
+	var held int
+	require.NoError(t, c.AuditLog(ctx, time.Time{}, func(e archive.AuditEntry) error {
+		if e.Action == archive.AuditDeleteHeld && e.Subject == me1 {
+			held++
+		}
+		return nil
+	}))
+	require.Equal(t, 1, held, "the held delete is in the audit log")
+	_, err = c.ReleaseHold(ctx, h.ID, "legal", "case closed")
+	require.NoError(t, err)
+	_, err = c.LeaseDelete(ctx, me1)
+	require.ErrorIs(t, err, archive.ErrNotDeletable, "the claim was released: a later run claims again")
+}
+
+// AddHold returns only once a delete leased before it can no longer be
+// sent: it waits out the lease unless the delete is recorded first.
+func TestAddHoldWaitsForLeasedDeletes(t *testing.T) {
+	t.Parallel()
+	c := newCatalog(t)
+	ctx := t.Context()
+	run := claimedMedia(t, c)
+	lease, err := c.LeaseDelete(ctx, me1)
+	require.NoError(t, err)
+	require.Equal(t, archive.DeleteLease, lease)
+
+	added := make(chan error, 1)
+	go func() {
+		_, err := c.AddHold(ctx, archive.Hold{Reason: "case 2", MessageSIDs: []string{msg1}, CreatedBy: "legal"})
+		added <- err
+	}()
+	select {
+	case err := <-added:
+		t.Fatalf("AddHold returned (%v) while a delete it covers was leased", err)
+	case <-time.After(time.Second):
+	}
+	// The DELETE's answer came back: recording the outcome ends the wait.
+	require.ErrorIs(t, c.MarkDeleted(ctx, run, me1), archive.ErrHeld)
+	require.NoError(t, c.ReleaseHeldDelete(ctx, run, me1, true))
+	select {
+	case err := <-added:
+		require.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("AddHold still waiting after the lease was released")
+	}
+}
+
+// A delete recorded before a hold stays recorded: the same task run again
+// under the hold records its run's outcome, not a refusal.
+func TestMarkDeletedTwiceAcrossAHold(t *testing.T) {
+	t.Parallel()
+	c := newCatalog(t)
+	ctx := t.Context()
+	run := claimedMedia(t, c)
+	require.NoError(t, c.MarkDeleted(ctx, run, me1))
+	_, err := c.AddHold(ctx, archive.Hold{Reason: "case 3", MessageSIDs: []string{msg1}, CreatedBy: "legal"})
+	require.NoError(t, err)
+	require.NoError(t, c.MarkDeleted(ctx, run, me1))
+	it, err := c.GetMedia(ctx, me1)
+	require.NoError(t, err)
+	require.Equal(t, archive.MediaDeleted, it.State)
+}
