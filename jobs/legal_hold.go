@@ -74,26 +74,31 @@ func (h *Handlers) SyncLegalHolds(ctx context.Context, limit int) error {
 	if !h.legalHolds {
 		return nil
 	}
-	n := 0
-	var errs []error
+	n, failed := 0, 0
+	var first error
 	for o, err := range h.catalog.LegalHoldsToSync(ctx, h.store.Location()) {
 		if err != nil {
 			return err
 		}
 		// One object's failure must not keep the others unprotected.
 		if err := h.syncLegalHold(ctx, o.MediaSID, o.Key, o.VersionID); err != nil {
-			errs = append(errs, err)
+			if failed++; first == nil {
+				first = err
+			}
 		} else {
 			n++
 		}
-		if n+len(errs) >= limit || ctx.Err() != nil {
+		if n+failed >= limit || ctx.Err() != nil {
 			break
 		}
 	}
 	if n > 0 {
 		h.log.Info().Int("objects", n).Msg("S3 legal holds brought in line with the holds in force")
 	}
-	return errors.Join(errs...)
+	if first != nil {
+		return fmt.Errorf("%d S3 legal holds not set (retried next pass), the first: %w", failed, first)
+	}
+	return nil
 }
 
 // syncLegalHold sets one object's S3 legal hold to whether an active hold

@@ -160,8 +160,8 @@ func (a *app) holdListCmd() *cobra.Command {
 // bucket with Object Lock), for hold list to show what S3 has not yet
 // confirmed; nil, with a note on stderr when it cannot tell, otherwise.
 func (a *app) legalHoldStore(ctx context.Context, env *env) archive.Store {
-	if env.cfg.ArchiveURL == "" {
-		return nil
+	if c, err := archive.ParseURL(env.cfg.ArchiveURL); env.cfg.ArchiveURL == "" || err != nil || c.Scheme != archive.LocationS3 {
+		return nil // only S3 has legal holds
 	}
 	store, _, err := archive.OpenStore(ctx, env.cfg.ArchiveURL)
 	if err != nil {
