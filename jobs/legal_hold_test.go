@@ -18,6 +18,7 @@ import (
 
 	"github.com/mediasync/mediasync/archive"
 	"github.com/mediasync/mediasync/internal/testenv"
+	"github.com/mediasync/mediasync/twilio"
 )
 
 const testAccount = "AC00000000000000000000000000000001"
@@ -65,7 +66,9 @@ func holdSetup(t *testing.T, maxConns int) *holdBundle {
 	})
 	require.NoError(t, err)
 	b := &holdBundle{catalog: archive.NewCatalog(pool), store: &flakyHolds{S3Store: s3}}
-	b.h = &Handlers{catalog: b.catalog, store: b.store, legalHolds: true, log: zerolog.Nop(), requeueBatch: 1000}
+	tw, err := twilio.New(testAccount, twilio.WithAuthToken("unused"))
+	require.NoError(t, err)
+	b.h = &Handlers{catalog: b.catalog, twilio: tw, store: b.store, legalHolds: true, log: zerolog.Nop(), requeueBatch: 1000}
 	run, err := b.catalog.CreateRun(t.Context(), archive.RunSpec{Kind: archive.KindBackfill, AccountSID: testAccount,
 		Since: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), Until: time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC), Actor: "test"})
 	require.NoError(t, err)
@@ -162,18 +165,31 @@ func TestS3LegalHoldThatFailedIsSetLater(t *testing.T) {
 	require.Empty(t, perHold)
 	require.Empty(t, media)
 
-	// Archived under the hold, but the worker died before the S3 call.
+	// Archived under the hold, but the S3 call failed: the media:archive
+	// task's retry finds the row archived and sets the hold.
 	second, secondKey := b.archive(t, customer)
+	b.store.fail.Store(1)
+	require.Error(t, b.h.syncLegalHold(ctx, second, secondKey, ""), "as copyMedia calls it, after the row")
 	_, media = b.unconfirmed(t)
 	require.Equal(t, []string{second}, media)
-	require.NoError(t, b.h.SyncLegalHolds(ctx, 100))
+	task, err := NewArchiveMediaTask(Queues{Media: "m", List: "l"}, MediaPayload{RunID: b.run, MediaSID: second})
+	require.NoError(t, err)
+	require.NoError(t, b.h.ArchiveMedia(ctx, task))
 	require.True(t, b.s3Hold(t, secondKey))
+
+	// Archived under the hold, and the worker died before the S3 call:
+	// the reconciler's pass sets it.
+	third, thirdKey := b.archive(t, customer)
+	_, media = b.unconfirmed(t)
+	require.Equal(t, []string{third}, media)
+	require.NoError(t, b.h.SyncLegalHolds(ctx, 100))
+	require.True(t, b.s3Hold(t, thirdKey))
 	_, media = b.unconfirmed(t)
 	require.Empty(t, media)
 
 	// Released, and the lift fails once (and its task is then lost): the
 	// objects stay shown until a pass lifts them.
-	_, err := b.catalog.ReleaseHold(ctx, id, "test", "done")
+	_, err = b.catalog.ReleaseHold(ctx, id, "test", "done")
 	require.NoError(t, err)
 	b.store.fail.Store(1)
 	require.Error(t, b.h.SyncLegalHolds(ctx, 100))
@@ -181,8 +197,9 @@ func TestS3LegalHoldThatFailedIsSetLater(t *testing.T) {
 	require.Equal(t, 1, perHold[id], "one lift failed")
 	require.Len(t, media, 1)
 	require.NoError(t, b.h.SyncLegalHolds(ctx, 100))
-	require.False(t, b.s3Hold(t, firstKey))
-	require.False(t, b.s3Hold(t, secondKey))
+	for _, key := range []string{firstKey, secondKey, thirdKey} {
+		require.False(t, b.s3Hold(t, key), key)
+	}
 	perHold, media = b.unconfirmed(t)
 	require.Empty(t, perHold)
 	require.Empty(t, media)
