@@ -38,10 +38,16 @@ func (c *Catalog) MediaLegalHold(ctx context.Context, sid string) (LegalHoldStat
 	return s, nil
 }
 
-// ConfirmLegalHold records that S3 accepted the media's legal hold as on.
-// Call it only after the store confirmed the change.
-func (c *Catalog) ConfirmLegalHold(ctx context.Context, sid string, on bool) error {
-	if _, err := c.pool.Exec(ctx, `UPDATE media SET legal_hold_s3 = $2 WHERE sid = $1`, sid, on); err != nil {
+// ConfirmLegalHold records that S3 accepted the media's legal hold as on;
+// was is the confirmed state read before the S3 call. Call it only after
+// the store confirmed the change. When another worker confirmed a change
+// meanwhile, the two S3 calls may have landed in either order: the state
+// becomes unknown (NULL), so a held object is set again by the reconciler
+// rather than trusted.
+func (c *Catalog) ConfirmLegalHold(ctx context.Context, sid string, on bool, was *bool) error {
+	if _, err := c.pool.Exec(ctx, `
+		UPDATE media SET legal_hold_s3 = CASE WHEN legal_hold_s3 IS NOT DISTINCT FROM $3::boolean THEN $2::boolean END
+		WHERE sid = $1`, sid, on, was); err != nil {
 		return fmt.Errorf("confirm legal hold of media %s: %w", sid, err)
 	}
 	return nil

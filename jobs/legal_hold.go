@@ -119,5 +119,5 @@ func (h *Handlers) syncLegalHold(ctx context.Context, sid, key, version string) 
 	if err := lh.SetLegalHold(ctx, key, version, st.Want); err != nil && !(errors.Is(err, archive.ErrNotFound) && !st.Want) {
 		return fmt.Errorf("legal hold of media %s: %w", sid, err)
 	}
-	return h.catalog.ConfirmLegalHold(ctx, sid, st.Want)
+	return h.catalog.ConfirmLegalHold(ctx, sid, st.Want, st.Confirmed)
 }

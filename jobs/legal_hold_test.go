@@ -234,3 +234,34 @@ func TestApplyHoldsOnOneConnection(t *testing.T) {
 		require.True(t, b.s3Hold(t, key), key)
 	}
 }
+
+// Two workers that set one object's S3 legal hold at once (a hold placed
+// while the media was being archived) may land their S3 calls in either
+// order: the second confirmation then leaves the state unknown, and the
+// held object is set again, not trusted.
+func TestInterleavedLegalHoldConfirmationsAreNotTrusted(t *testing.T) {
+	t.Parallel()
+	b := holdSetup(t, 0)
+	ctx := t.Context()
+	const customer = "+15550100002"
+	sid, key := b.archive(t, customer)
+	before, err := b.catalog.MediaLegalHold(ctx, sid) // the archiver reads: not held
+	require.NoError(t, err)
+	b.hold(t, customer)
+	during, err := b.catalog.MediaLegalHold(ctx, sid) // hold:apply reads: held
+	require.NoError(t, err)
+	require.False(t, before.Want)
+	require.True(t, during.Want)
+
+	// hold:apply's ON reaches S3 first, the archiver's OFF last, but
+	// hold:apply confirms last.
+	require.NoError(t, b.store.SetLegalHold(ctx, key, "", true))
+	require.NoError(t, b.store.SetLegalHold(ctx, key, "", false))
+	require.NoError(t, b.catalog.ConfirmLegalHold(ctx, sid, false, before.Confirmed))
+	require.NoError(t, b.catalog.ConfirmLegalHold(ctx, sid, true, during.Confirmed))
+
+	_, media := b.unconfirmed(t)
+	require.Equal(t, []string{sid}, media, "an object S3 left without its hold is not taken as confirmed")
+	require.NoError(t, b.h.SyncLegalHolds(ctx, 100))
+	require.True(t, b.s3Hold(t, key))
+}
