@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // Audit actions.
@@ -55,27 +57,39 @@ func audit(ctx context.Context, db execer, actor, action, subject string, detail
 }
 
 // AuditLog returns entries at or after since (zero: all), oldest first,
-// calling fn for each so the log is never held in memory whole.
+// calling fn for each so the log is never held in memory whole. It reads
+// the log in batches by id and calls fn only between them, so a slow fn
+// (a paused pipe) holds no connection.
 func (c *Catalog) AuditLog(ctx context.Context, since time.Time, fn func(AuditEntry) error) error {
-	rows, err := c.pool.Query(ctx, `
-		SELECT id, at, actor, action, subject, details::text, prev_hash, hash
-		FROM audit_log WHERE at >= $1 ORDER BY id`, since)
-	if err != nil {
-		return fmt.Errorf("audit log: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var e AuditEntry
-		var details string
-		if err := rows.Scan(&e.ID, &e.At, &e.Actor, &e.Action, &e.Subject, &details, &e.PrevHash, &e.Hash); err != nil {
+	const batch = 500
+	var after int64
+	for {
+		rows, err := c.pool.Query(ctx, `
+			SELECT id, at, actor, action, subject, details::text, prev_hash, hash
+			FROM audit_log WHERE at >= $1 AND id > $2 ORDER BY id LIMIT $3`, since, after, batch)
+		if err != nil {
 			return fmt.Errorf("audit log: %w", err)
 		}
-		e.At, e.Details = e.At.UTC(), json.RawMessage(details)
-		if err := fn(e); err != nil {
-			return err
+		entries, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (AuditEntry, error) {
+			var e AuditEntry
+			var details string
+			err := r.Scan(&e.ID, &e.At, &e.Actor, &e.Action, &e.Subject, &details, &e.PrevHash, &e.Hash)
+			e.At, e.Details = e.At.UTC(), json.RawMessage(details)
+			return e, err
+		})
+		if err != nil {
+			return fmt.Errorf("audit log: %w", err)
 		}
+		for _, e := range entries {
+			if err := fn(e); err != nil {
+				return err
+			}
+		}
+		if len(entries) < batch {
+			return nil
+		}
+		after = entries[len(entries)-1].ID
 	}
-	return rows.Err()
 }
 
 // AuditBreak says where the chain is broken.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -139,43 +140,63 @@ func (c *Catalog) Holds(ctx context.Context, all bool) ([]Hold, error) {
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Hold, error) { return scanHold(r) })
 }
 
-// HeldMedia lists the archived objects a hold covers (or covered, once
-// released), for setting or lifting S3 legal holds on them.
-func (c *Catalog) HeldMedia(ctx context.Context, holdID int64, fn func(sid, key, versionID string) error) error {
-	rows, err := c.pool.Query(ctx, `
-		SELECT m.sid, m.object_key, coalesce(m.version_id, '')
-		FROM holds h JOIN messages g ON (g.sid = ANY (h.message_sids) OR g.from_number = h.from_number OR g.to_number = h.to_number)
-		     AND (h.since IS NULL OR coalesce(g.date_sent, g.date_created) >= h.since)
-		     AND (h.until IS NULL OR coalesce(g.date_sent, g.date_created) < h.until)
-		JOIN media m ON m.message_sid = g.sid AND m.object_key IS NOT NULL
-		WHERE h.id = $1 ORDER BY m.sid`, holdID)
-	if err != nil {
-		return fmt.Errorf("media of hold %d: %w", holdID, err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var sid, key, version string
-		if err := rows.Scan(&sid, &key, &version); err != nil {
-			return fmt.Errorf("media of hold %d: %w", holdID, err)
-		}
-		if err := fn(sid, key, version); err != nil {
-			return err
-		}
-	}
-	return rows.Err()
+// HeldObject is an archived object a hold covers, in the store at loc.
+type HeldObject struct {
+	MediaSID  string
+	Key       string
+	VersionID string
 }
 
-// MediaHeld reports whether an active hold covers a media now.
-func (c *Catalog) MediaHeld(ctx context.Context, sid string) (bool, error) {
-	var held bool
-	err := c.pool.QueryRow(ctx, `
-		SELECT held(g.sid, g.from_number, g.to_number, coalesce(g.date_sent, g.date_created))
-		FROM media m JOIN messages g ON g.sid = m.message_sid WHERE m.sid = $1`, sid).Scan(&held)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return false, fmt.Errorf("media %s: %w", sid, ErrMediaNotFound)
+// heldBatch is how many objects one query reads: the rows are in memory
+// and the connection back in the pool before any S3 call is made.
+const heldBatch = 500
+
+// HeldMedia yields the archived objects in the store at loc that a hold
+// covers (or covered, once released), for setting or lifting their S3
+// legal holds. It reads them in keyset batches by media SID and holds no
+// connection while the caller works.
+func (c *Catalog) HeldMedia(ctx context.Context, holdID int64, loc Location) iter.Seq2[HeldObject, error] {
+	return c.heldObjects(ctx, fmt.Sprintf("media of hold %d", holdID), `
+		SELECT m.sid, m.object_key, coalesce(m.version_id, '')
+		FROM holds h JOIN messages g ON `+holdCovers+`
+		JOIN media m ON m.message_sid = g.sid AND m.object_key IS NOT NULL
+		WHERE h.id = $4 AND m.store = $1 AND m.bucket = $2 AND m.sid > $3
+		ORDER BY m.sid LIMIT `+fmt.Sprint(heldBatch), loc, holdID)
+}
+
+// holdCovers joins a hold h to the messages g it covers.
+const holdCovers = `(g.sid = ANY (h.message_sids) OR g.from_number = h.from_number OR g.to_number = h.to_number)
+		AND (h.since IS NULL OR coalesce(g.date_sent, g.date_created) >= h.since)
+		AND (h.until IS NULL OR coalesce(g.date_sent, g.date_created) < h.until)`
+
+// heldObjects pages through query, whose $1 and $2 are loc's kind and
+// bucket, $3 the last media SID yielded, and $4… the extra args.
+func (c *Catalog) heldObjects(ctx context.Context, what, query string, loc Location, args ...any) iter.Seq2[HeldObject, error] {
+	return func(yield func(HeldObject, error) bool) {
+		after := ""
+		for {
+			rows, err := c.pool.Query(ctx, query, append([]any{loc.Kind, loc.Bucket, after}, args...)...)
+			if err != nil {
+				yield(HeldObject{}, fmt.Errorf("%s: %w", what, err))
+				return
+			}
+			batch, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (HeldObject, error) {
+				var o HeldObject
+				return o, r.Scan(&o.MediaSID, &o.Key, &o.VersionID)
+			})
+			if err != nil {
+				yield(HeldObject{}, fmt.Errorf("%s: %w", what, err))
+				return
+			}
+			for _, o := range batch {
+				if !yield(o, nil) {
+					return
+				}
+			}
+			if len(batch) < heldBatch {
+				return
+			}
+			after = batch[len(batch)-1].MediaSID
+		}
 	}
-	if err != nil {
-		return false, fmt.Errorf("media %s: %w", sid, err)
-	}
-	return held, nil
 }

@@ -28,6 +28,7 @@ type Handlers struct {
 
 	maxBacklog   int
 	requeueBatch int
+	passTimeout  time.Duration
 	pageSize     int
 	now          func() time.Time
 	legalHolds   bool
@@ -66,6 +67,10 @@ type Deps struct {
 	// RequeueBatch is how many stale messages, media or export items the
 	// reconciler queues again per run and pass. Defaults to 5000.
 	RequeueBatch int
+	// PassTimeout bounds one pass of the reconcile and schedule loops, so
+	// a stuck Postgres, Redis or S3 fails that pass instead of wedging the
+	// loop. Defaults to 2 minutes.
+	PassTimeout time.Duration
 	// PageSize is how many messages one Twilio page holds. Defaults to 1000,
 	// Twilio's maximum: fewer requests per message.
 	PageSize int
@@ -100,11 +105,14 @@ func NewHandlers(d Deps) (*Handlers, error) {
 		catalog: d.Catalog, twilio: d.Twilio, store: d.Store, prefix: d.Prefix,
 		queues: d.Queues, enqueuer: d.Enqueuer, spoolDir: d.SpoolDir, log: d.Log,
 		maxBacklog: cmp(d.MaxBacklog, DefaultMaxBacklog), requeueBatch: cmp(d.RequeueBatch, 5000),
-		pageSize: cmp(d.PageSize, 1000), now: d.Now,
+		pageSize: cmp(d.PageSize, 1000), now: d.Now, passTimeout: d.PassTimeout,
 		legalHolds: d.LegalHolds, objectLock: d.ObjectLock, retention: d.Retention,
 	}
 	if h.now == nil {
 		h.now = time.Now
+	}
+	if h.passTimeout <= 0 {
+		h.passTimeout = 2 * time.Minute
 	}
 	return h, nil
 }

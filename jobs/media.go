@@ -46,6 +46,13 @@ func (h *Handlers) ArchiveMedia(ctx context.Context, t *asynq.Task) error {
 	var wanted bool
 	switch it.State {
 	case archive.MediaArchived:
+		// An attempt that committed the row may have failed, or died,
+		// before the S3 legal hold was set: this one sets it.
+		if loc := h.store.Location(); it.Store == loc.Kind && it.Bucket == loc.Bucket {
+			if err := h.syncLegalHold(ctx, it.SID, it.Key, it.VersionID); err != nil {
+				return err
+			}
+		}
 		if err := h.catalog.SetRunMedia(ctx, run.ID, it.SID, archive.MediaArchived, reused, ""); err != nil {
 			return err
 		}

@@ -2,7 +2,6 @@ package jobs
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -90,8 +89,9 @@ func (h *Handlers) requeue(ctx context.Context, run archive.Run, cutoff time.Tim
 	return nil
 }
 
-// ReconcileLoop runs Reconcile every interval until ctx ends. Across a
-// fleet, a Redis lock lets one worker at a time do it.
+// ReconcileLoop runs Reconcile and SyncLegalHolds every interval until ctx
+// ends, each pass within Deps.PassTimeout. Across a fleet, a Redis lock
+// lets one worker at a time do it.
 func (h *Handlers) ReconcileLoop(ctx context.Context, rdb redis.UniversalClient, lockKey string, interval, stale time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -99,15 +99,22 @@ func (h *Handlers) ReconcileLoop(ctx context.Context, rdb redis.UniversalClient,
 	// it delays reconciliation by one interval at most.
 	ttl := max(interval*9/10, time.Millisecond)
 	for {
-		ok, err := rdb.SetNX(ctx, lockKey, "1", ttl).Result()
+		// A pass has a deadline: a Postgres, Redis or S3 that stops
+		// answering fails this pass, not every pass after it.
+		pctx, cancel := context.WithTimeout(ctx, h.passTimeout)
+		ok, err := rdb.SetNX(pctx, lockKey, "1", ttl).Result()
 		switch {
-		case err != nil && !errors.Is(err, context.Canceled):
+		case err != nil && ctx.Err() == nil:
 			h.log.Warn().Err(err).Msg("reconcile: lock")
 		case ok:
-			if err := h.Reconcile(ctx, stale); err != nil && ctx.Err() == nil {
+			if err := h.Reconcile(pctx, stale); err != nil && ctx.Err() == nil {
 				h.log.Warn().Err(err).Msg("reconcile")
 			}
+			if err := h.SyncLegalHolds(pctx, h.requeueBatch); err != nil && ctx.Err() == nil {
+				h.log.Warn().Err(err).Msg("reconcile: S3 legal holds")
+			}
 		}
+		cancel()
 		select {
 		case <-ctx.Done():
 			return

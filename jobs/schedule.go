@@ -54,8 +54,9 @@ func (h *Handlers) ScheduleOnce(ctx context.Context, now time.Time) error {
 	return nil
 }
 
-// ScheduleLoop runs ScheduleOnce every interval until ctx ends, and checks
-// each policy against Twilio's purge once an hour.
+// ScheduleLoop runs ScheduleOnce every interval until ctx ends, each pass
+// within Deps.PassTimeout, and checks each policy against Twilio's purge
+// once an hour.
 func (h *Handlers) ScheduleLoop(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -63,13 +64,17 @@ func (h *Handlers) ScheduleLoop(ctx context.Context, interval time.Duration) {
 	var lastHealth time.Time
 	for {
 		now := h.now()
-		if err := h.ScheduleOnce(ctx, now); err != nil && ctx.Err() == nil {
+		// A pass has a deadline: a Postgres or Redis that stops answering
+		// fails this pass, not every tick after it.
+		pctx, cancel := context.WithTimeout(ctx, h.passTimeout)
+		if err := h.ScheduleOnce(pctx, now); err != nil && ctx.Err() == nil {
 			h.log.Warn().Err(err).Msg("schedule")
 		}
 		if now.Sub(lastHealth) >= time.Hour {
-			h.checkPurge(ctx, now, warned)
+			h.checkPurge(pctx, now, warned)
 			lastHealth = now
 		}
+		cancel()
 		select {
 		case <-ctx.Done():
 			return

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -46,25 +47,31 @@ func newDeployment(t *testing.T) *deployment {
 	return &deployment{Deployment: e2etest.New(t, e2etest.Options{Emulator: twiliotest.Config{Seed: 7}}), logs: &e2etest.LogBuffer{}}
 }
 
-// startWorker runs a worker in-process until the test ends.
-func (d *deployment) startWorker(t *testing.T) {
+// startWorker runs a worker in-process until the test ends, or until the
+// stop it returns is called.
+func (d *deployment) startWorker(t *testing.T) (stop func()) {
 	t.Helper()
 	cfg, err := config.Load(d.getenv, config.Need{TwilioCredentials: true, Archive: true})
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- worker.Run(ctx, cfg, "", logging.New(d.logs, "json", cfg.LogLevel)) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("worker: %v", err)
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("worker: %v", err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Errorf("worker did not stop within 30s")
 			}
-		case <-time.After(30 * time.Second):
-			t.Errorf("worker did not stop within 30s")
-		}
-	})
+		})
+	}
+	t.Cleanup(stop)
+	return stop
 }
 
 // cli runs the enqueue command as an operator would and returns its exit

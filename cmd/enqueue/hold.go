@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -107,8 +108,19 @@ func (a *app) holdListCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
+				s3 := a.legalHoldStore(cmd.Context(), env)
+				var unconfirmed map[int64]int
+				if s3 != nil {
+					if unconfirmed, err = env.catalog.UnconfirmedLegalHolds(cmd.Context(), s3.Location()); err != nil {
+						return err
+					}
+				}
 				w := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(w, "ID\tCOVERS\tSENT\tREASON\tPLACED\tRELEASED")
+				header := "ID\tCOVERS\tSENT\tREASON\tPLACED\tRELEASED"
+				if s3 != nil {
+					header += "\tS3 UNCONFIRMED"
+				}
+				fmt.Fprintln(w, header)
 				for _, h := range holds {
 					covers := "from " + h.From
 					switch {
@@ -125,15 +137,77 @@ func (a *app) holdListCmd() *cobra.Command {
 					if !h.ReleasedAt.IsZero() {
 						released = fmt.Sprintf("%s by %s: %s", h.ReleasedAt.UTC().Format(time.DateTime), h.ReleasedBy, h.ReleaseReason)
 					}
-					fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s by %s\t%s\n", h.ID, covers, sent, h.Reason,
+					fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s by %s\t%s", h.ID, covers, sent, h.Reason,
 						h.CreatedAt.UTC().Format(time.DateTime), h.CreatedBy, released)
+					if s3 != nil {
+						fmt.Fprintf(w, "\t%d", unconfirmed[h.ID])
+					}
+					fmt.Fprintln(w)
 				}
-				return w.Flush()
+				if err := w.Flush(); err != nil {
+					return err
+				}
+				if s3 != nil {
+					return a.printUnconfirmed(cmd.Context(), env, s3.Location())
+				}
+				return nil
 			})
 		},
 	}
 	cmd.Flags().BoolVar(&all, "all", false, "include released holds")
 	return cmd
+}
+
+// legalHoldStore returns the archive when it sets S3 legal holds (an S3
+// bucket with Object Lock), for hold list to show what S3 has not yet
+// confirmed; nil, with a note on stderr when it cannot tell, otherwise.
+func (a *app) legalHoldStore(ctx context.Context, env *env) archive.Store {
+	if c, err := archive.ParseURL(env.cfg.ArchiveURL); env.cfg.ArchiveURL == "" || err != nil || c.Scheme != archive.LocationS3 {
+		return nil // only S3 has legal holds
+	}
+	store, _, err := archive.OpenStore(ctx, env.cfg.ArchiveURL)
+	if err != nil {
+		fmt.Fprintf(a.stderr, "S3 legal holds not shown: %v\n", err)
+		return nil
+	}
+	lh, ok := store.(archive.LegalHolder)
+	if !ok {
+		return nil
+	}
+	on, err := lh.LegalHoldSupported(ctx)
+	if err != nil {
+		fmt.Fprintf(a.stderr, "S3 legal holds not shown: %v\n", err)
+		return nil
+	}
+	if !on {
+		return nil
+	}
+	return store
+}
+
+// maxUnconfirmedShown bounds hold list's list of unconfirmed objects; the
+// counts per hold are complete.
+const maxUnconfirmedShown = 20
+
+// printUnconfirmed lists objects whose S3 legal hold is not yet confirmed
+// to follow the holds in force: the workers' reconciler sets them.
+func (a *app) printUnconfirmed(ctx context.Context, env *env, loc archive.Location) error {
+	n := 0
+	for o, err := range env.catalog.LegalHoldsToSync(ctx, loc) {
+		if err != nil {
+			return err
+		}
+		if n == maxUnconfirmedShown {
+			fmt.Fprintln(a.stdout, "  … and more (see S3 UNCONFIRMED per hold)")
+			break
+		}
+		if n == 0 {
+			fmt.Fprintln(a.stdout, "\nS3 legal hold not yet confirmed (the workers retry these):")
+		}
+		fmt.Fprintf(a.stdout, "  %s\t%s\n", o.MediaSID, o.Key)
+		n++
+	}
+	return nil
 }
 
 func day(t time.Time) string {

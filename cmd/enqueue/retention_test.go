@@ -171,15 +171,7 @@ func TestHoldsSetS3LegalHolds(t *testing.T) {
 
 	code, out, errOut := d.cli(t, "message", before.SID, "--wait")
 	require.Equal(t, 0, code, "%s\n%s", out, errOut)
-	legalHold := func(msg twiliotest.MessageInfo) string {
-		key, _, err := d.ExpectedObject(msg.SID, msg.MediaSIDs[0])
-		require.NoError(t, err)
-		out, err := d.S3Client.GetObjectLegalHold(t.Context(), &s3.GetObjectLegalHoldInput{Bucket: aws.String(d.Bucket), Key: aws.String(key)})
-		if err != nil || out.LegalHold == nil {
-			return "OFF"
-		}
-		return string(out.LegalHold.Status)
-	}
+	legalHold := func(msg twiliotest.MessageInfo) string { return d.legalHold(t, msg) }
 	require.Equal(t, "OFF", legalHold(before))
 
 	code, _, errOut = d.cli(t, "hold", "add", "--reason", "case 7", "--from", customer)
@@ -193,6 +185,18 @@ func TestHoldsSetS3LegalHolds(t *testing.T) {
 	code, _, errOut = d.cli(t, "hold", "release", "1", "--reason", "done")
 	require.Equal(t, 0, code, errOut)
 	waitFor(t, func() bool { return legalHold(before) == "OFF" && legalHold(after) == "OFF" }, "legal holds lifted at release")
+}
+
+// legalHold reads the S3 legal hold of a message's first media's object.
+func (d *deployment) legalHold(t *testing.T, msg twiliotest.MessageInfo) string {
+	t.Helper()
+	key, _, err := d.ExpectedObject(msg.SID, msg.MediaSIDs[0])
+	require.NoError(t, err)
+	out, err := d.S3Client.GetObjectLegalHold(t.Context(), &s3.GetObjectLegalHoldInput{Bucket: aws.String(d.Bucket), Key: aws.String(key)})
+	if err != nil || out.LegalHold == nil {
+		return "OFF"
+	}
+	return string(out.LegalHold.Status)
 }
 
 func waitFor(t *testing.T, cond func() bool, what string) {

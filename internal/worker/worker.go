@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -31,18 +32,10 @@ import (
 // reconciler, and (when httpAddr is set) the /healthz endpoint. On return,
 // tasks in flight have finished or gone back to the queue unchanged.
 func Run(ctx context.Context, cfg config.Config, httpAddr string, log zerolog.Logger) error {
-	pcfg, err := pgxpool.ParseConfig(cfg.DatabaseURL)
+	pcfg, err := poolConfig(cfg.DatabaseURL, cfg.Concurrency)
 	if err != nil {
-		return errors.New("DATABASE_URL: cannot parse") // the URL may hold a password
+		return err
 	}
-	// A connection per task plus a few for the loops, unless DATABASE_URL
-	// sets pool_max_conns: many tasks wait on Twilio at once, and a pool
-	// that size can pass Postgres's max_connections (tasks then wait for a
-	// connection instead of failing with "too many clients").
-	if !strings.Contains(cfg.DatabaseURL, "pool_max_conns") {
-		pcfg.MaxConns = int32(cfg.Concurrency + 4)
-	}
-	pcfg.ConnConfig.RuntimeParams["application_name"] = "mediasync-worker"
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
 		return fmt.Errorf("postgres: %w", err)
@@ -154,6 +147,45 @@ func Run(ctx context.Context, cfg config.Config, httpAddr string, log zerolog.Lo
 	}
 	log.Info().Msg("worker stopped")
 	return nil
+}
+
+// Statement and lock timeouts of worker connections, unless DATABASE_URL
+// sets them: no statement waits forever on a lock or a stuck query, so a
+// task or a loop fails and is retried instead of holding its connection.
+// Generous enough for the largest migration and export selection.
+const (
+	defaultStatementTimeout = "5min"
+	defaultLockTimeout      = "30s"
+)
+
+// poolConfig parses DATABASE_URL (URL or key=value form) for the worker's
+// pool: a connection per task plus a few for the loops unless it sets
+// pool_max_conns (many tasks wait on Twilio at once, and a pool that size
+// can pass Postgres's max_connections: tasks then wait for a connection
+// instead of failing with "too many clients"), and the default timeouts
+// unless it sets them, as parameters or in options=-c….
+func poolConfig(databaseURL string, concurrency int) (*pgxpool.Config, error) {
+	pcfg, err := pgxpool.ParseConfig(databaseURL)
+	if err != nil {
+		return nil, errors.New("DATABASE_URL: cannot parse") // the URL may hold a password
+	}
+	// pgxpool removes its own settings from what it parsed; pgconn keeps
+	// every setting it does not know, the pool's included.
+	given, err := pgconn.ParseConfig(databaseURL)
+	if err != nil {
+		return nil, errors.New("DATABASE_URL: cannot parse")
+	}
+	if _, ok := given.RuntimeParams["pool_max_conns"]; !ok {
+		pcfg.MaxConns = int32(concurrency + 4)
+	}
+	params := pcfg.ConnConfig.RuntimeParams
+	for name, def := range map[string]string{"statement_timeout": defaultStatementTimeout, "lock_timeout": defaultLockTimeout} {
+		if _, ok := params[name]; !ok && !strings.Contains(params["options"], name) {
+			params[name] = def
+		}
+	}
+	params["application_name"] = "mediasync-worker"
+	return pcfg, nil
 }
 
 func newTwilio(c config.Config, l *ratelimit.Limiter, log zerolog.Logger) (*twilio.Client, error) {

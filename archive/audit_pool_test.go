@@ -1,0 +1,42 @@
+package archive_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+
+	"github.com/mediasync/mediasync/archive"
+	"github.com/mediasync/mediasync/internal/testenv"
+)
+
+// AuditLog holds no connection while its callback runs: on a
+// one-connection pool, a callback that reads the catalog (or writes to a
+// pipe nobody reads yet) does not wait forever on the pool.
+func TestAuditLogHoldsNoConnectionDuringCallback(t *testing.T) {
+	t.Parallel()
+	db := testenv.NewDatabase(t)
+	pool, err := pgxpool.New(t.Context(), db.URL+"&pool_max_conns=1")
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	_, err = archive.Migrate(t.Context(), pool)
+	require.NoError(t, err)
+	c := archive.NewCatalog(pool)
+	for i := range 3 {
+		_, err := c.AddHold(t.Context(), archive.Hold{Reason: "case", From: fmt.Sprintf("+1555010000%d", i), CreatedBy: "test"})
+		require.NoError(t, err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	n := 0
+	err = c.AuditLog(ctx, time.Time{}, func(e archive.AuditEntry) error {
+		n++
+		_, err := c.Holds(ctx, true)
+		return err
+	})
+	require.NoError(t, err)
+	require.Equal(t, 3, n)
+}

@@ -1,0 +1,267 @@
+package jobs
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/require"
+
+	"github.com/mediasync/mediasync/archive"
+	"github.com/mediasync/mediasync/internal/testenv"
+	"github.com/mediasync/mediasync/twilio"
+)
+
+const testAccount = "AC00000000000000000000000000000001"
+
+// flakyHolds is the archive with S3 legal holds that fail while fail > 0:
+// a PUT that errors after the rows asking for it committed.
+type flakyHolds struct {
+	*archive.S3Store
+	fail atomic.Int32
+}
+
+func (f *flakyHolds) SetLegalHold(ctx context.Context, key, versionID string, on bool) error {
+	if f.fail.Add(-1) >= 0 {
+		return errors.New("injected: S3 legal hold refused")
+	}
+	return f.S3Store.SetLegalHold(ctx, key, versionID, on)
+}
+
+type holdBundle struct {
+	h       *Handlers
+	catalog *archive.Catalog
+	store   *flakyHolds
+	run     uuid.UUID
+	n       int
+}
+
+// holdSetup returns handlers on an Object-Lock bucket and a catalog whose
+// pool has maxConns connections (0: pgxpool's default).
+func holdSetup(t *testing.T, maxConns int) *holdBundle {
+	t.Helper()
+	db := testenv.NewDatabase(t)
+	url := db.URL
+	if maxConns > 0 {
+		url += fmt.Sprintf("&pool_max_conns=%d", maxConns)
+	}
+	pool, err := pgxpool.New(t.Context(), url)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	_, err = archive.Migrate(t.Context(), pool)
+	require.NoError(t, err)
+	srv := testenv.S3(t)
+	s3, err := archive.NewS3Store(t.Context(), archive.S3Config{
+		Bucket: testenv.Bucket(t, testenv.WithObjectLock()), Region: srv.Region, Endpoint: srv.Endpoint,
+		UsePathStyle: true, Credentials: srv.Credentials(),
+	})
+	require.NoError(t, err)
+	b := &holdBundle{catalog: archive.NewCatalog(pool), store: &flakyHolds{S3Store: s3}}
+	tw, err := twilio.New(testAccount, twilio.WithAuthToken("unused"))
+	require.NoError(t, err)
+	b.h = &Handlers{catalog: b.catalog, twilio: tw, store: b.store, legalHolds: true, log: zerolog.Nop(), requeueBatch: 1000}
+	run, err := b.catalog.CreateRun(t.Context(), archive.RunSpec{Kind: archive.KindBackfill, AccountSID: testAccount,
+		Since: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), Until: time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC), Actor: "test"})
+	require.NoError(t, err)
+	_, err = b.catalog.StartRun(t.Context(), run.ID)
+	require.NoError(t, err)
+	b.run = run.ID
+	return b
+}
+
+// archive records one message from `from` with one media, stores its
+// object and marks it archived, as ArchiveMedia does up to (not including)
+// its S3 legal hold: a worker that died right after the row committed.
+func (b *holdBundle) archive(t *testing.T, from string) (mediaSID, key string) {
+	t.Helper()
+	ctx := t.Context()
+	b.n++
+	msg := fmt.Sprintf("MM%032x", b.n)
+	mediaSID = fmt.Sprintf("ME%032x", b.n)
+	sent := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	require.NoError(t, b.catalog.RecordMessages(ctx, b.run, []archive.MessageRecord{{
+		SID: msg, AccountSID: testAccount, DateSent: sent, From: from, To: "+15550199", NumMedia: 1, NumMediaKnown: true,
+	}}, false))
+	require.NoError(t, b.catalog.RecordMedia(ctx, b.run, []archive.MediaRecord{
+		{SID: mediaSID, AccountSID: testAccount, MessageSID: msg, ContentType: "image/jpeg"}}, false))
+	body := []byte("media " + mediaSID)
+	sum := sha256.Sum256(body)
+	key = archive.ObjectKey("archive", archive.KeyInfo{AccountSID: testAccount, MessageSID: msg, MediaSID: mediaSID,
+		ContentType: "image/jpeg", DateSent: sent})
+	res, err := b.store.Put(ctx, archive.PutInput{Key: key, ContentType: "image/jpeg", Size: int64(len(body)), SHA256: sum},
+		bytes.NewReader(body))
+	require.NoError(t, err)
+	loc := b.store.Location()
+	_, err = b.catalog.MarkArchived(ctx, b.run, mediaSID, archive.ArchivedCopy{Size: int64(len(body)), SHA256: sum,
+		Store: loc.Kind, Bucket: loc.Bucket, Key: key, VersionID: res.VersionID})
+	require.NoError(t, err)
+	return mediaSID, key
+}
+
+func (b *holdBundle) hold(t *testing.T, from string) int64 {
+	t.Helper()
+	h, err := b.catalog.AddHold(t.Context(), archive.Hold{Reason: "case " + from, From: from, CreatedBy: "test"})
+	require.NoError(t, err)
+	return h.ID
+}
+
+func (b *holdBundle) apply(ctx context.Context, id int64, event string) error {
+	task, err := NewApplyHoldTask(Queues{Media: "m", List: "l"}, ApplyHoldPayload{HoldID: id, Event: event})
+	if err != nil {
+		return err
+	}
+	return b.h.ApplyHold(ctx, task)
+}
+
+func (b *holdBundle) s3Hold(t *testing.T, key string) bool {
+	t.Helper()
+	on, err := b.store.LegalHold(t.Context(), key, "")
+	require.NoError(t, err)
+	return on
+}
+
+func (b *holdBundle) unconfirmed(t *testing.T) (perHold map[int64]int, media []string) {
+	t.Helper()
+	perHold, err := b.catalog.UnconfirmedLegalHolds(t.Context(), b.store.Location())
+	require.NoError(t, err)
+	for o, err := range b.catalog.LegalHoldsToSync(t.Context(), b.store.Location()) {
+		require.NoError(t, err)
+		media = append(media, o.MediaSID)
+	}
+	return perHold, media
+}
+
+// An S3 legal hold that failed to set is set by the next attempt, and is
+// shown as unconfirmed until then; an object whose worker died after its
+// row committed is found and set by the reconciler's pass, and so is the
+// lift of a released hold whose task was lost.
+func TestS3LegalHoldThatFailedIsSetLater(t *testing.T) {
+	t.Parallel()
+	b := holdSetup(t, 0)
+	ctx := t.Context()
+	const customer = "+15550100001"
+	first, firstKey := b.archive(t, customer)
+	id := b.hold(t, customer)
+
+	b.store.fail.Store(1)
+	require.Error(t, b.apply(ctx, id, "added"), "the injected failure is the task's error, so it is retried")
+	require.False(t, b.s3Hold(t, firstKey))
+	perHold, media := b.unconfirmed(t)
+	require.Equal(t, map[int64]int{id: 1}, perHold, "the held object is shown unconfirmed")
+	require.Equal(t, []string{first}, media)
+
+	require.NoError(t, b.apply(ctx, id, "added"), "the retry")
+	require.True(t, b.s3Hold(t, firstKey))
+	perHold, media = b.unconfirmed(t)
+	require.Empty(t, perHold)
+	require.Empty(t, media)
+
+	// Archived under the hold, but the S3 call failed: the media:archive
+	// task's retry finds the row archived and sets the hold.
+	second, secondKey := b.archive(t, customer)
+	b.store.fail.Store(1)
+	require.Error(t, b.h.syncLegalHold(ctx, second, secondKey, ""), "as copyMedia calls it, after the row")
+	_, media = b.unconfirmed(t)
+	require.Equal(t, []string{second}, media)
+	task, err := NewArchiveMediaTask(Queues{Media: "m", List: "l"}, MediaPayload{RunID: b.run, MediaSID: second})
+	require.NoError(t, err)
+	require.NoError(t, b.h.ArchiveMedia(ctx, task))
+	require.True(t, b.s3Hold(t, secondKey))
+
+	// Archived under the hold, and the worker died before the S3 call:
+	// the reconciler's pass sets it.
+	third, thirdKey := b.archive(t, customer)
+	_, media = b.unconfirmed(t)
+	require.Equal(t, []string{third}, media)
+	require.NoError(t, b.h.SyncLegalHolds(ctx, 100))
+	require.True(t, b.s3Hold(t, thirdKey))
+	_, media = b.unconfirmed(t)
+	require.Empty(t, media)
+
+	// Released, and the lift fails once (and its task is then lost): the
+	// objects stay shown until a pass lifts them.
+	_, err = b.catalog.ReleaseHold(ctx, id, "test", "done")
+	require.NoError(t, err)
+	b.store.fail.Store(1)
+	require.Error(t, b.h.SyncLegalHolds(ctx, 100))
+	perHold, media = b.unconfirmed(t)
+	require.Equal(t, 1, perHold[id], "one lift failed")
+	require.Len(t, media, 1)
+	require.NoError(t, b.h.SyncLegalHolds(ctx, 100))
+	for _, key := range []string{firstKey, secondKey, thirdKey} {
+		require.False(t, b.s3Hold(t, key), key)
+	}
+	perHold, media = b.unconfirmed(t)
+	require.Empty(t, perHold)
+	require.Empty(t, media)
+}
+
+// On a one-connection pool, hold:apply tasks running side by side finish:
+// none holds the connection (a cursor) while it asks for another or calls
+// S3. Before, the first one waited forever on the pool.
+func TestApplyHoldsOnOneConnection(t *testing.T) {
+	t.Parallel()
+	b := holdSetup(t, 1)
+	var keys []string
+	var holds []int64
+	for i := range 4 {
+		customer := fmt.Sprintf("+1555010010%d", i)
+		for range 3 {
+			_, key := b.archive(t, customer)
+			keys = append(keys, key)
+		}
+		holds = append(holds, b.hold(t, customer))
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make([]error, len(holds))
+	for i, id := range holds {
+		wg.Go(func() { errs[i] = b.apply(ctx, id, "added") })
+	}
+	wg.Wait()
+	require.NoError(t, errors.Join(errs...))
+	for _, key := range keys {
+		require.True(t, b.s3Hold(t, key), key)
+	}
+}
+
+// Two workers that set one object's S3 legal hold at once (a hold placed
+// while the media was being archived) may land their S3 calls in either
+// order: the second confirmation then leaves the state unknown, and the
+// held object is set again, not trusted.
+func TestInterleavedLegalHoldConfirmationsAreNotTrusted(t *testing.T) {
+	t.Parallel()
+	b := holdSetup(t, 0)
+	ctx := t.Context()
+	const customer = "+15550100002"
+	sid, key := b.archive(t, customer)
+	before, err := b.catalog.MediaLegalHold(ctx, sid) // the archiver reads: not held
+	require.NoError(t, err)
+	b.hold(t, customer)
+	during, err := b.catalog.MediaLegalHold(ctx, sid) // hold:apply reads: held
+	require.NoError(t, err)
+	require.False(t, before.Want)
+	require.True(t, during.Want)
+
+	// hold:apply's ON reaches S3 first, the archiver's OFF last, but
+	// hold:apply confirms last.
+	require.NoError(t, b.store.SetLegalHold(ctx, key, "", true))
+	require.NoError(t, b.store.SetLegalHold(ctx, key, "", false))
+	require.NoError(t, b.catalog.ConfirmLegalHold(ctx, sid, false, before.Confirmed))
+	require.NoError(t, b.catalog.ConfirmLegalHold(ctx, sid, true, during.Confirmed))
+
+	_, media := b.unconfirmed(t)
+	require.Equal(t, []string{sid}, media, "an object S3 left without its hold is not taken as confirmed")
+	require.NoError(t, b.h.SyncLegalHolds(ctx, 100))
+	require.True(t, b.s3Hold(t, key))
+}
