@@ -40,6 +40,12 @@ first page, then each page's NextPageURI, and fetches it with Page.
 A page URI on another host, of another list, or one that loops back is
 refused with ErrInvalidPageURI, before any request for it is made.
 
+A page is decoded as it streams, never read whole: it may hold no more
+items than the PageSize its URI asks for (50 when it names none), no item
+larger than 64 KiB or keeping more than 4 KiB of fields, so one page costs
+a few MiB at most whatever the server sends; a page past a bound is an
+error, never a silent truncation.
+
 # Errors
 
 A response that is not a success is an *Error with the HTTP status and

@@ -140,7 +140,11 @@ func (s *MediaService) Delete(ctx context.Context, messageSID, sid string) error
 //
 //twilio:operation GET /2010-04-01/Accounts/{AccountSid}/Messages/{MessageSid}/Media.json
 func (s *MediaService) Page(ctx context.Context, uri string) (*MediaPage, error) {
-	return fetchPage[MediaPage](ctx, s.client, uri, s.isListPath)
+	m, items, err := fetchPage[Media](ctx, s.client, uri, s.isListPath, "media_list")
+	if err != nil {
+		return nil, err
+	}
+	return &MediaPage{PageMeta: m, Media: items}, nil
 }
 
 // Pages iterates over the pages of messageSID's media list, following

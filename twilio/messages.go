@@ -113,7 +113,11 @@ func (s *MessagesService) Get(ctx context.Context, sid string) (*Message, error)
 //
 //twilio:operation GET /2010-04-01/Accounts/{AccountSid}/Messages.json
 func (s *MessagesService) Page(ctx context.Context, uri string) (*MessagePage, error) {
-	return fetchPage[MessagePage](ctx, s.client, uri, s.isListPath)
+	m, items, err := fetchPage[Message](ctx, s.client, uri, s.isListPath, "messages")
+	if err != nil {
+		return nil, err
+	}
+	return &MessagePage{PageMeta: m, Messages: items}, nil
 }
 
 func (s *MessagesService) isListPath(path string) bool { return path == s.listPath() }
