@@ -233,7 +233,7 @@ func (h *Handlers) ListMessage(ctx context.Context, t *asynq.Task) error {
 		return nil
 	}
 	for m, err := range h.twilio.Media.All(ctx, p.MessageSID, twilio.MediaListParams{}) {
-		if twilio.IsNotFound(err) {
+		if twilio.IsGone(err) {
 			// The message was deleted since its page was listed (Twilio
 			// deletes its media with it): nothing more of it can be
 			// archived and no retry changes that. Recorded as gone, so
