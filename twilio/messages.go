@@ -97,8 +97,8 @@ func (s *MessagesService) ListURI(params MessageListParams) (string, error) {
 //
 //twilio:operation GET /2010-04-01/Accounts/{AccountSid}/Messages/{Sid}.json
 func (s *MessagesService) Get(ctx context.Context, sid string) (*Message, error) {
-	if !ValidMessageSID(sid) {
-		return nil, fmt.Errorf("twilio: Messages.Get: message SID %s is not valid: want SM or MM followed by 32 hex digits", quoteInput(sid))
+	if err := CheckMessageSID(sid); err != nil {
+		return nil, fmt.Errorf("twilio: Messages.Get: %w", err)
 	}
 	c := s.client
 	return getJSON[Message](ctx, c, c.api.url("/2010-04-01/Accounts/"+c.accountSID+"/Messages/"+sid+".json", ""))
