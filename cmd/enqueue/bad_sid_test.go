@@ -26,7 +26,7 @@ import (
 // media list for a hostile one.
 func TestBadMessageSIDFromTwilioFailsTheWindow(t *testing.T) {
 	t.Parallel()
-	d, _ := badSIDDeployment(t)
+	d, _, _ := badSIDDeployment(t)
 
 	code, out, errOut := d.cli(t, "backfill", "--since", "2026-02-03", "--until", "2026-02-04", "--wait")
 	require.NotEqual(t, 0, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
@@ -42,7 +42,7 @@ func TestBadMessageSIDFromTwilioFailsTheWindow(t *testing.T) {
 
 func TestBadMediaSIDFromTwilioFailsTheMessage(t *testing.T) {
 	t.Parallel()
-	d, badMedia := badSIDDeployment(t)
+	d, badMedia, _ := badSIDDeployment(t)
 
 	code, out, errOut := d.cli(t, "message", badMedia.SID, "--wait")
 	require.NotEqual(t, 0, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
@@ -58,19 +58,38 @@ func TestBadMediaSIDFromTwilioFailsTheMessage(t *testing.T) {
 	d.checkNoBadSIDs(t)
 }
 
+// A message run whose message Twilio answers with a bad SID fails that
+// message with the reason.
+func TestBadSIDInAMessageRunFailsTheMessage(t *testing.T) {
+	t.Parallel()
+	d, _, badMsg := badSIDDeployment(t)
+
+	code, out, errOut := d.cli(t, "message", badMsg.SID, "--wait")
+	require.NotEqual(t, 0, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
+	var state, reason string
+	require.NoError(t, d.Pool.QueryRow(t.Context(), `SELECT state, coalesce(error, '') FROM run_messages WHERE message_sid = $1`, badMsg.SID).Scan(&state, &reason))
+	require.Equal(t, "failed", state)
+	require.Contains(t, reason, "message SID")
+	require.Contains(t, reason, "is not valid")
+	require.Less(t, len(reason), 512, "the reason quotes the SID cut short: %q", reason)
+	d.checkNoBadSIDs(t)
+}
+
 // badSIDDeployment runs a worker behind the SID-swapping proxy, with two
-// messages on 2026-02-03 (one listed with a hostile SID) and, days later, a
-// message whose media list names one media with a hostile SID.
-func badSIDDeployment(t *testing.T) (*deployment, twiliotest.MessageInfo) {
+// messages on 2026-02-03 (one, badMsg, listed and fetched with a hostile
+// SID) and, days later, badMedia, whose media list names one media with a
+// hostile SID.
+func badSIDDeployment(t *testing.T) (d *deployment, badMedia, badMsg twiliotest.MessageInfo) {
 	t.Helper()
-	d := newDeployment(t)
+	d = newDeployment(t)
 	day := time.Date(2026, 2, 3, 10, 0, 0, 0, time.UTC)
 	media := []twiliotest.MediaOptions{{ContentType: "image/jpeg", Size: 2 << 10}, {ContentType: "image/png", Size: 3 << 10}}
-	badMsg, err := d.Emu.AddMessage(d.Account.SID, twiliotest.MessageOptions{DateSent: day, Media: media})
+	var err error
+	badMsg, err = d.Emu.AddMessage(d.Account.SID, twiliotest.MessageOptions{DateSent: day, Media: media})
 	require.NoError(t, err)
 	_, err = d.Emu.AddMessage(d.Account.SID, twiliotest.MessageOptions{DateSent: day, Media: media})
 	require.NoError(t, err)
-	badMedia, err := d.Emu.AddMessage(d.Account.SID, twiliotest.MessageOptions{DateSent: day.AddDate(0, 0, 5), Media: media})
+	badMedia, err = d.Emu.AddMessage(d.Account.SID, twiliotest.MessageOptions{DateSent: day.AddDate(0, 0, 5), Media: media})
 	require.NoError(t, err)
 
 	// Long, with a quote, a newline and a NUL: nothing of it may reach a
@@ -81,6 +100,7 @@ func badSIDDeployment(t *testing.T) (*deployment, twiliotest.MessageInfo) {
 		return re.ReplaceAll(body, []byte(`"sid": "`+with+`"`))
 	}
 	messagesPath := fmt.Sprintf("/2010-04-01/Accounts/%s/Messages.json", d.Account.SID)
+	messagePath := fmt.Sprintf("/2010-04-01/Accounts/%s/Messages/%s.json", d.Account.SID, badMsg.SID)
 	mediaListPath := fmt.Sprintf("/2010-04-01/Accounts/%s/Messages/%s/Media.json", d.Account.SID, badMedia.SID)
 	guard, err := url.Parse(d.GuardURL)
 	require.NoError(t, err)
@@ -88,7 +108,7 @@ func badSIDDeployment(t *testing.T) (*deployment, twiliotest.MessageInfo) {
 	pass.ModifyResponse = func(resp *http.Response) error {
 		var with []byte
 		switch resp.Request.URL.Path {
-		case messagesPath:
+		case messagesPath, messagePath:
 			b, err := io.ReadAll(resp.Body)
 			if err != nil {
 				return err
@@ -113,7 +133,7 @@ func badSIDDeployment(t *testing.T) (*deployment, twiliotest.MessageInfo) {
 	d.Env["TWILIO_API_URL"] = proxy.URL
 	d.startWorker(t)
 
-	return d, badMedia
+	return d, badMedia, badMsg
 }
 
 // checkNoBadSIDs fails t if any row or log line holds a SID that is not
