@@ -60,6 +60,11 @@ Twilio's code, message and more_info. Branch with the helpers:
 		return err
 	}
 
+IsGone is stricter than IsNotFound: only the API's own 404 / 20404, not a
+404 from the signed-URL host a download was redirected to (Error.Storage)
+nor one without Twilio's code; a caller that must not give up on what
+Twilio still holds fetches the resource again to know.
+
 Errors show the method and the request path, never a query string (filters
 hold phone numbers, signed URLs hold signatures) and never a credential.
 
