@@ -60,6 +60,18 @@ func FuzzDecodePage(f *testing.F) {
 	})
 }
 
+func FuzzRequestedPageSize(f *testing.F) {
+	for _, s := range []string{"", "PageSize=2", "DateSent%3E=2008-01-02&PageSize=1000&Page=1&PageToken=PAMMc26223853f8c46b4ab7dfaa6abba0a26",
+		"PageSize=0", "PageSize=-1", "PageSize=1001", "PageSize=99999999999999999999", "PageSize=%zz", "PageSize=1&PageSize=5", ";"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, q string) {
+		if n := requestedPageSize(q); n < 1 || n > maxPageSize {
+			t.Fatalf("requestedPageSize(%q) = %d", q, n)
+		}
+	})
+}
+
 func FuzzErrorBody(f *testing.F) {
 	for _, s := range []string{
 		`{"code": 20404, "message": "The requested resource /2010-04-01/Accounts/AC/Messages/MM.json was not found", "more_info": "https://www.twilio.com/docs/errors/20404", "status": 404}`,
