@@ -42,11 +42,17 @@
 //     ends, and placing a hold waits out the leases it covers.
 //   - A delete task acts only on a media of its run's account that its run
 //     marked to delete.
+//   - A media is recorded gone only on the API's own 404 / 20404 for it
+//     (twilio.IsGone); a 404 from the signed-URL host, or without the code,
+//     fetches the media again and retries the download while Twilio has it.
+//   - SIDs from Twilio are checked against their pattern before anything
+//     records them; a bad one fails its window or message with the reason.
 //
 // # Retries
 //
 // Twilio's 429 and queue backpressure return a RetryLaterError, which does
-// not use up a retry (IsFailure, RetryDelay). Errors no retry can fix (a
+// not use up a retry (IsFailure, RetryDelay); its pause, like every retry
+// delay, is capped at 5 minutes whatever Retry-After asks. Errors no retry can fix (a
 // corrupt payload, a 4xx from Twilio, a conflicting object) wrap
 // asynq.SkipRetry; the media is recorded as failed with the reason, and the
 // run counts it.

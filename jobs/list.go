@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/hibiken/asynq"
 
 	"github.com/mediasync/mediasync/archive"
@@ -60,6 +62,14 @@ func (h *Handlers) StartRun(ctx context.Context, t *asynq.Task) error {
 			}
 		case err != nil:
 			return h.listingError(ctx, err, func(reason string) error {
+				return h.catalog.FailMessage(ctx, run.ID, run.MessageSID, reason)
+			})
+		case !twilio.ValidMessageSID(msg.SID) || !strings.EqualFold(msg.SID, run.MessageSID):
+			err := twilio.CheckMessageSID(msg.SID)
+			if err == nil {
+				err = fmt.Errorf("asked for message %s, Twilio answered with message %s", run.MessageSID, msg.SID)
+			}
+			return h.badSID(ctx, run.ID, err, func(reason string) error {
 				return h.catalog.FailMessage(ctx, run.ID, run.MessageSID, reason)
 			})
 		default:
@@ -149,6 +159,14 @@ func (h *Handlers) ListPage(ctx context.Context, t *asynq.Task) error {
 
 	recs := make([]archive.MessageRecord, 0, len(page.Messages))
 	for i := range page.Messages {
+		if err := twilio.CheckMessageSID(page.Messages[i].SID); err != nil {
+			// A message that cannot be named can be neither recorded nor
+			// listed (a row for it would be re-queued forever): the
+			// window fails, loudly, with the reason.
+			return h.badSID(ctx, run.ID, fmt.Errorf("page %d of window %d, message %d: %w", w.Page, w.Seq, i, err), func(reason string) error {
+				return h.catalog.FailWindow(ctx, run.ID, w.Seq, reason)
+			})
+		}
 		rec := messageRecord(run.AccountSID, &page.Messages[i])
 		// Twilio's date filter works on whole days; the window is exact.
 		if !rec.DateSent.IsZero() && (rec.DateSent.Before(w.StartsAt) || !rec.DateSent.Before(w.EndsAt)) {
@@ -233,7 +251,7 @@ func (h *Handlers) ListMessage(ctx context.Context, t *asynq.Task) error {
 		return nil
 	}
 	for m, err := range h.twilio.Media.All(ctx, p.MessageSID, twilio.MediaListParams{}) {
-		if twilio.IsNotFound(err) {
+		if twilio.IsGone(err) {
 			// The message was deleted since its page was listed (Twilio
 			// deletes its media with it): nothing more of it can be
 			// archived and no retry changes that. Recorded as gone, so
@@ -252,6 +270,16 @@ func (h *Handlers) ListMessage(ctx context.Context, t *asynq.Task) error {
 					return err
 				}
 				return h.finish(ctx, run.ID)
+			})
+		}
+		if err := twilio.CheckMediaSID(m.SID); err != nil {
+			// Recorded, it would be queued and re-queued forever: the
+			// message fails with the reason; the media before it stay.
+			if err := flush(); err != nil {
+				return err
+			}
+			return h.badSID(ctx, run.ID, fmt.Errorf("media list of message %s, media %d: %w", p.MessageSID, found, err), func(reason string) error {
+				return h.catalog.FailMessage(ctx, run.ID, p.MessageSID, reason)
 			})
 		}
 		recs = append(recs, archive.MediaRecord{
@@ -288,6 +316,21 @@ func (h *Handlers) listingError(ctx context.Context, err error, fail func(reason
 		return permanent(err)
 	}
 	return err
+}
+
+// badSID records (fail) that Twilio sent a SID that is not valid, where it
+// entered, and ends the task: no retry brings a different answer. err
+// quotes the SID cut short (twilio.CheckMessageSID), so the reason stays
+// bounded.
+func (h *Handlers) badSID(ctx context.Context, runID uuid.UUID, err error, fail func(reason string) error) error {
+	err = fmt.Errorf("Twilio sent a SID mediasync cannot use: %w", err)
+	if ferr := fail(errText(err)); ferr != nil {
+		return ferr
+	}
+	if ferr := h.finish(ctx, runID); ferr != nil {
+		return ferr
+	}
+	return permanent(err)
 }
 
 // messageRecord keeps what the catalog needs of a message. Every field of a

@@ -93,7 +93,8 @@ func (h *Handlers) ArchiveMedia(ctx context.Context, t *asynq.Task) error {
 func (h *Handlers) copyMedia(ctx context.Context, runID uuid.UUID, it archive.MediaItem) (gone, deleteWanted bool, err error) {
 	content, err := h.twilio.Media.Open(ctx, it.MessageSID, it.SID)
 	if twilio.IsNotFound(err) {
-		return true, false, h.catalog.MarkGone(ctx, runID, it.SID)
+		gone, err := h.contentNotFound(ctx, runID, it, err)
+		return gone, false, err
 	}
 	if err != nil {
 		return false, false, fmt.Errorf("download media %s: %w", it.SID, err)
@@ -105,7 +106,8 @@ func (h *Handlers) copyMedia(ctx context.Context, runID uuid.UUID, it archive.Me
 	sniff := archive.NewSniffer() // judges the bytes as they stream: a few KiB whatever the size
 	if _, err := io.Copy(io.MultiWriter(spool, sniff), content.Body); err != nil {
 		if twilio.IsNotFound(err) {
-			return true, false, h.catalog.MarkGone(ctx, runID, it.SID)
+			gone, err := h.contentNotFound(ctx, runID, it, err)
+			return gone, false, err
 		}
 		return false, false, fmt.Errorf("download media %s: %w", it.SID, err)
 	}
@@ -189,6 +191,26 @@ func (h *Handlers) keepSuspect(ctx context.Context, runID uuid.UUID, it archive.
 	return h.catalog.MarkSuspect(ctx, runID, it.SID, archive.SuspectCopy{
 		Size: spool.Size(), SHA256: spool.SHA256(), Key: key, Reason: why.Error(),
 	})
+}
+
+// contentNotFound decides what a 404 on a download means. Only the API's
+// own 404 / 20404 says Twilio no longer has the media. A 404 from the
+// signed-URL host, or one without Twilio's code, says nothing of it: the
+// media resource is fetched again, and the media is recorded gone only if
+// the API answers 404 / 20404 for it; otherwise the download is retried,
+// so nothing Twilio still holds is recorded gone and never archived.
+func (h *Handlers) contentNotFound(ctx context.Context, runID uuid.UUID, it archive.MediaItem, err error) (gone bool, _ error) {
+	if !twilio.IsGone(err) {
+		_, gerr := h.twilio.Media.Get(ctx, it.MessageSID, it.SID)
+		switch {
+		case twilio.IsGone(gerr):
+		case gerr != nil:
+			return false, fmt.Errorf("download media %s: %v; fetching the media again: %w", it.SID, err, gerr)
+		default:
+			return false, fmt.Errorf("download media %s: %w; Twilio still has the media, so the download is retried", it.SID, err)
+		}
+	}
+	return true, h.catalog.MarkGone(ctx, runID, it.SID)
 }
 
 // mediaError records a failed attempt at a media; when no retry is left, or

@@ -23,6 +23,13 @@ func (e *RetryLaterError) Error() string {
 	return fmt.Sprintf("retry in %s: %s", e.After.Round(time.Millisecond), e.Reason)
 }
 
+// maxRetryDelay caps every pause a task takes, as the fleet's shared
+// back-off is capped (internal/ratelimit DefaultMaxBackoff): a Retry-After
+// of hours (the client accepts up to 24 h) must not park the work that
+// long; the task asks again within minutes, and the shared back-off keeps
+// the fleet from hammering Twilio meanwhile.
+const maxRetryDelay = 5 * time.Minute
+
 // retryLater classifies err: Twilio's rate limit becomes a RetryLaterError,
 // anything else is returned as it is.
 func retryLater(err error) error {
@@ -32,7 +39,12 @@ func retryLater(err error) error {
 		if after <= 0 {
 			after = 2 * time.Second
 		}
-		return &RetryLaterError{After: jitter(after), Reason: "Twilio rate limit (429)"}
+		reason := "Twilio rate limit (429)"
+		if after > maxRetryDelay {
+			reason += fmt.Sprintf("; Retry-After %s capped at %s", after, maxRetryDelay)
+			after = maxRetryDelay
+		}
+		return &RetryLaterError{After: jitter(after), Reason: reason}
 	}
 	return err
 }
@@ -45,15 +57,16 @@ func IsFailure(err error) bool {
 }
 
 // RetryDelay is asynq's Config.RetryDelayFunc: the pause a RetryLaterError
-// asks for, else exponential backoff with jitter from 2s, capped at 5 min
-// (asynq's default reaches hours after a dozen attempts).
+// asks for, else exponential backoff with jitter from 2s; both capped at
+// maxRetryDelay, 5 min (asynq's default reaches hours after a dozen
+// attempts).
 func RetryDelay(n int, err error, _ *asynq.Task) time.Duration {
 	var rl *RetryLaterError
 	if errors.As(err, &rl) {
-		return rl.After
+		return min(rl.After, maxRetryDelay)
 	}
 	d := 2 * time.Second << min(n, 8)
-	return jitter(min(d, 5*time.Minute))
+	return jitter(min(d, maxRetryDelay))
 }
 
 // jitter spreads d over [d/2, d) so workers that failed together do not

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -93,4 +95,35 @@ func FuzzDecodePayloads(f *testing.F) {
 		_, err = decode[StartRunPayload](asynq.NewTask(TypeStartRun, b))
 		check(err)
 	})
+}
+
+// A Twilio that answers 429 with Retry-After: 86400 (a day) pauses the task
+// for minutes, as the fleet's back-off is capped, not for a day.
+func TestRateLimitPauseIsCapped(t *testing.T) {
+	t.Parallel()
+	const account = "ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Retry-After", "86400")
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusTooManyRequests)
+		_, _ = io.WriteString(w, `{"code": 20429, "message": "Too Many Requests", "more_info": "https://www.twilio.com/docs/errors/20429", "status": 429}`)
+	}))
+	t.Cleanup(srv.Close)
+	c, err := twilio.New(account, twilio.WithAuthToken("tok3nS3cretValue0123456789abcdefX"),
+		twilio.WithBaseURL(srv.URL), twilio.WithHTTPClient(srv.Client()))
+	require.NoError(t, err)
+
+	_, err = c.Messages.Get(t.Context(), "MMc26223853f8c46b4ab7dfaa6abba0a26")
+	var rl *twilio.RateLimitError
+	require.ErrorAs(t, err, &rl)
+	require.Equal(t, 24*time.Hour, rl.RetryAfter, "the client reports the server's wait")
+
+	var later *RetryLaterError
+	require.ErrorAs(t, retryLater(err), &later)
+	require.Greater(t, later.After, time.Duration(0))
+	require.LessOrEqual(t, later.After, 5*time.Minute, "a day's Retry-After parks the task for %s", later.After)
+	require.Contains(t, later.Reason, "capped")
+	require.Equal(t, later.After, RetryDelay(0, later, nil), "asynq waits what the pause asked for")
+	require.LessOrEqual(t, RetryDelay(0, &RetryLaterError{After: 24 * time.Hour}, nil), 5*time.Minute)
+	require.False(t, IsFailure(retryLater(err)), "a rate limit does not use up a retry")
 }

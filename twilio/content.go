@@ -47,7 +47,9 @@ type Content struct {
 // itself local, leads to a loopback, private or link-local address. The
 // limiter is held only for the request to the API host.
 //
-// A missing media gives an *Error for which IsNotFound is true.
+// A missing media gives an *Error for which IsNotFound is true; IsGone is
+// true only when the API itself answered 404 / 20404, not the signed-URL
+// host (Error.Storage), whose 404 may pass with a fresh URL.
 //
 // Twilio API docs: https://www.twilio.com/docs/messaging/api/media-resource#retrieve-media
 //
@@ -80,6 +82,10 @@ func (s *MediaService) Open(ctx context.Context, messageSID, sid string) (*Conte
 		visited[next.String()] = true
 		resp, err = c.do(ctx, &request{method: http.MethodGet, url: next, accept: "*/*", redirects: true})
 		if err != nil {
+			var e *Error
+			if errors.As(err, &e) {
+				e.Storage = true // a signed URL's answer, not the API's
+			}
 			return nil, err
 		}
 		current = next

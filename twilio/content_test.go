@@ -363,6 +363,15 @@ func TestOpenNotFound(t *testing.T) {
 			body: `{"code": 20404, "message": "The requested resource was not found", "status": 404}`}))
 		_, err := b.client.Media.Open(t.Context(), testMessage, testMedia)
 		require.True(t, IsNotFound(err), "%v", err)
+		require.True(t, IsGone(err), "the API's own 404 / 20404: Twilio says the media is gone")
+	})
+	t.Run("api without Twilio's code", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, newScript(t, step{uri: contentPath(), status: 404, header: map[string]string{"Content-Type": "text/html"},
+			body: `<html><body>Not Found</body></html>`}))
+		_, err := b.client.Media.Open(t.Context(), testMessage, testMedia)
+		require.True(t, IsNotFound(err), "%v", err)
+		require.False(t, IsGone(err), "a 404 without 20404 (a proxy, an edge) does not say the media is gone")
 	})
 	t.Run("storage", func(t *testing.T) {
 		t.Parallel()
@@ -374,8 +383,10 @@ func TestOpenNotFound(t *testing.T) {
 		b := setup(t, newScript(t, redirectTo(http.StatusFound, cdn+"/gone"+signedQuery)))
 		_, err := b.client.Media.Open(t.Context(), testMessage, testMedia)
 		require.True(t, IsNotFound(err), "%v", err)
+		require.False(t, IsGone(err), "the signed-URL host's 404 does not say the media is gone")
 		var apiErr *Error
 		require.ErrorAs(t, err, &apiErr)
+		require.True(t, apiErr.Storage)
 		require.Equal(t, cdn+"/gone", apiErr.Path, "a storage host error names scheme, host and path, no query")
 	})
 }

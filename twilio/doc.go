@@ -40,6 +40,12 @@ first page, then each page's NextPageURI, and fetches it with Page.
 A page URI on another host, of another list, or one that loops back is
 refused with ErrInvalidPageURI, before any request for it is made.
 
+A page is decoded as it streams, never read whole: it may hold no more
+items than the PageSize its URI asks for (50 when it names none), no item
+larger than 64 KiB or keeping more than 4 KiB of fields, so one page costs
+a few MiB at most whatever the server sends; a page past a bound is an
+error, never a silent truncation.
+
 # Errors
 
 A response that is not a success is an *Error with the HTTP status and
@@ -53,6 +59,11 @@ Twilio's code, message and more_info. Branch with the helpers:
 	default:
 		return err
 	}
+
+IsGone is stricter than IsNotFound: only the API's own 404 / 20404, not a
+404 from the signed-URL host a download was redirected to (Error.Storage)
+nor one without Twilio's code; a caller that must not give up on what
+Twilio still holds fetches the resource again to know.
 
 Errors show the method and the request path, never a query string (filters
 hold phone numbers, signed URLs hold signatures) and never a credential.

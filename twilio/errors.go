@@ -51,6 +51,10 @@ type Error struct {
 	Path string
 	// RequestID is Twilio's Twilio-Request-Id header (RQ…), for support.
 	RequestID string
+	// Storage is set when the answer came from a host a download was
+	// redirected to (a signed URL), not from the API: its status says
+	// nothing of whether Twilio still has the resource.
+	Storage bool
 }
 
 func (e *Error) Error() string {
@@ -111,6 +115,17 @@ func (e *RateLimitError) Unwrap() error {
 func IsNotFound(err error) bool {
 	var e *Error
 	return errors.As(err, &e) && (e.Status == http.StatusNotFound || e.Code == CodeNotFound)
+}
+
+// IsGone reports whether err is the API itself saying the resource does not
+// exist: 404 with Twilio's code 20404, from the API host. Unlike IsNotFound
+// it is false for a 404 from the signed-URL host a download was redirected
+// to, and for a 404 without Twilio's code (a proxy or an edge answering):
+// those say nothing of the resource, so a caller that must not give up on
+// what Twilio still holds fetches the resource again to know.
+func IsGone(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && !e.Storage && e.Status == http.StatusNotFound && e.Code == CodeNotFound
 }
 
 // IsRateLimited reports whether err is Twilio's 429 / 20429.

@@ -160,6 +160,12 @@ func TestErrorHelpers(t *testing.T) {
 	require.True(t, IsNotFound(&Error{Status: 400, Code: 20404}))
 	require.False(t, IsNotFound(&Error{Status: 410}))
 	require.False(t, IsNotFound(errors.New("404")))
+
+	require.True(t, IsGone(nf), "the API's 404 / 20404")
+	require.False(t, IsGone(&Error{Status: 404}), "a 404 without Twilio's code")
+	require.False(t, IsGone(&Error{Status: 404, Code: 20404, Storage: true}), "a signed-URL host's 404")
+	require.False(t, IsGone(&Error{Status: 400, Code: 20404}))
+	require.False(t, IsGone(errors.New("404")))
 	require.Zero(t, ErrorCode(errors.New("x")))
 	require.True(t, IsRateLimited(&Error{Status: 429}))
 	require.False(t, IsRateLimited(&Error{Status: 503}))

@@ -32,10 +32,20 @@ func FuzzDecodePage(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
+	f.Add([]byte(`{"messages": [{}, {}, {}]}`))
+	f.Add([]byte(`{"messages": [{"from": "` + strings.Repeat("1", 5000) + `"}]}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		var mp MessagePage
-		if err := decodeJSON(bytes.NewReader(b), 1<<20, &mp); err == nil {
-			for _, m := range mp.Messages {
+		lim := pageLimits{body: 1 << 20, value: 8 << 10, items: 2, kept: 1 << 10}
+		var meta PageMeta
+		msgs, err := decodePage[Message](bytes.NewReader(b), lim, "messages", &meta)
+		if err == nil {
+			if len(msgs) > lim.items {
+				t.Fatalf("%d items past the limit of %d", len(msgs), lim.items)
+			}
+			for _, m := range msgs {
+				if m.keptBytes() > lim.kept {
+					t.Fatalf("item keeps %d bytes", m.keptBytes())
+				}
 				if m.NumMedia.N < 0 || !m.NumMedia.Known && m.NumMedia.N != 0 {
 					t.Fatalf("bad count %+v", m.NumMedia)
 				}
@@ -43,11 +53,22 @@ func FuzzDecodePage(f *testing.F) {
 					t.Fatalf("date not in UTC: %s", m.DateSent.Time)
 				}
 			}
-		} else if err.Error() == "" {
-			t.Fatal("empty error text")
+		} else if err.Error() == "" || len(err.Error()) > 1024 {
+			t.Fatalf("error text of %d bytes", len(err.Error()))
 		}
-		var dp MediaPage
-		_ = decodeJSON(bytes.NewReader(b), 1<<20, &dp)
+		_, _ = decodePage[Media](bytes.NewReader(b), lim, "media_list", &meta)
+	})
+}
+
+func FuzzRequestedPageSize(f *testing.F) {
+	for _, s := range []string{"", "PageSize=2", "DateSent%3E=2008-01-02&PageSize=1000&Page=1&PageToken=PAMMc26223853f8c46b4ab7dfaa6abba0a26",
+		"PageSize=0", "PageSize=-1", "PageSize=1001", "PageSize=99999999999999999999", "PageSize=%zz", "PageSize=1&PageSize=5", ";"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, q string) {
+		if n := requestedPageSize(q); n < 1 || n > maxPageSize {
+			t.Fatalf("requestedPageSize(%q) = %d", q, n)
+		}
 	})
 }
 

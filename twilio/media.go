@@ -70,11 +70,11 @@ func (s *MediaService) isListPath(path string) bool {
 }
 
 func checkMediaSIDs(method, messageSID, sid string) error {
-	if !ValidMessageSID(messageSID) {
-		return fmt.Errorf("twilio: Media.%s: message SID %s is not valid: want SM or MM followed by 32 hex digits", method, quoteInput(messageSID))
+	if err := CheckMessageSID(messageSID); err != nil {
+		return fmt.Errorf("twilio: Media.%s: %w", method, err)
 	}
-	if !ValidMediaSID(sid) {
-		return fmt.Errorf("twilio: Media.%s: media SID %s is not valid: want ME followed by 32 hex digits", method, quoteInput(sid))
+	if err := CheckMediaSID(sid); err != nil {
+		return fmt.Errorf("twilio: Media.%s: %w", method, err)
 	}
 	return nil
 }
@@ -82,8 +82,8 @@ func checkMediaSIDs(method, messageSID, sid string) error {
 // ListURI returns the relative URI of the first page of messageSID's media
 // list. A job can store it as its cursor and fetch it with Page.
 func (s *MediaService) ListURI(messageSID string, params MediaListParams) (string, error) {
-	if !ValidMessageSID(messageSID) {
-		return "", fmt.Errorf("twilio: Media.ListURI: message SID %s is not valid: want SM or MM followed by 32 hex digits", quoteInput(messageSID))
+	if err := CheckMessageSID(messageSID); err != nil {
+		return "", fmt.Errorf("twilio: Media.ListURI: %w", err)
 	}
 	q, err := params.query()
 	if err != nil {
@@ -145,7 +145,11 @@ func (s *MediaService) Delete(ctx context.Context, messageSID, sid string, opts 
 //
 //twilio:operation GET /2010-04-01/Accounts/{AccountSid}/Messages/{MessageSid}/Media.json
 func (s *MediaService) Page(ctx context.Context, uri string) (*MediaPage, error) {
-	return fetchPage[MediaPage](ctx, s.client, uri, s.isListPath)
+	m, items, err := fetchPage[Media](ctx, s.client, uri, s.isListPath, "media_list")
+	if err != nil {
+		return nil, err
+	}
+	return &MediaPage{PageMeta: m, Media: items}, nil
 }
 
 // Pages iterates over the pages of messageSID's media list, following

@@ -97,8 +97,8 @@ func (s *MessagesService) ListURI(params MessageListParams) (string, error) {
 //
 //twilio:operation GET /2010-04-01/Accounts/{AccountSid}/Messages/{Sid}.json
 func (s *MessagesService) Get(ctx context.Context, sid string) (*Message, error) {
-	if !ValidMessageSID(sid) {
-		return nil, fmt.Errorf("twilio: Messages.Get: message SID %s is not valid: want SM or MM followed by 32 hex digits", quoteInput(sid))
+	if err := CheckMessageSID(sid); err != nil {
+		return nil, fmt.Errorf("twilio: Messages.Get: %w", err)
 	}
 	c := s.client
 	return getJSON[Message](ctx, c, c.api.url("/2010-04-01/Accounts/"+c.accountSID+"/Messages/"+sid+".json", ""))
@@ -113,7 +113,11 @@ func (s *MessagesService) Get(ctx context.Context, sid string) (*Message, error)
 //
 //twilio:operation GET /2010-04-01/Accounts/{AccountSid}/Messages.json
 func (s *MessagesService) Page(ctx context.Context, uri string) (*MessagePage, error) {
-	return fetchPage[MessagePage](ctx, s.client, uri, s.isListPath)
+	m, items, err := fetchPage[Message](ctx, s.client, uri, s.isListPath, "messages")
+	if err != nil {
+		return nil, err
+	}
+	return &MessagePage{PageMeta: m, Messages: items}, nil
 }
 
 func (s *MessagesService) isListPath(path string) bool { return path == s.listPath() }

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"iter"
+	"net/http"
 	"net/url"
 	"strings"
 )
@@ -80,33 +81,48 @@ func (c *Client) pageURI(raw string, wantPath func(path string) bool) (*url.URL,
 	return c.api.url(u.Path, u.RawQuery), rel, nil
 }
 
-// fetchPage fetches one list page at raw and validates its next_page_uri:
-// it must stay on the same list path and must not point at this page again.
-func fetchPage[P any, PP interface {
-	*P
-	page
-}](ctx context.Context, c *Client, raw string, wantPath func(string) bool) (*P, error) {
+// fetchPage fetches one list page at raw, decoding the items under
+// itemsKey within the page bounds (page_decode.go), and validates its
+// next_page_uri: it must stay on the same list path and must not point at
+// this page again.
+func fetchPage[T any, PT interface {
+	*T
+	pageItem
+}](ctx context.Context, c *Client, raw string, wantPath func(string) bool, itemsKey string) (PageMeta, []T, error) {
 	u, rel, err := c.pageURI(raw, wantPath)
 	if err != nil {
-		return nil, err
+		return PageMeta{}, nil, err
 	}
-	p, err := getJSON[P](ctx, c, u)
+	lim := pageLimits{body: c.maxJSON, value: maxPageValueBytes, items: requestedPageSize(u.RawQuery), kept: maxItemKeptBytes}
+	var m PageMeta
+	var items []T
+	_, err = c.do(ctx, &request{
+		method: http.MethodGet,
+		url:    u,
+		host:   &c.api,
+		accept: "application/json",
+		read: func(resp *http.Response) error {
+			m = PageMeta{}
+			var err error
+			items, err = decodePage[T, PT](resp.Body, lim, itemsKey, &m)
+			return err
+		},
+	})
 	if err != nil {
-		return nil, err
+		return PageMeta{}, nil, err
 	}
-	m := PP(p).meta()
 	m.selfRel = rel
 	if m.NextPageURI != "" {
 		_, next, err := c.pageURI(m.NextPageURI, func(path string) bool { return path == u.Path })
 		if err != nil {
-			return nil, fmt.Errorf("twilio: GET %s: next_page_uri: %w", u.Path, err)
+			return PageMeta{}, nil, fmt.Errorf("twilio: GET %s: next_page_uri: %w", u.Path, err)
 		}
 		if next == rel {
-			return nil, fmt.Errorf("twilio: GET %s: next_page_uri: %w %s: points at the same page", u.Path, ErrInvalidPageURI, describeURI(m.NextPageURI))
+			return PageMeta{}, nil, fmt.Errorf("twilio: GET %s: next_page_uri: %w %s: points at the same page", u.Path, ErrInvalidPageURI, describeURI(m.NextPageURI))
 		}
 		m.nextRel = next
 	}
-	return p, nil
+	return m, items, nil
 }
 
 // recentPages remembers the pages of one iteration, to refuse a

@@ -2,6 +2,7 @@ package twilio
 
 import (
 	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -47,4 +48,17 @@ func FuzzSIDs(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestCheckSIDsQuoteOutsideInputCutShort(t *testing.T) {
+	t.Parallel()
+	require.NoError(t, CheckMessageSID(testMessage))
+	require.NoError(t, CheckMediaSID(testMedia))
+	hostile := "MM" + strings.Repeat("z", 1<<20) + "\n\x00"
+	for _, err := range []error{CheckMessageSID(hostile), CheckMediaSID(hostile), CheckMediaSID(testMessage)} {
+		require.ErrorIs(t, err, ErrInvalidSID)
+		require.Less(t, len(err.Error()), 256, "the error quotes the SID cut short")
+		require.NotContains(t, err.Error(), "\n")
+	}
+	require.ErrorContains(t, CheckMediaSID(testMessage), `media SID "`+testMessage+`" is not valid: want ME`)
 }
