@@ -1,6 +1,7 @@
 // Package worker assembles a mediasync worker from its configuration: the
-// Postgres catalog (migrated at start), the archive store, the Twilio client
-// behind the account-wide limiter, and the Asynq server running jobs.
+// Postgres catalog (migrated at start unless MEDIASYNC_MIGRATE=false), the
+// archive store, the Twilio client behind the account-wide limiter, and the
+// Asynq server running jobs.
 // cmd/worker runs it; end-to-end tests run it in-process.
 package worker
 
@@ -51,11 +52,15 @@ func Run(ctx context.Context, cfg config.Config, httpAddr string, log zerolog.Lo
 	if err := waitFor(ctx, "postgres", log, func(ctx context.Context) error { return pool.Ping(ctx) }); err != nil {
 		return err
 	}
-	applied, err := archive.Migrate(ctx, pool)
-	if err != nil {
+	if cfg.Migrate {
+		applied, err := archive.Migrate(ctx, pool)
+		if err != nil {
+			return err
+		}
+		log.Info().Strs("applied", applied).Msg("database schema up to date")
+	} else if err := archive.CheckSchema(ctx, pool); err != nil {
 		return err
 	}
-	log.Info().Strs("applied", applied).Msg("database schema up to date")
 
 	ropt, err := redis.ParseURL(cfg.RedisURL)
 	if err != nil {
