@@ -119,3 +119,33 @@ func TestAuditAnchorCatchesRemovedNewestRows(t *testing.T) {
 	require.Equal(t, int64(4), v.Broken.ID)
 	require.Contains(t, v.Broken.Reason, "the row is missing")
 }
+
+// A row rewritten with its hash recomputed verifies on its own (its link
+// and its hash agree); the anchor still holds the hash it had.
+func TestAuditAnchorCatchesRehashedRow(t *testing.T) {
+	t.Parallel()
+	c, pool := newCatalogPool(t)
+	ctx := t.Context()
+	store, err := archive.NewFileStore(t.TempDir())
+	require.NoError(t, err)
+	for i := range 3 {
+		_, err := pool.Exec(ctx, `INSERT INTO audit_log (actor, action, subject, details, prev_hash, hash) VALUES ('ops', 'hold.added', $1, '{}', '', '')`, fmt.Sprint(i))
+		require.NoError(t, err)
+	}
+	_, _, err = c.AnchorAudit(ctx, archive.AnchorTarget{Store: store, AccountSID: acct}, time.Now(), archive.AuditAnchor{})
+	require.NoError(t, err)
+	_, err = pool.Exec(ctx, `ALTER TABLE audit_log DISABLE TRIGGER audit_log_immutable;
+		UPDATE audit_log SET actor = 'someone else' WHERE id = 3;
+		UPDATE audit_log a SET hash = sha256(a.prev_hash || convert_to(audit_payload(a), 'UTF8')) WHERE id = 3;
+		ALTER TABLE audit_log ENABLE TRIGGER audit_log_immutable`)
+	require.NoError(t, err)
+
+	v, err := c.VerifyAudit(ctx, noAnchors)
+	require.NoError(t, err)
+	require.Nil(t, v.Broken, "the chain alone cannot tell")
+	v, err = c.VerifyAudit(ctx, archive.ListAuditAnchors(ctx, store, "", acct))
+	require.NoError(t, err)
+	require.NotNil(t, v.Broken)
+	require.Equal(t, int64(3), v.Broken.ID)
+	require.Contains(t, v.Broken.Reason, "the row was rewritten")
+}
