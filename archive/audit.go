@@ -5,12 +5,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
-	"errors"
 	"fmt"
+	"iter"
 	"strconv"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 )
 
 // Audit actions.
@@ -57,79 +55,147 @@ func audit(ctx context.Context, db execer, actor, action, subject string, detail
 }
 
 // AuditLog returns entries at or after since (zero: all), oldest first,
-// calling fn for each so the log is never held in memory whole. It reads
-// the log in batches by id and calls fn only between them, so a slow fn
-// (a paused pipe) holds no connection.
+// calling fn for each so the log is never held in memory whole.
 func (c *Catalog) AuditLog(ctx context.Context, since time.Time, fn func(AuditEntry) error) error {
-	const batch = 500
-	var after int64
-	for {
-		rows, err := c.pool.Query(ctx, `
-			SELECT id, at, actor, action, subject, details::text, prev_hash, hash
-			FROM audit_log WHERE at >= $1 AND id > $2 ORDER BY id LIMIT $3`, since, after, batch)
+	for e, err := range c.auditRows(ctx, since) {
 		if err != nil {
-			return fmt.Errorf("audit log: %w", err)
+			return err
 		}
-		entries, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (AuditEntry, error) {
-			var e AuditEntry
-			var details string
-			err := r.Scan(&e.ID, &e.At, &e.Actor, &e.Action, &e.Subject, &details, &e.PrevHash, &e.Hash)
-			e.At, e.Details = e.At.UTC(), json.RawMessage(details)
-			return e, err
-		})
-		if err != nil {
-			return fmt.Errorf("audit log: %w", err)
+		if err := fn(e); err != nil {
+			return err
 		}
-		for _, e := range entries {
-			if err := fn(e); err != nil {
-				return err
-			}
-		}
-		if len(entries) < batch {
-			return nil
-		}
-		after = entries[len(entries)-1].ID
 	}
+	return nil
+}
+
+// auditBatch is how many rows auditRows reads per query.
+const auditBatch = 1000
+
+// auditRows yields entries at or after since in id order. It reads them in
+// keyset batches, so no cursor stays open while the caller does other I/O
+// (writes to a terminal, lists the archive) and memory holds one batch.
+func (c *Catalog) auditRows(ctx context.Context, since time.Time) iter.Seq2[AuditEntry, error] {
+	return func(yield func(AuditEntry, error) bool) {
+		var after int64 = -1
+		for {
+			batch, err := c.auditBatch(ctx, since, after)
+			if err != nil {
+				yield(AuditEntry{}, err)
+				return
+			}
+			for _, e := range batch {
+				if !yield(e, nil) {
+					return
+				}
+			}
+			if len(batch) < auditBatch {
+				return
+			}
+			after = batch[len(batch)-1].ID
+		}
+	}
+}
+
+func (c *Catalog) auditBatch(ctx context.Context, since time.Time, after int64) ([]AuditEntry, error) {
+	rows, err := c.pool.Query(ctx, `
+		SELECT id, at, actor, action, subject, details::text, prev_hash, hash
+		FROM audit_log WHERE at >= $1 AND id > $2 ORDER BY id LIMIT $3`, since, after, auditBatch)
+	if err != nil {
+		return nil, fmt.Errorf("audit log: %w", err)
+	}
+	defer rows.Close()
+	batch := make([]AuditEntry, 0, auditBatch)
+	for rows.Next() {
+		var e AuditEntry
+		var details string
+		if err := rows.Scan(&e.ID, &e.At, &e.Actor, &e.Action, &e.Subject, &details, &e.PrevHash, &e.Hash); err != nil {
+			return nil, fmt.Errorf("audit log: %w", err)
+		}
+		e.At, e.Details = e.At.UTC(), json.RawMessage(details)
+		batch = append(batch, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("audit log: %w", err)
+	}
+	return batch, nil
 }
 
 // AuditBreak says where the chain is broken.
 type AuditBreak struct {
-	ID     int64  // the first row that does not verify
+	ID     int64  // the first row that does not verify (or is missing)
 	Reason string // what is wrong with it
 }
 
-// VerifyAudit recomputes the chain from the first row, independently of the
-// database's own function, and returns the first row that does not verify
-// (nil when the whole log does) and how many rows were checked. A changed
-// row fails its own hash; a removed row breaks the next row's link.
-func (c *Catalog) VerifyAudit(ctx context.Context) (*AuditBreak, int, error) {
-	var prev []byte
-	var prevID int64
-	n := 0
-	var broken *AuditBreak
-	err := c.AuditLog(ctx, time.Time{}, func(e AuditEntry) error {
-		n++
-		switch {
-		case !bytes.Equal(e.PrevHash, prev):
-			broken = &AuditBreak{ID: e.ID, Reason: fmt.Sprintf("its link does not match row %d's hash: a row before it was removed or changed", prevID)}
-		case e.ID != prevID+1 && prevID != 0:
-			broken = &AuditBreak{ID: e.ID, Reason: fmt.Sprintf("rows %d to %d are missing", prevID+1, e.ID-1)}
-		case !bytes.Equal(e.Hash, auditHash(e)):
-			broken = &AuditBreak{ID: e.ID, Reason: "its content does not match its hash: the row was changed"}
-		}
-		if broken != nil {
-			return errStop
-		}
-		prev, prevID = e.Hash, e.ID
-		return nil
-	})
-	if err != nil && !errors.Is(err, errStop) {
-		return nil, n, err
-	}
-	return broken, n, nil
+// AuditVerification is what VerifyAudit found.
+type AuditVerification struct {
+	Rows    int          // rows read
+	HeadID  int64        // the last row read (0: none)
+	Anchors int          // anchors checked
+	Latest  *AuditAnchor // the latest anchor checked, if any
+	Broken  *AuditBreak  // the first break; nil when the log verifies
 }
 
-var errStop = errors.New("stop")
+// VerifyAudit recomputes the chain from the first row, independently of the
+// database's own function, and checks it against anchors (ascending by
+// HeadID, as ListAuditAnchors yields them): each anchored row must exist
+// with its anchored hash, and the log must reach the latest anchor.
+//
+// A changed row fails its own hash; a removed row breaks the next row's
+// link; rows removed from the end (which leave a shorter chain that links
+// perfectly) are missing at an anchor. Gaps in ids alone are not breaks:
+// the id sequence skips the id of an append whose transaction rolled back.
+func (c *Catalog) VerifyAudit(ctx context.Context, anchors iter.Seq2[AuditAnchor, error]) (AuditVerification, error) {
+	next, stop := iter.Pull2(anchors)
+	defer stop()
+	var v AuditVerification
+	var a AuditAnchor
+	pending := false
+	advance := func() error {
+		anchor, err, ok := next()
+		if err != nil {
+			return err
+		}
+		if pending = ok; ok {
+			a, v.Latest = anchor, &anchor
+			v.Anchors++
+		}
+		return nil
+	}
+	if err := advance(); err != nil {
+		return v, err
+	}
+	var prev []byte
+	for e, err := range c.auditRows(ctx, time.Time{}) {
+		if err != nil {
+			return v, err
+		}
+		v.Rows++
+		switch {
+		case !bytes.Equal(e.PrevHash, prev):
+			v.Broken = &AuditBreak{ID: e.ID, Reason: fmt.Sprintf("its link does not match row %d's hash: a row before it was removed or changed", v.HeadID)}
+		case !bytes.Equal(e.Hash, auditHash(e)):
+			v.Broken = &AuditBreak{ID: e.ID, Reason: "its content does not match its hash: the row was changed"}
+		case pending && a.HeadID < e.ID:
+			v.Broken = &AuditBreak{ID: a.HeadID, Reason: fmt.Sprintf("the row is missing, but the archive anchored it (%s): it was removed", a.Key)}
+		}
+		for v.Broken == nil && pending && a.HeadID == e.ID {
+			if !bytes.Equal(e.Hash, a.HeadHash) {
+				v.Broken = &AuditBreak{ID: e.ID, Reason: fmt.Sprintf("its hash differs from the one the archive anchored (%s): the row was rewritten", a.Key)}
+			} else if err := advance(); err != nil {
+				return v, err
+			}
+		}
+		if v.Broken != nil {
+			return v, nil
+		}
+		prev, v.HeadID = e.Hash, e.ID
+	}
+	if pending {
+		v.Broken = &AuditBreak{ID: a.HeadID, Reason: fmt.Sprintf("the log ends at row %d, but the archive anchored row %d (%s): rows were removed from the end of the log",
+			v.HeadID, a.HeadID, a.Key)}
+	}
+	return v, nil
+}
 
 // auditHash is sha256(prev_hash || payload) with the payload laid out as
 // the database's audit_payload function lays it out.

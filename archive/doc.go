@@ -34,6 +34,8 @@
 //
 // The date is the message's date_sent in UTC, and the extension comes from
 // a fixed table (ExtensionFor), so the same media always has the same key.
+// Audit anchors (AuditAnchor) live under {prefix}/_audit/anchors/, where no
+// account SID can be.
 //
 // # Idempotence
 //

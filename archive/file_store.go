@@ -9,8 +9,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"iter"
 	"os"
+	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -438,4 +441,61 @@ func (c ctxReader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	return c.r.Read(p)
+}
+
+// List implements Store by walking the directory tree. Entries are visited
+// in the order their keys sort (a directory "a" as "a/"), so keys come out
+// in ascending byte order as S3 lists them; one directory's names are held
+// at a time.
+func (s *FileStore) List(ctx context.Context, prefix string) iter.Seq2[string, error] {
+	return func(yield func(string, error) bool) {
+		// Start in the deepest directory every matching key lies under.
+		dir, _ := path.Split(prefix)
+		dir = strings.TrimSuffix(dir, "/")
+		if dir != "" && checkKey(dir) != nil {
+			return // no valid key lies under it
+		}
+		s.list(ctx, dir, prefix, yield)
+	}
+}
+
+// list yields the keys under dir (a key prefix without its trailing '/')
+// that begin with prefix; it returns false once yield has.
+func (s *FileStore) list(ctx context.Context, dir, prefix string, yield func(string, error) bool) bool {
+	if err := ctx.Err(); err != nil {
+		return yield("", err)
+	}
+	entries, err := os.ReadDir(filepath.Join(s.root, filepath.FromSlash(dir)))
+	if errors.Is(err, fs.ErrNotExist) {
+		return true
+	}
+	if err != nil {
+		return yield("", fmt.Errorf("file store list %q: %w", prefix, err))
+	}
+	sortName := func(e fs.DirEntry) string {
+		if e.IsDir() {
+			return e.Name() + "/"
+		}
+		return e.Name()
+	}
+	slices.SortFunc(entries, func(a, b fs.DirEntry) int { return strings.Compare(sortName(a), sortName(b)) })
+	for _, e := range entries {
+		key := e.Name()
+		if dir != "" {
+			key = dir + "/" + key
+		} else if key == fileStoreDir {
+			continue
+		}
+		switch {
+		case e.IsDir():
+			if (strings.HasPrefix(key+"/", prefix) || strings.HasPrefix(prefix, key+"/")) && !s.list(ctx, key, prefix, yield) {
+				return false
+			}
+		case e.Type().IsRegular() && strings.HasPrefix(key, prefix):
+			if !yield(key, nil) {
+				return false
+			}
+		}
+	}
+	return true
 }

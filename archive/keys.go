@@ -2,6 +2,7 @@ package archive
 
 import (
 	"encoding/hex"
+	"fmt"
 	"strings"
 	"time"
 )
@@ -70,6 +71,35 @@ func SuspectKey(prefix string, k KeyInfo, sha [32]byte) string {
 	key := ObjectKey(p+"suspect", k)
 	ext := ExtensionFor(k.ContentType)
 	return strings.TrimSuffix(key, ext) + "-" + hex.EncodeToString(sha[:8]) + ext
+}
+
+// AuditAnchorPrefix returns the key prefix of an account's anchors:
+//
+//	{prefix}/_audit/anchors/{AccountSid}/
+//
+// No account SID begins with "_", so anchors never share a key with media.
+func AuditAnchorPrefix(prefix, accountSID string) string {
+	var b strings.Builder
+	if p := strings.Trim(prefix, "/"); p != "" {
+		b.WriteString(p)
+		b.WriteByte('/')
+	}
+	b.WriteString("_audit/anchors/")
+	b.WriteString(accountSID)
+	b.WriteByte('/')
+	return b.String()
+}
+
+// AuditAnchorKey returns the key of an audit anchor (see AuditAnchor):
+//
+//	{prefix}/_audit/anchors/{AccountSid}/{head id, 20 digits}-{head hash, hex}.json
+//
+// The fixed-width id makes the listing order the chain's order, so
+// verification reads the log and the anchors side by side in one pass; the
+// hash in the key makes anchors of the same head share one key, so two
+// workers anchoring at once write one object.
+func AuditAnchorKey(prefix, accountSID string, headID int64, headHash []byte) string {
+	return fmt.Sprintf("%s%020d-%s.json", AuditAnchorPrefix(prefix, accountSID), headID, hex.EncodeToString(headHash))
 }
 
 // ExtensionFor returns the file extension, with its leading dot, for a MIME

@@ -194,3 +194,16 @@ func TestSuspectKey(t *testing.T) {
 	k.ContentType = "application/x-unknown"
 	assert.True(t, strings.HasSuffix(archive.SuspectKey("m", k, sha), testMedia+"-abcdef0102030405"))
 }
+
+// Audit anchors are found again by their keys, in listing order: the layout
+// is a contract too.
+func TestAuditAnchorKeyGolden(t *testing.T) {
+	t.Parallel()
+	hash := make([]byte, 32)
+	hash[0], hash[31] = 0xab, 0x01
+	assert.Equal(t, "media/_audit/anchors/AC0123456789abcdef0123456789abcdef/00000000000000000042-ab00000000000000000000000000000000000000000000000000000000000001.json",
+		archive.AuditAnchorKey("/media/", testAccount, 42, hash))
+	assert.Equal(t, "_audit/anchors/AC0123456789abcdef0123456789abcdef/", archive.AuditAnchorPrefix("", testAccount))
+	assert.Less(t, archive.AuditAnchorKey("", testAccount, 9, hash), archive.AuditAnchorKey("", testAccount, 10, hash),
+		"keys sort as their head ids")
+}

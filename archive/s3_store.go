@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"iter"
 	"net/url"
 	"strings"
 	"sync"
@@ -654,4 +655,26 @@ func legalHoldStatus(on bool) types.ObjectLockLegalHoldStatus {
 		return types.ObjectLockLegalHoldStatusOn
 	}
 	return ""
+}
+
+// List implements Store with ListObjectsV2, which returns keys in ascending
+// UTF-8 byte order, a thousand at a time.
+func (s *S3Store) List(ctx context.Context, prefix string) iter.Seq2[string, error] {
+	return func(yield func(string, error) bool) {
+		p := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{
+			Bucket: aws.String(s.bucket), Prefix: aws.String(prefix),
+		})
+		for p.HasMorePages() {
+			page, err := p.NextPage(ctx)
+			if err != nil {
+				yield("", fmt.Errorf("s3 list %q: %w", prefix, err))
+				return
+			}
+			for _, o := range page.Contents {
+				if !yield(aws.ToString(o.Key), nil) {
+					return
+				}
+			}
+		}
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -45,6 +46,11 @@ type Store interface {
 	// the store recorded for them. It returns ErrNotFound if there is no such
 	// object.
 	Open(ctx context.Context, key string) (io.ReadCloser, error)
+
+	// List yields the keys that begin with prefix, in ascending byte order,
+	// a page at a time: a listing is never held in memory whole. It stops
+	// after yielding an error.
+	List(ctx context.Context, prefix string) iter.Seq2[string, error]
 
 	// Location names the archive, for the catalog row.
 	Location() Location

@@ -35,6 +35,10 @@ type Handlers struct {
 	objectLock   archive.ObjectLockMode
 	retention    time.Duration
 
+	// anchorNow asks AnchorLoop to anchor the audit log at once (a run
+	// ended); a full buffer means a request is already waiting.
+	anchorNow chan struct{}
+
 	destMu sync.Mutex
 	dests  map[string]exportDest // export destinations opened so far, by URL
 }
@@ -107,6 +111,7 @@ func NewHandlers(d Deps) (*Handlers, error) {
 		maxBacklog: cmp(d.MaxBacklog, DefaultMaxBacklog), requeueBatch: cmp(d.RequeueBatch, 5000),
 		pageSize: cmp(d.PageSize, 1000), now: d.Now, passTimeout: d.PassTimeout,
 		legalHolds: d.LegalHolds, objectLock: d.ObjectLock, retention: d.Retention,
+		anchorNow: make(chan struct{}, 1),
 	}
 	if h.now == nil {
 		h.now = time.Now
@@ -169,6 +174,7 @@ func (h *Handlers) finish(ctx context.Context, id uuid.UUID) error {
 		return err
 	}
 	if done {
+		h.requestAnchor()
 		st, err := h.catalog.RunStatus(ctx, id)
 		if err != nil {
 			return err

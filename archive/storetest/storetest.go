@@ -46,6 +46,7 @@ func Run(t *testing.T, newStore func(t *testing.T) archive.Store) {
 		{"ConcurrentPutsSameBytes", testConcurrentSame},
 		{"ConcurrentPutsDifferentBytes", testConcurrentDifferent},
 		{"StreamedCreate", testStreamedCreate},
+		{"List", testList},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -497,4 +498,36 @@ func testStreamedCreate(t *testing.T, s archive.Store) {
 	require.NoError(t, err)
 	w.Abort()
 	requireNotStored(t, s, "stream/aborted.zip")
+}
+
+// List yields exactly the keys under a prefix, in the byte order S3 lists
+// them (a '-' sorts before the '/' of a deeper folder), and nothing for a
+// prefix with no keys.
+func testList(t *testing.T, s archive.Store) {
+	ctx := t.Context()
+	o := newObject([]byte("listed"))
+	for _, key := range []string{"l/b/2.json", "l/a-z.json", "l/a/1.json", "l/a/0.json", "l/b/10.json", "m/other.json", "l.json"} {
+		put(t, s, input(key, o), o.data)
+	}
+	list := func(prefix string) []string {
+		var keys []string
+		for key, err := range s.List(ctx, prefix) {
+			require.NoError(t, err, "list %q", prefix)
+			keys = append(keys, key)
+		}
+		return keys
+	}
+	require.Equal(t, []string{"l/a-z.json", "l/a/0.json", "l/a/1.json", "l/b/10.json", "l/b/2.json"}, list("l/"))
+	require.Equal(t, []string{"l/a-z.json", "l/a/0.json", "l/a/1.json"}, list("l/a"))
+	require.Equal(t, []string{"l/b/10.json"}, list("l/b/1"))
+	require.Empty(t, list("l/c/"))
+	require.Empty(t, list("nothing/here/"))
+
+	// Stopping early stops the listing.
+	n := 0
+	for range s.List(ctx, "l/") {
+		n++
+		break
+	}
+	require.Equal(t, 1, n)
 }

@@ -187,21 +187,19 @@ func (e *env) close() {
 }
 
 // connect reads the configuration and opens Postgres (migrating it, so the
-// CLI works before any worker has started) and, to enqueue, Redis.
+// CLI works before any worker has started, unless MEDIASYNC_MIGRATE=false)
+// and, to enqueue, Redis.
 func (a *app) connect(ctx context.Context, withRedis bool) (*env, error) {
-	cfg, err := config.Load(a.getenv, config.Need{})
+	cfg, pool, err := a.openDatabase(ctx)
 	if err != nil {
-		return nil, &usageError{"configuration: " + strings.ReplaceAll(err.Error(), "\n", "; ")}
+		return nil, err
 	}
-	pool, err := pgxpool.New(ctx, cfg.DatabaseURL)
+	if cfg.Migrate {
+		_, err = archive.Migrate(ctx, pool)
+	} else {
+		err = archive.CheckSchema(ctx, pool)
+	}
 	if err != nil {
-		return nil, errors.New("postgres: cannot parse DATABASE_URL")
-	}
-	if err := pool.Ping(ctx); err != nil {
-		pool.Close()
-		return nil, fmt.Errorf("postgres: %w", err)
-	}
-	if _, err := archive.Migrate(ctx, pool); err != nil {
 		pool.Close()
 		return nil, err
 	}
@@ -220,6 +218,23 @@ func (a *app) connect(ctx context.Context, withRedis bool) (*env, error) {
 		e.enqueuer = jobs.NewEnqueuer(e.rdb, e.queues)
 	}
 	return e, nil
+}
+
+// openDatabase reads the configuration and opens Postgres.
+func (a *app) openDatabase(ctx context.Context) (config.Config, *pgxpool.Pool, error) {
+	cfg, err := config.Load(a.getenv, config.Need{})
+	if err != nil {
+		return cfg, nil, &usageError{"configuration: " + strings.ReplaceAll(err.Error(), "\n", "; ")}
+	}
+	pool, err := pgxpool.New(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return cfg, nil, errors.New("postgres: cannot parse DATABASE_URL")
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return cfg, nil, fmt.Errorf("postgres: %w", err)
+	}
+	return cfg, pool, nil
 }
 
 func (a *app) actorName() string {
@@ -269,4 +284,31 @@ func (a *app) withEnv(ctx context.Context, withRedis bool, fn func(*env) error) 
 	}
 	defer env.close()
 	return fn(env)
+}
+
+func (a *app) migrateCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "migrate",
+		Short: "Bring the database schema up to date, and print the migrations applied",
+		Long: `migrate applies mediasync's schema migrations, as workers do at start
+unless MEDIASYNC_MIGRATE=false. Run it as the role that owns the schema when
+workers connect as a role that may only read and write rows (see README.md).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, pool, err := a.openDatabase(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer pool.Close()
+			applied, err := archive.Migrate(cmd.Context(), pool)
+			if err != nil {
+				return err
+			}
+			for _, name := range applied {
+				fmt.Fprintf(a.stdout, "applied %s\n", name)
+			}
+			fmt.Fprintln(a.stdout, "database schema up to date")
+			return nil
+		},
+	}
 }

@@ -198,7 +198,8 @@ func TestDryRunWritesNothing(t *testing.T) {
 	var rows int
 	require.NoError(t, d.Pool.QueryRow(t.Context(), `SELECT (SELECT count(*) FROM media) + (SELECT count(*) FROM messages)`).Scan(&rows))
 	require.Zero(t, rows, "a dry run wrote catalog rows")
-	objs, err := d.S3Client.ListObjectsV2(t.Context(), &s3.ListObjectsV2Input{Bucket: aws.String(d.Bucket)})
+	// The run's own record is anchored (under _audit/): no media object.
+	objs, err := d.S3Client.ListObjectsV2(t.Context(), &s3.ListObjectsV2Input{Bucket: aws.String(d.Bucket), Prefix: aws.String(d.Prefix + "/" + d.Account.SID + "/")})
 	require.NoError(t, err)
 	require.Empty(t, objs.Contents, "a dry run wrote objects")
 }

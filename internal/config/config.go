@@ -53,6 +53,13 @@ type Config struct {
 	ObjectLock string
 	Retention  time.Duration
 
+	// Migrate says whether the worker and the CLI bring the database schema
+	// up to date at start (MEDIASYNC_MIGRATE, default true). Set it to
+	// false where they connect as a role without rights to change the
+	// schema: they then only check it is current, and `enqueue migrate`,
+	// run as the schema's owner, applies migrations.
+	Migrate bool
+
 	// ClockOffset shifts the clock of policy ticks
 	// (MEDIASYNC_CLOCK_OFFSET, e.g. 72h): for tests and drills of catch-up
 	// after downtime only. Defaults to 0.
@@ -151,6 +158,9 @@ func Load(getenv func(string) string, need Need) (Config, error) {
 		}
 	default:
 		bad("ARCHIVE_OBJECT_LOCK: %q (want GOVERNANCE or COMPLIANCE)", c.ObjectLock)
+	}
+	if c.Migrate, err = strconv.ParseBool(get("MEDIASYNC_MIGRATE", "true")); err != nil {
+		bad("MEDIASYNC_MIGRATE: %q (want true or false)", get("MEDIASYNC_MIGRATE", ""))
 	}
 	if c.ClockOffset, err = time.ParseDuration(get("MEDIASYNC_CLOCK_OFFSET", "0s")); err != nil {
 		bad("MEDIASYNC_CLOCK_OFFSET: %q is not a duration like 72h", get("MEDIASYNC_CLOCK_OFFSET", ""))

@@ -65,3 +65,15 @@ func TestLoadErrorsNameTheVariableNeverTheSecret(t *testing.T) {
 		})
 	}
 }
+
+func TestLoadMigrate(t *testing.T) {
+	t.Parallel()
+	c, err := Load(env(base...), Need{})
+	require.NoError(t, err)
+	require.True(t, c.Migrate, "migrating at start is the default")
+	c, err = Load(env(append(append([]string{}, base...), "MEDIASYNC_MIGRATE", "false")...), Need{})
+	require.NoError(t, err)
+	require.False(t, c.Migrate)
+	_, err = Load(env(append(append([]string{}, base...), "MEDIASYNC_MIGRATE", "nope")...), Need{})
+	require.ErrorContains(t, err, `MEDIASYNC_MIGRATE: "nope" (want true or false)`)
+}

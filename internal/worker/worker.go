@@ -1,6 +1,7 @@
 // Package worker assembles a mediasync worker from its configuration: the
-// Postgres catalog (migrated at start), the archive store, the Twilio client
-// behind the account-wide limiter, and the Asynq server running jobs.
+// Postgres catalog (migrated at start unless MEDIASYNC_MIGRATE=false), the
+// archive store, the Twilio client behind the account-wide limiter, and the
+// Asynq server running jobs.
 // cmd/worker runs it; end-to-end tests run it in-process.
 package worker
 
@@ -44,11 +45,15 @@ func Run(ctx context.Context, cfg config.Config, httpAddr string, log zerolog.Lo
 	if err := waitFor(ctx, "postgres", log, func(ctx context.Context) error { return pool.Ping(ctx) }); err != nil {
 		return err
 	}
-	applied, err := archive.Migrate(ctx, pool)
-	if err != nil {
+	if cfg.Migrate {
+		applied, err := archive.Migrate(ctx, pool)
+		if err != nil {
+			return err
+		}
+		log.Info().Strs("applied", applied).Msg("database schema up to date")
+	} else if err := archive.CheckSchema(ctx, pool); err != nil {
 		return err
 	}
-	log.Info().Strs("applied", applied).Msg("database schema up to date")
 
 	ropt, err := redis.ParseURL(cfg.RedisURL)
 	if err != nil {
@@ -118,6 +123,7 @@ func Run(ctx context.Context, cfg config.Config, httpAddr string, log zerolog.Lo
 	// Every worker runs the policy scheduler: the database lets exactly one
 	// of them start each tick, so no worker is special and any may die.
 	go h.ScheduleLoop(rctx, time.Second)
+	go h.AnchorLoop(rctx, rdb, cfg.Namespace+":audit-anchor", 5*time.Minute)
 	if cfg.ClockOffset != 0 {
 		log.Warn().Dur("offset", cfg.ClockOffset).Msg("MEDIASYNC_CLOCK_OFFSET shifts policy ticks: for tests and drills only")
 	}

@@ -1,0 +1,122 @@
+package archive
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"iter"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// AuditAnchor is the head of the audit chain as written to the archive. The
+// database alone cannot prove that its newest rows were not removed: the
+// chain that remains links perfectly. An anchor in the archive, create-only
+// (and Object-Locked under WORM), is out of reach of whoever can change the
+// database, and VerifyAudit checks the log against every anchor.
+type AuditAnchor struct {
+	HeadID   int64     `json:"head_id"`   // the newest row at the time
+	HeadHash []byte    `json:"head_hash"` // its hash
+	Rows     int64     `json:"rows"`      // rows up to and including it
+	At       time.Time `json:"at"`        // when the anchor was written
+
+	// Key is where the anchor is in the archive (set by ListAuditAnchors,
+	// which reads anchors from their keys: At and Rows are then zero).
+	Key string `json:"-"`
+}
+
+// parseAuditAnchorKey reads the head id and hash back from a key's name.
+func parseAuditAnchorKey(name string) (int64, []byte, bool) {
+	id, hash, ok := strings.Cut(strings.TrimSuffix(name, ".json"), "-")
+	if !ok || len(id) != 20 || !strings.HasSuffix(name, ".json") {
+		return 0, nil, false
+	}
+	n, err := strconv.ParseInt(id, 10, 64)
+	h, herr := hex.DecodeString(hash)
+	if err != nil || herr != nil || len(h) != sha256.Size {
+		return 0, nil, false
+	}
+	return n, h, true
+}
+
+// AnchorTarget is where and how anchors are written.
+type AnchorTarget struct {
+	Store      Store
+	Prefix     string // the archive's key prefix, from ARCHIVE_URL
+	AccountSID string
+	// LockMode and Retention, when set, write the anchor Object-Locked
+	// until its time + Retention, as archived media are.
+	LockMode  ObjectLockMode
+	Retention time.Duration
+}
+
+// AnchorAudit writes the current head of the audit log to the archive and
+// returns it, unless the log is empty or its head is still that of last
+// (the anchor this caller wrote before): written then says false. Writing
+// the same head again is harmless anyway: the key is the same and the
+// store is create-only.
+func (c *Catalog) AnchorAudit(ctx context.Context, t AnchorTarget, now time.Time, last AuditAnchor) (a AuditAnchor, written bool, err error) {
+	a = AuditAnchor{At: now.UTC().Truncate(time.Second)}
+	// One statement, one snapshot: the count is of the rows up to the head
+	// read. Rows at or below a committed head are final: appends commit in
+	// id order (see audit_chain in migration 00003).
+	err = c.pool.QueryRow(ctx, `
+		SELECT a.id, a.hash, (SELECT count(*) FROM audit_log b WHERE b.id <= a.id)
+		FROM audit_log a ORDER BY a.id DESC LIMIT 1`).Scan(&a.HeadID, &a.HeadHash, &a.Rows)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return a, false, nil
+	}
+	if err != nil {
+		return a, false, fmt.Errorf("audit anchor: read head: %w", err)
+	}
+	if a.HeadID == last.HeadID && bytes.Equal(a.HeadHash, last.HeadHash) {
+		return last, false, nil
+	}
+	body, err := json.Marshal(a)
+	if err != nil {
+		return a, false, fmt.Errorf("audit anchor: %w", err)
+	}
+	in := PutInput{
+		Key:         AuditAnchorKey(t.Prefix, t.AccountSID, a.HeadID, a.HeadHash),
+		ContentType: "application/json",
+		Size:        int64(len(body)),
+		SHA256:      sha256.Sum256(body),
+	}
+	if t.LockMode != "" {
+		in.LockMode, in.RetainUntil = t.LockMode, a.At.Add(t.Retention)
+	}
+	// ErrConflict: another writer anchored this head, at another time.
+	if _, err := t.Store.Put(ctx, in, bytes.NewReader(body)); err != nil && !errors.Is(err, ErrConflict) {
+		return a, false, fmt.Errorf("audit anchor: %w", err)
+	}
+	return a, true, nil
+}
+
+// ListAuditAnchors yields an account's anchors in the archive, ascending by
+// head id, from their keys. Objects under the prefix that are not anchors
+// are skipped.
+func ListAuditAnchors(ctx context.Context, s Store, prefix, accountSID string) iter.Seq2[AuditAnchor, error] {
+	dir := AuditAnchorPrefix(prefix, accountSID)
+	return func(yield func(AuditAnchor, error) bool) {
+		for key, err := range s.List(ctx, dir) {
+			if err != nil {
+				yield(AuditAnchor{}, fmt.Errorf("audit anchors: %w", err))
+				return
+			}
+			id, hash, ok := parseAuditAnchorKey(strings.TrimPrefix(key, dir))
+			if !ok {
+				continue
+			}
+			if !yield(AuditAnchor{HeadID: id, HeadHash: hash, Key: key}, nil) {
+				return
+			}
+		}
+	}
+}
