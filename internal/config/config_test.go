@@ -46,7 +46,22 @@ func TestLoadErrorsNameTheVariableNeverTheSecret(t *testing.T) {
 		{"api key without secret", []string{"TWILIO_ACCOUNT_SID", "AC0123456789abcdef0123456789abcdef", "TWILIO_API_KEY", "SK0123456789abcdef0123456789abcdef", "DATABASE_URL", "postgres://db/x"}, Need{TwilioCredentials: true}, "TWILIO_API_SECRET is not set"},
 		{"bad concurrency", append(append([]string{}, base...), "WORKER_CONCURRENCY", "many"), Need{}, `WORKER_CONCURRENCY: "many"`},
 		{"api url with credentials", append(append([]string{}, base...), "TWILIO_API_URL", "https://AC1:s3cr3tT0ken@api.twilio.com"), Need{}, "TWILIO_API_URL: must not carry credentials"},
-		{"database url not postgres", append(append([]string{}, base...), "DATABASE_URL", "mysql://u:dbpassword@db/x"), Need{}, "DATABASE_URL: not a postgres:// URL"},
+		{"database url not postgres", append(append([]string{}, base...), "DATABASE_URL", "mysql://u:dbpassword@db/x"), Need{}, `DATABASE_URL: not a postgres:// or postgresql:// URL (scheme "mysql")`},
+		{"database dsn", append(append([]string{}, base...), "DATABASE_URL", "host=db password=dbpassword"), Need{}, `DATABASE_URL: not a postgres:// or postgresql:// URL (scheme "")`},
+		// A URL that does not parse is shown with its user information cut,
+		// and the reason is that of the redacted text.
+		{"database url unparsable", append(append([]string{}, base...), "DATABASE_URL", "postgres://u:dbpassword@db:port/x"), Need{}, `DATABASE_URL: cannot parse "postgres://xxxxx@db:port/x": invalid port ":port" after host`},
+		{"database url password with a slash", append(append([]string{}, base...), "DATABASE_URL", "postgres://u:dbpassword/1@db/x"), Need{}, `DATABASE_URL: cannot parse "postgres://xxxxx@db/x"`},
+		{"database url password in the query", append(append([]string{}, base...), "DATABASE_URL", "postgres://db:port/x?password=dbpassword"), Need{}, `DATABASE_URL: cannot parse "postgres://db:port/x?xxxxx": invalid port`},
+		{"redis url unparsable", append(append([]string{}, base...), "REDIS_URL", "redis://:dbpassword@[::1/0"), Need{}, `REDIS_URL: cannot parse "redis://xxxxx@[::1/0": missing ']' in host`},
+		{"redis url not redis", append(append([]string{}, base...), "REDIS_URL", "http://:dbpassword@host/0"), Need{}, `REDIS_URL: not a redis:// or rediss:// URL (scheme "http")`},
+		{"api url unparsable with credentials", append(append([]string{}, base...), "TWILIO_API_URL", "https://AC1:s3cr3tT0ken@api.twilio.com:port"), Need{}, `TWILIO_API_URL: cannot parse "https://xxxxx@api.twilio.com:port"`},
+		{"api url not http", append(append([]string{}, base...), "TWILIO_MCS_URL", "ftp://mcs.example?token=s3cr3tT0ken"), Need{}, `TWILIO_MCS_URL: not an http(s) URL (scheme "ftp", host "mcs.example")`},
+		// A secret pasted in the wrong variable is described, not echoed.
+		{"token as account sid", append(append([]string{}, base...), "TWILIO_ACCOUNT_SID", "s3cr3tT0ken"), Need{}, `TWILIO_ACCOUNT_SID must be AC followed by 32 hex digits (got 11 characters starting with "s3")`},
+		{"secret as api key", []string{"TWILIO_ACCOUNT_SID", "AC0123456789abcdef0123456789abcdef", "TWILIO_API_KEY", "k3ysecret", "TWILIO_API_SECRET", "k3ysecret", "DATABASE_URL", "postgres://db/x"}, Need{TwilioCredentials: true}, `TWILIO_API_KEY must be SK followed by 32 hex digits (got 9 characters starting with "k3")`},
+		// 213504 days overflows time.Duration to 25m26s: refused, named.
+		{"retention overflows", append(append([]string{}, base...), "ARCHIVE_OBJECT_LOCK", "GOVERNANCE", "ARCHIVE_RETENTION", "213504d"), Need{}, `ARCHIVE_RETENTION: duration "213504d" is out of range`},
 		{"archive missing", base[:6], Need{Archive: true}, "ARCHIVE_URL is not set"},
 		{"bad namespace", append(append([]string{}, base...), "MEDIASYNC_NAMESPACE", "a b"), Need{}, "MEDIASYNC_NAMESPACE"},
 		{"bad lock mode", append(append([]string{}, base...), "ARCHIVE_OBJECT_LOCK", "FOREVER", "ARCHIVE_RETENTION", "1d"), Need{}, `ARCHIVE_OBJECT_LOCK: "FOREVER"`},
