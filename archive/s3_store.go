@@ -9,7 +9,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
-	"net/url"
+	"net"
 	"strings"
 	"sync"
 	"time"
@@ -22,6 +22,8 @@ import (
 	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/middleware"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
+
+	"github.com/mediasync/mediasync/internal/redact"
 )
 
 // S3 upload limits and defaults.
@@ -56,6 +58,10 @@ type S3Config struct {
 	// Endpoint is the base URL of an S3-compatible server, e.g.
 	// "http://127.0.0.1:7070". Empty means AWS.
 	Endpoint string
+	// AllowHTTP permits a plain-http Endpoint whose host is not loopback
+	// (e.g. a gateway on a private network). Defaults to false: such an
+	// endpoint is refused.
+	AllowHTTP bool
 	// UsePathStyle addresses buckets as endpoint/bucket instead of
 	// bucket.endpoint; most S3-compatible servers need it.
 	UsePathStyle bool
@@ -161,7 +167,7 @@ func (c S3Config) validate() error {
 		return fmt.Errorf("s3 store: S3Config.Bucket %q is not a valid bucket name (3-63 lower-case letters, digits, '.' and '-')", c.Bucket)
 	}
 	if c.Endpoint != "" {
-		if err := checkEndpoint(c.Endpoint); err != nil {
+		if err := checkEndpoint(c.Endpoint, c.AllowHTTP); err != nil {
 			return fmt.Errorf("s3 store: S3Config.Endpoint: %w", err)
 		}
 	}
@@ -183,28 +189,45 @@ func (c S3Config) validate() error {
 }
 
 // checkEndpoint accepts an absolute http or https URL with a host and
-// without credentials. Its error never repeats credentials.
-func checkEndpoint(raw string) error {
-	u, err := url.Parse(raw)
+// without credentials; plain http only for a loopback host unless allowHTTP
+// (requests are signed, but bodies and metadata would cross the network in
+// the clear). Its error never repeats credentials.
+func checkEndpoint(raw string, allowHTTP bool) error {
+	u, err := redact.ParseURL(raw)
 	if err != nil {
-		if strings.Contains(raw, "@") {
-			return errors.New("not a valid URL")
-		}
-		return fmt.Errorf("%q is not a valid URL", raw)
+		return err
 	}
-	if u.User != nil {
-		return errors.New("must not contain credentials")
+	if u.User != nil || u.Opaque != "" {
+		// "http:key:secret@host" parses as opaque, without user information.
+		return errors.New("must not contain credentials, and must be an absolute http or https URL")
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return fmt.Errorf("%q must be an http or https URL", raw)
+		return fmt.Errorf("%q must be an http or https URL", redact.URL(raw))
 	}
 	if u.Host == "" {
-		return fmt.Errorf("%q has no host", raw)
+		return fmt.Errorf("%q has no host", redact.URL(raw))
 	}
 	if u.RawQuery != "" || u.Fragment != "" {
-		return fmt.Errorf("%q must not have a query or fragment", raw)
+		return fmt.Errorf("%q must not have a query or fragment", redact.URL(raw))
+	}
+	if u.Scheme == "http" && !allowHTTP && !loopbackHost(u.Hostname()) {
+		return fmt.Errorf("%w: %q is plain http to a host that is not loopback; use https, or say allow_http=true", ErrInsecureEndpoint, raw)
 	}
 	return nil
+}
+
+// ErrInsecureEndpoint refuses a plain-http S3 endpoint that was not allowed
+// explicitly.
+var ErrInsecureEndpoint = errors.New("insecure endpoint")
+
+// loopbackHost reports whether host is localhost or a loopback address
+// (127.0.0.0/8, ::1).
+func loopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // validBucketName applies the S3 bucket naming rules for new buckets.

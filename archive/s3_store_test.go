@@ -369,6 +369,7 @@ func TestNewS3StoreConfigErrors(t *testing.T) {
 		{"KMS key without KMS", func(c *archive.S3Config) { c.SSE = archive.SSEAES256; c.SSEKMSKeyID = "k" }, "S3Config.SSEKMSKeyID"},
 		{"endpoint scheme", func(c *archive.S3Config) { c.Endpoint = "ftp://host" }, `"ftp://host" must be an http or https URL`},
 		{"endpoint without host", func(c *archive.S3Config) { c.Endpoint = "http://" }, "has no host"},
+		{"plain http to a remote host", func(c *archive.S3Config) { c.Endpoint = "http://s3.internal:7070" }, "plain http to a host that is not loopback"},
 		{"threshold too big", func(c *archive.S3Config) { c.MultipartThreshold = 6 << 30 }, "S3Config.MultipartThreshold"},
 		{"part too small", func(c *archive.S3Config) { c.PartSize = 1 << 20 }, "S3Config.PartSize 1048576"},
 	}
@@ -380,8 +381,16 @@ func TestNewS3StoreConfigErrors(t *testing.T) {
 	}
 
 	cfg := valid
-	cfg.Endpoint = "https://AKIDEXAMPLE:s3cr3tv4lue@s3.example.com"
+	cfg.Endpoint = "http://s3.internal:7070"
 	_, err := archive.NewS3Store(t.Context(), cfg)
+	require.ErrorIs(t, err, archive.ErrInsecureEndpoint)
+	cfg.AllowHTTP = true
+	_, err = archive.NewS3Store(t.Context(), cfg)
+	require.NoError(t, err, "plain http allowed explicitly")
+
+	cfg = valid
+	cfg.Endpoint = "https://AKIDEXAMPLE:s3cr3tv4lue@s3.example.com"
+	_, err = archive.NewS3Store(t.Context(), cfg)
 	require.ErrorContains(t, err, "must not contain credentials")
 	assert.NotContains(t, err.Error(), "s3cr3tv4lue")
 }
