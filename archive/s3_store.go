@@ -283,6 +283,9 @@ func (s *S3Store) Put(ctx context.Context, in PutInput, body io.ReadSeeker) (Put
 			res, err = s.putSingle(ctx, in, contentType, meta, body)
 		}
 		if apiCode(err) != "ConditionalRequestConflict" || attempt == conflictRetries {
+			if err == nil && in.LockMode != "" {
+				return s.appliedLock(ctx, in, res)
+			}
 			return res, err
 		}
 		if err := sleepCtx(ctx, time.Duration(50<<attempt)*time.Millisecond); err != nil {
@@ -292,6 +295,58 @@ func (s *S3Store) Put(ctx context.Context, in PutInput, body io.ReadSeeker) (Put
 }
 
 const defaultContentType = "application/octet-stream"
+
+// appliedLock reads back the retention S3 holds for the object just put and
+// returns it in res, so that the catalog records what S3 applied, not what
+// was asked. A server that ignored the Object Lock headers (a proxy, an
+// S3-compatible server without Object Lock) or applied a weaker mode or an
+// earlier date than asked fails the put: nobody may believe an object is
+// locked when it is not. An object that Existed was put by an earlier
+// attempt, with that attempt's (earlier) date: its mode must match, and its
+// date is recorded as it is.
+func (s *S3Store) appliedLock(ctx context.Context, in PutInput, res PutResult) (PutResult, error) {
+	out, err := s.client.GetObjectRetention(ctx, &s3.GetObjectRetentionInput{
+		Bucket: aws.String(s.bucket), Key: aws.String(in.Key), VersionId: optional(res.VersionID),
+	})
+	switch {
+	case err == nil && out.Retention != nil:
+		res.LockMode = ObjectLockMode(out.Retention.Mode)
+		res.RetainUntil = aws.ToTime(out.Retention.RetainUntilDate).UTC()
+	case err != nil && !noRetention(err):
+		return PutResult{}, fmt.Errorf("s3 put %q: read back its Object Lock retention: %w", in.Key, err)
+	}
+	asked := fmt.Sprintf("%s until %s", in.LockMode, in.RetainUntil.UTC().Format(time.RFC3339))
+	switch {
+	case res.LockMode == "" || res.RetainUntil.IsZero():
+		return PutResult{}, fmt.Errorf("s3 put %q: %w: asked %s, S3 holds no retention (does the server support Object Lock?)", in.Key, ErrLockNotApplied, asked)
+	case lockStrength(res.LockMode) < lockStrength(in.LockMode):
+		return PutResult{}, fmt.Errorf("s3 put %q: %w: asked %s, S3 holds %s", in.Key, ErrLockNotApplied, asked, res.LockMode)
+	case !res.Existed && res.RetainUntil.Before(in.RetainUntil):
+		return PutResult{}, fmt.Errorf("s3 put %q: %w: asked %s, S3 retains until %s", in.Key, ErrLockNotApplied, asked, res.RetainUntil.Format(time.RFC3339))
+	}
+	return res, nil
+}
+
+// noRetention reports an error that means the object has no retention.
+func noRetention(err error) bool {
+	switch apiCode(err) {
+	case "NoSuchObjectLockConfiguration", "ObjectLockConfigurationNotFoundError", "InvalidRequest":
+		return true
+	}
+	return false
+}
+
+// lockStrength orders retention modes: COMPLIANCE binds even the root
+// account, GOVERNANCE can be bypassed with a permission.
+func lockStrength(m ObjectLockMode) int {
+	switch m {
+	case ObjectLockCompliance:
+		return 2
+	case ObjectLockGovernance:
+		return 1
+	}
+	return 0
+}
 
 func (s *S3Store) putSingle(ctx context.Context, in PutInput, contentType string, meta map[string]string, body io.ReadSeeker) (PutResult, error) {
 	if _, err := body.Seek(0, io.SeekStart); err != nil {
