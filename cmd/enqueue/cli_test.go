@@ -56,7 +56,7 @@ func TestBadInputExitsTwoAndEnqueuesNothing(t *testing.T) {
 		{"no message SID", good, []string{"message"}, "accepts 1 arg"},
 		{"malformed run id", good, []string{"status", "yesterday"}, `run id "yesterday"`},
 		{"missing account", without("TWILIO_ACCOUNT_SID"), []string{"backfill", "--since", "2026-01-01", "--until", "2026-01-02"}, "TWILIO_ACCOUNT_SID is not set"},
-		{"malformed account", with("TWILIO_ACCOUNT_SID", "AC12"), []string{"message", "MM0123456789abcdef0123456789abcdef"}, `TWILIO_ACCOUNT_SID must be AC followed by 32 hex digits (got 4 characters starting with "AC")`},
+		{"malformed account", with("TWILIO_ACCOUNT_SID", "AC12"), []string{"message", "MM0123456789abcdef0123456789abcdef"}, `TWILIO_ACCOUNT_SID must be AC followed by 32 hex digits (got 4 characters starting "AC")`},
 		{"missing database", without("DATABASE_URL"), []string{"message", "MM0123456789abcdef0123456789abcdef"}, "DATABASE_URL is not set"},
 		{"bad schedule", good, []string{"policy", "set", "p1", "--schedule", "every night"}, "--schedule: schedule \"every night\""},
 		{"bad cron", good, []string{"policy", "set", "p1", "--schedule", "61 * * * *"}, "--schedule"},

@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/mediasync/mediasync/internal/redact"
 	"github.com/mediasync/mediasync/internal/schedule"
@@ -170,7 +169,7 @@ func Load(getenv func(string) string, need Need) (Config, error) {
 	case !accountSIDRe.MatchString(c.Twilio.AccountSID):
 		// Described, not echoed: a token pasted in the wrong variable
 		// would otherwise land in the error.
-		bad("TWILIO_ACCOUNT_SID must be AC followed by 32 hex digits (got %s)", describe(c.Twilio.AccountSID))
+		bad("TWILIO_ACCOUNT_SID must be AC followed by 32 hex digits (%s)", redact.SID(c.Twilio.AccountSID))
 	}
 	if need.TwilioCredentials {
 		switch {
@@ -178,7 +177,7 @@ func Load(getenv func(string) string, need Need) (Config, error) {
 			bad("set either TWILIO_AUTH_TOKEN or TWILIO_API_KEY with TWILIO_API_SECRET, not both")
 		case c.Twilio.APIKey != "":
 			if !apiKeyRe.MatchString(c.Twilio.APIKey) {
-				bad("TWILIO_API_KEY must be SK followed by 32 hex digits (got %s)", describe(c.Twilio.APIKey))
+				bad("TWILIO_API_KEY must be SK followed by 32 hex digits (%s)", redact.SID(c.Twilio.APIKey))
 			}
 			if c.Twilio.APISecret == "" {
 				bad("TWILIO_API_SECRET is not set (needed with TWILIO_API_KEY)")
@@ -261,15 +260,4 @@ func urlWithScheme(s string, schemes ...string) error {
 	// Only the scheme is named: a key=value DSN (password=…) parses as a
 	// URL without one.
 	return fmt.Errorf("not a %s:// URL (scheme %q)", strings.Join(schemes, ":// or "), u.Scheme)
-}
-
-// describe says what a malformed identifier looks like without repeating
-// it: its length and first two characters.
-func describe(v string) string {
-	n := utf8.RuneCountInString(v)
-	first := v
-	if n > 2 {
-		first = string([]rune(v)[:2])
-	}
-	return fmt.Sprintf("%d characters starting with %q", n, first)
 }

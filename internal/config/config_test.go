@@ -58,8 +58,8 @@ func TestLoadErrorsNameTheVariableNeverTheSecret(t *testing.T) {
 		{"api url unparsable with credentials", append(append([]string{}, base...), "TWILIO_API_URL", "https://AC1:s3cr3tT0ken@api.twilio.com:port"), Need{}, `TWILIO_API_URL: cannot parse "https://xxxxx@api.twilio.com:port"`},
 		{"api url not http", append(append([]string{}, base...), "TWILIO_MCS_URL", "ftp://mcs.example?token=s3cr3tT0ken"), Need{}, `TWILIO_MCS_URL: not an http(s) URL (scheme "ftp", host "mcs.example")`},
 		// A secret pasted in the wrong variable is described, not echoed.
-		{"token as account sid", append(append([]string{}, base...), "TWILIO_ACCOUNT_SID", "s3cr3tT0ken"), Need{}, `TWILIO_ACCOUNT_SID must be AC followed by 32 hex digits (got 11 characters starting with "s3")`},
-		{"secret as api key", []string{"TWILIO_ACCOUNT_SID", "AC0123456789abcdef0123456789abcdef", "TWILIO_API_KEY", "k3ysecret", "TWILIO_API_SECRET", "k3ysecret", "DATABASE_URL", "postgres://db/x"}, Need{TwilioCredentials: true}, `TWILIO_API_KEY must be SK followed by 32 hex digits (got 9 characters starting with "k3")`},
+		{"token as account sid", append(append([]string{}, base...), "TWILIO_ACCOUNT_SID", "s3cr3tT0ken"), Need{}, `TWILIO_ACCOUNT_SID must be AC followed by 32 hex digits (got 11 characters)`},
+		{"secret as api key", []string{"TWILIO_ACCOUNT_SID", "AC0123456789abcdef0123456789abcdef", "TWILIO_API_KEY", "k3ysecret", "TWILIO_API_SECRET", "k3ysecret", "DATABASE_URL", "postgres://db/x"}, Need{TwilioCredentials: true}, `TWILIO_API_KEY must be SK followed by 32 hex digits (got 9 characters)`},
 		// 213504 days overflows time.Duration to 25m26s: refused, named.
 		{"retention overflows", append(append([]string{}, base...), "ARCHIVE_OBJECT_LOCK", "GOVERNANCE", "ARCHIVE_RETENTION", "213504d"), Need{}, `ARCHIVE_RETENTION: duration "213504d" is out of range`},
 		{"archive missing", base[:6], Need{Archive: true}, "ARCHIVE_URL is not set"},

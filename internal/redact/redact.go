@@ -47,3 +47,20 @@ func ParseURL(raw string) (*url.URL, error) {
 	}
 	return nil, fmt.Errorf("cannot parse %q: %s", shown, reason)
 }
+
+// SID says what a would-be SID looks like without printing it: its length
+// and, when they are upper-case letters as a SID's are, its first two
+// characters. A mistyped SID is harmless to show, but a secret passed in
+// the wrong place (a hex auth token, an API secret) is not.
+func SID(s string) string {
+	if len(s) < 2 {
+		return fmt.Sprintf("got %d characters", len(s))
+	}
+	prefix := s[:2]
+	for i := 0; i < len(prefix); i++ {
+		if prefix[i] < 'A' || prefix[i] > 'Z' {
+			return fmt.Sprintf("got %d characters", len(s))
+		}
+	}
+	return fmt.Sprintf("got %d characters starting %q", len(s), prefix)
+}
