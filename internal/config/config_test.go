@@ -61,6 +61,9 @@ func TestLoadErrorsNameTheVariableNeverTheSecret(t *testing.T) {
 		{"token as account sid", append(append([]string{}, base...), "TWILIO_ACCOUNT_SID", "s3cr3tT0ken"), Need{}, `TWILIO_ACCOUNT_SID must be AC followed by 32 hex digits (got 11 characters)`},
 		{"secret as api key", []string{"TWILIO_ACCOUNT_SID", "AC0123456789abcdef0123456789abcdef", "TWILIO_API_KEY", "k3ysecret", "TWILIO_API_SECRET", "k3ysecret", "DATABASE_URL", "postgres://db/x"}, Need{TwilioCredentials: true}, `TWILIO_API_KEY must be SK followed by 32 hex digits (got 9 characters)`},
 		// 213504 days overflows time.Duration to 25m26s: refused, named.
+		{"shutdown timeout overflows", append(append([]string{}, base...), "WORKER_SHUTDOWN_TIMEOUT", "2562048h"), Need{}, `WORKER_SHUTDOWN_TIMEOUT: "2562048h"`},
+		{"shutdown timeout in days", append(append([]string{}, base...), "WORKER_SHUTDOWN_TIMEOUT", "213504d"), Need{}, `WORKER_SHUTDOWN_TIMEOUT: "213504d"`},
+		{"clock offset overflows", append(append([]string{}, base...), "MEDIASYNC_CLOCK_OFFSET", "-2562048h"), Need{}, `MEDIASYNC_CLOCK_OFFSET: "-2562048h"`},
 		{"retention overflows", append(append([]string{}, base...), "ARCHIVE_OBJECT_LOCK", "GOVERNANCE", "ARCHIVE_RETENTION", "213504d"), Need{}, `ARCHIVE_RETENTION: duration "213504d" is out of range`},
 		{"archive missing", base[:6], Need{Archive: true}, "ARCHIVE_URL is not set"},
 		{"bad namespace", append(append([]string{}, base...), "MEDIASYNC_NAMESPACE", "a b"), Need{}, "MEDIASYNC_NAMESPACE"},
