@@ -44,3 +44,19 @@ func TestParseURLNeverRepeatsASecret(t *testing.T) {
 		t.Errorf("ParseURL of a good URL = %v, %v", u, err)
 	}
 }
+
+// Whatever follows them, credentials before the host never appear in the
+// error, and a password in the query never does either.
+func FuzzParseURL(f *testing.F) {
+	for _, s := range []string{"db:5432/x", "db:port/x", "[::1/0", "h/%zz", "a@b/c", "x?y#z", ""} {
+		f.Add(s)
+	}
+	const canary = "Zq9SECRETcanary"
+	f.Fuzz(func(t *testing.T, raw string) {
+		for _, in := range []string{"postgres://u:" + canary + "@" + raw, "redis://" + canary + "/x@" + raw, raw + "?password=" + canary} {
+			if _, err := ParseURL(in); err != nil && strings.Contains(err.Error(), canary) {
+				t.Fatalf("ParseURL(%q) repeats the secret: %v", in, err)
+			}
+		}
+	})
+}
