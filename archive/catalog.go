@@ -106,6 +106,9 @@ func (c *Catalog) CreateRun(ctx context.Context, s RunSpec) (Run, error) {
 		if s.Since.IsZero() || s.Until.IsZero() || !s.Since.Before(s.Until) {
 			return Run{}, fmt.Errorf("create run: since %s must be before until %s", s.Since.Format(time.DateOnly), s.Until.Format(time.DateOnly))
 		}
+		if err := checkRange(s.Since, s.Until); err != nil {
+			return Run{}, fmt.Errorf("create run: %w", err)
+		}
 	case KindMessage:
 		if s.MessageSID == "" {
 			return Run{}, errors.New("create run: message SID is empty")

@@ -65,6 +65,45 @@ func TestCreateRunCutsUTCDays(t *testing.T) {
 	require.Error(t, err, "delete with dry-run is refused")
 }
 
+// A range Twilio cannot have messages for is refused by the catalog
+// itself, whoever asks: before 2008, or ending more than a day from now
+// (1990-2090 would be 36,500 windows of nothing).
+func TestCatalogRefusesDaysTwilioCannotHave(t *testing.T) {
+	t.Parallel()
+	c := newCatalog(t)
+	ctx := t.Context()
+	day := func(s string) time.Time {
+		d, err := time.Parse(time.DateOnly, s)
+		require.NoError(t, err)
+		return d
+	}
+	var rangeErr *archive.DayRangeError
+	for _, r := range []struct{ since, until string }{
+		{"2007-12-31", "2008-01-02"},
+		{"1990-01-01", "2090-01-01"},
+		{"2026-01-01", time.Now().UTC().Add(49 * time.Hour).Format(time.DateOnly)},
+	} {
+		_, err := c.CreateRun(ctx, archive.RunSpec{Kind: archive.KindBackfill, AccountSID: acct,
+			Since: day(r.since), Until: day(r.until), Actor: "test"})
+		require.ErrorAs(t, err, &rangeErr, "run %v", r)
+		_, err = c.CreateExport(ctx, archive.ExportSpec{AccountSID: acct, Since: day(r.since), Until: day(r.until),
+			Out: "file:///tmp/x", Format: archive.ExportDir, Actor: "test"})
+		require.ErrorAs(t, err, &rangeErr, "export %v", r)
+	}
+	_, err := c.SetPolicy(ctx, archive.Policy{Name: "p", AccountSID: acct, Schedule: "@every 1h", Watermark: day("2007-06-01")}, "test")
+	require.ErrorAs(t, err, &rangeErr)
+	require.ErrorContains(t, err, "2007-06-01 is before 2008-01-01")
+
+	// The bounds themselves are fine: 2008-01-01 and tomorrow.
+	tomorrow := time.Now().UTC().Truncate(24 * time.Hour).Add(24 * time.Hour)
+	_, err = c.CreateRun(ctx, archive.RunSpec{Kind: archive.KindBackfill, AccountSID: acct,
+		Since: archive.EarliestDay, Until: archive.EarliestDay.Add(24 * time.Hour), Actor: "test"})
+	require.NoError(t, err)
+	_, err = c.CreateRun(ctx, archive.RunSpec{Kind: archive.KindBackfill, AccountSID: acct,
+		Since: tomorrow.Add(-24 * time.Hour), Until: tomorrow, Actor: "test"})
+	require.NoError(t, err)
+}
+
 // A page handled twice must advance its window once.
 func TestAdvanceWindowIsGuardedByPage(t *testing.T) {
 	t.Parallel()

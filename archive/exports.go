@@ -104,6 +104,9 @@ func (c *Catalog) CreateExport(ctx context.Context, s ExportSpec) (Export, error
 	case !s.Since.IsZero() && !s.Until.IsZero() && !s.Since.Before(s.Until):
 		return Export{}, fmt.Errorf("create export: since %s must be before until %s", s.Since.Format(time.DateOnly), s.Until.Format(time.DateOnly))
 	}
+	if err := checkRange(s.Since, s.Until); err != nil {
+		return Export{}, fmt.Errorf("create export: %w", err)
+	}
 	var id uuid.UUID
 	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
 		var err error

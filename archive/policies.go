@@ -55,6 +55,11 @@ func scanPolicy(row pgx.Row) (Policy, error) {
 // update the watermark and last tick are kept unless p.Watermark is set:
 // changing a schedule must not skip or repeat what was archived.
 func (c *Catalog) SetPolicy(ctx context.Context, p Policy, actor string) (bool, error) {
+	if !p.Watermark.IsZero() {
+		if err := CheckDay(p.Watermark, time.Now()); err != nil {
+			return false, fmt.Errorf("set policy %s: watermark: %w", p.Name, err)
+		}
+	}
 	var deleteAfter *time.Duration
 	if p.Delete {
 		deleteAfter = &p.DeleteAfter

@@ -10,7 +10,7 @@ import (
 	"hash"
 	"io"
 	"iter"
-	"net/url"
+	"net"
 	"strings"
 	"sync"
 	"time"
@@ -23,6 +23,8 @@ import (
 	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/middleware"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
+
+	"github.com/mediasync/mediasync/internal/redact"
 )
 
 // S3 upload limits and defaults.
@@ -57,6 +59,10 @@ type S3Config struct {
 	// Endpoint is the base URL of an S3-compatible server, e.g.
 	// "http://127.0.0.1:7070". Empty means AWS.
 	Endpoint string
+	// AllowHTTP permits a plain-http Endpoint whose host is not loopback
+	// (e.g. a gateway on a private network). Defaults to false: such an
+	// endpoint is refused.
+	AllowHTTP bool
 	// UsePathStyle addresses buckets as endpoint/bucket instead of
 	// bucket.endpoint; most S3-compatible servers need it.
 	UsePathStyle bool
@@ -162,7 +168,7 @@ func (c S3Config) validate() error {
 		return fmt.Errorf("s3 store: S3Config.Bucket %q is not a valid bucket name (3-63 lower-case letters, digits, '.' and '-')", c.Bucket)
 	}
 	if c.Endpoint != "" {
-		if err := checkEndpoint(c.Endpoint); err != nil {
+		if err := checkEndpoint(c.Endpoint, c.AllowHTTP); err != nil {
 			return fmt.Errorf("s3 store: S3Config.Endpoint: %w", err)
 		}
 	}
@@ -184,28 +190,45 @@ func (c S3Config) validate() error {
 }
 
 // checkEndpoint accepts an absolute http or https URL with a host and
-// without credentials. Its error never repeats credentials.
-func checkEndpoint(raw string) error {
-	u, err := url.Parse(raw)
+// without credentials; plain http only for a loopback host unless allowHTTP
+// (requests are signed, but bodies and metadata would cross the network in
+// the clear). Its error never repeats credentials.
+func checkEndpoint(raw string, allowHTTP bool) error {
+	u, err := redact.ParseURL(raw)
 	if err != nil {
-		if strings.Contains(raw, "@") {
-			return errors.New("not a valid URL")
-		}
-		return fmt.Errorf("%q is not a valid URL", raw)
+		return err
 	}
-	if u.User != nil {
-		return errors.New("must not contain credentials")
+	if u.User != nil || u.Opaque != "" {
+		// "http:key:secret@host" parses as opaque, without user information.
+		return errors.New("must not contain credentials, and must be an absolute http or https URL")
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return fmt.Errorf("%q must be an http or https URL", raw)
+		return fmt.Errorf("%q must be an http or https URL", redact.URL(raw))
 	}
 	if u.Host == "" {
-		return fmt.Errorf("%q has no host", raw)
+		return fmt.Errorf("%q has no host", redact.URL(raw))
 	}
 	if u.RawQuery != "" || u.Fragment != "" {
-		return fmt.Errorf("%q must not have a query or fragment", raw)
+		return fmt.Errorf("%q must not have a query or fragment", redact.URL(raw))
+	}
+	if u.Scheme == "http" && !allowHTTP && !loopbackHost(u.Hostname()) {
+		return fmt.Errorf("%w: %q is plain http to a host that is not loopback; use https, or say allow_http=true", ErrInsecureEndpoint, raw)
 	}
 	return nil
+}
+
+// ErrInsecureEndpoint refuses a plain-http S3 endpoint that was not allowed
+// explicitly.
+var ErrInsecureEndpoint = errors.New("insecure endpoint")
+
+// loopbackHost reports whether host is localhost or a loopback address
+// (127.0.0.0/8, ::1).
+func loopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // validBucketName applies the S3 bucket naming rules for new buckets.
@@ -261,6 +284,9 @@ func (s *S3Store) Put(ctx context.Context, in PutInput, body io.ReadSeeker) (Put
 			res, err = s.putSingle(ctx, in, contentType, meta, body)
 		}
 		if apiCode(err) != "ConditionalRequestConflict" || attempt == conflictRetries {
+			if err == nil && in.LockMode != "" {
+				return s.appliedLock(ctx, in, res)
+			}
 			return res, err
 		}
 		if err := sleepCtx(ctx, time.Duration(50<<attempt)*time.Millisecond); err != nil {
@@ -270,6 +296,58 @@ func (s *S3Store) Put(ctx context.Context, in PutInput, body io.ReadSeeker) (Put
 }
 
 const defaultContentType = "application/octet-stream"
+
+// appliedLock reads back the retention S3 holds for the object just put and
+// returns it in res, so that the catalog records what S3 applied, not what
+// was asked. A server that ignored the Object Lock headers (a proxy, an
+// S3-compatible server without Object Lock) or applied a weaker mode or an
+// earlier date than asked fails the put: nobody may believe an object is
+// locked when it is not. An object that Existed was put by an earlier
+// attempt, with that attempt's (earlier) date: its mode must match, and its
+// date is recorded as it is.
+func (s *S3Store) appliedLock(ctx context.Context, in PutInput, res PutResult) (PutResult, error) {
+	out, err := s.client.GetObjectRetention(ctx, &s3.GetObjectRetentionInput{
+		Bucket: aws.String(s.bucket), Key: aws.String(in.Key), VersionId: optional(res.VersionID),
+	})
+	switch {
+	case err == nil && out.Retention != nil:
+		res.LockMode = ObjectLockMode(out.Retention.Mode)
+		res.RetainUntil = aws.ToTime(out.Retention.RetainUntilDate).UTC()
+	case err != nil && !noRetention(err):
+		return PutResult{}, fmt.Errorf("s3 put %q: read back its Object Lock retention: %w", in.Key, err)
+	}
+	asked := fmt.Sprintf("%s until %s", in.LockMode, in.RetainUntil.UTC().Format(time.RFC3339))
+	switch {
+	case res.LockMode == "" || res.RetainUntil.IsZero():
+		return PutResult{}, fmt.Errorf("s3 put %q: %w: asked %s, S3 holds no retention (does the server support Object Lock?)", in.Key, ErrLockNotApplied, asked)
+	case lockStrength(res.LockMode) < lockStrength(in.LockMode):
+		return PutResult{}, fmt.Errorf("s3 put %q: %w: asked %s, S3 holds %s", in.Key, ErrLockNotApplied, asked, res.LockMode)
+	case !res.Existed && res.RetainUntil.Before(in.RetainUntil):
+		return PutResult{}, fmt.Errorf("s3 put %q: %w: asked %s, S3 retains until %s", in.Key, ErrLockNotApplied, asked, res.RetainUntil.Format(time.RFC3339))
+	}
+	return res, nil
+}
+
+// noRetention reports an error that means the object has no retention.
+func noRetention(err error) bool {
+	switch apiCode(err) {
+	case "NoSuchObjectLockConfiguration", "ObjectLockConfigurationNotFoundError", "InvalidRequest":
+		return true
+	}
+	return false
+}
+
+// lockStrength orders retention modes: COMPLIANCE binds even the root
+// account, GOVERNANCE can be bypassed with a permission.
+func lockStrength(m ObjectLockMode) int {
+	switch m {
+	case ObjectLockCompliance:
+		return 2
+	case ObjectLockGovernance:
+		return 1
+	}
+	return 0
+}
 
 func (s *S3Store) putSingle(ctx context.Context, in PutInput, contentType string, meta map[string]string, body io.ReadSeeker) (PutResult, error) {
 	if _, err := body.Seek(0, io.SeekStart); err != nil {

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -17,6 +18,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/stretchr/testify/assert"
@@ -369,6 +371,7 @@ func TestNewS3StoreConfigErrors(t *testing.T) {
 		{"KMS key without KMS", func(c *archive.S3Config) { c.SSE = archive.SSEAES256; c.SSEKMSKeyID = "k" }, "S3Config.SSEKMSKeyID"},
 		{"endpoint scheme", func(c *archive.S3Config) { c.Endpoint = "ftp://host" }, `"ftp://host" must be an http or https URL`},
 		{"endpoint without host", func(c *archive.S3Config) { c.Endpoint = "http://" }, "has no host"},
+		{"plain http to a remote host", func(c *archive.S3Config) { c.Endpoint = "http://s3.internal:7070" }, "plain http to a host that is not loopback"},
 		{"threshold too big", func(c *archive.S3Config) { c.MultipartThreshold = 6 << 30 }, "S3Config.MultipartThreshold"},
 		{"part too small", func(c *archive.S3Config) { c.PartSize = 1 << 20 }, "S3Config.PartSize 1048576"},
 	}
@@ -380,8 +383,16 @@ func TestNewS3StoreConfigErrors(t *testing.T) {
 	}
 
 	cfg := valid
-	cfg.Endpoint = "https://AKIDEXAMPLE:s3cr3tv4lue@s3.example.com"
+	cfg.Endpoint = "http://s3.internal:7070"
 	_, err := archive.NewS3Store(t.Context(), cfg)
+	require.ErrorIs(t, err, archive.ErrInsecureEndpoint)
+	cfg.AllowHTTP = true
+	_, err = archive.NewS3Store(t.Context(), cfg)
+	require.NoError(t, err, "plain http allowed explicitly")
+
+	cfg = valid
+	cfg.Endpoint = "https://AKIDEXAMPLE:s3cr3tv4lue@s3.example.com"
+	_, err = archive.NewS3Store(t.Context(), cfg)
 	require.ErrorContains(t, err, "must not contain credentials")
 	assert.NotContains(t, err.Error(), "s3cr3tv4lue")
 }
@@ -440,4 +451,73 @@ func hexOf(sum [32]byte) string {
 		b[2*i], b[2*i+1] = digits[c>>4], digits[c&15]
 	}
 	return string(b)
+}
+
+// With Object Lock, Put reports the retention S3 holds for the object, read
+// back after the write, not the one asked for; a server that applied none
+// or less fails the put. A proxy in front of the gateway stands for the
+// servers that would answer otherwise (the write itself is signed, so it
+// is the read-back answer that the proxy changes).
+func TestS3StorePutReportsAppliedRetention(t *testing.T) {
+	t.Parallel()
+	asked := time.Now().UTC().Add(48 * time.Hour).Truncate(time.Second)
+	retention := func(w http.ResponseWriter, mode string, until time.Time) {
+		w.Header().Set("Content-Type", "application/xml")
+		fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?><Retention xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Mode>%s</Mode><RetainUntilDate>%s</RetainUntilDate></Retention>`,
+			mode, until.Format(time.RFC3339))
+	}
+	cases := []struct {
+		desc      string
+		answer    func(w http.ResponseWriter) // nil: the gateway's own answer
+		wantMode  archive.ObjectLockMode
+		wantUntil time.Time
+		wantErr   string
+	}{
+		{desc: "as the gateway applied it", wantMode: archive.ObjectLockGovernance, wantUntil: asked},
+		{desc: "longer than asked", answer: func(w http.ResponseWriter) { retention(w, "GOVERNANCE", asked.Add(24*time.Hour)) },
+			wantMode: archive.ObjectLockGovernance, wantUntil: asked.Add(24 * time.Hour)},
+		{desc: "stronger mode", answer: func(w http.ResponseWriter) { retention(w, "COMPLIANCE", asked) },
+			wantMode: archive.ObjectLockCompliance, wantUntil: asked},
+		{desc: "none applied", answer: func(w http.ResponseWriter) {
+			w.Header().Set("Content-Type", "application/xml")
+			w.WriteHeader(http.StatusNotFound)
+			_, _ = io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>NoSuchObjectLockConfiguration</Code><Message>none</Message></Error>`)
+		}, wantErr: "S3 holds no retention"},
+		{desc: "shorter than asked", answer: func(w http.ResponseWriter) { retention(w, "GOVERNANCE", asked.Add(-time.Hour)) },
+			wantErr: "S3 retains until " + asked.Add(-time.Hour).Format(time.RFC3339)},
+	}
+	for _, c := range cases {
+		t.Run(c.desc, func(t *testing.T) {
+			t.Parallel()
+			cfg := s3Config(t, testenv.WithObjectLock())
+			rec, endpoint := newRecorder(t, cfg.Endpoint)
+			rec.intercept = func(w http.ResponseWriter, r *http.Request) bool {
+				if _, ok := r.URL.Query()["retention"]; !ok || r.Method != http.MethodGet || c.answer == nil {
+					return false
+				}
+				c.answer(w)
+				return true
+			}
+			cfg.Endpoint = endpoint
+			s := newS3Store(t, cfg)
+			data := []byte("locked bytes")
+			in := archive.PutInput{Key: "locked.txt", Size: int64(len(data)), SHA256: sha256.Sum256(data),
+				LockMode: archive.ObjectLockGovernance, RetainUntil: asked}
+			res, err := s.Put(t.Context(), in, bytes.NewReader(data))
+			if c.wantErr != "" {
+				require.ErrorIs(t, err, archive.ErrLockNotApplied)
+				require.ErrorContains(t, err, c.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, c.wantMode, res.LockMode)
+			assert.True(t, c.wantUntil.Equal(res.RetainUntil), "retain until %v, want %v", res.RetainUntil, c.wantUntil)
+			// A retried put finds the object and reports its retention too.
+			again, err := s.Put(t.Context(), in, bytes.NewReader(data))
+			require.NoError(t, err)
+			assert.True(t, again.Existed)
+			assert.Equal(t, res.LockMode, again.LockMode)
+			assert.True(t, res.RetainUntil.Equal(again.RetainUntil))
+		})
+	}
 }

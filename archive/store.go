@@ -120,6 +120,13 @@ type PutResult struct {
 	// and SHA-256: an earlier attempt stored it, or this one did but its
 	// answer was lost on the way back. Either way the bytes are stored.
 	Existed bool
+
+	// LockMode and RetainUntil are the Object Lock retention the store
+	// reports for the object once written, when PutInput asked for one:
+	// what to record, rather than what was asked. Put fails with
+	// ErrLockNotApplied when the store applied none, or less.
+	LockMode    ObjectLockMode
+	RetainUntil time.Time
 }
 
 // ObjectInfo is what a store holds at a key.
@@ -179,6 +186,9 @@ var (
 	// ErrInvalidInput means a request was malformed (a bad key, metadata or
 	// size); retrying it cannot succeed.
 	ErrInvalidInput = errors.New("invalid input")
+	// ErrLockNotApplied means a store kept an object without the Object
+	// Lock retention asked for, or with a weaker mode or an earlier date.
+	ErrLockNotApplied = errors.New("object lock retention not applied")
 )
 
 // Verify proves that the object at key has exactly size bytes with SHA-256

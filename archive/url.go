@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/mediasync/mediasync/internal/redact"
 )
 
 // URLConfig is an archive URL (ARCHIVE_URL) taken apart.
@@ -21,7 +23,9 @@ import (
 // The s3 form follows the Go CDK's s3blob URLs. Its parameters:
 //
 //	region          the bucket's region (default: the AWS environment)
-//	endpoint        base URL of an S3-compatible server, e.g. http://127.0.0.1:7070
+//	endpoint        base URL of an S3-compatible server, e.g. http://127.0.0.1:7070;
+//	                plain http only to a loopback host, unless allow_http=true
+//	allow_http      true to permit a plain-http endpoint on another host
 //	use_path_style  true to address buckets as endpoint/bucket (most S3-compatible servers)
 //	sse             AES256 (SSE-S3) or aws:kms (SSE-KMS)
 //	sse_kms_key_id  the KMS key for sse=aws:kms
@@ -47,14 +51,10 @@ type URLConfig struct {
 // ParseURL parses an archive URL. Errors name the offending part and value,
 // except credentials, which are never repeated.
 func ParseURL(raw string) (URLConfig, error) {
-	u, err := url.Parse(raw)
+	// url.Error repeats the whole URL, which may hold credentials.
+	u, err := redact.ParseURL(raw)
 	if err != nil {
-		// url.Error repeats the whole URL, which may hold credentials.
-		var ue *url.Error
-		if errors.As(err, &ue) && !strings.Contains(raw, "@") {
-			return URLConfig{}, fmt.Errorf("archive URL: %v", ue.Err)
-		}
-		return URLConfig{}, errors.New("archive URL: not a valid URL")
+		return URLConfig{}, fmt.Errorf("archive URL: %w", err)
 	}
 	if u.User != nil {
 		return URLConfig{}, errors.New("archive URL: credentials in the URL are not allowed (use the AWS environment, e.g. AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)")
@@ -112,10 +112,13 @@ func parseS3URL(u *url.URL, q url.Values) (URLConfig, error) {
 			}
 			c.S3.Region = v
 		case "endpoint":
-			if err := checkEndpoint(v); err != nil {
-				return URLConfig{}, fmt.Errorf("archive URL: endpoint: %w", err)
+			c.S3.Endpoint = v // checked below, once allow_http is known
+		case "allow_http":
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return URLConfig{}, fmt.Errorf("archive URL: allow_http %q is not true or false", v)
 			}
-			c.S3.Endpoint = v
+			c.S3.AllowHTTP = b
 		case "use_path_style":
 			b, err := strconv.ParseBool(v)
 			if err != nil {
@@ -141,11 +144,16 @@ func parseS3URL(u *url.URL, q url.Values) (URLConfig, error) {
 				return URLConfig{}, fmt.Errorf("archive URL: checksums %q is not when_required or when_supported", v)
 			}
 		default:
-			return URLConfig{}, fmt.Errorf("archive URL: unknown query parameter %q for s3 (known: checksums, endpoint, prefix, region, sse, sse_kms_key_id, use_path_style)", name)
+			return URLConfig{}, fmt.Errorf("archive URL: unknown query parameter %q for s3 (known: allow_http, checksums, endpoint, prefix, region, sse, sse_kms_key_id, use_path_style)", name)
 		}
 	}
 	if c.S3.SSEKMSKeyID != "" && c.S3.SSE != SSEKMS {
 		return URLConfig{}, fmt.Errorf("archive URL: sse_kms_key_id needs sse=%s", SSEKMS)
+	}
+	if c.S3.Endpoint != "" {
+		if err := checkEndpoint(c.S3.Endpoint, c.S3.AllowHTTP); err != nil {
+			return URLConfig{}, fmt.Errorf("archive URL: endpoint: %w", err)
+		}
 	}
 	return c, nil
 }
@@ -247,6 +255,9 @@ func (c URLConfig) String() string {
 		}
 		if c.S3.UsePathStyle {
 			q.Set("use_path_style", "true")
+		}
+		if c.S3.AllowHTTP {
+			q.Set("allow_http", "true")
 		}
 		if c.S3.SSE != "" {
 			q.Set("sse", c.S3.SSE)

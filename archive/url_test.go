@@ -27,6 +27,12 @@ func TestParseURL(t *testing.T) {
 				Bucket: "bkt", Region: "us-east-1", Endpoint: "http://127.0.0.1:7070", UsePathStyle: true, ChecksumWhenRequired: true,
 			}},
 		},
+		// Plain http: loopback hosts as they are, others only when said.
+		{"s3://bkt?endpoint=http://localhost:7070", archive.URLConfig{Scheme: "s3", S3: archive.S3Config{Bucket: "bkt", Endpoint: "http://localhost:7070"}}},
+		{"s3://bkt?endpoint=http://[::1]:7070", archive.URLConfig{Scheme: "s3", S3: archive.S3Config{Bucket: "bkt", Endpoint: "http://[::1]:7070"}}},
+		{"s3://bkt?endpoint=http://127.3.2.1", archive.URLConfig{Scheme: "s3", S3: archive.S3Config{Bucket: "bkt", Endpoint: "http://127.3.2.1"}}},
+		{"s3://bkt?endpoint=http://s3:7070&allow_http=true", archive.URLConfig{Scheme: "s3", S3: archive.S3Config{Bucket: "bkt", Endpoint: "http://s3:7070", AllowHTTP: true}}},
+		{"s3://bkt?endpoint=https://s3.example.com", archive.URLConfig{Scheme: "s3", S3: archive.S3Config{Bucket: "bkt", Endpoint: "https://s3.example.com"}}},
 		{"s3://bkt?checksums=when_supported&use_path_style=false", archive.URLConfig{Scheme: "s3", S3: archive.S3Config{Bucket: "bkt"}}},
 		{"s3://bkt?sse=AES256", archive.URLConfig{Scheme: "s3", S3: archive.S3Config{Bucket: "bkt", SSE: "AES256"}}},
 		{
@@ -71,6 +77,10 @@ func TestParseURLErrors(t *testing.T) {
 		{"s3://bucket?checksums=never", `checksums "never" is not when_required or when_supported`},
 		{"s3://bucket?endpoint=127.0.0.1:7070", "archive URL: endpoint:"},
 		{"s3://bucket?endpoint=ftp://host", `"ftp://host" must be an http or https URL`},
+		{"s3://bucket?endpoint=http://s3.example.com", `"http://s3.example.com" is plain http to a host that is not loopback; use https, or say allow_http=true`},
+		{"s3://bucket?endpoint=http://10.0.0.5:7070&allow_http=false", "is plain http to a host that is not loopback"},
+		{"s3://bucket?endpoint=http://localhost.example.com", "is plain http to a host that is not loopback"},
+		{"s3://bucket?endpoint=http://s3:7070&allow_http=yes", `allow_http "yes" is not true or false`},
 		{"s3://bucket/a?prefix=b", `prefix given twice, as path "a" and as parameter "b"`},
 		{"s3://bucket/a/../b", `prefix "a/../b" is not usable in keys`},
 		{"s3://bucket/a%0Ab", "is not usable in keys"},
@@ -102,6 +112,10 @@ func TestParseURLRefusesCredentials(t *testing.T) {
 		"s3://AKIA:" + secret + "@bucket/%zz",
 		"s3://AKIA:" + secret + "@bu cket",
 		"ftp://AKIA:" + secret + "@host",
+		"s3://bucket?endpoint=http:AKIA:" + secret + "@s3.example.com",
+		"s3://bucket?endpoint=https://AKIA:" + secret + "@s3.example.com:port",
+		"s3://bucket?endpoint=https://AKIA:" + secret + "/x@s3.example.com",
+		"s3://AKIA:" + secret + "/x@bucket",
 	} {
 		_, err := archive.ParseURL(raw)
 		require.Error(t, err, raw)
@@ -109,6 +123,9 @@ func TestParseURLRefusesCredentials(t *testing.T) {
 	}
 	_, err := archive.ParseURL("s3://AKIAEXAMPLE:" + secret + "@bucket")
 	assert.ErrorContains(t, err, "credentials in the URL are not allowed")
+	// A URL that does not parse is named with its user information cut.
+	_, err = archive.ParseURL("s3://AKIA:" + secret + "@bucket/%zz")
+	assert.ErrorContains(t, err, `cannot parse "s3://xxxxx@bucket/%zz": invalid URL escape "%zz"`)
 }
 
 func TestOpenStore(t *testing.T) {

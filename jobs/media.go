@@ -152,7 +152,7 @@ func (h *Handlers) copyMedia(ctx context.Context, runID uuid.UUID, it archive.Me
 	}
 	res, err := h.store.Put(ctx, in, body)
 	if err != nil {
-		if errors.Is(err, archive.ErrConflict) || errors.Is(err, archive.ErrInvalidInput) {
+		if errors.Is(err, archive.ErrConflict) || errors.Is(err, archive.ErrInvalidInput) || errors.Is(err, archive.ErrLockNotApplied) {
 			return false, false, permanent(fmt.Errorf("store media %s at %s: %w", it.SID, key, err))
 		}
 		return false, false, fmt.Errorf("store media %s at %s: %w", it.SID, key, err)
@@ -161,7 +161,7 @@ func (h *Handlers) copyMedia(ctx context.Context, runID uuid.UUID, it archive.Me
 	wanted, err := h.catalog.MarkArchived(ctx, runID, it.SID, archive.ArchivedCopy{
 		Filename: content.Filename, Size: spool.Size(), SHA256: spool.SHA256(),
 		Store: loc.Kind, Bucket: loc.Bucket, Key: key, VersionID: res.VersionID,
-		LockMode: in.LockMode, RetainUntil: in.RetainUntil,
+		LockMode: res.LockMode, RetainUntil: res.RetainUntil, // as S3 applied it
 	})
 	if err != nil {
 		return false, false, err

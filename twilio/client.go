@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"runtime"
 	"time"
+
+	"github.com/mediasync/mediasync/internal/redact"
 )
 
 // DefaultBaseURL is the host of Twilio's REST API 2010-04-01, which serves
@@ -98,7 +100,7 @@ func (h *apiHost) url(path, rawQuery string) *url.URL {
 // first invalid one.
 func New(accountSID string, opts ...Option) (*Client, error) {
 	if !ValidAccountSID(accountSID) {
-		return nil, fmt.Errorf("twilio: New: account SID is not valid (%s): want AC followed by 32 hex digits", describeSID(accountSID))
+		return nil, fmt.Errorf("twilio: New: account SID is not valid (%s): want AC followed by 32 hex digits", redact.SID(accountSID))
 	}
 	var o options
 	for i, opt := range opts {

@@ -58,19 +58,3 @@ func checkSecret(option, field, v string) error {
 	}
 	return nil
 }
-
-// describeSID says what is wrong with a would-be SID without printing it:
-// a mistyped SID is harmless to show, but a secret passed in the wrong
-// argument is not.
-func describeSID(s string) string {
-	if len(s) < 2 {
-		return fmt.Sprintf("got %d characters", len(s))
-	}
-	prefix := s[:2]
-	for i := 0; i < len(prefix); i++ {
-		if prefix[i] < 'A' || prefix[i] > 'Z' {
-			return fmt.Sprintf("got %d characters", len(s))
-		}
-	}
-	return fmt.Sprintf("got %d characters starting %q", len(s), prefix)
-}

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/mediasync/mediasync/internal/redact"
 )
 
 // Option configures a Client in New. Each option validates its input and
@@ -44,7 +46,7 @@ func WithAPIKey(keySID, secret string) Option {
 		if !ValidAPIKeySID(keySID) {
 			// Not echoed: a secret passed in the wrong argument must not
 			// end up in an error message.
-			return fmt.Errorf("twilio: WithAPIKey: key SID is not valid (%s): want SK followed by 32 hex digits", describeSID(keySID))
+			return fmt.Errorf("twilio: WithAPIKey: key SID is not valid (%s): want SK followed by 32 hex digits", redact.SID(keySID))
 		}
 		if err := checkSecret("WithAPIKey", "secret", secret); err != nil {
 			return err

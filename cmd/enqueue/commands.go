@@ -42,11 +42,11 @@ func (a *app) backfillCmd() *cobra.Command {
 		Short: "Archive every media of messages sent in [since, until), UTC days",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, err := parseDay("--since", since)
+			s, err := parseRunDay("--since", since)
 			if err != nil {
 				return err
 			}
-			u, err := parseDay("--until", until)
+			u, err := parseRunDay("--until", until)
 			if err != nil {
 				return err
 			}
@@ -257,6 +257,19 @@ func parseDay(flag, v string) (time.Time, error) {
 		return time.Time{}, usagef("%s %q is not a date like 2026-03-01", flag, v)
 	}
 	return t.UTC(), nil
+}
+
+// parseRunDay parses a UTC day that bounds what is listed or exported, and
+// refuses one Twilio cannot have messages for (archive.CheckDay).
+func parseRunDay(flag, v string) (time.Time, error) {
+	t, err := parseDay(flag, v)
+	if err != nil {
+		return t, err
+	}
+	if err := archive.CheckDay(t, time.Now()); err != nil {
+		return time.Time{}, usagef("%s %v", flag, err)
+	}
+	return t, nil
 }
 
 // validNumber accepts what Twilio's To/From filters take: an E.164 number,

@@ -40,10 +40,10 @@ object, mediasync-export-<id>.zip, streamed as it is built.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			spec := archive.ExportSpec{From: from, To: to, Number: number, MessageSIDs: messages, Out: out, Format: format}
 			var err error
-			if spec.Since, err = parseDay("--since", since); err != nil {
+			if spec.Since, err = parseRunDay("--since", since); err != nil {
 				return err
 			}
-			if spec.Until, err = parseDay("--until", until); err != nil {
+			if spec.Until, err = parseRunDay("--until", until); err != nil {
 				return err
 			}
 			if !spec.Since.Before(spec.Until) {

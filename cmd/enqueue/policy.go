@@ -63,7 +63,7 @@ over windows that finished with nothing failed.`,
 				}
 			}
 			if start != "" {
-				if p.Watermark, err = parseDay("--start", start); err != nil {
+				if p.Watermark, err = parseRunDay("--start", start); err != nil {
 					return err
 				}
 			}

@@ -2,9 +2,16 @@ package main
 
 import (
 	"context"
+	"encoding/xml"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -208,4 +215,77 @@ func waitFor(t *testing.T, cond func() bool, what string) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// With WORM on, the catalog records the retention S3 reports for each
+// object once written, not the one the worker asked for; a server that
+// applied none fails the media at once, naming why, and nothing is
+// recorded as archived. The worker talks to the gateway through a proxy
+// that changes the retention it reports (the write is signed; its answer
+// is not): first a day longer than the gateway holds, then none.
+func TestWORMRecordsTheRetentionS3Applied(t *testing.T) {
+	t.Parallel()
+	d := &deployment{Deployment: e2etest.New(t, e2etest.Options{Bucket: []testenv.BucketOption{testenv.WithObjectLock()}}), logs: &e2etest.LogBuffer{}}
+	target, err := url.Parse(d.S3.Endpoint)
+	require.NoError(t, err)
+	var reportNone atomic.Bool
+	gateway := httputil.NewSingleHostReverseProxy(target)
+	gateway.ModifyResponse = func(resp *http.Response) error {
+		if _, ok := resp.Request.URL.Query()["retention"]; !ok || resp.Request.Method != http.MethodGet || resp.StatusCode != http.StatusOK {
+			return nil
+		}
+		var ret struct { // the root is Retention on AWS, ObjectLockRetention on versitygw
+			Mode            string
+			RetainUntilDate time.Time
+		}
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return err
+		}
+		if err := xml.Unmarshal(body, &ret); err != nil {
+			return err
+		}
+		out := fmt.Sprintf(`<Retention><Mode>%s</Mode><RetainUntilDate>%s</RetainUntilDate></Retention>`,
+			ret.Mode, ret.RetainUntilDate.Add(24*time.Hour).UTC().Format(time.RFC3339))
+		if reportNone.Load() {
+			resp.StatusCode = http.StatusNotFound
+			out = `<Error><Code>NoSuchObjectLockConfiguration</Code><Message>none</Message></Error>`
+		}
+		resp.Body = io.NopCloser(strings.NewReader(out))
+		resp.ContentLength = int64(len(out))
+		resp.Header.Set("Content-Length", fmt.Sprint(len(out)))
+		return nil
+	}
+	proxy := httptest.NewServer(gateway)
+	t.Cleanup(proxy.Close)
+	d.Env["ARCHIVE_URL"] = fmt.Sprintf("s3://%s/%s?region=%s&endpoint=%s&use_path_style=true", d.Bucket, d.Prefix, d.S3.Region, proxy.URL)
+	d.Env["ARCHIVE_OBJECT_LOCK"], d.Env["ARCHIVE_RETENTION"] = "GOVERNANCE", "2d"
+
+	when := time.Date(2026, 6, 2, 9, 0, 0, 0, time.UTC)
+	longer, err := d.Emu.AddMessage(d.Account.SID, twiliotest.MessageOptions{DateSent: when, Media: []twiliotest.MediaOptions{{Size: 1500}}})
+	require.NoError(t, err)
+	none, err := d.Emu.AddMessage(d.Account.SID, twiliotest.MessageOptions{DateSent: when.Add(time.Hour), Media: []twiliotest.MediaOptions{{Size: 1500}}})
+	require.NoError(t, err)
+	d.startWorker(t)
+
+	code, out, errOut := d.cli(t, "message", longer.SID, "--wait")
+	require.Equal(t, 0, code, "%s\n%s", out, errOut)
+	key, _, err := d.ExpectedObject(longer.SID, longer.MediaSIDs[0])
+	require.NoError(t, err)
+	held, err := d.S3Client.GetObjectRetention(t.Context(), &s3.GetObjectRetentionInput{Bucket: aws.String(d.Bucket), Key: aws.String(key)})
+	require.NoError(t, err)
+	var mode string
+	var until time.Time
+	require.NoError(t, d.Pool.QueryRow(t.Context(), `SELECT lock_mode, retain_until FROM media WHERE sid = $1`, longer.MediaSIDs[0]).Scan(&mode, &until))
+	require.Equal(t, "GOVERNANCE", mode)
+	require.True(t, until.Equal(aws.ToTime(held.Retention.RetainUntilDate).Add(24*time.Hour)),
+		"catalog retains until %v; the store reported %v", until, aws.ToTime(held.Retention.RetainUntilDate).Add(24*time.Hour))
+
+	reportNone.Store(true)
+	code, out, errOut = d.cli(t, "message", none.SID, "--wait")
+	require.Equal(t, 1, code, "%s\n%s", out, errOut)
+	require.Contains(t, out, "S3 holds no retention")
+	var state string
+	require.NoError(t, d.Pool.QueryRow(t.Context(), `SELECT state FROM media WHERE sid = $1`, none.MediaSIDs[0]).Scan(&state))
+	require.Equal(t, "failed", state)
 }

@@ -227,8 +227,9 @@ func TestEnvironment(t *testing.T) {
 		}
 		q := u.Query()
 		if u.Scheme != "s3" || u.Host != "mediasync-archive" || q.Get("endpoint") != "http://s3:7070" ||
-			q.Get("use_path_style") != "true" || q.Get("region") != "us-east-1" {
-			return fmt.Errorf("is %q, want s3://mediasync-archive/…?region=us-east-1&endpoint=http://s3:7070&use_path_style=true", v)
+			q.Get("use_path_style") != "true" || q.Get("region") != "us-east-1" || q.Get("allow_http") != "true" {
+			// allow_http: the gateway is plain http on the compose network.
+			return fmt.Errorf("is %q, want s3://mediasync-archive/…?region=us-east-1&endpoint=http://s3:7070&allow_http=true&use_path_style=true", v)
 		}
 		return nil
 	}

@@ -7,13 +7,13 @@ package config
 import (
 	"errors"
 	"fmt"
-	"net/url"
 	"os"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/mediasync/mediasync/internal/redact"
 	"github.com/mediasync/mediasync/internal/schedule"
 )
 
@@ -153,7 +153,11 @@ func Load(getenv func(string) string, need Need) (Config, error) {
 			bad("ARCHIVE_RETENTION is set but ARCHIVE_OBJECT_LOCK is not (GOVERNANCE or COMPLIANCE)")
 		}
 	case "GOVERNANCE", "COMPLIANCE":
-		if c.Retention, err = schedule.ParseDuration(get("ARCHIVE_RETENTION", "")); err != nil || c.Retention <= 0 {
+		c.Retention, err = schedule.ParseDuration(get("ARCHIVE_RETENTION", ""))
+		switch {
+		case err != nil:
+			bad("ARCHIVE_RETENTION: %v; want a duration like 2555d with ARCHIVE_OBJECT_LOCK=%s", err, c.ObjectLock)
+		case c.Retention <= 0:
 			bad("ARCHIVE_RETENTION: %q must be a duration like 2555d with ARCHIVE_OBJECT_LOCK=%s", get("ARCHIVE_RETENTION", ""), c.ObjectLock)
 		}
 	default:
@@ -173,7 +177,9 @@ func Load(getenv func(string) string, need Need) (Config, error) {
 	case c.Twilio.AccountSID == "":
 		bad("TWILIO_ACCOUNT_SID is not set")
 	case !accountSIDRe.MatchString(c.Twilio.AccountSID):
-		bad("TWILIO_ACCOUNT_SID: %q is not an account SID (AC followed by 32 hex digits)", c.Twilio.AccountSID)
+		// Described, not echoed: a token pasted in the wrong variable
+		// would otherwise land in the error.
+		bad("TWILIO_ACCOUNT_SID must be AC followed by 32 hex digits (%s)", redact.SID(c.Twilio.AccountSID))
 	}
 	if need.TwilioCredentials {
 		switch {
@@ -181,7 +187,7 @@ func Load(getenv func(string) string, need Need) (Config, error) {
 			bad("set either TWILIO_AUTH_TOKEN or TWILIO_API_KEY with TWILIO_API_SECRET, not both")
 		case c.Twilio.APIKey != "":
 			if !apiKeyRe.MatchString(c.Twilio.APIKey) {
-				bad("TWILIO_API_KEY: %q is not an API key SID (SK followed by 32 hex digits)", c.Twilio.APIKey)
+				bad("TWILIO_API_KEY must be SK followed by 32 hex digits (%s)", redact.SID(c.Twilio.APIKey))
 			}
 			if c.Twilio.APISecret == "" {
 				bad("TWILIO_API_SECRET is not set (needed with TWILIO_API_KEY)")
@@ -202,12 +208,11 @@ func Load(getenv func(string) string, need Need) (Config, error) {
 
 	if c.DatabaseURL == "" {
 		bad("DATABASE_URL is not set (a Postgres URL such as postgres://user@host:5432/mediasync)")
-	} else if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-		// The URL may carry a password: never echo it.
-		bad("DATABASE_URL: not a postgres:// URL")
+	} else if err := urlWithScheme(c.DatabaseURL, "postgres", "postgresql"); err != nil {
+		bad("DATABASE_URL: %v", err)
 	}
-	if u, err := url.Parse(c.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") {
-		bad("REDIS_URL: not a redis:// or rediss:// URL")
+	if err := urlWithScheme(c.RedisURL, "redis", "rediss"); err != nil {
+		bad("REDIS_URL: %v", err)
 	}
 	if need.Archive && c.ArchiveURL == "" {
 		bad("ARCHIVE_URL is not set (s3://bucket/prefix?region=… or file:///dir)")
@@ -237,13 +242,32 @@ func positiveInt(s string) (int, error) {
 }
 
 func httpURL(s string) error {
-	u, err := url.Parse(s)
-	if err == nil && u.User != nil {
-		// Checked first so the value, which holds a secret, is never echoed.
+	u, err := redact.ParseURL(s)
+	if err != nil {
+		return err
+	}
+	if u.User != nil {
 		return errors.New("must not carry credentials (use TWILIO_AUTH_TOKEN or TWILIO_API_KEY)")
 	}
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("%q is not an http(s) URL", s)
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("not an http(s) URL (scheme %q, host %q)", u.Scheme, u.Host)
 	}
 	return nil
+}
+
+// urlWithScheme checks that s is a URL with one of schemes. Such URLs may
+// carry a password: errors show them redacted.
+func urlWithScheme(s string, schemes ...string) error {
+	u, err := redact.ParseURL(s)
+	if err != nil {
+		return err
+	}
+	for _, sc := range schemes {
+		if u.Scheme == sc {
+			return nil
+		}
+	}
+	// Only the scheme is named: a key=value DSN (password=…) parses as a
+	// URL without one.
+	return fmt.Errorf("not a %s:// URL (scheme %q)", strings.Join(schemes, ":// or "), u.Scheme)
 }

@@ -81,8 +81,14 @@ func (s Schedule) Latest(after, now time.Time) time.Time {
 	return tick
 }
 
+// MaxDuration is the longest duration ParseDuration accepts: 100 years,
+// far inside what time.Duration holds (about 292 years).
+const MaxDuration = 100 * 365 * 24 * time.Hour
+
 // ParseDuration parses durations like 36h, 30d, 1d12h or 90m: Go's
-// durations plus d for 24-hour days. Negative durations are refused.
+// durations plus d for 24-hour days. Negative durations are refused, and so
+// is anything longer than MaxDuration: the day count is checked before it
+// is multiplied, so 213504d is refused instead of wrapping to 25m26s.
 func ParseDuration(s string) (time.Duration, error) {
 	if s == "" {
 		return 0, errors.New("empty duration")
@@ -90,9 +96,12 @@ func ParseDuration(s string) (time.Duration, error) {
 	var total time.Duration
 	rest := s
 	if i := strings.IndexByte(rest, 'd'); i > 0 {
-		days, err := strconv.ParseUint(rest[:i], 10, 32)
-		if err != nil {
+		days, err := strconv.ParseUint(rest[:i], 10, 64)
+		if err != nil && !errors.Is(err, strconv.ErrRange) {
 			return 0, fmt.Errorf("duration %q: want e.g. 36h, 30d or 1d12h", s)
+		}
+		if err != nil || days > uint64(MaxDuration/(24*time.Hour)) {
+			return 0, fmt.Errorf("duration %q is out of range (at most %s)", s, FormatDuration(MaxDuration))
 		}
 		total = time.Duration(days) * 24 * time.Hour
 		rest = rest[i+1:]
@@ -102,10 +111,10 @@ func ParseDuration(s string) (time.Duration, error) {
 		if err != nil || d < 0 {
 			return 0, fmt.Errorf("duration %q: want e.g. 36h, 30d or 1d12h", s)
 		}
+		if d > MaxDuration-total {
+			return 0, fmt.Errorf("duration %q is out of range (at most %s)", s, FormatDuration(MaxDuration))
+		}
 		total += d
-	}
-	if total < 0 || total > 100*365*24*time.Hour {
-		return 0, fmt.Errorf("duration %q is out of range", s)
 	}
 	return total, nil
 }

@@ -1,6 +1,7 @@
 package schedule
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -109,4 +110,40 @@ func FuzzParseDuration(f *testing.F) {
 			t.Fatalf("%q parsed to negative %v", s, d)
 		}
 	})
+}
+
+// Durations too long for time.Duration are refused, naming the value, not
+// wrapped around: 213504 days times 24h overflows int64 nanoseconds to
+// 25m26s, which a retention or a policy would then silently use.
+func TestParseDurationRefusesOverflow(t *testing.T) {
+	t.Parallel()
+	for _, in := range []string{
+		"213504d",               // wraps to 25m26s
+		"106752d",               // wraps negative
+		"4294967295d",           // the largest uint32
+		"18446744073709551616d", // more than uint64
+		"36501d",                // just past the 100-year bound
+		"36500d1h",              // the bound plus a little
+		"1d2562047h",            // each part fits, the sum does not
+		"@every 213504d",
+	} {
+		var err error
+		if rest, ok := strings.CutPrefix(in, "@every "); ok {
+			_, err = Parse(in)
+			in = rest
+		} else {
+			var d time.Duration
+			d, err = ParseDuration(in)
+			if err == nil {
+				t.Errorf("ParseDuration(%q) = %v, want an error", in, d)
+				continue
+			}
+		}
+		if err == nil || !strings.Contains(err.Error(), in) {
+			t.Errorf("%q: error %v does not name the value", in, err)
+		}
+	}
+	if d, err := ParseDuration("36500d"); err != nil || d != MaxDuration {
+		t.Errorf("ParseDuration(36500d) = %v, %v; want the bound itself", d, err)
+	}
 }
