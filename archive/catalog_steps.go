@@ -516,6 +516,7 @@ func (c *Catalog) MarkDeleted(ctx context.Context, run Run, sid string) error {
 			Run     string `json:"run_id"`
 		}
 		var held bool
+		var state string
 		err := tx.QueryRow(ctx, `
 			WITH m AS (
 				SELECT m.sid, m.state, m.delete_claimed_at IS NOT NULL AS claimed,
@@ -532,17 +533,22 @@ func (c *Catalog) MarkDeleted(ctx context.Context, run Run, sid string) error {
 			-- Held, unless recorded deleted before the hold: a task run twice
 			-- then only records its run's outcome.
 			SELECT coalesce((SELECT held AND state <> 'deleted' FROM m), false),
+				coalesce((SELECT state FROM m), ''),
 				coalesce(d.message_sid, ''), coalesce(d.object_key, ''),
 				coalesce(d.sha256, ''), coalesce(d.size_bytes, 0)
 			FROM (SELECT 1) one LEFT JOIN done d ON true`, sid).
-			Scan(&held, &d.Message, &d.Key, &d.SHA, &d.Size)
+			Scan(&held, &state, &d.Message, &d.Key, &d.SHA, &d.Size)
 		switch {
 		case err != nil:
 			return err
 		case held:
 			return ErrHeld
+		case d.Message == "" && state != string(MediaDeleted):
+			// Never claimed (or the claim was released): the run must not
+			// count as deleted a media the catalog still holds archived.
+			return fmt.Errorf("%w: state is %q and no delete was claimed", ErrNotDeletable, state)
 		case d.Message == "":
-			// deleted already (a task run twice), or never claimed
+			// deleted already: a task run twice only records its outcome
 		default:
 			d.Run = run.ID.String()
 			if err := audit(ctx, tx, run.Actor, AuditMediaDeleted, sid, d); err != nil {

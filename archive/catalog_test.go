@@ -179,7 +179,7 @@ func TestClaimDeleteNeedsMatchingArchivedRow(t *testing.T) {
 	_, err = c.MarkArchived(ctx, run.ID, me2, archive.ArchivedCopy{
 		Size: 5, SHA256: sum, Store: "s3", Bucket: "b", Key: "k/" + me2})
 	require.NoError(t, err)
-	require.NoError(t, c.MarkDeleted(ctx, run, me2))
+	require.ErrorIs(t, c.MarkDeleted(ctx, run, me2), archive.ErrNotDeletable)
 	it, err = c.GetMedia(ctx, me2)
 	require.NoError(t, err)
 	require.Equal(t, archive.MediaArchived, it.State, "no claim, no deleted state")

@@ -102,3 +102,31 @@ func TestMarkDeletedTwiceAcrossAHold(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, archive.MediaDeleted, it.State)
 }
+
+// A delete that was never claimed is not recorded: the media stays
+// archived, and its run does not count it deleted.
+func TestMarkDeletedNeedsAClaim(t *testing.T) {
+	t.Parallel()
+	c := newCatalog(t)
+	ctx := t.Context()
+	run := seedMedia(t, c, true)
+	sum := sha256.Sum256([]byte("bytes"))
+	_, err := c.MarkArchived(ctx, run.ID, me1, archive.ArchivedCopy{
+		Size: 5, SHA256: sum, Store: "s3", Bucket: "b", Key: "k/" + me1})
+	require.NoError(t, err)
+
+	require.ErrorIs(t, c.MarkDeleted(ctx, run, me1), archive.ErrNotDeletable)
+	it, err := c.GetMedia(ctx, me1)
+	require.NoError(t, err)
+	require.Equal(t, archive.MediaArchived, it.State)
+	st, err := c.RunStatus(ctx, run.ID)
+	require.NoError(t, err)
+	require.Zero(t, st.MediaDeleted, "the run counts a media deleted that the catalog holds archived")
+
+	require.NoError(t, c.ClaimDelete(ctx, me1, 5, sum))
+	require.NoError(t, c.MarkDeleted(ctx, run, me1))
+	require.NoError(t, c.MarkDeleted(ctx, run, me1), "recorded twice: the second only records the outcome")
+	st, err = c.RunStatus(ctx, run.ID)
+	require.NoError(t, err)
+	require.Equal(t, 1, st.MediaDeleted)
+}

@@ -244,7 +244,8 @@ func (h *Handlers) mediaError(ctx context.Context, runID uuid.UUID, sid string, 
 // proving, at this moment, that the store holds exactly the bytes the row
 // records (invariant 1): verify against the store → claim in the catalog
 // (the row must still say archived with that size and SHA-256) → DELETE on
-// Twilio (a 404 means it is already gone) → the row says deleted.
+// Twilio (the API's own 404 / 20404 means it is already gone) → the row
+// says deleted.
 func (h *Handlers) DeleteMedia(ctx context.Context, t *asynq.Task) error {
 	p, err := decode[MediaPayload](t)
 	if err != nil {
@@ -340,10 +341,26 @@ func (h *Handlers) DeleteMedia(ctx context.Context, t *asynq.Task) error {
 			return h.recordDeleted(ctx, run, it.SID, sent)
 		}
 		return h.mediaError(ctx, run.ID, it.SID, permanent(err))
-	case err != nil && !twilio.IsNotFound(err):
+	case err != nil && !h.goneFromTwilio(ctx, it, err):
 		return h.mediaError(ctx, run.ID, it.SID, fmt.Errorf("delete media %s from Twilio: %w", it.SID, err))
 	}
 	return h.recordDeleted(ctx, run, it.SID, true)
+}
+
+// goneFromTwilio says whether a failed DELETE still leaves the media
+// deleted: only when the API itself answers 404 / 20404 for it. A 404 from
+// anything else (a proxy, a gateway) says nothing of the media, so it is
+// fetched again; recording a media deleted that Twilio still holds would
+// leave it there for good, with nothing left to delete it.
+func (h *Handlers) goneFromTwilio(ctx context.Context, it archive.MediaItem, err error) bool {
+	if twilio.IsGone(err) {
+		return true
+	}
+	if !twilio.IsNotFound(err) {
+		return false
+	}
+	_, gerr := h.twilio.Media.Get(ctx, it.MessageSID, it.SID)
+	return twilio.IsGone(gerr)
 }
 
 // recordDeleted records a delete Twilio answered, or a claim found gone.

@@ -137,3 +137,63 @@ func deleteMedia(d *deployment, msgSID, mediaSID string) error {
 	}
 	return nil
 }
+
+// A DELETE answered 404 is a delete done only when the API says so for the
+// media (404 / 20404). A proxy in front of Twilio answers one media's first
+// DELETE with a bare 404 and drops it: the media is still on Twilio, so
+// recording it deleted would leave it there with nothing to delete it. It is
+// fetched again, found, and deleted by the retry.
+func TestDelete404IsDoneOnlyWhenTheAPISaysSo(t *testing.T) {
+	t.Parallel()
+	d := newDeployment(t)
+	when := time.Date(2026, 2, 4, 10, 0, 0, 0, time.UTC)
+	msg, err := d.Emu.AddMessage(d.Account.SID, twiliotest.MessageOptions{DateSent: when, Media: []twiliotest.MediaOptions{
+		{ContentType: "image/jpeg", Size: 20 << 10},
+		{ContentType: "image/png", Size: 30 << 10},
+	}})
+	require.NoError(t, err)
+	dropped := msg.MediaSIDs[0]
+	mediaPath := func(media string) string {
+		return fmt.Sprintf("/2010-04-01/Accounts/%s/Messages/%s/Media/%s.json", d.Account.SID, msg.SID, media)
+	}
+
+	guard, err := url.Parse(d.GuardURL)
+	require.NoError(t, err)
+	pass := httputil.NewSingleHostReverseProxy(guard)
+	var mu sync.Mutex
+	deletes := 0
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodDelete && r.URL.Path == mediaPath(dropped) {
+			mu.Lock()
+			deletes++
+			first := deletes == 1
+			mu.Unlock()
+			if first {
+				w.Header().Set("Content-Type", "text/html")
+				w.WriteHeader(http.StatusNotFound)
+				_, _ = fmt.Fprint(w, "<html><body>Not Found</body></html>")
+				return
+			}
+		}
+		pass.ServeHTTP(w, r)
+	}))
+	t.Cleanup(proxy.Close)
+	d.Env["TWILIO_API_URL"] = proxy.URL
+	d.startWorker(t)
+
+	code, out, errOut := d.cli(t, "message", msg.SID, "--delete", "--wait")
+	require.Equal(t, 0, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
+	require.Equal(t, "2", e2etest.StatusValue(t, out, "media deleted"), out)
+	for _, media := range msg.MediaSIDs {
+		req, err := http.NewRequest(http.MethodGet, d.Emu.URL()+mediaPath(media), nil)
+		require.NoError(t, err)
+		req.SetBasicAuth(d.Account.SID, d.Account.AuthToken)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, http.StatusNotFound, resp.StatusCode, "media %s is recorded deleted but Twilio still has it", media)
+	}
+	mu.Lock()
+	require.Equal(t, 2, deletes, "the dropped DELETE was sent again")
+	mu.Unlock()
+}
