@@ -49,7 +49,7 @@ func TestCreateRunCutsUTCDays(t *testing.T) {
 		Since: since, Until: since.AddDate(0, 0, 3), Actor: "test"})
 	require.NoError(t, err)
 	require.Equal(t, archive.RunQueued, run.State)
-	ws, err := c.PendingWindows(ctx, run.ID)
+	ws, err := c.ReleaseWindows(ctx, run.ID, 10)
 	require.NoError(t, err)
 	require.Len(t, ws, 3)
 	for i, w := range ws {
