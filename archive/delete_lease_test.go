@@ -169,3 +169,32 @@ func TestMarkDeletedNeedsAClaim(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 1, st.MediaDeleted)
 }
+
+// A hold on a message SID typed with upper-case hex covers the message
+// Twilio wrote in lower case: otherwise the hold is placed, says so, and
+// covers nothing.
+func TestHoldOnUpperCaseSIDCoversTheMessage(t *testing.T) {
+	t.Parallel()
+	c := newCatalog(t)
+	ctx := t.Context()
+	const sid = "MMabcdef0123456789abcdef0123456789"
+	run, err := c.CreateRun(ctx, archive.RunSpec{Kind: archive.KindMessage, AccountSID: acct,
+		MessageSID: sid, Delete: true, Actor: "test"})
+	require.NoError(t, err)
+	_, err = c.StartRun(ctx, run.ID)
+	require.NoError(t, err)
+	require.NoError(t, c.RecordMessages(ctx, run.ID, []archive.MessageRecord{{
+		SID: sid, AccountSID: acct, DateSent: time.Date(2026, 2, 3, 4, 5, 6, 0, time.UTC), NumMedia: 1, NumMediaKnown: true,
+	}}, false))
+	require.NoError(t, c.RecordMedia(ctx, run.ID, []archive.MediaRecord{
+		{SID: me1, AccountSID: acct, MessageSID: sid, ContentType: "image/jpeg"}}, false))
+	sum := sha256.Sum256([]byte("bytes"))
+	_, err = c.MarkArchived(ctx, run.ID, me1, archive.ArchivedCopy{
+		Size: 5, SHA256: sum, Store: "s3", Bucket: "b", Key: "k/" + me1})
+	require.NoError(t, err)
+
+	h, err := c.AddHold(ctx, archive.Hold{Reason: "case 4", MessageSIDs: []string{"MM" + strings.ToUpper(sid[2:])}, CreatedBy: "legal"})
+	require.NoError(t, err)
+	require.Equal(t, []string{sid}, h.MessageSIDs, "the hold records the SID as Twilio writes it")
+	require.ErrorIs(t, c.ClaimDelete(ctx, me1, 5, sum), archive.ErrHeld)
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -41,7 +42,11 @@ func (c *Catalog) AddHold(ctx context.Context, h Hold) (Hold, error) {
 	}
 	var sids []string
 	if len(h.MessageSIDs) > 0 {
-		sids = h.MessageSIDs
+		sids = make([]string, len(h.MessageSIDs))
+		for i, sid := range h.MessageSIDs {
+			sids[i] = canonicalSID(sid)
+		}
+		h.MessageSIDs = sids
 	}
 	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
 		// Exclusive: waits out the delete leases being taken, and makes
@@ -199,4 +204,15 @@ func (c *Catalog) heldObjects(ctx context.Context, what, query string, loc Locat
 			after = batch[len(batch)-1].MediaSID
 		}
 	}
+}
+
+// canonicalSID writes a SID's 32 hex digits in lower case, as Twilio writes
+// every SID it returns (and so as the catalog holds them). Twilio's OpenAPI
+// pattern admits either case, so a SID typed in upper case names the same
+// message; compared as typed, a hold on it would cover nothing.
+func canonicalSID(sid string) string {
+	if len(sid) != 34 {
+		return sid
+	}
+	return sid[:2] + strings.ToLower(sid[2:])
 }
