@@ -34,21 +34,23 @@ type largeMedia struct {
 // addLargeMedia adds n messages dated day whose media content is size
 // bytes each, and starts the proxy that serves them.
 func addLargeMedia(ctx context.Context, emu *emulator, n int, size int64, day time.Time) (*largeMedia, error) {
-	urls, err := largeSignedURLs(ctx, emu, n, size, day)
+	large, err := largeSignedURLs(ctx, emu, n, size, day)
 	if err != nil {
 		return nil, err
 	}
 	target := map[string]string{} // placeholder media SID → signed URL of a large one
-	for i, u := range urls {
+	for i, l := range large {
+		// The placeholder is listed with the large media's type: mediasync
+		// checks that the bytes served are plausibly the media listed.
 		info, err := emu.addMessage(ctx, twiliotest.MessageOptions{
 			DateSent: day.Add(time.Duration(i) * time.Minute),
 			Body:     "large file",
-			Media:    []twiliotest.MediaOptions{{ContentType: "video/mp4", Size: 1024}},
+			Media:    []twiliotest.MediaOptions{{ContentType: l.contentType, Size: 1024}},
 		})
 		if err != nil {
 			return nil, err
 		}
-		target[info.MediaSIDs[0]] = u
+		target[info.MediaSIDs[0]] = l.url
 	}
 
 	api, err := url.Parse(emu.apiURL)
@@ -78,9 +80,12 @@ func addLargeMedia(ctx context.Context, emu *emulator, n int, size int64, day ti
 
 func (lm *largeMedia) close() { _ = lm.server.Close() }
 
+// largeFile is one large Conversations media: its signed URL and type.
+type largeFile struct{ url, contentType string }
+
 // largeSignedURLs generates Conversations media of size bytes until there
-// are n, and returns their signed URLs.
-func largeSignedURLs(ctx context.Context, emu *emulator, n int, size int64, day time.Time) ([]string, error) {
+// are n, and returns their signed URLs and types.
+func largeSignedURLs(ctx context.Context, emu *emulator, n int, size int64, day time.Time) ([]largeFile, error) {
 	sum, err := emu.generate(ctx, twiliotest.Dataset{
 		Start: day.Add(-24 * time.Hour), End: day,
 		Conversations: n/15 + 2, ConversationMessages: 10, MaxConversationMedia: 3,
@@ -109,7 +114,8 @@ func largeSignedURLs(ctx context.Context, emu *emulator, n int, size int64, day 
 		} `json:"messages"`
 	}
 	type mcsMedia struct {
-		Links struct {
+		ContentType string `json:"content_type"`
+		Links       struct {
 			Direct string `json:"content_direct_temporary"`
 		} `json:"links"`
 	}
@@ -117,7 +123,7 @@ func largeSignedURLs(ctx context.Context, emu *emulator, n int, size int64, day 
 	if err := emu.getJSON(ctx, "/v1/Conversations?PageSize=100", &convs); err != nil {
 		return nil, err
 	}
-	var urls []string
+	var urls []largeFile
 	for _, c := range convs.Conversations {
 		var ms messages
 		if err := emu.getJSON(ctx, c.Links["messages"]+"?PageSize=100", &ms); err != nil {
@@ -135,7 +141,7 @@ func largeSignedURLs(ctx context.Context, emu *emulator, n int, size int64, day 
 				if mm.Links.Direct == "" {
 					return nil, errors.New("MCS media without links.content_direct_temporary")
 				}
-				urls = append(urls, mm.Links.Direct)
+				urls = append(urls, largeFile{url: mm.Links.Direct, contentType: mm.ContentType})
 			}
 		}
 	}
