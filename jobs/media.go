@@ -186,10 +186,10 @@ func (h *Handlers) keepSuspect(ctx context.Context, runID uuid.UUID, it archive.
 	if _, err := h.store.Put(ctx, in, body); err != nil {
 		return fmt.Errorf("store suspect download of media %s at %s: %w", it.SID, key, err)
 	}
-	h.log.Warn().Str("media_sid", it.SID).Str("s3_key", key).Str("reason", why.Error()).
+	h.log.Warn().Str("media_sid", it.SID).Str("s3_key", key).Str("reason", errText(why)).
 		Msg("download is not plausibly the media; kept aside, NOT archived, NOT deleted from Twilio")
 	return h.catalog.MarkSuspect(ctx, runID, it.SID, archive.SuspectCopy{
-		Size: spool.Size(), SHA256: spool.SHA256(), Key: key, Reason: why.Error(),
+		Size: spool.Size(), SHA256: spool.SHA256(), Key: key, Reason: errText(why),
 	})
 }
 
