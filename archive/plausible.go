@@ -3,8 +3,11 @@ package archive
 import (
 	"bytes"
 	"cmp"
+	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"mime"
 	"strings"
 	"unicode/utf8"
@@ -337,4 +340,40 @@ func relatedTypes(want, got *mimetype.MIME) bool {
 		}
 	}
 	return false
+}
+
+// CheckStored reads the object at key back from the store and judges it as
+// a download is judged (Sniffer.Check), against the media's listed type and
+// the type the object was stored with: for a copy archived before copies
+// were judged, whose bytes nobody has looked at. It streams (memory does
+// not grow with the object's size) and also proves that what it read is
+// exactly size bytes with SHA-256 sha, so the bytes judged are the copy the
+// row records. It returns nil, or an error wrapping ErrImplausible,
+// ErrNotFound or ErrChecksumMismatch (the copy must not be deleted from
+// Twilio), or another error (the store could not be read: try again).
+func CheckStored(ctx context.Context, s Store, key string, size int64, sha [32]byte, listedType string) error {
+	info, err := s.Stat(ctx, key)
+	if err != nil {
+		return fmt.Errorf("check %q: %w", key, err)
+	}
+	rc, err := s.Open(ctx, key)
+	if err != nil {
+		return fmt.Errorf("check %q: %w", key, err)
+	}
+	defer rc.Close()
+	h, sniff := sha256.New(), NewSniffer()
+	n, err := io.Copy(io.MultiWriter(h, sniff), rc)
+	if err != nil {
+		return fmt.Errorf("check %q: read back: %w", key, err)
+	}
+	var got [32]byte
+	h.Sum(got[:0])
+	if n != size || got != sha {
+		return fmt.Errorf("check %q: read back %d bytes with sha256 %x, want %d bytes with %x: %w",
+			key, n, got, size, sha, ErrChecksumMismatch)
+	}
+	if err := sniff.Check(listedType, info.ContentType); err != nil {
+		return fmt.Errorf("check %q: %w", key, err)
+	}
+	return nil
 }
