@@ -2,6 +2,7 @@ package archive_test
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -225,4 +226,36 @@ func TestSnifferCapsServedType(t *testing.T) {
 	err := sniff([]byte("\xFF\xD8\xFF\xE0"), 4096, "image/jpeg", served)
 	require.ErrorIs(t, err, archive.ErrImplausible)
 	assert.Less(t, len(err.Error()), 300, "a served type from the host is quoted capped")
+}
+
+// CheckStored judges a stored copy as a download is judged, against the
+// listed type and the type it was stored with, and only the copy whose size
+// and SHA-256 are given.
+func TestCheckStored(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s, err := archive.NewFileStore(t.TempDir())
+	require.NoError(t, err)
+	rng := rand.NewChaCha8([32]byte{3})
+	real := append([]byte("\xFF\xD8\xFF\xE0\x00\x10JFIF\x00"), make([]byte, 50_000)...)
+	_, _ = rng.Read(real[11:])
+	put := func(key, ctype string, body []byte) [32]byte {
+		sum := sha256.Sum256(body)
+		_, err := s.Put(ctx, archive.PutInput{Key: key, ContentType: ctype, Size: int64(len(body)), SHA256: sum}, bytes.NewReader(body))
+		require.NoError(t, err)
+		return sum
+	}
+	goodSum := put("a/good.jpg", "image/jpeg", real)
+	mangled := perByte(real)
+	badSum := put("a/bad.jpg", "image/jpeg", mangled)
+	pngSum := put("a/typed.jpg", "image/png", real)
+
+	require.NoError(t, archive.CheckStored(ctx, s, "a/good.jpg", int64(len(real)), goodSum, "image/jpeg"))
+	err = archive.CheckStored(ctx, s, "a/bad.jpg", int64(len(mangled)), badSum, "image/jpeg")
+	require.ErrorIs(t, err, archive.ErrImplausible)
+	require.ErrorIs(t, archive.CheckStored(ctx, s, "a/typed.jpg", int64(len(real)), pngSum, "image/jpeg"),
+		archive.ErrImplausible, "stored as another type than listed")
+	require.ErrorIs(t, archive.CheckStored(ctx, s, "a/good.jpg", int64(len(real)), badSum, "image/jpeg"),
+		archive.ErrChecksumMismatch, "not the copy the row records")
+	require.ErrorIs(t, archive.CheckStored(ctx, s, "a/none.jpg", 1, goodSum, "image/jpeg"), archive.ErrNotFound)
 }
