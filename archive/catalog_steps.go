@@ -79,6 +79,10 @@ type MediaItem struct {
 	From, To   string
 	ArchivedAt time.Time
 	DeletedAt  time.Time
+	// PlausibleAt is when the archived copy was judged plausibly the media
+	// (Sniffer.Check); zero for a copy archived before the check existed,
+	// which must be read back and judged before it may be deleted.
+	PlausibleAt time.Time
 }
 
 // ArchivedCopy is the proof of an archived object, written with the state.
@@ -393,17 +397,18 @@ func (c *Catalog) GetMedia(ctx context.Context, sid string) (MediaItem, error) {
 	var (
 		contentType, filename, sha, store, bucket, key, version, lastErr, from, to *string
 		size                                                                       *int64
-		dateCreated, dateSent, archivedAt, deletedAt                               *time.Time
+		dateCreated, dateSent, archivedAt, deletedAt, plausibleAt                  *time.Time
 	)
 	err := c.pool.QueryRow(ctx, `
 		SELECT m.sid, m.account_sid, m.message_sid, m.content_type, m.date_created, m.state, m.filename,
 			m.size_bytes, m.sha256, m.store, m.bucket, m.object_key, m.version_id, m.attempts, m.last_error,
-			coalesce(g.date_sent, g.date_created), g.from_number, g.to_number, m.archived_at, m.deleted_at
+			coalesce(g.date_sent, g.date_created), g.from_number, g.to_number, m.archived_at, m.deleted_at,
+			m.plausible_at
 		FROM media m JOIN messages g ON g.sid = m.message_sid
 		WHERE m.sid = $1`, sid).Scan(
 		&it.SID, &it.AccountSID, &it.MessageSID, &contentType, &dateCreated, &it.State, &filename,
 		&size, &sha, &store, &bucket, &key, &version, &it.Attempts, &lastErr,
-		&dateSent, &from, &to, &archivedAt, &deletedAt)
+		&dateSent, &from, &to, &archivedAt, &deletedAt, &plausibleAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return MediaItem{}, fmt.Errorf("media %s: %w", sid, ErrMediaNotFound)
 	}
@@ -413,6 +418,7 @@ func (c *Catalog) GetMedia(ctx context.Context, sid string) (MediaItem, error) {
 	it.ContentType, it.Filename, it.Store, it.Bucket = str(contentType), str(filename), str(store), str(bucket)
 	it.Key, it.VersionID, it.LastError, it.From, it.To = str(key), str(version), str(lastErr), str(from), str(to)
 	it.DateCreated, it.DateSent, it.ArchivedAt, it.DeletedAt = deref(dateCreated), deref(dateSent), deref(archivedAt), deref(deletedAt)
+	it.PlausibleAt = deref(plausibleAt)
 	if size != nil {
 		it.Size = *size
 	}
@@ -429,12 +435,16 @@ func (c *Catalog) GetMedia(ctx context.Context, sid string) (MediaItem, error) {
 // run deletes the media from Twilio next. Only a pending, failed or suspect
 // row moves to archived: a second archiving of the same media (a task run
 // twice, or two overlapping runs) leaves the first proof in place.
+//
+// The caller has judged the bytes plausibly the media (Sniffer.Check) before
+// storing them: the row records that judgement (plausible_at), which
+// ClaimDelete requires.
 func (c *Catalog) MarkArchived(ctx context.Context, run uuid.UUID, sid string, cp ArchivedCopy) (deleteWanted bool, err error) {
 	err = c.pool.QueryRow(ctx, `
 		WITH copy AS (
 			UPDATE media SET state = 'archived', filename = $3, size_bytes = $4, sha256 = $5, store = $6,
 				bucket = $7, object_key = $8, version_id = $9, lock_mode = $10, retain_until = $11,
-				archived_at = now(), last_error = NULL, updated_at = now()
+				archived_at = now(), plausible_at = now(), last_error = NULL, updated_at = now()
 			WHERE sid = $2 AND state IN ('pending', 'failed', 'suspect')
 		), outcome AS (
 			UPDATE run_media SET state = 'archived', error = NULL, updated_at = now()
@@ -549,8 +559,10 @@ func (c *Catalog) MarkFailed(ctx context.Context, run uuid.UUID, sid, reason str
 // one transaction it checks that the row is archived with exactly the size
 // and SHA-256 just verified against the store, and that no legal hold
 // covers its message, and records the verification and the claim. Without
-// a claim, nothing may be deleted. It returns ErrHeld under a hold, and
-// ErrNotDeletable when the row does not match.
+// a claim, nothing may be deleted. The copy must also have been judged
+// plausibly the media (plausible_at: MarkArchived, or MarkPlausible for a
+// copy archived before the check existed). It returns ErrHeld under a hold,
+// and ErrNotDeletable when the row does not match.
 func (c *Catalog) ClaimDelete(ctx context.Context, sid string, size int64, sha [32]byte) error {
 	var outcome string
 	err := c.pool.QueryRow(ctx, `
@@ -558,6 +570,7 @@ func (c *Catalog) ClaimDelete(ctx context.Context, sid string, size int64, sha [
 			SELECT m.sid, held(g.sid, g.from_number, g.to_number, coalesce(g.date_sent, g.date_created)) AS held
 			FROM media m JOIN messages g ON g.sid = m.message_sid
 			WHERE m.sid = $1 AND m.state = 'archived' AND m.size_bytes = $2 AND m.sha256 = $3
+				AND m.plausible_at IS NOT NULL
 			FOR UPDATE OF m
 		), claimed AS (
 			UPDATE media SET verified_at = now(), delete_claimed_at = now(), updated_at = now()
@@ -578,6 +591,23 @@ func (c *Catalog) ClaimDelete(ctx context.Context, sid string, size int64, sha [
 	default:
 		return fmt.Errorf("claim delete of media %s: %w", sid, ErrNotDeletable)
 	}
+}
+
+// MarkPlausible records that the archived copy of a media, archived before
+// copies were judged (plausible_at NULL), has been read back from the store
+// and judged plausibly the media (CheckStored). Only the row with that
+// exact copy (archived, with that size and SHA-256) is marked: a copy
+// replaced meanwhile is not vouched for, and ClaimDelete, which checks
+// plausible_at again, then refuses it.
+func (c *Catalog) MarkPlausible(ctx context.Context, sid string, size int64, sha [32]byte) error {
+	_, err := c.pool.Exec(ctx, `
+		UPDATE media SET plausible_at = now(), updated_at = now()
+		WHERE sid = $1 AND state = 'archived' AND size_bytes = $2 AND sha256 = $3 AND plausible_at IS NULL`,
+		sid, size, hex.EncodeToString(sha[:]))
+	if err != nil {
+		return fmt.Errorf("mark media %s plausible: %w", sid, err)
+	}
+	return nil
 }
 
 // DeleteWanted reports whether a run deletes this media once archived.

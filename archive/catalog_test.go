@@ -185,6 +185,38 @@ func TestClaimDeleteNeedsMatchingArchivedRow(t *testing.T) {
 	require.Equal(t, archive.MediaArchived, it.State, "no claim, no deleted state")
 }
 
+// A copy archived before copies were judged plausibly the media
+// (plausible_at NULL, as every row archived before migration 00016) cannot
+// be claimed for delete until MarkPlausible records that judgement, and only
+// for the copy the row records.
+func TestClaimDeleteNeedsPlausibleCopy(t *testing.T) {
+	t.Parallel()
+	pool := testenv.Postgres(t)
+	_, err := archive.Migrate(t.Context(), pool)
+	require.NoError(t, err)
+	c := archive.NewCatalog(pool)
+	ctx := t.Context()
+	run := seedMedia(t, c, true)
+	sum := sha256.Sum256([]byte("bytes"))
+	_, err = c.MarkArchived(ctx, run.ID, me1, archive.ArchivedCopy{Size: 5, SHA256: sum, Store: "s3", Bucket: "b", Key: "k/" + me1})
+	require.NoError(t, err)
+	it, err := c.GetMedia(ctx, me1)
+	require.NoError(t, err)
+	require.False(t, it.PlausibleAt.IsZero(), "MarkArchived records the copy judged plausible")
+
+	_, err = pool.Exec(ctx, `UPDATE media SET plausible_at = NULL WHERE sid = $1`, me1)
+	require.NoError(t, err)
+	it, err = c.GetMedia(ctx, me1)
+	require.NoError(t, err)
+	require.True(t, it.PlausibleAt.IsZero())
+	require.ErrorIs(t, c.ClaimDelete(ctx, me1, 5, sum), archive.ErrNotDeletable, "a copy never judged is not deleted")
+
+	require.NoError(t, c.MarkPlausible(ctx, me1, 5, sha256.Sum256([]byte("other"))))
+	require.ErrorIs(t, c.ClaimDelete(ctx, me1, 5, sum), archive.ErrNotDeletable, "another copy was judged, not this one")
+	require.NoError(t, c.MarkPlausible(ctx, me1, 5, sum))
+	require.NoError(t, c.ClaimDelete(ctx, me1, 5, sum))
+}
+
 // The database itself refuses a row that says archived without the proof.
 func TestSchemaRefusesArchivedWithoutProof(t *testing.T) {
 	t.Parallel()

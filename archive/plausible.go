@@ -3,8 +3,11 @@ package archive
 import (
 	"bytes"
 	"cmp"
+	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"mime"
 	"strings"
 	"unicode/utf8"
@@ -46,10 +49,13 @@ type Sniffer struct {
 	lastEnd      int64 // offset just past the last U+FFFD found
 	run, maxRun  int64 // consecutive U+FFFD
 
-	// UTF-8 scan: partial holds an incomplete rune that ended a Write.
+	// UTF-8 scan: partial holds an incomplete rune that ended a Write;
+	// high records a byte >= 0x80 (so, in valid UTF-8, a multi-byte
+	// sequence).
 	invalid  bool
 	partial  [utf8.UTFMax]byte
 	partialN int
+	high     bool
 }
 
 // NewSniffer returns an empty Sniffer.
@@ -62,6 +68,9 @@ func (s *Sniffer) Write(p []byte) (int, error) {
 	}
 	s.scanReplacements(p)
 	s.scanUTF8(p)
+	if !s.high {
+		s.high = bytes.ContainsFunc(p, func(r rune) bool { return r >= utf8.RuneSelf })
+	}
 	s.n += int64(len(p))
 	return len(p), nil
 }
@@ -178,12 +187,19 @@ func (s *Sniffer) scanUTF8(p []byte) {
 //     never is; a re-encoded body always is) or two U+FFFD follow each
 //     other (a decoder replacing byte by byte). A lone U+FFFD in otherwise
 //     binary bytes is chance (1 in 16 million positions) and plausible.
+//   - Images, audio and video (image/*, audio/*, video/*: not PDF or other
+//     application/* types, which may legitimately be 7-bit text) are also
+//     refused when at least minBinaryLen bytes are all valid UTF-8 with a
+//     multi-byte sequence among them: what a Latin-1 → UTF-8 re-encoding
+//     of binary makes (every byte >= 0x80 becomes C2/C3 and a continuation
+//     byte; no U+FFFD), which the rules above miss for a type without a
+//     signature (audio/opus, video/h264, unknown types). See minBinaryLen.
 //
 // Refusing is safe: the media stays on Twilio and a later run tries again.
 func (s *Sniffer) Check(listedType, servedType string) error {
 	listed, served := normalType(listedType), normalType(servedType)
 	if listed != "" && !genericType(served) && canonicalType(listed) != canonicalType(served) {
-		return fmt.Errorf("%w: served as %s, listed as %s", ErrImplausible, served, listed)
+		return fmt.Errorf("%w: served as %s, listed as %s", ErrImplausible, capType(served), capType(listed))
 	}
 	t := listed
 	if t == "" {
@@ -192,25 +208,63 @@ func (s *Sniffer) Check(listedType, servedType string) error {
 	if isTextType(t) {
 		if s.replacements > 0 {
 			return fmt.Errorf("%w: %s with %d U+FFFD replacement characters (re-encoded by something on the way?)",
-				ErrImplausible, t, s.replacements)
+				ErrImplausible, capType(t), s.replacements)
 		}
 		return nil
 	}
 	if s.replacements > 0 && (s.maxRun >= 2 || s.validUTF8()) {
 		return fmt.Errorf("%w: binary %s re-encoded as UTF-8 text (%d U+FFFD replacement characters, %d in a row)",
-			ErrImplausible, cmp.Or(t, "media"), s.replacements, s.maxRun)
+			ErrImplausible, cmp.Or(capType(t), "media"), s.replacements, s.maxRun)
+	}
+	if isMediaType(t) && s.n >= minBinaryLen && s.high && s.validUTF8() {
+		return fmt.Errorf("%w: binary %s is entirely valid UTF-8 text (%d bytes, with multi-byte sequences): re-encoded as UTF-8 on the way?",
+			ErrImplausible, capType(t), s.n)
 	}
 	if want := signatureType(t); want != nil {
 		got := mimetype.Detect(s.head)
 		if !relatedTypes(want, got) {
 			return fmt.Errorf("%w: %s does not begin with its signature (the bytes look like %s)",
-				ErrImplausible, t, got.String())
+				ErrImplausible, capType(t), got.String())
 		}
 	}
 	return nil
 }
 
 func (s *Sniffer) validUTF8() bool { return !s.invalid && s.partialN == 0 }
+
+// minBinaryLen is the size from which an image, audio or video body that is
+// entirely valid UTF-8, with bytes >= 0x80 in it, is refused as re-encoded.
+// Why this cannot refuse real media of those types: their payload is
+// compressed or sampled data, close to random, and in random bytes each
+// byte >= 0x80 (half of them) stays valid UTF-8 only if it is a lead byte
+// followed by the right number of continuation bytes (under 1 in 4 for a
+// lone high byte), so 512 bytes are all valid UTF-8 with odds far below
+// 2^-100; even a mostly-ASCII body has its high bytes in invalid places
+// (0xFF, 0xFE, 0xC0, 0xC1 and 0xF5+ are never valid; a lone continuation
+// byte is not). Silence or other data with no byte >= 0x80 is left alone:
+// Latin-1 → UTF-8 changes no such byte, so those bytes are intact. Bodies
+// shorter than 512 bytes are left to the other rules: a few bytes may be
+// valid UTF-8 by chance, and a real media is hardly ever that small. The
+// emulator's media (TestEmulatorContentIsPlausible) are random bytes after
+// a signature.
+const minBinaryLen = 512
+
+// isMediaType reports whether t is an image, audio or video type, which is
+// never text (a text type such as image/svg+xml is judged as text first).
+func isMediaType(t string) bool {
+	return strings.HasPrefix(t, "image/") || strings.HasPrefix(t, "audio/") || strings.HasPrefix(t, "video/")
+}
+
+// maxTypeLen bounds a served type quoted in a reason: it comes from the
+// host that served the download, which may be hostile.
+const maxTypeLen = 100
+
+func capType(t string) string {
+	if len(t) > maxTypeLen {
+		return strings.ToValidUTF8(t[:maxTypeLen], "") + "…"
+	}
+	return t
+}
 
 // normalType is a MIME type without parameters, trimmed and lower-cased.
 func normalType(t string) string {
@@ -286,4 +340,40 @@ func relatedTypes(want, got *mimetype.MIME) bool {
 		}
 	}
 	return false
+}
+
+// CheckStored reads the object at key back from the store and judges it as
+// a download is judged (Sniffer.Check), against the media's listed type and
+// the type the object was stored with: for a copy archived before copies
+// were judged, whose bytes nobody has looked at. It streams (memory does
+// not grow with the object's size) and also proves that what it read is
+// exactly size bytes with SHA-256 sha, so the bytes judged are the copy the
+// row records. It returns nil, or an error wrapping ErrImplausible,
+// ErrNotFound or ErrChecksumMismatch (the copy must not be deleted from
+// Twilio), or another error (the store could not be read: try again).
+func CheckStored(ctx context.Context, s Store, key string, size int64, sha [32]byte, listedType string) error {
+	info, err := s.Stat(ctx, key)
+	if err != nil {
+		return fmt.Errorf("check %q: %w", key, err)
+	}
+	rc, err := s.Open(ctx, key)
+	if err != nil {
+		return fmt.Errorf("check %q: %w", key, err)
+	}
+	defer rc.Close()
+	h, sniff := sha256.New(), NewSniffer()
+	n, err := io.Copy(io.MultiWriter(h, sniff), rc)
+	if err != nil {
+		return fmt.Errorf("check %q: read back: %w", key, err)
+	}
+	var got [32]byte
+	h.Sum(got[:0])
+	if n != size || got != sha {
+		return fmt.Errorf("check %q: read back %d bytes with sha256 %x, want %d bytes with %x: %w",
+			key, n, got, size, sha, ErrChecksumMismatch)
+	}
+	if err := sniff.Check(listedType, info.ContentType); err != nil {
+		return fmt.Errorf("check %q: %w", key, err)
+	}
+	return nil
 }

@@ -2,11 +2,13 @@ package archive_test
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -178,4 +180,82 @@ func TestSnifferContentType(t *testing.T) {
 	}
 	err := sniff(jpeg, 4096, "image/jpeg", "text/plain; charset=utf-8")
 	assert.EqualError(t, err, fmt.Sprintf("%v: served as text/plain, listed as image/jpeg", archive.ErrImplausible))
+}
+
+// latin1ToUTF8 re-encodes bytes read as Latin-1 into UTF-8, as a gateway
+// that takes a binary body for ISO-8859-1 text does: every byte >= 0x80
+// becomes two bytes, and no U+FFFD appears.
+func latin1ToUTF8(b []byte) []byte {
+	out := make([]byte, 0, 2*len(b))
+	for _, c := range b {
+		out = utf8.AppendRune(out, rune(c))
+	}
+	return out
+}
+
+func TestSnifferRefusesLatin1ReencodedBinaryWithoutSignature(t *testing.T) {
+	t.Parallel()
+	rng := rand.NewChaCha8([32]byte{9})
+	body := make([]byte, 20_000)
+	_, _ = rng.Read(body)
+	mangled := latin1ToUTF8(body)
+	require.True(t, utf8.Valid(mangled))
+	require.False(t, bytes.Contains(mangled, []byte("\uFFFD")))
+	for _, typ := range []string{"audio/opus", "video/h264", "audio/x-mediasync-unknown", "image/x-mediasync-unknown", "video/x-mediasync-unknown"} {
+		for _, chunk := range chunks {
+			assert.NoError(t, sniff(body, chunk, typ, typ), "%s: real binary, chunk %d", typ, chunk)
+			err := sniff(mangled, chunk, typ, typ)
+			assert.ErrorIs(t, err, archive.ErrImplausible, "%s: Latin-1 → UTF-8, chunk %d", typ, chunk)
+			assert.ErrorContains(t, err, "valid UTF-8", typ)
+		}
+		// Bytes with nothing >= 0x80 are what Latin-1 → UTF-8 leaves
+		// unchanged, and a short body may be valid UTF-8 by chance.
+		assert.NoError(t, sniff(bytes.Repeat([]byte{0, 1, 'a'}, 1000), 4096, typ, typ), typ)
+		assert.NoError(t, sniff(mangled[:511], 4096, typ, typ), typ)
+	}
+	// Types that may legitimately be UTF-8 text are not judged by this rule.
+	text := []byte(strings.Repeat("%PDF-1.4 caf\u00e9 r\u00e9sum\u00e9\n", 100))
+	assert.NoError(t, sniff(text, 4096, "application/pdf", "application/pdf"))
+	assert.NoError(t, sniff(text, 4096, "text/plain", "text/plain"))
+	assert.NoError(t, sniff(text, 4096, "application/x-unknown", "application/x-unknown"))
+}
+
+func TestSnifferCapsServedType(t *testing.T) {
+	t.Parallel()
+	served := "text/" + strings.Repeat("x", 5000)
+	err := sniff([]byte("\xFF\xD8\xFF\xE0"), 4096, "image/jpeg", served)
+	require.ErrorIs(t, err, archive.ErrImplausible)
+	assert.Less(t, len(err.Error()), 300, "a served type from the host is quoted capped")
+}
+
+// CheckStored judges a stored copy as a download is judged, against the
+// listed type and the type it was stored with, and only the copy whose size
+// and SHA-256 are given.
+func TestCheckStored(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s, err := archive.NewFileStore(t.TempDir())
+	require.NoError(t, err)
+	rng := rand.NewChaCha8([32]byte{3})
+	real := append([]byte("\xFF\xD8\xFF\xE0\x00\x10JFIF\x00"), make([]byte, 50_000)...)
+	_, _ = rng.Read(real[11:])
+	put := func(key, ctype string, body []byte) [32]byte {
+		sum := sha256.Sum256(body)
+		_, err := s.Put(ctx, archive.PutInput{Key: key, ContentType: ctype, Size: int64(len(body)), SHA256: sum}, bytes.NewReader(body))
+		require.NoError(t, err)
+		return sum
+	}
+	goodSum := put("a/good.jpg", "image/jpeg", real)
+	mangled := perByte(real)
+	badSum := put("a/bad.jpg", "image/jpeg", mangled)
+	pngSum := put("a/typed.jpg", "image/png", real)
+
+	require.NoError(t, archive.CheckStored(ctx, s, "a/good.jpg", int64(len(real)), goodSum, "image/jpeg"))
+	err = archive.CheckStored(ctx, s, "a/bad.jpg", int64(len(mangled)), badSum, "image/jpeg")
+	require.ErrorIs(t, err, archive.ErrImplausible)
+	require.ErrorIs(t, archive.CheckStored(ctx, s, "a/typed.jpg", int64(len(real)), pngSum, "image/jpeg"),
+		archive.ErrImplausible, "stored as another type than listed")
+	require.ErrorIs(t, archive.CheckStored(ctx, s, "a/good.jpg", int64(len(real)), badSum, "image/jpeg"),
+		archive.ErrChecksumMismatch, "not the copy the row records")
+	require.ErrorIs(t, archive.CheckStored(ctx, s, "a/none.jpg", 1, goodSum, "image/jpeg"), archive.ErrNotFound)
 }

@@ -18,6 +18,8 @@
 //	                                        │          → row archived (one transaction)
 //	                                        ▼ only with --delete
 //	                                   media:delete   in scope? verify the stored copy now
+//	                                                   → never judged (archived before the
+//	                                                     check)? read it back and judge it
 //	                                                   → claim in Postgres → DELETE on Twilio,
 //	                                                     each attempt leased (no hold) first
 //	                                                   → row deleted (or held)

@@ -186,10 +186,10 @@ func (h *Handlers) keepSuspect(ctx context.Context, runID uuid.UUID, it archive.
 	if _, err := h.store.Put(ctx, in, body); err != nil {
 		return fmt.Errorf("store suspect download of media %s at %s: %w", it.SID, key, err)
 	}
-	h.log.Warn().Str("media_sid", it.SID).Str("s3_key", key).Str("reason", why.Error()).
+	h.log.Warn().Str("media_sid", it.SID).Str("s3_key", key).Str("reason", errText(why)).
 		Msg("download is not plausibly the media; kept aside, NOT archived, NOT deleted from Twilio")
 	return h.catalog.MarkSuspect(ctx, runID, it.SID, archive.SuspectCopy{
-		Size: spool.Size(), SHA256: spool.SHA256(), Key: key, Reason: why.Error(),
+		Size: spool.Size(), SHA256: spool.SHA256(), Key: key, Reason: errText(why),
 	})
 }
 
@@ -242,7 +242,9 @@ func (h *Handlers) mediaError(ctx context.Context, runID uuid.UUID, sid string, 
 
 // DeleteMedia deletes one archived media from Twilio, and only after
 // proving, at this moment, that the store holds exactly the bytes the row
-// records (invariant 1): verify against the store → claim in the catalog
+// records (invariant 1), and that they were judged plausibly the media (a
+// copy archived before that check existed is read back and judged here):
+// verify against the store → claim in the catalog
 // (the row must still say archived with that size and SHA-256) → DELETE on
 // Twilio (the API's own 404 / 20404 means it is already gone) → the row
 // says deleted.
@@ -307,6 +309,24 @@ func (h *Handlers) DeleteMedia(ctx context.Context, t *asynq.Task) error {
 			return h.mediaError(ctx, run.ID, it.SID, permanent(fmt.Errorf("verify archived copy of %s: %w", it.SID, err)))
 		}
 		return h.mediaError(ctx, run.ID, it.SID, fmt.Errorf("verify archived copy of %s: %w", it.SID, err))
+	}
+	if it.PlausibleAt.IsZero() {
+		// Archived before copies were judged plausibly the media: its
+		// bytes, though verified, may be what a proxy made of the media.
+		// Read them back and judge them now; only a plausible copy is
+		// recorded so and deleted (ClaimDelete requires it).
+		if err := archive.CheckStored(ctx, h.store, it.Key, it.Size, it.SHA256, it.ContentType); err != nil {
+			if errors.Is(err, archive.ErrImplausible) || errors.Is(err, archive.ErrNotFound) || errors.Is(err, archive.ErrChecksumMismatch) {
+				h.log.Error().Str("media_sid", it.SID).Str("s3_key", it.Key).Str("reason", errText(err)).
+					Msg("archived copy (archived before copies were checked) is not plausibly the media; media NOT deleted from Twilio")
+				return h.mediaError(ctx, run.ID, it.SID, permanent(fmt.Errorf(
+					"archived copy of %s, archived before copies were checked, is not plausibly the media; not deleting it from Twilio: %w", it.SID, err)))
+			}
+			return h.mediaError(ctx, run.ID, it.SID, fmt.Errorf("check archived copy of %s: %w", it.SID, err))
+		}
+		if err := h.catalog.MarkPlausible(ctx, it.SID, it.Size, it.SHA256); err != nil {
+			return err
+		}
 	}
 	if err := h.catalog.ClaimDelete(ctx, it.SID, it.Size, it.SHA256); err != nil {
 		switch {
