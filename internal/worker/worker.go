@@ -195,7 +195,10 @@ func poolConfig(databaseURL string, concurrency int) (*pgxpool.Config, error) {
 }
 
 func newTwilio(c config.Config, l *ratelimit.Limiter, log zerolog.Logger) (*twilio.Client, error) {
-	opts := []twilio.Option{twilio.WithBaseURL(c.Twilio.APIURL), twilio.WithLimiter(l)}
+	fleet := &ratelimit.FleetBackoff{Limiter: l, OnError: func(err error) {
+		log.Warn().Err(err).Msg("twilio: could not share a 429 with the fleet")
+	}}
+	opts := []twilio.Option{twilio.WithBaseURL(c.Twilio.APIURL), twilio.WithLimiter(fleet)}
 	if c.Twilio.APIKey != "" {
 		opts = append(opts, twilio.WithAPIKey(c.Twilio.APIKey, c.Twilio.APISecret))
 	} else {
@@ -204,21 +207,7 @@ func newTwilio(c config.Config, l *ratelimit.Limiter, log zerolog.Logger) (*twil
 	opts = append(opts, twilio.WithRetryHook(func(e twilio.RetryEvent) {
 		log.Debug().Str("method", e.Method).Str("path", e.Path).Int("status", e.Status).
 			Int("attempt", e.Attempt).Dur("wait", e.Wait).Str("reason", e.Reason).Msg("twilio: retry")
-		if e.Status == 429 {
-			// One worker's 429 slows the whole fleet: Twilio's limit is on
-			// the account's concurrency, and every worker shares it.
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			defer cancel()
-			if err := l.Backoff(ctx, max(e.Wait, time.Second)); err != nil {
-				log.Warn().Err(err).Msg("twilio: could not share back-off")
-			}
-			// And Twilio's limit is below TWILIO_MAX_CONCURRENCY: keep the
-			// fleet under what it was serving, or every back-off ends in a
-			// burst of 429s.
-			if err := l.Refused(ctx); err != nil {
-				log.Warn().Err(err).Msg("twilio: could not lower the shared concurrency ceiling")
-			}
-		}
+		fleet.OnRetry(e)
 	}))
 	return twilio.New(c.Twilio.AccountSID, opts...)
 }
