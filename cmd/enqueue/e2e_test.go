@@ -23,6 +23,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	logging.Setup() // before any in-process worker logs
 	// The worker reads S3 credentials through the AWS SDK's default chain,
 	// which reads the process environment; every test uses the same test
 	// gateway, so they are set once here.

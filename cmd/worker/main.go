@@ -26,6 +26,7 @@ func main() {
 }
 
 func run() int {
+	logging.Setup()
 	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
 	concurrency := fs.Int("concurrency", 0, "tasks run at once by this worker (overrides WORKER_CONCURRENCY)")
 	httpAddr := fs.String("http", os.Getenv("HTTP_ADDR"), "address of the health endpoint /healthz, e.g. :9090 (HTTP_ADDR); empty: none")
