@@ -56,7 +56,7 @@ func (d *deployment) startWorker(t *testing.T) (stop func()) {
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- worker.Run(ctx, cfg, "", logging.New(d.logs, "json", cfg.LogLevel)) }()
+	go func() { done <- worker.Run(ctx, cfg, logging.New(d.logs, "json", cfg.LogLevel)) }()
 	var once sync.Once
 	stop = func() {
 		once.Do(func() {

@@ -11,16 +11,9 @@ import (
 )
 
 // servePprof serves net/http/pprof on a loopback address, for profiling a
-// worker under load (cmd/bench -worker-pprof). Profiles reveal no secrets
-// but cost CPU to take, so the address must be loopback.
+// worker under load (cmd/bench -worker-pprof). The address is loopback
+// (config.CheckPprofAddr).
 func servePprof(addr string, log zerolog.Logger) error {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return fmt.Errorf("MEDIASYNC_PPROF_ADDR %q: %w", addr, err)
-	}
-	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-		return fmt.Errorf("MEDIASYNC_PPROF_ADDR %q: must be a loopback address, e.g. 127.0.0.1:6060", addr)
-	}
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("MEDIASYNC_PPROF_ADDR: %w", err)

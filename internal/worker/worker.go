@@ -30,9 +30,10 @@ import (
 )
 
 // Run runs a worker until ctx ends: migrations, the Asynq server, the
-// reconciler, and (when httpAddr is set) the /healthz endpoint. On return,
+// reconciler, and (when cfg.HTTPAddr is set) the /healthz and /metrics
+// endpoint. On return,
 // tasks in flight have finished or gone back to the queue unchanged.
-func Run(ctx context.Context, cfg config.Config, httpAddr string, log zerolog.Logger) error {
+func Run(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 	pcfg, err := poolConfig(cfg.DatabaseURL, cfg.Concurrency)
 	if err != nil {
 		return err
@@ -129,11 +130,11 @@ func Run(ctx context.Context, cfg config.Config, httpAddr string, log zerolog.Lo
 	}
 
 	var httpSrv *http.Server
-	if httpAddr != "" {
+	if cfg.HTTPAddr != "" {
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 			newPolicyCollector(archive.NewCatalog(pool), cfg.Twilio.AccountSID, func() time.Time { return time.Now().Add(cfg.ClockOffset) }))
-		httpSrv = healthServer(httpAddr, pool, rdb, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		httpSrv = healthServer(cfg.HTTPAddr, pool, rdb, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 		go func() {
 			if err := httpSrv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				log.Error().Err(err).Msg("health endpoint")
