@@ -60,12 +60,6 @@ func run() int {
 		cfg.PprofAddr = *pprofAddr
 	}
 	log := logging.New(os.Stderr, cfg.LogFormat, cfg.LogLevel)
-	if cfg.PprofAddr != "" {
-		if err := servePprof(cfg.PprofAddr, log); err != nil {
-			fmt.Fprintf(os.Stderr, "worker: %v\n", err)
-			return 2
-		}
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	if err := worker.Run(ctx, cfg, log); err != nil {

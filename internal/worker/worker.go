@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -21,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/mediasync/mediasync/archive"
 	"github.com/mediasync/mediasync/internal/config"
@@ -30,10 +32,23 @@ import (
 )
 
 // Run runs a worker until ctx ends: migrations, the Asynq server, the
-// reconciler, and (when cfg.HTTPAddr is set) the /healthz and /metrics
-// endpoint. On return,
-// tasks in flight have finished or gone back to the queue unchanged.
+// reconcile, schedule and audit-anchor loops, and (when cfg.HTTPAddr and
+// cfg.PprofAddr are set) the /healthz and /metrics endpoint and pprof. On
+// return, tasks in flight have finished or gone back to the queue
+// unchanged, and every loop and endpoint it started has ended.
 func Run(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
+	// The pprof address is taken first, so a busy one fails the start
+	// before anything else is opened.
+	var pprofLn net.Listener
+	if cfg.PprofAddr != "" {
+		l, err := net.Listen("tcp", cfg.PprofAddr)
+		if err != nil {
+			return fmt.Errorf("MEDIASYNC_PPROF_ADDR: %w", err)
+		}
+		defer l.Close() // for the returns before it is served; Shutdown closes it too
+		pprofLn = l
+	}
+	now := func() time.Time { return time.Now().Add(cfg.ClockOffset) }
 	pcfg, err := poolConfig(cfg.DatabaseURL, cfg.Concurrency)
 	if err != nil {
 		return err
@@ -99,7 +114,7 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 	h, err := jobs.NewHandlers(jobs.Deps{
 		Catalog: archive.NewCatalog(pool), Twilio: tw, Store: store, Prefix: prefix,
 		Queues: queues, Enqueuer: enq, Log: log, SpoolDir: cfg.SpoolDir,
-		Now:        func() time.Time { return time.Now().Add(cfg.ClockOffset) },
+		Now:        now,
 		LegalHolds: legalHolds,
 		ObjectLock: archive.ObjectLockMode(cfg.ObjectLock), Retention: cfg.Retention,
 	})
@@ -118,40 +133,61 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 	log.Info().Int("concurrency", cfg.Concurrency).Str("queue", queues.Media).
 		Str("archive", store.Location().Kind+":"+store.Location().Bucket).Msg("worker started")
 
-	rctx, cancelReconcile := context.WithCancel(ctx)
-	defer cancelReconcile()
-	go h.ReconcileLoop(rctx, rdb, cfg.Namespace+":reconcile", 30*time.Second, time.Minute)
+	// Everything started from here runs in g, and Run waits for g before it
+	// returns and its deferred closes of the Redis client and the pool run:
+	// no loop or endpoint outlives the connections it uses.
+	var g errgroup.Group
+	loopCtx, stopLoops := context.WithCancel(ctx)
+	defer stopLoops()
+	g.Go(func() error {
+		h.ReconcileLoop(loopCtx, rdb, cfg.Namespace+":reconcile", 30*time.Second, time.Minute)
+		return nil
+	})
 	// Every worker runs the policy scheduler: the database lets exactly one
 	// of them start each tick, so no worker is special and any may die.
-	go h.ScheduleLoop(rctx, time.Second)
-	go h.AnchorLoop(rctx, rdb, cfg.Namespace+":audit-anchor", 5*time.Minute)
+	g.Go(func() error { h.ScheduleLoop(loopCtx, time.Second); return nil })
+	g.Go(func() error { h.AnchorLoop(loopCtx, rdb, cfg.Namespace+":audit-anchor", 5*time.Minute); return nil })
 	if cfg.ClockOffset != 0 {
 		log.Warn().Dur("offset", cfg.ClockOffset).Msg("MEDIASYNC_CLOCK_OFFSET shifts policy ticks: for tests and drills only")
 	}
 
-	var httpSrv *http.Server
+	var servers []*http.Server
 	if cfg.HTTPAddr != "" {
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-			newPolicyCollector(archive.NewCatalog(pool), cfg.Twilio.AccountSID, func() time.Time { return time.Now().Add(cfg.ClockOffset) }))
-		httpSrv = healthServer(cfg.HTTPAddr, pool, rdb, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-		go func() {
+			newPolicyCollector(archive.NewCatalog(pool), cfg.Twilio.AccountSID, now))
+		httpSrv := healthServer(cfg.HTTPAddr, pool, rdb, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		servers = append(servers, httpSrv)
+		g.Go(func() error {
 			if err := httpSrv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				log.Error().Err(err).Msg("health endpoint")
 			}
-		}()
+			return nil
+		})
+	}
+	if pprofLn != nil {
+		pprofSrv := pprofServer()
+		servers = append(servers, pprofSrv)
+		g.Go(func() error {
+			if err := pprofSrv.Serve(pprofLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error().Err(err).Msg("pprof endpoint")
+			}
+			return nil
+		})
+		log.Warn().Str("addr", pprofLn.Addr().String()).Msg("serving net/http/pprof: for profiling only")
 	}
 
 	<-ctx.Done()
 	log.Info().Dur("shutdown_timeout", cfg.ShutdownTimeout).Msg("stopping: finishing tasks in flight")
-	cancelReconcile()
+	stopLoops()
 	srv.Stop()     // take no new tasks
 	srv.Shutdown() // wait for those in flight; past the timeout, they go back to the queue
-	if httpSrv != nil {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = httpSrv.Shutdown(sctx)
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, s := range servers {
+		_ = s.Shutdown(sctx)
 	}
+	_ = g.Wait() // the loops end at their next check of loopCtx; the servers have returned
 	log.Info().Msg("worker stopped")
 	return nil
 }
