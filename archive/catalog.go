@@ -239,6 +239,20 @@ func (c *Catalog) FailRun(ctx context.Context, id uuid.UUID, reason string) erro
 	return nil
 }
 
+// SetWaiting records why a run's listing waits, for status to show; ""
+// says it no longer does. The time it began is kept while the reason stays
+// the same, and the row is written only when the reason changes, so
+// calling it on every page costs a read.
+func (c *Catalog) SetWaiting(ctx context.Context, id uuid.UUID, reason string) error {
+	_, err := c.pool.Exec(ctx, `
+		UPDATE runs SET waiting = $2, waiting_since = CASE WHEN $2::text IS NULL THEN NULL ELSE now() END
+		WHERE id = $1 AND waiting IS DISTINCT FROM $2::text`, id, nullString(reason))
+	if err != nil {
+		return fmt.Errorf("run %s waiting: %w", id, err)
+	}
+	return nil
+}
+
 // UnfinishedRuns lists runs still queued or running, oldest first, so a
 // worker can re-enqueue work that Redis lost.
 func (c *Catalog) UnfinishedRuns(ctx context.Context) ([]Run, error) {
@@ -349,6 +363,12 @@ type Status struct {
 	GoneMessages              []Failure // the first few messages gone, with reasons
 	Suspects                  []Failure // the first few suspect media, with reasons
 
+	// Why, and since when, the run's listing waits ("" when it does not),
+	// and how many of its windows are released and being listed.
+	Waiting        string
+	WaitingSince   time.Time
+	WindowsListing int
+
 	// An export's own record and progress (Kind == KindExport); its media
 	// are also counted above as found, pending and failed.
 	Export  *Export
@@ -387,6 +407,15 @@ func (c *Catalog) RunStatus(ctx context.Context, id uuid.UUID) (Status, error) {
 	if err != nil {
 		return Status{}, fmt.Errorf("run status %s: %w", id, err)
 	}
+	var since *time.Time
+	err = c.pool.QueryRow(ctx, `
+		SELECT coalesce(waiting, ''), waiting_since,
+			(SELECT count(*) FROM run_windows WHERE run_id = $1 AND state = 'pending' AND released_at IS NOT NULL)
+		FROM runs WHERE id = $1`, id).Scan(&s.Waiting, &since, &s.WindowsListing)
+	if err != nil {
+		return Status{}, fmt.Errorf("run status %s: %w", id, err)
+	}
+	s.WaitingSince = deref(since)
 	rows, err := c.pool.Query(ctx, `
 		(SELECT media_sid, coalesce(error, '') FROM run_media WHERE run_id = $1 AND state = 'failed' ORDER BY media_sid LIMIT 20)
 		UNION ALL

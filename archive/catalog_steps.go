@@ -2,9 +2,12 @@ package archive
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/url"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -92,22 +95,75 @@ type ArchivedCopy struct {
 	RetainUntil time.Time
 }
 
-// PendingWindows returns a run's windows not yet listed to the end.
-func (c *Catalog) PendingWindows(ctx context.Context, run uuid.UUID) ([]Window, error) {
-	rows, err := c.pool.Query(ctx, `
-		SELECT run_id, seq, starts_at, ends_at, state, page, coalesce(next_page_uri, '')
-		FROM run_windows WHERE run_id = $1 AND state = 'pending' ORDER BY seq`, run)
+// windowColumns are what scanWindow reads.
+const windowColumns = `run_id, seq, starts_at, ends_at, state, page, coalesce(next_page_uri, '')`
+
+// ReleaseWindows releases the next of a run's windows, in order, until n
+// of them are released and not yet listed to the end, and returns those
+// it released now (each then needs its first page task queued). A run's
+// windows are released a few at a time as listing advances, never all at
+// once: the queue holds one page task per released window, so a run of
+// any length keeps it small, and a page that waits on the queue's backlog
+// never waits on page tasks that only listing drains.
+func (c *Catalog) ReleaseWindows(ctx context.Context, run uuid.UUID, n int) ([]Window, error) {
+	var ws []Window
+	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
+		// One release at a time per run: two windows ending at once would
+		// otherwise each count the other as still listing, and both top up.
+		if _, err := tx.Exec(ctx, `SELECT 1 FROM runs WHERE id = $1 FOR NO KEY UPDATE`, run); err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, `
+			UPDATE run_windows SET released_at = now()
+			WHERE run_id = $1 AND seq IN (
+				SELECT seq FROM run_windows
+				WHERE run_id = $1 AND state = 'pending' AND released_at IS NULL
+				ORDER BY seq
+				LIMIT greatest(0, $2 - (SELECT count(*) FROM run_windows
+					WHERE run_id = $1 AND state = 'pending' AND released_at IS NOT NULL)))
+			RETURNING `+windowColumns, run, n)
+		if err != nil {
+			return err
+		}
+		ws, err = pgx.CollectRows(rows, scanWindow)
+		return err
+	})
 	if err != nil {
-		return nil, fmt.Errorf("pending windows of run %s: %w", run, err)
+		return nil, fmt.Errorf("release windows of run %s: %w", run, err)
+	}
+	slices.SortFunc(ws, func(a, b Window) int { return a.Seq - b.Seq })
+	return ws, nil
+}
+
+// ReleasedWindows returns a run's released windows not yet listed to the
+// end: those whose page task should be in the queue.
+func (c *Catalog) ReleasedWindows(ctx context.Context, run uuid.UUID) ([]Window, error) {
+	rows, err := c.pool.Query(ctx, `SELECT `+windowColumns+` FROM run_windows
+		WHERE run_id = $1 AND state = 'pending' AND released_at IS NOT NULL ORDER BY seq`, run)
+	if err != nil {
+		return nil, fmt.Errorf("released windows of run %s: %w", run, err)
 	}
 	return pgx.CollectRows(rows, scanWindow)
 }
 
+// WindowsListing counts the released, unfinished windows of an account's
+// running runs: at most one page task each is in the queue, so the queue
+// backlog less this many is work that drains without listing.
+func (c *Catalog) WindowsListing(ctx context.Context, account string) (int, error) {
+	var n int
+	err := c.pool.QueryRow(ctx, `
+		SELECT count(*) FROM runs r JOIN run_windows w ON w.run_id = r.id
+		WHERE r.state = 'running' AND r.account_sid = $1
+		  AND w.state = 'pending' AND w.released_at IS NOT NULL`, account).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("windows listing: %w", err)
+	}
+	return n, nil
+}
+
 // GetWindow returns one window of a run.
 func (c *Catalog) GetWindow(ctx context.Context, run uuid.UUID, seq int) (Window, error) {
-	rows, err := c.pool.Query(ctx, `
-		SELECT run_id, seq, starts_at, ends_at, state, page, coalesce(next_page_uri, '')
-		FROM run_windows WHERE run_id = $1 AND seq = $2`, run, seq)
+	rows, err := c.pool.Query(ctx, `SELECT `+windowColumns+` FROM run_windows WHERE run_id = $1 AND seq = $2`, run, seq)
 	if err != nil {
 		return Window{}, fmt.Errorf("window %d of run %s: %w", seq, run, err)
 	}
@@ -125,6 +181,36 @@ func scanWindow(r pgx.CollectableRow) (Window, error) {
 	return w, err
 }
 
+// FollowCursor records that page `page` of a window is fetched from uri,
+// and returns the page that was first fetched from it: page itself, unless
+// the window's cursors went round in a cycle (A→B→A), which no retry ends.
+// The cursors are kept in Postgres, so a cycle is found however many tasks,
+// retries and restarts it spans; recording the same page again (a task run
+// twice) is not a cycle.
+func (c *Catalog) FollowCursor(ctx context.Context, run uuid.UUID, seq, page int, uri string) (int, error) {
+	var first int
+	err := c.pool.QueryRow(ctx, `
+		INSERT INTO run_window_cursors (run_id, seq, cursor, page) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (run_id, seq, cursor) DO UPDATE SET page = run_window_cursors.page
+		RETURNING page`, run, seq, cursorHash(uri), page).Scan(&first)
+	if err != nil {
+		return 0, fmt.Errorf("follow cursor of window %d of run %s: %w", seq, run, err)
+	}
+	return first, nil
+}
+
+// cursorHash names a page URI by the SHA-256 of its path and sorted query,
+// so that the same page asked with its parameters in another order is
+// still the same page.
+func cursorHash(uri string) string {
+	canonical := uri
+	if u, err := url.Parse(uri); err == nil {
+		canonical = u.Path + "?" + u.Query().Encode()
+	}
+	sum := sha256.Sum256([]byte(canonical))
+	return hex.EncodeToString(sum[:])
+}
+
 // AdvanceWindow records that page `page` of a window was handled and where
 // the next one is ("" when it was the last). It is guarded by the page
 // number, so a page handled twice advances the window once; it reports
@@ -137,6 +223,12 @@ func (c *Catalog) AdvanceWindow(ctx context.Context, run uuid.UUID, seq, page in
 		run, seq, page, nullString(next))
 	if err != nil {
 		return false, fmt.Errorf("advance window %d of run %s: %w", seq, run, err)
+	}
+	if next == "" && tag.RowsAffected() == 1 {
+		// Listed to the end: its cursors can no longer cycle.
+		if _, err := c.pool.Exec(ctx, `DELETE FROM run_window_cursors WHERE run_id = $1 AND seq = $2`, run, seq); err != nil {
+			return true, fmt.Errorf("advance window %d of run %s: %w", seq, run, err)
+		}
 	}
 	return tag.RowsAffected() == 1, nil
 }

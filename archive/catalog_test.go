@@ -49,7 +49,7 @@ func TestCreateRunCutsUTCDays(t *testing.T) {
 		Since: since, Until: since.AddDate(0, 0, 3), Actor: "test"})
 	require.NoError(t, err)
 	require.Equal(t, archive.RunQueued, run.State)
-	ws, err := c.PendingWindows(ctx, run.ID)
+	ws, err := c.ReleaseWindows(ctx, run.ID, 10)
 	require.NoError(t, err)
 	require.Len(t, ws, 3)
 	for i, w := range ws {
@@ -244,4 +244,84 @@ func TestGetRunUnknown(t *testing.T) {
 	c := newCatalog(t)
 	_, err := c.GetRun(t.Context(), uuid.New())
 	require.ErrorIs(t, err, archive.ErrRunNotFound)
+}
+
+// A run's windows are released in order, n at a time: the next only when
+// one is listed to the end or fails, however often release is asked.
+func TestReleaseWindowsKeepsNReleased(t *testing.T) {
+	t.Parallel()
+	c := newCatalog(t)
+	ctx := t.Context()
+	since := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	run, err := c.CreateRun(ctx, archive.RunSpec{Kind: archive.KindBackfill, AccountSID: acct,
+		Since: since, Until: since.AddDate(1, 0, 0), Actor: "test"})
+	require.NoError(t, err)
+	_, err = c.StartRun(ctx, run.ID)
+	require.NoError(t, err)
+	seqs := func(ws []archive.Window) []int {
+		var s []int
+		for _, w := range ws {
+			s = append(s, w.Seq)
+		}
+		return s
+	}
+	var wg sync.WaitGroup
+	var released atomic.Int64
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ws, err := c.ReleaseWindows(ctx, run.ID, 2)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			released.Add(int64(len(ws)))
+		}()
+	}
+	wg.Wait()
+	require.EqualValues(t, 2, released.Load(), "eight releases at once release two windows")
+	ws, err := c.ReleasedWindows(ctx, run.ID)
+	require.NoError(t, err)
+	require.Equal(t, []int{0, 1}, seqs(ws))
+	n, err := c.WindowsListing(ctx, acct)
+	require.NoError(t, err)
+	require.Equal(t, 2, n)
+
+	_, err = c.AdvanceWindow(ctx, run.ID, 0, 0, "")
+	require.NoError(t, err)
+	require.NoError(t, c.FailWindow(ctx, run.ID, 1, "test"))
+	ws, err = c.ReleaseWindows(ctx, run.ID, 2)
+	require.NoError(t, err)
+	require.Equal(t, []int{2, 3}, seqs(ws))
+	ws, err = c.ReleaseWindows(ctx, run.ID, 2)
+	require.NoError(t, err)
+	require.Empty(t, ws)
+}
+
+// A cursor seen again on a later page is a cycle; the same page recorded
+// twice (a task run twice) is not.
+func TestFollowCursorFindsCycles(t *testing.T) {
+	t.Parallel()
+	c := newCatalog(t)
+	ctx := t.Context()
+	since := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	run, err := c.CreateRun(ctx, archive.RunSpec{Kind: archive.KindBackfill, AccountSID: acct,
+		Since: since, Until: since.AddDate(0, 0, 1), Actor: "test"})
+	require.NoError(t, err)
+	for _, step := range []struct {
+		page  int
+		uri   string
+		first int
+	}{
+		{0, "/Messages.json?DateSent=2025-01-01&PageSize=1000", 0},
+		{0, "/Messages.json?DateSent=2025-01-01&PageSize=1000", 0}, // replayed
+		{1, "/Messages.json?PageToken=PA&Page=1", 1},
+		{2, "/Messages.json?PageToken=PB&Page=2", 2},
+		{3, "/Messages.json?Page=1&PageToken=PA", 1}, // A again, its query in another order
+	} {
+		first, err := c.FollowCursor(ctx, run.ID, 0, step.page, step.uri)
+		require.NoError(t, err)
+		require.Equal(t, step.first, first, "page %d at %s", step.page, step.uri)
+	}
 }

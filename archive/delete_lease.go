@@ -16,19 +16,29 @@ import (
 //   - Before each attempt of a DELETE, with the limiter slot taken,
 //     LeaseDelete checks in one short transaction that no hold covers the
 //     media and stamps delete_lease_until = now() + DeleteLease. The
-//     caller sends the request with a deadline no later than that.
+//     caller must write the request within DeleteSendWindow, a quarter of
+//     the lease: a request written late and slow on the wire (kernel
+//     retransmits, a proxy that forwards at leisure) still has most of the
+//     lease to arrive before a hold stops waiting for it.
 //   - AddHold commits the hold under the same advisory lock (exclusive
 //     there, shared here), so a lease is either taken before the hold
 //     commits (and seen by AddHold's wait) or sees the hold.
 //   - AddHold then waits, polling, until every lease on a media the hold
-//     covers has been released (the delete recorded or given up) or has
-//     ended more than leaseMargin ago: a request written before its
-//     deadline has reached Twilio by then.
+//     covers has ended more than leaseMargin ago, or was closed by the
+//     delete being recorded before the hold: a request written before its
+//     deadline has reached Twilio by then. Nothing else shortens a lease:
+//     another task giving up its claim says nothing of a request another
+//     worker has on the wire.
 
-// DeleteLease is how long a lease lets a DELETE be sent: long enough for
-// one attempt's request and answer, short enough that a hold placed while a
-// worker died holding one returns soon.
+// DeleteLease is how long a hold treats a leased DELETE as possibly on its
+// way: long enough for one attempt's request to be written and to arrive,
+// short enough that a hold placed while a worker died holding one returns
+// soon.
 const DeleteLease = 20 * time.Second
+
+// DeleteSendWindow is how long after LeaseDelete a caller may still write
+// the request: the attempt's deadline.
+const DeleteSendWindow = DeleteLease / 4
 
 // leaseMargin covers a request written just before its lease ended and
 // still on its way to Twilio. Twilio's latency is not documented; seconds
@@ -43,8 +53,10 @@ const leasePoll = 100 * time.Millisecond
 const holdsLock int64 = 0x6d73686f6c6473
 
 // LeaseDelete lets one DELETE attempt of a claimed media be sent: it
-// returns how long the lease lasts, counted from no earlier than the call,
-// so a caller that starts its clock before calling never overruns it. It
+// returns how long the caller may take to write the request
+// (DeleteSendWindow), counted from no earlier than the call, so a caller
+// that starts its clock before calling never overruns it. A lease only
+// grows: one attempt never shortens another's still on the wire. It
 // returns ErrHeld when a hold covers the media, and ErrNotDeletable when
 // the media is not archived and claimed.
 func (c *Catalog) LeaseDelete(ctx context.Context, sid string) (time.Duration, error) {
@@ -61,7 +73,8 @@ func (c *Catalog) LeaseDelete(ctx context.Context, sid string) (time.Duration, e
 				WHERE m.sid = $1 AND m.state = 'archived'
 				FOR UPDATE OF m
 			), leased AS (
-				UPDATE media SET delete_lease_until = now() + make_interval(secs => $2), updated_at = now()
+				UPDATE media SET delete_lease_until = greatest(delete_lease_until, now() + make_interval(secs => $2)),
+					updated_at = now()
 				WHERE sid = (SELECT sid FROM m WHERE claimed AND NOT held) RETURNING sid
 			)
 			SELECT CASE WHEN EXISTS (SELECT 1 FROM leased) THEN 'leased'
@@ -73,7 +86,7 @@ func (c *Catalog) LeaseDelete(ctx context.Context, sid string) (time.Duration, e
 	}
 	switch outcome {
 	case "leased":
-		return DeleteLease, nil
+		return DeleteSendWindow, nil
 	case "held":
 		return 0, fmt.Errorf("lease delete of media %s: %w", sid, ErrHeld)
 	default:
@@ -81,22 +94,26 @@ func (c *Catalog) LeaseDelete(ctx context.Context, sid string) (time.Duration, e
 	}
 }
 
-// ReleaseHeldDelete records that a hold stopped a delete: the claim and any
-// lease are released, the run's outcome is held, and the audit log says so,
-// in one transaction. inFlight says a DELETE had been sent before
-// the hold was placed, so Twilio may no longer have the media; the row
-// still says archived (its copy is intact) and a later run, once the hold
-// is released, finds out.
+// ReleaseHeldDelete records that a hold stopped a delete: the claim is
+// released, the run's outcome is held, and the audit log says so, in one
+// transaction. The lease is left to run out: it may be another worker's,
+// whose request is still on the wire, and the hold waits for it.
+// inFlight says this task sent a DELETE before the hold was placed; a lease
+// taken and never closed says some task may have (one that died, or gave
+// up waiting for the answer), so the audit row says so in both cases:
+// Twilio may no longer have the media. The row still says archived (its
+// copy is intact) and a later run, once the hold is released, finds out.
 func (c *Catalog) ReleaseHeldDelete(ctx context.Context, run Run, sid string, inFlight bool) error {
 	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
 		var holds []int64
+		var leased bool
 		err := tx.QueryRow(ctx, `
 			WITH m AS (
-				UPDATE media SET delete_claimed_at = NULL, delete_lease_until = NULL, updated_at = now()
-				WHERE sid = $1 AND state = 'archived' RETURNING message_sid
+				UPDATE media SET delete_claimed_at = NULL, updated_at = now()
+				WHERE sid = $1 AND state = 'archived' RETURNING message_sid, delete_lease_until IS NOT NULL AS leased
 			)
-			SELECT coalesce(holds_covering(g.sid, g.from_number, g.to_number, coalesce(g.date_sent, g.date_created)), '{}')
-			FROM m JOIN messages g ON g.sid = m.message_sid`, sid).Scan(&holds)
+			SELECT coalesce(holds_covering(g.sid, g.from_number, g.to_number, coalesce(g.date_sent, g.date_created)), '{}'), m.leased
+			FROM m JOIN messages g ON g.sid = m.message_sid`, sid).Scan(&holds, &leased)
 		switch {
 		case errors.Is(err, pgx.ErrNoRows):
 			return nil // not archived any more: nothing of this claim to release
@@ -112,7 +129,7 @@ func (c *Catalog) ReleaseHeldDelete(ctx context.Context, run Run, sid string, in
 			return err
 		}
 		d := map[string]any{"run_id": run.ID.String(), "holds": holds}
-		if inFlight {
+		if inFlight || leased {
 			d["delete_sent_before_hold"] = true
 		}
 		return audit(ctx, tx, run.Actor, AuditDeleteHeld, sid, d)

@@ -2,6 +2,7 @@ package archive_test
 
 import (
 	"crypto/sha256"
+	"strings"
 	"testing"
 	"time"
 
@@ -62,9 +63,10 @@ func TestAddHoldWaitsForLeasedDeletes(t *testing.T) {
 	c := newCatalog(t)
 	ctx := t.Context()
 	run := claimedMedia(t, c)
-	lease, err := c.LeaseDelete(ctx, me1)
+	send, err := c.LeaseDelete(ctx, me1)
 	require.NoError(t, err)
-	require.Equal(t, archive.DeleteLease, lease)
+	require.Equal(t, archive.DeleteSendWindow, send)
+	require.Less(t, send, archive.DeleteLease, "a request may be written only early in its lease")
 
 	added := make(chan error, 1)
 	go func() {
@@ -76,15 +78,52 @@ func TestAddHoldWaitsForLeasedDeletes(t *testing.T) {
 		t.Fatalf("AddHold returned (%v) while a delete it covers was leased", err)
 	case <-time.After(time.Second):
 	}
-	// The DELETE's answer came back: recording the outcome ends the wait.
+	// Another task for the same media (another run's) meets the hold and
+	// gives up its claim: that says nothing of the leased request, which
+	// may still be on the wire, so the hold keeps waiting.
+	require.ErrorIs(t, c.ClaimDelete(ctx, me1, 5, sha256.Sum256([]byte("bytes"))), archive.ErrHeld)
+	require.NoError(t, c.ReleaseHeldDelete(ctx, run, me1, false))
+	select {
+	case err := <-added:
+		t.Fatalf("AddHold returned (%v) when another task released its claim, while the lease was live", err)
+	case <-time.After(time.Second):
+	}
+	// The leased attempt's answer: the catalog refuses to record the
+	// delete under the hold, and the hold waits the lease out.
 	require.ErrorIs(t, c.MarkDeleted(ctx, run, me1), archive.ErrHeld)
-	require.NoError(t, c.ReleaseHeldDelete(ctx, run, me1, true))
 	select {
 	case err := <-added:
 		require.NoError(t, err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("AddHold still waiting after the lease was released")
+	case <-time.After(archive.DeleteLease + 10*time.Second):
+		t.Fatal("AddHold still waiting after the lease ended")
 	}
+	var sent int
+	require.NoError(t, c.AuditLog(ctx, time.Time{}, func(e archive.AuditEntry) error {
+		if e.Action == archive.AuditDeleteHeld && e.Subject == me1 && strings.Contains(string(e.Details), "delete_sent_before_hold") {
+			sent++
+		}
+		return nil
+	}))
+	require.Equal(t, 1, sent, "the audit says a DELETE may have reached Twilio: a lease was taken")
+}
+
+// A later attempt's lease never shortens an earlier one's still running.
+func TestDeleteLeaseOnlyGrows(t *testing.T) {
+	t.Parallel()
+	c, pool := newCatalogPool(t)
+	ctx := t.Context()
+	claimedMedia(t, c)
+	_, err := c.LeaseDelete(ctx, me1)
+	require.NoError(t, err)
+	var first time.Time
+	require.NoError(t, pool.QueryRow(ctx, `SELECT delete_lease_until FROM media WHERE sid = $1`, me1).Scan(&first))
+	_, err = pool.Exec(ctx, `UPDATE media SET delete_lease_until = delete_lease_until + interval '1 hour' WHERE sid = $1`, me1)
+	require.NoError(t, err)
+	_, err = c.LeaseDelete(ctx, me1)
+	require.NoError(t, err)
+	var now time.Time
+	require.NoError(t, pool.QueryRow(ctx, `SELECT delete_lease_until FROM media WHERE sid = $1`, me1).Scan(&now))
+	require.True(t, now.Equal(first.Add(time.Hour)), "lease %v shortened to %v", first.Add(time.Hour), now)
 }
 
 // A delete recorded before a hold stays recorded: the same task run again

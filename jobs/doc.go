@@ -4,7 +4,8 @@
 //
 // # The task graph
 //
-//	enqueue backfill ──► run:start ──► messages:page (one chain per UTC day)
+//	enqueue backfill ──► run:start ──► messages:page (one chain per UTC day,
+//	                                        │  two days released at a time)
 //	                                        │  records messages, then queues
 //	                                        ▼
 //	                                   message:media (lists ≤ 10 media)
@@ -34,7 +35,12 @@
 //     skips it. Reconcile re-queues from Postgres whatever Redis lost.
 //   - Pages are listed one at a time across the fleet, and only while the
 //     queues hold at most MaxBacklog tasks, so Redis memory stays flat
-//     however large the run and however many workers.
+//     however large the run and however many workers. A run's days are
+//     released into the queue a few at a time, the next as one ends, and
+//     the backlog leaves their page tasks out: a page never waits on work
+//     that only listing drains.
+//   - A day whose cursors go round (A→B→A), kept in Postgres across tasks,
+//     or that passes maxWindowPages, fails with the reason.
 //   - Nothing is deleted from Twilio unless the store proves, at that
 //     moment, the size and SHA-256 the committed row records.
 //   - A legal hold wins every race: each DELETE attempt is leased against

@@ -39,6 +39,8 @@ type Handlers struct {
 	// ended); a full buffer means a request is already waiting.
 	anchorNow chan struct{}
 
+	windowsReleased int
+
 	destMu sync.Mutex
 	dests  map[string]exportDest // export destinations opened so far, by URL
 }
@@ -49,6 +51,9 @@ type Handlers struct {
 // while the next page is fetched, and keeps Redis at about one page of
 // tasks (a few MB) for any run (issue #5's benchmark: docs/benchmarks.md).
 const DefaultMaxBacklog = 250
+
+// DefaultWindowsReleased is Deps.WindowsReleased's default.
+const DefaultWindowsReleased = 2
 
 // Deps are what the handlers need; all but the last three are required.
 type Deps struct {
@@ -68,6 +73,12 @@ type Deps struct {
 	// holds at most this plus one page's tasks, however large the run and
 	// however many workers. Defaults to DefaultMaxBacklog.
 	MaxBacklog int
+	// WindowsReleased is how many of a run's windows (UTC days) have a page
+	// task in the queue at a time; the next is released as one is listed to
+	// the end. Pages are listed one at a time across the fleet, so two keep
+	// listing busy (one lists, the next waits for the listing slot) without
+	// tying up task slots in that wait. Defaults to DefaultWindowsReleased.
+	WindowsReleased int
 	// RequeueBatch is how many stale messages, media or export items the
 	// reconciler queues again per run and pass. Defaults to 5000.
 	RequeueBatch int
@@ -110,7 +121,8 @@ func NewHandlers(d Deps) (*Handlers, error) {
 		queues: d.Queues, enqueuer: d.Enqueuer, spoolDir: d.SpoolDir, log: d.Log,
 		maxBacklog: cmp(d.MaxBacklog, DefaultMaxBacklog), requeueBatch: cmp(d.RequeueBatch, 5000),
 		pageSize: cmp(d.PageSize, 1000), now: d.Now, passTimeout: d.PassTimeout,
-		legalHolds: d.LegalHolds, objectLock: d.ObjectLock, retention: d.Retention,
+		windowsReleased: cmp(d.WindowsReleased, DefaultWindowsReleased),
+		legalHolds:      d.LegalHolds, objectLock: d.ObjectLock, retention: d.Retention,
 		anchorNow: make(chan struct{}, 1),
 	}
 	if h.now == nil {

@@ -35,14 +35,8 @@ func (h *Handlers) StartRun(ctx context.Context, t *asynq.Task) error {
 	case archive.KindExport:
 		return h.startExport(ctx, run)
 	case archive.KindBackfill, archive.KindPolicy:
-		windows, err := h.catalog.PendingWindows(ctx, run.ID)
-		if err != nil {
+		if err := h.queueWindows(ctx, run, h.enqueuer.In(ctx)); err != nil {
 			return err
-		}
-		for _, w := range windows {
-			if err := h.enqueuer.In(ctx)(NewListPageTask(h.queues, ListPagePayload{RunID: run.ID, Window: w.Seq, Page: w.Page})); err != nil {
-				return err
-			}
 		}
 		if run.Kind == archive.KindPolicy && run.Delete {
 			// What earlier runs archived and is now old enough to delete.
@@ -130,15 +124,32 @@ func (h *Handlers) ListPage(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return err
 	}
-	if w.State != "pending" || w.Page != p.Page {
+	if w.State != "pending" {
+		// Handled already (a duplicate delivery), or listed to the end by a
+		// try that then failed before it released the next window.
+		return h.releaseNext(ctx, run)
+	}
+	if w.Page != p.Page {
 		return nil // handled already: a duplicate delivery
 	}
+	// The page tasks of released windows (one each) drain only by listing:
+	// counted as backlog, they would keep listing waiting on itself.
 	backlog, err := h.enqueuer.Backlog()
 	if err != nil {
 		return err
 	}
-	if backlog > h.maxBacklog {
-		return &RetryLaterError{After: jitter(backlogWait), Reason: fmt.Sprintf("queue backlog %d > %d", backlog, h.maxBacklog)}
+	listing, err := h.catalog.WindowsListing(ctx, run.AccountSID)
+	if err != nil {
+		return err
+	}
+	if work := backlog - listing; work > h.maxBacklog {
+		if err := h.catalog.SetWaiting(ctx, run.ID, fmt.Sprintf("queue backlog over %d tasks: listing resumes as queued media and messages are handled", h.maxBacklog)); err != nil {
+			return err
+		}
+		return &RetryLaterError{After: jitter(backlogWait), Reason: fmt.Sprintf("queue backlog %d > %d", work, h.maxBacklog)}
+	}
+	if err := h.catalog.SetWaiting(ctx, run.ID, ""); err != nil {
+		return err
 	}
 
 	uri := w.NextPageURI
@@ -147,13 +158,23 @@ func (h *Handlers) ListPage(ctx context.Context, t *asynq.Task) error {
 			return permanent(err)
 		}
 	}
+	// No endless listing: a window that never reaches its last page, or
+	// whose cursors go round (A→B→A), fails with the reason; no retry
+	// would end it.
+	if w.Page >= maxWindowPages {
+		return h.failWindow(ctx, run, w, fmt.Sprintf("listed %d pages without reaching the last: stopped (next_page_uri never ends)", w.Page))
+	}
+	first, err := h.catalog.FollowCursor(ctx, run.ID, w.Seq, w.Page, uri)
+	if err != nil {
+		return err
+	}
+	if first != w.Page {
+		return h.failWindow(ctx, run, w, fmt.Sprintf("Twilio's next_page_uri went round in a cycle: page %d is page %d again", w.Page, first))
+	}
 	page, err := h.twilio.Messages.Page(ctx, uri)
 	if err != nil {
 		return h.listingError(ctx, err, func(reason string) error {
-			if err := h.catalog.FailWindow(ctx, run.ID, w.Seq, reason); err != nil {
-				return err
-			}
-			return h.finish(ctx, run.ID)
+			return h.failWindow(ctx, run, w, reason)
 		})
 	}
 
@@ -193,7 +214,60 @@ func (h *Handlers) ListPage(ctx context.Context, t *asynq.Task) error {
 	if _, err := h.catalog.AdvanceWindow(ctx, run.ID, w.Seq, w.Page, page.NextPageURI); err != nil {
 		return err
 	}
+	if page.NextPageURI == "" {
+		if err := h.releaseNext(ctx, run); err != nil {
+			return err
+		}
+	}
 	return h.finish(ctx, run.ID)
+}
+
+// maxWindowPages bounds the pages of one window (a UTC day): at Twilio's
+// 1000 messages a page, a hundred million messages in a day.
+const maxWindowPages = 100_000
+
+// failWindow ends a window that cannot be listed, and releases the next.
+func (h *Handlers) failWindow(ctx context.Context, run archive.Run, w archive.Window, reason string) error {
+	if err := h.catalog.FailWindow(ctx, run.ID, w.Seq, reason); err != nil {
+		return err
+	}
+	if err := h.releaseNext(ctx, run); err != nil {
+		return err
+	}
+	return h.finish(ctx, run.ID)
+}
+
+// releaseNext releases a run's next windows, as many as ended, and queues
+// the first page of each.
+func (h *Handlers) releaseNext(ctx context.Context, run archive.Run) error {
+	ws, err := h.catalog.ReleaseWindows(ctx, run.ID, h.windowsReleased)
+	if err != nil {
+		return err
+	}
+	return h.queuePages(ctx, run, ws, h.enqueuer.In(ctx))
+}
+
+// queueWindows releases a run's first windows, if not yet, and queues the
+// page each released window is at: at a run's start, and when the
+// reconciler rebuilds what Redis lost.
+func (h *Handlers) queueWindows(ctx context.Context, run archive.Run, enqueue func(*asynq.Task, error) error) error {
+	if _, err := h.catalog.ReleaseWindows(ctx, run.ID, h.windowsReleased); err != nil {
+		return err
+	}
+	ws, err := h.catalog.ReleasedWindows(ctx, run.ID)
+	if err != nil {
+		return err
+	}
+	return h.queuePages(ctx, run, ws, enqueue)
+}
+
+func (h *Handlers) queuePages(ctx context.Context, run archive.Run, ws []archive.Window, enqueue func(*asynq.Task, error) error) error {
+	for _, w := range ws {
+		if err := enqueue(NewListPageTask(h.queues, ListPagePayload{RunID: run.ID, Window: w.Seq, Page: w.Page})); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // windowParams asks Twilio for a window's messages. A whole UTC day is one

@@ -319,7 +319,9 @@ func (h *Handlers) DeleteMedia(ctx context.Context, t *asynq.Task) error {
 	}
 	// The claim was checked before a wait of any length (a limiter slot,
 	// the fleet's back-off, retries): each attempt leases the delete again,
-	// holding its slot, and is sent before the lease ends or not at all.
+	// holding its slot, and is sent within the lease's send window (a
+	// quarter of the lease: the rest is for the request to arrive) or not
+	// at all.
 	sent := false
 	guard := twilio.WithGuard(func(ctx context.Context) (time.Time, error) {
 		start := time.Now()

@@ -38,14 +38,10 @@ func (h *Handlers) Reconcile(ctx context.Context, stale time.Duration) error {
 			}
 			continue
 		}
-		windows, err := h.catalog.PendingWindows(ctx, run.ID)
-		if err != nil {
+		// Only released windows have a page task to lose; the rest are
+		// released as listing advances.
+		if err := h.queueWindows(ctx, run, h.enqueuer.RequeueIn(ctx)); err != nil {
 			return err
-		}
-		for _, w := range windows {
-			if err := h.enqueuer.RequeueIn(ctx)(NewListPageTask(h.queues, ListPagePayload{RunID: run.ID, Window: w.Seq, Page: w.Page})); err != nil {
-				return err
-			}
 		}
 		if err := h.requeue(ctx, run, cutoff); err != nil {
 			return err

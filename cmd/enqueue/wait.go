@@ -83,9 +83,16 @@ func progressLine(st archive.Status) string {
 		return fmt.Sprintf("export %s %s: media %d, exported %d, failed %d, pending %d, %s",
 			st.ID, st.State, st.Exports.Total, st.Exports.Exported, st.Exports.Failed, st.Exports.Pending, humanBytes(st.Exports.Bytes))
 	}
-	return fmt.Sprintf("run %s %s: messages seen %d, media found %d, archived %d (reused %d), deleted %d, gone %d, failed %d, suspect %d, pending %d, %s",
+	line := fmt.Sprintf("run %s %s: messages seen %d, media found %d, archived %d (reused %d), deleted %d, gone %d, failed %d, suspect %d, pending %d, %s",
 		st.ID, st.State, st.MessagesSeen, st.MediaFound, st.MediaArchived, st.MediaReused,
 		st.MediaDeleted, st.MediaGone, st.MediaFailed, st.MediaSuspect, st.MediaPending, humanBytes(st.BytesArchived))
+	if st.WindowsTotal > 0 {
+		line += fmt.Sprintf(", days listed %d/%d", st.WindowsDone, st.WindowsTotal)
+	}
+	if st.State == archive.RunRunning && st.Waiting != "" {
+		line += "; listing " + listingLine(st)
+	}
+	return line
 }
 
 // printStatus writes a run's status as "name: value" lines, stable for
@@ -136,6 +143,9 @@ func printStatus(w io.Writer, st archive.Status) {
 	if st.WindowsTotal > 0 {
 		fmt.Fprintf(w, "days listed:     %d/%d (%d pages)\n", st.WindowsDone, st.WindowsTotal, st.PagesFetched)
 	}
+	if st.State == archive.RunRunning && st.WindowsTotal > st.WindowsDone {
+		fmt.Fprintf(w, "listing:         %s\n", listingLine(st))
+	}
 	fmt.Fprintf(w, "messages seen:   %d\n", st.MessagesSeen)
 	fmt.Fprintf(w, "messages gone:   %d\n", st.MessagesGone)
 	fmt.Fprintf(w, "media found:     %d\n", st.MediaFound)
@@ -166,6 +176,16 @@ func printStatus(w io.Writer, st archive.Status) {
 	for _, g := range st.GoneMessages {
 		fmt.Fprintf(w, "gone:            %s: %s\n", g.SID, g.Reason)
 	}
+}
+
+// listingLine says what a run's listing is doing: the days being listed
+// now, or what it waits on and since when.
+func listingLine(st archive.Status) string {
+	if st.Waiting != "" {
+		return fmt.Sprintf("waiting since %s (%s): %s", st.WaitingSince.Format(time.RFC3339),
+			time.Since(st.WaitingSince).Round(time.Second), st.Waiting)
+	}
+	return fmt.Sprintf("%d days at a time, in order", st.WindowsListing)
 }
 
 func printElapsed(w io.Writer, st archive.Status) {
