@@ -81,7 +81,8 @@
 //
 // # Key layout
 //
-// With Config.Key = K (e.g. "mediasync:twilio:AC…", never a secret):
+// With Config.Key = K (never a secret; a worker's is
+// rediskeys.Namespace.TwilioLimiter, "mediasync:twilio:AC…"):
 //
 //	K:slots    ZSET   member = holder ID (random), score = expiry, ms since
 //	                  the epoch by Redis TIME; key expires a second after the

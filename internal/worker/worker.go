@@ -27,6 +27,7 @@ import (
 	"github.com/mediasync/mediasync/archive"
 	"github.com/mediasync/mediasync/internal/config"
 	"github.com/mediasync/mediasync/internal/ratelimit"
+	"github.com/mediasync/mediasync/internal/rediskeys"
 	"github.com/mediasync/mediasync/jobs"
 	"github.com/mediasync/mediasync/twilio"
 )
@@ -85,8 +86,9 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 	if err != nil {
 		return err
 	}
+	keys := rediskeys.Namespace(cfg.Namespace) // every Redis key of the deployment
 	limiter, err := ratelimit.New(rdb, ratelimit.Config{
-		Key:         cfg.Namespace + ":twilio:" + cfg.Twilio.AccountSID,
+		Key:         keys.TwilioLimiter(cfg.Twilio.AccountSID),
 		MaxInFlight: cfg.Twilio.MaxConcurrency,
 		PerSecond:   cfg.Twilio.MaxRPS,
 	})
@@ -140,13 +142,13 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 	loopCtx, stopLoops := context.WithCancel(ctx)
 	defer stopLoops()
 	g.Go(func() error {
-		h.ReconcileLoop(loopCtx, rdb, cfg.Namespace+":reconcile", 30*time.Second, time.Minute)
+		h.ReconcileLoop(loopCtx, rdb, keys.ReconcileLock(), 30*time.Second, time.Minute)
 		return nil
 	})
 	// Every worker runs the policy scheduler: the database lets exactly one
 	// of them start each tick, so no worker is special and any may die.
 	g.Go(func() error { h.ScheduleLoop(loopCtx, time.Second); return nil })
-	g.Go(func() error { h.AnchorLoop(loopCtx, rdb, cfg.Namespace+":audit-anchor", 5*time.Minute); return nil })
+	g.Go(func() error { h.AnchorLoop(loopCtx, rdb, keys.AuditAnchorLock(), 5*time.Minute); return nil })
 	if cfg.ClockOffset != 0 {
 		log.Warn().Dur("offset", cfg.ClockOffset).Msg("MEDIASYNC_CLOCK_OFFSET shifts policy ticks: for tests and drills only")
 	}
