@@ -118,7 +118,7 @@ return 0`)
 // two hundred days (a policy's first run) has two hundred pages to list
 // one after the other. ok is false if the slot stayed taken that long.
 func (e *Enqueuer) ListingSlot(ctx context.Context, wait time.Duration) (release func(), ok bool, err error) {
-	key := "mediasync:{" + e.queues.List + "}:listing-slot"
+	key := e.queues.Keys.ListingSlot()
 	token := uuid.NewString()
 	deadline := time.Now().Add(wait)
 	for {

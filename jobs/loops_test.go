@@ -38,7 +38,7 @@ func TestLoopPassesHaveADeadline(t *testing.T) {
 		loop  func(ctx context.Context, h *Handlers, r *testenv.Redis)
 	}{
 		{"reconcile", "runs", func(ctx context.Context, h *Handlers, r *testenv.Redis) {
-			h.ReconcileLoop(ctx, r.Client, r.Namespace+":reconcile", 20*time.Millisecond, time.Minute)
+			h.ReconcileLoop(ctx, r.Client, r.Keys.ReconcileLock(), 20*time.Millisecond, time.Minute)
 		}},
 		{"schedule", "policies", func(ctx context.Context, h *Handlers, _ *testenv.Redis) {
 			h.ScheduleLoop(ctx, 20*time.Millisecond)

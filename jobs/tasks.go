@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/hibiken/asynq"
 
+	"github.com/mediasync/mediasync/internal/rediskeys"
 	"github.com/mediasync/mediasync/twilio"
 )
 
@@ -29,11 +30,14 @@ const (
 type Queues struct {
 	Media string // archive and delete
 	List  string // start, pages, messages
+	// Keys builds the deployment's own Redis keys (the listing slot).
+	Keys rediskeys.Namespace
 }
 
 // QueuesFor returns the queues of a namespace (MEDIASYNC_NAMESPACE).
 func QueuesFor(namespace string) Queues {
-	return Queues{Media: namespace, List: namespace + ".list"}
+	n := rediskeys.Namespace(namespace)
+	return Queues{Media: n.MediaQueue(), List: n.ListQueue(), Keys: n}
 }
 
 // Payloads carry identifiers only: never credentials, never lists, never

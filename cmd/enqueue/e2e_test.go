@@ -23,6 +23,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	logging.Setup() // before any in-process worker logs
 	// The worker reads S3 credentials through the AWS SDK's default chain,
 	// which reads the process environment; every test uses the same test
 	// gateway, so they are set once here.
@@ -55,7 +56,7 @@ func (d *deployment) startWorker(t *testing.T) (stop func()) {
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- worker.Run(ctx, cfg, "", logging.New(d.logs, "json", cfg.LogLevel)) }()
+	go func() { done <- worker.Run(ctx, cfg, logging.New(d.logs, "json", cfg.LogLevel)) }()
 	var once sync.Once
 	stop = func() {
 		once.Do(func() {

@@ -70,7 +70,7 @@ func TestMigrationsUnderASeparateOwnerRole(t *testing.T) {
 	require.NoError(t, err)
 	wctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	err = worker.Run(wctx, cfg, "", logging.New(d.logs, "json", "info"))
+	err = worker.Run(wctx, cfg, logging.New(d.logs, "json", "info"))
 	require.ErrorContains(t, err, "may not change the schema")
 	noSchema()
 

@@ -26,10 +26,11 @@ func main() {
 }
 
 func run() int {
+	logging.Setup()
 	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
 	concurrency := fs.Int("concurrency", 0, "tasks run at once by this worker (overrides WORKER_CONCURRENCY)")
-	httpAddr := fs.String("http", os.Getenv("HTTP_ADDR"), "address of the health endpoint /healthz, e.g. :9090 (HTTP_ADDR); empty: none")
-	pprofAddr := fs.String("pprof", os.Getenv("MEDIASYNC_PPROF_ADDR"), "loopback address to serve net/http/pprof on, e.g. 127.0.0.1:6060 (MEDIASYNC_PPROF_ADDR); empty: none")
+	httpAddr := fs.String("http", "", "address of the health endpoint /healthz and /metrics, e.g. :9090 (overrides HTTP_ADDR)")
+	pprofAddr := fs.String("pprof", "", "loopback address to serve net/http/pprof on, e.g. 127.0.0.1:6060 (overrides MEDIASYNC_PPROF_ADDR)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: worker [flags]\n\nRuns a mediasync worker. Configuration is read from the environment: see README.md.\n\n")
 		fs.PrintDefaults()
@@ -48,16 +49,20 @@ func run() int {
 	if *concurrency > 0 {
 		cfg.Concurrency = *concurrency
 	}
-	log := logging.New(os.Stderr, cfg.LogFormat, cfg.LogLevel)
+	if *httpAddr != "" {
+		cfg.HTTPAddr = *httpAddr
+	}
 	if *pprofAddr != "" {
-		if err := servePprof(*pprofAddr, log); err != nil {
-			fmt.Fprintf(os.Stderr, "worker: %v\n", err)
+		if err := config.CheckPprofAddr(*pprofAddr); err != nil {
+			fmt.Fprintf(os.Stderr, "worker: -pprof %v\n", err)
 			return 2
 		}
+		cfg.PprofAddr = *pprofAddr
 	}
+	log := logging.New(os.Stderr, cfg.LogFormat, cfg.LogLevel)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	if err := worker.Run(ctx, cfg, *httpAddr, log); err != nil {
+	if err := worker.Run(ctx, cfg, log); err != nil {
 		log.Error().Err(err).Msg("worker stopped")
 		return 1
 	}

@@ -7,6 +7,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"regexp"
 	"strconv"
@@ -60,6 +61,14 @@ type Config struct {
 	// run as the schema's owner, applies migrations.
 	Migrate bool
 
+	// HTTPAddr is where the worker serves GET /healthz and Prometheus
+	// GET /metrics, e.g. :9090 (HTTP_ADDR); "" for nowhere. Defaults to "".
+	HTTPAddr string
+	// PprofAddr is a loopback address where the worker serves
+	// net/http/pprof, e.g. 127.0.0.1:6060 (MEDIASYNC_PPROF_ADDR), for
+	// profiling under load; "" for nowhere. Defaults to "".
+	PprofAddr string
+
 	// ClockOffset shifts the clock of policy ticks
 	// (MEDIASYNC_CLOCK_OFFSET, e.g. 72h): for tests and drills of catch-up
 	// after downtime only. Defaults to 0.
@@ -74,9 +83,7 @@ type Twilio struct {
 	APIKey     string // TWILIO_API_KEY (SK…)
 	APISecret  string // TWILIO_API_SECRET (secret)
 
-	APIURL           string // TWILIO_API_URL, default https://api.twilio.com
-	ConversationsURL string // TWILIO_CONVERSATIONS_URL, default https://conversations.twilio.com
-	MCSURL           string // TWILIO_MCS_URL, default https://mcs.us1.twilio.com
+	APIURL string // TWILIO_API_URL, default https://api.twilio.com
 
 	// MaxConcurrency bounds the account's requests in flight across every
 	// worker (TWILIO_MAX_CONCURRENCY). Defaults to 20.
@@ -122,14 +129,14 @@ func Load(getenv func(string) string, need Need) (Config, error) {
 		LogFormat:   get("LOG_FORMAT", "json"),
 		LogLevel:    get("LOG_LEVEL", "info"),
 		Twilio: Twilio{
-			AccountSID:       get("TWILIO_ACCOUNT_SID", ""),
-			AuthToken:        get("TWILIO_AUTH_TOKEN", ""),
-			APIKey:           get("TWILIO_API_KEY", ""),
-			APISecret:        get("TWILIO_API_SECRET", ""),
-			APIURL:           get("TWILIO_API_URL", "https://api.twilio.com"),
-			ConversationsURL: get("TWILIO_CONVERSATIONS_URL", "https://conversations.twilio.com"),
-			MCSURL:           get("TWILIO_MCS_URL", "https://mcs.us1.twilio.com"),
+			AccountSID: get("TWILIO_ACCOUNT_SID", ""),
+			AuthToken:  get("TWILIO_AUTH_TOKEN", ""),
+			APIKey:     get("TWILIO_API_KEY", ""),
+			APISecret:  get("TWILIO_API_SECRET", ""),
+			APIURL:     get("TWILIO_API_URL", "https://api.twilio.com"),
 		},
+		HTTPAddr:  get("HTTP_ADDR", ""),
+		PprofAddr: get("MEDIASYNC_PPROF_ADDR", ""),
 	}
 
 	var err error
@@ -196,13 +203,12 @@ func Load(getenv func(string) string, need Need) (Config, error) {
 			bad("no Twilio credentials: set TWILIO_AUTH_TOKEN, or TWILIO_API_KEY and TWILIO_API_SECRET")
 		}
 	}
-	for _, u := range []struct{ name, val string }{
-		{"TWILIO_API_URL", c.Twilio.APIURL},
-		{"TWILIO_CONVERSATIONS_URL", c.Twilio.ConversationsURL},
-		{"TWILIO_MCS_URL", c.Twilio.MCSURL},
-	} {
-		if err := httpURL(u.val); err != nil {
-			bad("%s: %v", u.name, err)
+	if err := httpURL(c.Twilio.APIURL); err != nil {
+		bad("TWILIO_API_URL: %v", err)
+	}
+	if c.PprofAddr != "" {
+		if err := CheckPprofAddr(c.PprofAddr); err != nil {
+			bad("MEDIASYNC_PPROF_ADDR: %v", err)
 		}
 	}
 
@@ -231,6 +237,20 @@ func Load(getenv func(string) string, need Need) (Config, error) {
 		bad("LOG_LEVEL: %q (want debug, info, warn or error)", c.LogLevel)
 	}
 	return c, errors.Join(errs...)
+}
+
+// CheckPprofAddr checks that addr is a loopback host:port, for serving
+// net/http/pprof: profiles reveal no secrets but cost CPU to take, so they
+// are not served beyond the machine.
+func CheckPprofAddr(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q: %w", addr, err)
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return fmt.Errorf("%q must be a loopback address, e.g. 127.0.0.1:6060", addr)
+	}
+	return nil
 }
 
 func positiveInt(s string) (int, error) {

@@ -31,6 +31,13 @@ func TestLoadDefaults(t *testing.T) {
 	require.Equal(t, "mediasync", c.Namespace)
 	require.Equal(t, 16, c.Concurrency)
 	require.Equal(t, 20, c.Twilio.MaxConcurrency)
+	require.Empty(t, c.HTTPAddr)
+	require.Empty(t, c.PprofAddr)
+
+	c, err = Load(env(append(append([]string{}, base...), "HTTP_ADDR", ":9090", "MEDIASYNC_PPROF_ADDR", "127.0.0.1:6060")...), Need{})
+	require.NoError(t, err)
+	require.Equal(t, ":9090", c.HTTPAddr)
+	require.Equal(t, "127.0.0.1:6060", c.PprofAddr)
 }
 
 func TestLoadErrorsNameTheVariableNeverTheSecret(t *testing.T) {
@@ -56,7 +63,9 @@ func TestLoadErrorsNameTheVariableNeverTheSecret(t *testing.T) {
 		{"redis url unparsable", append(append([]string{}, base...), "REDIS_URL", "redis://:dbpassword@[::1/0"), Need{}, `REDIS_URL: cannot parse "redis://xxxxx@[::1/0": missing ']' in host`},
 		{"redis url not redis", append(append([]string{}, base...), "REDIS_URL", "http://:dbpassword@host/0"), Need{}, `REDIS_URL: not a redis:// or rediss:// URL (scheme "http")`},
 		{"api url unparsable with credentials", append(append([]string{}, base...), "TWILIO_API_URL", "https://AC1:s3cr3tT0ken@api.twilio.com:port"), Need{}, `TWILIO_API_URL: cannot parse "https://xxxxx@api.twilio.com:port"`},
-		{"api url not http", append(append([]string{}, base...), "TWILIO_MCS_URL", "ftp://mcs.example?token=s3cr3tT0ken"), Need{}, `TWILIO_MCS_URL: not an http(s) URL (scheme "ftp", host "mcs.example")`},
+		{"api url not http", append(append([]string{}, base...), "TWILIO_API_URL", "ftp://mcs.example?token=s3cr3tT0ken"), Need{}, `TWILIO_API_URL: not an http(s) URL (scheme "ftp", host "mcs.example")`},
+		{"pprof not loopback", append(append([]string{}, base...), "MEDIASYNC_PPROF_ADDR", ":6060"), Need{}, `MEDIASYNC_PPROF_ADDR: ":6060" must be a loopback address`},
+		{"pprof not host:port", append(append([]string{}, base...), "MEDIASYNC_PPROF_ADDR", "127.0.0.1"), Need{}, `MEDIASYNC_PPROF_ADDR: "127.0.0.1": address 127.0.0.1: missing port in address`},
 		// A secret pasted in the wrong variable is described, not echoed.
 		{"token as account sid", append(append([]string{}, base...), "TWILIO_ACCOUNT_SID", "s3cr3tT0ken"), Need{}, `TWILIO_ACCOUNT_SID must be AC followed by 32 hex digits (got 11 characters)`},
 		{"secret as api key", []string{"TWILIO_ACCOUNT_SID", "AC0123456789abcdef0123456789abcdef", "TWILIO_API_KEY", "k3ysecret", "TWILIO_API_SECRET", "k3ysecret", "DATABASE_URL", "postgres://db/x"}, Need{TwilioCredentials: true}, `TWILIO_API_KEY must be SK followed by 32 hex digits (got 9 characters)`},

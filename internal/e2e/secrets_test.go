@@ -17,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/mediasync/mediasync/internal/e2etest"
+	"github.com/mediasync/mediasync/internal/rediskeys"
 	"github.com/mediasync/mediasync/twilio/twiliotest"
 )
 
@@ -131,7 +132,7 @@ func secretsRun(t *testing.T, d *e2etest.Deployment, leaks *secretLeaks) {
 	ns := d.Env["MEDIASYNC_NAMESPACE"]
 	// Task hashes (payloads), queues, the limiter's keys, and the servers'
 	// and workers' records, which hold the tasks in progress.
-	patterns := []string{"asynq:{" + ns + "*", ns + ":*", "rate:" + ns + ":*", "asynq:servers:*", "asynq:workers:*"}
+	patterns := append(rediskeys.Namespace(ns).Patterns(), "asynq:servers:*", "asynq:workers:*")
 
 	// Read the keys all through the run: a task's payload lives in Redis
 	// only while the task does.

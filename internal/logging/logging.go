@@ -1,5 +1,6 @@
 // Package logging builds the zerolog logger every mediasync program uses:
-// JSON lines to stderr by default, a console format for people.
+// JSON lines to stderr by default, a console format for people. Each
+// program calls Setup once, first, then New for its logger.
 package logging
 
 import (
@@ -26,7 +27,9 @@ func New(w io.Writer, format, level string) zerolog.Logger {
 	return zerolog.New(w).Level(lvl).With().Timestamp().Logger()
 }
 
-// zerolog keeps its time format in a global; it is set once, here, so
-// loggers made concurrently (several in-process workers in a test) do not
-// race on it.
-func init() { zerolog.TimeFieldFormat = time.RFC3339Nano }
+// Setup sets zerolog's process-wide settings: timestamps in RFC 3339 with
+// nanoseconds. zerolog keeps them in globals that every logger reads as it
+// logs, so a program calls Setup once, in main (a test package in its
+// TestMain), before any goroutine logs: set later, or by each logger made
+// (several in-process workers in a test), they would race.
+func Setup() { zerolog.TimeFieldFormat = time.RFC3339Nano }

@@ -45,6 +45,14 @@
 // Twilio's real limit instead of meeting every back-off's end with
 // MaxInFlight requests of which most are refused.
 //
+// A FleetBackoff does both for the twilio client: it is the client's
+// Limiter, and its OnRetry, given to twilio.WithRetryHook, calls Backoff
+// and Refused on every 429:
+//
+//	fleet := &ratelimit.FleetBackoff{Limiter: lim, OnError: logIt}
+//	client, err := twilio.New(accountSID, twilio.WithAuthToken(token),
+//		twilio.WithLimiter(fleet), twilio.WithRetryHook(fleet.OnRetry))
+//
 // # Slots expire
 //
 // A slot is a member of a Redis sorted set whose score is its expiry time,
@@ -73,7 +81,8 @@
 //
 // # Key layout
 //
-// With Config.Key = K (e.g. "mediasync:twilio:AC…", never a secret):
+// With Config.Key = K (never a secret; a worker's is
+// rediskeys.Namespace.TwilioLimiter, "mediasync:twilio:AC…"):
 //
 //	K:slots    ZSET   member = holder ID (random), score = expiry, ms since
 //	                  the epoch by Redis TIME; key expires a second after the

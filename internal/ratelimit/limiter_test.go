@@ -35,20 +35,16 @@ type testBundle struct {
 
 func setup(t *testing.T) *testBundle {
 	t.Helper()
-	r := testenv.NewRedis(t) // deletes r.Namespace+":*" at cleanup
+	r := testenv.NewRedis(t) // deletes the namespace's keys at cleanup, redis_rate's included
 	opt, err := redis.ParseURL(r.URL)
 	require.NoError(t, err)
 	other := redis.NewClient(opt)
 	t.Cleanup(func() { _ = other.Close() })
 
 	b := &testBundle{
-		key:     r.Namespace + ":twilio:AC" + rand.Text(),
+		key:     r.Keys.TwilioLimiter("AC" + rand.Text()),
 		clients: [2]*redis.Client{r.Client, other},
 	}
-	t.Cleanup(func() {
-		// redis_rate's key sits outside the namespace ("rate:" prefix).
-		r.Client.Del(context.WithoutCancel(t.Context()), "rate:"+b.key+":rps")
-	})
 	return b
 }
 

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/mediasync/mediasync/internal/rediskeys"
 )
 
 // RedisURL is the Redis server tests use; TEST_REDIS_URL points elsewhere.
@@ -17,11 +19,12 @@ func RedisURL() string {
 }
 
 // Redis is a namespace of the test's own on the shared Redis server.
-// Asynq's keys embed the queue name and mediasync's own keys start with the
-// namespace, so tests using different namespaces never see each other.
+// Every key of a namespace is built by internal/rediskeys, so tests using
+// different namespaces never see each other.
 type Redis struct {
 	URL       string
 	Namespace string
+	Keys      rediskeys.Namespace // Namespace's keys
 	Client    *redis.Client
 }
 
@@ -37,17 +40,19 @@ func NewRedis(t testing.TB) *Redis {
 		t.Fatalf("testenv: Redis at %s: %v (is Redis running?)", opt.Addr, err)
 	}
 	ns := "mst" + randomHex(5)
+	keys := rediskeys.Namespace(ns)
 	t.Cleanup(func() {
 		ctx := context.WithoutCancel(context.Background())
-		// asynq keys look like asynq:{<queue>}:..., ours like <ns>:...
-		for _, pattern := range []string{"asynq:{" + ns + "*", ns + ":*"} {
+		for _, pattern := range keys.Patterns() {
 			iter := c.Scan(ctx, 0, pattern, 500).Iterator()
 			for iter.Next(ctx) {
 				c.Del(ctx, iter.Val())
 			}
 		}
-		c.SRem(ctx, "asynq:queues", ns, ns+".list")
+		for _, q := range keys.Queues() {
+			c.SRem(ctx, "asynq:queues", q)
+		}
 		_ = c.Close()
 	})
-	return &Redis{URL: RedisURL(), Namespace: ns, Client: c}
+	return &Redis{URL: RedisURL(), Namespace: ns, Keys: keys, Client: c}
 }

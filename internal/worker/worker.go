@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -21,18 +22,34 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/mediasync/mediasync/archive"
 	"github.com/mediasync/mediasync/internal/config"
 	"github.com/mediasync/mediasync/internal/ratelimit"
+	"github.com/mediasync/mediasync/internal/rediskeys"
 	"github.com/mediasync/mediasync/jobs"
 	"github.com/mediasync/mediasync/twilio"
 )
 
 // Run runs a worker until ctx ends: migrations, the Asynq server, the
-// reconciler, and (when httpAddr is set) the /healthz endpoint. On return,
-// tasks in flight have finished or gone back to the queue unchanged.
-func Run(ctx context.Context, cfg config.Config, httpAddr string, log zerolog.Logger) error {
+// reconcile, schedule and audit-anchor loops, and (when cfg.HTTPAddr and
+// cfg.PprofAddr are set) the /healthz and /metrics endpoint and pprof. On
+// return, tasks in flight have finished or gone back to the queue
+// unchanged, and every loop and endpoint it started has ended.
+func Run(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
+	// The pprof address is taken first, so a busy one fails the start
+	// before anything else is opened.
+	var pprofLn net.Listener
+	if cfg.PprofAddr != "" {
+		l, err := net.Listen("tcp", cfg.PprofAddr)
+		if err != nil {
+			return fmt.Errorf("MEDIASYNC_PPROF_ADDR: %w", err)
+		}
+		defer l.Close() // for the returns before it is served; Shutdown closes it too
+		pprofLn = l
+	}
+	now := func() time.Time { return time.Now().Add(cfg.ClockOffset) }
 	pcfg, err := poolConfig(cfg.DatabaseURL, cfg.Concurrency)
 	if err != nil {
 		return err
@@ -69,8 +86,9 @@ func Run(ctx context.Context, cfg config.Config, httpAddr string, log zerolog.Lo
 	if err != nil {
 		return err
 	}
+	keys := rediskeys.Namespace(cfg.Namespace) // every Redis key of the deployment
 	limiter, err := ratelimit.New(rdb, ratelimit.Config{
-		Key:         cfg.Namespace + ":twilio:" + cfg.Twilio.AccountSID,
+		Key:         keys.TwilioLimiter(cfg.Twilio.AccountSID),
 		MaxInFlight: cfg.Twilio.MaxConcurrency,
 		PerSecond:   cfg.Twilio.MaxRPS,
 	})
@@ -98,7 +116,7 @@ func Run(ctx context.Context, cfg config.Config, httpAddr string, log zerolog.Lo
 	h, err := jobs.NewHandlers(jobs.Deps{
 		Catalog: archive.NewCatalog(pool), Twilio: tw, Store: store, Prefix: prefix,
 		Queues: queues, Enqueuer: enq, Log: log, SpoolDir: cfg.SpoolDir,
-		Now:        func() time.Time { return time.Now().Add(cfg.ClockOffset) },
+		Now:        now,
 		LegalHolds: legalHolds,
 		ObjectLock: archive.ObjectLockMode(cfg.ObjectLock), Retention: cfg.Retention,
 	})
@@ -117,40 +135,61 @@ func Run(ctx context.Context, cfg config.Config, httpAddr string, log zerolog.Lo
 	log.Info().Int("concurrency", cfg.Concurrency).Str("queue", queues.Media).
 		Str("archive", store.Location().Kind+":"+store.Location().Bucket).Msg("worker started")
 
-	rctx, cancelReconcile := context.WithCancel(ctx)
-	defer cancelReconcile()
-	go h.ReconcileLoop(rctx, rdb, cfg.Namespace+":reconcile", 30*time.Second, time.Minute)
+	// Everything started from here runs in g, and Run waits for g before it
+	// returns and its deferred closes of the Redis client and the pool run:
+	// no loop or endpoint outlives the connections it uses.
+	var g errgroup.Group
+	loopCtx, stopLoops := context.WithCancel(ctx)
+	defer stopLoops()
+	g.Go(func() error {
+		h.ReconcileLoop(loopCtx, rdb, keys.ReconcileLock(), 30*time.Second, time.Minute)
+		return nil
+	})
 	// Every worker runs the policy scheduler: the database lets exactly one
 	// of them start each tick, so no worker is special and any may die.
-	go h.ScheduleLoop(rctx, time.Second)
-	go h.AnchorLoop(rctx, rdb, cfg.Namespace+":audit-anchor", 5*time.Minute)
+	g.Go(func() error { h.ScheduleLoop(loopCtx, time.Second); return nil })
+	g.Go(func() error { h.AnchorLoop(loopCtx, rdb, keys.AuditAnchorLock(), 5*time.Minute); return nil })
 	if cfg.ClockOffset != 0 {
 		log.Warn().Dur("offset", cfg.ClockOffset).Msg("MEDIASYNC_CLOCK_OFFSET shifts policy ticks: for tests and drills only")
 	}
 
-	var httpSrv *http.Server
-	if httpAddr != "" {
+	var servers []*http.Server
+	if cfg.HTTPAddr != "" {
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-			newPolicyCollector(archive.NewCatalog(pool), cfg.Twilio.AccountSID, func() time.Time { return time.Now().Add(cfg.ClockOffset) }))
-		httpSrv = healthServer(httpAddr, pool, rdb, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-		go func() {
+			newPolicyCollector(archive.NewCatalog(pool), cfg.Twilio.AccountSID, now))
+		httpSrv := healthServer(cfg.HTTPAddr, pool, rdb, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		servers = append(servers, httpSrv)
+		g.Go(func() error {
 			if err := httpSrv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				log.Error().Err(err).Msg("health endpoint")
 			}
-		}()
+			return nil
+		})
+	}
+	if pprofLn != nil {
+		pprofSrv := pprofServer()
+		servers = append(servers, pprofSrv)
+		g.Go(func() error {
+			if err := pprofSrv.Serve(pprofLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error().Err(err).Msg("pprof endpoint")
+			}
+			return nil
+		})
+		log.Warn().Str("addr", pprofLn.Addr().String()).Msg("serving net/http/pprof: for profiling only")
 	}
 
 	<-ctx.Done()
 	log.Info().Dur("shutdown_timeout", cfg.ShutdownTimeout).Msg("stopping: finishing tasks in flight")
-	cancelReconcile()
+	stopLoops()
 	srv.Stop()     // take no new tasks
 	srv.Shutdown() // wait for those in flight; past the timeout, they go back to the queue
-	if httpSrv != nil {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = httpSrv.Shutdown(sctx)
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, s := range servers {
+		_ = s.Shutdown(sctx)
 	}
+	_ = g.Wait() // the loops end at their next check of loopCtx; the servers have returned
 	log.Info().Msg("worker stopped")
 	return nil
 }
@@ -195,7 +234,10 @@ func poolConfig(databaseURL string, concurrency int) (*pgxpool.Config, error) {
 }
 
 func newTwilio(c config.Config, l *ratelimit.Limiter, log zerolog.Logger) (*twilio.Client, error) {
-	opts := []twilio.Option{twilio.WithBaseURL(c.Twilio.APIURL), twilio.WithLimiter(l)}
+	fleet := &ratelimit.FleetBackoff{Limiter: l, OnError: func(err error) {
+		log.Warn().Err(err).Msg("twilio: could not share a 429 with the fleet")
+	}}
+	opts := []twilio.Option{twilio.WithBaseURL(c.Twilio.APIURL), twilio.WithLimiter(fleet)}
 	if c.Twilio.APIKey != "" {
 		opts = append(opts, twilio.WithAPIKey(c.Twilio.APIKey, c.Twilio.APISecret))
 	} else {
@@ -204,21 +246,7 @@ func newTwilio(c config.Config, l *ratelimit.Limiter, log zerolog.Logger) (*twil
 	opts = append(opts, twilio.WithRetryHook(func(e twilio.RetryEvent) {
 		log.Debug().Str("method", e.Method).Str("path", e.Path).Int("status", e.Status).
 			Int("attempt", e.Attempt).Dur("wait", e.Wait).Str("reason", e.Reason).Msg("twilio: retry")
-		if e.Status == 429 {
-			// One worker's 429 slows the whole fleet: Twilio's limit is on
-			// the account's concurrency, and every worker shares it.
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			defer cancel()
-			if err := l.Backoff(ctx, max(e.Wait, time.Second)); err != nil {
-				log.Warn().Err(err).Msg("twilio: could not share back-off")
-			}
-			// And Twilio's limit is below TWILIO_MAX_CONCURRENCY: keep the
-			// fleet under what it was serving, or every back-off ends in a
-			// burst of 429s.
-			if err := l.Refused(ctx); err != nil {
-				log.Warn().Err(err).Msg("twilio: could not lower the shared concurrency ceiling")
-			}
-		}
+		fleet.OnRetry(e)
 	}))
 	return twilio.New(c.Twilio.AccountSID, opts...)
 }

@@ -103,10 +103,11 @@
 //	go run ./cmd/twilio-emulator -messages 2000 -conversations 20 -env-file /tmp/twilio.env &
 //	. /tmp/twilio.env    # once the file exists
 //
-// mediasync reads TWILIO_API_URL, TWILIO_CONVERSATIONS_URL and
-// TWILIO_MCS_URL (all three are the emulator's base URL: paths carry
-// /2010-04-01 or /v1), TWILIO_ACCOUNT_SID, and TWILIO_AUTH_TOKEN or
-// TWILIO_API_KEY + TWILIO_API_SECRET; the program prints all of them, and
+// mediasync reads TWILIO_API_URL (the emulator's base URL: paths carry
+// /2010-04-01), TWILIO_ACCOUNT_SID, and TWILIO_AUTH_TOKEN or
+// TWILIO_API_KEY + TWILIO_API_SECRET; the program prints those,
+// TWILIO_CONVERSATIONS_URL and TWILIO_MCS_URL (the same base URL, for
+// other clients of the Conversations and MCS APIs), and
 // TWILIO_EMULATOR_ADMIN_URL for the admin endpoints:
 //
 //	GET  /_emulator/stats                    POST /_emulator/stats/reset

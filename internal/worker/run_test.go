@@ -1,0 +1,64 @@
+package worker_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/require"
+
+	"github.com/mediasync/mediasync/internal/config"
+	"github.com/mediasync/mediasync/internal/devtools"
+	"github.com/mediasync/mediasync/internal/e2etest"
+	"github.com/mediasync/mediasync/internal/worker"
+	"github.com/mediasync/mediasync/twilio/twiliotest"
+)
+
+// Run returns only once every loop and endpoint it started has ended, so
+// none of them outlives the Redis client and the Postgres pool Run closes
+// on its way out. (No other test of this package runs Run: the goroutines
+// it looks for are this test's alone.)
+func TestRunWaitsForItsLoopsAndEndpoints(t *testing.T) {
+	t.Parallel()
+	d := e2etest.New(t, e2etest.Options{Emulator: twiliotest.Config{Seed: 7}})
+	cfg, err := config.Load(func(k string) string { return d.Env[k] }, config.Need{TwilioCredentials: true, Archive: true})
+	require.NoError(t, err)
+	cfg.ArchiveURL = "file://" + t.TempDir()
+	httpPort, err := devtools.FreeLoopbackPort()
+	require.NoError(t, err)
+	pprofPort, err := devtools.FreeLoopbackPort()
+	require.NoError(t, err)
+	cfg.HTTPAddr = fmt.Sprintf("127.0.0.1:%d", httpPort)
+	cfg.PprofAddr = fmt.Sprintf("127.0.0.1:%d", pprofPort)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- worker.Run(ctx, cfg, zerolog.Nop()) }()
+
+	// Both endpoints answer once Run has started everything.
+	for _, url := range []string{"http://" + cfg.HTTPAddr + "/healthz", "http://" + cfg.PprofAddr + "/debug/pprof/"} {
+		require.Eventually(t, func() bool {
+			resp, err := http.Get(url)
+			if err != nil {
+				return false
+			}
+			resp.Body.Close()
+			return resp.StatusCode == http.StatusOK
+		}, 30*time.Second, 20*time.Millisecond, "GET %s", url)
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return within 30s of its context ending")
+	}
+	// At once, not eventually: Run has already waited for them.
+	require.Empty(t, devtools.LeakedGoroutines("mediasync/internal/worker.Run", 0),
+		"goroutines Run started are still running after it returned")
+}
