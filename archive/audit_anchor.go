@@ -24,11 +24,13 @@ import (
 type AuditAnchor struct {
 	HeadID   int64     `json:"head_id"`   // the newest row at the time
 	HeadHash []byte    `json:"head_hash"` // its hash
-	Rows     int64     `json:"rows"`      // rows up to and including it
 	At       time.Time `json:"at"`        // when the anchor was written
 
 	// Key is where the anchor is in the archive (set by ListAuditAnchors,
-	// which reads anchors from their keys: At and Rows are then zero).
+	// which reads anchors from their keys: At is then zero).
+	//
+	// There is no row count: counting the log would scan all of it on
+	// every anchor, and the hashes already prove the chain up to the head.
 	Key string `json:"-"`
 }
 
@@ -64,12 +66,10 @@ type AnchorTarget struct {
 // store is create-only.
 func (c *Catalog) AnchorAudit(ctx context.Context, t AnchorTarget, now time.Time, last AuditAnchor) (a AuditAnchor, written bool, err error) {
 	a = AuditAnchor{At: now.UTC().Truncate(time.Second)}
-	// One statement, one snapshot: the count is of the rows up to the head
-	// read. Rows at or below a committed head are final: appends commit in
-	// id order (see audit_chain in migration 00003).
-	err = c.pool.QueryRow(ctx, `
-		SELECT a.id, a.hash, (SELECT count(*) FROM audit_log b WHERE b.id <= a.id)
-		FROM audit_log a ORDER BY a.id DESC LIMIT 1`).Scan(&a.HeadID, &a.HeadHash, &a.Rows)
+	// The newest row, by the primary key's index: no scan of the log. Rows
+	// at or below a committed head are final: appends commit in id order
+	// (see audit_chain in migration 00003).
+	err = c.pool.QueryRow(ctx, `SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1`).Scan(&a.HeadID, &a.HeadHash)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return a, false, nil
 	}

@@ -52,7 +52,7 @@ func (h *Handlers) anchorAudit(ctx context.Context, last archive.AuditAnchor) (a
 	if err != nil || !written {
 		return last, err
 	}
-	h.log.Debug().Int64("head_id", a.HeadID).Int64("rows", a.Rows).Msg("audit log anchored in the archive")
+	h.log.Debug().Int64("head_id", a.HeadID).Msg("audit log anchored in the archive")
 	return a, nil
 }
 
