@@ -123,7 +123,7 @@ func Run(ctx context.Context, cfg config.Config, httpAddr string, log zerolog.Lo
 	// Every worker runs the policy scheduler: the database lets exactly one
 	// of them start each tick, so no worker is special and any may die.
 	go h.ScheduleLoop(rctx, time.Second)
-	go h.AnchorLoop(rctx, rdb, cfg.Namespace+":audit-anchor", 5*time.Minute)
+	go h.AnchorLoop(rctx, rdb, cfg.Namespace+":audit-anchor", 5*time.Minute, jobs.AnchorMinGap)
 	if cfg.ClockOffset != 0 {
 		log.Warn().Dur("offset", cfg.ClockOffset).Msg("MEDIASYNC_CLOCK_OFFSET shifts policy ticks: for tests and drills only")
 	}
