@@ -34,15 +34,22 @@ type AuditAnchor struct {
 	Key string `json:"-"`
 }
 
-// parseAuditAnchorKey reads the head id and hash back from a key's name.
+// parseAuditAnchorKey reads the head id and hash back from a key's name
+// under the account's anchor prefix: {shard}/{head id}-{hash}.json, the id
+// in its own shard (see AuditAnchorKey).
 func parseAuditAnchorKey(name string) (int64, []byte, bool) {
+	shard, name, ok := strings.Cut(name, "/")
+	if !ok || len(shard) != 14 || !strings.HasSuffix(name, ".json") {
+		return 0, nil, false
+	}
 	id, hash, ok := strings.Cut(strings.TrimSuffix(name, ".json"), "-")
-	if !ok || len(id) != 20 || !strings.HasSuffix(name, ".json") {
+	if !ok || len(id) != 20 {
 		return 0, nil, false
 	}
 	n, err := strconv.ParseInt(id, 10, 64)
+	sh, serr := strconv.ParseInt(shard, 10, 64)
 	h, herr := hex.DecodeString(hash)
-	if err != nil || herr != nil || len(h) != sha256.Size {
+	if err != nil || serr != nil || herr != nil || len(h) != sha256.Size || n < 0 || sh != n/AuditAnchorsPerShard {
 		return 0, nil, false
 	}
 	return n, h, true
@@ -100,8 +107,11 @@ func (c *Catalog) AnchorAudit(ctx context.Context, t AnchorTarget, now time.Time
 }
 
 // ListAuditAnchors yields an account's anchors in the archive, ascending by
-// head id, from their keys. Objects under the prefix that are not anchors
-// are skipped.
+// head id, from their keys, as the store lists them: a page (S3) or a
+// window of a directory (file store) at a time, so memory does not grow
+// with their number. Objects under the prefix that are not anchors are
+// skipped, and so are anchors in the flat layout of before the shards
+// (never released).
 func ListAuditAnchors(ctx context.Context, s Store, prefix, accountSID string) iter.Seq2[AuditAnchor, error] {
 	dir := AuditAnchorPrefix(prefix, accountSID)
 	return func(yield func(AuditAnchor, error) bool) {
