@@ -82,7 +82,9 @@ func (h *Handlers) anchorPass(ctx context.Context, rdb redis.UniversalClient, lo
 		case ttl <= 0: // gone since (or, never, without an expiry)
 			return min(max(minGap, time.Millisecond), 50*time.Millisecond)
 		}
-		return ttl
+		// Past minGap the key is another worker's lock, freed or turned
+		// into the slot when its pass ends: look again by then.
+		return min(ttl, max(minGap, time.Millisecond))
 	}
 	written, err := h.anchorAudit(pctx, last)
 	if err != nil && ctx.Err() == nil {

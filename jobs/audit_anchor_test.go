@@ -14,10 +14,10 @@ import (
 	"github.com/mediasync/mediasync/twilio"
 )
 
-// Many runs ending within the gap after an anchor do not write one anchor
-// each: their requests wait for the next slot and are written as one anchor
-// of the newest head (coalesced, not dropped); a head that has not moved is
-// not anchored again.
+// Many runs ending within the gap after an anchor, on two workers, do not
+// write one anchor each: their requests wait for the fleet's next slot and
+// are written as one anchor of the newest head (coalesced, not dropped); a
+// head that has not moved is not anchored again.
 func TestAnchorsAreAtMostOnePerGap(t *testing.T) {
 	t.Parallel()
 	pool := testenv.Postgres(t)
@@ -28,15 +28,20 @@ func TestAnchorsAreAtMostOnePerGap(t *testing.T) {
 	require.NoError(t, err)
 	store, err := archive.NewFileStore(t.TempDir())
 	require.NoError(t, err)
-	h, err := NewHandlers(Deps{Catalog: archive.NewCatalog(pool), Twilio: tw, Store: store,
-		Queues: QueuesFor(r.Namespace), Enqueuer: NewEnqueuer(r.Client, QueuesFor(r.Namespace)), Log: zerolog.Nop()})
-	require.NoError(t, err)
+	var workers [2]*Handlers
+	for i := range workers {
+		workers[i], err = NewHandlers(Deps{Catalog: archive.NewCatalog(pool), Twilio: tw, Store: store,
+			Queues: QueuesFor(r.Namespace), Enqueuer: NewEnqueuer(r.Client, QueuesFor(r.Namespace)), Log: zerolog.Nop()})
+		require.NoError(t, err)
+	}
 	ctx := t.Context()
 	var head int64
+	runs := 0
 	runFinished := func() {
 		require.NoError(t, pool.QueryRow(ctx, `INSERT INTO audit_log (actor, action, subject, details, prev_hash, hash)
 			VALUES ('ops', 'run.finished', 'run', '{}', '', '') RETURNING id`).Scan(&head))
-		h.requestAnchor()
+		workers[runs%2].requestAnchor()
+		runs++
 	}
 	anchors := func() []int64 {
 		var ids []int64
@@ -51,7 +56,9 @@ func TestAnchorsAreAtMostOnePerGap(t *testing.T) {
 	const gap = 3 * time.Second
 	lctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	wg.Go(func() { h.AnchorLoop(lctx, r.Client, r.Namespace+":audit-anchor", time.Hour, gap) })
+	for _, h := range workers {
+		wg.Go(func() { h.AnchorLoop(lctx, r.Client, r.Namespace+":audit-anchor", time.Hour, gap) })
+	}
 	defer func() { cancel(); wg.Wait() }()
 	require.Eventually(t, func() bool { return len(anchors()) == 1 }, 10*time.Second, 5*time.Millisecond, "the loop anchors at start")
 	first := time.Now()
@@ -68,7 +75,8 @@ func TestAnchorsAreAtMostOnePerGap(t *testing.T) {
 	require.GreaterOrEqual(t, time.Since(first), gap-100*time.Millisecond, "the next slot is a gap after the last anchor")
 	require.Equal(t, []int64{1, head}, anchors(), "one anchor, of the newest head, for all the runs")
 
-	h.requestAnchor()
+	workers[0].requestAnchor()
+	workers[1].requestAnchor()
 	time.Sleep(gap + 500*time.Millisecond)
 	require.Equal(t, []int64{1, head}, anchors(), "a head that has not moved is not anchored again")
 }
