@@ -96,8 +96,8 @@ func AuditAnchorPrefix(prefix, accountSID string) string {
 //
 // The fixed widths make the listing order the chain's order, so
 // verification reads the log and the anchors side by side in one pass; the
-// shard directory (AuditAnchorsPerShard head ids each) keeps any one
-// directory of a file store small, however many anchors there are. The
+// shard directory (AuditAnchorsPerShard head ids each) bounds what one
+// directory of a file store holds, however many anchors there are. The
 // hash in the key makes anchors of the same head share one key, so two
 // workers anchoring at once write one object.
 func AuditAnchorKey(prefix, accountSID string, headID int64, headHash []byte) string {
