@@ -24,23 +24,32 @@ import (
 type AuditAnchor struct {
 	HeadID   int64     `json:"head_id"`   // the newest row at the time
 	HeadHash []byte    `json:"head_hash"` // its hash
-	Rows     int64     `json:"rows"`      // rows up to and including it
 	At       time.Time `json:"at"`        // when the anchor was written
 
 	// Key is where the anchor is in the archive (set by ListAuditAnchors,
-	// which reads anchors from their keys: At and Rows are then zero).
+	// which reads anchors from their keys: At is then zero).
+	//
+	// There is no row count: counting the log would scan all of it on
+	// every anchor, and the hashes already prove the chain up to the head.
 	Key string `json:"-"`
 }
 
-// parseAuditAnchorKey reads the head id and hash back from a key's name.
+// parseAuditAnchorKey reads the head id and hash back from a key's name
+// under the account's anchor prefix: {shard}/{head id}-{hash}.json, the id
+// in its own shard (see AuditAnchorKey).
 func parseAuditAnchorKey(name string) (int64, []byte, bool) {
+	shard, name, ok := strings.Cut(name, "/")
+	if !ok || len(shard) != 14 || !strings.HasSuffix(name, ".json") {
+		return 0, nil, false
+	}
 	id, hash, ok := strings.Cut(strings.TrimSuffix(name, ".json"), "-")
-	if !ok || len(id) != 20 || !strings.HasSuffix(name, ".json") {
+	if !ok || len(id) != 20 {
 		return 0, nil, false
 	}
 	n, err := strconv.ParseInt(id, 10, 64)
+	sh, serr := strconv.ParseInt(shard, 10, 64)
 	h, herr := hex.DecodeString(hash)
-	if err != nil || herr != nil || len(h) != sha256.Size {
+	if err != nil || serr != nil || herr != nil || len(h) != sha256.Size || n < 0 || sh != n/AuditAnchorsPerShard {
 		return 0, nil, false
 	}
 	return n, h, true
@@ -64,12 +73,10 @@ type AnchorTarget struct {
 // store is create-only.
 func (c *Catalog) AnchorAudit(ctx context.Context, t AnchorTarget, now time.Time, last AuditAnchor) (a AuditAnchor, written bool, err error) {
 	a = AuditAnchor{At: now.UTC().Truncate(time.Second)}
-	// One statement, one snapshot: the count is of the rows up to the head
-	// read. Rows at or below a committed head are final: appends commit in
-	// id order (see audit_chain in migration 00003).
-	err = c.pool.QueryRow(ctx, `
-		SELECT a.id, a.hash, (SELECT count(*) FROM audit_log b WHERE b.id <= a.id)
-		FROM audit_log a ORDER BY a.id DESC LIMIT 1`).Scan(&a.HeadID, &a.HeadHash, &a.Rows)
+	// The newest row, by the primary key's index: no scan of the log. Rows
+	// at or below a committed head are final: appends commit in id order
+	// (see audit_chain in migration 00003).
+	err = c.pool.QueryRow(ctx, `SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1`).Scan(&a.HeadID, &a.HeadHash)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return a, false, nil
 	}
@@ -100,8 +107,11 @@ func (c *Catalog) AnchorAudit(ctx context.Context, t AnchorTarget, now time.Time
 }
 
 // ListAuditAnchors yields an account's anchors in the archive, ascending by
-// head id, from their keys. Objects under the prefix that are not anchors
-// are skipped.
+// head id, from their keys, as the store lists them: a page (S3) or a
+// window of a directory (file store) at a time, so memory does not grow
+// with their number. Objects under the prefix that are not anchors are
+// skipped, and so are anchors in the flat layout of before the shards
+// (never released).
 func ListAuditAnchors(ctx context.Context, s Store, prefix, accountSID string) iter.Seq2[AuditAnchor, error] {
 	dir := AuditAnchorPrefix(prefix, accountSID)
 	return func(yield func(AuditAnchor, error) bool) {

@@ -57,7 +57,13 @@ type FileStore struct {
 	root string
 	tmp  string
 	meta string
+
+	listWindow int // directory entries List holds at a time (see readDirWindow)
 }
+
+// defaultListWindow is FileStore's list window: 64Ki entries are a few MB,
+// and a directory up to that size is read once.
+const defaultListWindow = 1 << 16
 
 var _ Store = (*FileStore)(nil)
 
@@ -74,6 +80,8 @@ func NewFileStore(dir string) (*FileStore, error) {
 		root: root,
 		tmp:  filepath.Join(root, fileStoreDir, "tmp"),
 		meta: filepath.Join(root, fileStoreDir, "meta"),
+
+		listWindow: defaultListWindow,
 	}
 	for _, d := range []string{s.tmp, s.meta} {
 		if err := os.MkdirAll(d, 0o750); err != nil {
@@ -445,8 +453,9 @@ func (c ctxReader) Read(p []byte) (int, error) {
 
 // List implements Store by walking the directory tree. Entries are visited
 // in the order their keys sort (a directory "a" as "a/"), so keys come out
-// in ascending byte order as S3 lists them; one directory's names are held
-// at a time.
+// in ascending byte order as S3 lists them. Memory does not grow with a
+// directory's size: each directory on the way down is read a window of
+// entries at a time (see readDirWindow).
 func (s *FileStore) List(ctx context.Context, prefix string) iter.Seq2[string, error] {
 	return func(yield func(string, error) bool) {
 		// Start in the deepest directory every matching key lies under.
@@ -462,40 +471,97 @@ func (s *FileStore) List(ctx context.Context, prefix string) iter.Seq2[string, e
 // list yields the keys under dir (a key prefix without its trailing '/')
 // that begin with prefix; it returns false once yield has.
 func (s *FileStore) list(ctx context.Context, dir, prefix string, yield func(string, error) bool) bool {
-	if err := ctx.Err(); err != nil {
-		return yield("", err)
+	after := "" // the sort name of the last entry visited
+	for {
+		if err := ctx.Err(); err != nil {
+			return yield("", err)
+		}
+		entries, more, err := s.readDirWindow(ctx, filepath.Join(s.root, filepath.FromSlash(dir)), after)
+		if errors.Is(err, fs.ErrNotExist) {
+			return true
+		}
+		if err != nil {
+			return yield("", fmt.Errorf("file store list %q: %w", prefix, err))
+		}
+		for _, e := range entries {
+			key := e.Name()
+			if dir != "" {
+				key = dir + "/" + key
+			} else if key == fileStoreDir {
+				continue
+			}
+			switch {
+			case e.IsDir():
+				if (strings.HasPrefix(key+"/", prefix) || strings.HasPrefix(prefix, key+"/")) && !s.list(ctx, key, prefix, yield) {
+					return false
+				}
+			case e.Type().IsRegular() && strings.HasPrefix(key, prefix):
+				if !yield(key, nil) {
+					return false
+				}
+			}
+		}
+		if !more {
+			return true
+		}
+		after = sortName(entries[len(entries)-1])
 	}
-	entries, err := os.ReadDir(filepath.Join(s.root, filepath.FromSlash(dir)))
-	if errors.Is(err, fs.ErrNotExist) {
-		return true
+}
+
+// sortName is the name an entry sorts by in a listing: a directory's name
+// with its trailing '/', as its keys begin.
+func sortName(e fs.DirEntry) string {
+	if e.IsDir() {
+		return e.Name() + "/"
 	}
+	return e.Name()
+}
+
+// readDirWindow returns the first s.listWindow entries of directory dir
+// whose sort names come after after ("": from the first), in sort order, and
+// whether more follow. It reads the directory in batches and keeps at most
+// twice the window, however large the directory: one larger than the window
+// is read again for each window listed, which trades reads for memory.
+func (s *FileStore) readDirWindow(ctx context.Context, dir, after string) ([]fs.DirEntry, bool, error) {
+	f, err := os.Open(dir)
 	if err != nil {
-		return yield("", fmt.Errorf("file store list %q: %w", prefix, err))
+		return nil, false, err
 	}
-	sortName := func(e fs.DirEntry) string {
-		if e.IsDir() {
-			return e.Name() + "/"
-		}
-		return e.Name()
-	}
-	slices.SortFunc(entries, func(a, b fs.DirEntry) int { return strings.Compare(sortName(a), sortName(b)) })
-	for _, e := range entries {
-		key := e.Name()
-		if dir != "" {
-			key = dir + "/" + key
-		} else if key == fileStoreDir {
-			continue
-		}
-		switch {
-		case e.IsDir():
-			if (strings.HasPrefix(key+"/", prefix) || strings.HasPrefix(prefix, key+"/")) && !s.list(ctx, key, prefix, yield) {
-				return false
+	defer f.Close()
+	window := max(s.listWindow, 1)
+	byName := func(a, b fs.DirEntry) int { return strings.Compare(sortName(a), sortName(b)) }
+	var kept []fs.DirEntry
+	more := false
+	cut := "" // once more: entries sorting at or past cut are not in this window
+	for {
+		batch, err := f.ReadDir(1024)
+		for _, e := range batch {
+			name := sortName(e)
+			if name <= after || (more && name >= cut) {
+				continue
 			}
-		case e.Type().IsRegular() && strings.HasPrefix(key, prefix):
-			if !yield(key, nil) {
-				return false
+			kept = append(kept, e)
+			if len(kept) == 2*window {
+				slices.SortFunc(kept, byName)
+				cut, more = sortName(kept[window]), true
+				clear(kept[window:])
+				kept = kept[:window]
 			}
 		}
+		if errors.Is(err, io.EOF) || (err == nil && len(batch) == 0) {
+			break
+		}
+		if err != nil {
+			return nil, false, err
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, false, err
+		}
 	}
-	return true
+	slices.SortFunc(kept, byName)
+	if len(kept) > window {
+		clear(kept[window:])
+		kept, more = kept[:window], true
+	}
+	return kept, more, nil
 }

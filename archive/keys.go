@@ -92,15 +92,21 @@ func AuditAnchorPrefix(prefix, accountSID string) string {
 
 // AuditAnchorKey returns the key of an audit anchor (see AuditAnchor):
 //
-//	{prefix}/_audit/anchors/{AccountSid}/{head id, 20 digits}-{head hash, hex}.json
+//	{prefix}/_audit/anchors/{AccountSid}/{head id / 1e6, 14 digits}/{head id, 20 digits}-{head hash, hex}.json
 //
-// The fixed-width id makes the listing order the chain's order, so
+// The fixed widths make the listing order the chain's order, so
 // verification reads the log and the anchors side by side in one pass; the
+// shard directory (AuditAnchorsPerShard head ids each) bounds what one
+// directory of a file store holds, however many anchors there are. The
 // hash in the key makes anchors of the same head share one key, so two
 // workers anchoring at once write one object.
 func AuditAnchorKey(prefix, accountSID string, headID int64, headHash []byte) string {
-	return fmt.Sprintf("%s%020d-%s.json", AuditAnchorPrefix(prefix, accountSID), headID, hex.EncodeToString(headHash))
+	return fmt.Sprintf("%s%014d/%020d-%s.json", AuditAnchorPrefix(prefix, accountSID), headID/AuditAnchorsPerShard, headID, hex.EncodeToString(headHash))
 }
+
+// AuditAnchorsPerShard is how many head ids share one directory of anchors
+// (see AuditAnchorKey).
+const AuditAnchorsPerShard = 1_000_000
 
 // ExtensionFor returns the file extension, with its leading dot, for a MIME
 // type of media Twilio carries (MMS, WhatsApp, Conversations), or "" for a

@@ -1,6 +1,7 @@
 package archive_test
 
 import (
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -201,9 +202,16 @@ func TestAuditAnchorKeyGolden(t *testing.T) {
 	t.Parallel()
 	hash := make([]byte, 32)
 	hash[0], hash[31] = 0xab, 0x01
-	assert.Equal(t, "media/_audit/anchors/AC0123456789abcdef0123456789abcdef/00000000000000000042-ab00000000000000000000000000000000000000000000000000000000000001.json",
+	assert.Equal(t, "media/_audit/anchors/AC0123456789abcdef0123456789abcdef/00000000000000/00000000000000000042-ab00000000000000000000000000000000000000000000000000000000000001.json",
 		archive.AuditAnchorKey("/media/", testAccount, 42, hash))
+	assert.Equal(t, "_audit/anchors/AC0123456789abcdef0123456789abcdef/00000000001234/00000000001234567890-ab00000000000000000000000000000000000000000000000000000000000001.json",
+		archive.AuditAnchorKey("", testAccount, 1234567890, hash), "a directory per million head ids")
+	assert.Equal(t, "_audit/anchors/AC0123456789abcdef0123456789abcdef/09223372036854/09223372036854775807-ab00000000000000000000000000000000000000000000000000000000000001.json",
+		archive.AuditAnchorKey("", testAccount, math.MaxInt64, hash), "the widths hold any id")
 	assert.Equal(t, "_audit/anchors/AC0123456789abcdef0123456789abcdef/", archive.AuditAnchorPrefix("", testAccount))
-	assert.Less(t, archive.AuditAnchorKey("", testAccount, 9, hash), archive.AuditAnchorKey("", testAccount, 10, hash),
-		"keys sort as their head ids")
+	ids := []int64{0, 9, 10, 999_999, 1_000_000, 1_000_001, 10_000_000, math.MaxInt64}
+	for i := 1; i < len(ids); i++ {
+		assert.Less(t, archive.AuditAnchorKey("", testAccount, ids[i-1], hash), archive.AuditAnchorKey("", testAccount, ids[i], hash),
+			"keys sort as their head ids, across shards")
+	}
 }

@@ -26,7 +26,7 @@ func (c *deadlineCounter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// A reconcile or schedule pass that Postgres never answers (a table locked
+// A reconcile, schedule or audit anchor pass that Postgres never answers (a table locked
 // by someone else, on a connection with no lock_timeout) fails at its
 // deadline and the loop goes on with the next pass, instead of waiting
 // forever.
@@ -42,6 +42,9 @@ func TestLoopPassesHaveADeadline(t *testing.T) {
 		}},
 		{"schedule", "policies", func(ctx context.Context, h *Handlers, _ *testenv.Redis) {
 			h.ScheduleLoop(ctx, 20*time.Millisecond)
+		}},
+		{"audit anchor", "audit_log", func(ctx context.Context, h *Handlers, r *testenv.Redis) {
+			h.AnchorLoop(ctx, r.Client, r.Namespace+":audit-anchor", 20*time.Millisecond, time.Millisecond)
 		}},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -47,6 +48,8 @@ func Run(t *testing.T, newStore func(t *testing.T) archive.Store) {
 		{"ConcurrentPutsDifferentBytes", testConcurrentDifferent},
 		{"StreamedCreate", testStreamedCreate},
 		{"List", testList},
+		{"ListLargeDirectory", testListLargeDirectory},
+		{"AuditAnchorsInChainOrder", testAuditAnchors},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -530,4 +533,80 @@ func testList(t *testing.T, s archive.Store) {
 		break
 	}
 	require.Equal(t, 1, n)
+}
+
+// A directory with more entries than a store reads at once (a file store's
+// list window, set small by its test) still lists in byte order, whole, and
+// from a prefix inside it.
+func testListLargeDirectory(t *testing.T, s archive.Store) {
+	ctx := t.Context()
+	o := newObject([]byte("many"))
+	var keys []string
+	for i := range 23 {
+		keys = append(keys, fmt.Sprintf("w/%02d.json", 22-i))
+	}
+	keys = append(keys, "w/05-a.json", "w/05/x.json", "w/05/y.json", "w/1")
+	for _, key := range keys {
+		put(t, s, input(key, o), o.data)
+	}
+	list := func(prefix string) []string {
+		var got []string
+		for key, err := range s.List(ctx, prefix) {
+			require.NoError(t, err, "list %q", prefix)
+			got = append(got, key)
+		}
+		return got
+	}
+	require.Equal(t, slices.Sorted(slices.Values(keys)), list("w/"))
+	require.Equal(t, []string{"w/05-a.json", "w/05.json", "w/05/x.json", "w/05/y.json"}, list("w/05"))
+	var ones []string
+	for _, k := range slices.Sorted(slices.Values(keys)) {
+		if strings.HasPrefix(k, "w/1") {
+			ones = append(ones, k)
+		}
+	}
+	require.Equal(t, ones, list("w/1"))
+}
+
+// Audit anchors list in chain order across their shard directories, one
+// shard can be listed alone, and objects that are not anchors in their
+// place are skipped.
+func testAuditAnchors(t *testing.T, s archive.Store) {
+	ctx := t.Context()
+	const acct = "AC0123456789abcdef0123456789abcdef"
+	hash := sha256.Sum256([]byte("head"))
+	o := newObject([]byte(`{}`))
+	ids := []int64{2_000_000, 7, 1_000_001, 42_000_000_000, 1, 999_999, 1_000_000}
+	for _, id := range ids {
+		put(t, s, input(archive.AuditAnchorKey("m", acct, id, hash[:]), o), o.data)
+	}
+	dir := archive.AuditAnchorPrefix("m", acct)
+	for _, stray := range []string{
+		"README",                    // not an anchor
+		"00000000000000/notes.json", // not an anchor, in a shard
+		"00000000000001/" + fmt.Sprintf("%020d-%x.json", 8, hash), // in the wrong shard
+		fmt.Sprintf("%020d-%x.json", 9, hash),                     // flat, as before shards
+	} {
+		put(t, s, input(dir+stray, o), o.data)
+	}
+
+	var got []int64
+	for a, err := range archive.ListAuditAnchors(ctx, s, "m", acct) {
+		require.NoError(t, err)
+		require.Equal(t, archive.AuditAnchorKey("m", acct, a.HeadID, hash[:]), a.Key)
+		require.Equal(t, hash[:], a.HeadHash)
+		got = append(got, a.HeadID)
+	}
+	require.Equal(t, slices.Sorted(slices.Values(ids)), got, "chain order")
+
+	var shard []string
+	for key, err := range s.List(ctx, dir+"00000000000001/") {
+		require.NoError(t, err)
+		shard = append(shard, key)
+	}
+	require.Equal(t, []string{
+		dir + "00000000000001/" + fmt.Sprintf("%020d-%x.json", 8, hash),
+		archive.AuditAnchorKey("m", acct, 1_000_000, hash[:]),
+		archive.AuditAnchorKey("m", acct, 1_000_001, hash[:]),
+	}, shard, "a shard holds the anchors of its million head ids")
 }

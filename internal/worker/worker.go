@@ -148,7 +148,10 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 	// Every worker runs the policy scheduler: the database lets exactly one
 	// of them start each tick, so no worker is special and any may die.
 	g.Go(func() error { h.ScheduleLoop(loopCtx, time.Second); return nil })
-	g.Go(func() error { h.AnchorLoop(loopCtx, rdb, keys.AuditAnchorLock(), 5*time.Minute); return nil })
+	g.Go(func() error {
+		h.AnchorLoop(loopCtx, rdb, keys.AuditAnchorLock(), 5*time.Minute, jobs.AnchorMinGap)
+		return nil
+	})
 	if cfg.ClockOffset != 0 {
 		log.Warn().Dur("offset", cfg.ClockOffset).Msg("MEDIASYNC_CLOCK_OFFSET shifts policy ticks: for tests and drills only")
 	}
