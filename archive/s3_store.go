@@ -25,6 +25,7 @@ import (
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/mediasync/mediasync/internal/redact"
+	"github.com/mediasync/mediasync/internal/sleep"
 )
 
 // S3 upload limits and defaults.
@@ -289,7 +290,7 @@ func (s *S3Store) Put(ctx context.Context, in PutInput, body io.ReadSeeker) (Put
 			}
 			return res, err
 		}
-		if err := sleepCtx(ctx, time.Duration(50<<attempt)*time.Millisecond); err != nil {
+		if err := sleep.For(ctx, time.Duration(50<<attempt)*time.Millisecond); err != nil {
 			return PutResult{}, fmt.Errorf("s3 put %q: %w", in.Key, err)
 		}
 	}
@@ -645,17 +646,6 @@ func optional(s string) *string {
 		return nil
 	}
 	return &s
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // lockedReaderAt gives an io.ReadSeeker the io.ReaderAt that multipart

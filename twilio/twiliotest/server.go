@@ -17,6 +17,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/mediasync/mediasync/internal/sleep"
 )
 
 // Server is a running emulator: the Twilio API on one listener, signed
@@ -349,11 +351,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		latency += f.DeleteLatency
 	}
 	if latency > 0 {
-		t := time.NewTimer(latency)
-		select {
-		case <-t.C:
-		case <-r.Context().Done():
-			t.Stop()
+		if sleep.For(r.Context(), latency) != nil {
 			return
 		}
 	}
