@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"strconv"
 	"time"
@@ -238,7 +237,7 @@ func (h *Handlers) readArchived(ctx context.Context, it archive.ExportItem, w io
 		return "", fmt.Errorf("read archived media %s: %w", it.MediaSID, err)
 	}
 	defer rc.Close()
-	cw := &checkWriter{w: w, h: sha256.New()}
+	cw := archive.NewHashWriter(w)
 	// One byte more than recorded is enough to know the object grew.
 	_, err = io.Copy(cw, io.LimitReader(rc, it.Size+1))
 	switch {
@@ -247,9 +246,9 @@ func (h *Handlers) readArchived(ctx context.Context, it archive.ExportItem, w io
 	case err != nil:
 		return "", fmt.Errorf("read archived media %s: %w", it.MediaSID, err)
 	}
-	if got := cw.sum(); cw.n != it.Size || got != it.SHA256 {
+	if got := cw.SHA256(); cw.Size() != it.Size || got != it.SHA256 {
 		return fmt.Sprintf("archived object %s was altered: it has %d bytes with sha256 %x, recorded at archive time: %d bytes with sha256 %x",
-			it.Key, cw.n, got, it.Size, it.SHA256), nil
+			it.Key, cw.Size(), got, it.Size, it.SHA256), nil
 	}
 	return "", nil
 }
@@ -563,23 +562,4 @@ func (h *Handlers) reconcileExport(ctx context.Context, run archive.Run, cutoff 
 		return err
 	}
 	return enqueue(NewExportFinishTask(h.queues, run.ID))
-}
-
-// checkWriter passes bytes on while counting and hashing them.
-type checkWriter struct {
-	w io.Writer
-	h hash.Hash
-	n int64
-}
-
-func (c *checkWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.h.Write(p[:n])
-	c.n += int64(n)
-	return n, err
-}
-
-func (c *checkWriter) sum() (s [32]byte) {
-	c.h.Sum(s[:0])
-	return s
 }

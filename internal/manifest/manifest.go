@@ -8,12 +8,10 @@
 package manifest
 
 import (
-	"crypto/sha256"
 	"encoding/csv"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"hash"
 	"io"
 	"runtime/debug"
 	"strconv"
@@ -95,31 +93,21 @@ func LineFor(it archive.ExportItem) Line {
 // Writer writes manifest.jsonl, manifest.csv and SHA256SUMS in one pass
 // over the exported media, hashing and counting each as it goes.
 type Writer struct {
-	jsonl, csvFile, sums *sink
+	jsonl, csvFile, sums *archive.HashWriter
 	csv                  *csv.Writer
 	err                  error
 }
 
-// sink is one file's destination, hashed and counted.
-type sink struct {
-	w io.Writer
-	h hash.Hash
-	n int64
+// sum is the FileSum of what went through w.
+func sum(w *archive.HashWriter) FileSum {
+	s := w.SHA256()
+	return FileSum{hex.EncodeToString(s[:]), w.Size()}
 }
-
-func (s *sink) Write(p []byte) (int, error) {
-	n, err := s.w.Write(p)
-	s.h.Write(p[:n])
-	s.n += int64(n)
-	return n, err
-}
-
-func (s *sink) sum() FileSum { return FileSum{hex.EncodeToString(s.h.Sum(nil)), s.n} }
 
 // NewWriter returns a Writer onto the three files' destinations.
 func NewWriter(jsonl, csvFile, sums io.Writer) *Writer {
 	w := &Writer{
-		jsonl: &sink{w: jsonl, h: sha256.New()}, csvFile: &sink{w: csvFile, h: sha256.New()}, sums: &sink{w: sums, h: sha256.New()},
+		jsonl: archive.NewHashWriter(jsonl), csvFile: archive.NewHashWriter(csvFile), sums: archive.NewHashWriter(sums),
 	}
 	w.csv = csv.NewWriter(w.csvFile)
 	w.err = w.csv.Write(csvHeader)
@@ -176,11 +164,11 @@ func (w *Writer) Close() (Sums, error) {
 	if err := w.csv.Error(); err != nil {
 		return Sums{}, err
 	}
-	s := Sums{JSONL: w.jsonl.sum(), CSV: w.csvFile.sum()}
+	s := Sums{JSONL: sum(w.jsonl), CSV: sum(w.csvFile)}
 	if _, err := fmt.Fprintf(w.sums, "%s  %s\n%s  %s\n", s.JSONL.SHA256, JSONLName, s.CSV.SHA256, CSVName); err != nil {
 		return Sums{}, err
 	}
-	s.SHA256SUMS = w.sums.sum()
+	s.SHA256SUMS = sum(w.sums)
 	return s, nil
 }
 
