@@ -15,7 +15,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"testing"
 	"time"
 
 	"github.com/mediasync/mediasync/internal/sleep"
@@ -158,8 +157,18 @@ func hostNames(cfg Config, apiAddr, signedAddr net.Addr) (string, string, error)
 
 func port(a net.Addr) string { return strconv.Itoa(a.(*net.TCPAddr).Port) }
 
+// TB is the part of testing.TB that NewTestServer uses; a *testing.T or
+// *testing.B is one. twiliotest declares it rather than import package
+// testing, so the emulator binary (cmd/twilio-emulator) does not link it.
+type TB interface {
+	Helper()
+	Fatalf(format string, args ...any)
+	Errorf(format string, args ...any)
+	Cleanup(func())
+}
+
 // NewTestServer starts an emulator for a test and closes it at cleanup.
-func NewTestServer(t testing.TB, cfg Config) *Server {
+func NewTestServer(t TB, cfg Config) *Server {
 	t.Helper()
 	s, err := NewServer(cfg)
 	if err != nil {
