@@ -72,12 +72,8 @@ type exportDest struct {
 	root  string
 }
 
-func (d exportDest) key(name string) string {
-	if d.root == "" {
-		return name
-	}
-	return d.root + "/" + name
-}
+// key is the key of an export's file: see archive.ExportKey.
+func (d exportDest) key(name string) string { return archive.ExportKey(d.root, name) }
 
 // destination opens (once per worker) the store an export writes to.
 func (h *Handlers) destination(ctx context.Context, out string) (exportDest, error) {
@@ -207,7 +203,7 @@ func (h *Handlers) exportFile(ctx context.Context, id uuid.UUID, dest exportDest
 	if err != nil {
 		return err
 	}
-	p := manifest.Path(it)
+	p := archive.ExportMediaPath(it)
 	_, err = dest.store.Put(ctx, archive.PutInput{
 		Key: dest.key(p), ContentType: it.ContentType, Size: it.Size, SHA256: it.SHA256,
 	}, body)
@@ -285,7 +281,7 @@ func (h *Handlers) finishDir(ctx context.Context, e archive.Export, dest exportD
 		if err := h.summarizeFailures(ctx, &sum, e.ID, n); err != nil {
 			return err
 		}
-		if err := h.putBytes(ctx, dest, manifest.ExportName, "application/json", sum); err != nil {
+		if err := h.putBytes(ctx, dest, archive.ExportSummaryName, "application/json", sum); err != nil {
 			return err
 		}
 		_, err := h.catalog.FinishExport(ctx, e.ID, false, fmt.Sprintf("%d media failed verification", n.Failed))
@@ -306,12 +302,12 @@ func (h *Handlers) finishDir(ctx context.Context, e archive.Export, dest exportD
 		}
 	}
 	sum.Complete(n.Exported, n.Bytes, sums)
-	out := archive.ExportOutput{Key: dest.key(manifest.ExportName)}
+	out := archive.ExportOutput{Key: dest.key(archive.ExportSummaryName)}
 	out.ManifestSHA256, out.SumsSHA256 = spools[0].SHA256(), spools[2].SHA256()
 	if err := h.catalog.RecordExportOutput(ctx, e.ID, out); err != nil {
 		return err
 	}
-	if err := h.putBytes(ctx, dest, manifest.ExportName, "application/json", sum); err != nil {
+	if err := h.putBytes(ctx, dest, archive.ExportSummaryName, "application/json", sum); err != nil {
 		return err
 	}
 	_, err = h.catalog.FinishExport(ctx, e.ID, true, "")
@@ -320,9 +316,9 @@ func (h *Handlers) finishDir(ctx context.Context, e archive.Export, dest exportD
 
 // manifestFiles are the files writeManifests writes, in its order.
 var manifestFiles = []struct{ name, contentType string }{
-	{manifest.JSONLName, "application/jsonl"},
-	{manifest.CSVName, "text/csv"},
-	{manifest.SumsName, "text/plain"},
+	{archive.ExportJSONLName, "application/jsonl"},
+	{archive.ExportCSVName, "text/csv"},
+	{archive.ExportSumsName, "text/plain"},
 }
 
 // manifestSpools hold the files of manifestFiles, in its order, on their
@@ -410,7 +406,7 @@ func (h *Handlers) ExportZip(ctx context.Context, t *asynq.Task) error {
 	if !live {
 		return err
 	}
-	key := dest.key("mediasync-export-" + p.RunID.String() + ".zip")
+	key := dest.key(archive.ExportZipName(p.RunID))
 	if e.OutputKey == key {
 		// An earlier attempt got as far as publishing: if the zip is
 		// there, that attempt finished everything but the row.
@@ -448,7 +444,7 @@ func (h *Handlers) ExportZip(ctx context.Context, t *asynq.Task) error {
 		if err != nil {
 			return h.exportError(ctx, p.RunID, err)
 		}
-		name := manifest.Path(it)
+		name := archive.ExportMediaPath(it)
 		fw, err := zw.Create(name, zipstream.Store, it.DateSent.UTC())
 		if err != nil {
 			return h.exportError(ctx, p.RunID, err)
@@ -489,7 +485,7 @@ func (h *Handlers) ExportZip(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return h.exportError(ctx, p.RunID, err)
 	}
-	for i, name := range []string{manifest.JSONLName, manifest.CSVName, manifest.SumsName, manifest.ExportName} {
+	for i, name := range []string{archive.ExportJSONLName, archive.ExportCSVName, archive.ExportSumsName, archive.ExportSummaryName} {
 		var r io.Reader = bytes.NewReader(doc)
 		if i < 3 {
 			if r, err = spools[i].Reader(); err != nil {

@@ -21,23 +21,6 @@ import (
 	"github.com/mediasync/mediasync/archive"
 )
 
-// File names at the root of an export.
-const (
-	JSONLName  = "manifest.jsonl"
-	CSVName    = "manifest.csv"
-	SumsName   = "SHA256SUMS"
-	ExportName = "export.json"
-)
-
-// Path is where a media goes inside an export:
-//
-//	{yyyy-mm-dd}/{MessageSid}/{MediaSid}{.ext}
-//
-// with the UTC date the message was sent and the archive's extension.
-func Path(it archive.ExportItem) string {
-	return it.DateSent.UTC().Format(time.DateOnly) + "/" + it.MessageSID + "/" + it.MediaSID + archive.ExtensionFor(it.ContentType)
-}
-
 // Line is one media of the manifest, in both its forms.
 type Line struct {
 	MessageSID     string     `json:"message_sid"`
@@ -165,7 +148,7 @@ func (w *Writer) Close() (Sums, error) {
 		return Sums{}, err
 	}
 	s := Sums{JSONL: sum(w.jsonl), CSV: sum(w.csvFile)}
-	if _, err := fmt.Fprintf(w.sums, "%s  %s\n%s  %s\n", s.JSONL.SHA256, JSONLName, s.CSV.SHA256, CSVName); err != nil {
+	if _, err := fmt.Fprintf(w.sums, "%s  %s\n%s  %s\n", s.JSONL.SHA256, archive.ExportJSONLName, s.CSV.SHA256, archive.ExportCSVName); err != nil {
 		return Sums{}, err
 	}
 	s.SHA256SUMS = sum(w.sums)
@@ -227,14 +210,14 @@ func NewSummary(e archive.Export) Summary {
 		Query: q, Format: e.Format, NotArchived: e.NotArchived,
 		StartedAt: e.StartedAt.UTC().Truncate(time.Second), EndedAt: e.EndedAt.UTC(),
 		Verification: "every file was read back from the archive and its size and SHA-256 compared with those recorded when it was archived; " +
-			"check the files with: sha256sum -c " + SumsName,
+			"check the files with: sha256sum -c " + archive.ExportSumsName,
 	}
 }
 
 // Complete fills in a successful export's files and their checksums.
 func (s *Summary) Complete(media int, bytes int64, sums Sums) {
 	s.State, s.Media, s.TotalBytes = "complete", media, bytes
-	s.Files = map[string]FileSum{JSONLName: sums.JSONL, CSVName: sums.CSV, SumsName: sums.SHA256SUMS}
+	s.Files = map[string]FileSum{archive.ExportJSONLName: sums.JSONL, archive.ExportCSVName: sums.CSV, archive.ExportSumsName: sums.SHA256SUMS}
 	s.ManifestSHA256, s.SHA256SUMSSHA256 = sums.JSONL.SHA256, sums.SHA256SUMS.SHA256
 }
 
