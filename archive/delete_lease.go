@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/mediasync/mediasync/internal/sleep"
 )
 
 // A hold and a delete race: a DELETE claimed before a hold may wait minutes
@@ -157,12 +159,8 @@ func (c *Catalog) waitForLeases(ctx context.Context, hold int64) error {
 		if !waiting {
 			return nil
 		}
-		t := time.NewTimer(leasePoll)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return fmt.Errorf("wait for deletes in flight: %w", ctx.Err())
-		case <-t.C:
+		if err := sleep.For(ctx, leasePoll); err != nil {
+			return fmt.Errorf("wait for deletes in flight: %w", err)
 		}
 	}
 }

@@ -37,6 +37,12 @@
 // Audit anchors (AuditAnchor) live under {prefix}/_audit/anchors/, where no
 // account SID can be.
 //
+// An export writes to its own destination, under the root its URL gives
+// (ExportKey): each media at ExportMediaPath, {yyyy-mm-dd}/{MessageSid}/{MediaSid}{.ext},
+// beside manifest.jsonl, manifest.csv, SHA256SUMS and export.json; a zip
+// export is the one object ExportZipName, holding the same paths. Every
+// object key, media or export, is built in keys.go.
+//
 // # Idempotence
 //
 // Objects are create-only: a Put repeated with the same bytes reports

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // KeyInfo is what an object key is made of.
@@ -107,6 +109,45 @@ func AuditAnchorKey(prefix, accountSID string, headID int64, headHash []byte) st
 // AuditAnchorsPerShard is how many head ids share one directory of anchors
 // (see AuditAnchorKey).
 const AuditAnchorsPerShard = 1_000_000
+
+// Names of an export's own files. A dir export puts them at its root,
+// beside the media (ExportKey); a zip export puts them at the zip's root.
+const (
+	ExportJSONLName   = "manifest.jsonl" // one JSON line per media
+	ExportCSVName     = "manifest.csv"   // the same, one row per media
+	ExportSumsName    = "SHA256SUMS"     // for sha256sum -c
+	ExportSummaryName = "export.json"    // the query, the counts, the other files' SHA-256
+)
+
+// ExportMediaPath returns where a media goes inside an export, relative to
+// its root (the name of a dir export's file, or of a zip's entry):
+//
+//	{yyyy-mm-dd}/{MessageSid}/{MediaSid}{.ext}
+//
+// with the UTC date of the message's date_sent and ExtensionFor's extension.
+// Like ObjectKey, it is a contract with exports already written (their
+// manifests name these paths), pinned by a golden test.
+func ExportMediaPath(it ExportItem) string {
+	return it.DateSent.UTC().Format(time.DateOnly) + "/" + it.MessageSID + "/" + it.MediaSID + ExtensionFor(it.ContentType)
+}
+
+// ExportKey returns the key of a file of an export in its destination
+// store: name (an ExportMediaPath, an Export…Name or ExportZipName) under
+// root, the prefix the destination URL gives (see OpenStore), or name
+// itself when root is empty.
+func ExportKey(root, name string) string {
+	if root == "" {
+		return name
+	}
+	return root + "/" + name
+}
+
+// ExportZipName returns the name of a zip export's one object:
+//
+//	mediasync-export-{run id}.zip
+func ExportZipName(id uuid.UUID) string {
+	return "mediasync-export-" + id.String() + ".zip"
+}
 
 // ExtensionFor returns the file extension, with its leading dot, for a MIME
 // type of media Twilio carries (MMS, WhatsApp, Conversations), or "" for a

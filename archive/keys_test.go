@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -213,5 +214,47 @@ func TestAuditAnchorKeyGolden(t *testing.T) {
 	for i := 1; i < len(ids); i++ {
 		assert.Less(t, archive.AuditAnchorKey("", testAccount, ids[i-1], hash), archive.AuditAnchorKey("", testAccount, ids[i], hash),
 			"keys sort as their head ids, across shards")
+	}
+}
+
+// The export layout is a contract with every export already written (their
+// manifests and SHA256SUMS name these paths) and with the reviewers who
+// open them: these names must never change.
+func TestExportKeysGolden(t *testing.T) {
+	t.Parallel()
+	newYork, err := time.LoadLocation("America/New_York")
+	require.NoError(t, err)
+	item := func(contentType string, sent time.Time) archive.ExportItem {
+		return archive.ExportItem{
+			AccountSID: testAccount, MessageSID: testMessage, MediaSID: testMedia,
+			ContentType: contentType, DateSent: sent,
+		}
+	}
+	id := uuid.MustParse("0193a4b2-7c1d-7e3f-8a9b-0c1d2e3f4a5b")
+	cases := []struct {
+		desc string
+		got  string
+		want string
+	}{
+		{"media path", archive.ExportMediaPath(item("image/jpeg", time.Date(2024, 3, 9, 14, 5, 0, 0, time.UTC))),
+			"2024-03-09/MM89abcdef0123456789abcdef01234567/ME456789abcdef0123456789abcdef0123.jpg"},
+		{"media path: date is UTC", archive.ExportMediaPath(item("Audio/OGG; codecs=opus", time.Date(2024, 12, 31, 21, 30, 0, 0, newYork))),
+			"2025-01-01/MM89abcdef0123456789abcdef01234567/ME456789abcdef0123456789abcdef0123.ogg"},
+		{"media path: unknown type has no extension", archive.ExportMediaPath(item("application/x-unknown", time.Date(2024, 3, 9, 0, 0, 0, 0, time.UTC))),
+			"2024-03-09/MM89abcdef0123456789abcdef01234567/ME456789abcdef0123456789abcdef0123"},
+		{"media key under a root", archive.ExportKey("exports/case-7", archive.ExportMediaPath(item("video/mp4", time.Date(2024, 3, 9, 0, 0, 0, 0, time.UTC)))),
+			"exports/case-7/2024-03-09/MM89abcdef0123456789abcdef01234567/ME456789abcdef0123456789abcdef0123.mp4"},
+		{"no root", archive.ExportKey("", archive.ExportSummaryName), "export.json"},
+		{"jsonl manifest", archive.ExportKey("exports", archive.ExportJSONLName), "exports/manifest.jsonl"},
+		{"csv manifest", archive.ExportKey("exports", archive.ExportCSVName), "exports/manifest.csv"},
+		{"sums", archive.ExportKey("exports", archive.ExportSumsName), "exports/SHA256SUMS"},
+		{"summary", archive.ExportKey("exports", archive.ExportSummaryName), "exports/export.json"},
+		{"zip", archive.ExportKey("exports/by-number", archive.ExportZipName(id)),
+			"exports/by-number/mediasync-export-0193a4b2-7c1d-7e3f-8a9b-0c1d2e3f4a5b.zip"},
+		{"zip without root", archive.ExportKey("", archive.ExportZipName(id)),
+			"mediasync-export-0193a4b2-7c1d-7e3f-8a9b-0c1d2e3f4a5b.zip"},
+	}
+	for _, c := range cases {
+		assert.Equal(t, c.want, c.got, c.desc)
 	}
 }

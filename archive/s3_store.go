@@ -10,9 +10,7 @@ import (
 	"hash"
 	"io"
 	"iter"
-	"net"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -24,73 +22,8 @@ import (
 	"github.com/aws/smithy-go/middleware"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
-	"github.com/mediasync/mediasync/internal/redact"
+	"github.com/mediasync/mediasync/internal/sleep"
 )
-
-// S3 upload limits and defaults.
-const (
-	// DefaultMultipartThreshold is the size above which Put uploads in
-	// parts. Twilio media are at most 150 MB, so in practice every object is
-	// one PutObject, which is what gives S3 a full-object SHA-256 to check
-	// and to report back (see S3Store.Put).
-	DefaultMultipartThreshold = 1 << 30
-	// DefaultPartSize is the part size of multipart uploads.
-	DefaultPartSize = 64 << 20
-
-	minPartSize     = 5 << 20 // S3's minimum for every part but the last
-	maxPutSize      = 5 << 30 // S3's maximum for a single PutObject and for a part
-	maxPartCount    = 10000
-	conflictRetries = 4
-)
-
-// Server-side encryption settings for S3Config.SSE.
-const (
-	SSEAES256 = "AES256"  // SSE-S3: keys managed by S3
-	SSEKMS    = "aws:kms" // SSE-KMS: keys in AWS KMS, optionally S3Config.SSEKMSKeyID
-)
-
-// S3Config configures an S3Store. Only Bucket is required.
-type S3Config struct {
-	// Bucket is the bucket to write to. It must exist.
-	Bucket string
-	// Region is the bucket's region. Defaults to the AWS environment
-	// (AWS_REGION, ~/.aws/config), then to us-east-1 when Endpoint is set.
-	Region string
-	// Endpoint is the base URL of an S3-compatible server, e.g.
-	// "http://127.0.0.1:7070". Empty means AWS.
-	Endpoint string
-	// AllowHTTP permits a plain-http Endpoint whose host is not loopback
-	// (e.g. a gateway on a private network). Defaults to false: such an
-	// endpoint is refused.
-	AllowHTTP bool
-	// UsePathStyle addresses buckets as endpoint/bucket instead of
-	// bucket.endpoint; most S3-compatible servers need it.
-	UsePathStyle bool
-	// SSE is the server-side encryption to request on every object: "",
-	// SSEAES256 or SSEKMS. Empty leaves it to the bucket's default.
-	SSE string
-	// SSEKMSKeyID is the KMS key for SSEKMS; empty means the AWS-managed
-	// key. Only valid with SSE = SSEKMS.
-	SSEKMSKeyID string
-	// Credentials signs the requests. nil means the SDK's default chain
-	// (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, ~/.aws, instance or
-	// task roles).
-	Credentials aws.CredentialsProvider
-	// HTTPClient sends the requests. nil means the SDK's default.
-	HTTPClient aws.HTTPClient
-	// ChecksumWhenRequired makes the SDK compute and validate its own
-	// checksums (CRC32 trailers by default) only when an operation requires
-	// them, for S3-compatible servers that reject the defaults. The SHA-256
-	// that mediasync sends on every upload is unaffected.
-	ChecksumWhenRequired bool
-	// MultipartThreshold is the size above which Put uploads in parts.
-	// Defaults to DefaultMultipartThreshold; at most 5 GiB.
-	MultipartThreshold int64
-	// PartSize is the size of each part of a multipart upload. Defaults to
-	// DefaultPartSize; at least 5 MiB. It grows when an object would need
-	// more than 10,000 parts.
-	PartSize int64
-}
 
 // S3Store is a Store in an S3 bucket.
 type S3Store struct {
@@ -160,92 +93,6 @@ func NewS3Store(ctx context.Context, cfg S3Config) (*S3Store, error) {
 	return st, nil
 }
 
-func (c S3Config) validate() error {
-	if c.Bucket == "" {
-		return errors.New("s3 store: S3Config.Bucket is empty")
-	}
-	if !validBucketName(c.Bucket) {
-		return fmt.Errorf("s3 store: S3Config.Bucket %q is not a valid bucket name (3-63 lower-case letters, digits, '.' and '-')", c.Bucket)
-	}
-	if c.Endpoint != "" {
-		if err := checkEndpoint(c.Endpoint, c.AllowHTTP); err != nil {
-			return fmt.Errorf("s3 store: S3Config.Endpoint: %w", err)
-		}
-	}
-	switch c.SSE {
-	case "", SSEAES256, SSEKMS:
-	default:
-		return fmt.Errorf("s3 store: S3Config.SSE %q is not %q, %q or empty", c.SSE, SSEAES256, SSEKMS)
-	}
-	if c.SSEKMSKeyID != "" && c.SSE != SSEKMS {
-		return fmt.Errorf("s3 store: S3Config.SSEKMSKeyID is set but S3Config.SSE is %q, not %q", c.SSE, SSEKMS)
-	}
-	if t := c.MultipartThreshold; t < 0 || t > maxPutSize {
-		return fmt.Errorf("s3 store: S3Config.MultipartThreshold %d is not between 0 and %d", t, int64(maxPutSize))
-	}
-	if p := c.PartSize; p != 0 && (p < minPartSize || p > maxPutSize) {
-		return fmt.Errorf("s3 store: S3Config.PartSize %d is not between %d and %d", p, minPartSize, int64(maxPutSize))
-	}
-	return nil
-}
-
-// checkEndpoint accepts an absolute http or https URL with a host and
-// without credentials; plain http only for a loopback host unless allowHTTP
-// (requests are signed, but bodies and metadata would cross the network in
-// the clear). Its error never repeats credentials.
-func checkEndpoint(raw string, allowHTTP bool) error {
-	u, err := redact.ParseURL(raw)
-	if err != nil {
-		return err
-	}
-	if u.User != nil || u.Opaque != "" {
-		// "http:key:secret@host" parses as opaque, without user information.
-		return errors.New("must not contain credentials, and must be an absolute http or https URL")
-	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return fmt.Errorf("%q must be an http or https URL", redact.URL(raw))
-	}
-	if u.Host == "" {
-		return fmt.Errorf("%q has no host", redact.URL(raw))
-	}
-	if u.RawQuery != "" || u.Fragment != "" {
-		return fmt.Errorf("%q must not have a query or fragment", redact.URL(raw))
-	}
-	if u.Scheme == "http" && !allowHTTP && !loopbackHost(u.Hostname()) {
-		return fmt.Errorf("%w: %q is plain http to a host that is not loopback; use https, or say allow_http=true", ErrInsecureEndpoint, raw)
-	}
-	return nil
-}
-
-// ErrInsecureEndpoint refuses a plain-http S3 endpoint that was not allowed
-// explicitly.
-var ErrInsecureEndpoint = errors.New("insecure endpoint")
-
-// loopbackHost reports whether host is localhost or a loopback address
-// (127.0.0.0/8, ::1).
-func loopbackHost(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
-
-// validBucketName applies the S3 bucket naming rules for new buckets.
-func validBucketName(b string) bool {
-	if len(b) < 3 || len(b) > 63 {
-		return false
-	}
-	for i := 0; i < len(b); i++ {
-		c := b[i]
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '-') {
-			return false
-		}
-	}
-	first, last := b[0], b[len(b)-1]
-	return first != '.' && first != '-' && last != '.' && last != '-' && !strings.Contains(b, "..")
-}
-
 // Location implements Store.
 func (s *S3Store) Location() Location { return Location{Kind: LocationS3, Bucket: s.bucket} }
 
@@ -289,7 +136,7 @@ func (s *S3Store) Put(ctx context.Context, in PutInput, body io.ReadSeeker) (Put
 			}
 			return res, err
 		}
-		if err := sleepCtx(ctx, time.Duration(50<<attempt)*time.Millisecond); err != nil {
+		if err := sleep.For(ctx, time.Duration(50<<attempt)*time.Millisecond); err != nil {
 			return PutResult{}, fmt.Errorf("s3 put %q: %w", in.Key, err)
 		}
 	}
@@ -433,125 +280,6 @@ func (s *S3Store) putFailed(ctx context.Context, in PutInput, err error) (PutRes
 	return PutResult{}, fmt.Errorf("s3 put %q: %w", in.Key, err)
 }
 
-func (s *S3Store) putMultipart(ctx context.Context, in PutInput, contentType string, meta map[string]string, body io.ReadSeeker) (PutResult, error) {
-	partSize := max(s.partSize, (in.Size+maxPartCount-1)/maxPartCount)
-	if partSize > maxPutSize {
-		return PutResult{}, fmt.Errorf("s3 put %q: %w: %d bytes is more than S3 allows in one object", in.Key, ErrInvalidInput, in.Size)
-	}
-	created, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
-		Bucket:               aws.String(s.bucket),
-		Key:                  aws.String(in.Key),
-		ContentType:          aws.String(contentType),
-		ChecksumAlgorithm:    types.ChecksumAlgorithmSha256,
-		Metadata:             meta,
-		ServerSideEncryption: s.sse,
-		SSEKMSKeyId:          optional(s.kmsKeyID),
-
-		ObjectLockMode:            types.ObjectLockMode(in.LockMode),
-		ObjectLockRetainUntilDate: optionalTime(in.RetainUntil),
-		ObjectLockLegalHoldStatus: legalHoldStatus(in.LegalHold),
-	})
-	if err != nil {
-		return PutResult{}, fmt.Errorf("s3 put %q: start multipart upload: %w", in.Key, err)
-	}
-	up := &multipartUpload{s: s, key: in.Key, id: created.UploadId}
-	completed := false
-	defer func() {
-		if !completed {
-			up.abort(ctx)
-		}
-	}()
-
-	// Parts are read through an io.ReaderAt so that each part's reader has
-	// its own position: the HTTP transport may still hold one part's body
-	// while the next is hashed.
-	ra, ok := body.(io.ReaderAt)
-	if !ok {
-		ra = &lockedReaderAt{rs: body}
-	}
-	whole := sha256.New()
-	buf := make([]byte, 256<<10)
-	for off, num := int64(0), int32(1); off < in.Size; off, num = off+partSize, num+1 {
-		n := min(partSize, in.Size-off)
-		ph := sha256.New()
-		got, err := io.CopyBuffer(io.MultiWriter(ph, whole), io.NewSectionReader(ra, off, n), buf)
-		if err != nil {
-			return PutResult{}, fmt.Errorf("s3 put %q: read part %d: %w", in.Key, num, err)
-		}
-		if got != n {
-			return PutResult{}, fmt.Errorf("s3 put %q: part %d has %d bytes, want %d: %w", in.Key, num, got, n, ErrChecksumMismatch)
-		}
-		if err := up.part(ctx, num, io.NewSectionReader(ra, off, n), n, ph.Sum(nil)); err != nil {
-			return PutResult{}, err
-		}
-	}
-	var wholeSum [32]byte
-	whole.Sum(wholeSum[:0])
-	if wholeSum != in.SHA256 {
-		return PutResult{}, fmt.Errorf("s3 put %q: body has sha256 %x, PutInput.SHA256 says %x: %w", in.Key, wholeSum, in.SHA256, ErrChecksumMismatch)
-	}
-	out, err := up.complete(ctx, in.Size)
-	if err != nil {
-		return s.putFailed(ctx, in, err)
-	}
-	completed = true
-	return PutResult{VersionID: aws.ToString(out.VersionId)}, nil
-}
-
-// multipartUpload is an S3 multipart upload under way.
-type multipartUpload struct {
-	s     *S3Store
-	key   string
-	id    *string
-	parts []types.CompletedPart
-}
-
-// part uploads part num (from 1) of n bytes whose SHA-256 is raw; S3 checks
-// the bytes against it.
-func (u *multipartUpload) part(ctx context.Context, num int32, body io.ReadSeeker, n int64, raw []byte) error {
-	sum := base64.StdEncoding.EncodeToString(raw)
-	out, err := u.s.client.UploadPart(ctx, &s3.UploadPartInput{
-		Bucket:         aws.String(u.s.bucket),
-		Key:            aws.String(u.key),
-		UploadId:       u.id,
-		PartNumber:     aws.Int32(num),
-		Body:           body,
-		ContentLength:  aws.Int64(n),
-		ChecksumSHA256: aws.String(sum),
-	}, knownPayloadSHA256(raw))
-	if err != nil {
-		if c := apiCode(err); c == "BadDigest" || c == "XAmzContentSHA256Mismatch" || c == "IncompleteBody" {
-			return fmt.Errorf("s3 put %q: the server rejected part %d: %w: %w", u.key, num, ErrChecksumMismatch, err)
-		}
-		return fmt.Errorf("s3 put %q: upload part %d: %w", u.key, num, err)
-	}
-	u.parts = append(u.parts, types.CompletedPart{ETag: out.ETag, PartNumber: aws.Int32(num), ChecksumSHA256: aws.String(sum)})
-	return nil
-}
-
-// complete publishes the object, create-only (If-None-Match: *).
-func (u *multipartUpload) complete(ctx context.Context, size int64) (*s3.CompleteMultipartUploadOutput, error) {
-	return u.s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
-		Bucket:          aws.String(u.s.bucket),
-		Key:             aws.String(u.key),
-		UploadId:        u.id,
-		MultipartUpload: &types.CompletedMultipartUpload{Parts: u.parts},
-		IfNoneMatch:     aws.String("*"),
-		MpuObjectSize:   aws.Int64(size),
-	})
-}
-
-// abort drops the upload's parts, even when ctx is done: an abandoned
-// upload keeps its parts (and bills for them) until a lifecycle rule
-// removes them.
-func (u *multipartUpload) abort(ctx context.Context) {
-	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	defer cancel()
-	_, _ = u.s.client.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{
-		Bucket: aws.String(u.s.bucket), Key: aws.String(u.key), UploadId: u.id,
-	})
-}
-
 // Stat implements Store. It asks S3 for the object's checksum
 // (x-amz-checksum-mode: ENABLED); a full-object SHA-256 is S3's own record
 // of what it stored, checked when the object was written.
@@ -645,33 +373,6 @@ func optional(s string) *string {
 		return nil
 	}
 	return &s
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
-
-// lockedReaderAt gives an io.ReadSeeker the io.ReaderAt that multipart
-// uploads read parts through.
-type lockedReaderAt struct {
-	mu sync.Mutex
-	rs io.ReadSeeker
-}
-
-func (l *lockedReaderAt) ReadAt(p []byte, off int64) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if _, err := l.rs.Seek(off, io.SeekStart); err != nil {
-		return 0, err
-	}
-	return io.ReadFull(l.rs, p)
 }
 
 // verifyingReader passes an object's bytes through and, at the end, checks

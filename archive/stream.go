@@ -210,7 +210,7 @@ func (s *FileStore) Create(ctx context.Context, key, contentType string) (Object
 	if err != nil {
 		return nil, fmt.Errorf("file create %q: %w", key, err)
 	}
-	return &fileWriter{ctx: ctx, s: s, key: key, contentType: contentType, obj: obj, side: side, f: f, h: sha256.New()}, nil
+	return &fileWriter{ctx: ctx, s: s, key: key, contentType: contentType, obj: obj, side: side, f: f, hw: NewHashWriter(f)}, nil
 }
 
 type fileWriter struct {
@@ -218,8 +218,7 @@ type fileWriter struct {
 	s                           *FileStore
 	key, contentType, obj, side string
 	f                           *os.File
-	h                           hash.Hash
-	n                           int64
+	hw                          *HashWriter // onto f
 	closed                      bool
 }
 
@@ -230,10 +229,7 @@ func (w *fileWriter) Write(p []byte) (int, error) {
 	if err := w.ctx.Err(); err != nil {
 		return 0, err
 	}
-	n, err := w.f.Write(p)
-	w.h.Write(p[:n])
-	w.n += int64(n)
-	return n, err
+	return w.hw.Write(p)
 }
 
 func (w *fileWriter) Commit() (StreamResult, error) {
@@ -246,14 +242,13 @@ func (w *fileWriter) Commit() (StreamResult, error) {
 	if err := errors.Join(w.f.Chmod(0o444), w.f.Sync(), w.f.Close()); err != nil {
 		return StreamResult{}, fmt.Errorf("file create %q: %w", w.key, err)
 	}
-	r := StreamResult{Size: w.n}
-	w.h.Sum(r.SHA256[:0])
-	in := PutInput{Key: w.key, ContentType: w.contentType, Size: w.n, SHA256: r.SHA256}
+	r := StreamResult{Size: w.hw.Size(), SHA256: w.hw.SHA256()}
+	in := PutInput{Key: w.key, ContentType: w.contentType, Size: r.Size, SHA256: r.SHA256}
 	meta, err := checkPutInput(in)
 	if err != nil {
 		return StreamResult{}, fmt.Errorf("file create: %w", err)
 	}
-	car := sidecar{Key: w.key, Size: w.n, SHA256: hex.EncodeToString(r.SHA256[:]), ContentType: w.contentType, Metadata: meta}
+	car := sidecar{Key: w.key, Size: r.Size, SHA256: hex.EncodeToString(r.SHA256[:]), ContentType: w.contentType, Metadata: meta}
 	res, err := w.s.publish(w.ctx, in, car, tmp, w.obj, w.side)
 	if err != nil {
 		return StreamResult{}, err

@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -119,9 +120,9 @@ func NewHandlers(d Deps) (*Handlers, error) {
 	h := &Handlers{
 		catalog: d.Catalog, twilio: d.Twilio, store: d.Store, prefix: d.Prefix,
 		queues: d.Queues, enqueuer: d.Enqueuer, spoolDir: d.SpoolDir, log: d.Log,
-		maxBacklog: cmp(d.MaxBacklog, DefaultMaxBacklog), requeueBatch: cmp(d.RequeueBatch, 5000),
-		pageSize: cmp(d.PageSize, 1000), now: d.Now, passTimeout: d.PassTimeout,
-		windowsReleased: cmp(d.WindowsReleased, DefaultWindowsReleased),
+		maxBacklog: cmp.Or(d.MaxBacklog, DefaultMaxBacklog), requeueBatch: cmp.Or(d.RequeueBatch, 5000),
+		pageSize: cmp.Or(d.PageSize, 1000), now: d.Now, passTimeout: d.PassTimeout,
+		windowsReleased: cmp.Or(d.WindowsReleased, DefaultWindowsReleased),
 		legalHolds:      d.LegalHolds, objectLock: d.ObjectLock, retention: d.Retention,
 		anchorNow: make(chan struct{}, 1),
 	}
@@ -132,13 +133,6 @@ func NewHandlers(d Deps) (*Handlers, error) {
 		h.passTimeout = 2 * time.Minute
 	}
 	return h, nil
-}
-
-func cmp(v, def int) int {
-	if v == 0 {
-		return def
-	}
-	return v
 }
 
 // Register routes every task type to its handler, in one place.

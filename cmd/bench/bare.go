@@ -13,6 +13,8 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/jackc/pgx/v5"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/mediasync/mediasync/internal/sleep"
 )
 
 // The bare copy is the yardstick: the least any program must do to move
@@ -169,10 +171,8 @@ func (b *bareCopier) contentLocation(ctx context.Context, r mediaRef) (string, e
 		resp.Body.Close()
 		switch {
 		case resp.StatusCode == http.StatusTooManyRequests:
-			select {
-			case <-ctx.Done():
-				return "", ctx.Err()
-			case <-time.After(20 * time.Millisecond):
+			if err := sleep.For(ctx, 20*time.Millisecond); err != nil {
+				return "", err
 			}
 		case resp.StatusCode/100 == 3 && resp.Header.Get("Location") != "":
 			return resp.Header.Get("Location"), nil

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -80,7 +81,7 @@ Flags:
 	fs.StringVar(&o.bin, "bin", "", "`directory` holding worker, enqueue and twilio-emulator already built (default: go build them)")
 	fs.StringVar(&o.versitygw, "versitygw", "", "versitygw `binary` (default: $VERSITYGW, then .tools/bin/versitygw, then PATH)")
 	fs.StringVar(&o.redisBin, "redis-server", "redis-server", "redis-server `binary`")
-	fs.StringVar(&o.pg, "pg", cmpOr(os.Getenv("BENCH_DATABASE_URL"), "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"),
+	fs.StringVar(&o.pg, "pg", cmp.Or(os.Getenv("BENCH_DATABASE_URL"), "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"),
 		"Postgres `URL` to create the scenarios' databases through ($BENCH_DATABASE_URL)")
 	fs.DurationVar(&o.timeout, "timeout", 40*time.Minute, "stop everything after this long")
 	fs.StringVar(&o.pprofAddr, "worker-pprof", "", "serve the worker's net/http/pprof on this loopback `address` (MEDIASYNC_PPROF_ADDR)")
@@ -112,13 +113,6 @@ Flags:
 		return nil, errUsage
 	}
 	return o, nil
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // bench is one benchmark run.

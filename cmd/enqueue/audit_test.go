@@ -38,14 +38,14 @@ func (d *deployment) waitForAnchor(t *testing.T) string {
 	var headHash []byte
 	require.NoError(t, d.Pool.QueryRow(t.Context(), `SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1`).Scan(&headID, &headHash))
 	want := archive.AuditAnchorKey(d.Prefix, d.Account.SID, headID, headHash)
-	waitFor(t, func() bool {
+	testenv.WaitFor(t, 30*time.Second, "an anchor of row "+fmt.Sprint(headID), func() bool {
 		for _, k := range d.anchorKeys(t) {
 			if k == want {
 				return true
 			}
 		}
 		return false
-	}, "an anchor of row "+fmt.Sprint(headID))
+	})
 	return want
 }
 

@@ -12,7 +12,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mediasync/mediasync/archive"
-	"github.com/mediasync/mediasync/internal/manifest"
 	"github.com/mediasync/mediasync/internal/schedule"
 	"github.com/mediasync/mediasync/jobs"
 	"github.com/mediasync/mediasync/twilio"
@@ -190,7 +189,7 @@ func (a *app) presigned(ctx context.Context, st archive.Status) error {
 	if e == nil || e.Presign <= 0 || st.State != archive.RunSucceeded || e.OutputKey == "" {
 		return nil
 	}
-	store, _, err := archive.OpenStore(ctx, e.Out)
+	store, root, err := archive.OpenStore(ctx, e.Out)
 	if err != nil {
 		return fmt.Errorf("presign: %w", err)
 	}
@@ -200,13 +199,8 @@ func (a *app) presigned(ctx context.Context, st archive.Status) error {
 	}
 	keys := []string{e.OutputKey}
 	if e.Format == archive.ExportDir {
-		dir := path.Dir(e.OutputKey)
-		for _, name := range []string{manifest.JSONLName, manifest.CSVName, manifest.SumsName} {
-			if dir == "." {
-				keys = append(keys, name)
-			} else {
-				keys = append(keys, dir+"/"+name)
-			}
+		for _, name := range []string{archive.ExportJSONLName, archive.ExportCSVName, archive.ExportSumsName} {
+			keys = append(keys, archive.ExportKey(root, name))
 		}
 	}
 	for _, k := range keys {

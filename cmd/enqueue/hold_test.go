@@ -58,7 +58,7 @@ func TestHoldsAndArchivingOnOneConnection(t *testing.T) {
 	require.Equal(t, 0, code, "the worker stopped: %s\n%s", stdout.String(), stderr.String())
 	require.Equal(t, "succeeded", e2etest.StatusValue(t, stdout.String(), "state"))
 	for _, m := range msgs {
-		waitFor(t, func() bool { return d.legalHold(t, m) == "ON" }, "legal hold on "+m.MediaSIDs[0])
+		testenv.WaitFor(t, 30*time.Second, "legal hold on "+m.MediaSIDs[0], func() bool { return d.legalHold(t, m) == "ON" })
 	}
 }
 
@@ -94,6 +94,6 @@ func TestHoldListShowsUnconfirmedS3Holds(t *testing.T) {
 	require.Equal(t, "OFF", d.legalHold(t, msg))
 
 	d.startWorker(t)
-	waitFor(t, func() bool { n, listed := unconfirmed(); return n == "0" && !listed }, "the S3 legal hold confirmed")
+	testenv.WaitFor(t, 30*time.Second, "the S3 legal hold confirmed", func() bool { n, listed := unconfirmed(); return n == "0" && !listed })
 	require.Equal(t, "ON", d.legalHold(t, msg))
 }

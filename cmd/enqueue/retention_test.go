@@ -183,7 +183,7 @@ func TestHoldsSetS3LegalHolds(t *testing.T) {
 
 	code, _, errOut = d.cli(t, "hold", "add", "--reason", "case 7", "--from", customer)
 	require.Equal(t, 0, code, errOut)
-	waitFor(t, func() bool { return legalHold(before) == "ON" }, "legal hold on the object archived before the hold")
+	testenv.WaitFor(t, 30*time.Second, "legal hold on the object archived before the hold", func() bool { return legalHold(before) == "ON" })
 
 	code, out, errOut = d.cli(t, "message", after.SID, "--wait")
 	require.Equal(t, 0, code, "%s\n%s", out, errOut)
@@ -191,7 +191,7 @@ func TestHoldsSetS3LegalHolds(t *testing.T) {
 
 	code, _, errOut = d.cli(t, "hold", "release", "1", "--reason", "done")
 	require.Equal(t, 0, code, errOut)
-	waitFor(t, func() bool { return legalHold(before) == "OFF" && legalHold(after) == "OFF" }, "legal holds lifted at release")
+	testenv.WaitFor(t, 30*time.Second, "legal holds lifted at release", func() bool { return legalHold(before) == "OFF" && legalHold(after) == "OFF" })
 }
 
 // legalHold reads the S3 legal hold of a message's first media's object.
@@ -204,17 +204,6 @@ func (d *deployment) legalHold(t *testing.T, msg twiliotest.MessageInfo) string 
 		return "OFF"
 	}
 	return string(out.LegalHold.Status)
-}
-
-func waitFor(t *testing.T, cond func() bool, what string) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // With WORM on, the catalog records the retention S3 reports for each

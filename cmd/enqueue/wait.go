@@ -12,6 +12,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/mediasync/mediasync/archive"
+	"github.com/mediasync/mediasync/internal/sleep"
 )
 
 // wait follows a run until it ends: a live bar on a terminal, a plain line
@@ -70,10 +71,8 @@ func (a *app) wait(ctx context.Context, cat *archive.Catalog, id uuid.UUID) erro
 			}
 			return nil
 		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("stopped waiting (the run goes on; follow it with: enqueue status %s --wait): %w", id, ctx.Err())
-		case <-time.After(poll):
+		if err := sleep.For(ctx, poll); err != nil {
+			return fmt.Errorf("stopped waiting (the run goes on; follow it with: enqueue status %s --wait): %w", id, err)
 		}
 	}
 }

@@ -162,3 +162,20 @@ func TestByteSize(t *testing.T) {
 	b := byteSize(150_000_000)
 	require.Equal(t, "150MB", b.String())
 }
+
+// TestDoesNotLinkTesting keeps package testing (and its flags) out of the
+// emulator binary: twiliotest, which the binary is built on, must not
+// import it outside its _test files.
+func TestDoesNotLinkTesting(t *testing.T) {
+	t.Parallel()
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	out, err := exec.CommandContext(t.Context(), goBin, "list", "-deps", ".").Output()
+	require.NoError(t, err, "go list -deps")
+	for dep := range strings.Lines(string(out)) {
+		require.NotEqual(t, "testing", strings.TrimSpace(dep),
+			"cmd/twilio-emulator links package testing: some non-test file of a package it imports (twiliotest?) imports it")
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mediasync/mediasync/internal/e2etest"
+	"github.com/mediasync/mediasync/internal/testenv"
 	"github.com/mediasync/mediasync/twilio/twiliotest"
 )
 
@@ -49,7 +50,7 @@ func TestKill9MidRunLosesNothing(t *testing.T) {
 	}
 	for i, k := range kills {
 		threshold := int(float64(n) * (k.lo + (k.hi-k.lo)*rng.Float64()))
-		pollOrFail(t, 3*time.Minute, "kill "+k.what, func() bool { return k.count() >= threshold }, w.Logs)
+		testenv.WaitFor(t, 3*time.Minute, "kill "+k.what, func() bool { return k.count() >= threshold }, workerLog(w.Logs))
 		time.Sleep(time.Duration(rng.IntN(250)) * time.Millisecond) // a random instant past the threshold
 		w.Kill()
 		t.Logf("kill %d (%s): %d downloads, %d deletes of %d media so far", i+1, k.what, downloads(), deleted(), n)
@@ -187,17 +188,9 @@ func reportRepeats(t *testing.T, d *e2etest.Deployment, run deleteRun, workers [
 		len(run.in), d.Emu.Stats().ByRoute["media.content"], attempts, failed, maxRetry, recorded)
 }
 
-// pollOrFail polls cond until it holds, failing t after timeout with the
-// tail of logs.
-func pollOrFail(t *testing.T, timeout time.Duration, what string, cond func() bool, logs func() string) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not reached within %v; worker log:\n%s", what, timeout, lastLines(logs(), 60))
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+// workerLog gives WaitFor the tail of a worker's log, for its failure.
+func workerLog(logs func() string) func() string {
+	return func() string { return "worker log:\n" + lastLines(logs(), 60) }
 }
 
 // lastLines returns the last n lines of s.

@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/mediasync/mediasync/internal/e2etest"
+	"github.com/mediasync/mediasync/internal/testenv"
 	"github.com/mediasync/mediasync/twilio/twiliotest"
 )
 
@@ -54,11 +55,11 @@ func TestExportSurvivesKill9(t *testing.T) {
 		_ = d.Pool.QueryRow(t.Context(), `SELECT count(*) FILTER (WHERE state <> 'pending'), count(*) FROM export_media WHERE run_id = $1`, id).Scan(&done, &total)
 		return done, total
 	}
-	pollOrFail(t, 2*time.Minute, "both exports under way", func() bool {
+	testenv.WaitFor(t, 2*time.Minute, "both exports under way", func() bool {
 		dd, _ := progress(ids["dir"])
 		zd, _ := progress(ids["zip"])
 		return dd > 0 && zd > 0
-	}, w.Logs)
+	}, workerLog(w.Logs))
 	w.Kill()
 	for format, id := range ids {
 		done, total := progress(id)

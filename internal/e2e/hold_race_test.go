@@ -13,6 +13,7 @@ import (
 
 	"github.com/mediasync/mediasync/archive"
 	"github.com/mediasync/mediasync/internal/e2etest"
+	"github.com/mediasync/mediasync/internal/testenv"
 	"github.com/mediasync/mediasync/jobs"
 	"github.com/mediasync/mediasync/twilio/twiliotest"
 )
@@ -66,9 +67,9 @@ func TestHoldWinsRaceWithClaimedDeletes(t *testing.T) {
 		}
 		return sids
 	}
-	pollOrFail(t, 90*time.Second, "deletes under way, several claimed and waiting", func() bool {
+	testenv.WaitFor(t, 90*time.Second, "deletes under way, several claimed and waiting", func() bool {
 		return len(d.Emu.Deletes(0)) >= 2 && len(claimedNow()) >= 4
-	}, w.Logs)
+	}, workerLog(w.Logs))
 
 	// Hold the media claimed and waiting now, and every other one of those
 	// not yet claimed.
@@ -213,7 +214,7 @@ func TestDeleteTaskOutOfScopeIsRefused(t *testing.T) {
 		}
 	}
 	var archived []*asynq.TaskInfo
-	pollOrFail(t, time.Minute, "both delete tasks refused", func() bool {
+	testenv.WaitFor(t, time.Minute, "both delete tasks refused", func() bool {
 		if _, attempts := d.EarlyDeletes(); attempts != 0 {
 			t.Fatalf("%d DELETEs sent for tasks out of scope", attempts)
 		}
@@ -222,7 +223,7 @@ func TestDeleteTaskOutOfScopeIsRefused(t *testing.T) {
 			t.Fatalf("list archived tasks: %v", err)
 		}
 		return len(archived) == 2
-	}, w.Logs)
+	}, workerLog(w.Logs))
 	reasons := map[string]string{}
 	for _, ti := range archived {
 		reasons[string(ti.Payload)] = ti.LastErr

@@ -18,6 +18,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/mediasync/mediasync/internal/e2etest"
+	"github.com/mediasync/mediasync/internal/testenv"
 	"github.com/mediasync/mediasync/jobs"
 	"github.com/mediasync/mediasync/twilio/twiliotest"
 )
@@ -291,10 +292,10 @@ func TestStatusSaysWhatListingWaitsOn(t *testing.T) {
 	}
 	id := strings.TrimSpace(stdout)
 	var status string
-	pollOrFail(t, 90*time.Second, "status says listing waits on the backlog", func() bool {
+	testenv.WaitFor(t, 90*time.Second, "status says listing waits on the backlog", func() bool {
 		_, status, _ = d.Enqueue(t, time.Minute, "status", id)
 		return strings.Contains(status, "listing:") && strings.Contains(e2etest.StatusValue(t, status, "listing"), "waiting since")
-	}, w.Logs)
+	}, workerLog(w.Logs))
 	t.Logf("while the media queue is held:\n%s", status)
 	if got := e2etest.StatusValue(t, status, "listing"); !strings.Contains(got, "queue backlog over 250") {
 		t.Fatalf("listing: %s, want the backlog it waits on", got)

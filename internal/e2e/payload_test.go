@@ -10,6 +10,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/mediasync/mediasync/internal/e2etest"
+	"github.com/mediasync/mediasync/internal/testenv"
 	"github.com/mediasync/mediasync/jobs"
 )
 
@@ -50,7 +51,7 @@ func TestCorruptPayloadIsRejectedOnce(t *testing.T) {
 
 	w := d.StartWorker(t)
 	var archived []*asynq.TaskInfo
-	pollOrFail(t, 2*time.Minute, "every corrupt task archived", func() bool {
+	testenv.WaitFor(t, 2*time.Minute, "every corrupt task archived", func() bool {
 		archived = archived[:0]
 		for _, queue := range []string{q.List, q.Media} {
 			tasks, err := insp.ListArchivedTasks(queue)
@@ -68,7 +69,7 @@ func TestCorruptPayloadIsRejectedOnce(t *testing.T) {
 			}
 		}
 		return len(archived) == len(corrupt)
-	}, w.Logs)
+	}, workerLog(w.Logs))
 
 	types := make([]string, 0, len(archived))
 	for _, ti := range archived {

@@ -23,7 +23,7 @@ var slowTwilio = twiliotest.Config{Faults: twiliotest.Faults{Latency: 30 * time.
 func deletesReach(t *testing.T, d *e2etest.Deployment, w *e2etest.Process, n int, lo, hi float64) int {
 	t.Helper()
 	threshold := int(float64(n) * (lo + (hi-lo)*rand.Float64()))
-	pollOrFail(t, 3*time.Minute, "deletes under way", func() bool { return len(d.Emu.Deletes(0)) >= threshold }, w.Logs)
+	testenv.WaitFor(t, 3*time.Minute, "deletes under way", func() bool { return len(d.Emu.Deletes(0)) >= threshold }, workerLog(w.Logs))
 	return len(d.Emu.Deletes(0))
 }
 

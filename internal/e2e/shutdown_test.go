@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/mediasync/mediasync/internal/e2etest"
+	"github.com/mediasync/mediasync/internal/testenv"
 	"github.com/mediasync/mediasync/twilio/twiliotest"
 )
 
@@ -38,13 +39,7 @@ func TestSigtermDrainsOrHandsBack(t *testing.T) {
 	runID := strings.TrimSpace(stdout)
 
 	// Wait until downloads are under way, then stop the worker.
-	deadline := time.Now().Add(time.Minute)
-	for d.Emu.Stats().ByRoute["media.content"] < 3 {
-		if time.Now().After(deadline) {
-			t.Fatalf("no download started; worker log:\n%s", w.Logs())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testenv.WaitFor(t, time.Minute, "downloads under way", func() bool { return d.Emu.Stats().ByRoute["media.content"] >= 3 }, workerLog(w.Logs))
 	stopped := time.Now()
 	if err := w.Stop(20 * time.Second); err != nil {
 		t.Fatalf("worker did not exit cleanly on SIGTERM: %v\n%s", err, w.Logs())

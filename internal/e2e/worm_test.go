@@ -109,13 +109,7 @@ func TestWORMRefusedWithoutObjectLock(t *testing.T) {
 	t.Parallel()
 	d := e2etest.New(t, e2etest.Options{})
 	w := d.StartWorker(t, "ARCHIVE_OBJECT_LOCK=COMPLIANCE", "ARCHIVE_RETENTION=2555d")
-	deadline := time.Now().Add(30 * time.Second)
-	for !w.Exited() {
-		if time.Now().After(deadline) {
-			t.Fatalf("worker kept running without Object Lock:\n%s", w.Logs())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testenv.WaitFor(t, 30*time.Second, "the worker to exit (it kept running without Object Lock)", w.Exited, w.Logs)
 	if !strings.Contains(w.Logs(), "does not have S3 Object Lock enabled") {
 		t.Fatalf("no clear reason in:\n%s", w.Logs())
 	}

@@ -8,12 +8,10 @@
 package manifest
 
 import (
-	"crypto/sha256"
 	"encoding/csv"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"hash"
 	"io"
 	"runtime/debug"
 	"strconv"
@@ -22,23 +20,6 @@ import (
 
 	"github.com/mediasync/mediasync/archive"
 )
-
-// File names at the root of an export.
-const (
-	JSONLName  = "manifest.jsonl"
-	CSVName    = "manifest.csv"
-	SumsName   = "SHA256SUMS"
-	ExportName = "export.json"
-)
-
-// Path is where a media goes inside an export:
-//
-//	{yyyy-mm-dd}/{MessageSid}/{MediaSid}{.ext}
-//
-// with the UTC date the message was sent and the archive's extension.
-func Path(it archive.ExportItem) string {
-	return it.DateSent.UTC().Format(time.DateOnly) + "/" + it.MessageSID + "/" + it.MediaSID + archive.ExtensionFor(it.ContentType)
-}
 
 // Line is one media of the manifest, in both its forms.
 type Line struct {
@@ -95,31 +76,21 @@ func LineFor(it archive.ExportItem) Line {
 // Writer writes manifest.jsonl, manifest.csv and SHA256SUMS in one pass
 // over the exported media, hashing and counting each as it goes.
 type Writer struct {
-	jsonl, csvFile, sums *sink
+	jsonl, csvFile, sums *archive.HashWriter
 	csv                  *csv.Writer
 	err                  error
 }
 
-// sink is one file's destination, hashed and counted.
-type sink struct {
-	w io.Writer
-	h hash.Hash
-	n int64
+// sum is the FileSum of what went through w.
+func sum(w *archive.HashWriter) FileSum {
+	s := w.SHA256()
+	return FileSum{hex.EncodeToString(s[:]), w.Size()}
 }
-
-func (s *sink) Write(p []byte) (int, error) {
-	n, err := s.w.Write(p)
-	s.h.Write(p[:n])
-	s.n += int64(n)
-	return n, err
-}
-
-func (s *sink) sum() FileSum { return FileSum{hex.EncodeToString(s.h.Sum(nil)), s.n} }
 
 // NewWriter returns a Writer onto the three files' destinations.
 func NewWriter(jsonl, csvFile, sums io.Writer) *Writer {
 	w := &Writer{
-		jsonl: &sink{w: jsonl, h: sha256.New()}, csvFile: &sink{w: csvFile, h: sha256.New()}, sums: &sink{w: sums, h: sha256.New()},
+		jsonl: archive.NewHashWriter(jsonl), csvFile: archive.NewHashWriter(csvFile), sums: archive.NewHashWriter(sums),
 	}
 	w.csv = csv.NewWriter(w.csvFile)
 	w.err = w.csv.Write(csvHeader)
@@ -176,11 +147,11 @@ func (w *Writer) Close() (Sums, error) {
 	if err := w.csv.Error(); err != nil {
 		return Sums{}, err
 	}
-	s := Sums{JSONL: w.jsonl.sum(), CSV: w.csvFile.sum()}
-	if _, err := fmt.Fprintf(w.sums, "%s  %s\n%s  %s\n", s.JSONL.SHA256, JSONLName, s.CSV.SHA256, CSVName); err != nil {
+	s := Sums{JSONL: sum(w.jsonl), CSV: sum(w.csvFile)}
+	if _, err := fmt.Fprintf(w.sums, "%s  %s\n%s  %s\n", s.JSONL.SHA256, archive.ExportJSONLName, s.CSV.SHA256, archive.ExportCSVName); err != nil {
 		return Sums{}, err
 	}
-	s.SHA256SUMS = w.sums.sum()
+	s.SHA256SUMS = sum(w.sums)
 	return s, nil
 }
 
@@ -239,14 +210,14 @@ func NewSummary(e archive.Export) Summary {
 		Query: q, Format: e.Format, NotArchived: e.NotArchived,
 		StartedAt: e.StartedAt.UTC().Truncate(time.Second), EndedAt: e.EndedAt.UTC(),
 		Verification: "every file was read back from the archive and its size and SHA-256 compared with those recorded when it was archived; " +
-			"check the files with: sha256sum -c " + SumsName,
+			"check the files with: sha256sum -c " + archive.ExportSumsName,
 	}
 }
 
 // Complete fills in a successful export's files and their checksums.
 func (s *Summary) Complete(media int, bytes int64, sums Sums) {
 	s.State, s.Media, s.TotalBytes = "complete", media, bytes
-	s.Files = map[string]FileSum{JSONLName: sums.JSONL, CSVName: sums.CSV, SumsName: sums.SHA256SUMS}
+	s.Files = map[string]FileSum{archive.ExportJSONLName: sums.JSONL, archive.ExportCSVName: sums.CSV, archive.ExportSumsName: sums.SHA256SUMS}
 	s.ManifestSHA256, s.SHA256SUMSSHA256 = sums.JSONL.SHA256, sums.SHA256SUMS.SHA256
 }
 

@@ -1,6 +1,7 @@
 package twiliotest
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -127,7 +128,7 @@ func (s *Server) AddMessage(accountSID string, m MessageOptions) (MessageInfo, e
 	if m.Outbound {
 		from, to = twilioNum, customer
 	}
-	rec.from, rec.to = st.intern(cmpOr(m.From, from)), st.intern(cmpOr(m.To, to))
+	rec.from, rec.to = st.intern(cmp.Or(m.From, from)), st.intern(cmp.Or(m.To, to))
 	if len(st.messages) >= 1<<32-2 {
 		return MessageInfo{}, errors.New("add message: arena full")
 	}
@@ -141,13 +142,6 @@ func (s *Server) AddMessage(accountSID string, m MessageOptions) (MessageInfo, e
 	}
 	a.msgs = insertSorted(a.msgs, idx, st.msgKey)
 	return s.messageInfoLocked(idx), nil
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 func (md MediaOptions) size() int64 {
@@ -171,7 +165,7 @@ func (md MediaOptions) validate() error {
 // returns its index.
 func (st *store) addMediaLocked(parent uint32, conversation bool, md MediaOptions, parentCreated int64) uint32 {
 	idx := uint32(len(st.media))
-	rec := mediaRec{parent: parent, size: md.size(), created: parentCreated, mime: st.mime.intern(cmpOr(md.ContentType, "image/jpeg"))}
+	rec := mediaRec{parent: parent, size: md.size(), created: parentCreated, mime: st.mime.intern(cmp.Or(md.ContentType, "image/jpeg"))}
 	if !md.DateCreated.IsZero() {
 		rec.created = md.DateCreated.Unix()
 	}
@@ -329,7 +323,7 @@ func (s *Server) AddConversationMessage(accountSID, conversationSID string, m Co
 	if created.IsZero() {
 		created = now
 	}
-	idx := st.addConvMsgLocked(ci, created.Unix(), cmpOr(m.Author, "customer"))
+	idx := st.addConvMsgLocked(ci, created.Unix(), cmp.Or(m.Author, "customer"))
 	if m.Body != "" {
 		st.convBodies[idx] = m.Body
 	}

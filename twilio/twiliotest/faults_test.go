@@ -14,6 +14,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/mediasync/mediasync/internal/testenv"
 	"github.com/mediasync/mediasync/twilio/twiliotest"
 )
 
@@ -34,7 +35,7 @@ func TestInFlightLimitIsNeverExceeded(t *testing.T) {
 			}
 		})
 	}
-	waitFor(t, "the limit's worth of requests in flight", func() bool { return b.srv.Stats().InFlight[b.acct.SID] == limit })
+	testenv.WaitFor(t, 10*time.Second, "the limit's worth of requests in flight", func() bool { return b.srv.Stats().InFlight[b.acct.SID] == limit })
 
 	resp, body := b.request(t, http.MethodGet, b.messagesPath(), true)
 	e := requireTwilioError(t, resp, body, http.StatusTooManyRequests, 20429)
@@ -60,7 +61,7 @@ func TestInFlightLimitIsNeverExceeded(t *testing.T) {
 
 	cancel()
 	wg.Wait()
-	waitFor(t, "the held requests to end", func() bool { return b.srv.Stats().InFlight[b.acct.SID] == 0 })
+	testenv.WaitFor(t, 10*time.Second, "the held requests to end", func() bool { return b.srv.Stats().InFlight[b.acct.SID] == 0 })
 	st := b.srv.Stats()
 	require.Equal(t, limit, st.PeakInFlight[b.acct.SID])
 	require.Equal(t, limit+1, st.PeakDemand[b.acct.SID])

@@ -1,7 +1,6 @@
 package twiliotest_test
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -115,22 +114,6 @@ func requireTwilioError(t *testing.T, resp *http.Response, body []byte, status, 
 func itoa(n int) string {
 	b, _ := json.Marshal(n)
 	return string(b)
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	tick := time.NewTicker(2 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("timed out waiting for %s", what)
-		case <-tick.C:
-		}
-	}
 }
 
 // sniff is the MIME type Go's content sniffer sees in b.

@@ -15,8 +15,9 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"testing"
 	"time"
+
+	"github.com/mediasync/mediasync/internal/sleep"
 )
 
 // Server is a running emulator: the Twilio API on one listener, signed
@@ -156,8 +157,18 @@ func hostNames(cfg Config, apiAddr, signedAddr net.Addr) (string, string, error)
 
 func port(a net.Addr) string { return strconv.Itoa(a.(*net.TCPAddr).Port) }
 
+// TB is the part of testing.TB that NewTestServer uses; a *testing.T or
+// *testing.B is one. twiliotest declares it rather than import package
+// testing, so the emulator binary (cmd/twilio-emulator) does not link it.
+type TB interface {
+	Helper()
+	Fatalf(format string, args ...any)
+	Errorf(format string, args ...any)
+	Cleanup(func())
+}
+
 // NewTestServer starts an emulator for a test and closes it at cleanup.
-func NewTestServer(t testing.TB, cfg Config) *Server {
+func NewTestServer(t TB, cfg Config) *Server {
 	t.Helper()
 	s, err := NewServer(cfg)
 	if err != nil {
@@ -349,11 +360,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		latency += f.DeleteLatency
 	}
 	if latency > 0 {
-		t := time.NewTimer(latency)
-		select {
-		case <-t.C:
-		case <-r.Context().Done():
-			t.Stop()
+		if sleep.For(r.Context(), latency) != nil {
 			return
 		}
 	}

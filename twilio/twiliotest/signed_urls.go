@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mediasync/mediasync/internal/sleep"
 )
 
 // Signed URLs stand for Twilio's media CDN (mms.twiliocdn.com, S3): they are
@@ -250,12 +252,8 @@ func copyPaced(ctx context.Context, w http.ResponseWriter, src io.Reader, rate i
 				_ = rc.Flush()
 				due := start.Add(time.Duration(float64(written) / float64(rate) * float64(time.Second)))
 				if wait := time.Until(due); wait > 0 {
-					t := time.NewTimer(wait)
-					select {
-					case <-t.C:
-					case <-ctx.Done():
-						t.Stop()
-						return written, ctx.Err()
+					if err := sleep.For(ctx, wait); err != nil {
+						return written, err
 					}
 				}
 			}

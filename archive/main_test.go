@@ -1,0 +1,11 @@
+package archive_test
+
+import (
+	"testing"
+
+	"github.com/mediasync/mediasync/internal/testenv"
+)
+
+// TestMain fails the run if a goroutine outlives the tests: an object
+// reader, a multipart upload or a catalog cursor left open.
+func TestMain(m *testing.M) { testenv.VerifyTestMain(m) }
