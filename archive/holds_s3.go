@@ -40,13 +40,17 @@ func (c *Catalog) MediaLegalHold(ctx context.Context, sid string) (LegalHoldStat
 
 // ConfirmLegalHold records that S3 accepted the media's legal hold as on;
 // was is the confirmed state read before the S3 call. Call it only after
-// the store confirmed the change. When another worker confirmed a change
-// meanwhile, the two S3 calls may have landed in either order: the state
-// becomes unknown (NULL), so a held object is set again by the reconciler
-// rather than trusted.
+// the store confirmed the change. When another worker confirmed a
+// different state meanwhile, the two S3 calls may have landed in either
+// order: the state becomes unknown (NULL), so a held object is set again by
+// the reconciler rather than trusted. One that confirmed the same state
+// keeps it: both PUTs set the same value, whichever landed last, and
+// wiping it would have two workers syncing the same object unconfirm each
+// other for ever.
 func (c *Catalog) ConfirmLegalHold(ctx context.Context, sid string, on bool, was *bool) error {
 	if _, err := c.pool.Exec(ctx, `
-		UPDATE media SET legal_hold_s3 = CASE WHEN legal_hold_s3 IS NOT DISTINCT FROM $3::boolean THEN $2::boolean END
+		UPDATE media SET legal_hold_s3 = CASE
+			WHEN legal_hold_s3 IS NOT DISTINCT FROM $3::boolean OR legal_hold_s3 = $2::boolean THEN $2::boolean END
 		WHERE sid = $1`, sid, on, was); err != nil {
 		return fmt.Errorf("confirm legal hold of media %s: %w", sid, err)
 	}

@@ -265,3 +265,34 @@ func TestInterleavedLegalHoldConfirmationsAreNotTrusted(t *testing.T) {
 	require.NoError(t, b.h.SyncLegalHolds(ctx, 100))
 	require.True(t, b.s3Hold(t, key))
 }
+
+// Two workers syncing the same object at once (both read it unconfirmed,
+// both PUT ON) leave it confirmed ON: confirmations that agree keep each
+// other, instead of the second wiping the first and the object being set
+// again every pass.
+func TestAgreeingLegalHoldConfirmationsKeepEachOther(t *testing.T) {
+	t.Parallel()
+	b := holdSetup(t, 0)
+	ctx := t.Context()
+	const customer = "+15550100003"
+	sid, key := b.archive(t, customer)
+	b.hold(t, customer)
+	a, err := b.catalog.MediaLegalHold(ctx, sid)
+	require.NoError(t, err)
+	c, err := b.catalog.MediaLegalHold(ctx, sid)
+	require.NoError(t, err)
+	require.True(t, a.Want)
+	require.Nil(t, a.Confirmed)
+
+	require.NoError(t, b.store.SetLegalHold(ctx, key, "", true))
+	require.NoError(t, b.store.SetLegalHold(ctx, key, "", true))
+	require.NoError(t, b.catalog.ConfirmLegalHold(ctx, sid, true, a.Confirmed))
+	require.NoError(t, b.catalog.ConfirmLegalHold(ctx, sid, true, c.Confirmed))
+
+	st, err := b.catalog.MediaLegalHold(ctx, sid)
+	require.NoError(t, err)
+	require.NotNil(t, st.Confirmed, "agreeing confirmations wiped each other")
+	require.True(t, *st.Confirmed)
+	_, media := b.unconfirmed(t)
+	require.Empty(t, media)
+}
