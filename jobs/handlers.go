@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -40,6 +41,9 @@ type Handlers struct {
 	anchorNow chan struct{}
 
 	windowsReleased int
+
+	// reconcileStart rotates the run each Reconcile pass begins with.
+	reconcileStart atomic.Uint64
 
 	destMu sync.Mutex
 	dests  map[string]exportDest // export destinations opened so far, by URL
