@@ -169,3 +169,63 @@ func TestMarkDeletedNeedsAClaim(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 1, st.MediaDeleted)
 }
+
+// A policy run over held media neither seeds their deletes (no task, no S3
+// HEAD) nor writes an audit row per media: a hold on a million media costs
+// nothing per run. A delete refused before any claim or lease is the run's
+// outcome `held`, without an audit row; one a hold stopped after its claim
+// keeps its row (TestMarkDeletedRefusesHeldMedia).
+func TestPolicyRunOverHeldMediaIsCheap(t *testing.T) {
+	t.Parallel()
+	c := newCatalog(t)
+	ctx := t.Context()
+	run := seedMedia(t, c, false)
+	for _, sid := range []string{me1, me2} {
+		_, err := c.MarkArchived(ctx, run.ID, sid, archive.ArchivedCopy{
+			Size: 5, SHA256: sha256.Sum256([]byte("bytes")), Store: "s3", Bucket: "b", Key: "k/" + sid})
+		require.NoError(t, err)
+	}
+	h, err := c.AddHold(ctx, archive.Hold{Reason: "case 2", MessageSIDs: []string{msg1}, CreatedBy: "legal"})
+	require.NoError(t, err)
+	audits := func() int {
+		n := 0
+		require.NoError(t, c.AuditLog(ctx, time.Time{}, func(e archive.AuditEntry) error {
+			if e.Action == archive.AuditDeleteHeld {
+				n++
+			}
+			return nil
+		}))
+		return n
+	}
+	policyRun := func() archive.Run {
+		r, err := c.CreateRun(ctx, archive.RunSpec{Kind: archive.KindMessage, AccountSID: acct,
+			MessageSID: msg1, Delete: true, Actor: "policy"})
+		require.NoError(t, err)
+		r.DeleteBefore = time.Now().Add(24 * time.Hour)
+		return r
+	}
+
+	seeded, err := c.SeedDeletes(ctx, policyRun())
+	require.NoError(t, err)
+	require.Zero(t, seeded, "held media are not seeded for deletion")
+
+	_, err = c.ReleaseHold(ctx, h.ID, "legal", "case closed")
+	require.NoError(t, err)
+	later := policyRun()
+	seeded, err = c.SeedDeletes(ctx, later)
+	require.NoError(t, err)
+	require.EqualValues(t, 2, seeded, "once released, the next run seeds them")
+
+	// Held again between seeding and the delete task: refused before any
+	// claim, recorded as the run's outcome, no audit row per media.
+	_, err = c.AddHold(ctx, archive.Hold{Reason: "case 3", MessageSIDs: []string{msg1}, CreatedBy: "legal"})
+	require.NoError(t, err)
+	sum := sha256.Sum256([]byte("bytes"))
+	require.ErrorIs(t, c.ClaimDelete(ctx, me1, 5, sum), archive.ErrHeld)
+	require.NoError(t, c.ReleaseHeldDelete(ctx, later, me1, false))
+	var state string
+	require.NoError(t, c.Pool().QueryRow(ctx, `SELECT state FROM run_media WHERE run_id = $1 AND media_sid = $2`,
+		later.ID, me1).Scan(&state))
+	require.Equal(t, archive.MediaHeld, state)
+	require.Zero(t, audits(), "a hold that stopped no claim writes no audit row per media")
+}
