@@ -229,3 +229,50 @@ func TestPolicyRunOverHeldMediaIsCheap(t *testing.T) {
 	require.Equal(t, archive.MediaHeld, state)
 	require.Zero(t, audits(), "a hold that stopped no claim writes no audit row per media")
 }
+
+// HeldMedia pages through a hold's messages a batch at a time, in SID
+// order, and yields each archived object not yet confirmed to follow the
+// hold exactly once: across batches, messages with two media or none, and
+// objects already confirmed, which it skips.
+func TestHeldMediaPagesThroughTheHold(t *testing.T) {
+	t.Parallel()
+	c := newCatalog(t)
+	ctx := t.Context()
+	pool := c.Pool()
+	_, err := pool.Exec(ctx, `
+		INSERT INTO messages (sid, account_sid, date_sent, from_number, to_number)
+		SELECT 'MMpage'||lpad(i::text, 6, '0'), $1, timestamptz '2026-01-01' + i * interval '1 minute',
+			CASE WHEN i % 3 = 0 THEN '+15550000999' ELSE '+15550000777' END, '+15550000111'
+		FROM generate_series(1, 1600) i`, acct)
+	require.NoError(t, err)
+	// One media per message, a second on every 7th, none on every 11th.
+	_, err = pool.Exec(ctx, `
+		INSERT INTO media (sid, account_sid, message_sid, state, size_bytes, sha256, store, bucket, object_key, archived_at)
+		SELECT 'ME'||n||'page'||lpad(i::text, 6, '0'), $1, 'MMpage'||lpad(i::text, 6, '0'), 'archived', 1, repeat('0', 64),
+			's3', 'b', 'k/'||n||'/'||i, now()
+		FROM generate_series(1, 1600) i, generate_series(1, 2) n
+		WHERE i % 11 <> 0 AND (n = 1 OR i % 7 = 0)`, acct)
+	require.NoError(t, err)
+	var want int
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM media m JOIN messages g ON g.sid = m.message_sid
+		WHERE g.from_number = '+15550000777'`).Scan(&want))
+	h, err := c.AddHold(ctx, archive.Hold{Reason: "case 4", From: "+15550000777", CreatedBy: "legal"})
+	require.NoError(t, err)
+	held := func() map[string]bool {
+		seen := map[string]bool{}
+		for o, err := range c.HeldMedia(ctx, h.ID, archive.Location{Kind: "s3", Bucket: "b"}) {
+			require.NoError(t, err)
+			require.False(t, seen[o.MediaSID], "yielded twice: %s", o.MediaSID)
+			seen[o.MediaSID] = true
+		}
+		return seen
+	}
+	require.Len(t, held(), want)
+	tag, err := pool.Exec(ctx, `UPDATE media SET legal_hold_s3 = true WHERE sid LIKE 'ME1%'`)
+	require.NoError(t, err)
+	confirmed, err := pool.Exec(ctx, `SELECT 1 FROM media m JOIN messages g ON g.sid = m.message_sid
+		WHERE g.from_number = '+15550000777' AND m.legal_hold_s3`)
+	require.NoError(t, err)
+	require.NotZero(t, tag.RowsAffected())
+	require.Len(t, held(), want-int(confirmed.RowsAffected()), "objects confirmed ON are not read again")
+}
