@@ -47,3 +47,27 @@ func TestReconcileGoesOnPastAFailingRun(t *testing.T) {
 		WHERE run_id = $1 AND media_sid = $2`, run.ID, media).Scan(&stale))
 	require.False(t, stale, "the newer run's lost archive task was not queued again")
 }
+
+// The reconcile lock outlives the pass (no second worker starts one while
+// it runs) and is deleted when the pass ends; a lock another worker holds
+// is left alone.
+func TestReconcileLockIsHeldForThePassAndReleased(t *testing.T) {
+	t.Parallel()
+	b := holdSetup(t, 0)
+	ctx := t.Context()
+	b.h.passTimeout = 2 * time.Minute
+	key := b.redis.Namespace + ":reconcile"
+	b.h.reconcilePass(ctx, b.redis.Client, key, b.h.passTimeout+time.Second, time.Minute, time.Minute)
+	n, err := b.redis.Client.Exists(ctx, key).Result()
+	require.NoError(t, err)
+	require.Zero(t, n, "the lock is deleted when the pass ends")
+
+	require.NoError(t, b.redis.Client.Set(ctx, key, "another worker", time.Minute).Err())
+	b.h.reconcilePass(ctx, b.redis.Client, key, b.h.passTimeout+time.Second, time.Minute, time.Minute)
+	v, err := b.redis.Client.Get(ctx, key).Result()
+	require.NoError(t, err)
+	require.Equal(t, "another worker", v, "another worker's lock is left alone")
+	ttl, err := b.redis.Client.TTL(ctx, key).Result()
+	require.NoError(t, err)
+	require.Positive(t, ttl)
+}
