@@ -105,17 +105,26 @@ func (c *Catalog) LeaseDelete(ctx context.Context, sid string) (time.Duration, e
 // up waiting for the answer), so the audit row says so in both cases:
 // Twilio may no longer have the media. The row still says archived (its
 // copy is intact) and a later run, once the hold is released, finds out.
+// A hold that stopped nothing (no claim, no lease and nothing in flight:
+// the delete was refused before it was claimed) is recorded as the run's
+// outcome only: the hold's own audit row already says what it covers, and
+// a row per media per run would grow the log by every held media each
+// time a policy runs.
 func (c *Catalog) ReleaseHeldDelete(ctx context.Context, run Run, sid string, inFlight bool) error {
 	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
 		var holds []int64
-		var leased bool
+		var leased, claimed bool
 		err := tx.QueryRow(ctx, `
-			WITH m AS (
+			WITH old AS (
+				SELECT sid, delete_claimed_at IS NOT NULL AS claimed FROM media
+				WHERE sid = $1 AND state = 'archived' FOR UPDATE
+			), m AS (
 				UPDATE media SET delete_claimed_at = NULL, updated_at = now()
-				WHERE sid = $1 AND state = 'archived' RETURNING message_sid, delete_lease_until IS NOT NULL AS leased
+				WHERE sid = (SELECT sid FROM old) RETURNING message_sid, delete_lease_until IS NOT NULL AS leased
 			)
-			SELECT coalesce(holds_covering(g.sid, g.from_number, g.to_number, coalesce(g.date_sent, g.date_created)), '{}'), m.leased
-			FROM m JOIN messages g ON g.sid = m.message_sid`, sid).Scan(&holds, &leased)
+			SELECT coalesce(holds_covering(g.sid, g.from_number, g.to_number, coalesce(g.date_sent, g.date_created)), '{}'),
+				m.leased, (SELECT claimed FROM old)
+			FROM m JOIN messages g ON g.sid = m.message_sid`, sid).Scan(&holds, &leased, &claimed)
 		switch {
 		case errors.Is(err, pgx.ErrNoRows):
 			return nil // not archived any more: nothing of this claim to release
@@ -127,7 +136,7 @@ func (c *Catalog) ReleaseHeldDelete(ctx context.Context, run Run, sid string, in
 		tag, err := tx.Exec(ctx, `
 			UPDATE run_media SET state = 'held', error = 'under legal hold', updated_at = now()
 			WHERE run_id = $1 AND media_sid = $2 AND state <> 'held'`, run.ID, sid)
-		if err != nil || tag.RowsAffected() == 0 {
+		if err != nil || tag.RowsAffected() == 0 || !(claimed || leased || inFlight) {
 			return err
 		}
 		d := map[string]any{"run_id": run.ID.String(), "holds": holds}

@@ -198,3 +198,110 @@ func TestHoldOnUpperCaseSIDCoversTheMessage(t *testing.T) {
 	require.Equal(t, []string{sid}, h.MessageSIDs, "the hold records the SID as Twilio writes it")
 	require.ErrorIs(t, c.ClaimDelete(ctx, me1, 5, sum), archive.ErrHeld)
 }
+
+// A policy run over held media neither seeds their deletes (no task, no S3
+// HEAD) nor writes an audit row per media: a hold on a million media costs
+// nothing per run. A delete refused before any claim or lease is the run's
+// outcome `held`, without an audit row; one a hold stopped after its claim
+// keeps its row (TestMarkDeletedRefusesHeldMedia).
+func TestPolicyRunOverHeldMediaIsCheap(t *testing.T) {
+	t.Parallel()
+	c := newCatalog(t)
+	ctx := t.Context()
+	run := seedMedia(t, c, false)
+	for _, sid := range []string{me1, me2} {
+		_, err := c.MarkArchived(ctx, run.ID, sid, archive.ArchivedCopy{
+			Size: 5, SHA256: sha256.Sum256([]byte("bytes")), Store: "s3", Bucket: "b", Key: "k/" + sid})
+		require.NoError(t, err)
+	}
+	h, err := c.AddHold(ctx, archive.Hold{Reason: "case 2", MessageSIDs: []string{msg1}, CreatedBy: "legal"})
+	require.NoError(t, err)
+	audits := func() int {
+		n := 0
+		require.NoError(t, c.AuditLog(ctx, time.Time{}, func(e archive.AuditEntry) error {
+			if e.Action == archive.AuditDeleteHeld {
+				n++
+			}
+			return nil
+		}))
+		return n
+	}
+	policyRun := func() archive.Run {
+		r, err := c.CreateRun(ctx, archive.RunSpec{Kind: archive.KindMessage, AccountSID: acct,
+			MessageSID: msg1, Delete: true, Actor: "policy"})
+		require.NoError(t, err)
+		r.DeleteBefore = time.Now().Add(24 * time.Hour)
+		return r
+	}
+
+	seeded, err := c.SeedDeletes(ctx, policyRun())
+	require.NoError(t, err)
+	require.Zero(t, seeded, "held media are not seeded for deletion")
+
+	_, err = c.ReleaseHold(ctx, h.ID, "legal", "case closed")
+	require.NoError(t, err)
+	later := policyRun()
+	seeded, err = c.SeedDeletes(ctx, later)
+	require.NoError(t, err)
+	require.EqualValues(t, 2, seeded, "once released, the next run seeds them")
+
+	// Held again between seeding and the delete task: refused before any
+	// claim, recorded as the run's outcome, no audit row per media.
+	_, err = c.AddHold(ctx, archive.Hold{Reason: "case 3", MessageSIDs: []string{msg1}, CreatedBy: "legal"})
+	require.NoError(t, err)
+	sum := sha256.Sum256([]byte("bytes"))
+	require.ErrorIs(t, c.ClaimDelete(ctx, me1, 5, sum), archive.ErrHeld)
+	require.NoError(t, c.ReleaseHeldDelete(ctx, later, me1, false))
+	var state string
+	require.NoError(t, c.Pool().QueryRow(ctx, `SELECT state FROM run_media WHERE run_id = $1 AND media_sid = $2`,
+		later.ID, me1).Scan(&state))
+	require.Equal(t, archive.MediaHeld, state)
+	require.Zero(t, audits(), "a hold that stopped no claim writes no audit row per media")
+}
+
+// HeldMedia pages through a hold's messages a batch at a time, in SID
+// order, and yields each archived object not yet confirmed to follow the
+// hold exactly once: across batches, messages with two media or none, and
+// objects already confirmed, which it skips.
+func TestHeldMediaPagesThroughTheHold(t *testing.T) {
+	t.Parallel()
+	c := newCatalog(t)
+	ctx := t.Context()
+	pool := c.Pool()
+	_, err := pool.Exec(ctx, `
+		INSERT INTO messages (sid, account_sid, date_sent, from_number, to_number)
+		SELECT 'MMpage'||lpad(i::text, 6, '0'), $1, timestamptz '2026-01-01' + i * interval '1 minute',
+			CASE WHEN i % 3 = 0 THEN '+15550000999' ELSE '+15550000777' END, '+15550000111'
+		FROM generate_series(1, 1600) i`, acct)
+	require.NoError(t, err)
+	// One media per message, a second on every 7th, none on every 11th.
+	_, err = pool.Exec(ctx, `
+		INSERT INTO media (sid, account_sid, message_sid, state, size_bytes, sha256, store, bucket, object_key, archived_at)
+		SELECT 'ME'||n||'page'||lpad(i::text, 6, '0'), $1, 'MMpage'||lpad(i::text, 6, '0'), 'archived', 1, repeat('0', 64),
+			's3', 'b', 'k/'||n||'/'||i, now()
+		FROM generate_series(1, 1600) i, generate_series(1, 2) n
+		WHERE i % 11 <> 0 AND (n = 1 OR i % 7 = 0)`, acct)
+	require.NoError(t, err)
+	var want int
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM media m JOIN messages g ON g.sid = m.message_sid
+		WHERE g.from_number = '+15550000777'`).Scan(&want))
+	h, err := c.AddHold(ctx, archive.Hold{Reason: "case 4", From: "+15550000777", CreatedBy: "legal"})
+	require.NoError(t, err)
+	held := func() map[string]bool {
+		seen := map[string]bool{}
+		for o, err := range c.HeldMedia(ctx, h.ID, archive.Location{Kind: "s3", Bucket: "b"}) {
+			require.NoError(t, err)
+			require.False(t, seen[o.MediaSID], "yielded twice: %s", o.MediaSID)
+			seen[o.MediaSID] = true
+		}
+		return seen
+	}
+	require.Len(t, held(), want)
+	tag, err := pool.Exec(ctx, `UPDATE media SET legal_hold_s3 = true WHERE sid LIKE 'ME1%'`)
+	require.NoError(t, err)
+	confirmed, err := pool.Exec(ctx, `SELECT 1 FROM media m JOIN messages g ON g.sid = m.message_sid
+		WHERE g.from_number = '+15550000777' AND m.legal_hold_s3`)
+	require.NoError(t, err)
+	require.NotZero(t, tag.RowsAffected())
+	require.Len(t, held(), want-int(confirmed.RowsAffected()), "objects confirmed ON are not read again")
+}

@@ -157,22 +157,140 @@ type HeldObject struct {
 const heldBatch = 500
 
 // HeldMedia yields the archived objects in the store at loc that a hold
-// covers (or covered, once released), for setting or lifting their S3
-// legal holds. It reads them in keyset batches by media SID and holds no
-// connection while the caller works.
+// covers and whose S3 legal hold is not yet confirmed to follow it: not
+// confirmed ON while the hold is active; once released, not confirmed OFF
+// and kept by no other hold. Objects already confirmed are not yielded, so
+// a retry redoes only what is left. It reads the hold's messages in keyset
+// batches by message SID through the index of the hold's kind (each batch
+// costs its own messages, not the hold's), and holds no connection while
+// the caller works.
 func (c *Catalog) HeldMedia(ctx context.Context, holdID int64, loc Location) iter.Seq2[HeldObject, error] {
-	return c.heldObjects(ctx, fmt.Sprintf("media of hold %d", holdID), `
-		SELECT m.sid, m.object_key, coalesce(m.version_id, '')
-		FROM holds h JOIN messages g ON `+holdCovers+`
-		JOIN media m ON m.message_sid = g.sid AND m.object_key IS NOT NULL
-		WHERE h.id = $4 AND m.store = $1 AND m.bucket = $2 AND m.sid > $3
-		ORDER BY m.sid LIMIT `+fmt.Sprint(heldBatch), loc, holdID)
+	query := `
+		SELECT g.sid, m.sid, m.object_key, coalesce(m.version_id, '')
+		FROM holds h CROSS JOIN LATERAL (` + coveredAfter + `) g
+		LEFT JOIN media m ON m.message_sid = g.sid AND m.object_key IS NOT NULL
+			AND m.store = $1 AND m.bucket = $2 AND ` + holdOutOfSync + `
+		WHERE h.id = $4 ORDER BY g.sid`
+	return func(yield func(HeldObject, error) bool) {
+		after := ""
+		for {
+			rows, err := c.pool.Query(ctx, query, loc.Kind, loc.Bucket, after, holdID)
+			if err != nil {
+				yield(HeldObject{}, fmt.Errorf("media of hold %d: %w", holdID, err))
+				return
+			}
+			type row struct {
+				msg           string
+				sid, key, ver *string
+			}
+			batch, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (row, error) {
+				var o row
+				return o, r.Scan(&o.msg, &o.sid, &o.key, &o.ver)
+			})
+			if err != nil {
+				yield(HeldObject{}, fmt.Errorf("media of hold %d: %w", holdID, err))
+				return
+			}
+			msgs := 0
+			for _, o := range batch {
+				if o.msg != after {
+					msgs++
+					after = o.msg
+				}
+				if o.sid != nil && !yield(HeldObject{MediaSID: *o.sid, Key: *o.key, VersionID: *o.ver}, nil) {
+					return
+				}
+			}
+			if msgs < heldBatch {
+				return
+			}
+		}
+	}
 }
 
-// holdCovers joins a hold h to the messages g it covers.
+// coveredAfter is coveredBy for a batch: the first heldBatch messages with
+// a SID after $3, each arm in its index's order (messages pkey,
+// messages_from_sid, messages_to_sid).
+var coveredAfter = func() string {
+	arm := func(cond string) string {
+		return `(SELECT g.sid, g.from_number, g.to_number, g.date_sent, g.date_created FROM messages g
+		WHERE ` + cond + ` AND g.sid > $3 AND ` + holdSent + `
+		ORDER BY g.sid LIMIT ` + fmt.Sprint(heldBatch) + `)`
+	}
+	return arm(`g.sid = ANY (h.message_sids)`) + ` UNION ALL ` + arm(`g.from_number = h.from_number`) +
+		` UNION ALL ` + arm(`g.to_number = h.to_number`)
+}()
+
+// holdCovers joins a hold h to the messages g it covers, as one condition:
+// for a single message (held()). To list a hold's messages, coveredBy reads
+// them through indexes.
 const holdCovers = `(g.sid = ANY (h.message_sids) OR g.from_number = h.from_number OR g.to_number = h.to_number)
 		AND (h.since IS NULL OR coalesce(g.date_sent, g.date_created) >= h.since)
 		AND (h.until IS NULL OR coalesce(g.date_sent, g.date_created) < h.until)`
+
+// coveredBy selects the messages g a hold h (from the enclosing query, for
+// LATERAL) covers: one arm per kind of hold, each able to use its index
+// (message SIDs: the messages pkey; from: messages_from; to: messages_to).
+// A hold has exactly one of the three, so the arms never overlap. The
+// single OR condition (holdCovers) can use none of them.
+const coveredBy = `
+		SELECT g.sid, g.from_number, g.to_number, g.date_sent, g.date_created FROM messages g
+		WHERE g.sid = ANY (h.message_sids) AND ` + holdSent + `
+		UNION ALL
+		SELECT g.sid, g.from_number, g.to_number, g.date_sent, g.date_created FROM messages g
+		WHERE g.from_number = h.from_number AND ` + holdSent + `
+		UNION ALL
+		SELECT g.sid, g.from_number, g.to_number, g.date_sent, g.date_created FROM messages g
+		WHERE g.to_number = h.to_number AND ` + holdSent
+
+// holdSent is a hold h's optional date range over messages g.
+const holdSent = `(h.since IS NULL OR coalesce(g.date_sent, g.date_created) >= h.since)
+		  AND (h.until IS NULL OR coalesce(g.date_sent, g.date_created) < h.until)`
+
+// holdOutOfSync is true for an archived media m of a message g that hold h
+// covers whose S3 legal hold is not confirmed to follow h: while h is
+// active, not confirmed ON; once released, not confirmed OFF and kept by
+// no other hold.
+const holdOutOfSync = `CASE WHEN h.released_at IS NULL THEN m.legal_hold_s3 IS NOT TRUE
+		ELSE m.legal_hold_s3 IS NOT FALSE AND NOT held(g.sid, g.from_number, g.to_number, coalesce(g.date_sent, g.date_created)) END`
+
+// holdUnsynced is true for a hold h whose S3 legal holds are not yet known
+// to be in place (active) or lifted (released); the holds_unsynced index.
+const holdUnsynced = `((h.released_at IS NULL AND h.applied_at IS NULL) OR (h.released_at IS NOT NULL AND h.lifted_at IS NULL))`
+
+// MarkHoldsSynced records, of the holds not yet applied or lifted (only
+// hold id, when not 0), those that have no object left in the store at loc
+// whose S3 legal hold differs from what they require: applied for an active
+// hold, lifted for a released one. From then on only objects whose state is
+// unknown are swept for them (LegalHoldsToSync).
+func (c *Catalog) MarkHoldsSynced(ctx context.Context, loc Location, id int64) error {
+	if _, err := c.pool.Exec(ctx, `
+		UPDATE holds h SET applied_at = CASE WHEN h.released_at IS NULL THEN now() ELSE h.applied_at END,
+			lifted_at = CASE WHEN h.released_at IS NOT NULL THEN now() ELSE h.lifted_at END
+		WHERE `+holdUnsynced+` AND ($3 = 0 OR h.id = $3) AND NOT EXISTS (
+			SELECT 1 FROM (`+coveredBy+`) g
+			JOIN media m ON m.message_sid = g.sid AND m.object_key IS NOT NULL
+			WHERE m.store = $1 AND m.bucket = $2 AND `+holdOutOfSync+`)`, loc.Kind, loc.Bucket, id); err != nil {
+		return fmt.Errorf("mark holds synced: %w", err)
+	}
+	return nil
+}
+
+// UnsyncedHolds lists the holds not yet applied or lifted, oldest first,
+// and whether each is still active.
+func (c *Catalog) UnsyncedHolds(ctx context.Context) (map[int64]bool, error) {
+	rows, err := c.pool.Query(ctx, `SELECT h.id, h.released_at IS NULL FROM holds h WHERE `+holdUnsynced)
+	if err != nil {
+		return nil, fmt.Errorf("unsynced holds: %w", err)
+	}
+	holds := map[int64]bool{}
+	var id int64
+	var active bool
+	if _, err := pgx.ForEachRow(rows, []any{&id, &active}, func() error { holds[id] = active; return nil }); err != nil {
+		return nil, fmt.Errorf("unsynced holds: %w", err)
+	}
+	return holds, nil
+}
 
 // heldObjects pages through query, whose $1 and $2 are loc's kind and
 // bucket, $3 the last media SID yielded, and $4… the extra args.

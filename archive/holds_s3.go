@@ -40,54 +40,101 @@ func (c *Catalog) MediaLegalHold(ctx context.Context, sid string) (LegalHoldStat
 
 // ConfirmLegalHold records that S3 accepted the media's legal hold as on;
 // was is the confirmed state read before the S3 call. Call it only after
-// the store confirmed the change. When another worker confirmed a change
-// meanwhile, the two S3 calls may have landed in either order: the state
-// becomes unknown (NULL), so a held object is set again by the reconciler
-// rather than trusted.
+// the store confirmed the change. When another worker confirmed a
+// different state meanwhile, the two S3 calls may have landed in either
+// order: the state becomes unknown (NULL), so the object is set again by
+// the reconciler rather than trusted. One that confirmed the same state
+// keeps it: both PUTs set the same value, whichever landed last, and
+// wiping it would have two workers syncing the same object unconfirm each
+// other for ever.
+//
+// A confirmed state that agreed with the holds in force may have been
+// trusted (hold:apply skips what is confirmed): when on replaces it and
+// the holds now want the old state back (a hold placed while this worker
+// lifted the object), the state becomes unknown too, so the sweep sets it
+// again. The shared holds lock orders this check with AddHold's commit.
 func (c *Catalog) ConfirmLegalHold(ctx context.Context, sid string, on bool, was *bool) error {
-	if _, err := c.pool.Exec(ctx, `
-		UPDATE media SET legal_hold_s3 = CASE WHEN legal_hold_s3 IS NOT DISTINCT FROM $3::boolean THEN $2::boolean END
-		WHERE sid = $1`, sid, on, was); err != nil {
+	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock_shared($1)`, holdsLock); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `
+			UPDATE media m SET legal_hold_s3 = CASE
+				WHEN m.legal_hold_s3 = $2::boolean THEN $2::boolean
+				WHEN m.legal_hold_s3 IS NOT DISTINCT FROM $3::boolean THEN CASE
+					WHEN $3::boolean IS NOT NULL AND
+						$2::boolean <> held(g.sid, g.from_number, g.to_number, coalesce(g.date_sent, g.date_created)) THEN NULL
+					ELSE $2::boolean END
+				END
+			FROM messages g WHERE m.sid = $1 AND g.sid = m.message_sid`, sid, on, was)
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("confirm legal hold of media %s: %w", sid, err)
 	}
 	return nil
 }
 
-// legalHoldsOutOfSync selects, in the store at $1/$2, the archived objects
-// whose confirmed S3 legal hold differs from what the holds in force
-// require: held but not confirmed on, or confirmed on but no longer held.
+// legalHoldsOutOfSync selects, in the store at $1/$2 and after media SID
+// $3, the archived objects whose S3 legal hold is not known to follow the
+// holds in force: those whose state is unknown (the
+// media_legal_hold_s3_unknown index), and those of the holds not yet
+// applied or lifted that differ from what the hold requires. Once every
+// hold is applied or lifted, it reads only the unknown ones: the cost of a
+// pass does not grow with the media held.
 const legalHoldsOutOfSync = `
 	WITH out_of_sync AS (
-		SELECT m.sid FROM holds h JOIN messages g ON ` + holdCovers + `
-		JOIN media m ON m.message_sid = g.sid AND m.object_key IS NOT NULL
-		WHERE h.released_at IS NULL AND m.legal_hold_s3 IS NOT TRUE
+		SELECT m.sid FROM media m
+		WHERE m.legal_hold_s3 IS NULL AND m.object_key IS NOT NULL AND m.store = $1 AND m.bucket = $2 AND m.sid > $3
 		UNION
-		SELECT m.sid FROM media m JOIN messages g ON g.sid = m.message_sid
-		WHERE m.legal_hold_s3 AND NOT held(g.sid, g.from_number, g.to_number, coalesce(g.date_sent, g.date_created))
+		SELECT m.sid FROM holds h CROSS JOIN LATERAL (` + coveredBy + `) g
+		JOIN media m ON m.message_sid = g.sid AND m.object_key IS NOT NULL
+		WHERE ` + holdUnsynced + ` AND m.store = $1 AND m.bucket = $2 AND m.sid > $3 AND ` + holdOutOfSync + `
 	)
 	SELECT m.sid, m.object_key, coalesce(m.version_id, '')
-	FROM out_of_sync o JOIN media m ON m.sid = o.sid
-	WHERE m.store = $1 AND m.bucket = $2`
+	FROM out_of_sync o JOIN media m ON m.sid = o.sid`
 
 // LegalHoldsToSync yields the archived objects in the store at loc whose
-// S3 legal hold is not confirmed to be what the holds in force require,
-// in keyset batches by media SID (no connection held between them).
+// S3 legal hold is not known to be what the holds in force require, in
+// keyset batches by media SID (no connection held between them): for hold
+// list, which shows the first few. Its cost grows with the holds not yet
+// applied; the reconciler sweeps UnknownLegalHolds instead.
 func (c *Catalog) LegalHoldsToSync(ctx context.Context, loc Location) iter.Seq2[HeldObject, error] {
-	return c.heldObjects(ctx, "legal holds to sync", legalHoldsOutOfSync+` AND m.sid > $3
+	return c.heldObjects(ctx, "legal holds to sync", legalHoldsOutOfSync+`
+		ORDER BY m.sid LIMIT `+fmt.Sprint(heldBatch), loc)
+}
+
+// UnknownLegalHolds yields the archived objects in the store at loc whose
+// S3 legal hold is unknown (never confirmed, or confirmations that
+// disagreed), in keyset batches by media SID through the
+// media_legal_hold_s3_unknown index: the reconciler's sweep, whose cost is
+// that of the unknown objects, however many media are held. The objects of
+// a hold not yet applied or lifted are hold:apply's, which the reconciler
+// queues again.
+func (c *Catalog) UnknownLegalHolds(ctx context.Context, loc Location) iter.Seq2[HeldObject, error] {
+	return c.heldObjects(ctx, "unknown legal holds", `
+		SELECT m.sid, m.object_key, coalesce(m.version_id, '') FROM media m
+		WHERE m.legal_hold_s3 IS NULL AND m.object_key IS NOT NULL AND m.store = $1 AND m.bucket = $2 AND m.sid > $3
 		ORDER BY m.sid LIMIT `+fmt.Sprint(heldBatch), loc)
 }
 
 // UnconfirmedLegalHolds counts, per hold, the objects in the store at loc
-// it covers whose S3 legal hold is not yet confirmed to follow it: for an
-// active hold, objects not confirmed on; for a released one, objects still
-// confirmed on that no other hold keeps.
+// it covers whose S3 legal hold is not yet confirmed to follow it. For a
+// hold not yet applied (or, released, not yet lifted): those not confirmed
+// ON (or still confirmed ON, kept by no other hold). For an applied active
+// hold: those whose state is unknown. Released holds already lifted are
+// not counted at all, so the cost does not grow with every hold ever
+// placed.
 func (c *Catalog) UnconfirmedLegalHolds(ctx context.Context, loc Location) (map[int64]int, error) {
 	rows, err := c.pool.Query(ctx, `
-		SELECT h.id, count(*) FROM holds h JOIN messages g ON `+holdCovers+`
+		SELECT h.id, count(*) FROM holds h CROSS JOIN LATERAL (`+coveredBy+`) g
 		JOIN media m ON m.message_sid = g.sid AND m.object_key IS NOT NULL
-		WHERE m.store = $1 AND m.bucket = $2 AND CASE
-			WHEN h.released_at IS NULL THEN m.legal_hold_s3 IS NOT TRUE
-			ELSE m.legal_hold_s3 AND NOT held(g.sid, g.from_number, g.to_number, coalesce(g.date_sent, g.date_created)) END
+		WHERE `+holdUnsynced+` AND m.store = $1 AND m.bucket = $2 AND `+holdOutOfSync+`
+		GROUP BY h.id
+		UNION ALL
+		SELECT h.id, count(*) FROM media m JOIN messages g ON g.sid = m.message_sid
+		JOIN holds h ON h.released_at IS NULL AND h.applied_at IS NOT NULL AND `+holdCovers+`
+		WHERE m.legal_hold_s3 IS NULL AND m.object_key IS NOT NULL AND m.store = $1 AND m.bucket = $2
 		GROUP BY h.id`, loc.Kind, loc.Bucket)
 	if err != nil {
 		return nil, fmt.Errorf("unconfirmed legal holds: %w", err)

@@ -226,6 +226,9 @@ func advanceWatermark(ctx context.Context, tx pgx.Tx, policy string) error {
 // SeedDeletes joins to a policy run every archived media of its account
 // (and filters) whose message was sent before the run's delete_before, so
 // they are deleted by this run. Media joined already keep their state.
+// Media a hold covers are left out: a hold on a million media would
+// otherwise cost a million delete tasks (and S3 HEADs) every run; the next
+// run after the hold's release seeds them.
 func (c *Catalog) SeedDeletes(ctx context.Context, run Run) (int64, error) {
 	if !run.Delete || run.DeleteBefore.IsZero() {
 		return 0, nil
@@ -238,6 +241,7 @@ func (c *Catalog) SeedDeletes(ctx context.Context, run Run) (int64, error) {
 		WHERE m.state = 'archived' AND m.account_sid = $2
 		  AND coalesce(g.date_sent, g.date_created) < $3
 		  AND ($4 = '' OR g.from_number = $4) AND ($5 = '' OR g.to_number = $5)
+		  AND NOT EXISTS (SELECT 1 FROM holds h WHERE h.released_at IS NULL AND `+holdCovers+`)
 		ON CONFLICT (run_id, media_sid) DO NOTHING`,
 		run.ID, run.AccountSID, run.DeleteBefore, run.From, run.To)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -41,6 +42,9 @@ type Handlers struct {
 	anchorNow chan struct{}
 
 	windowsReleased int
+
+	// reconcileStart rotates the run each Reconcile pass begins with.
+	reconcileStart atomic.Uint64
 
 	destMu sync.Mutex
 	dests  map[string]exportDest // export destinations opened so far, by URL

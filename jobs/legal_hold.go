@@ -62,33 +62,67 @@ func (h *Handlers) ApplyHold(ctx context.Context, t *asynq.Task) error {
 		}
 		n++
 	}
+	// Applied (or lifted) once nothing is left: from then on the
+	// reconciler sweeps only objects whose state is unknown for it.
+	if err := h.catalog.MarkHoldsSynced(ctx, h.store.Location(), p.HoldID); err != nil {
+		return err
+	}
 	h.log.Info().Int64("hold", p.HoldID).Str("event", p.Event).Int("objects", n).Msg("S3 legal holds applied")
 	return nil
 }
 
-// SyncLegalHolds sets the S3 legal hold of up to limit objects whose hold
-// is not confirmed to be what the holds in force require: those a failed
-// or lost hold:apply, or a worker that died after archiving, left behind.
-// The reconciler calls it each pass.
+// SyncLegalHolds keeps S3 legal holds in line with the holds in force
+// after a failed or lost hold:apply, or a worker that died after
+// archiving: it queues again hold:apply for each hold not yet applied (or,
+// released, lifted), and sets the S3 legal hold of up to limit objects
+// whose state is unknown, within three quarters of what is left of ctx.
+// The reconciler calls it each pass; once every hold is applied it reads
+// only the unknown objects, however many media are held.
 func (h *Handlers) SyncLegalHolds(ctx context.Context, limit int) error {
 	if !h.legalHolds {
 		return nil
 	}
+	unsynced, err := h.catalog.UnsyncedHolds(ctx)
+	if err != nil {
+		return err
+	}
+	if h.enqueuer != nil {
+		enqueue := h.enqueuer.RequeueIn(ctx)
+		for id, active := range unsynced {
+			event := "released"
+			if active {
+				event = "added"
+			}
+			if err := enqueue(NewApplyHoldTask(h.queues, ApplyHoldPayload{HoldID: id, Event: event})); err != nil {
+				return err
+			}
+		}
+	}
+	// The sweep leaves a quarter of the pass for recording the holds done.
+	sctx, cancel := context.WithCancel(ctx)
+	if dl, ok := ctx.Deadline(); ok {
+		cancel()
+		sctx, cancel = context.WithDeadline(ctx, time.Now().Add(time.Until(dl)*3/4))
+	}
+	defer cancel()
 	n, failed := 0, 0
 	var first error
-	for o, err := range h.catalog.LegalHoldsToSync(ctx, h.store.Location()) {
+	for o, err := range h.catalog.UnknownLegalHolds(sctx, h.store.Location()) {
 		if err != nil {
+			if sctx.Err() != nil && ctx.Err() == nil {
+				break // this pass's share is spent; the next pass goes on
+			}
 			return err
 		}
 		// One object's failure must not keep the others unprotected.
-		if err := h.syncLegalHold(ctx, o.MediaSID, o.Key, o.VersionID); err != nil {
+		if err := h.syncLegalHold(sctx, o.MediaSID, o.Key, o.VersionID); err != nil {
 			if failed++; first == nil {
 				first = err
 			}
 		} else {
 			n++
 		}
-		if n+failed >= limit || ctx.Err() != nil {
+		if n+failed >= limit || sctx.Err() != nil {
 			break
 		}
 	}

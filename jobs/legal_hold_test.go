@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/hibiken/asynq"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
@@ -43,6 +44,18 @@ type holdBundle struct {
 	store   *flakyHolds
 	run     uuid.UUID
 	n       int
+	redis   *testenv.Redis
+}
+
+// queued says whether the hold:apply task of a hold's event is queued.
+func (b *holdBundle) queued(t *testing.T, id int64, event string) bool {
+	t.Helper()
+	_, err := asynq.NewInspectorFromRedisClient(b.redis.Client).GetTaskInfo(b.h.queues.List, fmt.Sprintf("hold:%d:%s", id, event))
+	if errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound) {
+		return false
+	}
+	require.NoError(t, err)
+	return true
 }
 
 // holdSetup returns handlers on an Object-Lock bucket and a catalog whose
@@ -65,10 +78,12 @@ func holdSetup(t *testing.T, maxConns int) *holdBundle {
 		UsePathStyle: true, Credentials: srv.Credentials(),
 	})
 	require.NoError(t, err)
-	b := &holdBundle{catalog: archive.NewCatalog(pool), store: &flakyHolds{S3Store: s3}}
+	b := &holdBundle{catalog: archive.NewCatalog(pool), store: &flakyHolds{S3Store: s3}, redis: testenv.NewRedis(t)}
 	tw, err := twilio.New(testAccount, twilio.WithAuthToken("unused"))
 	require.NoError(t, err)
-	b.h = &Handlers{catalog: b.catalog, twilio: tw, store: b.store, legalHolds: true, log: zerolog.Nop(), requeueBatch: 1000}
+	q := QueuesFor(b.redis.Namespace)
+	b.h = &Handlers{catalog: b.catalog, twilio: tw, store: b.store, legalHolds: true, log: zerolog.Nop(), requeueBatch: 1000,
+		queues: q, enqueuer: NewEnqueuer(b.redis.Client, q)}
 	run, err := b.catalog.CreateRun(t.Context(), archive.RunSpec{Kind: archive.KindBackfill, AccountSID: testAccount,
 		Since: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), Until: time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC), Actor: "test"})
 	require.NoError(t, err)
@@ -187,16 +202,20 @@ func TestS3LegalHoldThatFailedIsSetLater(t *testing.T) {
 	_, media = b.unconfirmed(t)
 	require.Empty(t, media)
 
-	// Released, and the lift fails once (and its task is then lost): the
-	// objects stay shown until a pass lifts them.
+	// Released, its task lost: a pass queues the lift again. The lift
+	// fails at its first object: the objects stay shown until its retry
+	// lifts them.
 	_, err = b.catalog.ReleaseHold(ctx, id, "test", "done")
 	require.NoError(t, err)
-	b.store.fail.Store(1)
-	require.Error(t, b.h.SyncLegalHolds(ctx, 100))
-	perHold, media = b.unconfirmed(t)
-	require.Equal(t, 1, perHold[id], "one lift failed")
-	require.Len(t, media, 1)
+	require.False(t, b.queued(t, id, "released"))
 	require.NoError(t, b.h.SyncLegalHolds(ctx, 100))
+	require.True(t, b.queued(t, id, "released"), "the pass queues the lost lift again")
+	b.store.fail.Store(1)
+	require.Error(t, b.apply(ctx, id, "released"))
+	perHold, media = b.unconfirmed(t)
+	require.Equal(t, 3, perHold[id], "the lift failed")
+	require.Len(t, media, 3)
+	require.NoError(t, b.apply(ctx, id, "released"), "the retry")
 	for _, key := range []string{firstKey, secondKey, thirdKey} {
 		require.False(t, b.s3Hold(t, key), key)
 	}
@@ -264,4 +283,109 @@ func TestInterleavedLegalHoldConfirmationsAreNotTrusted(t *testing.T) {
 	require.Equal(t, []string{sid}, media, "an object S3 left without its hold is not taken as confirmed")
 	require.NoError(t, b.h.SyncLegalHolds(ctx, 100))
 	require.True(t, b.s3Hold(t, key))
+}
+
+// Two workers syncing the same object at once (both read it unconfirmed,
+// both PUT ON) leave it confirmed ON: confirmations that agree keep each
+// other, instead of the second wiping the first and the object being set
+// again every pass.
+func TestAgreeingLegalHoldConfirmationsKeepEachOther(t *testing.T) {
+	t.Parallel()
+	b := holdSetup(t, 0)
+	ctx := t.Context()
+	const customer = "+15550100003"
+	sid, key := b.archive(t, customer)
+	b.hold(t, customer)
+	a, err := b.catalog.MediaLegalHold(ctx, sid)
+	require.NoError(t, err)
+	c, err := b.catalog.MediaLegalHold(ctx, sid)
+	require.NoError(t, err)
+	require.True(t, a.Want)
+	require.Nil(t, a.Confirmed)
+
+	require.NoError(t, b.store.SetLegalHold(ctx, key, "", true))
+	require.NoError(t, b.store.SetLegalHold(ctx, key, "", true))
+	require.NoError(t, b.catalog.ConfirmLegalHold(ctx, sid, true, a.Confirmed))
+	require.NoError(t, b.catalog.ConfirmLegalHold(ctx, sid, true, c.Confirmed))
+
+	st, err := b.catalog.MediaLegalHold(ctx, sid)
+	require.NoError(t, err)
+	require.NotNil(t, st.Confirmed, "agreeing confirmations wiped each other")
+	require.True(t, *st.Confirmed)
+	_, media := b.unconfirmed(t)
+	require.Empty(t, media)
+}
+
+// Once hold:apply has set a hold's objects, the hold is recorded applied:
+// its retries and the reconciler's passes no longer read its confirmed
+// objects (a pass reads only objects whose state is unknown), and once it
+// is released and lifted, hold list no longer counts it.
+func TestAppliedHoldsAreNotReadAgain(t *testing.T) {
+	t.Parallel()
+	b := holdSetup(t, 0)
+	ctx := t.Context()
+	const customer = "+15550100004"
+	var keys []string
+	for range 3 {
+		_, key := b.archive(t, customer)
+		keys = append(keys, key)
+	}
+	other, _ := b.archive(t, "+15550100005") // covered by no hold
+	id := b.hold(t, customer)
+	state := func() (applied, lifted bool) {
+		require.NoError(t, b.catalog.Pool().QueryRow(ctx, `SELECT applied_at IS NOT NULL, lifted_at IS NOT NULL
+			FROM holds WHERE id = $1`, id).Scan(&applied, &lifted))
+		return applied, lifted
+	}
+	heldMedia := func() int {
+		n := 0
+		for _, err := range b.catalog.HeldMedia(ctx, id, b.store.Location()) {
+			require.NoError(t, err)
+			n++
+		}
+		return n
+	}
+	require.Equal(t, 3, heldMedia())
+	applied, _ := state()
+	require.False(t, applied)
+
+	require.NoError(t, b.apply(ctx, id, "added"))
+	applied, _ = state()
+	require.True(t, applied, "hold:apply records the hold applied")
+	require.Zero(t, heldMedia(), "a retry reads no object already confirmed")
+	_, media := b.unconfirmed(t)
+	require.Equal(t, []string{other}, media, "only the object never confirmed is swept")
+	require.NoError(t, b.h.SyncLegalHolds(ctx, 100))
+	perHold, media := b.unconfirmed(t)
+	require.Empty(t, perHold)
+	require.Empty(t, media)
+
+	// A confirmation lost (two that disagreed): unknown, swept and counted.
+	_, err := b.catalog.Pool().Exec(ctx, `UPDATE media SET legal_hold_s3 = NULL WHERE object_key = $1`, keys[0])
+	require.NoError(t, err)
+	perHold, media = b.unconfirmed(t)
+	require.Equal(t, map[int64]int{id: 1}, perHold)
+	require.Len(t, media, 1)
+	require.NoError(t, b.h.SyncLegalHolds(ctx, 100))
+	perHold, _ = b.unconfirmed(t)
+	require.Empty(t, perHold)
+
+	// Released: the lift reads the objects still ON, and records the hold
+	// lifted.
+	_, err = b.catalog.ReleaseHold(ctx, id, "test", "done")
+	require.NoError(t, err)
+	require.Equal(t, 3, heldMedia(), "the lift reads the objects still ON")
+	perHold, _ = b.unconfirmed(t)
+	require.Equal(t, map[int64]int{id: 3}, perHold)
+	require.NoError(t, b.apply(ctx, id, "released"))
+	_, lifted := state()
+	require.True(t, lifted, "hold:apply records the hold lifted")
+	require.NoError(t, b.h.SyncLegalHolds(ctx, 100))
+	require.False(t, b.queued(t, id, "released"), "a lifted hold is not queued again")
+	perHold, media = b.unconfirmed(t)
+	require.Empty(t, perHold, "a lifted hold is not counted")
+	require.Empty(t, media)
+	for _, key := range keys {
+		require.False(t, b.s3Hold(t, key), key)
+	}
 }

@@ -331,6 +331,9 @@ func (h *Handlers) DeleteMedia(ctx context.Context, t *asynq.Task) error {
 	if err := h.catalog.ClaimDelete(ctx, it.SID, it.Size, it.SHA256); err != nil {
 		switch {
 		case errors.Is(err, archive.ErrHeld):
+			// Refused before any claim: the run's outcome is held, with
+			// an audit row only if an earlier attempt's claim or lease
+			// was stopped (see ReleaseHeldDelete).
 			return h.heldDelete(ctx, run, it.SID, false)
 		case errors.Is(err, archive.ErrNotDeletable):
 			return h.mediaError(ctx, run.ID, it.SID, permanent(err))

@@ -2,8 +2,11 @@ package jobs
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/mediasync/mediasync/archive"
@@ -14,43 +17,74 @@ import (
 // data, or when a worker died between a commit and an enqueue. Task IDs
 // make a task that is still queued a no-op, and handlers check their rows,
 // so reconciling too often costs little and never duplicates work.
+//
+// One run's failure or slowness does not starve the others: each run gets
+// its share of what is left of ctx's deadline, a run that fails is logged
+// and the next one reconciled, and each pass starts one run further along,
+// so a run that always times out is not always first. It returns the
+// runs' errors joined.
 func (h *Handlers) Reconcile(ctx context.Context, stale time.Duration) error {
 	runs, err := h.catalog.UnfinishedRuns(ctx)
 	if err != nil {
 		return err
 	}
 	cutoff := time.Now().Add(-stale)
-	for _, run := range runs {
+	var errs []error
+	start := 0
+	if len(runs) > 0 {
+		start = int((h.reconcileStart.Add(1) - 1) % uint64(len(runs)))
+	}
+	for i := range runs {
+		if ctx.Err() != nil {
+			errs = append(errs, ctx.Err())
+			break
+		}
+		run := runs[(start+i)%len(runs)]
 		if run.AccountSID != h.twilio.AccountSID() {
 			continue // another fleet's run
 		}
-		if run.State == archive.RunQueued {
-			if run.CreatedAt.Before(cutoff) {
-				if err := h.enqueuer.RequeueIn(ctx)(NewStartRunTask(h.queues, run.ID)); err != nil {
-					return err
-				}
-			}
-			continue
-		}
-		if run.Kind == archive.KindExport {
-			if err := h.reconcileExport(ctx, run, cutoff); err != nil {
-				return err
-			}
-			continue
-		}
-		// Only released windows have a page task to lose; the rest are
-		// released as listing advances.
-		if err := h.queueWindows(ctx, run, h.enqueuer.RequeueIn(ctx)); err != nil {
-			return err
-		}
-		if err := h.requeue(ctx, run, cutoff); err != nil {
-			return err
-		}
-		if err := h.finish(ctx, run.ID); err != nil {
-			return err
+		rctx, cancel := shareOf(ctx, len(runs)-i)
+		err := h.reconcileRun(rctx, run, cutoff)
+		cancel()
+		if err != nil {
+			h.log.Warn().Err(err).Str("run_id", run.ID.String()).Msg("reconcile run")
+			errs = append(errs, fmt.Errorf("run %s: %w", run.ID, err))
 		}
 	}
-	return nil
+	return errors.Join(errs...)
+}
+
+// shareOf returns ctx bounded to a 1/n share of what is left of its
+// deadline (at least minShare), so n tasks each get a turn.
+func shareOf(ctx context.Context, n int) (context.Context, context.CancelFunc) {
+	const minShare = time.Second
+	dl, ok := ctx.Deadline()
+	if !ok || n <= 1 {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, max(time.Until(dl)/time.Duration(n), minShare))
+}
+
+// reconcileRun queues again the lost work of one unfinished run.
+func (h *Handlers) reconcileRun(ctx context.Context, run archive.Run, cutoff time.Time) error {
+	if run.State == archive.RunQueued {
+		if run.CreatedAt.Before(cutoff) {
+			return h.enqueuer.RequeueIn(ctx)(NewStartRunTask(h.queues, run.ID))
+		}
+		return nil
+	}
+	if run.Kind == archive.KindExport {
+		return h.reconcileExport(ctx, run, cutoff)
+	}
+	// Only released windows have a page task to lose; the rest are
+	// released as listing advances.
+	if err := h.queueWindows(ctx, run, h.enqueuer.RequeueIn(ctx)); err != nil {
+		return err
+	}
+	if err := h.requeue(ctx, run, cutoff); err != nil {
+		return err
+	}
+	return h.finish(ctx, run.ID)
 }
 
 // requeue queues a run's outstanding messages and media last touched
@@ -86,35 +120,63 @@ func (h *Handlers) requeue(ctx context.Context, run archive.Run, cutoff time.Tim
 }
 
 // ReconcileLoop runs Reconcile and SyncLegalHolds every interval until ctx
-// ends, each pass within Deps.PassTimeout. Across a fleet, a Redis lock
-// lets one worker at a time do it.
+// ends, each pass within Deps.PassTimeout: three quarters of it for the
+// runs, the rest for S3 legal holds, each with its own deadline so slow runs
+// never leave the holds none. Across a fleet, a Redis lock lets one worker
+// at a time do it.
 func (h *Handlers) ReconcileLoop(ctx context.Context, rdb redis.UniversalClient, lockKey string, interval, stale time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
-	// The lock expires before the next tick, so a worker that dies holding
-	// it delays reconciliation by one interval at most.
-	ttl := max(interval*9/10, time.Millisecond)
+	// The lock outlives the longest pass, so no two workers pass at once
+	// (two syncing the same S3 legal holds would do every PUT twice), and
+	// is deleted when the pass ends; a worker that dies holding it delays
+	// reconciliation by one pass timeout at most.
+	ttl := h.passTimeout + time.Second
+	runsBudget := h.passTimeout * 3 / 4
 	for {
-		// A pass has a deadline: a Postgres, Redis or S3 that stops
-		// answering fails this pass, not every pass after it.
-		pctx, cancel := context.WithTimeout(ctx, h.passTimeout)
-		ok, err := rdb.SetNX(pctx, lockKey, "1", ttl).Result()
-		switch {
-		case err != nil && ctx.Err() == nil:
-			h.log.Warn().Err(err).Msg("reconcile: lock")
-		case ok:
-			if err := h.Reconcile(pctx, stale); err != nil && ctx.Err() == nil {
-				h.log.Warn().Err(err).Msg("reconcile")
-			}
-			if err := h.SyncLegalHolds(pctx, h.requeueBatch); err != nil && ctx.Err() == nil {
-				h.log.Warn().Err(err).Msg("reconcile: S3 legal holds")
-			}
-		}
-		cancel()
+		h.reconcilePass(ctx, rdb, lockKey, ttl, runsBudget, stale)
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
+	}
+}
+
+// unlockScript deletes a lock only if it still holds this pass's token: one
+// that expired and was taken by another worker is left alone.
+var unlockScript = redis.NewScript(`if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", KEYS[1]) end return 0`)
+
+func (h *Handlers) reconcilePass(ctx context.Context, rdb redis.UniversalClient, lockKey string, ttl, runsBudget, stale time.Duration) {
+	// A pass has a deadline: a Postgres, Redis or S3 that stops answering
+	// fails this pass, not every pass after it.
+	lctx, cancel := context.WithTimeout(ctx, h.passTimeout)
+	defer cancel()
+	token := uuid.NewString()
+	ok, err := rdb.SetNX(lctx, lockKey, token, ttl).Result()
+	if err != nil {
+		if ctx.Err() == nil {
+			h.log.Warn().Err(err).Msg("reconcile: lock")
+		}
+		return
+	}
+	if !ok {
+		return
+	}
+	defer func() {
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := unlockScript.Run(uctx, rdb, []string{lockKey}, token).Err(); err != nil && ctx.Err() == nil {
+			h.log.Warn().Err(err).Msg("reconcile: unlock")
+		}
+	}()
+	rctx, rcancel := context.WithTimeout(lctx, runsBudget)
+	err = h.Reconcile(rctx, stale)
+	rcancel()
+	if err != nil && ctx.Err() == nil {
+		h.log.Warn().Err(err).Msg("reconcile")
+	}
+	if err := h.SyncLegalHolds(lctx, h.requeueBatch); err != nil && ctx.Err() == nil {
+		h.log.Warn().Err(err).Msg("reconcile: S3 legal holds")
 	}
 }

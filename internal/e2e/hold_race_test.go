@@ -21,8 +21,11 @@ import (
 // A legal hold placed while a --delete run has many deletes claimed and
 // queued behind a slow Twilio wins every race: once `enqueue hold add` has
 // returned, no DELETE of a media it covers reaches Twilio. Each covered
-// media ends held (with an audit row) unless its delete had already gone
-// out; every other media is deleted and the run finishes.
+// media ends held unless its delete had already gone
+// out; every other media is deleted and the run finishes. A covered media
+// whose delete was claimed has exactly one audit row saying the hold
+// stopped it; one refused before its claim has none (the hold's own row
+// says what it covers).
 func TestHoldWinsRaceWithClaimedDeletes(t *testing.T) {
 	t.Parallel()
 	d := e2etest.New(t, e2etest.Options{Emulator: twiliotest.Config{Faults: twiliotest.Faults{
@@ -73,9 +76,11 @@ func TestHoldWinsRaceWithClaimedDeletes(t *testing.T) {
 
 	// Hold the media claimed and waiting now, and every other one of those
 	// not yet claimed.
-	covered := map[string]bool{} // media SIDs
+	covered := map[string]bool{}       // media SIDs
+	claimedAtHold := map[string]bool{} // of them, those claimed and waiting
 	for _, sid := range claimedNow() {
 		covered[sid] = true
+		claimedAtHold[sid] = true
 	}
 	waiting := len(covered)
 	deleted := map[string]bool{}
@@ -135,8 +140,12 @@ func TestHoldWinsRaceWithClaimedDeletes(t *testing.T) {
 				archive.AuditDeleteHeld, sid).Scan(&audits); err != nil {
 				t.Fatal(err)
 			}
-			if audits != 1 {
-				t.Errorf("media %s ended held with %d audit rows, want 1", sid, audits)
+			// A delete the hold stopped after its claim is audited once; one
+			// refused before it was claimed is the run's outcome only (it
+			// may have been claimed after claimedNow() was read: at most one).
+			if want := 1; (claimedAtHold[sid] && audits != want) || audits > want {
+				t.Errorf("media %s ended held with %d audit rows, want %d (claimed when held: %v)",
+					sid, audits, want, claimedAtHold[sid])
 			}
 		case state != archive.MediaDeleted:
 			t.Errorf("held media %s ended %s, want held (or deleted before the hold)", sid, state)
