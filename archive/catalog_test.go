@@ -186,7 +186,7 @@ func TestClaimDeleteNeedsMatchingArchivedRow(t *testing.T) {
 }
 
 // A copy archived before copies were judged plausibly the media
-// (plausible_at NULL, as every row archived before migration 00016) cannot
+// (plausible_at NULL, as every row archived before migration 00013) cannot
 // be claimed for delete until MarkPlausible records that judgement, and only
 // for the copy the row records.
 func TestClaimDeleteNeedsPlausibleCopy(t *testing.T) {

@@ -25,7 +25,7 @@ import (
 )
 
 // A copy archived before copies were judged plausibly the media (its row
-// was archived when migration 00016 added plausible_at, so it is NULL) is
+// was archived when migration 00013 added plausible_at, so it is NULL) is
 // read back and judged before any delete. Here one such copy holds what a
 // re-encoding proxy made of the media (faithfully stored: size and SHA-256
 // verify) and another the real bytes. A --delete run deletes the good one,
