@@ -51,7 +51,7 @@ object, mediasync-export-<id>.zip, streamed as it is built.`,
 			if err := (&runFlags{from: from, to: to}).check(); err != nil {
 				return err
 			}
-			if number != "" && !validNumber(number) {
+			if number != "" && !archive.ValidNumber(number) {
 				return usagef("--number %q is not a phone number in E.164 form (+ then 8-15 digits) or a channel address like whatsapp:+15550100", number)
 			}
 			for _, sid := range messages {

@@ -1,0 +1,81 @@
+package archive_test
+
+import (
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/mediasync/mediasync/archive"
+)
+
+// Two accounts setting the same policy name at once: one creates it, the
+// other is refused, and the policy stays whole with the first one's
+// settings, however often they race.
+func TestSetPolicyRefusesAnotherAccountsPolicy(t *testing.T) {
+	t.Parallel()
+	c := newCatalog(t)
+	ctx := t.Context()
+	const other = "AC00000000000000000000000000000002"
+	for i := range 20 {
+		name := "race-" + string(rune('a'+i))
+		var wg sync.WaitGroup
+		errs := make([]error, 2)
+		for j, account := range []string{acct, other} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, errs[j] = c.SetPolicy(ctx, archive.Policy{Name: name, AccountSID: account, Schedule: "@every " + []string{"1h", "2h"}[j]}, "test")
+			}()
+		}
+		wg.Wait()
+		var accountErr *archive.PolicyAccountError
+		winner := -1
+		for j, err := range errs {
+			if err == nil {
+				require.Equal(t, -1, winner, "both accounts set policy %s", name)
+				winner = j
+				continue
+			}
+			require.ErrorAs(t, err, &accountErr)
+		}
+		require.NotEqual(t, -1, winner, "neither account set policy %s: %v", name, errs)
+		p, err := c.GetPolicy(ctx, name)
+		require.NoError(t, err)
+		require.Equal(t, []string{acct, other}[winner], p.AccountSID)
+		require.Equal(t, "@every "+[]string{"1h", "2h"}[winner], p.Schedule, "the loser changed nothing")
+		require.Equal(t, []string{acct, other}[winner], accountErr.Owner)
+	}
+
+	// The owner may update it; the other account still may not.
+	_, err := c.SetPolicy(ctx, archive.Policy{Name: "mine", AccountSID: acct, Schedule: "@every 1h"}, "test")
+	require.NoError(t, err)
+	created, err := c.SetPolicy(ctx, archive.Policy{Name: "mine", AccountSID: acct, Schedule: "@every 3h"}, "test")
+	require.NoError(t, err)
+	require.False(t, created)
+	_, err = c.SetPolicy(ctx, archive.Policy{Name: "mine", AccountSID: other, Schedule: "@every 1h"}, "test")
+	require.ErrorContains(t, err, "policy mine belongs to account "+acct+", not "+other)
+}
+
+// Validate names the field at fault and the value given.
+func TestPolicyValidate(t *testing.T) {
+	t.Parallel()
+	ok := archive.Policy{Name: "p1", Schedule: "@every 1h"}
+	require.NoError(t, ok.Validate())
+	for _, tc := range []struct {
+		p     archive.Policy
+		field string
+		want  string
+	}{
+		{archive.Policy{Name: "no spaces", Schedule: "@every 1h"}, "name", `name "no spaces" is not valid`},
+		{archive.Policy{Name: "p1", Schedule: "every night"}, "schedule", `schedule: schedule "every night"`},
+		{archive.Policy{Name: "p1", Schedule: "@every 1h", ArchiveAfter: 48 * 3600e9, Delete: true, DeleteAfter: 24 * 3600e9}, "delete-after", `delete-after "1d" is shorter than archive-after 2d`},
+		{archive.Policy{Name: "p1", Schedule: "@every 1h", To: "5550100"}, "to", `to "5550100" is not a phone number`},
+	} {
+		err := tc.p.Validate()
+		var ie *archive.InvalidError
+		require.ErrorAs(t, err, &ie)
+		require.Equal(t, tc.field, ie.Field)
+		require.ErrorContains(t, err, tc.want)
+	}
+}
