@@ -52,6 +52,9 @@ func invalid(err error, name func(field string) string) error {
 	return err
 }
 
+// flagName names a field by its flag: "since" is --since.
+func flagName(field string) string { return "--" + field }
+
 // runFailedError is a run that finished with failed media: exit 1.
 type runFailedError struct{ msg string }
 

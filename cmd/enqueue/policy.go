@@ -18,7 +18,7 @@ func policyFlag(field string) string {
 	if field == "name" {
 		return "policy name"
 	}
-	return "--" + field
+	return flagName(field)
 }
 
 func (a *app) policyCmd() *cobra.Command {

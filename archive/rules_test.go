@@ -3,6 +3,7 @@ package archive_test
 import (
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -69,13 +70,36 @@ func TestPolicyValidate(t *testing.T) {
 	}{
 		{archive.Policy{Name: "no spaces", Schedule: "@every 1h"}, "name", `name "no spaces" is not valid`},
 		{archive.Policy{Name: "p1", Schedule: "every night"}, "schedule", `schedule: schedule "every night"`},
-		{archive.Policy{Name: "p1", Schedule: "@every 1h", ArchiveAfter: 48 * 3600e9, Delete: true, DeleteAfter: 24 * 3600e9}, "delete-after", `delete-after "1d" is shorter than archive-after 2d`},
+		{archive.Policy{Name: "p1", Schedule: "@every 1h", ArchiveAfter: 48 * time.Hour, Delete: true, DeleteAfter: 24 * time.Hour}, "delete-after", `delete-after "1d" is shorter than archive-after 2d`},
 		{archive.Policy{Name: "p1", Schedule: "@every 1h", To: "5550100"}, "to", `to "5550100" is not a phone number`},
 	} {
 		err := tc.p.Validate()
 		var ie *archive.InvalidError
 		require.ErrorAs(t, err, &ie)
 		require.Equal(t, tc.field, ie.Field)
+		require.ErrorContains(t, err, tc.want)
+	}
+}
+
+// Hold.Validate names the selector at fault.
+func TestHoldValidate(t *testing.T) {
+	t.Parallel()
+	require.NoError(t, archive.Hold{Reason: "case 1", From: "+15550100123"}.Validate())
+	require.NoError(t, archive.Hold{Reason: "case 1", MessageSIDs: []string{msg1}}.Validate())
+	for _, tc := range []struct {
+		h    archive.Hold
+		want string
+	}{
+		{archive.Hold{Reason: " ", From: "+15550100123"}, "reason is required"},
+		{archive.Hold{Reason: "x"}, "give exactly one of message, from or to"},
+		{archive.Hold{Reason: "x", From: "+15550100123", To: "+15550100124"}, "give exactly one of"},
+		{archive.Hold{Reason: "x", MessageSIDs: []string{"MM1"}}, `message "MM1" is not a message SID`},
+		{archive.Hold{Reason: "x", To: "0100"}, `to "0100" is not a phone number`},
+		{archive.Hold{Reason: "x", To: "+15550100124", Since: time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC), Until: time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)}, "since 2026-02-01 must be before until 2026-02-01"},
+	} {
+		var ie *archive.InvalidError
+		err := tc.h.Validate()
+		require.ErrorAs(t, err, &ie)
 		require.ErrorContains(t, err, tc.want)
 	}
 }
