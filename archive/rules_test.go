@@ -103,3 +103,32 @@ func TestHoldValidate(t *testing.T) {
 		require.ErrorContains(t, err, tc.want)
 	}
 }
+
+// ExportSpec.Validate names the field at fault.
+func TestExportSpecValidate(t *testing.T) {
+	t.Parallel()
+	ok := archive.ExportSpec{Out: "s3://bkt/x", Format: archive.ExportZip, Presign: time.Hour, MessageSIDs: []string{msg1}}
+	require.NoError(t, ok.Validate())
+	for _, tc := range []struct {
+		edit func(*archive.ExportSpec)
+		want string
+	}{
+		{func(s *archive.ExportSpec) { s.Format = "tar" }, `format "tar" is neither dir nor zip`},
+		{func(s *archive.ExportSpec) { s.Out = "" }, "out is required"},
+		{func(s *archive.ExportSpec) { s.Out = "ftp://host/x" }, "out: "},
+		{func(s *archive.ExportSpec) { s.Out = "file:///tmp/x" }, "presign needs an s3:// out"},
+		{func(s *archive.ExportSpec) { s.Presign = 8 * 24 * time.Hour }, `presign "8d" is out of range: a presigned URL is valid for 1s to 7d`},
+		{func(s *archive.ExportSpec) { s.Number = "0100" }, `number "0100" is not a phone number`},
+		{func(s *archive.ExportSpec) { s.MessageSIDs = []string{"SM12"} }, `message "SM12" is not a message SID`},
+		{func(s *archive.ExportSpec) {
+			s.Since, s.Until = time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+		}, "since 2026-04-01 must be before until 2026-03-01"},
+	} {
+		s := ok
+		tc.edit(&s)
+		var ie *archive.InvalidError
+		err := s.Validate()
+		require.ErrorAs(t, err, &ie)
+		require.ErrorContains(t, err, tc.want)
+	}
+}
