@@ -25,11 +25,14 @@ const (
 	ExportZip = "zip" // one zip holding everything, streamed
 )
 
+// ExportState is where a media of an export is (export_media.state).
+type ExportState string
+
 // Export media states.
 const (
-	ExportPending  = "pending"
-	ExportExported = "exported"
-	ExportFailed   = "failed"
+	ExportPending  ExportState = "pending"
+	ExportExported ExportState = "exported"
+	ExportFailed   ExportState = "failed"
 )
 
 // Audit actions of exports (a run.started row records the start).
@@ -111,7 +114,7 @@ type Export struct {
 // ExportItem is one media of an export, with what its manifest line says.
 type ExportItem struct {
 	Seq         int
-	State       string
+	State       ExportState
 	Path        string // inside the export, once exported
 	Error       string
 	Holds       []int64   // active legal holds when it was verified
@@ -473,17 +476,17 @@ func (c *Catalog) FinishExport(ctx context.Context, id uuid.UUID, ok bool, reaso
 		}
 		finished = true
 		var d struct {
-			Out            string `json:"out"`
-			Format         string `json:"format"`
-			OutputKey      string `json:"output_key,omitempty"`
-			ManifestSHA256 string `json:"manifest_sha256,omitempty"`
-			SumsSHA256     string `json:"sha256sums_sha256,omitempty"`
-			Media          int    `json:"media"`
-			Exported       int    `json:"exported"`
-			Failed         int    `json:"failed"`
-			Bytes          int64  `json:"bytes"`
-			State          string `json:"state"`
-			Error          string `json:"error,omitempty"`
+			Out            string   `json:"out"`
+			Format         string   `json:"format"`
+			OutputKey      string   `json:"output_key,omitempty"`
+			ManifestSHA256 string   `json:"manifest_sha256,omitempty"`
+			SumsSHA256     string   `json:"sha256sums_sha256,omitempty"`
+			Media          int      `json:"media"`
+			Exported       int      `json:"exported"`
+			Failed         int      `json:"failed"`
+			Bytes          int64    `json:"bytes"`
+			State          RunState `json:"state"`
+			Error          string   `json:"error,omitempty"`
 		}
 		if err := tx.QueryRow(ctx, `
 			SELECT e.out_url, e.format, coalesce(e.output_key, ''), coalesce(e.manifest_sha256, ''), coalesce(e.sums_sha256, ''),
