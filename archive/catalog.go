@@ -288,15 +288,6 @@ func (c *Catalog) UnfinishedRuns(ctx context.Context) ([]Run, error) {
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Run, error) { return scanRun(r) })
 }
 
-// ListRuns returns the newest runs first.
-func (c *Catalog) ListRuns(ctx context.Context, limit int) ([]Run, error) {
-	rows, err := c.pool.Query(ctx, `SELECT `+runColumns+` FROM runs ORDER BY created_at DESC LIMIT $1`, limit)
-	if err != nil {
-		return nil, fmt.Errorf("list runs: %w", err)
-	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Run, error) { return scanRun(r) })
-}
-
 // runLeftToDo is true while a run (r) has work left: a window to list, a
 // message whose media to list, a media to archive or (with --delete) to
 // delete; a one-message run also waits for its message's row. Each part

@@ -297,16 +297,6 @@ func queueUpsertMessage(b *pgx.Batch, m MessageRecord) {
 		nullString(m.From), nullString(m.To), nullString(m.Direction), numMedia)
 }
 
-// UpsertMessage records one message (a run for a single message).
-func (c *Catalog) UpsertMessage(ctx context.Context, m MessageRecord) error {
-	b := &pgx.Batch{}
-	queueUpsertMessage(b, m)
-	if err := c.pool.SendBatch(ctx, b).Close(); err != nil {
-		return fmt.Errorf("record message %s: %w", m.SID, err)
-	}
-	return nil
-}
-
 // RunMessageState returns a message's state within a run ("" if unknown).
 func (c *Catalog) RunMessageState(ctx context.Context, run uuid.UUID, sid string) (MessageState, error) {
 	var state MessageState

@@ -188,15 +188,6 @@ func (c *Catalog) RemovePolicy(ctx context.Context, name, actor string) error {
 	return nil
 }
 
-// GetPolicy returns one policy.
-func (c *Catalog) GetPolicy(ctx context.Context, name string) (Policy, error) {
-	p, err := scanPolicy(c.pool.QueryRow(ctx, `SELECT `+policyColumns+` FROM policies WHERE name = $1`, name))
-	if err != nil {
-		return Policy{}, fmt.Errorf("policy %s: %w", name, err)
-	}
-	return p, nil
-}
-
 // Policies lists the policies of an account ("" for all), by name.
 func (c *Catalog) Policies(ctx context.Context, account string) ([]Policy, error) {
 	rows, err := c.pool.Query(ctx, `SELECT `+policyColumns+` FROM policies
