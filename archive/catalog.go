@@ -34,12 +34,36 @@ const (
 	KindMessage  = "message"
 )
 
+// RunState is where a run is (runs.state).
+type RunState string
+
 // Run states.
 const (
-	RunQueued    = "queued"
-	RunRunning   = "running"
-	RunSucceeded = "succeeded"
-	RunFailed    = "failed"
+	RunQueued    RunState = "queued"
+	RunRunning   RunState = "running"
+	RunSucceeded RunState = "succeeded"
+	RunFailed    RunState = "failed"
+)
+
+// WindowState is where a window's listing is (run_windows.state).
+type WindowState string
+
+// Window states.
+const (
+	WindowPending WindowState = "pending"
+	WindowDone    WindowState = "done"
+	WindowFailed  WindowState = "failed"
+)
+
+// MessageState is where a message is within a run (run_messages.state).
+type MessageState string
+
+// Message states within a run.
+const (
+	MessagePending MessageState = "pending" // its media not listed yet
+	MessageListed  MessageState = "listed"
+	MessageGone    MessageState = "gone" // Twilio no longer has it
+	MessageFailed  MessageState = "failed"
 )
 
 // RunSpec is a request to archive, as the CLI makes it.
@@ -67,7 +91,7 @@ type Run struct {
 	Delete     bool
 	DryRun     bool
 	Actor      string
-	State      string
+	State      RunState
 	Error      string
 	CreatedAt  time.Time
 	StartedAt  time.Time
@@ -89,7 +113,7 @@ type Window struct {
 	Seq         int
 	StartsAt    time.Time
 	EndsAt      time.Time
-	State       string // pending | done | failed
+	State       WindowState
 	Page        int    // pages fetched so far
 	NextPageURI string // cursor of the next page; "" before the first page
 }
@@ -260,15 +284,6 @@ func (c *Catalog) UnfinishedRuns(ctx context.Context) ([]Run, error) {
 		WHERE state IN ('queued', 'running') ORDER BY created_at LIMIT 1000`)
 	if err != nil {
 		return nil, fmt.Errorf("unfinished runs: %w", err)
-	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Run, error) { return scanRun(r) })
-}
-
-// ListRuns returns the newest runs first.
-func (c *Catalog) ListRuns(ctx context.Context, limit int) ([]Run, error) {
-	rows, err := c.pool.Query(ctx, `SELECT `+runColumns+` FROM runs ORDER BY created_at DESC LIMIT $1`, limit)
-	if err != nil {
-		return nil, fmt.Errorf("list runs: %w", err)
 	}
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Run, error) { return scanRun(r) })
 }

@@ -22,19 +22,23 @@ var ErrMediaNotFound = errors.New("media not in catalog")
 // archived copy matching the checked one: the delete must not happen.
 var ErrNotDeletable = errors.New("media is not archived with the checked size and sha256")
 
+// MediaState is where a media is: in the catalog (media.state) or within a
+// run (run_media.state).
+type MediaState string
+
 // Media states.
 const (
-	MediaPending  = "pending"
-	MediaArchived = "archived"
-	MediaDeleted  = "deleted"
-	MediaGone     = "gone"
-	MediaFailed   = "failed"
+	MediaPending  MediaState = "pending"
+	MediaArchived MediaState = "archived"
+	MediaDeleted  MediaState = "deleted"
+	MediaGone     MediaState = "gone"
+	MediaFailed   MediaState = "failed"
 	// MediaSuspect: the download was not plausibly the media (Sniffer); it
 	// is kept under a SuspectKey for inspection, never deleted from Twilio,
 	// and downloaded again by a later run.
-	MediaSuspect = "suspect"
-	MediaListed  = "listed" // run_media only: a dry run found it
-	MediaHeld    = "held"   // run_media only: a legal hold stopped its delete
+	MediaSuspect MediaState = "suspect"
+	MediaListed  MediaState = "listed" // run_media only: a dry run found it
+	MediaHeld    MediaState = "held"   // run_media only: a legal hold stopped its delete
 )
 
 // MessageRecord is what the catalog keeps of a Twilio message.
@@ -65,7 +69,7 @@ type MediaRecord struct {
 // MediaItem is a media row with what its archiving needs of its message.
 type MediaItem struct {
 	MediaRecord
-	State      string
+	State      MediaState
 	Filename   string
 	Size       int64
 	SHA256     [32]byte
@@ -262,10 +266,10 @@ func (c *Catalog) RecordMessages(ctx context.Context, run uuid.UUID, msgs []Mess
 			if !dryRun {
 				queueUpsertMessage(b, m)
 			}
-			state, found := "pending", (*int)(nil)
+			state, found := MessagePending, (*int)(nil)
 			if !m.HasMedia() {
 				zero := 0
-				state, found = "listed", &zero
+				state, found = MessageListed, &zero
 			}
 			b.Queue(`INSERT INTO run_messages (run_id, message_sid, state, media_found)
 				VALUES ($1, $2, $3, $4) ON CONFLICT (run_id, message_sid) DO NOTHING`,
@@ -293,19 +297,9 @@ func queueUpsertMessage(b *pgx.Batch, m MessageRecord) {
 		nullString(m.From), nullString(m.To), nullString(m.Direction), numMedia)
 }
 
-// UpsertMessage records one message (a run for a single message).
-func (c *Catalog) UpsertMessage(ctx context.Context, m MessageRecord) error {
-	b := &pgx.Batch{}
-	queueUpsertMessage(b, m)
-	if err := c.pool.SendBatch(ctx, b).Close(); err != nil {
-		return fmt.Errorf("record message %s: %w", m.SID, err)
-	}
-	return nil
-}
-
 // RunMessageState returns a message's state within a run ("" if unknown).
-func (c *Catalog) RunMessageState(ctx context.Context, run uuid.UUID, sid string) (string, error) {
-	var state string
+func (c *Catalog) RunMessageState(ctx context.Context, run uuid.UUID, sid string) (MessageState, error) {
+	var state MessageState
 	err := c.pool.QueryRow(ctx, `SELECT state FROM run_messages WHERE run_id = $1 AND message_sid = $2`, run, sid).Scan(&state)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return "", nil
@@ -493,7 +487,7 @@ func (c *Catalog) MarkSuspect(ctx context.Context, run uuid.UUID, sid string, cp
 
 // SetRunMedia records a media's outcome within a run, for outcomes the media
 // row already holds (reused copies, a delete done by an earlier run).
-func (c *Catalog) SetRunMedia(ctx context.Context, run uuid.UUID, sid, state string, reused bool, reason string) error {
+func (c *Catalog) SetRunMedia(ctx context.Context, run uuid.UUID, sid string, state MediaState, reused bool, reason string) error {
 	if err := setRunMedia(ctx, c.pool, run, sid, state, reused, reason); err != nil {
 		return fmt.Errorf("record media %s in run %s: %w", sid, run, err)
 	}
@@ -505,7 +499,7 @@ type execer interface {
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 }
 
-func setRunMedia(ctx context.Context, db execer, run uuid.UUID, sid, state string, reused bool, reason string) error {
+func setRunMedia(ctx context.Context, db execer, run uuid.UUID, sid string, state MediaState, reused bool, reason string) error {
 	_, err := db.Exec(ctx, `
 		UPDATE run_media SET state = $3, reused = reused OR $4, error = $5, updated_at = now()
 		WHERE run_id = $1 AND media_sid = $2`, run, sid, state, reused, nullString(reason))
@@ -638,7 +632,7 @@ func (c *Catalog) MarkDeleted(ctx context.Context, run Run, sid string) error {
 			Run     string `json:"run_id"`
 		}
 		var held bool
-		var state string
+		var state MediaState
 		err := tx.QueryRow(ctx, `
 			WITH m AS (
 				SELECT m.sid, m.state, m.delete_claimed_at IS NOT NULL AS claimed,
@@ -665,7 +659,7 @@ func (c *Catalog) MarkDeleted(ctx context.Context, run Run, sid string) error {
 			return err
 		case held:
 			return ErrHeld
-		case d.Message == "" && state != string(MediaDeleted):
+		case d.Message == "" && state != MediaDeleted:
 			// Never claimed (or the claim was released): the run must not
 			// count as deleted a media the catalog still holds archived.
 			return fmt.Errorf("%w: state is %q and no delete was claimed", ErrNotDeletable, state)
@@ -724,7 +718,8 @@ func (c *Catalog) StaleWork(ctx context.Context, run uuid.UUID, olderThan time.T
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var sid, state string
+		var sid string
+		var state MediaState
 		if err := rows.Scan(&sid, &state); err != nil {
 			return w, fmt.Errorf("stale work of run %s: %w", run, err)
 		}

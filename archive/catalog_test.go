@@ -129,7 +129,7 @@ func TestAdvanceWindowIsGuardedByPage(t *testing.T) {
 	require.True(t, ok)
 	w, err = c.GetWindow(ctx, run.ID, 0)
 	require.NoError(t, err)
-	require.Equal(t, "done", w.State)
+	require.Equal(t, archive.WindowDone, w.State)
 }
 
 func seedMedia(t *testing.T, c *archive.Catalog, delete bool) archive.Run {

@@ -252,7 +252,7 @@ func TestPolicyRunOverHeldMediaIsCheap(t *testing.T) {
 	sum := sha256.Sum256([]byte("bytes"))
 	require.ErrorIs(t, c.ClaimDelete(ctx, me1, 5, sum), archive.ErrHeld)
 	require.NoError(t, c.ReleaseHeldDelete(ctx, later, me1, false))
-	var state string
+	var state archive.MediaState
 	require.NoError(t, c.Pool().QueryRow(ctx, `SELECT state FROM run_media WHERE run_id = $1 AND media_sid = $2`,
 		later.ID, me1).Scan(&state))
 	require.Equal(t, archive.MediaHeld, state)

@@ -43,6 +43,19 @@
 // export is the one object ExportZipName, holding the same paths. Every
 // object key, media or export, is built in keys.go.
 //
+// # Rules of the data
+//
+// The rules of what may be recorded live beside the types, so the CLI, the
+// workers and any later caller share them: Policy.Validate, Hold.Validate
+// and ExportSpec.Validate return an *InvalidError naming the field and the
+// value at fault, and SetPolicy, AddHold and CreateExport apply them again.
+// Rules that hold across rows live in the SQL: SetPolicy's upsert changes
+// only a policy of the same account (else *PolicyAccountError), so two
+// accounts racing for a name cannot take each other's policy.
+//
+//	if err := p.Validate(); err != nil { … }  // *InvalidError: exit 2 in the CLI
+//	created, err := catalog.SetPolicy(ctx, p, actor)
+//
 // # Idempotence
 //
 // Objects are create-only: a Put repeated with the same bytes reports

@@ -11,6 +11,9 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/mediasync/mediasync/internal/schedule"
+	"github.com/mediasync/mediasync/twilio"
 )
 
 // KindExport is the run kind of a compliance export.
@@ -22,11 +25,14 @@ const (
 	ExportZip = "zip" // one zip holding everything, streamed
 )
 
+// ExportState is where a media of an export is (export_media.state).
+type ExportState string
+
 // Export media states.
 const (
-	ExportPending  = "pending"
-	ExportExported = "exported"
-	ExportFailed   = "failed"
+	ExportPending  ExportState = "pending"
+	ExportExported ExportState = "exported"
+	ExportFailed   ExportState = "failed"
 )
 
 // Audit actions of exports (a run.started row records the start).
@@ -45,6 +51,48 @@ type ExportSpec struct {
 	Format      string // ExportDir or ExportZip
 	Presign     time.Duration
 	Actor       string
+}
+
+// Validate returns an *InvalidError unless s is an export CreateExport
+// may record whose filters can match: numbers in E.164 form, valid message
+// SIDs, a format of dir or zip, a destination URL, since before until, and
+// presigned URLs only to S3 and for 1s to MaxPresign.
+func (s ExportSpec) Validate() error {
+	if err := checkNumbers("from", s.From, "to", s.To, "number", s.Number); err != nil {
+		return err
+	}
+	for _, sid := range s.MessageSIDs {
+		if !twilio.ValidMessageSID(sid) {
+			return &InvalidError{Field: "message", Value: sid, Reason: "is not a message SID (SM or MM followed by 32 hex digits)"}
+		}
+	}
+	return s.check()
+}
+
+// check is what CreateExport refuses to record: the rules of Validate
+// but those of the filters, which only fail to match.
+func (s ExportSpec) check() error {
+	if !s.Since.IsZero() && !s.Until.IsZero() && !s.Since.Before(s.Until) {
+		return &InvalidError{Field: "since", Reason: s.Since.Format(time.DateOnly) + " must be before {until} " + s.Until.Format(time.DateOnly) + " (until is exclusive)"}
+	}
+	if s.Format != ExportDir && s.Format != ExportZip {
+		return &InvalidError{Field: "format", Value: s.Format, Reason: "is neither dir nor zip"}
+	}
+	if s.Out == "" {
+		return &InvalidError{Field: "out", Reason: "is required (s3://bucket/prefix or file:///dir)"}
+	}
+	dest, err := ParseURL(s.Out)
+	if err != nil {
+		return &InvalidError{Field: "out", Err: err}
+	}
+	switch {
+	case s.Presign == 0:
+	case dest.Scheme != LocationS3:
+		return &InvalidError{Field: "presign", Reason: "needs an s3:// {out} (a file:// export has no URLs to sign)"}
+	case s.Presign < 0 || s.Presign > MaxPresign:
+		return &InvalidError{Field: "presign", Value: schedule.FormatDuration(s.Presign), Reason: "is out of range: a presigned URL is valid for 1s to 7d"}
+	}
+	return nil
 }
 
 // Export is an export run as recorded.
@@ -66,7 +114,7 @@ type Export struct {
 // ExportItem is one media of an export, with what its manifest line says.
 type ExportItem struct {
 	Seq         int
-	State       string
+	State       ExportState
 	Path        string // inside the export, once exported
 	Error       string
 	Holds       []int64   // active legal holds when it was verified
@@ -96,13 +144,8 @@ type ExportCounts struct {
 
 // CreateExport records an export run in state queued.
 func (c *Catalog) CreateExport(ctx context.Context, s ExportSpec) (Export, error) {
-	switch {
-	case s.Format != ExportDir && s.Format != ExportZip:
-		return Export{}, fmt.Errorf("create export: format %q (want dir or zip)", s.Format)
-	case s.Out == "":
-		return Export{}, errors.New("create export: no destination")
-	case !s.Since.IsZero() && !s.Until.IsZero() && !s.Since.Before(s.Until):
-		return Export{}, fmt.Errorf("create export: since %s must be before until %s", s.Since.Format(time.DateOnly), s.Until.Format(time.DateOnly))
+	if err := s.check(); err != nil {
+		return Export{}, fmt.Errorf("create export: %w", err)
 	}
 	if err := checkRange(s.Since, s.Until); err != nil {
 		return Export{}, fmt.Errorf("create export: %w", err)
@@ -433,17 +476,17 @@ func (c *Catalog) FinishExport(ctx context.Context, id uuid.UUID, ok bool, reaso
 		}
 		finished = true
 		var d struct {
-			Out            string `json:"out"`
-			Format         string `json:"format"`
-			OutputKey      string `json:"output_key,omitempty"`
-			ManifestSHA256 string `json:"manifest_sha256,omitempty"`
-			SumsSHA256     string `json:"sha256sums_sha256,omitempty"`
-			Media          int    `json:"media"`
-			Exported       int    `json:"exported"`
-			Failed         int    `json:"failed"`
-			Bytes          int64  `json:"bytes"`
-			State          string `json:"state"`
-			Error          string `json:"error,omitempty"`
+			Out            string   `json:"out"`
+			Format         string   `json:"format"`
+			OutputKey      string   `json:"output_key,omitempty"`
+			ManifestSHA256 string   `json:"manifest_sha256,omitempty"`
+			SumsSHA256     string   `json:"sha256sums_sha256,omitempty"`
+			Media          int      `json:"media"`
+			Exported       int      `json:"exported"`
+			Failed         int      `json:"failed"`
+			Bytes          int64    `json:"bytes"`
+			State          RunState `json:"state"`
+			Error          string   `json:"error,omitempty"`
 		}
 		if err := tx.QueryRow(ctx, `
 			SELECT e.out_url, e.format, coalesce(e.output_key, ''), coalesce(e.manifest_sha256, ''), coalesce(e.sums_sha256, ''),

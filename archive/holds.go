@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/mediasync/mediasync/twilio"
 )
 
 // ErrHeld is returned by ClaimDelete when a legal hold covers the media.
@@ -32,13 +34,48 @@ type Hold struct {
 	ReleaseReason string
 }
 
+// Validate returns an *InvalidError unless h says why it holds and
+// selects its media one way: exactly one of valid message SIDs, a From
+// number or a To number, and a sent range whose since comes before until
+// when both are set.
+func (h Hold) Validate() error {
+	if strings.TrimSpace(h.Reason) == "" {
+		return &InvalidError{Field: "reason", Reason: "is required: say why the media are held"}
+	}
+	n := 0
+	for _, set := range []bool{len(h.MessageSIDs) > 0, h.From != "", h.To != ""} {
+		if set {
+			n++
+		}
+	}
+	if n != 1 {
+		return &InvalidError{Reason: "give exactly one of {message}, {from} or {to}"}
+	}
+	for _, sid := range h.MessageSIDs {
+		if !twilio.ValidMessageSID(sid) {
+			return &InvalidError{Field: "message", Value: sid, Reason: "is not a message SID (SM or MM followed by 32 hex digits)"}
+		}
+	}
+	if err := checkNumbers("from", h.From, "to", h.To); err != nil {
+		return err
+	}
+	if !h.Since.IsZero() && !h.Until.IsZero() && !h.Since.Before(h.Until) {
+		return &InvalidError{Field: "since", Reason: h.Since.Format(time.DateOnly) + " must be before {until} " + h.Until.Format(time.DateOnly)}
+	}
+	return nil
+}
+
 // AddHold places a hold and records it in the audit log, in one
 // transaction. From then on no run deletes a media it covers: it returns
 // only once no DELETE leased before the hold can still reach Twilio (see
-// LeaseDelete), which takes at most DeleteLease and a margin.
+// LeaseDelete), which takes at most DeleteLease and a margin. A hold
+// h.Validate refuses returns its *InvalidError.
 func (c *Catalog) AddHold(ctx context.Context, h Hold) (Hold, error) {
-	if h.Reason == "" || h.CreatedBy == "" {
-		return Hold{}, errors.New("add hold: a reason and an actor are required")
+	if err := h.Validate(); err != nil {
+		return Hold{}, fmt.Errorf("add hold: %w", err)
+	}
+	if h.CreatedBy == "" {
+		return Hold{}, errors.New("add hold: an actor is required")
 	}
 	var sids []string
 	if len(h.MessageSIDs) > 0 {

@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/mediasync/mediasync/internal/schedule"
 )
 
 // KindPolicy is a run started by a retention policy.
@@ -15,6 +18,25 @@ const KindPolicy = "policy"
 
 // ErrPolicyNotFound is returned for an unknown policy name.
 var ErrPolicyNotFound = errors.New("no such policy")
+
+// PolicyAccountError is SetPolicy refusing to change a policy that another
+// account owns: names are unique across accounts.
+type PolicyAccountError struct {
+	Name    string
+	Owner   string // the account the policy belongs to
+	Account string // the account that asked
+}
+
+func (e *PolicyAccountError) Error() string {
+	return fmt.Sprintf("policy %s belongs to account %s, not %s", e.Name, e.Owner, e.Account)
+}
+
+// DefaultLookback is where a new policy's first window begins when it
+// names no watermark: 400 days ago, a little more than the 13 months
+// Twilio keeps MMS media.
+const DefaultLookback = 400 * 24 * time.Hour
+
+var policyNameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
 
 // Policy is a retention policy: at each tick of Schedule, archive messages
 // sent in [Watermark, tick − ArchiveAfter) and delete from Twilio the
@@ -34,6 +56,27 @@ type Policy struct {
 	UpdatedAt    time.Time
 }
 
+// Validate returns an *InvalidError unless p is a policy SetPolicy may
+// record: a name of letters, digits, '.', '_' or '-' (at most 63), a
+// schedule that parses, no negative age, media deleted no sooner than they
+// are archived, and numbers in E.164 form.
+func (p Policy) Validate() error {
+	if !policyNameRe.MatchString(p.Name) {
+		return &InvalidError{Field: "name", Value: p.Name, Reason: "is not valid: use letters, digits, '.', '_' or '-' (at most 63)"}
+	}
+	if _, err := schedule.Parse(p.Schedule); err != nil {
+		return &InvalidError{Field: "schedule", Err: err}
+	}
+	switch {
+	case p.ArchiveAfter < 0:
+		return &InvalidError{Field: "archive-after", Value: schedule.FormatDuration(p.ArchiveAfter), Reason: "is negative"}
+	case p.Delete && p.DeleteAfter < p.ArchiveAfter:
+		return &InvalidError{Field: "delete-after", Value: schedule.FormatDuration(p.DeleteAfter),
+			Reason: "is shorter than {archive-after} " + schedule.FormatDuration(p.ArchiveAfter) + ": media would be deleted before they are archived"}
+	}
+	return checkNumbers("from", p.From, "to", p.To)
+}
+
 const policyColumns = `name, account_sid, schedule, archive_after, delete_after IS NOT NULL,
 	coalesce(delete_after, '0'), watermark, coalesce(from_number, ''), coalesce(to_number, ''),
 	last_tick, created_by, created_at, updated_at`
@@ -51,10 +94,18 @@ func scanPolicy(row pgx.Row) (Policy, error) {
 }
 
 // SetPolicy creates or updates a policy and records which in the audit
-// log, in one transaction; it reports whether the policy was created. On an
-// update the watermark and last tick are kept unless p.Watermark is set:
-// changing a schedule must not skip or repeat what was archived.
+// log, in one transaction; it reports whether the policy was created. A
+// policy p.Validate refuses returns its *InvalidError, and one of another
+// account a *PolicyAccountError: the upsert itself refuses to change
+// another account's row, so two accounts racing for a name cannot take
+// each other's policy. A new policy without a watermark starts
+// DefaultLookback ago. On an update the watermark and last tick are kept
+// unless p.Watermark is set: changing a schedule must not skip or repeat
+// what was archived.
 func (c *Catalog) SetPolicy(ctx context.Context, p Policy, actor string) (bool, error) {
+	if err := p.Validate(); err != nil {
+		return false, fmt.Errorf("set policy %s: %w", p.Name, err)
+	}
 	if !p.Watermark.IsZero() {
 		if err := CheckDay(p.Watermark, time.Now()); err != nil {
 			return false, fmt.Errorf("set policy %s: watermark: %w", p.Name, err)
@@ -63,6 +114,10 @@ func (c *Catalog) SetPolicy(ctx context.Context, p Policy, actor string) (bool, 
 	var deleteAfter *time.Duration
 	if p.Delete {
 		deleteAfter = &p.DeleteAfter
+	}
+	watermark := p.Watermark
+	if watermark.IsZero() {
+		watermark = time.Now().UTC().Add(-DefaultLookback).Truncate(24 * time.Hour)
 	}
 	var created bool
 	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
@@ -75,9 +130,18 @@ func (c *Catalog) SetPolicy(ctx context.Context, p Policy, actor string) (bool, 
 				from_number = EXCLUDED.from_number, to_number = EXCLUDED.to_number,
 				watermark = CASE WHEN $10 THEN EXCLUDED.watermark ELSE policies.watermark END,
 				updated_at = now()
+			WHERE policies.account_sid = EXCLUDED.account_sid
 			RETURNING (xmax = 0)`,
-			p.Name, p.AccountSID, p.Schedule, p.ArchiveAfter, deleteAfter, p.Watermark,
+			p.Name, p.AccountSID, p.Schedule, p.ArchiveAfter, deleteAfter, watermark,
 			nullString(p.From), nullString(p.To), actor, !p.Watermark.IsZero()).Scan(&created)
+		if errors.Is(err, pgx.ErrNoRows) {
+			// The name is taken by another account: the row stays as it is.
+			var owner string
+			if err := tx.QueryRow(ctx, `SELECT account_sid FROM policies WHERE name = $1`, p.Name).Scan(&owner); err != nil {
+				return err
+			}
+			return &PolicyAccountError{Name: p.Name, Owner: owner, Account: p.AccountSID}
+		}
 		if err != nil {
 			return err
 		}
@@ -122,15 +186,6 @@ func (c *Catalog) RemovePolicy(ctx context.Context, name, actor string) error {
 		return fmt.Errorf("remove policy %s: %w", name, err)
 	}
 	return nil
-}
-
-// GetPolicy returns one policy.
-func (c *Catalog) GetPolicy(ctx context.Context, name string) (Policy, error) {
-	p, err := scanPolicy(c.pool.QueryRow(ctx, `SELECT `+policyColumns+` FROM policies WHERE name = $1`, name))
-	if err != nil {
-		return Policy{}, fmt.Errorf("policy %s: %w", name, err)
-	}
-	return p, nil
 }
 
 // Policies lists the policies of an account ("" for all), by name.

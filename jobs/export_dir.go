@@ -154,7 +154,7 @@ func (h *Handlers) summarizeFailures(ctx context.Context, sum *manifest.Summary,
 	if err != nil {
 		return err
 	}
-	sum.State, sum.Media, sum.Failed = "failed", n.Total, n.Failed
+	sum.State, sum.Media, sum.Failed = manifest.SummaryFailed, n.Total, n.Failed
 	for _, f := range fs {
 		sum.Failures = append(sum.Failures, manifest.Failure{MediaSID: f.SID, Reason: f.Reason})
 	}

@@ -189,7 +189,7 @@ func (h *Handlers) finish(ctx context.Context, id uuid.UUID) error {
 		if err != nil {
 			return err
 		}
-		h.log.Info().Str("run_id", id.String()).Str("state", st.State).
+		h.log.Info().Str("run_id", id.String()).Str("state", string(st.State)).
 			Int("media_archived", st.MediaArchived).Int("media_deleted", st.MediaDeleted).
 			Int("media_gone", st.MediaGone).Int("media_failed", st.MediaFailed).
 			Int64("bytes", st.BytesArchived).Msg("run finished")

@@ -124,7 +124,7 @@ func (h *Handlers) ListPage(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return err
 	}
-	if w.State != "pending" {
+	if w.State != archive.WindowPending {
 		// Handled already (a duplicate delivery), or listed to the end by a
 		// try that then failed before it released the next window.
 		return h.releaseNext(ctx, run)
@@ -300,7 +300,7 @@ func (h *Handlers) ListMessage(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return err
 	}
-	if state == "listed" || state == "gone" || state == "failed" {
+	if state == archive.MessageListed || state == archive.MessageGone || state == archive.MessageFailed {
 		return nil
 	}
 

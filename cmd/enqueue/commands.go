@@ -106,7 +106,7 @@ func (f *runFlags) check() error {
 		return usagef("--delete and --dry-run exclude each other")
 	}
 	for _, n := range []struct{ flag, v string }{{"--from", f.from}, {"--to", f.to}} {
-		if n.v != "" && !validNumber(n.v) {
+		if n.v != "" && !archive.ValidNumber(n.v) {
 			return usagef("%s %q is not a phone number in E.164 form (+ then 8-15 digits) or a channel address like whatsapp:+15550100", n.flag, n.v)
 		}
 	}
@@ -270,23 +270,6 @@ func parseRunDay(flag, v string) (time.Time, error) {
 		return time.Time{}, usagef("%s %v", flag, err)
 	}
 	return t, nil
-}
-
-// validNumber accepts what Twilio's To/From filters take: an E.164 number,
-// optionally behind a channel prefix (whatsapp:, messenger: …).
-func validNumber(s string) bool {
-	if i := strings.IndexByte(s, ':'); i > 0 {
-		s = s[i+1:]
-	}
-	if len(s) < 9 || len(s) > 16 || s[0] != '+' {
-		return false
-	}
-	for _, r := range s[1:] {
-		if r < '0' || r > '9' {
-			return false
-		}
-	}
-	return true
 }
 
 // withEnv connects to the services, runs fn, and closes them.

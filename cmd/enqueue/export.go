@@ -14,7 +14,6 @@ import (
 	"github.com/mediasync/mediasync/archive"
 	"github.com/mediasync/mediasync/internal/schedule"
 	"github.com/mediasync/mediasync/jobs"
-	"github.com/mediasync/mediasync/twilio"
 )
 
 func (a *app) exportCmd() *cobra.Command {
@@ -45,40 +44,16 @@ object, mediasync-export-<id>.zip, streamed as it is built.`,
 			if spec.Until, err = parseRunDay("--until", until); err != nil {
 				return err
 			}
-			if !spec.Since.Before(spec.Until) {
-				return usagef("--since %s must be before --until %s (until is exclusive)", since, until)
-			}
-			if err := (&runFlags{from: from, to: to}).check(); err != nil {
-				return err
-			}
-			if number != "" && !validNumber(number) {
-				return usagef("--number %q is not a phone number in E.164 form (+ then 8-15 digits) or a channel address like whatsapp:+15550100", number)
-			}
-			for _, sid := range messages {
-				if !twilio.ValidMessageSID(sid) {
-					return usagef("--message %q is not a message SID (SM or MM followed by 32 hex digits)", sid)
-				}
-			}
-			if format != archive.ExportDir && format != archive.ExportZip {
-				return usagef("--format %q: want dir or zip", format)
-			}
-			if out == "" {
-				return usagef("--out is required (s3://bucket/prefix or file:///dir)")
-			}
-			dest, err := archive.ParseURL(out)
-			if err != nil {
-				return usagef("--out: %s", err.Error())
-			}
 			if presign != "" {
 				if spec.Presign, err = schedule.ParseDuration(presign); err != nil {
 					return usagef("--presign %q: %s", presign, err.Error())
 				}
-				switch {
-				case dest.Scheme != archive.LocationS3:
-					return usagef("--presign needs an s3:// --out (a file:// export has no URLs to sign)")
-				case spec.Presign <= 0 || spec.Presign > archive.MaxPresign:
+				if spec.Presign == 0 {
 					return usagef("--presign %q: a presigned URL is valid for 1s to 7d", presign)
 				}
+			}
+			if err := spec.Validate(); err != nil {
+				return invalid(err, flagName)
 			}
 			env, err := a.connect(cmd.Context(), true)
 			if err != nil {
@@ -88,7 +63,7 @@ object, mediasync-export-<id>.zip, streamed as it is built.`,
 			spec.AccountSID, spec.Actor = env.cfg.Twilio.AccountSID, a.actorName()
 			e, err := env.catalog.CreateExport(cmd.Context(), spec)
 			if err != nil {
-				return err
+				return invalid(err, flagName)
 			}
 			if err := env.enqueuer.In(cmd.Context())(jobs.NewStartRunTask(env.queues, e.ID)); err != nil {
 				_ = env.catalog.FailRun(context.WithoutCancel(cmd.Context()), e.ID, "could not enqueue: "+err.Error())

@@ -14,7 +14,6 @@ import (
 
 	"github.com/mediasync/mediasync/archive"
 	"github.com/mediasync/mediasync/jobs"
-	"github.com/mediasync/mediasync/twilio"
 )
 
 func (a *app) holdCmd() *cobra.Command {
@@ -37,26 +36,6 @@ DELETE of a covered media can still reach Twilio: it may wait up to about
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			h := archive.Hold{Reason: strings.TrimSpace(reason), MessageSIDs: messages, From: from, To: to}
-			if h.Reason == "" {
-				return usagef("--reason is required: say why the media are held")
-			}
-			n := 0
-			for _, set := range []bool{len(messages) > 0, from != "", to != ""} {
-				if set {
-					n++
-				}
-			}
-			if n != 1 {
-				return usagef("give exactly one of --message, --from or --to")
-			}
-			for _, sid := range messages {
-				if !twilio.ValidMessageSID(sid) {
-					return usagef("--message %q is not a message SID (SM or MM followed by 32 hex digits)", sid)
-				}
-			}
-			if err := (&runFlags{from: from, to: to}).check(); err != nil {
-				return err
-			}
 			var err error
 			if since != "" {
 				if h.Since, err = parseDay("--since", since); err != nil {
@@ -68,14 +47,14 @@ DELETE of a covered media can still reach Twilio: it may wait up to about
 					return err
 				}
 			}
-			if !h.Since.IsZero() && !h.Until.IsZero() && !h.Since.Before(h.Until) {
-				return usagef("--since %s must be before --until %s", since, until)
+			if err := h.Validate(); err != nil {
+				return invalid(err, flagName)
 			}
 			return a.withEnv(cmd.Context(), true, func(env *env) error {
 				h.CreatedBy = a.actorName()
 				h, err = env.catalog.AddHold(cmd.Context(), h)
 				if err != nil {
-					return err
+					return invalid(err, flagName)
 				}
 				// The hold is in force now; the workers put S3 legal holds on
 				// the covered objects where the bucket has Object Lock.

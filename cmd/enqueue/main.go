@@ -19,6 +19,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/mediasync/mediasync/archive"
 )
 
 func main() {
@@ -34,6 +36,24 @@ type usageError struct{ msg string }
 func (e *usageError) Error() string { return e.msg }
 
 func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(format, args...)} }
+
+// invalid turns what the catalog refuses as bad input (an
+// *archive.InvalidError, with each field called by name, or a policy of
+// another account) into a usage error; other errors pass unchanged.
+func invalid(err error, name func(field string) string) error {
+	var ie *archive.InvalidError
+	var pe *archive.PolicyAccountError
+	switch {
+	case errors.As(err, &ie):
+		return &usageError{ie.Message(name)}
+	case errors.As(err, &pe):
+		return &usageError{pe.Error()}
+	}
+	return err
+}
+
+// flagName names a field by its flag: "since" is --since.
+func flagName(field string) string { return "--" + field }
 
 // runFailedError is a run that finished with failed media: exit 1.
 type runFailedError struct{ msg string }

@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"regexp"
 	"text/tabwriter"
 	"time"
 
@@ -14,11 +13,13 @@ import (
 	"github.com/mediasync/mediasync/jobs"
 )
 
-var policyNameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
-
-// defaultLookback is where a new policy's first window begins: 400 days
-// ago, a little more than the 13 months Twilio keeps MMS media.
-const defaultLookback = 400 * 24 * time.Hour
+// policyFlag names a policy's fields as policy set's flags.
+func policyFlag(field string) string {
+	if field == "name" {
+		return "policy name"
+	}
+	return flagName(field)
+}
 
 func (a *app) policyCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "policy", Short: "Retention policies that run themselves on the workers"}
@@ -41,12 +42,6 @@ over windows that finished with nothing failed.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p := archive.Policy{Name: args[0], Schedule: spec, From: from, To: to}
-			if !policyNameRe.MatchString(p.Name) {
-				return usagef("policy name %q: use letters, digits, '.', '_' or '-' (at most 63)", p.Name)
-			}
-			if _, err := schedule.Parse(spec); err != nil {
-				return usagef("--schedule: %v", err)
-			}
 			var err error
 			if archiveAfter != "" {
 				if p.ArchiveAfter, err = schedule.ParseDuration(archiveAfter); err != nil {
@@ -58,34 +53,20 @@ over windows that finished with nothing failed.`,
 					return usagef("--delete-after: %v", err)
 				}
 				p.Delete = true
-				if p.DeleteAfter < p.ArchiveAfter {
-					return usagef("--delete-after %s is shorter than --archive-after %s: media would be deleted before they are archived", deleteAfter, archiveAfter)
-				}
 			}
 			if start != "" {
 				if p.Watermark, err = parseRunDay("--start", start); err != nil {
 					return err
 				}
 			}
-			if err := (&runFlags{from: from, to: to}).check(); err != nil {
-				return err
+			if err := p.Validate(); err != nil {
+				return invalid(err, policyFlag)
 			}
 			return a.withEnv(cmd.Context(), false, func(env *env) error {
 				p.AccountSID = env.cfg.Twilio.AccountSID
-				existing, err := env.catalog.GetPolicy(cmd.Context(), p.Name)
-				switch {
-				case errors.Is(err, archive.ErrPolicyNotFound):
-					if p.Watermark.IsZero() {
-						p.Watermark = time.Now().UTC().Add(-defaultLookback).Truncate(24 * time.Hour)
-					}
-				case err != nil:
-					return err
-				case existing.AccountSID != p.AccountSID:
-					return usagef("policy %s belongs to account %s, not %s", p.Name, existing.AccountSID, p.AccountSID)
-				}
 				created, err := env.catalog.SetPolicy(cmd.Context(), p, a.actorName())
 				if err != nil {
-					return err
+					return invalid(err, policyFlag)
 				}
 				verb := "updated"
 				if created {

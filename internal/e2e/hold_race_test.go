@@ -122,7 +122,7 @@ func TestHoldWinsRaceWithClaimedDeletes(t *testing.T) {
 	}
 	held := 0
 	for sid := range in {
-		var state string
+		var state archive.MediaState
 		if err := d.Pool.QueryRow(ctx, `
 			SELECT d.state FROM run_media d JOIN runs r ON r.id = d.run_id WHERE d.media_sid = $1 AND r.delete_media`, sid).Scan(&state); err != nil {
 			t.Fatalf("media %s: run outcome: %v", sid, err)

@@ -261,7 +261,7 @@ func (d *Deployment) MediaIn(since, until time.Time) (in map[string]string, out 
 // CheckArchived fails t unless each media is in the bucket byte for byte
 // with exactly one catalog row in state (archived or deleted) recording the
 // same size and SHA-256.
-func (d *Deployment) CheckArchived(t testing.TB, media map[string]string, state string) {
+func (d *Deployment) CheckArchived(t testing.TB, media map[string]string, state archive.MediaState) {
 	t.Helper()
 	ctx := context.Background()
 	sids := make([]string, 0, len(media))
@@ -282,7 +282,8 @@ func (d *Deployment) CheckArchived(t testing.TB, media map[string]string, state 
 			t.Fatalf("media %s: object %s has sha256 %s, want %s", sid, key, got, want)
 		}
 		var rows int
-		var rowState, rowSHA string
+		var rowState archive.MediaState
+		var rowSHA string
 		var size int64
 		err = d.Pool.QueryRow(ctx, `SELECT count(*) OVER (), state, sha256, size_bytes FROM media WHERE sid = $1`, sid).
 			Scan(&rows, &rowState, &rowSHA, &size)

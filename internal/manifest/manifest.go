@@ -155,11 +155,17 @@ func (w *Writer) Close() (Sums, error) {
 	return s, nil
 }
 
+// Summary states: how an export ended.
+const (
+	SummaryComplete = "complete"
+	SummaryFailed   = "failed"
+)
+
 // Summary is export.json.
 type Summary struct {
 	FormatVersion    int                `json:"format_version"`
 	ExportID         string             `json:"export_id"`
-	State            string             `json:"state"` // complete, or failed
+	State            string             `json:"state"` // SummaryComplete or SummaryFailed
 	MediasyncVersion string             `json:"mediasync_version"`
 	Actor            string             `json:"actor"`
 	Query            Query              `json:"query"`
@@ -216,7 +222,7 @@ func NewSummary(e archive.Export) Summary {
 
 // Complete fills in a successful export's files and their checksums.
 func (s *Summary) Complete(media int, bytes int64, sums Sums) {
-	s.State, s.Media, s.TotalBytes = "complete", media, bytes
+	s.State, s.Media, s.TotalBytes = SummaryComplete, media, bytes
 	s.Files = map[string]FileSum{archive.ExportJSONLName: sums.JSONL, archive.ExportCSVName: sums.CSV, archive.ExportSumsName: sums.SHA256SUMS}
 	s.ManifestSHA256, s.SHA256SUMSSHA256 = sums.JSONL.SHA256, sums.SHA256SUMS.SHA256
 }
