@@ -13,7 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/mediasync/mediasync/internal/schedule"
-	"github.com/mediasync/mediasync/twilio"
+	"github.com/mediasync/mediasync/internal/sids"
 )
 
 // KindExport is the run kind of a compliance export.
@@ -62,7 +62,7 @@ func (s ExportSpec) Validate() error {
 		return err
 	}
 	for _, sid := range s.MessageSIDs {
-		if !twilio.ValidMessageSID(sid) {
+		if !sids.ValidMessage(sid) {
 			return &InvalidError{Field: "message", Value: sid, Reason: "is not a message SID (SM or MM followed by 32 hex digits)"}
 		}
 	}

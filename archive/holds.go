@@ -10,7 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/mediasync/mediasync/twilio"
+	"github.com/mediasync/mediasync/internal/sids"
 )
 
 // ErrHeld is returned by ClaimDelete when a legal hold covers the media.
@@ -52,7 +52,7 @@ func (h Hold) Validate() error {
 		return &InvalidError{Reason: "give exactly one of {message}, {from} or {to}"}
 	}
 	for _, sid := range h.MessageSIDs {
-		if !twilio.ValidMessageSID(sid) {
+		if !sids.ValidMessage(sid) {
 			return &InvalidError{Field: "message", Value: sid, Reason: "is not a message SID (SM or MM followed by 32 hex digits)"}
 		}
 	}

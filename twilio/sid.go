@@ -3,6 +3,8 @@ package twilio
 import (
 	"errors"
 	"fmt"
+
+	"github.com/mediasync/mediasync/internal/sids"
 )
 
 // Twilio SIDs are a two-letter type prefix followed by 32 hexadecimal digits
@@ -10,14 +12,14 @@ import (
 // match those patterns exactly; sid_test.go holds them to the regular
 // expressions in the OpenAPI document.
 
-const sidLen = 34
+const sidLen = sids.Len
 
 // ValidAccountSID reports whether s is an Account SID (^AC[0-9a-fA-F]{32}$).
 func ValidAccountSID(s string) bool { return validSID(s, "AC") }
 
 // ValidMessageSID reports whether s is a Message SID: SM for SMS, MM for MMS
 // (^(SM|MM)[0-9a-fA-F]{32}$).
-func ValidMessageSID(s string) bool { return validSID(s, "SM") || validSID(s, "MM") }
+func ValidMessageSID(s string) bool { return sids.ValidMessage(s) }
 
 // ValidMediaSID reports whether s is a Media SID (^ME[0-9a-fA-F]{32}$).
 func ValidMediaSID(s string) bool { return validSID(s, "ME") }
@@ -48,18 +50,4 @@ func CheckMediaSID(s string) error {
 	return fmt.Errorf("media SID %s is %w: want ME followed by 32 hex digits", quoteInput(s), ErrInvalidSID)
 }
 
-func validSID(s, prefix string) bool {
-	if len(s) != sidLen || s[:2] != prefix {
-		return false
-	}
-	for i := 2; i < len(s); i++ {
-		if !isHex(s[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-func isHex(b byte) bool {
-	return '0' <= b && b <= '9' || 'a' <= b && b <= 'f' || 'A' <= b && b <= 'F'
-}
+func validSID(s, prefix string) bool { return sids.Valid(s, prefix) }
