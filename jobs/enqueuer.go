@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -53,13 +54,17 @@ func (e *Enqueuer) Enqueue(ctx context.Context, t *asynq.Task) error {
 }
 
 // RequeueIn is In for work Postgres says is outstanding: it queues with
-// Requeue.
-func (e *Enqueuer) RequeueIn(ctx context.Context) func(*asynq.Task, error) error {
+// Requeue, and counts in tally (when not nil) what it found and did.
+func (e *Enqueuer) RequeueIn(ctx context.Context, tally *RequeueTally) func(*asynq.Task, error) error {
 	return func(t *asynq.Task, err error) error {
 		if err != nil {
 			return err
 		}
-		return e.Requeue(ctx, t)
+		o, err := e.requeue(ctx, t)
+		if err == nil {
+			tally.add(o)
+		}
+		return err
 	}
 }
 
@@ -69,31 +74,112 @@ func (e *Enqueuer) RequeueIn(ctx context.Context) func(*asynq.Task, error) error
 // was down for the whole of its retries, or crashes used them up), the
 // archived task would pass for "already queued" and the run would never
 // finish. Such a task is deleted and queued afresh, with all its retries.
+//
+// A task waiting out a retry backoff longer than maxRequeueWait is run now
+// (see RequeueRunNow); one pausing on purpose (a RetryLaterError: Twilio's
+// 429, the listing backpressure) is left to its pause.
 func (e *Enqueuer) Requeue(ctx context.Context, t *asynq.Task) error {
+	_, err := e.requeue(ctx, t)
+	return err
+}
+
+// RequeueOutcome is what Requeue found of a task and did with it.
+type RequeueOutcome int
+
+const (
+	RequeueQueued  RequeueOutcome = iota // not in Redis: queued
+	RequeueWaiting                       // pending, scheduled, active, or in a short retry backoff: left
+	RequeuePaused                        // in a pause it asked for (RetryLaterError): left
+	RequeueRunNow                        // in a retry backoff longer than maxRequeueWait: run now
+	RequeueRevived                       // archived, its retries spent: queued afresh
+	RequeueDone                          // handled meanwhile (gone from Redis after the conflict)
+	requeueOutcomes
+)
+
+var requeueOutcomeNames = [requeueOutcomes]string{"queued", "waiting", "paused", "run_now", "revived", "done"}
+
+func (o RequeueOutcome) String() string { return requeueOutcomeNames[o] }
+
+// RequeueTally counts Requeue's outcomes over a reconcile pass, for its log
+// line. The zero value is ready; a nil *RequeueTally counts nothing.
+type RequeueTally [requeueOutcomes]int
+
+func (t *RequeueTally) add(o RequeueOutcome) {
+	if t != nil {
+		t[o]++
+	}
+}
+
+// Total is how many tasks were looked at.
+func (t *RequeueTally) Total() int {
+	n := 0
+	for _, c := range t {
+		n += c
+	}
+	return n
+}
+
+// maxRequeueWait is the longest retry backoff the reconciler leaves a task
+// of outstanding work in: the reconciler's own "has not moved" (a minute).
+// RetryDelay's exponential backoff reaches 5 minutes, and a list task in it
+// is a gate: a day's next page, or a message's media, waits on it, and when
+// it is the last work of a run the run does nothing, and says nothing, for
+// up to 5 minutes. Work the reconciler finds stale (Postgres says it has not
+// moved for a minute) is therefore run now rather than left to a longer
+// backoff: the reconciler's own pace (a pass every 30 s, and Touch for
+// messages and media) then bounds the retries, not the backoff, and a failed
+// run-now attempt costs a retry as any other (archived tasks are revived).
+const maxRequeueWait = time.Minute
+
+func (e *Enqueuer) requeue(ctx context.Context, t *asynq.Task) (RequeueOutcome, error) {
 	_, err := e.client.EnqueueContext(ctx, t)
 	if !errors.Is(err, asynq.ErrTaskIDConflict) {
 		if err != nil {
-			return fmt.Errorf("enqueue %s: %w", t.Type(), err)
+			return 0, fmt.Errorf("enqueue %s: %w", t.Type(), err)
 		}
-		return nil
+		return RequeueQueued, nil
 	}
 	queue, id := t.Headers()[headerQueue], t.Headers()[headerTaskID]
 	if queue == "" || id == "" {
-		return nil // not built by this package's constructors: queued, as far as we can tell
+		return RequeueWaiting, nil // not built by this package's constructors: queued, as far as we can tell
+	}
+	// The Inspector's calls take no context: a pass past its deadline
+	// stops here rather than after one more round trip each.
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("requeue %s %s: %w", t.Type(), id, err)
 	}
 	info, err := e.inspector.GetTaskInfo(queue, id)
 	switch {
 	case errors.Is(err, asynq.ErrTaskNotFound):
-		return nil // done meanwhile
+		return RequeueDone, nil // done meanwhile
 	case err != nil:
-		return fmt.Errorf("requeue %s %s: %w", t.Type(), id, err)
+		return 0, fmt.Errorf("requeue %s %s: %w", t.Type(), id, err)
+	case info.State == asynq.TaskStateRetry:
+		if strings.HasPrefix(info.LastErr, retryLaterPrefix) {
+			return RequeuePaused, nil // asked for on purpose, and capped at maxRetryDelay
+		}
+		if time.Until(info.NextProcessAt) <= maxRequeueWait {
+			return RequeueWaiting, nil
+		}
+		if err := e.inspector.RunTask(queue, id); err != nil {
+			if errors.Is(err, asynq.ErrTaskNotFound) {
+				return RequeueDone, nil
+			}
+			// Moved on meanwhile (RunTask refuses a task no longer
+			// waiting), or Redis failed, which the next call reports.
+			return RequeueWaiting, nil
+		}
+		return RequeueRunNow, nil
 	case info.State != asynq.TaskStateArchived:
-		return nil // queued or running
+		return RequeueWaiting, nil // queued or running
 	}
 	if err := e.inspector.DeleteTask(queue, id); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
-		return fmt.Errorf("requeue %s %s: %w", t.Type(), id, err)
+		return 0, fmt.Errorf("requeue %s %s: %w", t.Type(), id, err)
 	}
-	return e.Enqueue(ctx, t)
+	if err := e.Enqueue(ctx, t); err != nil {
+		return 0, err
+	}
+	return RequeueRevived, nil
 }
 
 // listingSlotTTL is the longest one page task keeps the listing slot: a

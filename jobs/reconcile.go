@@ -5,45 +5,78 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
 
 	"github.com/mediasync/mediasync/archive"
 )
+
+// reconcilePass is what one Reconcile pass found and did, logged in one
+// line, so that a run that stops moving says why: no run of this fleet, work
+// not stale yet, tasks waiting or paused in Redis, or work queued again.
+type reconcilePass struct {
+	runs, otherFleet, notStale int
+	messages, media            int // stale in Postgres
+	tasks                      RequeueTally
+}
+
+func (p *reconcilePass) log(ev *zerolog.Event) {
+	ev = ev.Int("runs", p.runs).Int("other_fleet", p.otherFleet).Int("queued_runs_not_stale", p.notStale).
+		Int("stale_messages", p.messages).Int("stale_media", p.media)
+	for o, n := range p.tasks {
+		ev = ev.Int("tasks_"+RequeueOutcome(o).String(), n)
+	}
+	ev.Msg("reconcile pass")
+}
 
 // Reconcile queues again, from Postgres, the work of unfinished runs that
 // has not moved for `stale`: tasks lost when Redis restarted without its
 // data, or when a worker died between a commit and an enqueue. Task IDs
 // make a task that is still queued a no-op, and handlers check their rows,
 // so reconciling too often costs little and never duplicates work.
-func (h *Handlers) Reconcile(ctx context.Context, stale time.Duration) error {
+//
+// Each pass with an unfinished run that goes through logs one line at info: what it found
+// (stale messages and media, and each task's state in Redis) and what it
+// skipped and why.
+func (h *Handlers) Reconcile(ctx context.Context, stale time.Duration) (err error) {
+	var pass reconcilePass
+	defer func() {
+		if err == nil && pass.runs > 0 {
+			pass.log(h.log.Info())
+		}
+	}()
 	runs, err := h.catalog.UnfinishedRuns(ctx)
 	if err != nil {
 		return err
 	}
+	pass.runs = len(runs)
 	cutoff := time.Now().Add(-stale)
 	for _, run := range runs {
 		if run.AccountSID != h.twilio.AccountSID() {
+			pass.otherFleet++
 			continue // another fleet's run
 		}
 		if run.State == archive.RunQueued {
-			if run.CreatedAt.Before(cutoff) {
-				if err := h.enqueuer.RequeueIn(ctx)(NewStartRunTask(h.queues, run.ID)); err != nil {
-					return err
-				}
+			if !run.CreatedAt.Before(cutoff) {
+				pass.notStale++
+				continue
+			}
+			if err := h.enqueuer.RequeueIn(ctx, &pass.tasks)(NewStartRunTask(h.queues, run.ID)); err != nil {
+				return err
 			}
 			continue
 		}
 		if run.Kind == archive.KindExport {
-			if err := h.reconcileExport(ctx, run, cutoff); err != nil {
+			if err := h.reconcileExport(ctx, run, cutoff, &pass.tasks); err != nil {
 				return err
 			}
 			continue
 		}
 		// Only released windows have a page task to lose; the rest are
 		// released as listing advances.
-		if err := h.queueWindows(ctx, run, h.enqueuer.RequeueIn(ctx)); err != nil {
+		if err := h.queueWindows(ctx, run, h.enqueuer.RequeueIn(ctx, &pass.tasks)); err != nil {
 			return err
 		}
-		if err := h.requeue(ctx, run, cutoff); err != nil {
+		if err := h.requeue(ctx, run, cutoff, &pass); err != nil {
 			return err
 		}
 		if err := h.finish(ctx, run.ID); err != nil {
@@ -54,13 +87,20 @@ func (h *Handlers) Reconcile(ctx context.Context, stale time.Duration) error {
 }
 
 // requeue queues a run's outstanding messages and media last touched
-// before cutoff, up to RequeueBatch of each kind.
-func (h *Handlers) requeue(ctx context.Context, run archive.Run, cutoff time.Time) error {
+// before cutoff, up to RequeueBatch of each kind, counting them in pass
+// (nil: not counted).
+func (h *Handlers) requeue(ctx context.Context, run archive.Run, cutoff time.Time, pass *reconcilePass) error {
 	work, err := h.catalog.StaleWork(ctx, run.ID, cutoff, h.requeueBatch)
 	if err != nil {
 		return err
 	}
-	enqueue := h.enqueuer.RequeueIn(ctx)
+	var tally *RequeueTally
+	if pass != nil {
+		tally = &pass.tasks
+		pass.messages += len(work.Messages)
+		pass.media += len(work.Archive) + len(work.Delete)
+	}
+	enqueue := h.enqueuer.RequeueIn(ctx, tally)
 	for _, sid := range work.Messages {
 		if err := enqueue(NewListMessageTask(h.queues, ListMessagePayload{RunID: run.ID, MessageSID: sid})); err != nil {
 			return err
@@ -79,7 +119,7 @@ func (h *Handlers) requeue(ctx context.Context, run archive.Run, cutoff time.Tim
 	if err := h.catalog.Touch(ctx, run.ID, work); err != nil {
 		return err
 	}
-	if n := len(work.Messages) + len(work.Archive) + len(work.Delete); n > 0 {
+	if n := len(work.Messages) + len(work.Archive) + len(work.Delete); n > 0 && pass == nil {
 		h.log.Info().Str("run_id", run.ID.String()).Int("queued", n).Msg("queued outstanding work")
 	}
 	return nil
@@ -103,12 +143,16 @@ func (h *Handlers) ReconcileLoop(ctx context.Context, rdb redis.UniversalClient,
 		case err != nil && ctx.Err() == nil:
 			h.log.Warn().Err(err).Msg("reconcile: lock")
 		case ok:
+			// Reconcile logs a pass that went through; a failed one
+			// is logged here, unless the worker is stopping.
 			if err := h.Reconcile(pctx, stale); err != nil && ctx.Err() == nil {
 				h.log.Warn().Err(err).Msg("reconcile")
 			}
 			if err := h.SyncLegalHolds(pctx, h.requeueBatch); err != nil && ctx.Err() == nil {
 				h.log.Warn().Err(err).Msg("reconcile: S3 legal holds")
 			}
+		default:
+			h.log.Debug().Msg("reconcile: another worker holds the lock this pass")
 		}
 		cancel()
 		select {

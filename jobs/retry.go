@@ -20,8 +20,13 @@ type RetryLaterError struct {
 }
 
 func (e *RetryLaterError) Error() string {
-	return fmt.Sprintf("retry in %s: %s", e.After.Round(time.Millisecond), e.Reason)
+	return fmt.Sprintf(retryLaterPrefix+"%s: %s", e.After.Round(time.Millisecond), e.Reason)
 }
+
+// retryLaterPrefix begins every RetryLaterError's text: asynq keeps a
+// task's last error as text only, and Requeue tells a pause from a failure
+// by it.
+const retryLaterPrefix = "retry in "
 
 // maxRetryDelay caps every pause a task takes, as the fleet's shared
 // back-off is capped (internal/ratelimit DefaultMaxBackoff): a Retry-After
