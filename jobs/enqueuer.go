@@ -88,7 +88,9 @@ type RequeueOutcome int
 
 const (
 	RequeueQueued  RequeueOutcome = iota // not in Redis: queued
-	RequeueWaiting                       // pending, scheduled, active, or in a short retry backoff: left
+	RequeueWaiting                       // pending or scheduled: left
+	RequeueActive                        // being handled: left
+	RequeueBackoff                       // in a retry backoff of maxRequeueWait at most: left
 	RequeuePaused                        // in a pause it asked for (RetryLaterError): left
 	RequeueRunNow                        // in a retry backoff longer than maxRequeueWait: run now
 	RequeueRevived                       // archived, its retries spent: queued afresh
@@ -96,7 +98,7 @@ const (
 	requeueOutcomes
 )
 
-var requeueOutcomeNames = [requeueOutcomes]string{"queued", "waiting", "paused", "run_now", "revived", "done"}
+var requeueOutcomeNames = [requeueOutcomes]string{"queued", "waiting", "active", "backoff", "paused", "run_now", "revived", "done"}
 
 func (o RequeueOutcome) String() string { return requeueOutcomeNames[o] }
 
@@ -159,7 +161,7 @@ func (e *Enqueuer) requeue(ctx context.Context, t *asynq.Task) (RequeueOutcome, 
 			return RequeuePaused, nil // asked for on purpose, and capped at maxRetryDelay
 		}
 		if time.Until(info.NextProcessAt) <= maxRequeueWait {
-			return RequeueWaiting, nil
+			return RequeueBackoff, nil
 		}
 		if err := e.inspector.RunTask(queue, id); err != nil {
 			if errors.Is(err, asynq.ErrTaskNotFound) {
@@ -167,11 +169,13 @@ func (e *Enqueuer) requeue(ctx context.Context, t *asynq.Task) (RequeueOutcome, 
 			}
 			// Moved on meanwhile (RunTask refuses a task no longer
 			// waiting), or Redis failed, which the next call reports.
-			return RequeueWaiting, nil
+			return RequeueBackoff, nil
 		}
 		return RequeueRunNow, nil
+	case info.State == asynq.TaskStateActive:
+		return RequeueActive, nil
 	case info.State != asynq.TaskStateArchived:
-		return RequeueWaiting, nil // queued or running
+		return RequeueWaiting, nil
 	}
 	if err := e.inspector.DeleteTask(queue, id); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
 		return 0, fmt.Errorf("requeue %s %s: %w", t.Type(), id, err)
