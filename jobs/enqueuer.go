@@ -60,9 +60,9 @@ func (e *Enqueuer) RequeueIn(ctx context.Context, tally *RequeueTally) func(*asy
 		if err != nil {
 			return err
 		}
-		o, err := e.requeue(ctx, t)
+		o, wait, err := e.requeue(ctx, t)
 		if err == nil {
-			tally.add(o)
+			tally.add(o, wait)
 		}
 		return err
 	}
@@ -75,11 +75,12 @@ func (e *Enqueuer) RequeueIn(ctx context.Context, tally *RequeueTally) func(*asy
 // archived task would pass for "already queued" and the run would never
 // finish. Such a task is deleted and queued afresh, with all its retries.
 //
-// A task waiting out a retry backoff longer than maxRequeueWait is run now
-// (see RequeueRunNow); one pausing on purpose (a RetryLaterError: Twilio's
-// 429, the listing backpressure) is left to its pause.
+// A task waiting out a retry backoff, or a pause it asked for (a
+// RetryLaterError: Twilio's 429, the listing backpressure), is left to it:
+// the backoff paces retries through an outage (RetryDelay), and is counted,
+// with its wait, in the pass's log line.
 func (e *Enqueuer) Requeue(ctx context.Context, t *asynq.Task) error {
-	_, err := e.requeue(ctx, t)
+	_, _, err := e.requeue(ctx, t)
 	return err
 }
 
@@ -90,100 +91,84 @@ const (
 	RequeueQueued  RequeueOutcome = iota // not in Redis: queued
 	RequeueWaiting                       // pending or scheduled: left
 	RequeueActive                        // being handled: left
-	RequeueBackoff                       // in a retry backoff of maxRequeueWait at most: left
+	RequeueBackoff                       // in a retry backoff: left
 	RequeuePaused                        // in a pause it asked for (RetryLaterError): left
-	RequeueRunNow                        // in a retry backoff longer than maxRequeueWait: run now
 	RequeueRevived                       // archived, its retries spent: queued afresh
 	RequeueDone                          // handled meanwhile (gone from Redis after the conflict)
 	requeueOutcomes
 )
 
-var requeueOutcomeNames = [requeueOutcomes]string{"queued", "waiting", "active", "backoff", "paused", "run_now", "revived", "done"}
+var requeueOutcomeNames = [requeueOutcomes]string{"queued", "waiting", "active", "backoff", "paused", "revived", "done"}
 
 func (o RequeueOutcome) String() string { return requeueOutcomeNames[o] }
 
 // RequeueTally counts Requeue's outcomes over a reconcile pass, for its log
-// line. The zero value is ready; a nil *RequeueTally counts nothing.
-type RequeueTally [requeueOutcomes]int
+// line, and the longest a task left in backoff or a pause still waits. The
+// zero value is ready; a nil *RequeueTally counts nothing.
+type RequeueTally struct {
+	N       [requeueOutcomes]int
+	Longest time.Duration
+}
 
-func (t *RequeueTally) add(o RequeueOutcome) {
+func (t *RequeueTally) add(o RequeueOutcome, wait time.Duration) {
 	if t != nil {
-		t[o]++
+		t.N[o]++
+		t.Longest = max(t.Longest, wait)
 	}
 }
 
 // Total is how many tasks were looked at.
 func (t *RequeueTally) Total() int {
 	n := 0
-	for _, c := range t {
+	for _, c := range t.N {
 		n += c
 	}
 	return n
 }
 
-// maxRequeueWait is the longest retry backoff the reconciler leaves a task
-// of outstanding work in: the reconciler's own "has not moved" (a minute).
-// RetryDelay's exponential backoff reaches 5 minutes, and a list task in it
-// is a gate: a day's next page, or a message's media, waits on it, and when
-// it is the last work of a run the run does nothing, and says nothing, for
-// up to 5 minutes. Work the reconciler finds stale (Postgres says it has not
-// moved for a minute) is therefore run now rather than left to a longer
-// backoff: the reconciler's own pace (a pass every 30 s, and Touch for
-// messages and media) then bounds the retries, not the backoff, and a failed
-// run-now attempt costs a retry as any other (archived tasks are revived).
-const maxRequeueWait = time.Minute
-
-func (e *Enqueuer) requeue(ctx context.Context, t *asynq.Task) (RequeueOutcome, error) {
+// requeue is Requeue, saying what it found and, for a task left in a
+// backoff or a pause, how long it still waits.
+func (e *Enqueuer) requeue(ctx context.Context, t *asynq.Task) (RequeueOutcome, time.Duration, error) {
 	_, err := e.client.EnqueueContext(ctx, t)
 	if !errors.Is(err, asynq.ErrTaskIDConflict) {
 		if err != nil {
-			return 0, fmt.Errorf("enqueue %s: %w", t.Type(), err)
+			return 0, 0, fmt.Errorf("enqueue %s: %w", t.Type(), err)
 		}
-		return RequeueQueued, nil
+		return RequeueQueued, 0, nil
 	}
 	queue, id := t.Headers()[headerQueue], t.Headers()[headerTaskID]
 	if queue == "" || id == "" {
-		return RequeueWaiting, nil // not built by this package's constructors: queued, as far as we can tell
+		return RequeueWaiting, 0, nil // not built by this package's constructors: queued, as far as we can tell
 	}
 	// The Inspector's calls take no context: a pass past its deadline
 	// stops here rather than after one more round trip each.
 	if err := ctx.Err(); err != nil {
-		return 0, fmt.Errorf("requeue %s %s: %w", t.Type(), id, err)
+		return 0, 0, fmt.Errorf("requeue %s %s: %w", t.Type(), id, err)
 	}
 	info, err := e.inspector.GetTaskInfo(queue, id)
 	switch {
 	case errors.Is(err, asynq.ErrTaskNotFound):
-		return RequeueDone, nil // done meanwhile
+		return RequeueDone, 0, nil // done meanwhile
 	case err != nil:
-		return 0, fmt.Errorf("requeue %s %s: %w", t.Type(), id, err)
+		return 0, 0, fmt.Errorf("requeue %s %s: %w", t.Type(), id, err)
 	case info.State == asynq.TaskStateRetry:
+		wait := max(time.Until(info.NextProcessAt), 0)
 		if strings.HasPrefix(info.LastErr, retryLaterPrefix) {
-			return RequeuePaused, nil // asked for on purpose, and capped at maxRetryDelay
+			return RequeuePaused, wait, nil
 		}
-		if time.Until(info.NextProcessAt) <= maxRequeueWait {
-			return RequeueBackoff, nil
-		}
-		if err := e.inspector.RunTask(queue, id); err != nil {
-			if errors.Is(err, asynq.ErrTaskNotFound) {
-				return RequeueDone, nil
-			}
-			// Moved on meanwhile (RunTask refuses a task no longer
-			// waiting), or Redis failed, which the next call reports.
-			return RequeueBackoff, nil
-		}
-		return RequeueRunNow, nil
+		return RequeueBackoff, wait, nil
 	case info.State == asynq.TaskStateActive:
-		return RequeueActive, nil
+		return RequeueActive, 0, nil
 	case info.State != asynq.TaskStateArchived:
-		return RequeueWaiting, nil
+		return RequeueWaiting, 0, nil
 	}
 	if err := e.inspector.DeleteTask(queue, id); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
-		return 0, fmt.Errorf("requeue %s %s: %w", t.Type(), id, err)
+		return 0, 0, fmt.Errorf("requeue %s %s: %w", t.Type(), id, err)
 	}
 	if err := e.Enqueue(ctx, t); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	return RequeueRevived, nil
+	return RequeueRevived, 0, nil
 }
 
 // listingSlotTTL is the longest one page task keeps the listing slot: a

@@ -22,8 +22,11 @@ type reconcilePass struct {
 func (p *reconcilePass) log(ev *zerolog.Event) {
 	ev = ev.Int("runs", p.runs).Int("other_fleet", p.otherFleet).Int("queued_runs_not_stale", p.notStale).
 		Int("stale_messages", p.messages).Int("stale_media", p.media)
-	for o, n := range p.tasks {
+	for o, n := range p.tasks.N {
 		ev = ev.Int("tasks_"+RequeueOutcome(o).String(), n)
+	}
+	if p.tasks.Longest > 0 {
+		ev = ev.Str("longest_wait", p.tasks.Longest.Round(time.Second).String())
 	}
 	ev.Msg("reconcile pass")
 }
