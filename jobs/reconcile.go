@@ -37,9 +37,9 @@ func (p *reconcilePass) log(ev *zerolog.Event) {
 // make a task that is still queued a no-op, and handlers check their rows,
 // so reconciling too often costs little and never duplicates work.
 //
-// Each pass with an unfinished run that goes through logs one line at info: what it found
-// (stale messages and media, and each task's state in Redis) and what it
-// skipped and why.
+// Each pass that goes through with an unfinished run logs one line at info:
+// what it found (stale messages and media, each task's state in Redis, the
+// longest backoff or pause left) and what it skipped and why.
 func (h *Handlers) Reconcile(ctx context.Context, stale time.Duration) (err error) {
 	var pass reconcilePass
 	defer func() {
