@@ -54,8 +54,18 @@ func (e *Enqueuer) Enqueue(ctx context.Context, t *asynq.Task) error {
 }
 
 // RequeueIn is In for work Postgres says is outstanding: it queues with
-// Requeue, and counts in tally (when not nil) what it found and did.
-func (e *Enqueuer) RequeueIn(ctx context.Context, tally *RequeueTally) func(*asynq.Task, error) error {
+// Requeue, and counts what it found and did in the reconcile pass ctx
+// belongs to, if any.
+func (e *Enqueuer) RequeueIn(ctx context.Context) func(*asynq.Task, error) error {
+	var tally *RequeueTally
+	if p := passOf(ctx); p != nil {
+		tally = &p.tasks
+	}
+	return e.requeueInto(ctx, tally)
+}
+
+// requeueInto is RequeueIn counting into tally (nil: nowhere).
+func (e *Enqueuer) requeueInto(ctx context.Context, tally *RequeueTally) func(*asynq.Task, error) error {
 	return func(t *asynq.Task, err error) error {
 		if err != nil {
 			return err

@@ -132,7 +132,7 @@ func TestRequeueLeavesBackoffsAndSaysHowLong(t *testing.T) {
 	srv.Shutdown()
 
 	var tally RequeueTally
-	enqueue := e.RequeueIn(ctx, &tally)
+	enqueue := e.requeueInto(ctx, &tally)
 	require.NoError(t, enqueue(failing, nil))
 	require.NoError(t, enqueue(paused, nil))
 	require.True(t, inRetry(failing) && inRetry(paused), "left to their backoff and pause")

@@ -531,7 +531,7 @@ func (h *Handlers) exportError(ctx context.Context, id uuid.UUID, err error) err
 }
 
 // reconcileExport queues again the work of an export that has not moved.
-func (h *Handlers) reconcileExport(ctx context.Context, run archive.Run, cutoff time.Time, tally *RequeueTally) error {
+func (h *Handlers) reconcileExport(ctx context.Context, run archive.Run, cutoff time.Time) error {
 	if run.StartedAt.After(cutoff) {
 		return nil
 	}
@@ -539,7 +539,7 @@ func (h *Handlers) reconcileExport(ctx context.Context, run archive.Run, cutoff 
 	if err != nil {
 		return err
 	}
-	enqueue := h.enqueuer.RequeueIn(ctx, tally)
+	enqueue := h.enqueuer.RequeueIn(ctx)
 	if e.SelectedAt.IsZero() {
 		return enqueue(NewStartRunTask(h.queues, run.ID))
 	}

@@ -43,7 +43,7 @@ func (h *Handlers) StartRun(ctx context.Context, t *asynq.Task) error {
 			if _, err := h.catalog.SeedDeletes(ctx, run); err != nil {
 				return err
 			}
-			if err := h.requeue(ctx, run, time.Now(), nil); err != nil {
+			if err := h.requeue(ctx, run, time.Now()); err != nil {
 				return err
 			}
 		}

@@ -12,11 +12,25 @@ import (
 
 // reconcilePass is what one Reconcile pass found and did, logged in one
 // line, so that a run that stops moving says why: no run of this fleet, work
-// not stale yet, tasks waiting or paused in Redis, or work queued again.
+// not stale yet, tasks waiting, running, backing off or paused in Redis, or
+// work queued again. It travels in the pass's context (withPass), so each
+// step of the pass counts what it sees without a parameter for it.
 type reconcilePass struct {
 	runs, otherFleet, notStale int
 	messages, media            int // stale in Postgres
 	tasks                      RequeueTally
+}
+
+type passKey struct{}
+
+func withPass(ctx context.Context, p *reconcilePass) context.Context {
+	return context.WithValue(ctx, passKey{}, p)
+}
+
+// passOf returns the pass ctx belongs to, or nil outside a pass.
+func passOf(ctx context.Context) *reconcilePass {
+	p, _ := ctx.Value(passKey{}).(*reconcilePass)
+	return p
 }
 
 func (p *reconcilePass) log(ev *zerolog.Event) {
@@ -41,45 +55,52 @@ func (p *reconcilePass) log(ev *zerolog.Event) {
 // what it found (stale messages and media, each task's state in Redis, the
 // longest backoff or pause left) and what it skipped and why.
 func (h *Handlers) Reconcile(ctx context.Context, stale time.Duration) (err error) {
-	var pass reconcilePass
-	defer func() {
-		if err == nil && pass.runs > 0 {
-			pass.log(h.log.Info())
-		}
-	}()
+	pass := &reconcilePass{}
+	ctx = withPass(ctx, pass)
 	runs, err := h.catalog.UnfinishedRuns(ctx)
 	if err != nil {
 		return err
 	}
-	pass.runs = len(runs)
 	cutoff := time.Now().Add(-stale)
+	defer func() {
+		if err != nil || len(runs) == 0 {
+			return // a failed pass is logged, with its error, by the loop
+		}
+		pass.runs = len(runs)
+		for _, run := range runs {
+			switch {
+			case run.AccountSID != h.twilio.AccountSID():
+				pass.otherFleet++
+			case run.State == archive.RunQueued && !run.CreatedAt.Before(cutoff):
+				pass.notStale++
+			}
+		}
+		pass.log(h.log.Info())
+	}()
 	for _, run := range runs {
 		if run.AccountSID != h.twilio.AccountSID() {
-			pass.otherFleet++
 			continue // another fleet's run
 		}
 		if run.State == archive.RunQueued {
-			if !run.CreatedAt.Before(cutoff) {
-				pass.notStale++
-				continue
-			}
-			if err := h.enqueuer.RequeueIn(ctx, &pass.tasks)(NewStartRunTask(h.queues, run.ID)); err != nil {
-				return err
+			if run.CreatedAt.Before(cutoff) {
+				if err := h.enqueuer.RequeueIn(ctx)(NewStartRunTask(h.queues, run.ID)); err != nil {
+					return err
+				}
 			}
 			continue
 		}
 		if run.Kind == archive.KindExport {
-			if err := h.reconcileExport(ctx, run, cutoff, &pass.tasks); err != nil {
+			if err := h.reconcileExport(ctx, run, cutoff); err != nil {
 				return err
 			}
 			continue
 		}
 		// Only released windows have a page task to lose; the rest are
 		// released as listing advances.
-		if err := h.queueWindows(ctx, run, h.enqueuer.RequeueIn(ctx, &pass.tasks)); err != nil {
+		if err := h.queueWindows(ctx, run, h.enqueuer.RequeueIn(ctx)); err != nil {
 			return err
 		}
-		if err := h.requeue(ctx, run, cutoff, &pass); err != nil {
+		if err := h.requeue(ctx, run, cutoff); err != nil {
 			return err
 		}
 		if err := h.finish(ctx, run.ID); err != nil {
@@ -90,20 +111,13 @@ func (h *Handlers) Reconcile(ctx context.Context, stale time.Duration) (err erro
 }
 
 // requeue queues a run's outstanding messages and media last touched
-// before cutoff, up to RequeueBatch of each kind, counting them in pass
-// (nil: not counted).
-func (h *Handlers) requeue(ctx context.Context, run archive.Run, cutoff time.Time, pass *reconcilePass) error {
+// before cutoff, up to RequeueBatch of each kind.
+func (h *Handlers) requeue(ctx context.Context, run archive.Run, cutoff time.Time) error {
 	work, err := h.catalog.StaleWork(ctx, run.ID, cutoff, h.requeueBatch)
 	if err != nil {
 		return err
 	}
-	var tally *RequeueTally
-	if pass != nil {
-		tally = &pass.tasks
-		pass.messages += len(work.Messages)
-		pass.media += len(work.Archive) + len(work.Delete)
-	}
-	enqueue := h.enqueuer.RequeueIn(ctx, tally)
+	enqueue := h.enqueuer.RequeueIn(ctx)
 	for _, sid := range work.Messages {
 		if err := enqueue(NewListMessageTask(h.queues, ListMessagePayload{RunID: run.ID, MessageSID: sid})); err != nil {
 			return err
@@ -122,7 +136,10 @@ func (h *Handlers) requeue(ctx context.Context, run archive.Run, cutoff time.Tim
 	if err := h.catalog.Touch(ctx, run.ID, work); err != nil {
 		return err
 	}
-	if n := len(work.Messages) + len(work.Archive) + len(work.Delete); n > 0 && pass == nil {
+	if p := passOf(ctx); p != nil {
+		p.messages += len(work.Messages)
+		p.media += len(work.Archive) + len(work.Delete)
+	} else if n := len(work.Messages) + len(work.Archive) + len(work.Delete); n > 0 {
 		h.log.Info().Str("run_id", run.ID.String()).Int("queued", n).Msg("queued outstanding work")
 	}
 	return nil
@@ -146,16 +163,14 @@ func (h *Handlers) ReconcileLoop(ctx context.Context, rdb redis.UniversalClient,
 		case err != nil && ctx.Err() == nil:
 			h.log.Warn().Err(err).Msg("reconcile: lock")
 		case ok:
-			// Reconcile logs a pass that went through; a failed one
-			// is logged here, unless the worker is stopping.
+			// Reconcile logs a pass that went through; a failed one is
+			// logged here, unless the worker is stopping.
 			if err := h.Reconcile(pctx, stale); err != nil && ctx.Err() == nil {
 				h.log.Warn().Err(err).Msg("reconcile")
 			}
 			if err := h.SyncLegalHolds(pctx, h.requeueBatch); err != nil && ctx.Err() == nil {
 				h.log.Warn().Err(err).Msg("reconcile: S3 legal holds")
 			}
-		default:
-			h.log.Debug().Msg("reconcile: another worker holds the lock this pass")
 		}
 		cancel()
 		select {
