@@ -163,8 +163,6 @@ func (h *Handlers) ReconcileLoop(ctx context.Context, rdb redis.UniversalClient,
 		case err != nil && ctx.Err() == nil:
 			h.log.Warn().Err(err).Msg("reconcile: lock")
 		case ok:
-			// Reconcile logs a pass that went through; a failed one is
-			// logged here, unless the worker is stopping.
 			if err := h.Reconcile(pctx, stale); err != nil && ctx.Err() == nil {
 				h.log.Warn().Err(err).Msg("reconcile")
 			}
