@@ -60,8 +60,13 @@
 //
 // Twilio's 429 and queue backpressure return a RetryLaterError, which does
 // not use up a retry (IsFailure, RetryDelay); its pause, like every retry
-// delay, is capped at 5 minutes whatever Retry-After asks. Errors no retry can fix (a
-// corrupt payload, a 4xx from Twilio, a conflicting object) wrap
-// asynq.SkipRetry; the media is recorded as failed with the reason, and the
-// run counts it.
+// delay, is capped at 5 minutes whatever Retry-After asks; a listing task's
+// backoff (start, page, message: each a gate the rest of its day or message
+// waits on) at 1 minute, with retries to keep trying as long. Each reconcile
+// pass logs one line: what it found stale, in which state each task was, and
+// how long the longest left in a backoff or pause still waits.
+//
+// Errors no retry can fix (a corrupt payload, a 4xx from Twilio, a
+// conflicting object) wrap asynq.SkipRetry; the media is recorded as failed
+// with the reason, and the run counts it.
 package jobs

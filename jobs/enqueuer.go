@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -53,13 +54,27 @@ func (e *Enqueuer) Enqueue(ctx context.Context, t *asynq.Task) error {
 }
 
 // RequeueIn is In for work Postgres says is outstanding: it queues with
-// Requeue.
+// Requeue, and counts what it found and did in the reconcile pass ctx
+// belongs to, if any.
 func (e *Enqueuer) RequeueIn(ctx context.Context) func(*asynq.Task, error) error {
+	var tally *RequeueTally
+	if p := passOf(ctx); p != nil {
+		tally = &p.tasks
+	}
+	return e.requeueInto(ctx, tally)
+}
+
+// requeueInto is RequeueIn counting into tally (nil: nowhere).
+func (e *Enqueuer) requeueInto(ctx context.Context, tally *RequeueTally) func(*asynq.Task, error) error {
 	return func(t *asynq.Task, err error) error {
 		if err != nil {
 			return err
 		}
-		return e.Requeue(ctx, t)
+		o, wait, err := e.requeue(ctx, t)
+		if err == nil {
+			tally.add(o, wait)
+		}
+		return err
 	}
 }
 
@@ -69,31 +84,101 @@ func (e *Enqueuer) RequeueIn(ctx context.Context) func(*asynq.Task, error) error
 // was down for the whole of its retries, or crashes used them up), the
 // archived task would pass for "already queued" and the run would never
 // finish. Such a task is deleted and queued afresh, with all its retries.
+//
+// A task waiting out a retry backoff, or a pause it asked for (a
+// RetryLaterError: Twilio's 429, the listing backpressure), is left to it:
+// the backoff paces retries through an outage (RetryDelay), and is counted,
+// with its wait, in the pass's log line.
 func (e *Enqueuer) Requeue(ctx context.Context, t *asynq.Task) error {
+	_, _, err := e.requeue(ctx, t)
+	return err
+}
+
+// RequeueOutcome is what Requeue found of a task and did with it.
+type RequeueOutcome int
+
+const (
+	RequeueQueued  RequeueOutcome = iota // not in Redis: queued
+	RequeueWaiting                       // pending or scheduled: left
+	RequeueActive                        // being handled: left
+	RequeueBackoff                       // in a retry backoff: left
+	RequeuePaused                        // in a pause it asked for (RetryLaterError): left
+	RequeueRevived                       // archived, its retries spent: queued afresh
+	RequeueDone                          // handled meanwhile (gone from Redis after the conflict)
+	requeueOutcomes
+)
+
+var requeueOutcomeNames = [requeueOutcomes]string{"queued", "waiting", "active", "backoff", "paused", "revived", "done"}
+
+func (o RequeueOutcome) String() string { return requeueOutcomeNames[o] }
+
+// RequeueTally counts Requeue's outcomes over a reconcile pass, for its log
+// line, and the longest a task left in backoff or a pause still waits. The
+// zero value is ready; a nil *RequeueTally counts nothing.
+type RequeueTally struct {
+	N       [requeueOutcomes]int
+	Longest time.Duration
+}
+
+func (t *RequeueTally) add(o RequeueOutcome, wait time.Duration) {
+	if t != nil {
+		t.N[o]++
+		t.Longest = max(t.Longest, wait)
+	}
+}
+
+// Total is how many tasks were looked at.
+func (t *RequeueTally) Total() int {
+	n := 0
+	for _, c := range t.N {
+		n += c
+	}
+	return n
+}
+
+// requeue is Requeue, saying what it found and, for a task left in a
+// backoff or a pause, how long it still waits.
+func (e *Enqueuer) requeue(ctx context.Context, t *asynq.Task) (RequeueOutcome, time.Duration, error) {
 	_, err := e.client.EnqueueContext(ctx, t)
 	if !errors.Is(err, asynq.ErrTaskIDConflict) {
 		if err != nil {
-			return fmt.Errorf("enqueue %s: %w", t.Type(), err)
+			return 0, 0, fmt.Errorf("enqueue %s: %w", t.Type(), err)
 		}
-		return nil
+		return RequeueQueued, 0, nil
 	}
 	queue, id := t.Headers()[headerQueue], t.Headers()[headerTaskID]
 	if queue == "" || id == "" {
-		return nil // not built by this package's constructors: queued, as far as we can tell
+		return RequeueWaiting, 0, nil // not built by this package's constructors: queued, as far as we can tell
+	}
+	// The Inspector's calls take no context: a pass past its deadline
+	// stops here rather than after one more round trip each.
+	if err := ctx.Err(); err != nil {
+		return 0, 0, fmt.Errorf("requeue %s %s: %w", t.Type(), id, err)
 	}
 	info, err := e.inspector.GetTaskInfo(queue, id)
 	switch {
 	case errors.Is(err, asynq.ErrTaskNotFound):
-		return nil // done meanwhile
+		return RequeueDone, 0, nil // done meanwhile
 	case err != nil:
-		return fmt.Errorf("requeue %s %s: %w", t.Type(), id, err)
+		return 0, 0, fmt.Errorf("requeue %s %s: %w", t.Type(), id, err)
+	case info.State == asynq.TaskStateRetry:
+		wait := max(time.Until(info.NextProcessAt), 0)
+		if strings.HasPrefix(info.LastErr, retryLaterPrefix) {
+			return RequeuePaused, wait, nil
+		}
+		return RequeueBackoff, wait, nil
+	case info.State == asynq.TaskStateActive:
+		return RequeueActive, 0, nil
 	case info.State != asynq.TaskStateArchived:
-		return nil // queued or running
+		return RequeueWaiting, 0, nil
 	}
 	if err := e.inspector.DeleteTask(queue, id); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
-		return fmt.Errorf("requeue %s %s: %w", t.Type(), id, err)
+		return 0, 0, fmt.Errorf("requeue %s %s: %w", t.Type(), id, err)
 	}
-	return e.Enqueue(ctx, t)
+	if err := e.Enqueue(ctx, t); err != nil {
+		return 0, 0, err
+	}
+	return RequeueRevived, 0, nil
 }
 
 // listingSlotTTL is the longest one page task keeps the listing slot: a

@@ -1,6 +1,8 @@
 package jobs
 
 import (
+	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -85,4 +87,58 @@ func TestListingSlotIsExclusive(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, ok, "a stale release freed another holder's slot")
 	releaseB()
+}
+
+// A task of outstanding work waiting out a retry backoff or a pause is
+// left to it, and the reconciler's tally says so and for how long: a run
+// that waits on one is not silent about it.
+func TestRequeueLeavesBackoffsAndSaysHowLong(t *testing.T) {
+	t.Parallel()
+	r := testenv.NewRedis(t)
+	q := QueuesFor(r.Namespace)
+	e := NewEnqueuer(r.Client, q)
+	insp := asynq.NewInspectorFromRedisClient(r.Client)
+	run := uuid.Must(uuid.NewV7())
+	failing, paused := func() (*asynq.Task, *asynq.Task) {
+		a, err := NewListPageTask(q, ListPagePayload{RunID: run, Window: 1, Page: 3})
+		require.NoError(t, err)
+		b, err := NewListPageTask(q, ListPagePayload{RunID: run, Window: 2, Page: 0})
+		require.NoError(t, err)
+		return a, b
+	}()
+	ctx := t.Context()
+	require.NoError(t, e.Enqueue(ctx, failing))
+	require.NoError(t, e.Enqueue(ctx, paused))
+
+	// A worker whose attempts fail, the one with an error, the other with a
+	// pause, each sent 4 minutes back.
+	srv := asynq.NewServerFromRedisClient(r.Client, asynq.Config{
+		Concurrency: 2, Queues: map[string]int{q.List: 1}, TaskCheckInterval: 10 * time.Millisecond,
+		IsFailure:      IsFailure,
+		RetryDelayFunc: func(int, error, *asynq.Task) time.Duration { return 4 * time.Minute },
+		LogLevel:       asynq.FatalLevel,
+	})
+	require.NoError(t, srv.Start(asynq.HandlerFunc(func(_ context.Context, tk *asynq.Task) error {
+		if tk.ResultWriter().TaskID() == paused.Headers()[headerTaskID] {
+			return &RetryLaterError{After: 4 * time.Minute, Reason: "Twilio rate limit (429)"}
+		}
+		return errors.New("postgres: connection refused")
+	})))
+	inRetry := func(tk *asynq.Task) bool {
+		info, err := insp.GetTaskInfo(q.List, tk.Headers()[headerTaskID])
+		return err == nil && info.State == asynq.TaskStateRetry
+	}
+	require.Eventually(t, func() bool { return inRetry(failing) && inRetry(paused) }, 10*time.Second, 10*time.Millisecond)
+	srv.Shutdown()
+
+	var tally RequeueTally
+	enqueue := e.requeueInto(ctx, &tally)
+	require.NoError(t, enqueue(failing, nil))
+	require.NoError(t, enqueue(paused, nil))
+	require.True(t, inRetry(failing) && inRetry(paused), "left to their backoff and pause")
+	require.Equal(t, 1, tally.N[RequeueBackoff])
+	require.Equal(t, 1, tally.N[RequeuePaused])
+	require.Equal(t, 2, tally.Total())
+	require.Greater(t, tally.Longest, 3*time.Minute)
+	require.LessOrEqual(t, tally.Longest, 4*time.Minute)
 }

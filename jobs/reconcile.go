@@ -8,9 +8,45 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
 
 	"github.com/mediasync/mediasync/archive"
 )
+
+// reconcilePass is what one Reconcile pass found and did, logged in one
+// line, so that a run that stops moving says why: no run of this fleet, work
+// not stale yet, tasks waiting, running, backing off or paused in Redis, or
+// work queued again. It travels in the pass's context (withPass), so each
+// step of the pass counts what it sees without a parameter for it.
+type reconcilePass struct {
+	runs, otherFleet, notStale int
+	messages, media            int // stale in Postgres
+	tasks                      RequeueTally
+}
+
+type passKey struct{}
+
+func withPass(ctx context.Context, p *reconcilePass) context.Context {
+	return context.WithValue(ctx, passKey{}, p)
+}
+
+// passOf returns the pass ctx belongs to, or nil outside a pass.
+func passOf(ctx context.Context) *reconcilePass {
+	p, _ := ctx.Value(passKey{}).(*reconcilePass)
+	return p
+}
+
+func (p *reconcilePass) log(ev *zerolog.Event) {
+	ev = ev.Int("runs", p.runs).Int("other_fleet", p.otherFleet).Int("queued_runs_not_stale", p.notStale).
+		Int("stale_messages", p.messages).Int("stale_media", p.media)
+	for o, n := range p.tasks.N {
+		ev = ev.Int("tasks_"+RequeueOutcome(o).String(), n)
+	}
+	if p.tasks.Longest > 0 {
+		ev = ev.Str("longest_wait", p.tasks.Longest.Round(time.Second).String())
+	}
+	ev.Msg("reconcile pass")
+}
 
 // Reconcile queues again, from Postgres, the work of unfinished runs that
 // has not moved for `stale`: tasks lost when Redis restarted without its
@@ -23,12 +59,33 @@ import (
 // and the next one reconciled, and each pass starts one run further along,
 // so a run that always times out is not always first. It returns the
 // runs' errors joined.
-func (h *Handlers) Reconcile(ctx context.Context, stale time.Duration) error {
+//
+// Each pass that goes through with an unfinished run logs one line at info:
+// what it found (stale messages and media, each task's state in Redis, the
+// longest backoff or pause left) and what it skipped and why.
+func (h *Handlers) Reconcile(ctx context.Context, stale time.Duration) (err error) {
+	pass := &reconcilePass{}
+	ctx = withPass(ctx, pass)
 	runs, err := h.catalog.UnfinishedRuns(ctx)
 	if err != nil {
 		return err
 	}
 	cutoff := time.Now().Add(-stale)
+	defer func() {
+		if err != nil || len(runs) == 0 {
+			return // a failed pass is logged, with its error, by the loop
+		}
+		pass.runs = len(runs)
+		for _, run := range runs {
+			switch {
+			case run.AccountSID != h.twilio.AccountSID():
+				pass.otherFleet++
+			case run.State == archive.RunQueued && !run.CreatedAt.Before(cutoff):
+				pass.notStale++
+			}
+		}
+		pass.log(h.log.Info())
+	}()
 	var errs []error
 	start := 0
 	if len(runs) > 0 {
@@ -113,7 +170,10 @@ func (h *Handlers) requeue(ctx context.Context, run archive.Run, cutoff time.Tim
 	if err := h.catalog.Touch(ctx, run.ID, work); err != nil {
 		return err
 	}
-	if n := len(work.Messages) + len(work.Archive) + len(work.Delete); n > 0 {
+	if p := passOf(ctx); p != nil {
+		p.messages += len(work.Messages)
+		p.media += len(work.Archive) + len(work.Delete)
+	} else if n := len(work.Messages) + len(work.Archive) + len(work.Delete); n > 0 {
 		h.log.Info().Str("run_id", run.ID.String()).Int("queued", n).Msg("queued outstanding work")
 	}
 	return nil

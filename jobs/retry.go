@@ -20,8 +20,13 @@ type RetryLaterError struct {
 }
 
 func (e *RetryLaterError) Error() string {
-	return fmt.Sprintf("retry in %s: %s", e.After.Round(time.Millisecond), e.Reason)
+	return fmt.Sprintf(retryLaterPrefix+"%s: %s", e.After.Round(time.Millisecond), e.Reason)
 }
+
+// retryLaterPrefix begins every RetryLaterError's text: asynq keeps a
+// task's last error as text only, and Requeue tells a pause from a failure
+// by it.
+const retryLaterPrefix = "retry in "
 
 // maxRetryDelay caps every pause a task takes, as the fleet's shared
 // back-off is capped (internal/ratelimit DefaultMaxBackoff): a Retry-After
@@ -59,14 +64,40 @@ func IsFailure(err error) bool {
 // RetryDelay is asynq's Config.RetryDelayFunc: the pause a RetryLaterError
 // asks for, else exponential backoff with jitter from 2s; both capped at
 // maxRetryDelay, 5 min (asynq's default reaches hours after a dozen
-// attempts).
-func RetryDelay(n int, err error, _ *asynq.Task) time.Duration {
+// attempts), and the backoff of a listing task (start, page, message) at
+// maxListRetryDelay.
+func RetryDelay(n int, err error, t *asynq.Task) time.Duration {
 	var rl *RetryLaterError
 	if errors.As(err, &rl) {
 		return min(rl.After, maxRetryDelay)
 	}
+	limit := maxRetryDelay
+	if t != nil && listingTask(t.Type()) {
+		limit = maxListRetryDelay
+	}
 	d := 2 * time.Second << min(n, 8)
-	return jitter(min(d, maxRetryDelay))
+	return jitter(min(d, limit))
+}
+
+// maxListRetryDelay caps the backoff of a listing task. A listing task is a
+// gate: a day's next page, or a message's media, waits on it, and when it
+// is a run's last work the whole run waits. At 5 minutes, a page task a few
+// failures in kept its run idle that long while the reconciler, rightly,
+// counted it as queued. A listing call is one cheap GET, and Twilio is
+// protected by the fleet's limiter and 429 pauses (which this cap leaves
+// alone), so the backoff buys little; listMaxRetry keeps the time a listing
+// task keeps trying through an outage what it was.
+const maxListRetryDelay = time.Minute
+
+// listMaxRetry is a listing task's retries: with backoff capped at
+// maxListRetryDelay and jittered to [½, 1), about 34 to 68 minutes of
+// trying, as 20 retries capped at 5 minutes were.
+const listMaxRetry = 70
+
+// listingTask reports whether a task type lists (TypeStartRun,
+// TypeListPage, TypeListMessage).
+func listingTask(typ string) bool {
+	return typ == TypeStartRun || typ == TypeListPage || typ == TypeListMessage
 }
 
 // jitter spreads d over [d/2, d) so workers that failed together do not

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/hibiken/asynq"
 	"github.com/stretchr/testify/require"
 
@@ -57,6 +58,39 @@ func TestRetryDelayBackoffIsBoundedAndJittered(t *testing.T) {
 		require.LessOrEqual(t, d, 5*time.Minute, "attempt %d waits too long", n)
 	}
 	require.Less(t, RetryDelay(0, errors.New("boom"), nil), 2*time.Second+1)
+}
+
+// A listing task is a gate its day or message waits on: its backoff stays
+// within a minute (a page task 5 minutes back kept its run idle, and the
+// reconciler silent, that long), and its retries keep it trying as long as
+// before; a pause it asks for (Twilio's 429) is still honoured in full.
+func TestListingTaskBackoffIsShortAndKeepsTrying(t *testing.T) {
+	t.Parallel()
+	q := QueuesFor("mediasync")
+	run := uuid.Must(uuid.NewV7())
+	page, err := NewListPageTask(q, ListPagePayload{RunID: run, Window: 1, Page: 2})
+	require.NoError(t, err)
+	msg, err := NewListMessageTask(q, ListMessagePayload{RunID: run, MessageSID: "MM0123456789abcdef0123456789abcdef"})
+	require.NoError(t, err)
+	start, err := NewStartRunTask(q, run)
+	require.NoError(t, err)
+	media, err := NewArchiveMediaTask(q, MediaPayload{RunID: run, MediaSID: "ME0123456789abcdef0123456789abcdef"})
+	require.NoError(t, err)
+	for _, tk := range []*asynq.Task{page, msg, start} {
+		var total time.Duration
+		for n := range listMaxRetry {
+			d := RetryDelay(n, errors.New("twilio: 503"), tk)
+			require.LessOrEqual(t, d, time.Minute, "%s, attempt %d, waits %s", tk.Type(), n, d)
+			total += d
+		}
+		require.Greater(t, total, 30*time.Minute, "%s gives up after %s of trying", tk.Type(), total)
+		require.Equal(t, 4*time.Minute, RetryDelay(9, &RetryLaterError{After: 4 * time.Minute}, tk))
+	}
+	var longest time.Duration
+	for range 20 {
+		longest = max(longest, RetryDelay(12, errors.New("s3: 503"), media))
+	}
+	require.Greater(t, longest, time.Minute, "a media task keeps its longer backoff")
 }
 
 // A payload that does not parse is archived at once, never retried.

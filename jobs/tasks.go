@@ -75,13 +75,13 @@ type MediaPayload struct {
 // NewStartRunTask returns the task that starts run id.
 func NewStartRunTask(q Queues, id uuid.UUID) (*asynq.Task, error) {
 	return newTask(TypeStartRun, StartRunPayload{RunID: id}, "start:"+id.String(),
-		asynq.Queue(q.List), asynq.MaxRetry(20), asynq.Timeout(10*time.Minute))
+		asynq.Queue(q.List), asynq.MaxRetry(listMaxRetry), asynq.Timeout(10*time.Minute))
 }
 
 // NewListPageTask returns the task that lists page `page` of a window.
 func NewListPageTask(q Queues, p ListPagePayload) (*asynq.Task, error) {
 	id := "page:" + p.RunID.String() + ":" + strconv.Itoa(p.Window) + ":" + strconv.Itoa(p.Page)
-	return newTask(TypeListPage, p, id, asynq.Queue(q.List), asynq.MaxRetry(20), asynq.Timeout(10*time.Minute))
+	return newTask(TypeListPage, p, id, asynq.Queue(q.List), asynq.MaxRetry(listMaxRetry), asynq.Timeout(10*time.Minute))
 }
 
 // NewListMessageTask returns the task that lists a message's media.
@@ -90,7 +90,7 @@ func NewListMessageTask(q Queues, p ListMessagePayload) (*asynq.Task, error) {
 		return nil, fmt.Errorf("list message task: empty message SID")
 	}
 	return newTask(TypeListMessage, p, "msg:"+p.RunID.String()+":"+p.MessageSID,
-		asynq.Queue(q.List), asynq.MaxRetry(20), asynq.Timeout(5*time.Minute))
+		asynq.Queue(q.List), asynq.MaxRetry(listMaxRetry), asynq.Timeout(5*time.Minute))
 }
 
 // NewArchiveMediaTask returns the task that archives one media.

@@ -371,9 +371,12 @@ func (p *Process) Logs() string { return p.logs.String() }
 // Enqueue runs the enqueue program and returns its exit code and output.
 func (d *Deployment) Enqueue(t testing.TB, timeout time.Duration, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
+	// Built (once per test process) before the clock starts: under a busy
+	// machine the build alone can take longer than the first call's timeout.
+	bin := Binary(t, "enqueue")
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, Binary(t, "enqueue"), args...)
+	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = d.environ()
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
