@@ -54,27 +54,15 @@ func audit(ctx context.Context, db execer, actor, action, subject string, detail
 	return nil
 }
 
-// AuditLog returns entries at or after since (zero: all), oldest first,
-// calling fn for each so the log is never held in memory whole.
-func (c *Catalog) AuditLog(ctx context.Context, since time.Time, fn func(AuditEntry) error) error {
-	for e, err := range c.auditRows(ctx, since) {
-		if err != nil {
-			return err
-		}
-		if err := fn(e); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// auditBatch is how many rows auditRows reads per query.
+// auditBatch is how many rows AuditLog reads per query.
 const auditBatch = 1000
 
-// auditRows yields entries at or after since in id order. It reads them in
-// keyset batches, so no cursor stays open while the caller does other I/O
-// (writes to a terminal, lists the archive) and memory holds one batch.
-func (c *Catalog) auditRows(ctx context.Context, since time.Time) iter.Seq2[AuditEntry, error] {
+// AuditLog yields entries at or after since (zero: all), oldest first. It
+// reads them in keyset batches, so no cursor stays open while the caller
+// does other I/O between entries (writes to a terminal, lists the archive)
+// and memory holds one batch, never the whole log. After an error it
+// yields nothing more.
+func (c *Catalog) AuditLog(ctx context.Context, since time.Time) iter.Seq2[AuditEntry, error] {
 	return func(yield func(AuditEntry, error) bool) {
 		var after int64 = -1
 		for {
@@ -165,7 +153,7 @@ func (c *Catalog) VerifyAudit(ctx context.Context, anchors iter.Seq2[AuditAnchor
 		return v, err
 	}
 	var prev []byte
-	for e, err := range c.auditRows(ctx, time.Time{}) {
+	for e, err := range c.AuditLog(ctx, time.Time{}) {
 		if err != nil {
 			return v, err
 		}

@@ -32,11 +32,11 @@ func TestAuditLogHoldsNoConnectionDuringCallback(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	n := 0
-	err = c.AuditLog(ctx, time.Time{}, func(e archive.AuditEntry) error {
+	for _, err := range c.AuditLog(ctx, time.Time{}) {
+		require.NoError(t, err)
 		n++
-		_, err := c.Holds(ctx, true)
-		return err
-	})
-	require.NoError(t, err)
+		_, err = c.Holds(ctx, true)
+		require.NoError(t, err)
+	}
 	require.Equal(t, 3, n)
 }

@@ -43,12 +43,12 @@ func TestMarkDeletedRefusesHeldMedia(t *testing.T) {
 
 	require.NoError(t, c.ReleaseHeldDelete(ctx, run, me1, true))
 	var held int
-	require.NoError(t, c.AuditLog(ctx, time.Time{}, func(e archive.AuditEntry) error {
+	for e, err := range c.AuditLog(ctx, time.Time{}) {
+		require.NoError(t, err)
 		if e.Action == archive.AuditDeleteHeld && e.Subject == me1 {
 			held++
 		}
-		return nil
-	}))
+	}
 	require.Equal(t, 1, held, "the held delete is in the audit log")
 	_, err = c.ReleaseHold(ctx, h.ID, "legal", "case closed")
 	require.NoError(t, err)
@@ -98,12 +98,12 @@ func TestAddHoldWaitsForLeasedDeletes(t *testing.T) {
 		t.Fatal("AddHold still waiting after the lease ended")
 	}
 	var sent int
-	require.NoError(t, c.AuditLog(ctx, time.Time{}, func(e archive.AuditEntry) error {
+	for e, err := range c.AuditLog(ctx, time.Time{}) {
+		require.NoError(t, err)
 		if e.Action == archive.AuditDeleteHeld && e.Subject == me1 && strings.Contains(string(e.Details), "delete_sent_before_hold") {
 			sent++
 		}
-		return nil
-	}))
+	}
 	require.Equal(t, 1, sent, "the audit says a DELETE may have reached Twilio: a lease was taken")
 }
 
@@ -218,12 +218,12 @@ func TestPolicyRunOverHeldMediaIsCheap(t *testing.T) {
 	require.NoError(t, err)
 	audits := func() int {
 		n := 0
-		require.NoError(t, c.AuditLog(ctx, time.Time{}, func(e archive.AuditEntry) error {
+		for e, err := range c.AuditLog(ctx, time.Time{}) {
+			require.NoError(t, err)
 			if e.Action == archive.AuditDeleteHeld {
 				n++
 			}
-			return nil
-		}))
+		}
 		return n
 	}
 	policyRun := func() archive.Run {

@@ -246,13 +246,20 @@ func (a *app) auditCmd() *cobra.Command {
 			}
 			return a.withEnv(cmd.Context(), false, func(env *env) error {
 				enc := json.NewEncoder(a.stdout)
-				return env.catalog.AuditLog(cmd.Context(), from, func(e archive.AuditEntry) error {
-					if asJSON {
-						return enc.Encode(e)
+				for e, err := range env.catalog.AuditLog(cmd.Context(), from) {
+					if err != nil {
+						return err
 					}
-					_, err := fmt.Fprintf(a.stdout, "%d\t%s\t%s\t%s\t%s\t%s\n", e.ID, e.At.Format(time.RFC3339Nano), e.Actor, e.Action, e.Subject, e.Details)
-					return err
-				})
+					if asJSON {
+						err = enc.Encode(e)
+					} else {
+						_, err = fmt.Fprintf(a.stdout, "%d\t%s\t%s\t%s\t%s\t%s\n", e.ID, e.At.Format(time.RFC3339Nano), e.Actor, e.Action, e.Subject, e.Details)
+					}
+					if err != nil {
+						return err
+					}
+				}
+				return nil
 			})
 		},
 	}
