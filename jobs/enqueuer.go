@@ -12,6 +12,8 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/mediasync/mediasync/internal/sleep"
 )
 
 // Enqueuer puts tasks on the queues. A task whose ID is already queued is
@@ -217,12 +219,8 @@ func (e *Enqueuer) ListingSlot(ctx context.Context, wait time.Duration) (release
 		if !time.Now().Before(deadline) {
 			return nil, false, nil
 		}
-		t := time.NewTimer(jitter(40 * time.Millisecond))
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, false, fmt.Errorf("listing slot: %w", ctx.Err())
-		case <-t.C:
+		if err := sleep.For(ctx, jitter(40*time.Millisecond)); err != nil {
+			return nil, false, fmt.Errorf("listing slot: %w", err)
 		}
 	}
 	return func() {

@@ -11,6 +11,8 @@ import (
 
 	"github.com/go-redis/redis_rate/v10"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/mediasync/mediasync/internal/sleep"
 )
 
 // opTimeout bounds each Redis call the Limiter makes. The calls that take
@@ -241,14 +243,7 @@ func (l *Limiter) wait(ctx context.Context, reason string, d time.Duration) erro
 	if l.onWait != nil {
 		l.onWait(reason, d)
 	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+	return sleep.For(ctx, d)
 }
 
 func (l *Limiter) acquireErr(step string, err error) error {

@@ -28,6 +28,7 @@ import (
 	"github.com/mediasync/mediasync/internal/config"
 	"github.com/mediasync/mediasync/internal/ratelimit"
 	"github.com/mediasync/mediasync/internal/rediskeys"
+	"github.com/mediasync/mediasync/internal/sleep"
 	"github.com/mediasync/mediasync/jobs"
 	"github.com/mediasync/mediasync/twilio"
 )
@@ -268,10 +269,8 @@ func waitFor(ctx context.Context, what string, log zerolog.Logger, check func(co
 			return fmt.Errorf("%s: %w", what, err)
 		}
 		log.Warn().Err(err).Msgf("waiting for %s", what)
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(time.Second):
+		if err := sleep.For(ctx, time.Second); err != nil {
+			return err
 		}
 	}
 }
