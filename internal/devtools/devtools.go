@@ -145,24 +145,11 @@ func (c *Child) Kill() {
 	<-c.done
 }
 
-// ExitCheckingLeaks is a package's TestMain: it runs the tests (m is the
-// *testing.M), then fails the run if LeakedGoroutines finds any, and exits.
-func ExitCheckingLeaks(m interface{ Run() int }, marker string, within time.Duration) {
-	code := m.Run()
-	if code == 0 {
-		if leaks := LeakedGoroutines(marker, within); leaks != "" {
-			fmt.Fprintf(os.Stderr, "leaked goroutines:\n%s\n", leaks)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
-
 // LeakedGoroutines returns the stacks of the goroutines, other than the
 // caller's, that are running code whose stack mentions marker (a package
 // path, say), waiting up to within for them to finish: a goroutine that
-// has delivered its result may still be on its way out. A package's
-// TestMain calls it once every test and its cleanups are done.
+// has delivered its result may still be on its way out. (A package's
+// TestMain checks for leaks with testenv.VerifyTestMain instead.)
 func LeakedGoroutines(marker string, within time.Duration) string {
 	deadline := time.Now().Add(within)
 	for {
