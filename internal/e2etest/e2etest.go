@@ -298,10 +298,9 @@ func (d *Deployment) CheckArchived(t testing.TB, media map[string]string, state 
 
 // Process is a running mediasync program.
 type Process struct {
-	cmd  *exec.Cmd
-	logs *LogBuffer
-	done chan struct{}
-	err  error
+	cmd   *exec.Cmd
+	child *devtools.Child
+	logs  string // the file its stdout and stderr go to
 }
 
 // StartWorker starts a worker process with the deployment's environment
@@ -310,13 +309,23 @@ func (d *Deployment) StartWorker(t testing.TB, extra ...string) *Process {
 	t.Helper()
 	cmd := exec.Command(Binary(t, "worker"))
 	cmd.Env = d.environ(extra...)
-	p := &Process{cmd: cmd, logs: &LogBuffer{}, done: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = p.logs, p.logs
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	// The worker writes to a file, not to a pipe this process drains: a
+	// test that stops reading (or is slow to) can never block the worker's
+	// logging, and a SIGQUIT dump always lands (a silent worker was once
+	// seen with neither logs nor a dump).
+	f, err := os.CreateTemp(t.TempDir(), "worker-*.log")
+	if err != nil {
+		t.Fatalf("e2etest: worker log: %v", err)
+	}
+	defer f.Close() // the child has its own descriptor
+	cmd.Stdout, cmd.Stderr = f, f
+	// devtools.Start keeps the forking thread alive while the worker runs:
+	// Pdeathsig fires when that thread exits, not when this process does.
+	child, err := devtools.Start(cmd)
+	if err != nil {
 		t.Fatalf("e2etest: start worker: %v", err)
 	}
-	go func() { p.err = cmd.Wait(); close(p.done) }()
+	p := &Process{cmd: cmd, child: child, logs: f.Name()}
 	t.Cleanup(func() { p.Stop(30 * time.Second) })
 	return p
 }
@@ -325,40 +334,41 @@ func (d *Deployment) StartWorker(t testing.TB, extra ...string) *Process {
 // ends it) and returns its logs with them: for a test that finds the
 // program stuck, what each goroutine waits on.
 func (p *Process) Dump() string {
+	if p.Exited() {
+		return p.Logs() + fmt.Sprintf("\n(the process had already exited: %v)", p.child.Err())
+	}
 	_ = p.cmd.Process.Signal(syscall.SIGQUIT)
 	select {
-	case <-p.done:
+	case <-p.child.Done():
 	case <-time.After(10 * time.Second):
 	}
-	return p.logs.String()
+	return p.Logs()
 }
 
 // Kill ends the process at once (SIGKILL), as a crash or an OOM kill does.
 func (p *Process) Kill() {
 	_ = p.cmd.Process.Signal(syscall.SIGKILL)
-	<-p.done
+	<-p.child.Done()
 }
 
 // Stop sends SIGTERM and waits up to grace before killing.
 func (p *Process) Stop(grace time.Duration) error {
-	select {
-	case <-p.done:
-		return p.err
-	default:
+	if p.Exited() {
+		return p.child.Err()
 	}
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case <-p.done:
+	case <-p.child.Done():
 	case <-time.After(grace):
 		p.Kill()
 	}
-	return p.err
+	return p.child.Err()
 }
 
 // Exited reports whether the process has ended.
 func (p *Process) Exited() bool {
 	select {
-	case <-p.done:
+	case <-p.child.Done():
 		return true
 	default:
 		return false
@@ -366,7 +376,13 @@ func (p *Process) Exited() bool {
 }
 
 // Logs returns what the process wrote so far.
-func (p *Process) Logs() string { return p.logs.String() }
+func (p *Process) Logs() string {
+	b, err := os.ReadFile(p.logs)
+	if err != nil {
+		return fmt.Sprintf("(worker log: %v)", err)
+	}
+	return string(b)
+}
 
 // Enqueue runs the enqueue program and returns its exit code and output.
 func (d *Deployment) Enqueue(t testing.TB, timeout time.Duration, args ...string) (code int, stdout, stderr string) {
