@@ -13,26 +13,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/mediasync/mediasync/internal/objects"
 )
-
-// AuditAnchor is the head of the audit chain as written to the archive. The
-// database alone cannot prove that its newest rows were not removed: the
-// chain that remains links perfectly. An anchor in the archive, create-only
-// (and Object-Locked under WORM), is out of reach of whoever can change the
-// database, and VerifyAudit checks the log against every anchor.
-type AuditAnchor struct {
-	HeadID   int64     `json:"head_id"`   // the newest row at the time
-	HeadHash []byte    `json:"head_hash"` // its hash
-	At       time.Time `json:"at"`        // when the anchor was written
-
-	// Key is where the anchor is in the archive (set by ListAuditAnchors,
-	// which reads anchors from their keys: At is then zero).
-	//
-	// There is no row count: counting the log would scan all of it on
-	// every anchor, and the hashes already prove the chain up to the head.
-	Key string `json:"-"`
-}
 
 // parseAuditAnchorKey reads the head id and hash back from a key's name
 // under the account's anchor prefix: {shard}/{head id}-{hash}.json, the id
@@ -62,33 +44,17 @@ type AnchorTarget struct {
 	AccountSID string
 	// LockMode and Retention, when set, write the anchor Object-Locked
 	// until its time + Retention, as archived media are.
-	LockMode  ObjectLockMode
+	LockMode  objects.LockMode
 	Retention time.Duration
 }
 
-// AnchorAudit writes the current head of the audit log to the archive and
-// returns it, unless the log is empty or its head is still that of last
-// (the anchor this caller wrote before): written then says false. Writing
-// the same head again is harmless anyway: the key is the same and the
-// store is create-only.
-func (c *Catalog) AnchorAudit(ctx context.Context, t AnchorTarget, now time.Time, last AuditAnchor) (a AuditAnchor, written bool, err error) {
-	a = AuditAnchor{At: now.UTC().Truncate(time.Second)}
-	// The newest row, by the primary key's index: no scan of the log. Rows
-	// at or below a committed head are final: appends commit in id order
-	// (see audit_chain in migration 00003).
-	err = c.pool.QueryRow(ctx, `SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1`).Scan(&a.HeadID, &a.HeadHash)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return a, false, nil
-	}
-	if err != nil {
-		return a, false, fmt.Errorf("audit anchor: read head: %w", err)
-	}
-	if a.HeadID == last.HeadID && bytes.Equal(a.HeadHash, last.HeadHash) {
-		return last, false, nil
-	}
+// WriteAuditAnchor writes a (the head of the audit log, from
+// catalog.AuditHead) to the archive. Writing the same head again is
+// harmless: the key is the same and the store is create-only.
+func WriteAuditAnchor(ctx context.Context, t AnchorTarget, a objects.AuditAnchor) error {
 	body, err := json.Marshal(a)
 	if err != nil {
-		return a, false, fmt.Errorf("audit anchor: %w", err)
+		return fmt.Errorf("audit anchor: %w", err)
 	}
 	in := PutInput{
 		Key:         AuditAnchorKey(t.Prefix, t.AccountSID, a.HeadID, a.HeadHash),
@@ -101,9 +67,9 @@ func (c *Catalog) AnchorAudit(ctx context.Context, t AnchorTarget, now time.Time
 	}
 	// ErrConflict: another writer anchored this head, at another time.
 	if _, err := t.Store.Put(ctx, in, bytes.NewReader(body)); err != nil && !errors.Is(err, ErrConflict) {
-		return a, false, fmt.Errorf("audit anchor: %w", err)
+		return fmt.Errorf("audit anchor: %w", err)
 	}
-	return a, true, nil
+	return nil
 }
 
 // ListAuditAnchors yields an account's anchors in the archive, ascending by
@@ -112,19 +78,19 @@ func (c *Catalog) AnchorAudit(ctx context.Context, t AnchorTarget, now time.Time
 // with their number. Objects under the prefix that are not anchors are
 // skipped, and so are anchors in the flat layout of before the shards
 // (never released).
-func ListAuditAnchors(ctx context.Context, s Store, prefix, accountSID string) iter.Seq2[AuditAnchor, error] {
+func ListAuditAnchors(ctx context.Context, s Store, prefix, accountSID string) iter.Seq2[objects.AuditAnchor, error] {
 	dir := AuditAnchorPrefix(prefix, accountSID)
-	return func(yield func(AuditAnchor, error) bool) {
+	return func(yield func(objects.AuditAnchor, error) bool) {
 		for key, err := range s.List(ctx, dir) {
 			if err != nil {
-				yield(AuditAnchor{}, fmt.Errorf("audit anchors: %w", err))
+				yield(objects.AuditAnchor{}, fmt.Errorf("audit anchors: %w", err))
 				return
 			}
 			id, hash, ok := parseAuditAnchorKey(strings.TrimPrefix(key, dir))
 			if !ok {
 				continue
 			}
-			if !yield(AuditAnchor{HeadID: id, HeadHash: hash, Key: key}, nil) {
+			if !yield(objects.AuditAnchor{HeadID: id, HeadHash: hash, Key: key}, nil) {
 				return
 			}
 		}

@@ -1,7 +1,9 @@
-// Package archive is where media end up and the record of how they got
-// there: the object stores (S3Store, FileStore), the key layout, the spool
-// that hashes a download on its way, and the Postgres catalog. It is the
-// only package that builds object keys and SQL.
+// Package archive is where media end up: the object stores (S3Store,
+// FileStore), the key layout, the spool that hashes a download on its way,
+// the check that the bytes are plausibly what Twilio listed, Object Lock
+// and presigned URLs. It is the only package that builds object keys. The
+// record of what is where is package catalog; the two share only the names
+// in internal/objects, and jobs puts them together in the order below.
 //
 // # The order that makes a copy trustworthy
 //
@@ -21,12 +23,7 @@
 //	    catalog.LeaseDelete(ctx, sid)         // no hold, now: sent before the lease ends
 //	catalog.MarkDeleted(ctx, run, sid)        // refused (ErrHeld) under a hold
 //
-// A hold placed meanwhile wins: AddHold and LeaseDelete share a lock, and
-// AddHold returns only once every lease on a media it covers has ended.
-//
-// The schema backs this up: a row cannot say archived without size, SHA-256
-// and key, nor deleted without a verified copy and a claim, nor hold a claim
-// while suspect.
+// A hold placed meanwhile wins (see package catalog).
 //
 // # Key layout
 //
@@ -43,23 +40,9 @@
 // export is the one object ExportZipName, holding the same paths. Every
 // object key, media or export, is built in keys.go.
 //
-// # Rules of the data
-//
-// The rules of what may be recorded live beside the types, so the CLI, the
-// workers and any later caller share them: Policy.Validate, Hold.Validate
-// and ExportSpec.Validate return an *InvalidError naming the field and the
-// value at fault, and SetPolicy, AddHold and CreateExport apply them again.
-// Rules that hold across rows live in the SQL: SetPolicy's upsert changes
-// only a policy of the same account (else *PolicyAccountError), so two
-// accounts racing for a name cannot take each other's policy.
-//
-//	if err := p.Validate(); err != nil { … }  // *InvalidError: exit 2 in the CLI
-//	created, err := catalog.SetPolicy(ctx, p, actor)
-//
 // # Idempotence
 //
 // Objects are create-only: a Put repeated with the same bytes reports
 // Existed; different bytes at the same key are refused with ErrConflict,
-// never overwritten. Catalog updates are guarded by the state they move
-// from, so every step may run twice.
+// never overwritten, so every step may run twice.
 package archive

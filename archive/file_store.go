@@ -17,6 +17,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/mediasync/mediasync/internal/objects"
 )
 
 // fileStoreDir is the file store's own directory inside its root: temporary
@@ -124,7 +126,9 @@ func (s *FileStore) reapTemp() {
 }
 
 // Location implements Store.
-func (s *FileStore) Location() Location { return Location{Kind: LocationFile, Bucket: s.root} }
+func (s *FileStore) Location() objects.Location {
+	return objects.Location{Kind: objects.LocationFile, Bucket: s.root}
+}
 
 // Dir returns the store's absolute root directory.
 func (s *FileStore) Dir() string { return s.root }

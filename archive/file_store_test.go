@@ -16,6 +16,7 @@ import (
 
 	"github.com/mediasync/mediasync/archive"
 	"github.com/mediasync/mediasync/archive/storetest"
+	"github.com/mediasync/mediasync/internal/objects"
 )
 
 func newFileStore(t *testing.T) *archive.FileStore {
@@ -66,7 +67,7 @@ func TestFileStoreLayout(t *testing.T) {
 	tmp, err := os.ReadDir(filepath.Join(s.Dir(), ".mediasync", "tmp"))
 	require.NoError(t, err)
 	assert.Empty(t, tmp, "no temporary file is left behind")
-	assert.Equal(t, archive.Location{Kind: "file", Bucket: s.Dir()}, s.Location())
+	assert.Equal(t, objects.Location{Kind: "file", Bucket: s.Dir()}, s.Location())
 }
 
 func TestFileStoreRefusesReservedAndEscapingKeys(t *testing.T) {
@@ -207,7 +208,7 @@ func TestFileStoreRefusesObjectLock(t *testing.T) {
 	}
 	body := []byte("worm")
 	for name, in := range map[string]archive.PutInput{
-		"lock":       {Key: "a/b", Size: 4, SHA256: sha256.Sum256(body), LockMode: archive.ObjectLockCompliance, RetainUntil: time.Now().Add(time.Hour)},
+		"lock":       {Key: "a/b", Size: 4, SHA256: sha256.Sum256(body), LockMode: objects.LockCompliance, RetainUntil: time.Now().Add(time.Hour)},
 		"legal hold": {Key: "a/c", Size: 4, SHA256: sha256.Sum256(body), LegalHold: true},
 	} {
 		if _, err := s.Put(t.Context(), in, bytes.NewReader(body)); !errors.Is(err, archive.ErrInvalidInput) {

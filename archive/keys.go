@@ -127,8 +127,9 @@ const (
 // with the UTC date of the message's date_sent and ExtensionFor's extension.
 // Like ObjectKey, it is a contract with exports already written (their
 // manifests name these paths), pinned by a golden test.
-func ExportMediaPath(it ExportItem) string {
-	return it.DateSent.UTC().Format(time.DateOnly) + "/" + it.MessageSID + "/" + it.MediaSID + ExtensionFor(it.ContentType)
+// The account SID is not in the path: an export holds one account's media.
+func ExportMediaPath(k KeyInfo) string {
+	return k.DateSent.UTC().Format(time.DateOnly) + "/" + k.MessageSID + "/" + k.MediaSID + ExtensionFor(k.ContentType)
 }
 
 // ExportKey returns the key of a file of an export in its destination

@@ -224,8 +224,8 @@ func TestExportKeysGolden(t *testing.T) {
 	t.Parallel()
 	newYork, err := time.LoadLocation("America/New_York")
 	require.NoError(t, err)
-	item := func(contentType string, sent time.Time) archive.ExportItem {
-		return archive.ExportItem{
+	item := func(contentType string, sent time.Time) archive.KeyInfo {
+		return archive.KeyInfo{
 			AccountSID: testAccount, MessageSID: testMessage, MediaSID: testMedia,
 			ContentType: contentType, DateSent: sent,
 		}

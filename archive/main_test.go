@@ -7,5 +7,5 @@ import (
 )
 
 // TestMain fails the run if a goroutine outlives the tests: an object
-// reader, a multipart upload or a catalog cursor left open.
+// reader or a multipart upload left open.
 func TestMain(m *testing.M) { testenv.VerifyTestMain(m) }

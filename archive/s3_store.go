@@ -22,6 +22,7 @@ import (
 	"github.com/aws/smithy-go/middleware"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
+	"github.com/mediasync/mediasync/internal/objects"
 	"github.com/mediasync/mediasync/internal/sleep"
 )
 
@@ -94,7 +95,9 @@ func NewS3Store(ctx context.Context, cfg S3Config) (*S3Store, error) {
 }
 
 // Location implements Store.
-func (s *S3Store) Location() Location { return Location{Kind: LocationS3, Bucket: s.bucket} }
+func (s *S3Store) Location() objects.Location {
+	return objects.Location{Kind: objects.LocationS3, Bucket: s.bucket}
+}
 
 // Put implements Store.
 //
@@ -158,7 +161,7 @@ func (s *S3Store) appliedLock(ctx context.Context, in PutInput, res PutResult) (
 	})
 	switch {
 	case err == nil && out.Retention != nil:
-		res.LockMode = ObjectLockMode(out.Retention.Mode)
+		res.LockMode = objects.LockMode(out.Retention.Mode)
 		res.RetainUntil = aws.ToTime(out.Retention.RetainUntilDate).UTC()
 	case err != nil && !noRetention(err):
 		return PutResult{}, fmt.Errorf("s3 put %q: read back its Object Lock retention: %w", in.Key, err)
@@ -186,11 +189,11 @@ func noRetention(err error) bool {
 
 // lockStrength orders retention modes: COMPLIANCE binds even the root
 // account, GOVERNANCE can be bypassed with a permission.
-func lockStrength(m ObjectLockMode) int {
+func lockStrength(m objects.LockMode) int {
 	switch m {
-	case ObjectLockCompliance:
+	case objects.LockCompliance:
 		return 2
-	case ObjectLockGovernance:
+	case objects.LockGovernance:
 		return 1
 	}
 	return 0

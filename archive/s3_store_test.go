@@ -26,6 +26,7 @@ import (
 
 	"github.com/mediasync/mediasync/archive"
 	"github.com/mediasync/mediasync/archive/storetest"
+	"github.com/mediasync/mediasync/internal/objects"
 	"github.com/mediasync/mediasync/internal/testenv"
 )
 
@@ -469,15 +470,15 @@ func TestS3StorePutReportsAppliedRetention(t *testing.T) {
 	cases := []struct {
 		desc      string
 		answer    func(w http.ResponseWriter) // nil: the gateway's own answer
-		wantMode  archive.ObjectLockMode
+		wantMode  objects.LockMode
 		wantUntil time.Time
 		wantErr   string
 	}{
-		{desc: "as the gateway applied it", wantMode: archive.ObjectLockGovernance, wantUntil: asked},
+		{desc: "as the gateway applied it", wantMode: objects.LockGovernance, wantUntil: asked},
 		{desc: "longer than asked", answer: func(w http.ResponseWriter) { retention(w, "GOVERNANCE", asked.Add(24*time.Hour)) },
-			wantMode: archive.ObjectLockGovernance, wantUntil: asked.Add(24 * time.Hour)},
+			wantMode: objects.LockGovernance, wantUntil: asked.Add(24 * time.Hour)},
 		{desc: "stronger mode", answer: func(w http.ResponseWriter) { retention(w, "COMPLIANCE", asked) },
-			wantMode: archive.ObjectLockCompliance, wantUntil: asked},
+			wantMode: objects.LockCompliance, wantUntil: asked},
 		{desc: "none applied", answer: func(w http.ResponseWriter) {
 			w.Header().Set("Content-Type", "application/xml")
 			w.WriteHeader(http.StatusNotFound)
@@ -502,7 +503,7 @@ func TestS3StorePutReportsAppliedRetention(t *testing.T) {
 			s := newS3Store(t, cfg)
 			data := []byte("locked bytes")
 			in := archive.PutInput{Key: "locked.txt", Size: int64(len(data)), SHA256: sha256.Sum256(data),
-				LockMode: archive.ObjectLockGovernance, RetainUntil: asked}
+				LockMode: objects.LockGovernance, RetainUntil: asked}
 			res, err := s.Put(t.Context(), in, bytes.NewReader(data))
 			if c.wantErr != "" {
 				require.ErrorIs(t, err, archive.ErrLockNotApplied)

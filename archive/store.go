@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/mediasync/mediasync/internal/objects"
 )
 
 // Store is where archived media bytes live: an S3 bucket (S3Store) or a local
@@ -53,21 +55,8 @@ type Store interface {
 	List(ctx context.Context, prefix string) iter.Seq2[string, error]
 
 	// Location names the archive, for the catalog row.
-	Location() Location
+	Location() objects.Location
 }
-
-// Location names an archive: Kind is "s3" or "file"; Bucket is the bucket
-// name or the directory.
-type Location struct {
-	Kind   string
-	Bucket string
-}
-
-// Location kinds.
-const (
-	LocationS3   = "s3"
-	LocationFile = "file"
-)
 
 // PutInput describes an object to store.
 type PutInput struct {
@@ -96,21 +85,12 @@ type PutInput struct {
 
 	// LockMode is the retention mode (ObjectLockGovernance or
 	// ObjectLockCompliance) applied until RetainUntil.
-	LockMode ObjectLockMode
+	LockMode objects.LockMode
 	// RetainUntil is when retention ends.
 	RetainUntil time.Time
 	// LegalHold puts the object under legal hold.
 	LegalHold bool
 }
-
-// ObjectLockMode is an S3 Object Lock retention mode.
-type ObjectLockMode string
-
-// Object Lock retention modes.
-const (
-	ObjectLockGovernance ObjectLockMode = "GOVERNANCE"
-	ObjectLockCompliance ObjectLockMode = "COMPLIANCE"
-)
 
 // PutResult is the outcome of a successful Put.
 type PutResult struct {
@@ -125,7 +105,7 @@ type PutResult struct {
 	// reports for the object once written, when PutInput asked for one:
 	// what to record, rather than what was asked. Put fails with
 	// ErrLockNotApplied when the store applied none, or less.
-	LockMode    ObjectLockMode
+	LockMode    objects.LockMode
 	RetainUntil time.Time
 }
 
@@ -256,7 +236,7 @@ func checkPutInput(in PutInput) (map[string]string, error) {
 		if !in.RetainUntil.IsZero() {
 			return nil, fmt.Errorf("%w: PutInput.RetainUntil is set without a LockMode", ErrInvalidInput)
 		}
-	case ObjectLockGovernance, ObjectLockCompliance:
+	case objects.LockGovernance, objects.LockCompliance:
 		if in.RetainUntil.IsZero() {
 			return nil, fmt.Errorf("%w: PutInput.LockMode %s needs a RetainUntil", ErrInvalidInput, in.LockMode)
 		}

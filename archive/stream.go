@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/mediasync/mediasync/internal/objects"
 )
 
 // Creator is a Store that also takes an object whose size and SHA-256 are
@@ -51,15 +52,12 @@ type Presigner interface {
 	PresignGet(ctx context.Context, key string, valid time.Duration) (string, error)
 }
 
-// MaxPresign is the longest a SigV4 presigned URL can be valid.
-const MaxPresign = 7 * 24 * time.Hour
-
 // PresignGet implements Presigner.
 func (s *S3Store) PresignGet(ctx context.Context, key string, valid time.Duration) (string, error) {
 	if err := checkKey(key); err != nil {
 		return "", fmt.Errorf("s3 presign: %w", err)
 	}
-	if valid <= 0 || valid > MaxPresign {
+	if valid <= 0 || valid > objects.MaxPresign {
 		return "", fmt.Errorf("s3 presign %q: %w: validity %s is not between 1s and 7 days", key, ErrInvalidInput, valid)
 	}
 	req, err := s3.NewPresignClient(s.client).PresignGetObject(ctx, &s3.GetObjectInput{

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/mediasync/mediasync/internal/objects"
 	"github.com/mediasync/mediasync/internal/redact"
 )
 
@@ -89,7 +90,7 @@ func ParseURL(raw string) (URLConfig, error) {
 }
 
 func parseS3URL(u *url.URL, q url.Values) (URLConfig, error) {
-	c := URLConfig{Scheme: LocationS3}
+	c := URLConfig{Scheme: objects.LocationS3}
 	c.S3.Bucket = u.Host
 	if u.Host == "" {
 		return URLConfig{}, errors.New("archive URL: s3 URL has no bucket (want s3://bucket/prefix)")
@@ -177,7 +178,7 @@ func parseFileURL(u *url.URL, q url.Values) (URLConfig, error) {
 	if err := checkPrefix(prefix); err != nil {
 		return URLConfig{}, err
 	}
-	return URLConfig{Scheme: LocationFile, Dir: filepath.Clean(u.Path), Prefix: prefix}, nil
+	return URLConfig{Scheme: objects.LocationFile, Dir: filepath.Clean(u.Path), Prefix: prefix}, nil
 }
 
 // urlPrefix takes the key prefix from the path or the prefix parameter (not
@@ -235,13 +236,13 @@ func sortedKeys(q url.Values) []string {
 // back. It holds no secrets (URLConfig never does), so it is safe to log.
 func (c URLConfig) String() string {
 	switch c.Scheme {
-	case LocationFile:
+	case objects.LocationFile:
 		u := url.URL{Scheme: "file", Path: c.Dir}
 		if c.Prefix != "" {
 			u.RawQuery = url.Values{"prefix": {c.Prefix}}.Encode()
 		}
 		return u.String()
-	case LocationS3:
+	case objects.LocationS3:
 		u := url.URL{Scheme: "s3", Host: c.S3.Bucket}
 		if c.Prefix != "" {
 			u.Path = "/" + c.Prefix
@@ -284,7 +285,7 @@ func OpenStore(ctx context.Context, raw string) (Store, string, error) {
 		return nil, "", err
 	}
 	switch c.Scheme {
-	case LocationS3:
+	case objects.LocationS3:
 		s, err := NewS3Store(ctx, c.S3)
 		if err != nil {
 			return nil, "", err

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mediasync/mediasync/archive"
+	"github.com/mediasync/mediasync/internal/objects"
 )
 
 func TestParseURL(t *testing.T) {
@@ -134,12 +135,12 @@ func TestOpenStore(t *testing.T) {
 	s, prefix, err := archive.OpenStore(t.Context(), "file://"+dir+"?prefix=mms/")
 	require.NoError(t, err)
 	assert.Equal(t, "mms", prefix)
-	assert.Equal(t, archive.Location{Kind: "file", Bucket: dir}, s.Location())
+	assert.Equal(t, objects.Location{Kind: "file", Bucket: dir}, s.Location())
 
 	s, prefix, err = archive.OpenStore(t.Context(), "s3://media-archive/twilio?region=eu-west-1")
 	require.NoError(t, err)
 	assert.Equal(t, "twilio", prefix)
-	assert.Equal(t, archive.Location{Kind: "s3", Bucket: "media-archive"}, s.Location())
+	assert.Equal(t, objects.Location{Kind: "s3", Bucket: "media-archive"}, s.Location())
 
 	_, _, err = archive.OpenStore(t.Context(), "gs://bucket")
 	require.ErrorContains(t, err, `unknown scheme "gs"`)

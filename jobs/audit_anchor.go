@@ -1,12 +1,14 @@
 package jobs
 
 import (
+	"bytes"
 	"context"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/mediasync/mediasync/archive"
+	"github.com/mediasync/mediasync/internal/objects"
 )
 
 // AnchorMinGap is the least time between two anchors across a fleet (see
@@ -16,7 +18,7 @@ const AnchorMinGap = time.Minute
 
 // AnchorLoop writes the head of the audit log to the archive at start, every
 // interval, and soon after a run ends, until ctx ends (see
-// archive.AuditAnchor); each pass has Deps.PassTimeout to finish.
+// objects.AuditAnchor); each pass has Deps.PassTimeout to finish.
 //
 // Anchors are at least minGap apart across a fleet: a Redis key is the lock
 // while one worker writes and, once an anchor is written, stays for minGap.
@@ -28,7 +30,7 @@ const AnchorMinGap = time.Minute
 func (h *Handlers) AnchorLoop(ctx context.Context, rdb redis.UniversalClient, lockKey string, interval, minGap time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
-	var last archive.AuditAnchor
+	var last objects.AuditAnchor
 	due := true               // an anchor is asked for (at start: yes)
 	var slot <-chan time.Time // fires when the next slot opens, while due waits for it
 	for {
@@ -56,7 +58,7 @@ func (h *Handlers) AnchorLoop(ctx context.Context, rdb redis.UniversalClient, lo
 // within one pass deadline, if the fleet's slot is free. It returns how long
 // until the slot may be free when it was not (0: the pass is done, whether
 // it wrote an anchor, had nothing new to anchor or failed).
-func (h *Handlers) anchorPass(ctx context.Context, rdb redis.UniversalClient, lockKey string, minGap time.Duration, last *archive.AuditAnchor) time.Duration {
+func (h *Handlers) anchorPass(ctx context.Context, rdb redis.UniversalClient, lockKey string, minGap time.Duration, last *objects.AuditAnchor) time.Duration {
 	// A pass has a deadline: a Postgres, Redis or S3 that stops answering
 	// fails this pass, not every pass after it.
 	pctx, cancel := context.WithTimeout(ctx, h.passTimeout)
@@ -105,12 +107,17 @@ func (h *Handlers) anchorPass(ctx context.Context, rdb redis.UniversalClient, lo
 
 // anchorAudit anchors the log unless its head is still *last, and says
 // whether it wrote an anchor.
-func (h *Handlers) anchorAudit(ctx context.Context, last *archive.AuditAnchor) (bool, error) {
-	a, written, err := h.catalog.AnchorAudit(ctx, archive.AnchorTarget{
+func (h *Handlers) anchorAudit(ctx context.Context, last *objects.AuditAnchor) (bool, error) {
+	a, ok, err := h.catalog.AuditHead(ctx)
+	if err != nil || !ok || (a.HeadID == last.HeadID && bytes.Equal(a.HeadHash, last.HeadHash)) {
+		return false, err
+	}
+	a.At = time.Now().UTC().Truncate(time.Second)
+	err = archive.WriteAuditAnchor(ctx, archive.AnchorTarget{
 		Store: h.store, Prefix: h.prefix, AccountSID: h.twilio.AccountSID(),
 		LockMode: h.objectLock, Retention: h.retention,
-	}, time.Now(), *last)
-	if err != nil || !written {
+	}, a)
+	if err != nil {
 		return false, err
 	}
 	*last = a

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mediasync/mediasync/archive"
+	"github.com/mediasync/mediasync/catalog"
 	"github.com/mediasync/mediasync/internal/testenv"
 	"github.com/mediasync/mediasync/twilio"
 )
@@ -21,7 +22,7 @@ import (
 func TestAnchorsAreAtMostOnePerGap(t *testing.T) {
 	t.Parallel()
 	pool := testenv.Postgres(t)
-	_, err := archive.Migrate(t.Context(), pool)
+	_, err := catalog.Migrate(t.Context(), pool)
 	require.NoError(t, err)
 	r := testenv.NewRedis(t)
 	tw, err := twilio.New(testAccount, twilio.WithAuthToken("unused"))
@@ -30,7 +31,7 @@ func TestAnchorsAreAtMostOnePerGap(t *testing.T) {
 	require.NoError(t, err)
 	var workers [2]*Handlers
 	for i := range workers {
-		workers[i], err = NewHandlers(Deps{Catalog: archive.NewCatalog(pool), Twilio: tw, Store: store,
+		workers[i], err = NewHandlers(Deps{Catalog: catalog.NewCatalog(pool), Twilio: tw, Store: store,
 			Queues: QueuesFor(r.Namespace), Enqueuer: NewEnqueuer(r.Client, QueuesFor(r.Namespace)), Log: zerolog.Nop()})
 		require.NoError(t, err)
 	}

@@ -1,5 +1,5 @@
 // Package jobs holds mediasync's Asynq task types and their handlers: the
-// steps of a run, each idempotent, with Postgres (archive.Catalog) deciding
+// steps of a run, each idempotent, with Postgres (catalog.Catalog) deciding
 // what is left to do.
 //
 // # The task graph

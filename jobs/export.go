@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/mediasync/mediasync/archive"
+	"github.com/mediasync/mediasync/catalog"
 	"github.com/mediasync/mediasync/internal/manifest"
 )
 
@@ -43,7 +44,7 @@ func (h *Handlers) destination(ctx context.Context, out string) (exportDest, err
 }
 
 // startExport fixes an export's media and fans it out.
-func (h *Handlers) startExport(ctx context.Context, run archive.Run) error {
+func (h *Handlers) startExport(ctx context.Context, run catalog.Run) error {
 	n, err := h.catalog.SelectExportMedia(ctx, run.ID)
 	if err != nil {
 		return err
@@ -56,7 +57,7 @@ func (h *Handlers) startExport(ctx context.Context, run archive.Run) error {
 		return h.failExport(ctx, run.ID, err)
 	}
 	enqueue := h.enqueuer.In(ctx)
-	if e.Format == archive.ExportZip {
+	if e.Format == catalog.ExportZip {
 		return enqueue(NewExportZipTask(h.queues, run.ID))
 	}
 	for b := 0; b*exportBatchSize < n; b++ {
@@ -80,9 +81,9 @@ func (h *Handlers) failExport(ctx context.Context, id uuid.UUID, cause error) er
 
 // liveExport is liveRun for export tasks, with the export's record and
 // destination.
-func (h *Handlers) liveExport(ctx context.Context, id uuid.UUID) (archive.Export, exportDest, bool, error) {
+func (h *Handlers) liveExport(ctx context.Context, id uuid.UUID) (catalog.Export, exportDest, bool, error) {
 	if _, live, err := h.liveRun(ctx, id); !live {
-		return archive.Export{}, exportDest{}, false, err
+		return catalog.Export{}, exportDest{}, false, err
 	}
 	e, err := h.catalog.GetExport(ctx, id)
 	if err != nil {
@@ -99,7 +100,7 @@ func (h *Handlers) liveExport(ctx context.Context, id uuid.UUID) (archive.Export
 // and SHA-256 against what was recorded when it was archived. It returns a
 // reason, naming what is wrong, when the object is missing or altered, and
 // an error when it could not tell (the store is unreachable).
-func (h *Handlers) readArchived(ctx context.Context, it archive.ExportItem, w io.Writer) (bad string, err error) {
+func (h *Handlers) readArchived(ctx context.Context, it catalog.ExportItem, w io.Writer) (bad string, err error) {
 	loc := h.store.Location()
 	if it.Store != loc.Kind || it.Bucket != loc.Bucket {
 		return fmt.Sprintf("archived in %s %q, not in this worker's archive (%s %q)", it.Store, it.Bucket, loc.Kind, loc.Bucket), nil
@@ -182,7 +183,7 @@ func (h *Handlers) exportError(ctx context.Context, id uuid.UUID, err error) err
 }
 
 // reconcileExport queues again the work of an export that has not moved.
-func (h *Handlers) reconcileExport(ctx context.Context, run archive.Run, cutoff time.Time) error {
+func (h *Handlers) reconcileExport(ctx context.Context, run catalog.Run, cutoff time.Time) error {
 	if run.StartedAt.After(cutoff) {
 		return nil
 	}
@@ -194,7 +195,7 @@ func (h *Handlers) reconcileExport(ctx context.Context, run archive.Run, cutoff 
 	if e.SelectedAt.IsZero() {
 		return enqueue(NewStartRunTask(h.queues, run.ID))
 	}
-	if e.Format == archive.ExportZip {
+	if e.Format == catalog.ExportZip {
 		return enqueue(NewExportZipTask(h.queues, run.ID))
 	}
 	seqs, err := h.catalog.PendingExportSeqs(ctx, run.ID, cutoff, h.requeueBatch)
@@ -214,4 +215,12 @@ func (h *Handlers) reconcileExport(ctx context.Context, run archive.Run, cutoff 
 		return err
 	}
 	return enqueue(NewExportFinishTask(h.queues, run.ID))
+}
+
+// exportKeyInfo is what names an export item's file.
+func exportKeyInfo(it catalog.ExportItem) archive.KeyInfo {
+	return archive.KeyInfo{
+		AccountSID: it.AccountSID, MessageSID: it.MessageSID, MediaSID: it.MediaSID,
+		ContentType: it.ContentType, DateSent: it.DateSent,
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/mediasync/mediasync/archive"
+	"github.com/mediasync/mediasync/catalog"
 	"github.com/mediasync/mediasync/internal/manifest"
 )
 
@@ -57,7 +58,7 @@ func (h *Handlers) exportBatchDone(ctx context.Context, id uuid.UUID) error {
 // row, and stores it in the export. A copy that is missing or differs fails
 // the media (and so the export) by name; other errors are returned to be
 // retried.
-func (h *Handlers) exportFile(ctx context.Context, id uuid.UUID, dest exportDest, it archive.ExportItem) error {
+func (h *Handlers) exportFile(ctx context.Context, id uuid.UUID, dest exportDest, it catalog.ExportItem) error {
 	spool := archive.NewSpool(archive.SpoolConfig{Dir: h.spoolDir})
 	defer spool.Close()
 	bad, err := h.readArchived(ctx, it, spool)
@@ -71,7 +72,7 @@ func (h *Handlers) exportFile(ctx context.Context, id uuid.UUID, dest exportDest
 	if err != nil {
 		return err
 	}
-	p := archive.ExportMediaPath(it)
+	p := archive.ExportMediaPath(exportKeyInfo(it))
 	_, err = dest.store.Put(ctx, archive.PutInput{
 		Key: dest.key(p), ContentType: it.ContentType, Size: it.Size, SHA256: it.SHA256,
 	}, body)
@@ -102,7 +103,7 @@ func (h *Handlers) ExportFinish(ctx context.Context, t *asynq.Task) error {
 }
 
 // finishDir is ExportFinish once the export is known to be live.
-func (h *Handlers) finishDir(ctx context.Context, e archive.Export, dest exportDest) error {
+func (h *Handlers) finishDir(ctx context.Context, e catalog.Export, dest exportDest) error {
 	n, err := h.catalog.ExportCounts(ctx, e.ID)
 	if err != nil || n.Pending > 0 {
 		return err // the last batch queues the finish again
@@ -137,7 +138,7 @@ func (h *Handlers) finishDir(ctx context.Context, e archive.Export, dest exportD
 		}
 	}
 	sum.Complete(n.Exported, n.Bytes, sums)
-	out := archive.ExportOutput{Key: dest.key(archive.ExportSummaryName)}
+	out := catalog.ExportOutput{Key: dest.key(archive.ExportSummaryName)}
 	out.ManifestSHA256, out.SumsSHA256 = spools[0].SHA256(), spools[2].SHA256()
 	if err := h.catalog.RecordExportOutput(ctx, e.ID, out); err != nil {
 		return err
@@ -149,7 +150,7 @@ func (h *Handlers) finishDir(ctx context.Context, e archive.Export, dest exportD
 	return err
 }
 
-func (h *Handlers) summarizeFailures(ctx context.Context, sum *manifest.Summary, id uuid.UUID, n archive.ExportCounts) error {
+func (h *Handlers) summarizeFailures(ctx context.Context, sum *manifest.Summary, id uuid.UUID, n catalog.ExportCounts) error {
 	fs, err := h.catalog.ExportFailures(ctx, id, 1000)
 	if err != nil {
 		return err

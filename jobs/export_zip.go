@@ -10,6 +10,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/mediasync/mediasync/archive"
+	"github.com/mediasync/mediasync/catalog"
 	"github.com/mediasync/mediasync/internal/manifest"
 	"github.com/mediasync/mediasync/internal/zipstream"
 )
@@ -66,7 +67,7 @@ func (h *Handlers) ExportZip(ctx context.Context, t *asynq.Task) error {
 		if err != nil {
 			return h.exportError(ctx, p.RunID, err)
 		}
-		name := archive.ExportMediaPath(it)
+		name := archive.ExportMediaPath(exportKeyInfo(it))
 		fw, err := zw.Create(name, zipstream.Store, it.DateSent.UTC())
 		if err != nil {
 			return h.exportError(ctx, p.RunID, err)
@@ -125,7 +126,7 @@ func (h *Handlers) ExportZip(ctx context.Context, t *asynq.Task) error {
 	if err := zw.Close(); err != nil {
 		return h.exportError(ctx, p.RunID, err)
 	}
-	out := archive.ExportOutput{Key: key, ManifestSHA256: spools[0].SHA256(), SumsSHA256: spools[2].SHA256()}
+	out := catalog.ExportOutput{Key: key, ManifestSHA256: spools[0].SHA256(), SumsSHA256: spools[2].SHA256()}
 	if err := h.catalog.RecordExportOutput(ctx, p.RunID, out); err != nil {
 		return h.exportError(ctx, p.RunID, err)
 	}

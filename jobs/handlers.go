@@ -14,12 +14,14 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/mediasync/mediasync/archive"
+	"github.com/mediasync/mediasync/catalog"
+	"github.com/mediasync/mediasync/internal/objects"
 	"github.com/mediasync/mediasync/twilio"
 )
 
 // Handlers runs mediasync's tasks. It holds the clients every task shares.
 type Handlers struct {
-	catalog  *archive.Catalog
+	catalog  *catalog.Catalog
 	twilio   *twilio.Client
 	store    archive.Store
 	prefix   string
@@ -34,7 +36,7 @@ type Handlers struct {
 	pageSize     int
 	now          func() time.Time
 	legalHolds   bool
-	objectLock   archive.ObjectLockMode
+	objectLock   objects.LockMode
 	retention    time.Duration
 
 	// anchorNow asks AnchorLoop to anchor the audit log at once (a run
@@ -62,7 +64,7 @@ const DefaultWindowsReleased = 2
 
 // Deps are what the handlers need; all but the last three are required.
 type Deps struct {
-	Catalog  *archive.Catalog
+	Catalog  *catalog.Catalog
 	Twilio   *twilio.Client
 	Store    archive.Store
 	Prefix   string // key prefix inside the store, from ARCHIVE_URL
@@ -101,7 +103,7 @@ type Deps struct {
 	LegalHolds bool
 	// ObjectLock and Retention, when set, write every archived object
 	// write-once (WORM) until archiving time + Retention.
-	ObjectLock archive.ObjectLockMode
+	ObjectLock objects.LockMode
 	Retention  time.Duration
 }
 
@@ -154,13 +156,13 @@ func Register(mux *asynq.ServeMux, h *Handlers) {
 
 // liveRun returns the run a task belongs to, or ok=false when the task has
 // nothing left to do (the run is finished, or unknown).
-func (h *Handlers) liveRun(ctx context.Context, id uuid.UUID) (archive.Run, bool, error) {
+func (h *Handlers) liveRun(ctx context.Context, id uuid.UUID) (catalog.Run, bool, error) {
 	run, err := h.catalog.GetRun(ctx, id)
-	if errors.Is(err, archive.ErrRunNotFound) {
-		return archive.Run{}, false, permanent(err)
+	if errors.Is(err, catalog.ErrRunNotFound) {
+		return catalog.Run{}, false, permanent(err)
 	}
 	if err != nil {
-		return archive.Run{}, false, err
+		return catalog.Run{}, false, err
 	}
 	if run.Finished() {
 		return run, false, nil

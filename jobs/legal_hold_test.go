@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mediasync/mediasync/archive"
+	"github.com/mediasync/mediasync/catalog"
 	"github.com/mediasync/mediasync/internal/testenv"
 	"github.com/mediasync/mediasync/twilio"
 )
@@ -40,7 +41,7 @@ func (f *flakyHolds) SetLegalHold(ctx context.Context, key, versionID string, on
 
 type holdBundle struct {
 	h       *Handlers
-	catalog *archive.Catalog
+	catalog *catalog.Catalog
 	store   *flakyHolds
 	run     uuid.UUID
 	n       int
@@ -70,7 +71,7 @@ func holdSetup(t *testing.T, maxConns int) *holdBundle {
 	pool, err := pgxpool.New(t.Context(), url)
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)
-	_, err = archive.Migrate(t.Context(), pool)
+	_, err = catalog.Migrate(t.Context(), pool)
 	require.NoError(t, err)
 	srv := testenv.S3(t)
 	s3, err := archive.NewS3Store(t.Context(), archive.S3Config{
@@ -78,13 +79,13 @@ func holdSetup(t *testing.T, maxConns int) *holdBundle {
 		UsePathStyle: true, Credentials: srv.Credentials(),
 	})
 	require.NoError(t, err)
-	b := &holdBundle{catalog: archive.NewCatalog(pool), store: &flakyHolds{S3Store: s3}, redis: testenv.NewRedis(t)}
+	b := &holdBundle{catalog: catalog.NewCatalog(pool), store: &flakyHolds{S3Store: s3}, redis: testenv.NewRedis(t)}
 	tw, err := twilio.New(testAccount, twilio.WithAuthToken("unused"))
 	require.NoError(t, err)
 	q := QueuesFor(b.redis.Namespace)
 	b.h = &Handlers{catalog: b.catalog, twilio: tw, store: b.store, legalHolds: true, log: zerolog.Nop(), requeueBatch: 1000,
 		queues: q, enqueuer: NewEnqueuer(b.redis.Client, q)}
-	run, err := b.catalog.CreateRun(t.Context(), archive.RunSpec{Kind: archive.KindBackfill, AccountSID: testAccount,
+	run, err := b.catalog.CreateRun(t.Context(), catalog.RunSpec{Kind: catalog.KindBackfill, AccountSID: testAccount,
 		Since: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), Until: time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC), Actor: "test"})
 	require.NoError(t, err)
 	_, err = b.catalog.StartRun(t.Context(), run.ID)
@@ -103,10 +104,10 @@ func (b *holdBundle) archive(t *testing.T, from string) (mediaSID, key string) {
 	msg := fmt.Sprintf("MM%032x", b.n)
 	mediaSID = fmt.Sprintf("ME%032x", b.n)
 	sent := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	require.NoError(t, b.catalog.RecordMessages(ctx, b.run, []archive.MessageRecord{{
+	require.NoError(t, b.catalog.RecordMessages(ctx, b.run, []catalog.MessageRecord{{
 		SID: msg, AccountSID: testAccount, DateSent: sent, From: from, To: "+15550199", NumMedia: 1, NumMediaKnown: true,
 	}}, false))
-	require.NoError(t, b.catalog.RecordMedia(ctx, b.run, []archive.MediaRecord{
+	require.NoError(t, b.catalog.RecordMedia(ctx, b.run, []catalog.MediaRecord{
 		{SID: mediaSID, AccountSID: testAccount, MessageSID: msg, ContentType: "image/jpeg"}}, false))
 	body := []byte("media " + mediaSID)
 	sum := sha256.Sum256(body)
@@ -116,7 +117,7 @@ func (b *holdBundle) archive(t *testing.T, from string) (mediaSID, key string) {
 		bytes.NewReader(body))
 	require.NoError(t, err)
 	loc := b.store.Location()
-	_, err = b.catalog.MarkArchived(ctx, b.run, mediaSID, archive.ArchivedCopy{Size: int64(len(body)), SHA256: sum,
+	_, err = b.catalog.MarkArchived(ctx, b.run, mediaSID, catalog.ArchivedCopy{Size: int64(len(body)), SHA256: sum,
 		Store: loc.Kind, Bucket: loc.Bucket, Key: key, VersionID: res.VersionID})
 	require.NoError(t, err)
 	return mediaSID, key
@@ -124,7 +125,7 @@ func (b *holdBundle) archive(t *testing.T, from string) (mediaSID, key string) {
 
 func (b *holdBundle) hold(t *testing.T, from string) int64 {
 	t.Helper()
-	h, err := b.catalog.AddHold(t.Context(), archive.Hold{Reason: "case " + from, From: from, CreatedBy: "test"})
+	h, err := b.catalog.AddHold(t.Context(), catalog.Hold{Reason: "case " + from, From: from, CreatedBy: "test"})
 	require.NoError(t, err)
 	return h.ID
 }

@@ -10,7 +10,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/hibiken/asynq"
 
-	"github.com/mediasync/mediasync/archive"
+	"github.com/mediasync/mediasync/catalog"
 	"github.com/mediasync/mediasync/twilio"
 )
 
@@ -22,7 +22,7 @@ func (h *Handlers) StartRun(ctx context.Context, t *asynq.Task) error {
 		return err
 	}
 	if _, err := h.catalog.StartRun(ctx, p.RunID); err != nil {
-		if errors.Is(err, archive.ErrRunNotFound) {
+		if errors.Is(err, catalog.ErrRunNotFound) {
 			return permanent(err)
 		}
 		return err
@@ -32,13 +32,13 @@ func (h *Handlers) StartRun(ctx context.Context, t *asynq.Task) error {
 		return err
 	}
 	switch run.Kind {
-	case archive.KindExport:
+	case catalog.KindExport:
 		return h.startExport(ctx, run)
-	case archive.KindBackfill, archive.KindPolicy:
+	case catalog.KindBackfill, catalog.KindPolicy:
 		if err := h.queueWindows(ctx, run, h.enqueuer.In(ctx)); err != nil {
 			return err
 		}
-		if run.Kind == archive.KindPolicy && run.Delete {
+		if run.Kind == catalog.KindPolicy && run.Delete {
 			// What earlier runs archived and is now old enough to delete.
 			if _, err := h.catalog.SeedDeletes(ctx, run); err != nil {
 				return err
@@ -47,7 +47,7 @@ func (h *Handlers) StartRun(ctx context.Context, t *asynq.Task) error {
 				return err
 			}
 		}
-	case archive.KindMessage:
+	case catalog.KindMessage:
 		msg, err := h.twilio.Messages.Get(ctx, run.MessageSID)
 		switch {
 		case twilio.IsNotFound(err):
@@ -68,7 +68,7 @@ func (h *Handlers) StartRun(ctx context.Context, t *asynq.Task) error {
 			})
 		default:
 			rec := messageRecord(run.AccountSID, msg)
-			if err := h.catalog.RecordMessages(ctx, run.ID, []archive.MessageRecord{rec}, run.DryRun); err != nil {
+			if err := h.catalog.RecordMessages(ctx, run.ID, []catalog.MessageRecord{rec}, run.DryRun); err != nil {
 				return err
 			}
 			if rec.HasMedia() {
@@ -124,7 +124,7 @@ func (h *Handlers) ListPage(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return err
 	}
-	if w.State != archive.WindowPending {
+	if w.State != catalog.WindowPending {
 		// Handled already (a duplicate delivery), or listed to the end by a
 		// try that then failed before it released the next window.
 		return h.releaseNext(ctx, run)
@@ -178,7 +178,7 @@ func (h *Handlers) ListPage(ctx context.Context, t *asynq.Task) error {
 		})
 	}
 
-	recs := make([]archive.MessageRecord, 0, len(page.Messages))
+	recs := make([]catalog.MessageRecord, 0, len(page.Messages))
 	for i := range page.Messages {
 		if err := twilio.CheckMessageSID(page.Messages[i].SID); err != nil {
 			// A message that cannot be named can be neither recorded nor
@@ -227,7 +227,7 @@ func (h *Handlers) ListPage(ctx context.Context, t *asynq.Task) error {
 const maxWindowPages = 100_000
 
 // failWindow ends a window that cannot be listed, and releases the next.
-func (h *Handlers) failWindow(ctx context.Context, run archive.Run, w archive.Window, reason string) error {
+func (h *Handlers) failWindow(ctx context.Context, run catalog.Run, w catalog.Window, reason string) error {
 	if err := h.catalog.FailWindow(ctx, run.ID, w.Seq, reason); err != nil {
 		return err
 	}
@@ -239,7 +239,7 @@ func (h *Handlers) failWindow(ctx context.Context, run archive.Run, w archive.Wi
 
 // releaseNext releases a run's next windows, as many as ended, and queues
 // the first page of each.
-func (h *Handlers) releaseNext(ctx context.Context, run archive.Run) error {
+func (h *Handlers) releaseNext(ctx context.Context, run catalog.Run) error {
 	ws, err := h.catalog.ReleaseWindows(ctx, run.ID, h.windowsReleased)
 	if err != nil {
 		return err
@@ -250,7 +250,7 @@ func (h *Handlers) releaseNext(ctx context.Context, run archive.Run) error {
 // queueWindows releases a run's first windows, if not yet, and queues the
 // page each released window is at: at a run's start, and when the
 // reconciler rebuilds what Redis lost.
-func (h *Handlers) queueWindows(ctx context.Context, run archive.Run, enqueue func(*asynq.Task, error) error) error {
+func (h *Handlers) queueWindows(ctx context.Context, run catalog.Run, enqueue func(*asynq.Task, error) error) error {
 	if _, err := h.catalog.ReleaseWindows(ctx, run.ID, h.windowsReleased); err != nil {
 		return err
 	}
@@ -261,7 +261,7 @@ func (h *Handlers) queueWindows(ctx context.Context, run archive.Run, enqueue fu
 	return h.queuePages(ctx, run, ws, enqueue)
 }
 
-func (h *Handlers) queuePages(ctx context.Context, run archive.Run, ws []archive.Window, enqueue func(*asynq.Task, error) error) error {
+func (h *Handlers) queuePages(ctx context.Context, run catalog.Run, ws []catalog.Window, enqueue func(*asynq.Task, error) error) error {
 	for _, w := range ws {
 		if err := enqueue(NewListPageTask(h.queues, ListPagePayload{RunID: run.ID, Window: w.Seq, Page: w.Page})); err != nil {
 			return err
@@ -273,7 +273,7 @@ func (h *Handlers) queuePages(ctx context.Context, run archive.Run, ws []archive
 // windowParams asks Twilio for a window's messages. A whole UTC day is one
 // exact `DateSent=YYYY-MM-DD` listing; any other window asks for the days
 // it touches (Twilio's bounds are inclusive dates) and is trimmed here.
-func windowParams(run archive.Run, w archive.Window, pageSize int) twilio.MessageListParams {
+func windowParams(run catalog.Run, w catalog.Window, pageSize int) twilio.MessageListParams {
 	p := twilio.MessageListParams{From: run.From, To: run.To, PageSize: pageSize}
 	day := w.StartsAt.Truncate(24 * time.Hour)
 	if day.Equal(w.StartsAt) && w.EndsAt.Equal(day.Add(24*time.Hour)) {
@@ -300,7 +300,7 @@ func (h *Handlers) ListMessage(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return err
 	}
-	if state == archive.MessageListed || state == archive.MessageGone || state == archive.MessageFailed {
+	if state == catalog.MessageListed || state == catalog.MessageGone || state == catalog.MessageFailed {
 		return nil
 	}
 
@@ -308,7 +308,7 @@ func (h *Handlers) ListMessage(ctx context.Context, t *asynq.Task) error {
 	// hostile or buggy list cannot grow memory without bound.
 	const batch = 100
 	found := 0
-	recs := make([]archive.MediaRecord, 0, 10)
+	recs := make([]catalog.MediaRecord, 0, 10)
 	flush := func() error {
 		if err := h.catalog.RecordMedia(ctx, run.ID, recs, run.DryRun); err != nil {
 			return err
@@ -356,7 +356,7 @@ func (h *Handlers) ListMessage(ctx context.Context, t *asynq.Task) error {
 				return h.catalog.FailMessage(ctx, run.ID, p.MessageSID, reason)
 			})
 		}
-		recs = append(recs, archive.MediaRecord{
+		recs = append(recs, catalog.MediaRecord{
 			SID: m.SID, AccountSID: run.AccountSID, MessageSID: p.MessageSID,
 			ContentType: m.ContentType, DateCreated: m.DateCreated.Time,
 		})
@@ -409,8 +409,8 @@ func (h *Handlers) badSID(ctx context.Context, runID uuid.UUID, err error, fail 
 
 // messageRecord keeps what the catalog needs of a message. Every field of a
 // Twilio message may be null; the account is the run's.
-func messageRecord(account string, m *twilio.Message) archive.MessageRecord {
-	return archive.MessageRecord{
+func messageRecord(account string, m *twilio.Message) catalog.MessageRecord {
+	return catalog.MessageRecord{
 		SID: m.SID, AccountSID: account,
 		DateSent: m.DateSent.Time, DateCreated: m.DateCreated.Time,
 		From: m.From, To: m.To, Direction: m.Direction,

@@ -11,7 +11,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
-	"github.com/mediasync/mediasync/archive"
+	"github.com/mediasync/mediasync/catalog"
 	"github.com/mediasync/mediasync/internal/testenv"
 	"github.com/mediasync/mediasync/twilio"
 )
@@ -50,13 +50,13 @@ func TestLoopPassesHaveADeadline(t *testing.T) {
 		t.Run(tc.desc, func(t *testing.T) {
 			t.Parallel()
 			pool := testenv.Postgres(t)
-			_, err := archive.Migrate(t.Context(), pool)
+			_, err := catalog.Migrate(t.Context(), pool)
 			require.NoError(t, err)
 			r := testenv.NewRedis(t)
 			tw, err := twilio.New(testAccount, twilio.WithAuthToken("unused"))
 			require.NoError(t, err)
 			var passes deadlineCounter
-			h, err := NewHandlers(Deps{Catalog: archive.NewCatalog(pool), Twilio: tw, Store: &flakyHolds{},
+			h, err := NewHandlers(Deps{Catalog: catalog.NewCatalog(pool), Twilio: tw, Store: &flakyHolds{},
 				Queues: QueuesFor(r.Namespace), Enqueuer: NewEnqueuer(r.Client, QueuesFor(r.Namespace)),
 				Log: zerolog.New(&passes), PassTimeout: 200 * time.Millisecond})
 			require.NoError(t, err)

@@ -11,6 +11,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/mediasync/mediasync/archive"
+	"github.com/mediasync/mediasync/catalog"
 	"github.com/mediasync/mediasync/twilio"
 )
 
@@ -33,7 +34,7 @@ func (h *Handlers) ArchiveMedia(ctx context.Context, t *asynq.Task) error {
 		return err
 	}
 	it, err := h.catalog.GetMedia(ctx, p.MediaSID)
-	if errors.Is(err, archive.ErrMediaNotFound) {
+	if errors.Is(err, catalog.ErrMediaNotFound) {
 		return permanent(err)
 	}
 	if err != nil {
@@ -45,7 +46,7 @@ func (h *Handlers) ArchiveMedia(ctx context.Context, t *asynq.Task) error {
 	// is older than its delete_after. The row decides, not the payload.
 	var wanted bool
 	switch it.State {
-	case archive.MediaArchived:
+	case catalog.MediaArchived:
 		// An attempt that committed the row may have failed, or died,
 		// before the S3 legal hold was set: this one sets it.
 		if loc := h.store.Location(); it.Store == loc.Kind && it.Bucket == loc.Bucket {
@@ -53,19 +54,19 @@ func (h *Handlers) ArchiveMedia(ctx context.Context, t *asynq.Task) error {
 				return err
 			}
 		}
-		if err := h.catalog.SetRunMedia(ctx, run.ID, it.SID, archive.MediaArchived, reused, ""); err != nil {
+		if err := h.catalog.SetRunMedia(ctx, run.ID, it.SID, catalog.MediaArchived, reused, ""); err != nil {
 			return err
 		}
 		if wanted, err = h.catalog.DeleteWanted(ctx, run.ID, it.SID); err != nil {
 			return err
 		}
-	case archive.MediaDeleted:
-		if err := h.catalog.SetRunMedia(ctx, run.ID, it.SID, archive.MediaDeleted, true, ""); err != nil {
+	case catalog.MediaDeleted:
+		if err := h.catalog.SetRunMedia(ctx, run.ID, it.SID, catalog.MediaDeleted, true, ""); err != nil {
 			return err
 		}
 		return h.finish(ctx, run.ID)
-	case archive.MediaGone:
-		if err := h.catalog.SetRunMedia(ctx, run.ID, it.SID, archive.MediaGone, false, ""); err != nil {
+	case catalog.MediaGone:
+		if err := h.catalog.SetRunMedia(ctx, run.ID, it.SID, catalog.MediaGone, false, ""); err != nil {
 			return err
 		}
 		return h.finish(ctx, run.ID)
@@ -90,7 +91,7 @@ func (h *Handlers) ArchiveMedia(ctx context.Context, t *asynq.Task) error {
 // copyMedia downloads, stores and records one media. It reports gone when
 // Twilio no longer has it (recorded as such: nothing to archive), and
 // whether the run deletes it next.
-func (h *Handlers) copyMedia(ctx context.Context, runID uuid.UUID, it archive.MediaItem) (gone, deleteWanted bool, err error) {
+func (h *Handlers) copyMedia(ctx context.Context, runID uuid.UUID, it catalog.MediaItem) (gone, deleteWanted bool, err error) {
 	content, err := h.twilio.Media.Open(ctx, it.MessageSID, it.SID)
 	if twilio.IsNotFound(err) {
 		gone, err := h.contentNotFound(ctx, runID, it, err)
@@ -158,7 +159,7 @@ func (h *Handlers) copyMedia(ctx context.Context, runID uuid.UUID, it archive.Me
 		return false, false, fmt.Errorf("store media %s at %s: %w", it.SID, key, err)
 	}
 	loc := h.store.Location()
-	wanted, err := h.catalog.MarkArchived(ctx, runID, it.SID, archive.ArchivedCopy{
+	wanted, err := h.catalog.MarkArchived(ctx, runID, it.SID, catalog.ArchivedCopy{
 		Filename: content.Filename, Size: spool.Size(), SHA256: spool.SHA256(),
 		Store: loc.Kind, Bucket: loc.Bucket, Key: key, VersionID: res.VersionID,
 		LockMode: res.LockMode, RetainUntil: res.RetainUntil, // as S3 applied it
@@ -176,7 +177,7 @@ func (h *Handlers) copyMedia(ctx context.Context, runID uuid.UUID, it archive.Me
 // run archives) and records the media suspect, with the reason: it is not
 // archived, so it is never deleted from Twilio, and the run counts and names
 // it. Storing it is for inspection; nothing depends on it.
-func (h *Handlers) keepSuspect(ctx context.Context, runID uuid.UUID, it archive.MediaItem, k archive.KeyInfo,
+func (h *Handlers) keepSuspect(ctx context.Context, runID uuid.UUID, it catalog.MediaItem, k archive.KeyInfo,
 	spool *archive.Spool, body io.ReadSeeker, why error) error {
 	key := archive.SuspectKey(h.prefix, k, spool.SHA256())
 	in := archive.PutInput{
@@ -188,7 +189,7 @@ func (h *Handlers) keepSuspect(ctx context.Context, runID uuid.UUID, it archive.
 	}
 	h.log.Warn().Str("media_sid", it.SID).Str("s3_key", key).Str("reason", errText(why)).
 		Msg("download is not plausibly the media; kept aside, NOT archived, NOT deleted from Twilio")
-	return h.catalog.MarkSuspect(ctx, runID, it.SID, archive.SuspectCopy{
+	return h.catalog.MarkSuspect(ctx, runID, it.SID, catalog.SuspectCopy{
 		Size: spool.Size(), SHA256: spool.SHA256(), Key: key, Reason: errText(why),
 	})
 }
@@ -199,7 +200,7 @@ func (h *Handlers) keepSuspect(ctx context.Context, runID uuid.UUID, it archive.
 // media resource is fetched again, and the media is recorded gone only if
 // the API answers 404 / 20404 for it; otherwise the download is retried,
 // so nothing Twilio still holds is recorded gone and never archived.
-func (h *Handlers) contentNotFound(ctx context.Context, runID uuid.UUID, it archive.MediaItem, err error) (gone bool, _ error) {
+func (h *Handlers) contentNotFound(ctx context.Context, runID uuid.UUID, it catalog.MediaItem, err error) (gone bool, _ error) {
 	if !twilio.IsGone(err) {
 		_, gerr := h.twilio.Media.Get(ctx, it.MessageSID, it.SID)
 		switch {
@@ -262,7 +263,7 @@ func (h *Handlers) DeleteMedia(ctx context.Context, t *asynq.Task) error {
 	}
 	it, err := h.catalog.GetMedia(ctx, p.MediaSID)
 	if err != nil {
-		if errors.Is(err, archive.ErrMediaNotFound) {
+		if errors.Is(err, catalog.ErrMediaNotFound) {
 			return permanent(err)
 		}
 		return err
@@ -284,12 +285,12 @@ func (h *Handlers) DeleteMedia(ctx context.Context, t *asynq.Task) error {
 		return permanent(fmt.Errorf("delete media %s: run %s did not mark it to delete", it.SID, run.ID))
 	}
 	switch it.State {
-	case archive.MediaDeleted:
-		if err := h.catalog.SetRunMedia(ctx, run.ID, it.SID, archive.MediaDeleted, false, ""); err != nil {
+	case catalog.MediaDeleted:
+		if err := h.catalog.SetRunMedia(ctx, run.ID, it.SID, catalog.MediaDeleted, false, ""); err != nil {
 			return err
 		}
 		return h.finish(ctx, run.ID)
-	case archive.MediaArchived:
+	case catalog.MediaArchived:
 	default:
 		return h.mediaError(ctx, run.ID, it.SID, permanent(fmt.Errorf("delete media %s: state is %s, not archived", it.SID, it.State)))
 	}
@@ -330,12 +331,12 @@ func (h *Handlers) DeleteMedia(ctx context.Context, t *asynq.Task) error {
 	}
 	if err := h.catalog.ClaimDelete(ctx, it.SID, it.Size, it.SHA256); err != nil {
 		switch {
-		case errors.Is(err, archive.ErrHeld):
+		case errors.Is(err, catalog.ErrHeld):
 			// Refused before any claim: the run's outcome is held, with
 			// an audit row only if an earlier attempt's claim or lease
 			// was stopped (see ReleaseHeldDelete).
 			return h.heldDelete(ctx, run, it.SID, false)
-		case errors.Is(err, archive.ErrNotDeletable):
+		case errors.Is(err, catalog.ErrNotDeletable):
 			return h.mediaError(ctx, run.ID, it.SID, permanent(err))
 		}
 		return err
@@ -357,12 +358,12 @@ func (h *Handlers) DeleteMedia(ctx context.Context, t *asynq.Task) error {
 	})
 	err = h.twilio.Media.Delete(ctx, it.MessageSID, it.SID, guard)
 	switch {
-	case errors.Is(err, archive.ErrHeld):
+	case errors.Is(err, catalog.ErrHeld):
 		return h.heldDelete(ctx, run, it.SID, sent)
-	case errors.Is(err, archive.ErrNotDeletable):
+	case errors.Is(err, catalog.ErrNotDeletable):
 		// The claim went away meanwhile: the same delete run twice and
 		// done, or the row changed.
-		if now, gerr := h.catalog.GetMedia(ctx, it.SID); gerr == nil && now.State == archive.MediaDeleted {
+		if now, gerr := h.catalog.GetMedia(ctx, it.SID); gerr == nil && now.State == catalog.MediaDeleted {
 			return h.recordDeleted(ctx, run, it.SID, sent)
 		}
 		return h.mediaError(ctx, run.ID, it.SID, permanent(err))
@@ -377,7 +378,7 @@ func (h *Handlers) DeleteMedia(ctx context.Context, t *asynq.Task) error {
 // anything else (a proxy, a gateway) says nothing of the media, so it is
 // fetched again; recording a media deleted that Twilio still holds would
 // leave it there for good, with nothing left to delete it.
-func (h *Handlers) goneFromTwilio(ctx context.Context, it archive.MediaItem, err error) bool {
+func (h *Handlers) goneFromTwilio(ctx context.Context, it catalog.MediaItem, err error) bool {
 	if twilio.IsGone(err) {
 		return true
 	}
@@ -389,9 +390,9 @@ func (h *Handlers) goneFromTwilio(ctx context.Context, it archive.MediaItem, err
 }
 
 // recordDeleted records a delete Twilio answered, or a claim found gone.
-func (h *Handlers) recordDeleted(ctx context.Context, run archive.Run, sid string, sent bool) error {
+func (h *Handlers) recordDeleted(ctx context.Context, run catalog.Run, sid string, sent bool) error {
 	if err := h.catalog.MarkDeleted(ctx, run, sid); err != nil {
-		if errors.Is(err, archive.ErrHeld) {
+		if errors.Is(err, catalog.ErrHeld) {
 			// Any DELETE went out under its lease, before the hold was
 			// placed (the hold waited for it); the catalog keeps the media
 			// archived, not deleted.
@@ -405,7 +406,7 @@ func (h *Handlers) recordDeleted(ctx context.Context, run archive.Run, sid strin
 // heldDelete records that a legal hold stopped a delete. Not a failure: the
 // copy is safe and the media stays on Twilio until the hold is released and
 // a later run asks again.
-func (h *Handlers) heldDelete(ctx context.Context, run archive.Run, sid string, inFlight bool) error {
+func (h *Handlers) heldDelete(ctx context.Context, run catalog.Run, sid string, inFlight bool) error {
 	if err := h.catalog.ReleaseHeldDelete(ctx, run, sid, inFlight); err != nil {
 		return err
 	}

@@ -7,10 +7,9 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/mediasync/mediasync/catalog"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
-
-	"github.com/mediasync/mediasync/archive"
 )
 
 // reconcilePass is what one Reconcile pass found and did, logged in one
@@ -80,7 +79,7 @@ func (h *Handlers) Reconcile(ctx context.Context, stale time.Duration) (err erro
 			switch {
 			case run.AccountSID != h.twilio.AccountSID():
 				pass.otherFleet++
-			case run.State == archive.RunQueued && !run.CreatedAt.Before(cutoff):
+			case run.State == catalog.RunQueued && !run.CreatedAt.Before(cutoff):
 				pass.notStale++
 			}
 		}
@@ -123,14 +122,14 @@ func shareOf(ctx context.Context, n int) (context.Context, context.CancelFunc) {
 }
 
 // reconcileRun queues again the lost work of one unfinished run.
-func (h *Handlers) reconcileRun(ctx context.Context, run archive.Run, cutoff time.Time) error {
-	if run.State == archive.RunQueued {
+func (h *Handlers) reconcileRun(ctx context.Context, run catalog.Run, cutoff time.Time) error {
+	if run.State == catalog.RunQueued {
 		if run.CreatedAt.Before(cutoff) {
 			return h.enqueuer.RequeueIn(ctx)(NewStartRunTask(h.queues, run.ID))
 		}
 		return nil
 	}
-	if run.Kind == archive.KindExport {
+	if run.Kind == catalog.KindExport {
 		return h.reconcileExport(ctx, run, cutoff)
 	}
 	// Only released windows have a page task to lose; the rest are
@@ -146,7 +145,7 @@ func (h *Handlers) reconcileRun(ctx context.Context, run archive.Run, cutoff tim
 
 // requeue queues a run's outstanding messages and media last touched
 // before cutoff, up to RequeueBatch of each kind.
-func (h *Handlers) requeue(ctx context.Context, run archive.Run, cutoff time.Time) error {
+func (h *Handlers) requeue(ctx context.Context, run catalog.Run, cutoff time.Time) error {
 	work, err := h.catalog.StaleWork(ctx, run.ID, cutoff, h.requeueBatch)
 	if err != nil {
 		return err

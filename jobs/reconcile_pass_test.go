@@ -9,7 +9,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
-	"github.com/mediasync/mediasync/archive"
+	"github.com/mediasync/mediasync/catalog"
 	"github.com/mediasync/mediasync/internal/testenv"
 	"github.com/mediasync/mediasync/twilio"
 )
@@ -20,21 +20,21 @@ import (
 func TestReconcilePassLogsWhatItFound(t *testing.T) {
 	t.Parallel()
 	pool := testenv.Postgres(t)
-	_, err := archive.Migrate(t.Context(), pool)
+	_, err := catalog.Migrate(t.Context(), pool)
 	require.NoError(t, err)
 	r := testenv.NewRedis(t)
 	tw, err := twilio.New(testAccount, twilio.WithAuthToken("unused"))
 	require.NoError(t, err)
 	var logs bytes.Buffer
 	q := QueuesFor(r.Namespace)
-	h, err := NewHandlers(Deps{Catalog: archive.NewCatalog(pool), Twilio: tw, Store: &flakyHolds{},
+	h, err := NewHandlers(Deps{Catalog: catalog.NewCatalog(pool), Twilio: tw, Store: &flakyHolds{},
 		Queues: q, Enqueuer: NewEnqueuer(r.Client, q), Log: zerolog.New(&logs).Level(zerolog.InfoLevel)})
 	require.NoError(t, err)
-	catalog := archive.NewCatalog(pool)
-	run, err := catalog.CreateRun(t.Context(), archive.RunSpec{Kind: archive.KindBackfill, AccountSID: testAccount,
+	cat := catalog.NewCatalog(pool)
+	run, err := cat.CreateRun(t.Context(), catalog.RunSpec{Kind: catalog.KindBackfill, AccountSID: testAccount,
 		Since: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), Until: time.Date(2026, 1, 4, 0, 0, 0, 0, time.UTC), Actor: "test"})
 	require.NoError(t, err)
-	_, err = catalog.StartRun(t.Context(), run.ID)
+	_, err = cat.StartRun(t.Context(), run.ID)
 	require.NoError(t, err)
 
 	pass := func() map[string]any {

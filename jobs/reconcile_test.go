@@ -6,7 +6,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/mediasync/mediasync/archive"
+	"github.com/mediasync/mediasync/catalog"
 	"github.com/mediasync/mediasync/internal/testenv"
 )
 
@@ -25,17 +25,17 @@ func TestReconcileGoesOnPastAFailingRun(t *testing.T) {
 	_, err := pool.Exec(ctx, `UPDATE runs SET kind = 'export', started_at = now() - interval '1 hour' WHERE id = $1`, b.run)
 	require.NoError(t, err)
 
-	run, err := b.catalog.CreateRun(ctx, archive.RunSpec{Kind: archive.KindBackfill, AccountSID: testAccount,
+	run, err := b.catalog.CreateRun(ctx, catalog.RunSpec{Kind: catalog.KindBackfill, AccountSID: testAccount,
 		Since: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), Until: time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC), Actor: "test"})
 	require.NoError(t, err)
 	_, err = b.catalog.StartRun(ctx, run.ID)
 	require.NoError(t, err)
 	const msg, media = "MM00000000000000000000000000000fff", "ME00000000000000000000000000000fff"
-	require.NoError(t, b.catalog.RecordMessages(ctx, run.ID, []archive.MessageRecord{{
+	require.NoError(t, b.catalog.RecordMessages(ctx, run.ID, []catalog.MessageRecord{{
 		SID: msg, AccountSID: testAccount, DateSent: time.Date(2026, 1, 2, 0, 0, 0, 0, time.UTC), From: "+15550100", To: "+15550199",
 		NumMedia: 1, NumMediaKnown: true,
 	}}, false))
-	require.NoError(t, b.catalog.RecordMedia(ctx, run.ID, []archive.MediaRecord{
+	require.NoError(t, b.catalog.RecordMedia(ctx, run.ID, []catalog.MediaRecord{
 		{SID: media, AccountSID: testAccount, MessageSID: msg, ContentType: "image/jpeg"}}, false))
 	_, err = pool.Exec(ctx, `UPDATE run_media SET updated_at = now() - interval '1 hour' WHERE run_id = $1`, run.ID)
 	require.NoError(t, err)

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mediasync/mediasync/archive"
+	"github.com/mediasync/mediasync/internal/objects"
 )
 
 // LargeObjectSize is the size of the object the suite streams through a
@@ -162,7 +163,7 @@ func testReadAfterWrite(t *testing.T, s archive.Store) {
 	require.NoError(t, archive.Verify(ctx, s, key, int64(len(o.data)), o.sha))
 
 	loc := s.Location()
-	assert.Contains(t, []string{archive.LocationS3, archive.LocationFile}, loc.Kind)
+	assert.Contains(t, []string{objects.LocationS3, objects.LocationFile}, loc.Kind)
 	assert.NotEmpty(t, loc.Bucket)
 }
 
@@ -271,7 +272,7 @@ func testInvalidInput(t *testing.T, s archive.Store) {
 		"metadata too large":             func(in *archive.PutInput) { in.Metadata = map[string]string{"big": strings.Repeat("v", 2100)} },
 		"wrong sha256 meta":              func(in *archive.PutInput) { in.Metadata = map[string]string{archive.MetaSHA256: "00"} },
 		"content type newline":           func(in *archive.PutInput) { in.ContentType = "text/plain\r\nx: y" },
-		"lock mode without retain-until": func(in *archive.PutInput) { in.LockMode = archive.ObjectLockCompliance },
+		"lock mode without retain-until": func(in *archive.PutInput) { in.LockMode = objects.LockCompliance },
 		"unknown lock mode":              func(in *archive.PutInput) { in.LockMode = "FOREVER"; in.RetainUntil = time.Now().Add(time.Hour) },
 		"retain until":                   func(in *archive.PutInput) { in.RetainUntil = time.Now().Add(time.Hour) },
 	}

@@ -14,7 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 
-	"github.com/mediasync/mediasync/archive"
+	"github.com/mediasync/mediasync/catalog"
 	"github.com/mediasync/mediasync/internal/config"
 	"github.com/mediasync/mediasync/jobs"
 	"github.com/mediasync/mediasync/twilio"
@@ -56,8 +56,8 @@ func (a *app) backfillCmd() *cobra.Command {
 			if err := f.check(); err != nil {
 				return err
 			}
-			return a.submit(cmd.Context(), archive.RunSpec{
-				Kind: archive.KindBackfill, Since: s, Until: u, From: f.from, To: f.to,
+			return a.submit(cmd.Context(), catalog.RunSpec{
+				Kind: catalog.KindBackfill, Since: s, Until: u, From: f.from, To: f.to,
 				Delete: f.delete, DryRun: f.dryRun,
 			}, f.wait)
 		},
@@ -86,8 +86,8 @@ func (a *app) messageCmd() *cobra.Command {
 			if err := f.check(); err != nil {
 				return err
 			}
-			return a.submit(cmd.Context(), archive.RunSpec{
-				Kind: archive.KindMessage, MessageSID: sid, Delete: f.delete, DryRun: f.dryRun,
+			return a.submit(cmd.Context(), catalog.RunSpec{
+				Kind: catalog.KindMessage, MessageSID: sid, Delete: f.delete, DryRun: f.dryRun,
 			}, f.wait)
 		},
 	}
@@ -106,7 +106,7 @@ func (f *runFlags) check() error {
 		return usagef("--delete and --dry-run exclude each other")
 	}
 	for _, n := range []struct{ flag, v string }{{"--from", f.from}, {"--to", f.to}} {
-		if n.v != "" && !archive.ValidNumber(n.v) {
+		if n.v != "" && !catalog.ValidNumber(n.v) {
 			return usagef("%s %q is not a phone number in E.164 form (+ then 8-15 digits) or a channel address like whatsapp:+15550100", n.flag, n.v)
 		}
 	}
@@ -129,7 +129,7 @@ func (a *app) statusCmd() *cobra.Command {
 					return a.wait(cmd.Context(), env.catalog, id)
 				}
 				st, err := env.catalog.RunStatus(cmd.Context(), id)
-				if errors.Is(err, archive.ErrRunNotFound) {
+				if errors.Is(err, catalog.ErrRunNotFound) {
 					return usagef("no run %s", id)
 				}
 				if err != nil {
@@ -146,7 +146,7 @@ func (a *app) statusCmd() *cobra.Command {
 
 // submit records the run, queues its start, prints its id, and follows it
 // with --wait.
-func (a *app) submit(ctx context.Context, spec archive.RunSpec, wait bool) error {
+func (a *app) submit(ctx context.Context, spec catalog.RunSpec, wait bool) error {
 	env, err := a.connect(ctx, true)
 	if err != nil {
 		return err
@@ -174,7 +174,7 @@ type env struct {
 	cfg      config.Config
 	pool     *pgxpool.Pool
 	rdb      *redis.Client
-	catalog  *archive.Catalog
+	catalog  *catalog.Catalog
 	enqueuer *jobs.Enqueuer
 	queues   jobs.Queues
 }
@@ -195,15 +195,15 @@ func (a *app) connect(ctx context.Context, withRedis bool) (*env, error) {
 		return nil, err
 	}
 	if cfg.Migrate {
-		_, err = archive.Migrate(ctx, pool)
+		_, err = catalog.Migrate(ctx, pool)
 	} else {
-		err = archive.CheckSchema(ctx, pool)
+		err = catalog.CheckSchema(ctx, pool)
 	}
 	if err != nil {
 		pool.Close()
 		return nil, err
 	}
-	e := &env{cfg: cfg, pool: pool, catalog: archive.NewCatalog(pool), queues: jobs.QueuesFor(cfg.Namespace)}
+	e := &env{cfg: cfg, pool: pool, catalog: catalog.NewCatalog(pool), queues: jobs.QueuesFor(cfg.Namespace)}
 	if withRedis {
 		opt, err := redis.ParseURL(cfg.RedisURL)
 		if err != nil {
@@ -260,13 +260,13 @@ func parseDay(flag, v string) (time.Time, error) {
 }
 
 // parseRunDay parses a UTC day that bounds what is listed or exported, and
-// refuses one Twilio cannot have messages for (archive.CheckDay).
+// refuses one Twilio cannot have messages for (catalog.CheckDay).
 func parseRunDay(flag, v string) (time.Time, error) {
 	t, err := parseDay(flag, v)
 	if err != nil {
 		return t, err
 	}
-	if err := archive.CheckDay(t, time.Now()); err != nil {
+	if err := catalog.CheckDay(t, time.Now()); err != nil {
 		return time.Time{}, usagef("%s %v", flag, err)
 	}
 	return t, nil
@@ -296,7 +296,7 @@ workers connect as a role that may only read and write rows (see README.md).`,
 				return err
 			}
 			defer pool.Close()
-			applied, err := archive.Migrate(cmd.Context(), pool)
+			applied, err := catalog.Migrate(cmd.Context(), pool)
 			if err != nil {
 				return err
 			}

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mediasync/mediasync/archive"
+	"github.com/mediasync/mediasync/catalog"
 	"github.com/mediasync/mediasync/internal/schedule"
 	"github.com/mediasync/mediasync/jobs"
 )
@@ -36,7 +37,7 @@ empty destination for each export. With --format zip the export is one
 object, mediasync-export-<id>.zip, streamed as it is built.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			spec := archive.ExportSpec{From: from, To: to, Number: number, MessageSIDs: messages, Out: out, Format: format}
+			spec := catalog.ExportSpec{From: from, To: to, Number: number, MessageSIDs: messages, Out: out, Format: format}
 			var err error
 			if spec.Since, err = parseRunDay("--since", since); err != nil {
 				return err
@@ -54,6 +55,9 @@ object, mediasync-export-<id>.zip, streamed as it is built.`,
 			}
 			if err := spec.Validate(); err != nil {
 				return invalid(err, flagName)
+			}
+			if _, err := archive.ParseURL(spec.Out); err != nil {
+				return invalid(&catalog.InvalidError{Field: "out", Err: err}, flagName)
 			}
 			env, err := a.connect(cmd.Context(), true)
 			if err != nil {
@@ -83,7 +87,7 @@ object, mediasync-export-<id>.zip, streamed as it is built.`,
 	cmd.Flags().StringVar(&number, "number", "", "only messages from or to this number")
 	cmd.Flags().StringSliceVar(&messages, "message", nil, "only these messages (repeat or comma-separate)")
 	cmd.Flags().StringVar(&out, "out", "", "destination: s3://bucket/prefix?… or file:///dir")
-	cmd.Flags().StringVar(&format, "format", archive.ExportDir, "dir (a file per media) or zip (one zip, streamed)")
+	cmd.Flags().StringVar(&format, "format", catalog.ExportDir, "dir (a file per media) or zip (one zip, streamed)")
 	cmd.Flags().StringVar(&presign, "presign", "", "print presigned GET URLs valid this long (e.g. 24h, 7d; s3 only)")
 	cmd.Flags().BoolVar(&wait, "wait", false, "follow the export until it ends; exit 1 if any media failed")
 	_ = cmd.MarkFlagRequired("since")
@@ -127,7 +131,7 @@ func (a *app) exportListCmd() *cobra.Command {
 }
 
 // printExport writes what an export's status adds to a run's.
-func printExport(w io.Writer, st archive.Status) {
+func printExport(w io.Writer, st catalog.Status) {
 	e, n := st.Export, st.Exports
 	fmt.Fprintf(w, "out:             %s (%s)\n", e.Out, e.Format)
 	filters := ""
@@ -150,7 +154,7 @@ func printExport(w io.Writer, st archive.Status) {
 		fmt.Fprintf(w, "not archived:    %d (in range but with no archived copy: not in the export)\n", e.NotArchived)
 	}
 	fmt.Fprintf(w, "bytes exported:  %d (%s)\n", n.Bytes, humanBytes(n.Bytes))
-	if e.OutputKey != "" && st.State == archive.RunSucceeded {
+	if e.OutputKey != "" && st.State == catalog.RunSucceeded {
 		fmt.Fprintf(w, "written:         %s\n", e.OutputKey)
 		fmt.Fprintf(w, "manifest sha256: %s\n", e.ManifestSHA256)
 		fmt.Fprintf(w, "SHA256SUMS sha256: %s\n", e.SumsSHA256)
@@ -159,9 +163,9 @@ func printExport(w io.Writer, st archive.Status) {
 
 // presigned prints GET URLs for a finished export, when it asked for them:
 // the zip, or export.json and the manifests.
-func (a *app) presigned(ctx context.Context, st archive.Status) error {
+func (a *app) presigned(ctx context.Context, st catalog.Status) error {
 	e := st.Export
-	if e == nil || e.Presign <= 0 || st.State != archive.RunSucceeded || e.OutputKey == "" {
+	if e == nil || e.Presign <= 0 || st.State != catalog.RunSucceeded || e.OutputKey == "" {
 		return nil
 	}
 	store, root, err := archive.OpenStore(ctx, e.Out)
@@ -173,7 +177,7 @@ func (a *app) presigned(ctx context.Context, st archive.Status) error {
 		return errors.New("presign: the destination cannot presign URLs")
 	}
 	keys := []string{e.OutputKey}
-	if e.Format == archive.ExportDir {
+	if e.Format == catalog.ExportDir {
 		for _, name := range []string{archive.ExportJSONLName, archive.ExportCSVName, archive.ExportSumsName} {
 			keys = append(keys, archive.ExportKey(root, name))
 		}

@@ -13,6 +13,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mediasync/mediasync/archive"
+	"github.com/mediasync/mediasync/catalog"
+	"github.com/mediasync/mediasync/internal/objects"
 	"github.com/mediasync/mediasync/jobs"
 )
 
@@ -35,7 +37,7 @@ DELETE of a covered media can still reach Twilio: it may wait up to about
 22 s for deletes already in flight.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			h := archive.Hold{Reason: strings.TrimSpace(reason), MessageSIDs: messages, From: from, To: to}
+			h := catalog.Hold{Reason: strings.TrimSpace(reason), MessageSIDs: messages, From: from, To: to}
 			var err error
 			if since != "" {
 				if h.Since, err = parseDay("--since", since); err != nil {
@@ -141,7 +143,7 @@ func (a *app) holdListCmd() *cobra.Command {
 // bucket with Object Lock), for hold list to show what S3 has not yet
 // confirmed; nil, with a note on stderr when it cannot tell, otherwise.
 func (a *app) legalHoldStore(ctx context.Context, env *env) archive.Store {
-	if c, err := archive.ParseURL(env.cfg.ArchiveURL); env.cfg.ArchiveURL == "" || err != nil || c.Scheme != archive.LocationS3 {
+	if c, err := archive.ParseURL(env.cfg.ArchiveURL); env.cfg.ArchiveURL == "" || err != nil || c.Scheme != objects.LocationS3 {
 		return nil // only S3 has legal holds
 	}
 	store, _, err := archive.OpenStore(ctx, env.cfg.ArchiveURL)
@@ -170,7 +172,7 @@ const maxUnconfirmedShown = 20
 
 // printUnconfirmed lists objects whose S3 legal hold is not yet confirmed
 // to follow the holds in force: the workers' reconciler sets them.
-func (a *app) printUnconfirmed(ctx context.Context, env *env, loc archive.Location) error {
+func (a *app) printUnconfirmed(ctx context.Context, env *env, loc objects.Location) error {
 	n := 0
 	for o, err := range env.catalog.LegalHoldsToSync(ctx, loc) {
 		if err != nil {
@@ -212,7 +214,7 @@ func (a *app) holdReleaseCmd() *cobra.Command {
 			}
 			return a.withEnv(cmd.Context(), true, func(env *env) error {
 				if _, err := env.catalog.ReleaseHold(cmd.Context(), id, a.actorName(), strings.TrimSpace(reason)); err != nil {
-					if errors.Is(err, archive.ErrHoldNotFound) {
+					if errors.Is(err, catalog.ErrHoldNotFound) {
 						return usagef("no active hold %d", id)
 					}
 					return err
@@ -272,7 +274,7 @@ func (a *app) auditCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.withEnv(cmd.Context(), false, func(env *env) error {
 				ctx := cmd.Context()
-				anchors := func(func(archive.AuditAnchor, error) bool) {}
+				anchors := func(func(objects.AuditAnchor, error) bool) {}
 				if env.cfg.ArchiveURL != "" {
 					store, prefix, err := archive.OpenStore(ctx, env.cfg.ArchiveURL)
 					if err != nil {

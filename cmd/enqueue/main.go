@@ -18,9 +18,8 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/mediasync/mediasync/catalog"
 	"github.com/spf13/cobra"
-
-	"github.com/mediasync/mediasync/archive"
 )
 
 func main() {
@@ -38,11 +37,11 @@ func (e *usageError) Error() string { return e.msg }
 func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(format, args...)} }
 
 // invalid turns what the catalog refuses as bad input (an
-// *archive.InvalidError, with each field called by name, or a policy of
+// *catalog.InvalidError, with each field called by name, or a policy of
 // another account) into a usage error; other errors pass unchanged.
 func invalid(err error, name func(field string) string) error {
-	var ie *archive.InvalidError
-	var pe *archive.PolicyAccountError
+	var ie *catalog.InvalidError
+	var pe *catalog.PolicyAccountError
 	switch {
 	case errors.As(err, &ie):
 		return &usageError{ie.Message(name)}

@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/mediasync/mediasync/archive"
+	"github.com/mediasync/mediasync/catalog"
 	"github.com/mediasync/mediasync/internal/schedule"
 	"github.com/mediasync/mediasync/jobs"
 )
@@ -41,7 +41,7 @@ now − --delete-after. DUR is like 36h, 30d or 1d12h. The watermark starts at
 over windows that finished with nothing failed.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p := archive.Policy{Name: args[0], Schedule: spec, From: from, To: to}
+			p := catalog.Policy{Name: args[0], Schedule: spec, From: from, To: to}
 			var err error
 			if archiveAfter != "" {
 				if p.ArchiveAfter, err = schedule.ParseDuration(archiveAfter); err != nil {
@@ -145,7 +145,7 @@ func (a *app) policyRemoveCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withEnv(cmd.Context(), false, func(env *env) error {
 				if err := env.catalog.RemovePolicy(cmd.Context(), args[0], a.actorName()); err != nil {
-					if errors.Is(err, archive.ErrPolicyNotFound) {
+					if errors.Is(err, catalog.ErrPolicyNotFound) {
 						return usagef("no policy named %q", args[0])
 					}
 					return err
@@ -166,7 +166,7 @@ func (a *app) policyRunCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withEnv(cmd.Context(), true, func(env *env) error {
 				run, _, err := env.catalog.StartPolicyRun(cmd.Context(), args[0], time.Now().UTC(), true, a.actorName())
-				if errors.Is(err, archive.ErrPolicyNotFound) {
+				if errors.Is(err, catalog.ErrPolicyNotFound) {
 					return usagef("no policy named %q", args[0])
 				}
 				if err != nil {

@@ -11,14 +11,14 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 
-	"github.com/mediasync/mediasync/archive"
+	"github.com/mediasync/mediasync/catalog"
 	"github.com/mediasync/mediasync/internal/sleep"
 )
 
 // wait follows a run until it ends: a live bar on a terminal, a plain line
 // every few seconds otherwise (logs, CI). It returns a runFailedError when
 // the run finished with failures.
-func (a *app) wait(ctx context.Context, cat *archive.Catalog, id uuid.UUID) error {
+func (a *app) wait(ctx context.Context, cat *catalog.Catalog, id uuid.UUID) error {
 	poll := a.pollInterval
 	if poll == 0 {
 		poll = time.Second
@@ -54,7 +54,7 @@ func (a *app) wait(ctx context.Context, cat *archive.Catalog, id uuid.UUID) erro
 			fmt.Fprintf(a.stderr, "%s %s\n", time.Now().UTC().Format(time.TimeOnly), progressLine(st))
 			lastLine = time.Now()
 		}
-		if st.State == archive.RunQueued && !warned && time.Since(began) > 30*time.Second {
+		if st.State == catalog.RunQueued && !warned && time.Since(began) > 30*time.Second {
 			fmt.Fprintf(a.stderr, "enqueue: no worker has started run %s yet: is one running on the same REDIS_URL and MEDIASYNC_NAMESPACE?\n", id)
 			warned = true
 		}
@@ -66,7 +66,7 @@ func (a *app) wait(ctx context.Context, cat *archive.Catalog, id uuid.UUID) erro
 			if err := a.presigned(ctx, st); err != nil {
 				return err
 			}
-			if st.State == archive.RunFailed {
+			if st.State == catalog.RunFailed {
 				return &runFailedError{fmt.Sprintf("run %s finished with failures", id)}
 			}
 			return nil
@@ -77,7 +77,7 @@ func (a *app) wait(ctx context.Context, cat *archive.Catalog, id uuid.UUID) erro
 	}
 }
 
-func progressLine(st archive.Status) string {
+func progressLine(st catalog.Status) string {
 	if st.Export != nil {
 		return fmt.Sprintf("export %s %s: media %d, exported %d, failed %d, pending %d, %s",
 			st.ID, st.State, st.Exports.Total, st.Exports.Exported, st.Exports.Failed, st.Exports.Pending, humanBytes(st.Exports.Bytes))
@@ -88,7 +88,7 @@ func progressLine(st archive.Status) string {
 	if st.WindowsTotal > 0 {
 		line += fmt.Sprintf(", days listed %d/%d", st.WindowsDone, st.WindowsTotal)
 	}
-	if st.State == archive.RunRunning && st.Waiting != "" {
+	if st.State == catalog.RunRunning && st.Waiting != "" {
 		line += "; listing " + listingLine(st)
 	}
 	return line
@@ -96,19 +96,19 @@ func progressLine(st archive.Status) string {
 
 // printStatus writes a run's status as "name: value" lines, stable for
 // scripts to read.
-func printStatus(w io.Writer, st archive.Status) {
+func printStatus(w io.Writer, st catalog.Status) {
 	fmt.Fprintf(w, "run:             %s\n", st.ID)
 	switch st.Kind {
-	case archive.KindBackfill:
+	case catalog.KindBackfill:
 		fmt.Fprintf(w, "kind:            backfill %s .. %s (UTC, until exclusive)\n", st.Since.Format(time.DateOnly), st.Until.Format(time.DateOnly))
-	case archive.KindMessage:
+	case catalog.KindMessage:
 		fmt.Fprintf(w, "kind:            message %s\n", st.MessageSID)
-	case archive.KindPolicy:
+	case catalog.KindPolicy:
 		fmt.Fprintf(w, "kind:            policy %s, tick %s\n", st.PolicyName, st.Tick.Format(time.RFC3339))
 		if !st.Since.IsZero() {
 			fmt.Fprintf(w, "window:          %s .. %s\n", st.Since.Format(time.RFC3339), st.Until.Format(time.RFC3339))
 		}
-	case archive.KindExport:
+	case catalog.KindExport:
 		fmt.Fprintf(w, "kind:            export %s .. %s (UTC, until exclusive)\n", st.Since.Format(time.DateOnly), st.Until.Format(time.DateOnly))
 	default:
 		fmt.Fprintf(w, "kind:            %s\n", st.Kind)
@@ -142,7 +142,7 @@ func printStatus(w io.Writer, st archive.Status) {
 	if st.WindowsTotal > 0 {
 		fmt.Fprintf(w, "days listed:     %d/%d (%d pages)\n", st.WindowsDone, st.WindowsTotal, st.PagesFetched)
 	}
-	if st.State == archive.RunRunning && st.WindowsTotal > st.WindowsDone {
+	if st.State == catalog.RunRunning && st.WindowsTotal > st.WindowsDone {
 		fmt.Fprintf(w, "listing:         %s\n", listingLine(st))
 	}
 	fmt.Fprintf(w, "messages seen:   %d\n", st.MessagesSeen)
@@ -179,7 +179,7 @@ func printStatus(w io.Writer, st archive.Status) {
 
 // listingLine says what a run's listing is doing: the days being listed
 // now, or what it waits on and since when.
-func listingLine(st archive.Status) string {
+func listingLine(st catalog.Status) string {
 	if st.Waiting != "" {
 		return fmt.Sprintf("waiting since %s (%s): %s", st.WaitingSince.Format(time.RFC3339),
 			time.Since(st.WaitingSince).Round(time.Second), st.Waiting)
@@ -187,7 +187,7 @@ func listingLine(st archive.Status) string {
 	return fmt.Sprintf("%d days at a time, in order", st.WindowsListing)
 }
 
-func printElapsed(w io.Writer, st archive.Status) {
+func printElapsed(w io.Writer, st catalog.Status) {
 	if !st.StartedAt.IsZero() {
 		end := st.FinishedAt
 		if end.IsZero() {

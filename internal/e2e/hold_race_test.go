@@ -11,7 +11,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/jackc/pgx/v5"
 
-	"github.com/mediasync/mediasync/archive"
+	"github.com/mediasync/mediasync/catalog"
 	"github.com/mediasync/mediasync/internal/e2etest"
 	"github.com/mediasync/mediasync/internal/testenv"
 	"github.com/mediasync/mediasync/jobs"
@@ -122,7 +122,7 @@ func TestHoldWinsRaceWithClaimedDeletes(t *testing.T) {
 	}
 	held := 0
 	for sid := range in {
-		var state archive.MediaState
+		var state catalog.MediaState
 		if err := d.Pool.QueryRow(ctx, `
 			SELECT d.state FROM run_media d JOIN runs r ON r.id = d.run_id WHERE d.media_sid = $1 AND r.delete_media`, sid).Scan(&state); err != nil {
 			t.Fatalf("media %s: run outcome: %v", sid, err)
@@ -130,14 +130,14 @@ func TestHoldWinsRaceWithClaimedDeletes(t *testing.T) {
 		_, gone := deletedAt[sid]
 		switch {
 		case !covered[sid]:
-			if state != archive.MediaDeleted || !gone {
+			if state != catalog.MediaDeleted || !gone {
 				t.Errorf("media %s is not held but ended %s (deleted from Twilio: %v)", sid, state, gone)
 			}
-		case state == archive.MediaHeld:
+		case state == catalog.MediaHeld:
 			held++
 			var audits int
 			if err := d.Pool.QueryRow(ctx, `SELECT count(*) FROM audit_log WHERE action = $1 AND subject = $2`,
-				archive.AuditDeleteHeld, sid).Scan(&audits); err != nil {
+				catalog.AuditDeleteHeld, sid).Scan(&audits); err != nil {
 				t.Fatal(err)
 			}
 			// A delete the hold stopped after its claim is audited once; one
@@ -147,7 +147,7 @@ func TestHoldWinsRaceWithClaimedDeletes(t *testing.T) {
 				t.Errorf("media %s ended held with %d audit rows, want %d (claimed when held: %v)",
 					sid, audits, want, claimedAtHold[sid])
 			}
-		case state != archive.MediaDeleted:
+		case state != catalog.MediaDeleted:
 			t.Errorf("held media %s ended %s, want held (or deleted before the hold)", sid, state)
 		}
 	}
@@ -174,7 +174,7 @@ func TestDeleteTaskOutOfScopeIsRefused(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("backfill exited %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
-	d.CheckArchived(t, in, archive.MediaArchived)
+	d.CheckArchived(t, in, catalog.MediaArchived)
 	sids := slices.Sorted(maps.Keys(in))
 	if len(sids) < 2 {
 		t.Fatalf("want at least 2 media, got %d", len(sids))
@@ -185,8 +185,8 @@ func TestDeleteTaskOutOfScopeIsRefused(t *testing.T) {
 	// and whose row for otherAccount is marked to delete while the media
 	// row says it is another account's.
 	ctx := context.Background()
-	cat := archive.NewCatalog(d.Pool)
-	run, err := cat.CreateRun(ctx, archive.RunSpec{Kind: archive.KindBackfill, AccountSID: d.Account.SID,
+	cat := catalog.NewCatalog(d.Pool)
+	run, err := cat.CreateRun(ctx, catalog.RunSpec{Kind: catalog.KindBackfill, AccountSID: d.Account.SID,
 		Since: faultsStart.AddDate(0, 0, 10), Until: faultsStart.AddDate(0, 0, 11), Delete: true, Actor: "test"})
 	if err != nil {
 		t.Fatal(err)

@@ -37,6 +37,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/mediasync/mediasync/archive"
+	"github.com/mediasync/mediasync/catalog"
 	"github.com/mediasync/mediasync/internal/devtools"
 	"github.com/mediasync/mediasync/internal/testenv"
 	"github.com/mediasync/mediasync/twilio/twiliotest"
@@ -261,7 +262,7 @@ func (d *Deployment) MediaIn(since, until time.Time) (in map[string]string, out 
 // CheckArchived fails t unless each media is in the bucket byte for byte
 // with exactly one catalog row in state (archived or deleted) recording the
 // same size and SHA-256.
-func (d *Deployment) CheckArchived(t testing.TB, media map[string]string, state archive.MediaState) {
+func (d *Deployment) CheckArchived(t testing.TB, media map[string]string, state catalog.MediaState) {
 	t.Helper()
 	ctx := context.Background()
 	sids := make([]string, 0, len(media))
@@ -282,7 +283,7 @@ func (d *Deployment) CheckArchived(t testing.TB, media map[string]string, state 
 			t.Fatalf("media %s: object %s has sha256 %s, want %s", sid, key, got, want)
 		}
 		var rows int
-		var rowState archive.MediaState
+		var rowState catalog.MediaState
 		var rowSHA string
 		var size int64
 		err = d.Pool.QueryRow(ctx, `SELECT count(*) OVER (), state, sha256, size_bytes FROM media WHERE sid = $1`, sid).

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/mediasync/mediasync/archive"
+	"github.com/mediasync/mediasync/catalog"
 )
 
 // Line is one media of the manifest, in both its forms.
@@ -51,7 +52,7 @@ var csvHeader = []string{
 }
 
 // LineFor is the manifest line of an exported media.
-func LineFor(it archive.ExportItem) Line {
+func LineFor(it catalog.ExportItem) Line {
 	l := Line{
 		MessageSID: it.MessageSID, DateSent: it.DateSent.UTC(), From: it.From, To: it.To,
 		MediaSID: it.MediaSID, ContentType: it.ContentType, Size: it.Size,
@@ -98,7 +99,7 @@ func NewWriter(jsonl, csvFile, sums io.Writer) *Writer {
 }
 
 // Add writes one exported media's lines.
-func (w *Writer) Add(it archive.ExportItem) error {
+func (w *Writer) Add(it catalog.ExportItem) error {
 	if w.err != nil {
 		return w.err
 	}
@@ -201,7 +202,7 @@ type Failure struct {
 }
 
 // NewSummary starts export.json from the export's record.
-func NewSummary(e archive.Export) Summary {
+func NewSummary(e catalog.Export) Summary {
 	q := Query{AccountSID: e.AccountSID, From: e.From, To: e.To, Number: e.Number, MessageSIDs: e.MessageSIDs}
 	if !e.Since.IsZero() {
 		t := e.Since.UTC()

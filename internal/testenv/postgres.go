@@ -84,7 +84,7 @@ func (d *Database) Pool(t testing.TB) *pgxpool.Pool {
 }
 
 // Postgres gives t its own empty database and a pool on it. Tests that need
-// the schema call archive.Migrate on it (as the worker does at start).
+// the schema call catalog.Migrate on it (as the worker does at start).
 func Postgres(t testing.TB) *pgxpool.Pool {
 	t.Helper()
 	return NewDatabase(t).Pool(t)

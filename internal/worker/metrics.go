@@ -4,23 +4,22 @@ import (
 	"context"
 	"time"
 
+	"github.com/mediasync/mediasync/catalog"
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/mediasync/mediasync/archive"
 )
 
 // policyCollector reports, at each scrape, how far each policy is from
 // Twilio's 13-month purge. It reads Postgres at scrape time so the figures
 // are the catalog's, whichever worker is scraped.
 type policyCollector struct {
-	catalog *archive.Catalog
+	catalog *catalog.Catalog
 	account string
 	now     func() time.Time
 
 	watermarkAge, oldestAge, unarchived *prometheus.Desc
 }
 
-func newPolicyCollector(c *archive.Catalog, account string, now func() time.Time) *policyCollector {
+func newPolicyCollector(c *catalog.Catalog, account string, now func() time.Time) *policyCollector {
 	return &policyCollector{
 		catalog: c, account: account, now: now,
 		watermarkAge: prometheus.NewDesc("mediasync_policy_watermark_age_seconds",

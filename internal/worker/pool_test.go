@@ -10,7 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
-	"github.com/mediasync/mediasync/archive"
+	"github.com/mediasync/mediasync/catalog"
 	"github.com/mediasync/mediasync/internal/testenv"
 )
 
@@ -61,7 +61,7 @@ func TestWorkerConnectionsTimeOut(t *testing.T) {
 	pool := open(db.URL)
 	require.Equal(t, defaultStatementTimeout, show(pool, "statement_timeout"))
 	require.Equal(t, defaultLockTimeout, show(pool, "lock_timeout"))
-	_, err := archive.Migrate(t.Context(), pool)
+	_, err := catalog.Migrate(t.Context(), pool)
 	require.NoError(t, err)
 
 	pool = open(db.URL + "&lock_timeout=200ms&statement_timeout=10s")
@@ -81,7 +81,7 @@ func TestWorkerConnectionsTimeOut(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
-	_, err = archive.NewCatalog(pool).Holds(ctx, true)
+	_, err = catalog.NewCatalog(pool).Holds(ctx, true)
 	var pgErr *pgconn.PgError
 	require.True(t, errors.As(err, &pgErr), "want a Postgres error, got %v", err)
 	require.Equal(t, "55P03", pgErr.Code, "lock_not_available")

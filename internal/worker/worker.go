@@ -25,7 +25,9 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/mediasync/mediasync/archive"
+	"github.com/mediasync/mediasync/catalog"
 	"github.com/mediasync/mediasync/internal/config"
+	"github.com/mediasync/mediasync/internal/objects"
 	"github.com/mediasync/mediasync/internal/ratelimit"
 	"github.com/mediasync/mediasync/internal/rediskeys"
 	"github.com/mediasync/mediasync/internal/sleep"
@@ -64,12 +66,12 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 		return err
 	}
 	if cfg.Migrate {
-		applied, err := archive.Migrate(ctx, pool)
+		applied, err := catalog.Migrate(ctx, pool)
 		if err != nil {
 			return err
 		}
 		log.Info().Strs("applied", applied).Msg("database schema up to date")
-	} else if err := archive.CheckSchema(ctx, pool); err != nil {
+	} else if err := catalog.CheckSchema(ctx, pool); err != nil {
 		return err
 	}
 
@@ -115,11 +117,11 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 	queues := jobs.QueuesFor(cfg.Namespace)
 	enq := jobs.NewEnqueuer(rdb, queues)
 	h, err := jobs.NewHandlers(jobs.Deps{
-		Catalog: archive.NewCatalog(pool), Twilio: tw, Store: store, Prefix: prefix,
+		Catalog: catalog.NewCatalog(pool), Twilio: tw, Store: store, Prefix: prefix,
 		Queues: queues, Enqueuer: enq, Log: log, SpoolDir: cfg.SpoolDir,
 		Now:        now,
 		LegalHolds: legalHolds,
-		ObjectLock: archive.ObjectLockMode(cfg.ObjectLock), Retention: cfg.Retention,
+		ObjectLock: objects.LockMode(cfg.ObjectLock), Retention: cfg.Retention,
 	})
 	if err != nil {
 		return err
@@ -161,7 +163,7 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 	if cfg.HTTPAddr != "" {
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-			newPolicyCollector(archive.NewCatalog(pool), cfg.Twilio.AccountSID, now))
+			newPolicyCollector(catalog.NewCatalog(pool), cfg.Twilio.AccountSID, now))
 		httpSrv := healthServer(cfg.HTTPAddr, pool, rdb, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 		servers = append(servers, httpSrv)
 		g.Go(func() error {

@@ -1,4 +1,4 @@
-package archive_test
+package catalog_test
 
 import (
 	"crypto/sha256"
@@ -10,7 +10,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
-	"github.com/mediasync/mediasync/archive"
+	"github.com/mediasync/mediasync/catalog"
 	"github.com/mediasync/mediasync/internal/testenv"
 )
 
@@ -21,21 +21,21 @@ const (
 	me2  = "ME00000000000000000000000000000002"
 )
 
-func newCatalog(t *testing.T) *archive.Catalog {
+func newCatalog(t *testing.T) *catalog.Catalog {
 	t.Helper()
 	pool := testenv.Postgres(t)
-	_, err := archive.Migrate(t.Context(), pool)
+	_, err := catalog.Migrate(t.Context(), pool)
 	require.NoError(t, err)
-	return archive.NewCatalog(pool)
+	return catalog.NewCatalog(pool)
 }
 
 func TestMigrateTwiceAppliesOnce(t *testing.T) {
 	t.Parallel()
 	pool := testenv.Postgres(t)
-	first, err := archive.Migrate(t.Context(), pool)
+	first, err := catalog.Migrate(t.Context(), pool)
 	require.NoError(t, err)
 	require.NotEmpty(t, first)
-	second, err := archive.Migrate(t.Context(), pool)
+	second, err := catalog.Migrate(t.Context(), pool)
 	require.NoError(t, err)
 	require.Empty(t, second, "a second start must not apply anything again")
 }
@@ -45,10 +45,10 @@ func TestCreateRunCutsUTCDays(t *testing.T) {
 	c := newCatalog(t)
 	ctx := t.Context()
 	since := time.Date(2026, 1, 30, 0, 0, 0, 0, time.UTC)
-	run, err := c.CreateRun(ctx, archive.RunSpec{Kind: archive.KindBackfill, AccountSID: acct,
+	run, err := c.CreateRun(ctx, catalog.RunSpec{Kind: catalog.KindBackfill, AccountSID: acct,
 		Since: since, Until: since.AddDate(0, 0, 3), Actor: "test"})
 	require.NoError(t, err)
-	require.Equal(t, archive.RunQueued, run.State)
+	require.Equal(t, catalog.RunQueued, run.State)
 	ws, err := c.ReleaseWindows(ctx, run.ID, 10)
 	require.NoError(t, err)
 	require.Len(t, ws, 3)
@@ -57,10 +57,10 @@ func TestCreateRunCutsUTCDays(t *testing.T) {
 		require.Equal(t, since.AddDate(0, 0, i+1), w.EndsAt, "window %d end", i)
 	}
 
-	_, err = c.CreateRun(ctx, archive.RunSpec{Kind: archive.KindBackfill, AccountSID: acct,
+	_, err = c.CreateRun(ctx, catalog.RunSpec{Kind: catalog.KindBackfill, AccountSID: acct,
 		Since: since, Until: since, Actor: "test"})
 	require.Error(t, err, "an empty range is refused")
-	_, err = c.CreateRun(ctx, archive.RunSpec{Kind: archive.KindMessage, AccountSID: acct,
+	_, err = c.CreateRun(ctx, catalog.RunSpec{Kind: catalog.KindMessage, AccountSID: acct,
 		MessageSID: msg1, Delete: true, DryRun: true, Actor: "test"})
 	require.Error(t, err, "delete with dry-run is refused")
 }
@@ -77,29 +77,29 @@ func TestCatalogRefusesDaysTwilioCannotHave(t *testing.T) {
 		require.NoError(t, err)
 		return d
 	}
-	var rangeErr *archive.DayRangeError
+	var rangeErr *catalog.DayRangeError
 	for _, r := range []struct{ since, until string }{
 		{"2007-12-31", "2008-01-02"},
 		{"1990-01-01", "2090-01-01"},
 		{"2026-01-01", time.Now().UTC().Add(49 * time.Hour).Format(time.DateOnly)},
 	} {
-		_, err := c.CreateRun(ctx, archive.RunSpec{Kind: archive.KindBackfill, AccountSID: acct,
+		_, err := c.CreateRun(ctx, catalog.RunSpec{Kind: catalog.KindBackfill, AccountSID: acct,
 			Since: day(r.since), Until: day(r.until), Actor: "test"})
 		require.ErrorAs(t, err, &rangeErr, "run %v", r)
-		_, err = c.CreateExport(ctx, archive.ExportSpec{AccountSID: acct, Since: day(r.since), Until: day(r.until),
-			Out: "file:///tmp/x", Format: archive.ExportDir, Actor: "test"})
+		_, err = c.CreateExport(ctx, catalog.ExportSpec{AccountSID: acct, Since: day(r.since), Until: day(r.until),
+			Out: "file:///tmp/x", Format: catalog.ExportDir, Actor: "test"})
 		require.ErrorAs(t, err, &rangeErr, "export %v", r)
 	}
-	_, err := c.SetPolicy(ctx, archive.Policy{Name: "p", AccountSID: acct, Schedule: "@every 1h", Watermark: day("2007-06-01")}, "test")
+	_, err := c.SetPolicy(ctx, catalog.Policy{Name: "p", AccountSID: acct, Schedule: "@every 1h", Watermark: day("2007-06-01")}, "test")
 	require.ErrorAs(t, err, &rangeErr)
 	require.ErrorContains(t, err, "2007-06-01 is before 2008-01-01")
 
 	// The bounds themselves are fine: 2008-01-01 and tomorrow.
 	tomorrow := time.Now().UTC().Truncate(24 * time.Hour).Add(24 * time.Hour)
-	_, err = c.CreateRun(ctx, archive.RunSpec{Kind: archive.KindBackfill, AccountSID: acct,
-		Since: archive.EarliestDay, Until: archive.EarliestDay.Add(24 * time.Hour), Actor: "test"})
+	_, err = c.CreateRun(ctx, catalog.RunSpec{Kind: catalog.KindBackfill, AccountSID: acct,
+		Since: catalog.EarliestDay, Until: catalog.EarliestDay.Add(24 * time.Hour), Actor: "test"})
 	require.NoError(t, err)
-	_, err = c.CreateRun(ctx, archive.RunSpec{Kind: archive.KindBackfill, AccountSID: acct,
+	_, err = c.CreateRun(ctx, catalog.RunSpec{Kind: catalog.KindBackfill, AccountSID: acct,
 		Since: tomorrow.Add(-24 * time.Hour), Until: tomorrow, Actor: "test"})
 	require.NoError(t, err)
 }
@@ -110,7 +110,7 @@ func TestAdvanceWindowIsGuardedByPage(t *testing.T) {
 	c := newCatalog(t)
 	ctx := t.Context()
 	since := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	run, err := c.CreateRun(ctx, archive.RunSpec{Kind: archive.KindBackfill, AccountSID: acct,
+	run, err := c.CreateRun(ctx, catalog.RunSpec{Kind: catalog.KindBackfill, AccountSID: acct,
 		Since: since, Until: since.AddDate(0, 0, 1), Actor: "test"})
 	require.NoError(t, err)
 	ok, err := c.AdvanceWindow(ctx, run.ID, 0, 0, "/next?PageToken=PA1")
@@ -129,22 +129,22 @@ func TestAdvanceWindowIsGuardedByPage(t *testing.T) {
 	require.True(t, ok)
 	w, err = c.GetWindow(ctx, run.ID, 0)
 	require.NoError(t, err)
-	require.Equal(t, archive.WindowDone, w.State)
+	require.Equal(t, catalog.WindowDone, w.State)
 }
 
-func seedMedia(t *testing.T, c *archive.Catalog, delete bool) archive.Run {
+func seedMedia(t *testing.T, c *catalog.Catalog, delete bool) catalog.Run {
 	t.Helper()
 	ctx := t.Context()
-	run, err := c.CreateRun(ctx, archive.RunSpec{Kind: archive.KindMessage, AccountSID: acct,
+	run, err := c.CreateRun(ctx, catalog.RunSpec{Kind: catalog.KindMessage, AccountSID: acct,
 		MessageSID: msg1, Delete: delete, Actor: "test"})
 	require.NoError(t, err)
 	_, err = c.StartRun(ctx, run.ID)
 	require.NoError(t, err)
-	require.NoError(t, c.RecordMessages(ctx, run.ID, []archive.MessageRecord{{
+	require.NoError(t, c.RecordMessages(ctx, run.ID, []catalog.MessageRecord{{
 		SID: msg1, AccountSID: acct, DateSent: time.Date(2026, 2, 3, 4, 5, 6, 0, time.UTC),
 		From: "+15550100", To: "+15550199", NumMedia: 2, NumMediaKnown: true,
 	}}, false))
-	require.NoError(t, c.RecordMedia(ctx, run.ID, []archive.MediaRecord{
+	require.NoError(t, c.RecordMedia(ctx, run.ID, []catalog.MediaRecord{
 		{SID: me1, AccountSID: acct, MessageSID: msg1, ContentType: "image/jpeg"},
 		{SID: me2, AccountSID: acct, MessageSID: msg1, ContentType: "image/png"},
 	}, false))
@@ -161,28 +161,28 @@ func TestClaimDeleteNeedsMatchingArchivedRow(t *testing.T) {
 	run := seedMedia(t, c, true)
 	sum := sha256.Sum256([]byte("bytes"))
 
-	require.ErrorIs(t, c.ClaimDelete(ctx, me1, 5, sum), archive.ErrNotDeletable, "a pending media cannot be claimed")
-	wanted, err := c.MarkArchived(ctx, run.ID, me1, archive.ArchivedCopy{
+	require.ErrorIs(t, c.ClaimDelete(ctx, me1, 5, sum), catalog.ErrNotDeletable, "a pending media cannot be claimed")
+	wanted, err := c.MarkArchived(ctx, run.ID, me1, catalog.ArchivedCopy{
 		Size: 5, SHA256: sum, Store: "s3", Bucket: "b", Key: "k/" + me1})
 	require.NoError(t, err)
 	require.True(t, wanted, "a run with --delete deletes what it archived next")
-	require.ErrorIs(t, c.ClaimDelete(ctx, me1, 6, sum), archive.ErrNotDeletable, "wrong size")
-	require.ErrorIs(t, c.ClaimDelete(ctx, me1, 5, sha256.Sum256([]byte("other"))), archive.ErrNotDeletable, "wrong sha256")
+	require.ErrorIs(t, c.ClaimDelete(ctx, me1, 6, sum), catalog.ErrNotDeletable, "wrong size")
+	require.ErrorIs(t, c.ClaimDelete(ctx, me1, 5, sha256.Sum256([]byte("other"))), catalog.ErrNotDeletable, "wrong sha256")
 	require.NoError(t, c.ClaimDelete(ctx, me1, 5, sum))
 	require.NoError(t, c.MarkDeleted(ctx, run, me1))
 	it, err := c.GetMedia(ctx, me1)
 	require.NoError(t, err)
-	require.Equal(t, archive.MediaDeleted, it.State)
+	require.Equal(t, catalog.MediaDeleted, it.State)
 	require.Equal(t, "+15550100", it.From)
 
 	// MarkDeleted without a claim changes nothing.
-	_, err = c.MarkArchived(ctx, run.ID, me2, archive.ArchivedCopy{
+	_, err = c.MarkArchived(ctx, run.ID, me2, catalog.ArchivedCopy{
 		Size: 5, SHA256: sum, Store: "s3", Bucket: "b", Key: "k/" + me2})
 	require.NoError(t, err)
-	require.ErrorIs(t, c.MarkDeleted(ctx, run, me2), archive.ErrNotDeletable)
+	require.ErrorIs(t, c.MarkDeleted(ctx, run, me2), catalog.ErrNotDeletable)
 	it, err = c.GetMedia(ctx, me2)
 	require.NoError(t, err)
-	require.Equal(t, archive.MediaArchived, it.State, "no claim, no deleted state")
+	require.Equal(t, catalog.MediaArchived, it.State, "no claim, no deleted state")
 }
 
 // A copy archived before copies were judged plausibly the media
@@ -192,13 +192,13 @@ func TestClaimDeleteNeedsMatchingArchivedRow(t *testing.T) {
 func TestClaimDeleteNeedsPlausibleCopy(t *testing.T) {
 	t.Parallel()
 	pool := testenv.Postgres(t)
-	_, err := archive.Migrate(t.Context(), pool)
+	_, err := catalog.Migrate(t.Context(), pool)
 	require.NoError(t, err)
-	c := archive.NewCatalog(pool)
+	c := catalog.NewCatalog(pool)
 	ctx := t.Context()
 	run := seedMedia(t, c, true)
 	sum := sha256.Sum256([]byte("bytes"))
-	_, err = c.MarkArchived(ctx, run.ID, me1, archive.ArchivedCopy{Size: 5, SHA256: sum, Store: "s3", Bucket: "b", Key: "k/" + me1})
+	_, err = c.MarkArchived(ctx, run.ID, me1, catalog.ArchivedCopy{Size: 5, SHA256: sum, Store: "s3", Bucket: "b", Key: "k/" + me1})
 	require.NoError(t, err)
 	it, err := c.GetMedia(ctx, me1)
 	require.NoError(t, err)
@@ -209,10 +209,10 @@ func TestClaimDeleteNeedsPlausibleCopy(t *testing.T) {
 	it, err = c.GetMedia(ctx, me1)
 	require.NoError(t, err)
 	require.True(t, it.PlausibleAt.IsZero())
-	require.ErrorIs(t, c.ClaimDelete(ctx, me1, 5, sum), archive.ErrNotDeletable, "a copy never judged is not deleted")
+	require.ErrorIs(t, c.ClaimDelete(ctx, me1, 5, sum), catalog.ErrNotDeletable, "a copy never judged is not deleted")
 
 	require.NoError(t, c.MarkPlausible(ctx, me1, 5, sha256.Sum256([]byte("other"))))
-	require.ErrorIs(t, c.ClaimDelete(ctx, me1, 5, sum), archive.ErrNotDeletable, "another copy was judged, not this one")
+	require.ErrorIs(t, c.ClaimDelete(ctx, me1, 5, sum), catalog.ErrNotDeletable, "another copy was judged, not this one")
 	require.NoError(t, c.MarkPlausible(ctx, me1, 5, sum))
 	require.NoError(t, c.ClaimDelete(ctx, me1, 5, sum))
 }
@@ -221,9 +221,9 @@ func TestClaimDeleteNeedsPlausibleCopy(t *testing.T) {
 func TestSchemaRefusesArchivedWithoutProof(t *testing.T) {
 	t.Parallel()
 	pool := testenv.Postgres(t)
-	_, err := archive.Migrate(t.Context(), pool)
+	_, err := catalog.Migrate(t.Context(), pool)
 	require.NoError(t, err)
-	c := archive.NewCatalog(pool)
+	c := catalog.NewCatalog(pool)
 	seedMedia(t, c, false)
 	_, err = pool.Exec(t.Context(), `UPDATE media SET state = 'archived' WHERE sid = $1`, me1)
 	require.Error(t, err)
@@ -244,7 +244,7 @@ func TestFinishRunIfDoneExactlyOnce(t *testing.T) {
 	require.False(t, done, "two media are pending")
 
 	sum := sha256.Sum256([]byte("x"))
-	wanted, err := c.MarkArchived(ctx, run.ID, me1, archive.ArchivedCopy{Size: 1, SHA256: sum, Store: "s3", Bucket: "b", Key: "k1"})
+	wanted, err := c.MarkArchived(ctx, run.ID, me1, catalog.ArchivedCopy{Size: 1, SHA256: sum, Store: "s3", Bucket: "b", Key: "k1"})
 	require.NoError(t, err)
 	require.False(t, wanted, "a run without --delete deletes nothing")
 	require.NoError(t, c.MarkFailed(ctx, run.ID, me2, "HTTP 403 from Twilio"))
@@ -263,19 +263,19 @@ func TestFinishRunIfDoneExactlyOnce(t *testing.T) {
 	require.EqualValues(t, 1, finished.Load())
 	st, err := c.RunStatus(ctx, run.ID)
 	require.NoError(t, err)
-	require.Equal(t, archive.RunFailed, st.State)
+	require.Equal(t, catalog.RunFailed, st.State)
 	require.Equal(t, 2, st.MediaFound)
 	require.Equal(t, 1, st.MediaArchived)
 	require.Equal(t, 1, st.MediaFailed)
 	require.Equal(t, int64(1), st.BytesArchived)
-	require.Equal(t, []archive.Failure{{SID: me2, Reason: "HTTP 403 from Twilio"}}, st.Failures)
+	require.Equal(t, []catalog.Failure{{SID: me2, Reason: "HTTP 403 from Twilio"}}, st.Failures)
 }
 
 func TestGetRunUnknown(t *testing.T) {
 	t.Parallel()
 	c := newCatalog(t)
 	_, err := c.GetRun(t.Context(), uuid.New())
-	require.ErrorIs(t, err, archive.ErrRunNotFound)
+	require.ErrorIs(t, err, catalog.ErrRunNotFound)
 }
 
 // A run's windows are released in order, n at a time: the next only when
@@ -285,12 +285,12 @@ func TestReleaseWindowsKeepsNReleased(t *testing.T) {
 	c := newCatalog(t)
 	ctx := t.Context()
 	since := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
-	run, err := c.CreateRun(ctx, archive.RunSpec{Kind: archive.KindBackfill, AccountSID: acct,
+	run, err := c.CreateRun(ctx, catalog.RunSpec{Kind: catalog.KindBackfill, AccountSID: acct,
 		Since: since, Until: since.AddDate(1, 0, 0), Actor: "test"})
 	require.NoError(t, err)
 	_, err = c.StartRun(ctx, run.ID)
 	require.NoError(t, err)
-	seqs := func(ws []archive.Window) []int {
+	seqs := func(ws []catalog.Window) []int {
 		var s []int
 		for _, w := range ws {
 			s = append(s, w.Seq)
@@ -338,7 +338,7 @@ func TestFollowCursorFindsCycles(t *testing.T) {
 	c := newCatalog(t)
 	ctx := t.Context()
 	since := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
-	run, err := c.CreateRun(ctx, archive.RunSpec{Kind: archive.KindBackfill, AccountSID: acct,
+	run, err := c.CreateRun(ctx, catalog.RunSpec{Kind: catalog.KindBackfill, AccountSID: acct,
 		Since: since, Until: since.AddDate(0, 0, 1), Actor: "test"})
 	require.NoError(t, err)
 	for _, step := range []struct {

@@ -1,4 +1,4 @@
-package archive_test
+package catalog_test
 
 import (
 	"context"
@@ -9,7 +9,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
-	"github.com/mediasync/mediasync/archive"
+	"github.com/mediasync/mediasync/catalog"
 	"github.com/mediasync/mediasync/internal/testenv"
 )
 
@@ -22,11 +22,11 @@ func TestAuditLogHoldsNoConnectionDuringCallback(t *testing.T) {
 	pool, err := pgxpool.New(t.Context(), db.URL+"&pool_max_conns=1")
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)
-	_, err = archive.Migrate(t.Context(), pool)
+	_, err = catalog.Migrate(t.Context(), pool)
 	require.NoError(t, err)
-	c := archive.NewCatalog(pool)
+	c := catalog.NewCatalog(pool)
 	for i := range 3 {
-		_, err := c.AddHold(t.Context(), archive.Hold{Reason: "case", From: fmt.Sprintf("+1555010000%d", i), CreatedBy: "test"})
+		_, err := c.AddHold(t.Context(), catalog.Hold{Reason: "case", From: fmt.Sprintf("+1555010000%d", i), CreatedBy: "test"})
 		require.NoError(t, err)
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)

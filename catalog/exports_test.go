@@ -1,13 +1,12 @@
-package archive_test
+package catalog_test
 
 import (
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/mediasync/mediasync/catalog"
 	"github.com/stretchr/testify/require"
-
-	"github.com/mediasync/mediasync/archive"
 )
 
 // An export holds exactly the archived media its filters select: by day
@@ -51,21 +50,21 @@ func TestExportSelectsByItsFilters(t *testing.T) {
 
 	for _, tc := range []struct {
 		name        string
-		spec        archive.ExportSpec
+		spec        catalog.ExportSpec
 		want        []string // message SIDs, in manifest order
 		notArchived int
 	}{
-		{"days", archive.ExportSpec{Since: day(2, 0), Until: day(4, 0)}, []string{"MM01", "MM04", "MM02"}, 1},
-		{"no bounds", archive.ExportSpec{}, []string{"MM01", "MM04", "MM02", "MM03"}, 1},
-		{"from", archive.ExportSpec{From: "+1555000001"}, []string{"MM01", "MM04"}, 1},
-		{"to", archive.ExportSpec{To: "+1555000001"}, []string{"MM03"}, 0},
-		{"number either way", archive.ExportSpec{Number: "+1555000001", Until: day(4, 1)}, []string{"MM01", "MM04", "MM03"}, 1},
-		{"messages", archive.ExportSpec{MessageSIDs: []string{"MM02", "MM05", "MM06"}}, []string{"MM02"}, 1},
-		{"nothing", archive.ExportSpec{Since: day(10, 0)}, nil, 0},
+		{"days", catalog.ExportSpec{Since: day(2, 0), Until: day(4, 0)}, []string{"MM01", "MM04", "MM02"}, 1},
+		{"no bounds", catalog.ExportSpec{}, []string{"MM01", "MM04", "MM02", "MM03"}, 1},
+		{"from", catalog.ExportSpec{From: "+1555000001"}, []string{"MM01", "MM04"}, 1},
+		{"to", catalog.ExportSpec{To: "+1555000001"}, []string{"MM03"}, 0},
+		{"number either way", catalog.ExportSpec{Number: "+1555000001", Until: day(4, 1)}, []string{"MM01", "MM04", "MM03"}, 1},
+		{"messages", catalog.ExportSpec{MessageSIDs: []string{"MM02", "MM05", "MM06"}}, []string{"MM02"}, 1},
+		{"nothing", catalog.ExportSpec{Since: day(10, 0)}, nil, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			spec := tc.spec
-			spec.AccountSID, spec.Out, spec.Format, spec.Actor = acct, "file:///tmp/x", archive.ExportDir, "test"
+			spec.AccountSID, spec.Out, spec.Format, spec.Actor = acct, "file:///tmp/x", catalog.ExportDir, "test"
 			e, err := c.CreateExport(ctx, spec)
 			require.NoError(t, err)
 			n, err := c.SelectExportMedia(ctx, e.ID)

@@ -1,4 +1,4 @@
-package archive
+package catalog
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/mediasync/mediasync/internal/objects"
 )
 
 // ErrMediaNotFound is returned for a media SID the catalog has no row for.
@@ -99,7 +100,7 @@ type ArchivedCopy struct {
 	Key       string
 	VersionID string
 	// Object Lock retention written with the object (WORM), if any.
-	LockMode    ObjectLockMode
+	LockMode    objects.LockMode
 	RetainUntil time.Time
 }
 

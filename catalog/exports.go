@@ -1,4 +1,4 @@
-package archive
+package catalog
 
 import (
 	"context"
@@ -12,6 +12,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/mediasync/mediasync/internal/objects"
+	"github.com/mediasync/mediasync/internal/redact"
 	"github.com/mediasync/mediasync/internal/schedule"
 	"github.com/mediasync/mediasync/internal/sids"
 )
@@ -81,15 +83,20 @@ func (s ExportSpec) check() error {
 	if s.Out == "" {
 		return &InvalidError{Field: "out", Reason: "is required (s3://bucket/prefix or file:///dir)"}
 	}
-	dest, err := ParseURL(s.Out)
+	// Only the scheme is the catalog's rule; the rest of the URL is the
+	// store's (archive.ParseURL), checked where the store is opened.
+	dest, err := redact.ParseURL(s.Out)
 	if err != nil {
 		return &InvalidError{Field: "out", Err: err}
 	}
+	if dest.Scheme != objects.LocationS3 && dest.Scheme != objects.LocationFile {
+		return &InvalidError{Field: "out", Err: fmt.Errorf("scheme %q is neither s3 nor file (s3://bucket/prefix or file:///dir)", dest.Scheme)}
+	}
 	switch {
 	case s.Presign == 0:
-	case dest.Scheme != LocationS3:
+	case dest.Scheme != objects.LocationS3:
 		return &InvalidError{Field: "presign", Reason: "needs an s3:// {out} (a file:// export has no URLs to sign)"}
-	case s.Presign < 0 || s.Presign > MaxPresign:
+	case s.Presign < 0 || s.Presign > objects.MaxPresign:
 		return &InvalidError{Field: "presign", Value: schedule.FormatDuration(s.Presign), Reason: "is out of range: a presigned URL is valid for 1s to 7d"}
 	}
 	return nil

@@ -1,4 +1,4 @@
-package archive
+package catalog
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/mediasync/mediasync/internal/objects"
 	"github.com/mediasync/mediasync/internal/sids"
 )
 
@@ -201,7 +202,7 @@ const heldBatch = 500
 // batches by message SID through the index of the hold's kind (each batch
 // costs its own messages, not the hold's), and holds no connection while
 // the caller works.
-func (c *Catalog) HeldMedia(ctx context.Context, holdID int64, loc Location) iter.Seq2[HeldObject, error] {
+func (c *Catalog) HeldMedia(ctx context.Context, holdID int64, loc objects.Location) iter.Seq2[HeldObject, error] {
 	query := `
 		SELECT g.sid, m.sid, m.object_key, coalesce(m.version_id, '')
 		FROM holds h CROSS JOIN LATERAL (` + coveredAfter + `) g
@@ -300,7 +301,7 @@ const holdUnsynced = `((h.released_at IS NULL AND h.applied_at IS NULL) OR (h.re
 // whose S3 legal hold differs from what they require: applied for an active
 // hold, lifted for a released one. From then on only objects whose state is
 // unknown are swept for them (LegalHoldsToSync).
-func (c *Catalog) MarkHoldsSynced(ctx context.Context, loc Location, id int64) error {
+func (c *Catalog) MarkHoldsSynced(ctx context.Context, loc objects.Location, id int64) error {
 	if _, err := c.pool.Exec(ctx, `
 		UPDATE holds h SET applied_at = CASE WHEN h.released_at IS NULL THEN now() ELSE h.applied_at END,
 			lifted_at = CASE WHEN h.released_at IS NOT NULL THEN now() ELSE h.lifted_at END
@@ -331,7 +332,7 @@ func (c *Catalog) UnsyncedHolds(ctx context.Context) (map[int64]bool, error) {
 
 // heldObjects pages through query, whose $1 and $2 are loc's kind and
 // bucket, $3 the last media SID yielded, and $4… the extra args.
-func (c *Catalog) heldObjects(ctx context.Context, what, query string, loc Location, args ...any) iter.Seq2[HeldObject, error] {
+func (c *Catalog) heldObjects(ctx context.Context, what, query string, loc objects.Location, args ...any) iter.Seq2[HeldObject, error] {
 	return func(yield func(HeldObject, error) bool) {
 		after := ""
 		for {

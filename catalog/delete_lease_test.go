@@ -1,4 +1,4 @@
-package archive_test
+package catalog_test
 
 import (
 	"crypto/sha256"
@@ -6,18 +6,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mediasync/mediasync/catalog"
+	"github.com/mediasync/mediasync/internal/objects"
 	"github.com/stretchr/testify/require"
-
-	"github.com/mediasync/mediasync/archive"
 )
 
 // claimedMedia archives me1 in a --delete run and claims its delete.
-func claimedMedia(t *testing.T, c *archive.Catalog) archive.Run {
+func claimedMedia(t *testing.T, c *catalog.Catalog) catalog.Run {
 	t.Helper()
 	ctx := t.Context()
 	run := seedMedia(t, c, true)
 	sum := sha256.Sum256([]byte("bytes"))
-	_, err := c.MarkArchived(ctx, run.ID, me1, archive.ArchivedCopy{
+	_, err := c.MarkArchived(ctx, run.ID, me1, catalog.ArchivedCopy{
 		Size: 5, SHA256: sum, Store: "s3", Bucket: "b", Key: "k/" + me1})
 	require.NoError(t, err)
 	require.NoError(t, c.ClaimDelete(ctx, me1, 5, sum))
@@ -31,21 +31,21 @@ func TestMarkDeletedRefusesHeldMedia(t *testing.T) {
 	c := newCatalog(t)
 	ctx := t.Context()
 	run := claimedMedia(t, c)
-	h, err := c.AddHold(ctx, archive.Hold{Reason: "case 1", MessageSIDs: []string{msg1}, CreatedBy: "legal"})
+	h, err := c.AddHold(ctx, catalog.Hold{Reason: "case 1", MessageSIDs: []string{msg1}, CreatedBy: "legal"})
 	require.NoError(t, err)
 
-	require.ErrorIs(t, c.MarkDeleted(ctx, run, me1), archive.ErrHeld)
+	require.ErrorIs(t, c.MarkDeleted(ctx, run, me1), catalog.ErrHeld)
 	it, err := c.GetMedia(ctx, me1)
 	require.NoError(t, err)
-	require.Equal(t, archive.MediaArchived, it.State, "a held media is never recorded deleted")
+	require.Equal(t, catalog.MediaArchived, it.State, "a held media is never recorded deleted")
 	_, err = c.LeaseDelete(ctx, me1)
-	require.ErrorIs(t, err, archive.ErrHeld, "no attempt may be sent once the hold is in force")
+	require.ErrorIs(t, err, catalog.ErrHeld, "no attempt may be sent once the hold is in force")
 
 	require.NoError(t, c.ReleaseHeldDelete(ctx, run, me1, true))
 	var held int
 	for e, err := range c.AuditLog(ctx, time.Time{}) {
 		require.NoError(t, err)
-		if e.Action == archive.AuditDeleteHeld && e.Subject == me1 {
+		if e.Action == catalog.AuditDeleteHeld && e.Subject == me1 {
 			held++
 		}
 	}
@@ -53,7 +53,7 @@ func TestMarkDeletedRefusesHeldMedia(t *testing.T) {
 	_, err = c.ReleaseHold(ctx, h.ID, "legal", "case closed")
 	require.NoError(t, err)
 	_, err = c.LeaseDelete(ctx, me1)
-	require.ErrorIs(t, err, archive.ErrNotDeletable, "the claim was released: a later run claims again")
+	require.ErrorIs(t, err, catalog.ErrNotDeletable, "the claim was released: a later run claims again")
 }
 
 // AddHold returns only once a delete leased before it can no longer be
@@ -65,12 +65,12 @@ func TestAddHoldWaitsForLeasedDeletes(t *testing.T) {
 	run := claimedMedia(t, c)
 	send, err := c.LeaseDelete(ctx, me1)
 	require.NoError(t, err)
-	require.Equal(t, archive.DeleteSendWindow, send)
-	require.Less(t, send, archive.DeleteLease, "a request may be written only early in its lease")
+	require.Equal(t, catalog.DeleteSendWindow, send)
+	require.Less(t, send, catalog.DeleteLease, "a request may be written only early in its lease")
 
 	added := make(chan error, 1)
 	go func() {
-		_, err := c.AddHold(ctx, archive.Hold{Reason: "case 2", MessageSIDs: []string{msg1}, CreatedBy: "legal"})
+		_, err := c.AddHold(ctx, catalog.Hold{Reason: "case 2", MessageSIDs: []string{msg1}, CreatedBy: "legal"})
 		added <- err
 	}()
 	select {
@@ -81,7 +81,7 @@ func TestAddHoldWaitsForLeasedDeletes(t *testing.T) {
 	// Another task for the same media (another run's) meets the hold and
 	// gives up its claim: that says nothing of the leased request, which
 	// may still be on the wire, so the hold keeps waiting.
-	require.ErrorIs(t, c.ClaimDelete(ctx, me1, 5, sha256.Sum256([]byte("bytes"))), archive.ErrHeld)
+	require.ErrorIs(t, c.ClaimDelete(ctx, me1, 5, sha256.Sum256([]byte("bytes"))), catalog.ErrHeld)
 	require.NoError(t, c.ReleaseHeldDelete(ctx, run, me1, false))
 	select {
 	case err := <-added:
@@ -90,17 +90,17 @@ func TestAddHoldWaitsForLeasedDeletes(t *testing.T) {
 	}
 	// The leased attempt's answer: the catalog refuses to record the
 	// delete under the hold, and the hold waits the lease out.
-	require.ErrorIs(t, c.MarkDeleted(ctx, run, me1), archive.ErrHeld)
+	require.ErrorIs(t, c.MarkDeleted(ctx, run, me1), catalog.ErrHeld)
 	select {
 	case err := <-added:
 		require.NoError(t, err)
-	case <-time.After(archive.DeleteLease + 10*time.Second):
+	case <-time.After(catalog.DeleteLease + 10*time.Second):
 		t.Fatal("AddHold still waiting after the lease ended")
 	}
 	var sent int
 	for e, err := range c.AuditLog(ctx, time.Time{}) {
 		require.NoError(t, err)
-		if e.Action == archive.AuditDeleteHeld && e.Subject == me1 && strings.Contains(string(e.Details), "delete_sent_before_hold") {
+		if e.Action == catalog.AuditDeleteHeld && e.Subject == me1 && strings.Contains(string(e.Details), "delete_sent_before_hold") {
 			sent++
 		}
 	}
@@ -134,12 +134,12 @@ func TestMarkDeletedTwiceAcrossAHold(t *testing.T) {
 	ctx := t.Context()
 	run := claimedMedia(t, c)
 	require.NoError(t, c.MarkDeleted(ctx, run, me1))
-	_, err := c.AddHold(ctx, archive.Hold{Reason: "case 3", MessageSIDs: []string{msg1}, CreatedBy: "legal"})
+	_, err := c.AddHold(ctx, catalog.Hold{Reason: "case 3", MessageSIDs: []string{msg1}, CreatedBy: "legal"})
 	require.NoError(t, err)
 	require.NoError(t, c.MarkDeleted(ctx, run, me1))
 	it, err := c.GetMedia(ctx, me1)
 	require.NoError(t, err)
-	require.Equal(t, archive.MediaDeleted, it.State)
+	require.Equal(t, catalog.MediaDeleted, it.State)
 }
 
 // A delete that was never claimed is not recorded: the media stays
@@ -150,14 +150,14 @@ func TestMarkDeletedNeedsAClaim(t *testing.T) {
 	ctx := t.Context()
 	run := seedMedia(t, c, true)
 	sum := sha256.Sum256([]byte("bytes"))
-	_, err := c.MarkArchived(ctx, run.ID, me1, archive.ArchivedCopy{
+	_, err := c.MarkArchived(ctx, run.ID, me1, catalog.ArchivedCopy{
 		Size: 5, SHA256: sum, Store: "s3", Bucket: "b", Key: "k/" + me1})
 	require.NoError(t, err)
 
-	require.ErrorIs(t, c.MarkDeleted(ctx, run, me1), archive.ErrNotDeletable)
+	require.ErrorIs(t, c.MarkDeleted(ctx, run, me1), catalog.ErrNotDeletable)
 	it, err := c.GetMedia(ctx, me1)
 	require.NoError(t, err)
-	require.Equal(t, archive.MediaArchived, it.State)
+	require.Equal(t, catalog.MediaArchived, it.State)
 	st, err := c.RunStatus(ctx, run.ID)
 	require.NoError(t, err)
 	require.Zero(t, st.MediaDeleted, "the run counts a media deleted that the catalog holds archived")
@@ -178,25 +178,25 @@ func TestHoldOnUpperCaseSIDCoversTheMessage(t *testing.T) {
 	c := newCatalog(t)
 	ctx := t.Context()
 	const sid = "MMabcdef0123456789abcdef0123456789"
-	run, err := c.CreateRun(ctx, archive.RunSpec{Kind: archive.KindMessage, AccountSID: acct,
+	run, err := c.CreateRun(ctx, catalog.RunSpec{Kind: catalog.KindMessage, AccountSID: acct,
 		MessageSID: sid, Delete: true, Actor: "test"})
 	require.NoError(t, err)
 	_, err = c.StartRun(ctx, run.ID)
 	require.NoError(t, err)
-	require.NoError(t, c.RecordMessages(ctx, run.ID, []archive.MessageRecord{{
+	require.NoError(t, c.RecordMessages(ctx, run.ID, []catalog.MessageRecord{{
 		SID: sid, AccountSID: acct, DateSent: time.Date(2026, 2, 3, 4, 5, 6, 0, time.UTC), NumMedia: 1, NumMediaKnown: true,
 	}}, false))
-	require.NoError(t, c.RecordMedia(ctx, run.ID, []archive.MediaRecord{
+	require.NoError(t, c.RecordMedia(ctx, run.ID, []catalog.MediaRecord{
 		{SID: me1, AccountSID: acct, MessageSID: sid, ContentType: "image/jpeg"}}, false))
 	sum := sha256.Sum256([]byte("bytes"))
-	_, err = c.MarkArchived(ctx, run.ID, me1, archive.ArchivedCopy{
+	_, err = c.MarkArchived(ctx, run.ID, me1, catalog.ArchivedCopy{
 		Size: 5, SHA256: sum, Store: "s3", Bucket: "b", Key: "k/" + me1})
 	require.NoError(t, err)
 
-	h, err := c.AddHold(ctx, archive.Hold{Reason: "case 4", MessageSIDs: []string{"MM" + strings.ToUpper(sid[2:])}, CreatedBy: "legal"})
+	h, err := c.AddHold(ctx, catalog.Hold{Reason: "case 4", MessageSIDs: []string{"MM" + strings.ToUpper(sid[2:])}, CreatedBy: "legal"})
 	require.NoError(t, err)
 	require.Equal(t, []string{sid}, h.MessageSIDs, "the hold records the SID as Twilio writes it")
-	require.ErrorIs(t, c.ClaimDelete(ctx, me1, 5, sum), archive.ErrHeld)
+	require.ErrorIs(t, c.ClaimDelete(ctx, me1, 5, sum), catalog.ErrHeld)
 }
 
 // A policy run over held media neither seeds their deletes (no task, no S3
@@ -210,24 +210,24 @@ func TestPolicyRunOverHeldMediaIsCheap(t *testing.T) {
 	ctx := t.Context()
 	run := seedMedia(t, c, false)
 	for _, sid := range []string{me1, me2} {
-		_, err := c.MarkArchived(ctx, run.ID, sid, archive.ArchivedCopy{
+		_, err := c.MarkArchived(ctx, run.ID, sid, catalog.ArchivedCopy{
 			Size: 5, SHA256: sha256.Sum256([]byte("bytes")), Store: "s3", Bucket: "b", Key: "k/" + sid})
 		require.NoError(t, err)
 	}
-	h, err := c.AddHold(ctx, archive.Hold{Reason: "case 2", MessageSIDs: []string{msg1}, CreatedBy: "legal"})
+	h, err := c.AddHold(ctx, catalog.Hold{Reason: "case 2", MessageSIDs: []string{msg1}, CreatedBy: "legal"})
 	require.NoError(t, err)
 	audits := func() int {
 		n := 0
 		for e, err := range c.AuditLog(ctx, time.Time{}) {
 			require.NoError(t, err)
-			if e.Action == archive.AuditDeleteHeld {
+			if e.Action == catalog.AuditDeleteHeld {
 				n++
 			}
 		}
 		return n
 	}
-	policyRun := func() archive.Run {
-		r, err := c.CreateRun(ctx, archive.RunSpec{Kind: archive.KindMessage, AccountSID: acct,
+	policyRun := func() catalog.Run {
+		r, err := c.CreateRun(ctx, catalog.RunSpec{Kind: catalog.KindMessage, AccountSID: acct,
 			MessageSID: msg1, Delete: true, Actor: "policy"})
 		require.NoError(t, err)
 		r.DeleteBefore = time.Now().Add(24 * time.Hour)
@@ -247,15 +247,15 @@ func TestPolicyRunOverHeldMediaIsCheap(t *testing.T) {
 
 	// Held again between seeding and the delete task: refused before any
 	// claim, recorded as the run's outcome, no audit row per media.
-	_, err = c.AddHold(ctx, archive.Hold{Reason: "case 3", MessageSIDs: []string{msg1}, CreatedBy: "legal"})
+	_, err = c.AddHold(ctx, catalog.Hold{Reason: "case 3", MessageSIDs: []string{msg1}, CreatedBy: "legal"})
 	require.NoError(t, err)
 	sum := sha256.Sum256([]byte("bytes"))
-	require.ErrorIs(t, c.ClaimDelete(ctx, me1, 5, sum), archive.ErrHeld)
+	require.ErrorIs(t, c.ClaimDelete(ctx, me1, 5, sum), catalog.ErrHeld)
 	require.NoError(t, c.ReleaseHeldDelete(ctx, later, me1, false))
-	var state archive.MediaState
+	var state catalog.MediaState
 	require.NoError(t, c.Pool().QueryRow(ctx, `SELECT state FROM run_media WHERE run_id = $1 AND media_sid = $2`,
 		later.ID, me1).Scan(&state))
-	require.Equal(t, archive.MediaHeld, state)
+	require.Equal(t, catalog.MediaHeld, state)
 	require.Zero(t, audits(), "a hold that stopped no claim writes no audit row per media")
 }
 
@@ -285,11 +285,11 @@ func TestHeldMediaPagesThroughTheHold(t *testing.T) {
 	var want int
 	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM media m JOIN messages g ON g.sid = m.message_sid
 		WHERE g.from_number = '+15550000777'`).Scan(&want))
-	h, err := c.AddHold(ctx, archive.Hold{Reason: "case 4", From: "+15550000777", CreatedBy: "legal"})
+	h, err := c.AddHold(ctx, catalog.Hold{Reason: "case 4", From: "+15550000777", CreatedBy: "legal"})
 	require.NoError(t, err)
 	held := func() map[string]bool {
 		seen := map[string]bool{}
-		for o, err := range c.HeldMedia(ctx, h.ID, archive.Location{Kind: "s3", Bucket: "b"}) {
+		for o, err := range c.HeldMedia(ctx, h.ID, objects.Location{Kind: "s3", Bucket: "b"}) {
 			require.NoError(t, err)
 			require.False(t, seen[o.MediaSID], "yielded twice: %s", o.MediaSID)
 			seen[o.MediaSID] = true

@@ -1,4 +1,4 @@
-package archive_test
+package catalog_test
 
 import (
 	"crypto/sha256"
@@ -6,9 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mediasync/mediasync/catalog"
 	"github.com/stretchr/testify/require"
-
-	"github.com/mediasync/mediasync/archive"
 )
 
 // A suspect media is not archived: the last gate refuses to claim its
@@ -21,16 +20,16 @@ func TestSuspectMediaCannotBeDeleted(t *testing.T) {
 	ctx := t.Context()
 	run := seedMedia(t, c, true)
 	bad := sha256.Sum256([]byte("mangled"))
-	require.NoError(t, c.MarkSuspect(ctx, run.ID, me1, archive.SuspectCopy{
+	require.NoError(t, c.MarkSuspect(ctx, run.ID, me1, catalog.SuspectCopy{
 		Size: 7, SHA256: bad, Key: "suspect/k/" + me1, Reason: "binary image/jpeg re-encoded as UTF-8 text"}))
 	it, err := c.GetMedia(ctx, me1)
 	require.NoError(t, err)
-	require.Equal(t, archive.MediaSuspect, it.State)
+	require.Equal(t, catalog.MediaSuspect, it.State)
 	require.Empty(t, it.Key, "the media's own key stays free")
 
-	require.ErrorIs(t, c.ClaimDelete(ctx, me1, 7, bad), archive.ErrNotDeletable)
+	require.ErrorIs(t, c.ClaimDelete(ctx, me1, 7, bad), catalog.ErrNotDeletable)
 	// A policy deletes only what is archived: a suspect media is not seeded.
-	policyRun, err := c.CreateRun(ctx, archive.RunSpec{Kind: archive.KindMessage, AccountSID: acct,
+	policyRun, err := c.CreateRun(ctx, catalog.RunSpec{Kind: catalog.KindMessage, AccountSID: acct,
 		MessageSID: msg1, Delete: true, Actor: "test"})
 	require.NoError(t, err)
 	policyRun.DeleteBefore = time.Now().Add(24 * time.Hour)
@@ -45,7 +44,7 @@ func TestSuspectMediaCannotBeDeleted(t *testing.T) {
 		archived_at = now() WHERE sid = $1`, me1, hex.EncodeToString(bad[:]))
 	require.Error(t, err, "the schema refuses a suspect copy as the verified one")
 
-	_, err = c.MarkArchived(ctx, run.ID, me2, archive.ArchivedCopy{Size: 4, SHA256: sha256.Sum256([]byte("png!")), Store: "s3", Bucket: "b", Key: "k/" + me2})
+	_, err = c.MarkArchived(ctx, run.ID, me2, catalog.ArchivedCopy{Size: 4, SHA256: sha256.Sum256([]byte("png!")), Store: "s3", Bucket: "b", Key: "k/" + me2})
 	require.NoError(t, err)
 	require.NoError(t, c.ClaimDelete(ctx, me2, 4, sha256.Sum256([]byte("png!"))))
 	require.NoError(t, c.MarkDeleted(ctx, run, me2))
@@ -54,15 +53,15 @@ func TestSuspectMediaCannotBeDeleted(t *testing.T) {
 	require.True(t, done)
 	st, err := c.RunStatus(ctx, run.ID)
 	require.NoError(t, err)
-	require.Equal(t, archive.RunFailed, st.State, "a run that could not archive a media does not succeed, even with nothing failed")
+	require.Equal(t, catalog.RunFailed, st.State, "a run that could not archive a media does not succeed, even with nothing failed")
 	require.Equal(t, 1, st.MediaSuspect)
 	require.Equal(t, 1, st.MediaArchived, "the other media, archived and deleted")
-	require.Equal(t, []archive.Failure{{SID: me1, Reason: "binary image/jpeg re-encoded as UTF-8 text"}}, st.Suspects)
+	require.Equal(t, []catalog.Failure{{SID: me1, Reason: "binary image/jpeg re-encoded as UTF-8 text"}}, st.Suspects)
 
 	// A later run downloads it again, and this time the bytes are the media.
 	later := seedMedia(t, c, true)
 	good := sha256.Sum256([]byte("jpeg"))
-	wanted, err := c.MarkArchived(ctx, later.ID, me1, archive.ArchivedCopy{
+	wanted, err := c.MarkArchived(ctx, later.ID, me1, catalog.ArchivedCopy{
 		Size: 4, SHA256: good, Store: "s3", Bucket: "b", Key: "k/" + me1})
 	require.NoError(t, err)
 	require.True(t, wanted)
@@ -70,5 +69,5 @@ func TestSuspectMediaCannotBeDeleted(t *testing.T) {
 	require.NoError(t, c.MarkDeleted(ctx, later, me1))
 	it, err = c.GetMedia(ctx, me1)
 	require.NoError(t, err)
-	require.Equal(t, archive.MediaDeleted, it.State)
+	require.Equal(t, catalog.MediaDeleted, it.State)
 }

@@ -1,4 +1,4 @@
-package archive
+package catalog
 
 import (
 	"bytes"
@@ -9,6 +9,8 @@ import (
 	"iter"
 	"strconv"
 	"time"
+
+	"github.com/mediasync/mediasync/internal/objects"
 )
 
 // Audit actions.
@@ -116,11 +118,11 @@ type AuditBreak struct {
 
 // AuditVerification is what VerifyAudit found.
 type AuditVerification struct {
-	Rows    int          // rows read
-	HeadID  int64        // the last row read (0: none)
-	Anchors int          // anchors checked
-	Latest  *AuditAnchor // the latest anchor checked, if any
-	Broken  *AuditBreak  // the first break; nil when the log verifies
+	Rows    int                  // rows read
+	HeadID  int64                // the last row read (0: none)
+	Anchors int                  // anchors checked
+	Latest  *objects.AuditAnchor // the latest anchor checked, if any
+	Broken  *AuditBreak          // the first break; nil when the log verifies
 }
 
 // VerifyAudit recomputes the chain from the first row, independently of the
@@ -132,11 +134,11 @@ type AuditVerification struct {
 // link; rows removed from the end (which leave a shorter chain that links
 // perfectly) are missing at an anchor. Gaps in ids alone are not breaks:
 // the id sequence skips the id of an append whose transaction rolled back.
-func (c *Catalog) VerifyAudit(ctx context.Context, anchors iter.Seq2[AuditAnchor, error]) (AuditVerification, error) {
+func (c *Catalog) VerifyAudit(ctx context.Context, anchors iter.Seq2[objects.AuditAnchor, error]) (AuditVerification, error) {
 	next, stop := iter.Pull2(anchors)
 	defer stop()
 	var v AuditVerification
-	var a AuditAnchor
+	var a objects.AuditAnchor
 	pending := false
 	advance := func() error {
 		anchor, err, ok := next()

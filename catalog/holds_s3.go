@@ -1,4 +1,4 @@
-package archive
+package catalog
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"iter"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/mediasync/mediasync/internal/objects"
 )
 
 // S3 legal holds follow the holds in force, but are set on S3 after the
@@ -99,7 +100,7 @@ const legalHoldsOutOfSync = `
 // keyset batches by media SID (no connection held between them): for hold
 // list, which shows the first few. Its cost grows with the holds not yet
 // applied; the reconciler sweeps UnknownLegalHolds instead.
-func (c *Catalog) LegalHoldsToSync(ctx context.Context, loc Location) iter.Seq2[HeldObject, error] {
+func (c *Catalog) LegalHoldsToSync(ctx context.Context, loc objects.Location) iter.Seq2[HeldObject, error] {
 	return c.heldObjects(ctx, "legal holds to sync", legalHoldsOutOfSync+`
 		ORDER BY m.sid LIMIT `+fmt.Sprint(heldBatch), loc)
 }
@@ -111,7 +112,7 @@ func (c *Catalog) LegalHoldsToSync(ctx context.Context, loc Location) iter.Seq2[
 // that of the unknown objects, however many media are held. The objects of
 // a hold not yet applied or lifted are hold:apply's, which the reconciler
 // queues again.
-func (c *Catalog) UnknownLegalHolds(ctx context.Context, loc Location) iter.Seq2[HeldObject, error] {
+func (c *Catalog) UnknownLegalHolds(ctx context.Context, loc objects.Location) iter.Seq2[HeldObject, error] {
 	return c.heldObjects(ctx, "unknown legal holds", `
 		SELECT m.sid, m.object_key, coalesce(m.version_id, '') FROM media m
 		WHERE m.legal_hold_s3 IS NULL AND m.object_key IS NOT NULL AND m.store = $1 AND m.bucket = $2 AND m.sid > $3
@@ -125,7 +126,7 @@ func (c *Catalog) UnknownLegalHolds(ctx context.Context, loc Location) iter.Seq2
 // hold: those whose state is unknown. Released holds already lifted are
 // not counted at all, so the cost does not grow with every hold ever
 // placed.
-func (c *Catalog) UnconfirmedLegalHolds(ctx context.Context, loc Location) (map[int64]int, error) {
+func (c *Catalog) UnconfirmedLegalHolds(ctx context.Context, loc objects.Location) (map[int64]int, error) {
 	rows, err := c.pool.Query(ctx, `
 		SELECT h.id, count(*) FROM holds h CROSS JOIN LATERAL (`+coveredBy+`) g
 		JOIN media m ON m.message_sid = g.sid AND m.object_key IS NOT NULL
