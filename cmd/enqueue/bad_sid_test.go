@@ -5,9 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -102,10 +99,8 @@ func badSIDDeployment(t *testing.T) (d *deployment, badMedia, badMsg twiliotest.
 	messagesPath := fmt.Sprintf("/2010-04-01/Accounts/%s/Messages.json", d.Account.SID)
 	messagePath := fmt.Sprintf("/2010-04-01/Accounts/%s/Messages/%s.json", d.Account.SID, badMsg.SID)
 	mediaListPath := fmt.Sprintf("/2010-04-01/Accounts/%s/Messages/%s/Media.json", d.Account.SID, badMedia.SID)
-	guard, err := url.Parse(d.GuardURL)
-	require.NoError(t, err)
-	pass := httputil.NewSingleHostReverseProxy(guard)
-	pass.ModifyResponse = func(resp *http.Response) error {
+	proxy := d.ProxyTwilio(t, nil)
+	proxy.ModifyResponse = func(resp *http.Response) error {
 		var with []byte
 		switch resp.Request.URL.Path {
 		case messagesPath, messagePath:
@@ -128,8 +123,6 @@ func badSIDDeployment(t *testing.T) (d *deployment, badMedia, badMsg twiliotest.
 		resp.Header.Set("Content-Length", strconv.Itoa(len(with)))
 		return nil
 	}
-	proxy := httptest.NewServer(pass)
-	t.Cleanup(proxy.Close)
 	d.Env["TWILIO_API_URL"] = proxy.URL
 	d.startWorker(t)
 

@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"sync"
 	"testing"
 	"time"
@@ -53,13 +51,10 @@ func TestContent404IsGoneOnlyWhenTheAPISaysSo(t *testing.T) {
 	t.Cleanup(storage.Close)
 	signedURL := storage.URL + "/" + d.Account.SID + "/0123456789abcdef0123456789abcdef?Expires=1&Signature=sig&Key-Pair-Id=K"
 
-	guard, err := url.Parse(d.GuardURL)
-	require.NoError(t, err)
-	pass := httputil.NewSingleHostReverseProxy(guard)
 	var mu sync.Mutex
 	downloads := map[string]int{}
 	var deleteErr error
-	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	proxy := d.ProxyTwilio(t, func(w http.ResponseWriter, r *http.Request) bool {
 		if r.Method == http.MethodGet {
 			for _, media := range msg.MediaSIDs {
 				if r.URL.Path != contentPath(media) {
@@ -78,16 +73,15 @@ func TestContent404IsGoneOnlyWhenTheAPISaysSo(t *testing.T) {
 					w.Header().Set("Content-Type", "text/html")
 					w.WriteHeader(http.StatusNotFound)
 					_, _ = fmt.Fprint(w, "<html><body>Not Found</body></html>")
-					return
+					return true
 				default:
 					http.Redirect(w, r, signedURL, http.StatusFound)
-					return
+					return true
 				}
 			}
 		}
-		pass.ServeHTTP(w, r)
-	}))
-	t.Cleanup(proxy.Close)
+		return false
+	})
 	d.Env["TWILIO_API_URL"] = proxy.URL
 	d.startWorker(t)
 
@@ -157,12 +151,9 @@ func TestDelete404IsDoneOnlyWhenTheAPISaysSo(t *testing.T) {
 		return fmt.Sprintf("/2010-04-01/Accounts/%s/Messages/%s/Media/%s.json", d.Account.SID, msg.SID, media)
 	}
 
-	guard, err := url.Parse(d.GuardURL)
-	require.NoError(t, err)
-	pass := httputil.NewSingleHostReverseProxy(guard)
 	var mu sync.Mutex
 	deletes := 0
-	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	proxy := d.ProxyTwilio(t, func(w http.ResponseWriter, r *http.Request) bool {
 		if r.Method == http.MethodDelete && r.URL.Path == mediaPath(dropped) {
 			mu.Lock()
 			deletes++
@@ -172,12 +163,11 @@ func TestDelete404IsDoneOnlyWhenTheAPISaysSo(t *testing.T) {
 				w.Header().Set("Content-Type", "text/html")
 				w.WriteHeader(http.StatusNotFound)
 				_, _ = fmt.Fprint(w, "<html><body>Not Found</body></html>")
-				return
+				return true
 			}
 		}
-		pass.ServeHTTP(w, r)
-	}))
-	t.Cleanup(proxy.Close)
+		return false
+	})
 	d.Env["TWILIO_API_URL"] = proxy.URL
 	d.startWorker(t)
 

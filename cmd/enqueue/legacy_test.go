@@ -7,9 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -45,12 +42,9 @@ func TestLegacyCopyIsJudgedBeforeDelete(t *testing.T) {
 		return fmt.Sprintf("/2010-04-01/Accounts/%s/Messages/%s/Media/%s.json", d.Account.SID, msg.SID, media)
 	}
 
-	guard, err := url.Parse(d.GuardURL)
-	require.NoError(t, err)
-	pass := httputil.NewSingleHostReverseProxy(guard)
 	var mu sync.Mutex
 	deletes := map[string]int{}
-	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	proxy := d.ProxyTwilio(t, func(w http.ResponseWriter, r *http.Request) bool {
 		if r.Method == http.MethodDelete {
 			for _, media := range msg.MediaSIDs {
 				if r.URL.Path == mediaPath(media) {
@@ -60,9 +54,8 @@ func TestLegacyCopyIsJudgedBeforeDelete(t *testing.T) {
 				}
 			}
 		}
-		pass.ServeHTTP(w, r)
-	}))
-	t.Cleanup(proxy.Close)
+		return false
+	})
 	d.Env["TWILIO_API_URL"] = proxy.URL
 	d.startWorker(t)
 

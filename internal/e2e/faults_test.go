@@ -5,9 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -182,20 +179,14 @@ func TestVanishedMessageMediaListIsGoneNotRetried(t *testing.T) {
 	// A proxy in front of the guard deletes the message on Twilio (the
 	// emulator) at the moment mediasync first asks for its media, then
 	// passes the request on: the emulator answers as Twilio does.
-	guard, err := url.Parse(d.GuardURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pass := httputil.NewSingleHostReverseProxy(guard)
 	var once sync.Once
 	var deleteErr error
-	twilio := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	twilio := d.ProxyTwilio(t, func(w http.ResponseWriter, r *http.Request) bool {
 		if r.Method == http.MethodGet && r.URL.Path == mediaList {
 			once.Do(func() { deleteErr = deleteMessage(d, vanished) })
 		}
-		pass.ServeHTTP(w, r)
-	}))
-	t.Cleanup(twilio.Close)
+		return false
+	})
 	w := d.StartWorker(t, "TWILIO_API_URL="+twilio.URL)
 
 	exit, stdout, stderr := faultsBackfill(t, d, 1)
@@ -225,7 +216,7 @@ func TestVanishedMessageMediaListIsGoneNotRetried(t *testing.T) {
 	}
 
 	var state, reason string
-	err = d.Pool.QueryRow(t.Context(), `SELECT state, coalesce(error, '') FROM run_messages WHERE message_sid = $1`, vanished).Scan(&state, &reason)
+	err := d.Pool.QueryRow(t.Context(), `SELECT state, coalesce(error, '') FROM run_messages WHERE message_sid = $1`, vanished).Scan(&state, &reason)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,13 +306,8 @@ func TestTwilioErrorCodeFailsFast(t *testing.T) {
 
 	// A proxy in front of the guard answers that media's content as Twilio
 	// would, and passes everything else on.
-	guard, err := url.Parse(d.GuardURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pass := httputil.NewSingleHostReverseProxy(guard)
 	var hits atomic.Int64
-	twilio := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	twilio := d.ProxyTwilio(t, func(w http.ResponseWriter, r *http.Request) bool {
 		if r.Method == http.MethodGet && r.URL.Path == contentPath {
 			hits.Add(1)
 			w.Header().Set("Content-Type", "application/json")
@@ -330,11 +316,10 @@ func TestTwilioErrorCodeFailsFast(t *testing.T) {
 				"code": code, "message": message, "status": http.StatusBadRequest,
 				"more_info": fmt.Sprintf("https://www.twilio.com/docs/errors/%d", code),
 			})
-			return
+			return true
 		}
-		pass.ServeHTTP(w, r)
-	}))
-	t.Cleanup(twilio.Close)
+		return false
+	})
 	w := d.StartWorker(t, "TWILIO_API_URL="+twilio.URL)
 
 	exit, stdout, stderr := faultsBackfill(t, d, 1)
@@ -354,7 +339,7 @@ func TestTwilioErrorCodeFailsFast(t *testing.T) {
 	}
 
 	var state, lastErr, runErr string
-	err = d.Pool.QueryRow(t.Context(), `SELECT m.state, m.last_error, rm.error FROM media m JOIN run_media rm ON rm.media_sid = m.sid WHERE m.sid = $1`, refused).
+	err := d.Pool.QueryRow(t.Context(), `SELECT m.state, m.last_error, rm.error FROM media m JOIN run_media rm ON rm.media_sid = m.sid WHERE m.sid = $1`, refused).
 		Scan(&state, &lastErr, &runErr)
 	if err != nil {
 		t.Fatal(err)

@@ -5,9 +5,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -174,11 +171,7 @@ func TestNextPageCycleFailsTheDay(t *testing.T) {
 
 	// Between mediasync and the emulator: the list of that day answers
 	// page 0 → A, A → B, B → A.
-	target, err := url.Parse(d.GuardURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy := d.ProxyTwilio(t, nil)
 	direct := proxy.Director
 	proxy.Director = func(r *http.Request) {
 		direct(r)
@@ -220,10 +213,7 @@ func TestNextPageCycleFailsTheDay(t *testing.T) {
 		resp.Header.Set("Content-Length", strconv.Itoa(len(b)))
 		return nil
 	}
-	cycler := httptest.NewServer(proxy)
-	t.Cleanup(cycler.Close)
-
-	w := d.StartWorker(t, "TWILIO_API_URL="+cycler.URL)
+	w := d.StartWorker(t, "TWILIO_API_URL="+proxy.URL)
 	code, stdout, stderr := d.Enqueue(t, 2*time.Minute, "backfill",
 		"--since", start.Format(time.DateOnly), "--until", start.AddDate(0, 0, 40).Format(time.DateOnly), "--wait")
 	if code != 1 {

@@ -110,6 +110,36 @@ type Deployment struct {
 	earlyDeletes   []string
 }
 
+// TwilioProxy stands between mediasync and the Twilio API (GuardURL, so the
+// delete guard still sees every request) for a test that plays a faulty
+// network, gateway or proxy: give mediasync its URL as TWILIO_API_URL.
+// Set the ReverseProxy's Director or ModifyResponse before a worker starts.
+type TwilioProxy struct {
+	*httputil.ReverseProxy
+	URL string
+}
+
+// ProxyTwilio starts a TwilioProxy until the test ends. Each request goes
+// to intercept first (when not nil); what it does not answer (false) is
+// passed on.
+func (d *Deployment) ProxyTwilio(t testing.TB, intercept func(w http.ResponseWriter, r *http.Request) (answered bool)) *TwilioProxy {
+	t.Helper()
+	guard, err := url.Parse(d.GuardURL)
+	if err != nil {
+		t.Fatalf("e2etest: guard URL: %v", err)
+	}
+	p := &TwilioProxy{ReverseProxy: httputil.NewSingleHostReverseProxy(guard)}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if intercept != nil && intercept(w, r) {
+			return
+		}
+		p.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	p.URL = srv.URL
+	return p
+}
+
 // New sets up a deployment for t; everything is torn down at cleanup.
 func New(t testing.TB, o Options) *Deployment {
 	t.Helper()
