@@ -650,9 +650,10 @@ func (l *Limiter) Refused(ctx context.Context) error {
 	return nil
 }
 
-// Stats reports how many slots are held now across every process, and
-// when the back-off in force ends (the zero Time if none is), by Redis's
-// clock. It is meant for metrics and tests.
+// Stats reports how many slots are held now across every process (in use,
+// or kept idle by a process for its next request, for a PollInterval or
+// two), and when the back-off in force ends (the zero Time if none is), by
+// Redis's clock. It is meant for metrics and tests.
 func (l *Limiter) Stats(ctx context.Context) (inFlight int, backoffUntil time.Time, err error) {
 	vals, err := statsScript.Run(ctx, l.rdb, []string{l.slotsKey, l.keys[1]}).Int64Slice()
 	if err == nil && len(vals) != 3 {
