@@ -143,6 +143,10 @@ func (l *Limiter) Acquire(ctx context.Context) (release func(), err error) {
 		if err != nil {
 			return nil, err
 		}
+		if err := ctx.Err(); err != nil {
+			l.putBack(ctx, s)
+			return nil, l.acquireErr("take slot", err)
+		}
 		if !confirmed {
 			ok, err := l.confirm(ctx, s)
 			if err != nil {
