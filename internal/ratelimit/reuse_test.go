@@ -502,3 +502,33 @@ func TestRefused_BusyProcessShedsSlots(t *testing.T) {
 	t.Logf("ceiling %d of %d; at most %d in flight in the last 100ms", limit, maxInFlight, inFlight.max.Load())
 	requireInFlight(t, busy, 0)
 }
+
+func TestNew_ReuseWindow(t *testing.T) {
+	t.Parallel()
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
+	t.Cleanup(func() { _ = rdb.Close() })
+	for _, tc := range []struct {
+		desc    string
+		cfg     ratelimit.Config
+		want    time.Duration
+		wantErr string
+	}{
+		{desc: "default", cfg: ratelimit.Config{}, want: ratelimit.DefaultReuseWindow},
+		{desc: "a quarter of a short HoldTTL", cfg: ratelimit.Config{HoldTTL: 300 * time.Millisecond}, want: 75 * time.Millisecond},
+		{desc: "given", cfg: ratelimit.Config{ReuseWindow: 5 * time.Second}, want: 5 * time.Second},
+		{desc: "negative", cfg: ratelimit.Config{ReuseWindow: -time.Second}, wantErr: "Config.ReuseWindow"},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			t.Parallel()
+			cfg := tc.cfg
+			cfg.Key, cfg.MaxInFlight = "k", 1
+			l, err := ratelimit.New(rdb, cfg)
+			if tc.wantErr != "" {
+				require.ErrorContains(t, err, tc.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tc.want, ratelimit.EffectiveConfig(l).ReuseWindow)
+		})
+	}
+}
