@@ -93,10 +93,11 @@ type Config struct {
 	// millisecond. Defaults to DefaultRecovery (5 seconds).
 	Recovery time.Duration
 
-	// OnReleaseError, if set, is called with the error when releasing a
-	// slot fails (Redis unreachable). The slot then stays taken until
-	// HoldTTL passes. Use it to log; it is called on the releasing
-	// goroutine. Defaults to ignoring the error.
+	// OnReleaseError, if set, is called with the error when giving slots
+	// back fails (Redis unreachable). They then stay taken until HoldTTL +
+	// ReuseWindow passes. Use it to log; it is called on the releasing
+	// goroutine, or on a timer's for slots a process kept idle a while.
+	// Defaults to ignoring the error.
 	OnReleaseError func(error)
 }
 
