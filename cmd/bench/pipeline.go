@@ -108,6 +108,7 @@ type pipelineResult struct {
 	cpu                     cpuUse        // user + system CPU of each part during the run
 	peakRSS                 int64         // the largest worker VmHWM
 	redisPeak               int64         // used_memory_peak of the scenario's Redis
+	redisScripts            int64         // scripts the scenario's Redis ran during the run
 	pgRows                  int64         // tup_inserted + tup_updated of the scenario's database
 }
 
@@ -154,6 +155,10 @@ func (d *deployment) run(ctx context.Context, spec runSpec) (pipelineResult, err
 		return res, err
 	}
 	if err := d.emu.resetStats(ctx); err != nil {
+		return res, err
+	}
+	scripts0, err := d.redis.scripts(ctx)
+	if err != nil {
 		return res, err
 	}
 	sampler := startSampler(d.redis, workers)
@@ -214,6 +219,11 @@ func (d *deployment) run(ctx context.Context, spec runSpec) (pipelineResult, err
 		return res, err
 	}
 	res.redisPeak = max(res.redisPeak, peak.redis)
+	scripts1, err := d.redis.scripts(ctx)
+	if err != nil {
+		return res, err
+	}
+	res.redisScripts = scripts1 - scripts0
 
 	var secs float64
 	progress := `

@@ -65,6 +65,7 @@ const (
 func report(w io.Writer, m machineInfo, outcomes, sweep []outcome) {
 	fmt.Fprintf(w, "\nmediasync benchmark: %s\nload average when it began: %s (other programs on the machine take CPU from every figure)\n\n", m, m.load)
 	printFigures(w, outcomes)
+	printRedisScripts(w, outcomes)
 	if len(sweep) > 0 {
 		fmt.Fprintln(w, "\nsmall media against worker concurrency (the plot):")
 		printFigures(w, sweep)

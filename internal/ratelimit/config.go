@@ -21,6 +21,9 @@ const (
 	DefaultMaxBackoff = 5 * time.Minute
 	// DefaultRecovery is Config.Recovery's default.
 	DefaultRecovery = 5 * time.Second
+	// DefaultReuseWindow is Config.ReuseWindow's default, unless HoldTTL
+	// is under four times it.
+	DefaultReuseWindow = time.Second
 
 	// MaxPerSecond is the largest Config.PerSecond accepted.
 	MaxPerSecond = 1e6
@@ -53,18 +56,30 @@ type Config struct {
 	// MinPerSecond and MaxPerSecond.
 	PerSecond float64
 
-	// HoldTTL is the longest a slot stays taken: a holder that dies without
-	// releasing frees its slot after HoldTTL. Every request, including
+	// HoldTTL is the longest a request may hold a slot: a holder that dies
+	// without releasing frees its slot after HoldTTL + ReuseWindow. Every
+	// request, including
 	// reading its response body, must finish within HoldTTL (set the HTTP
 	// client's timeout below it), or the slot is handed to someone else
 	// while the request still runs. Must be at least a millisecond.
 	// Defaults to DefaultHoldTTL (2 minutes).
 	HoldTTL time.Duration
 
+	// ReuseWindow is how long after a process takes a slot from Redis it
+	// may pass the slot on to its own next request without giving it back
+	// first (see the package documentation): a slot then expires in Redis
+	// HoldTTL + ReuseWindow after it was taken, so every request it
+	// carries ends before. It is also the longest a busy process keeps a
+	// slot that others are waiting for. Must not be negative. Defaults to
+	// DefaultReuseWindow (1 second), or HoldTTL/4 if that is shorter.
+	ReuseWindow time.Duration
+
 	// PollInterval is the mean wait between attempts while every slot is
 	// taken; each wait is drawn at random from [PollInterval/2,
-	// 3*PollInterval/2) so waiters spread out. Must be at least a
-	// millisecond. Defaults to DefaultPollInterval (30ms).
+	// 3*PollInterval/2) so waiters spread out. A slot a process holds
+	// but does not use goes back to Redis within one to two PollIntervals.
+	// Must be at least a millisecond. Defaults to DefaultPollInterval
+	// (30ms).
 	PollInterval time.Duration
 
 	// MaxBackoff caps the duration one Backoff call can impose, so a bogus
@@ -78,10 +93,11 @@ type Config struct {
 	// millisecond. Defaults to DefaultRecovery (5 seconds).
 	Recovery time.Duration
 
-	// OnReleaseError, if set, is called with the error when releasing a
-	// slot fails (Redis unreachable). The slot then stays taken until
-	// HoldTTL passes. Use it to log; it is called on the releasing
-	// goroutine. Defaults to ignoring the error.
+	// OnReleaseError, if set, is called with the error when giving slots
+	// back fails (Redis unreachable). They then stay taken until HoldTTL +
+	// ReuseWindow passes. Use it to log; it is called on the releasing
+	// goroutine, or on a timer's for slots a process kept idle a while.
+	// Defaults to ignoring the error.
 	OnReleaseError func(error)
 }
 
@@ -91,6 +107,9 @@ func (c Config) withDefaults() Config {
 	c.PollInterval = cmp.Or(c.PollInterval, DefaultPollInterval)
 	c.MaxBackoff = cmp.Or(c.MaxBackoff, DefaultMaxBackoff)
 	c.Recovery = cmp.Or(c.Recovery, DefaultRecovery)
+	if c.ReuseWindow == 0 {
+		c.ReuseWindow = min(DefaultReuseWindow, c.HoldTTL/4)
+	}
 	return c
 }
 
@@ -121,6 +140,9 @@ func (c Config) validate(rdb redis.UniversalClient) error {
 	}
 	if c.Recovery < time.Millisecond {
 		errs = append(errs, fmt.Errorf("Config.Recovery must be at least 1ms, got %v", c.Recovery))
+	}
+	if c.ReuseWindow < 0 {
+		errs = append(errs, fmt.Errorf("Config.ReuseWindow must not be negative, got %v", c.ReuseWindow))
 	}
 	if c.MaxBackoff < 0 {
 		errs = append(errs, fmt.Errorf("Config.MaxBackoff must not be negative, got %v", c.MaxBackoff))

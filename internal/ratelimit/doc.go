@@ -25,15 +25,13 @@
 // counting semaphore of Config.MaxInFlight slots. The second bound,
 // Config.PerSecond, is the operator's own: a cap on requests started per
 // second, to leave room for other users of the account or to keep a
-// backfill gentle. It uses GCRA from github.com/go-redis/redis_rate.
+// backfill gentle. It uses GCRA, as github.com/go-redis/redis_rate does.
 //
-// A caller first takes a slot, then spends one request of the rate
-// bound; if the rate bound says "not yet" it gives the slot back at once
-// and waits the time redis_rate reports. Spending the rate first and then
-// waiting for a slot would let callers pile up already-spent requests and
-// start them all together when slots free, breaking the rate bound;
-// holding a slot while waiting for the rate would idle a slot. A denied
-// attempt holds a slot for one Redis round trip only.
+// Each request spends one request of the rate bound when it starts, in
+// the same Redis script that takes or confirms its slot: atomically, so
+// no slot is held while the rate bound says "not yet" and no request
+// is spent that cannot start at once. The GCRA state stays redis_rate's
+// (same key, same units), so workers of an earlier release share it.
 //
 // When Twilio answers 429 anyway (the account's real limit is lower than
 // MaxInFlight, or something else uses the account), call Limiter.Backoff:
@@ -56,28 +54,63 @@
 // # Slots expire
 //
 // A slot is a member of a Redis sorted set whose score is its expiry time,
-// now + Config.HoldTTL, taken from Redis's own clock (TIME inside the
-// script) so that clock skew between workers does not matter. Every
-// acquire attempt first drops expired members. A worker that crashes or
-// loses its network while holding slots therefore cannot shrink the
-// account's budget for longer than HoldTTL (2 minutes by default).
+// now + Config.HoldTTL + Config.ReuseWindow, taken from Redis's own clock
+// (TIME inside the script) so that clock skew between workers does not
+// matter. Every acquire attempt first drops expired members. A worker that
+// crashes or loses its network while holding slots therefore cannot shrink
+// the account's budget for longer than that (2 minutes and a second by
+// default).
 //
 // The other side of the bargain: a request must never last longer than
 // HoldTTL, response body included, or its slot is handed to another
 // request while it still runs. Set the HTTP client's timeout below
 // HoldTTL. Slots are not refreshed while held.
 //
-// Each acquisition has its own random holder ID, so a release is a ZREM
-// of exactly that member: releasing twice, or releasing after the slot
-// expired and was handed on, never frees someone else's slot. The Redis
-// calls that take and give back slots are not cut short by the caller's
-// context, so a cancelled Acquire never leaves a slot behind.
+// Each slot taken has its own random holder ID, so giving it back is a
+// ZREM of exactly that member: releasing twice, or releasing after the
+// slot expired and was handed on, never frees someone else's slot. The
+// Redis calls that take and give back slots are not cut short by the
+// caller's context, so a cancelled Acquire never leaves a slot behind.
+//
+// # Slots are passed on
+//
+// Taking a slot from Redis and giving it back for every request would
+// cost two round trips per request. A Limiter keeps the slots it took
+// and passes them on between its own callers instead:
+//
+//   - A finished request's slot goes to the Limiter's longest waiting
+//     caller; if none waits and other requests of the Limiter are still in
+//     flight, it stays idle for the next caller, for one to two
+//     PollIntervals. The release that leaves the Limiter with no request
+//     in flight gives every slot back before it returns, so Stats, in any
+//     process, counts only slots in use or about to be.
+//   - Only the first waiting caller polls Redis, and each poll takes a slot
+//     for every caller waiting then (at most MaxInFlight): Redis sees one
+//     script per PollInterval per process however many callers wait.
+//   - A slot is passed on only within ReuseWindow of being taken. It
+//     expires ReuseWindow later than a slot that carried one request, so
+//     every request it carries still ends before it expires. A busy
+//     process thus gives each slot back at least once per ReuseWindow,
+//     and other processes' pollers get their turn.
+//   - Passing on skips Redis only while the Limiter's last reply from
+//     Redis is under two PollIntervals old, said no back-off was in force
+//     and the fleet was not over the ceiling, and there is no rate bound.
+//     Otherwise one script confirms the slot (spending a request of the
+//     rate bound, if any) or gives it back, and gives back on the way the
+//     slots the Limiter had finished with. So a back-off or ceiling
+//     recorded by another process reaches a busy one within a few
+//     PollIntervals; Backoff and Refused called on this Limiter reach it at
+//     once.
+//
+// Redis holds one member per slot whoever uses it, so the fleet-wide
+// bound stays exact. The cost per request is a fraction of a round trip
+// when a process has several callers, about one with a rate bound, and
+// two (as before) for a lone caller whose requests never overlap.
 //
 // Waiting callers poll every Config.PollInterval on average, each wait
 // drawn at random from half to one and a half times it. Nobody is
-// queued ahead of anybody, but everyone draws at the same rate, so the
-// wait is fair on average and Redis sees one small script per waiter per
-// interval.
+// queued ahead of anybody across processes, but every process polls at
+// the same rate, so the wait is fair on average.
 //
 // # Key layout
 //
@@ -86,7 +119,8 @@
 //
 //	K:slots    ZSET   member = holder ID (random), score = expiry, ms since
 //	                  the epoch by Redis TIME; key expires a second after the
-//	                  last holder's expiry
+//	                  last holder's expiry; read and written by workers of
+//	                  earlier releases the same way
 //	K:backoff  STRING back-off deadline, ms since the epoch by Redis TIME;
 //	                  key expires a second after it
 //	K:ceiling  HASH   limit = slots allowed when set by Refused, at = when
@@ -95,7 +129,7 @@
 //	rate:K:rps STRING redis_rate's GCRA state (it adds the "rate:" prefix);
 //	                  expires once the bound is back to a full burst
 //
-// K:slots, K:backoff and K:ceiling are read by one script, so with Redis
-// Cluster K must carry a hash tag ("mediasync:twilio:{AC…}"); New refuses
-// a Cluster or Ring client otherwise.
+// K:slots, K:backoff, K:ceiling and rate:K:rps are read by one script,
+// so with Redis Cluster K must carry a hash tag ("mediasync:twilio:{AC…}");
+// New refuses a Cluster or Ring client otherwise.
 package ratelimit

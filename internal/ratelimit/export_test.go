@@ -11,6 +11,7 @@ const (
 	WaitFull    = waitFull
 	WaitBackoff = waitBackoff
 	WaitRate    = waitRate
+	WaitQueued  = waitQueued
 )
 
 // SetOnWait makes l call f before each wait inside Acquire. Set it before

@@ -11,11 +11,13 @@ import "github.com/redis/go-redis/v9"
 // deadline, and the back-off key a second beyond its deadline: the stored
 // values, compared with TIME, are what count; the key TTLs only clean up.
 
-// Reply codes of acquireScript.
+// Reply codes of takeScript and confirmScript.
 const (
-	acquireFull      = 0 // every slot is taken
-	acquireTaken     = 1 // the holder now has a slot
-	acquireBackedOff = 2 // a back-off is in force; the second value is ms left
+	replyFull      = 0 // every slot under the ceiling is taken (confirm: the fleet is over it)
+	replyTaken     = 1 // the slots are the holders' (confirm: the holder may start a request)
+	replyBackedOff = 2 // a back-off is in force; the second value is ms left
+	replyRate      = 3 // the rate bound says not yet; the second value is ms to wait
+	replyLost      = 4 // confirm only: the holder's slot had expired
 )
 
 // ceilingLua computes, from the ceiling HASH KEYS[ceilingKey] (limit, at
@@ -30,33 +32,128 @@ if c[1] and c[2] then
 end
 `
 
-// acquireScript takes a slot for a holder unless a back-off is in force or
-// every live slot under the ceiling is taken.
+// gcraLua defines gcra(key, burst, rate, period, want, t): GCRA as
+// github.com/go-redis/redis_rate's allowAtMost computes it, on the same
+// key and in the same units (seconds since 2017-01-01 as a float), so
+// that workers of the previous release, which call redis_rate, share the
+// bound during a rolling deploy. It spends up to want requests and
+// returns how many it spent, and when none, the seconds until one may
+// start. t is the reply of TIME.
+const gcraLua = `
+local function gcra(key, burst, rate, period, want, t)
+  local emission = period / rate
+  local now = (tonumber(t[1]) - 1483228800) + tonumber(t[2]) / 1000000
+  local tat = math.max(tonumber(redis.call('GET', key) or '') or now, now)
+  local diff = now - (tat - emission * burst)
+  local remaining = diff / emission
+  if remaining < 1 then
+    return 0, emission - diff
+  end
+  local n = math.min(want, math.floor(remaining))
+  local newTat = tat + emission * n
+  if newTat - now > 0 then
+    redis.call('SET', key, newTat, 'EX', math.ceil(newTat - now))
+  end
+  return n, 0
+end
+`
+
+// takeScript takes up to want slots at once, one per holder ID given,
+// unless a back-off is in force, every live slot under the ceiling is
+// taken, or (with a rate bound) no request may start now; with a rate
+// bound it spends one request per slot taken, so the holders must start
+// at once.
 //
 // KEYS[1] slots ZSET (member holder ID, score expiry ms)
 // KEYS[2] back-off deadline (ms, as a string)
 // KEYS[3] ceiling HASH (see refusedScript)
-// ARGV[1] MaxInFlight, ARGV[2] HoldTTL ms, ARGV[3] holder ID, ARGV[4] Recovery ms
-// Returns {code, ms until the back-off ends (code 2) or 0}.
-var acquireScript = redis.NewScript(`
+// KEYS[4] rate state (redis_rate's GCRA key)
+// ARGV[1] MaxInFlight, ARGV[2] slot TTL ms, ARGV[3] Recovery ms,
+// ARGV[4] burst, ARGV[5] rate (0: no rate bound), ARGV[6] period s,
+// ARGV[7..] holder IDs (want = their number)
+// Returns {code, slots taken (code 1) or ms to wait (2, 3) or 0, live
+// slots, ceiling}.
+var takeScript = redis.NewScript(gcraLua + `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local backoff = tonumber(redis.call('GET', KEYS[2]) or '0') or 0
 if backoff > now then
-  return {2, backoff - now}
+  return {2, backoff - now, 0, 0}
 end
-local maxInFlight, recoveryMS, ceilingKey = tonumber(ARGV[1]), tonumber(ARGV[4]), 3
+local maxInFlight, recoveryMS, ceilingKey = tonumber(ARGV[1]), tonumber(ARGV[3]), 3
 ` + ceilingLua + `
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%d', now))
-if redis.call('ZCARD', KEYS[1]) >= ceiling then
-  return {0, 0}
+local live = redis.call('ZCARD', KEYS[1])
+local n = math.min(ceiling - live, #ARGV - 6)
+if n <= 0 then
+  return {0, 0, live, ceiling}
+end
+local rate = tonumber(ARGV[5])
+if rate > 0 then
+  local retry
+  n, retry = gcra(KEYS[4], tonumber(ARGV[4]), rate, tonumber(ARGV[6]), n, t)
+  if n == 0 then
+    return {3, math.ceil(retry * 1000), live, ceiling}
+  end
 end
 local ttl = tonumber(ARGV[2])
-redis.call('ZADD', KEYS[1], string.format('%d', now + ttl), ARGV[3])
+local expiry = string.format('%d', now + ttl)
+for i = 1, n do
+  redis.call('ZADD', KEYS[1], expiry, ARGV[6 + i])
+end
 if redis.call('PTTL', KEYS[1]) < ttl + 1000 then
   redis.call('PEXPIRE', KEYS[1], string.format('%d', ttl + 1000))
 end
-return {1, 0}
+return {1, n, live + n, ceiling}
+`)
+
+// confirmScript checks that a slot a process already holds may carry one
+// more request: the slot is still live, no back-off is in force, the
+// fleet is not over the ceiling, and (with a rate bound) a request may
+// start now, which it spends. When the answer is no it gives the slot
+// back, so the caller holds nothing. It also gives back the slots the
+// process has finished with (ARGV[7..]), folding their release into this
+// round trip.
+//
+// KEYS as takeScript's.
+// ARGV[1] MaxInFlight, ARGV[2] Recovery ms, ARGV[3] burst, ARGV[4] rate
+// (0: no rate bound), ARGV[5] period s, ARGV[6] holder ID, ARGV[7..]
+// holder IDs to give back
+// Returns {code, ms to wait (codes 2, 3) or 0, live slots, ceiling}.
+var confirmScript = redis.NewScript(gcraLua + `
+for i = 7, #ARGV do
+  redis.call('ZREM', KEYS[1], ARGV[i])
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local holder = ARGV[6]
+local score = tonumber(redis.call('ZSCORE', KEYS[1], holder) or '0') or 0
+if score <= now then
+  redis.call('ZREM', KEYS[1], holder)
+  return {4, 0, 0, 0}
+end
+local backoff = tonumber(redis.call('GET', KEYS[2]) or '0') or 0
+if backoff > now then
+  redis.call('ZREM', KEYS[1], holder)
+  return {2, backoff - now, 0, 0}
+end
+local maxInFlight, recoveryMS, ceilingKey = tonumber(ARGV[1]), tonumber(ARGV[2]), 3
+` + ceilingLua + `
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%d', now))
+local live = redis.call('ZCARD', KEYS[1])
+if live > ceiling then
+  redis.call('ZREM', KEYS[1], holder)
+  return {0, 0, live - 1, ceiling}
+end
+local rate = tonumber(ARGV[4])
+if rate > 0 then
+  local n, retry = gcra(KEYS[4], tonumber(ARGV[3]), rate, tonumber(ARGV[5]), 1, t)
+  if n == 0 then
+    redis.call('ZREM', KEYS[1], holder)
+    return {3, math.ceil(retry * 1000), live - 1, ceiling}
+  end
+end
+return {1, 0, live, ceiling}
 `)
 
 // backoffScript moves the back-off deadline to now+ARGV[1] ms unless it is
