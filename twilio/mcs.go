@@ -31,6 +31,11 @@ const maxMCSResourceBytes = 64 << 10
 // links.content with credentials.
 const maxMCSRefetches = 2
 
+// ErrContentUnavailable marks a Media resource that stands while its
+// content cannot be had: links.content answers 404 / 20404. It is not
+// IsGone: the media, and its message, still exist.
+var ErrContentUnavailable = errors.New("twilio: media content unavailable")
+
 // ErrSizeMismatch marks a file whose size disagrees with the size Twilio
 // records for it: a download whose Content-Length is not the Media
 // resource's size, or an upload Twilio stored with another size than was
@@ -222,7 +227,8 @@ func (s *MCSService) Open(ctx context.Context, serviceSID, sid string) (*MCSCont
 // Content-Length that disagrees is refused at once (ErrSizeMismatch), and
 // a body cut short fails with io.ErrUnexpectedEOF. A media that is gone
 // gives IsGone on the resource fetch; a 4xx from a signed URL alone never
-// does (Error.Storage).
+// does (Error.Storage), nor does content missing while the resource
+// stands (ErrContentUnavailable).
 //
 // Twilio API docs: https://www.twilio.com/docs/conversations/api/media-resource#retrieve-a-media-resource
 //
@@ -292,6 +298,15 @@ func (s *MCSService) open(ctx context.Context, m *MCSMedia, fresh bool) (*MCSCon
 		return nil, fmt.Errorf("twilio: MCS.Open %s: links.content %s is not this media's content on the MCS host", sid, describeURI(link))
 	}
 	resp, path, err := c.openContent(ctx, &c.mcs, &c.mcs, c.mcs.url(want, ""))
+	if IsGone(err) {
+		// The content is missing; the media may not be. Only the resource
+		// can say which, and a caller must not take lost content for a
+		// deleted message.
+		if _, gerr := s.Get(ctx, svc, sid); gerr != nil {
+			return nil, gerr
+		}
+		return nil, fmt.Errorf("twilio: MCS.Open %s: %w: the Media resource stands but links.content answers 404", sid, ErrContentUnavailable)
+	}
 	if err != nil {
 		return nil, err
 	}
