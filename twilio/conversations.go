@@ -61,6 +61,8 @@ const (
 	ConversationActive   ConversationState = "active"
 	ConversationInactive ConversationState = "inactive"
 	ConversationClosed   ConversationState = "closed"
+	// ConversationInitializing is the fourth state of the OpenAPI enum.
+	ConversationInitializing ConversationState = "initializing"
 )
 
 // Conversation is a Conversation resource, with the fields mediasync uses.
@@ -114,9 +116,9 @@ func (p ConversationListParams) query() (string, error) {
 			formatISOFilter(p.StartDate), formatISOFilter(p.EndDate))
 	}
 	switch p.State {
-	case "", ConversationActive, ConversationInactive, ConversationClosed:
+	case "", ConversationActive, ConversationInactive, ConversationClosed, ConversationInitializing:
 	default:
-		return "", fmt.Errorf("twilio: ConversationListParams.State is %s: want active, inactive or closed", quoteInput(string(p.State)))
+		return "", fmt.Errorf("twilio: ConversationListParams.State is %s: want active, inactive, closed or initializing", quoteInput(string(p.State)))
 	}
 	var q queryBuilder
 	if !p.StartDate.IsZero() {

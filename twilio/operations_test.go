@@ -199,11 +199,26 @@ func TestListQueryParametersMatchSpec(t *testing.T) {
 	require.NoError(t, err)
 	mediaURI, err := c.Media.ListURI(testMessage, MediaListParams{DateCreated: at, DateCreatedAfter: at, DateCreatedBefore: at, PageSize: 10})
 	require.NoError(t, err)
+	convURI, err := c.Conversations.ListURL("", ConversationListParams{StartDate: at, EndDate: at, State: ConversationClosed, PageSize: 10})
+	require.NoError(t, err)
+	svcConvURI, err := c.Conversations.ListURL(testService, ConversationListParams{StartDate: at, EndDate: at, State: ConversationActive, PageSize: 10})
+	require.NoError(t, err)
+	convMsgURI, err := c.ConversationMessages.ListURL(testService, testConv, ConversationMessageListParams{Order: OrderDesc, PageSize: 10})
+	require.NoError(t, err)
+	require.Contains(t, convURI, "StartDate=2024-01-02T03%3A04%3A05Z", "StartDate and EndDate go as ISO 8601")
+	v1 := loadSpecFile(t, conversationsSpecFile)
 	for uri, path := range map[string]string{
-		msgURI:   "/2010-04-01/Accounts/{AccountSid}/Messages.json",
-		mediaURI: "/2010-04-01/Accounts/{AccountSid}/Messages/{MessageSid}/Media.json",
+		msgURI:     "/2010-04-01/Accounts/{AccountSid}/Messages.json",
+		mediaURI:   "/2010-04-01/Accounts/{AccountSid}/Messages/{MessageSid}/Media.json",
+		convURI:    "/v1/Conversations",
+		svcConvURI: "/v1/Services/{ChatServiceSid}/Conversations",
+		convMsgURI: "/v1/Services/{ChatServiceSid}/Conversations/{ConversationSid}/Messages",
 	} {
-		op := doc.Paths.Value(path).GetOperation("GET")
+		d := doc
+		if strings.HasPrefix(path, "/v1/") {
+			d = v1
+		}
+		op := d.Paths.Value(path).GetOperation("GET")
 		declared := map[string]bool{}
 		for _, p := range op.Parameters {
 			if p.Value.In == "query" {
