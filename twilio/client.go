@@ -44,8 +44,8 @@ var defaultUserAgent = "mediasync-twilio (" + runtime.Version() + ")"
 // body is closed (or at once when the request fails). If Acquire fails,
 // the request is not sent and the error is returned, wrapped; a limiter
 // that gives up waiting may return a *RateLimitError so callers reschedule.
-// Limiter is not called for redirect hops to media storage hosts, which are
-// not Twilio's API.
+// Limiter is not called for redirect hops to media storage hosts, nor for
+// an MCS links.content_direct_temporary: signed URLs are not Twilio's API.
 //
 // To make a 429 hold back every process sharing the limiter, not only the
 // request that was refused, pass its RetryEvent (Cause CauseRateLimited,

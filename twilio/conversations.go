@@ -190,6 +190,9 @@ func (s *ConversationsService) Page(ctx context.Context, uri string) (*Conversat
 	c := s.client
 	m, items, err := fetchPage[Conversation, *Conversation, Meta](ctx, c, listSpec{
 		host: &c.conversations, wantPath: s.isListPath, itemsKey: "conversations", maxPageSize: maxV1PageSize,
+		// A conversation's attributes (not kept) may be as long as a
+		// message's.
+		value: maxConvMessageValueBytes,
 	}, uri)
 	if err != nil {
 		return nil, err
