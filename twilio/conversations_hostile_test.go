@@ -162,3 +162,31 @@ func TestConversationMessageDeleteRetriesAndAsksTheGuardEachTime(t *testing.T) {
 	require.Equal(t, 3, acquired, "every attempt holds the shared limiter")
 	require.Zero(t, inFlight)
 }
+
+func TestConversationsAndMCSURLOptions(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		opt  Option
+		want string
+	}{
+		{WithConversationsURL("http://conversations.twilio.com"), "WithConversationsURL: \"http://conversations.twilio.com\": plain http"},
+		{WithConversationsURL("https://conversations.twilio.com/v1"), "must be scheme and host only"},
+		{WithMCSURL("https://AC1:" + testToken + "@mcs.us1.twilio.com"), "WithMCSURL: the URL must not contain user information"},
+		{WithMCSURL("ftp://mcs.us1.twilio.com"), "scheme must be http or https"},
+	} {
+		_, err := New(testAccount, WithAuthToken(testToken), tc.opt)
+		require.ErrorContains(t, err, tc.want)
+		require.NotContains(t, err.Error(), testToken)
+	}
+	c, err := New(testAccount, WithAuthToken(testToken), WithConversationsURL("http://twilio-emulator:4010"), WithMCSURL("https://mcs.us1.twilio.com/"))
+	require.NoError(t, err)
+	u, err := c.Conversations.ListURL("", ConversationListParams{})
+	require.NoError(t, err)
+	require.Equal(t, "http://twilio-emulator:4010/v1/Conversations", u)
+	d, err := New(testAccount, WithAuthToken(testToken))
+	require.NoError(t, err)
+	u, err = d.ConversationMessages.ListURL(testService, testConv, ConversationMessageListParams{})
+	require.NoError(t, err)
+	require.Equal(t, DefaultConversationsURL+messagesListPath(), u)
+	require.Equal(t, "https://mcs.us1.twilio.com", d.mcs.base.String())
+}

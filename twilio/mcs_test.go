@@ -247,3 +247,18 @@ func TestMCSUploadRefusesBadParams(t *testing.T) {
 	var e *Error
 	require.False(t, errors.As(err, &e) && e.Status == http.StatusCreated)
 }
+
+func TestMCSOpenTriesAFreshURLWhateverTheLocalClockSays(t *testing.T) {
+	t.Parallel()
+	b := setupEmu(t, twiliotest.Config{DirectURLTTL: time.Minute})
+	sid := b.convMedia(t, 64, "")
+	b.clock.mu.Lock()
+	b.clock.now = b.clock.now.Add(24 * time.Hour) // this machine's clock runs a day ahead of Twilio's
+	b.clock.mu.Unlock()
+	content, err := b.client.MCS.Open(t.Context(), b.acct.ServiceSID, sid)
+	require.NoError(t, err)
+	require.True(t, content.Direct)
+	require.Zero(t, content.Refetches, "a URL fetched within the call is tried, not judged by a skewed clock")
+	_, n := readSHA(t, content)
+	require.Equal(t, int64(64), n)
+}
