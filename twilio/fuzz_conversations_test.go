@@ -116,3 +116,34 @@ func FuzzISOTime(f *testing.F) {
 		}
 	})
 }
+
+func FuzzV1PageURL(f *testing.F) {
+	base := "http://127.0.0.1:8080"
+	for _, s := range []string{
+		base + messagesListPath() + "?Order=desc&PageSize=50&Page=1&PageToken=PT15",
+		messagesListPath() + "?PageSize=2",
+		"https://conversations.twilio.com" + messagesListPath(),
+		base + "/v1/Services/" + testService + "/Conversations/" + testConv + "/Messages/../Participants",
+		base + "/v1/Services/" + testService + "/Conversations/" + testConv + "%2FMessages",
+		base + "/v1/Services/IS1/Conversations/" + testConv + "/Messages",
+		"//evil.example" + messagesListPath(), "http://u:p@127.0.0.1:8080" + messagesListPath(), "", "%",
+	} {
+		f.Add(s)
+	}
+	c, err := New(testAccount, WithAuthToken(testToken), WithConversationsURL(base))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		u, _, err := c.pageURI(&c.conversations, raw, c.ConversationMessages.isListPath)
+		if err != nil {
+			return
+		}
+		if u.Scheme != "http" || u.Host != "127.0.0.1:8080" || u.User != nil {
+			t.Fatalf("%q resolved off the Conversations host: %s", raw, u)
+		}
+		if _, _, ok := listOf(u.EscapedPath()); !ok {
+			t.Fatalf("%q resolved to a path that is no message list: %q", raw, u.EscapedPath())
+		}
+	})
+}
