@@ -19,6 +19,14 @@ import (
 // relative to it.
 const DefaultBaseURL = "https://api.twilio.com"
 
+// DefaultConversationsURL is the host of Conversations v1. Its meta
+// *_url paging fields are absolute URLs on it.
+const DefaultConversationsURL = "https://conversations.twilio.com"
+
+// DefaultMCSURL is the host of the Media Content Service, where
+// Conversations media live (the MCS page's base https://mcs.us1.twilio.com/v1).
+const DefaultMCSURL = "https://mcs.us1.twilio.com"
+
 // Body limits. Every response body is read through a limit: a JSON page of
 // 1000 messages is about 1.5 MB, so 32 MiB is generous but bounded; error
 // bodies are short, and anything beyond 64 KiB is not a Twilio error.
@@ -36,8 +44,8 @@ var defaultUserAgent = "mediasync-twilio (" + runtime.Version() + ")"
 // body is closed (or at once when the request fails). If Acquire fails,
 // the request is not sent and the error is returned, wrapped; a limiter
 // that gives up waiting may return a *RateLimitError so callers reschedule.
-// Limiter is not called for redirect hops to media storage hosts, which are
-// not Twilio's API.
+// Limiter is not called for redirect hops to media storage hosts, nor for
+// an MCS links.content_direct_temporary: signed URLs are not Twilio's API.
 //
 // To make a 429 hold back every process sharing the limiter, not only the
 // request that was refused, pass its RetryEvent (Cause CauseRateLimited,
@@ -53,22 +61,32 @@ type Client struct {
 	Messages *MessagesService
 	// Media lists, fetches, downloads and deletes a message's Media.
 	Media *MediaService
+	// Conversations lists a Conversations service's conversations.
+	Conversations *ConversationsService
+	// ConversationMessages lists, fetches and deletes the messages of a
+	// conversation.
+	ConversationMessages *ConversationMessagesService
+	// MCS fetches, downloads and uploads Media of the Media Content
+	// Service (Conversations media).
+	MCS *MCSService
 
 	accountSID string
 	creds      *credentials
 	// api is the REST API 2010-04-01 host. Other Twilio APIs
 	// (Conversations, Media Content Service) live on other hosts; each gets
 	// its own apiHost so credentials and the limiter apply per host.
-	api        apiHost
-	http       *http.Client
-	limiter    Limiter
-	retry      RetryPolicy
-	onRetry    func(RetryEvent)
-	userAgent  string
-	clock      Clock
-	jitter     func(n int64) int64
-	lookupHost func(ctx context.Context, host string) ([]netip.Addr, error)
-	maxJSON    int64
+	api           apiHost
+	conversations apiHost
+	mcs           apiHost
+	http          *http.Client
+	limiter       Limiter
+	retry         RetryPolicy
+	onRetry       func(RetryEvent)
+	userAgent     string
+	clock         Clock
+	jitter        func(n int64) int64
+	lookupHost    func(ctx context.Context, host string) ([]netip.Addr, error)
+	maxJSON       int64
 }
 
 type service struct{ client *Client }
@@ -117,6 +135,12 @@ func New(accountSID string, opts ...Option) (*Client, error) {
 	if o.base == nil {
 		o.base, _ = url.Parse(DefaultBaseURL)
 	}
+	if o.conversations == nil {
+		o.conversations, _ = url.Parse(DefaultConversationsURL)
+	}
+	if o.mcs == nil {
+		o.mcs, _ = url.Parse(DefaultMCSURL)
+	}
 	hc := o.httpClient
 	if hc == nil {
 		hc = defaultHTTPClient()
@@ -134,18 +158,20 @@ func New(accountSID string, opts ...Option) (*Client, error) {
 		retry = *o.retry
 	}
 	c := &Client{
-		accountSID: accountSID,
-		creds:      o.creds(accountSID),
-		api:        apiHost{base: o.base, local: isLocalHost(o.base.Hostname())},
-		http:       &own,
-		limiter:    o.limiter,
-		retry:      retry,
-		onRetry:    o.onRetry,
-		userAgent:  defaultUserAgent,
-		clock:      o.clock,
-		jitter:     rand.Int64N,
-		lookupHost: lookupHost,
-		maxJSON:    maxJSONBytes,
+		accountSID:    accountSID,
+		creds:         o.creds(accountSID),
+		api:           apiHost{base: o.base, local: isLocalHost(o.base.Hostname())},
+		conversations: apiHost{base: o.conversations, local: isLocalHost(o.conversations.Hostname())},
+		mcs:           apiHost{base: o.mcs, local: isLocalHost(o.mcs.Hostname())},
+		http:          &own,
+		limiter:       o.limiter,
+		retry:         retry,
+		onRetry:       o.onRetry,
+		userAgent:     defaultUserAgent,
+		clock:         o.clock,
+		jitter:        rand.Int64N,
+		lookupHost:    lookupHost,
+		maxJSON:       maxJSONBytes,
 	}
 	if o.userAgent != "" {
 		c.userAgent = o.userAgent
@@ -155,6 +181,9 @@ func New(accountSID string, opts ...Option) (*Client, error) {
 	}
 	c.Messages = &MessagesService{client: c}
 	c.Media = &MediaService{client: c}
+	c.Conversations = &ConversationsService{client: c}
+	c.ConversationMessages = &ConversationMessagesService{client: c}
+	c.MCS = &MCSService{client: c}
 	return c, nil
 }
 

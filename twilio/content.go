@@ -59,25 +59,46 @@ func (s *MediaService) Open(ctx context.Context, messageSID, sid string) (*Conte
 		return nil, err
 	}
 	c := s.client
-	current := c.api.url(s.messagePath(messageSID)+"/Media/"+sid, "")
-	resp, err := c.do(ctx, &request{method: http.MethodGet, url: current, host: &c.api, accept: "*/*", redirects: true})
+	u := c.api.url(s.messagePath(messageSID)+"/Media/"+sid, "")
+	resp, path, err := c.openContent(ctx, &c.api, &c.api, u)
 	if err != nil {
 		return nil, err
 	}
+	return newContent(resp, path, -1), nil
+}
+
+// openContent GETs u, with credentials and a limiter slot when host is set
+// (an API host) and with neither when it is nil (a signed URL), then
+// follows redirects itself, at most maxRedirects, sending no credentials
+// to any of them. policy is the API host whose scheme and locality bound
+// where redirects may lead. It returns the final 200 response, its body
+// open, and the sanitised URL it came from. An *Error answered by any
+// host but an API host has Storage set.
+func (c *Client) openContent(ctx context.Context, host, policy *apiHost, u *url.URL) (*http.Response, string, error) {
+	current := u
+	resp, err := c.do(ctx, &request{method: http.MethodGet, url: current, host: host, accept: "*/*", redirects: true})
+	if err != nil {
+		var e *Error
+		if host == nil && errors.As(err, &e) {
+			e.Storage = true
+		}
+		return nil, "", err
+	}
+	onAPI := host != nil
 	visited := map[string]bool{current.String(): true}
 	for hop := 1; isRedirect(resp.StatusCode); hop++ {
 		location := resp.Header.Get(locationHeader)
 		drainAndClose(resp.Body)
-		from := sanitizeURL(current, hop == 1)
+		from := sanitizeURL(current, onAPI)
 		if hop > maxRedirects {
-			return nil, fmt.Errorf("twilio: GET %s: %w: more than %d redirects", from, ErrRedirectRefused, maxRedirects)
+			return nil, "", fmt.Errorf("twilio: GET %s: %w: more than %d redirects", from, ErrRedirectRefused, maxRedirects)
 		}
-		next, err := c.redirectTarget(ctx, current, location)
+		next, err := c.redirectTarget(ctx, policy, current, location)
 		if err != nil {
-			return nil, fmt.Errorf("twilio: GET %s: %w", from, err)
+			return nil, "", fmt.Errorf("twilio: GET %s: %w", from, err)
 		}
 		if visited[next.String()] {
-			return nil, fmt.Errorf("twilio: GET %s: %w: redirect loop back to %s", from, ErrRedirectRefused, sanitizeURL(next, false))
+			return nil, "", fmt.Errorf("twilio: GET %s: %w: redirect loop back to %s", from, ErrRedirectRefused, sanitizeURL(next, false))
 		}
 		visited[next.String()] = true
 		resp, err = c.do(ctx, &request{method: http.MethodGet, url: next, accept: "*/*", redirects: true})
@@ -86,27 +107,39 @@ func (s *MediaService) Open(ctx context.Context, messageSID, sid string) (*Conte
 			if errors.As(err, &e) {
 				e.Storage = true // a signed URL's answer, not the API's
 			}
-			return nil, err
+			return nil, "", err
 		}
-		current = next
+		current, onAPI = next, false
 	}
-	path := sanitizeURL(current, len(visited) == 1)
+	path := sanitizeURL(current, onAPI)
 	if resp.StatusCode != http.StatusOK {
 		drainAndClose(resp.Body)
-		return nil, fmt.Errorf("twilio: GET %s: unexpected status %d for media content", path, resp.StatusCode)
+		return nil, "", fmt.Errorf("twilio: GET %s: unexpected status %d for media content", path, resp.StatusCode)
 	}
-	return &Content{
-		Body:        &contentBody{rc: resp.Body, size: resp.ContentLength, op: "GET " + path},
-		ContentType: resp.Header.Get("Content-Type"),
-		Size:        resp.ContentLength,
-		Filename:    filenameFrom(resp.Header.Get("Content-Disposition")),
-	}, nil
+	return resp, path, nil
 }
 
-// redirectTarget resolves and checks a redirect's Location. Errors name
-// the target by scheme and host at most: a signed URL's query is a
-// credential.
-func (c *Client) redirectTarget(ctx context.Context, from *url.URL, location string) (*url.URL, error) {
+// newContent wraps a 200 content response. want is the size the file is
+// known to have from elsewhere (the MCS resource's size), -1 if unknown:
+// it stands in for a missing Content-Length.
+func newContent(resp *http.Response, path string, want int64) *Content {
+	size := resp.ContentLength
+	if size < 0 {
+		size = want
+	}
+	return &Content{
+		Body:        &contentBody{rc: resp.Body, size: size, op: "GET " + path},
+		ContentType: resp.Header.Get("Content-Type"),
+		Size:        size,
+		Filename:    filenameFrom(resp.Header.Get("Content-Disposition")),
+	}
+}
+
+// redirectTarget resolves and checks a redirect's Location (or an MCS
+// links.content_direct_temporary) against the API host policy it was
+// reached from. Errors name the target by scheme and host at most: a signed
+// URL's query is a credential.
+func (c *Client) redirectTarget(ctx context.Context, policy *apiHost, from *url.URL, location string) (*url.URL, error) {
 	if location == "" {
 		return nil, fmt.Errorf("%w: redirect without a Location", ErrRedirectRefused)
 	}
@@ -119,14 +152,14 @@ func (c *Client) redirectTarget(ctx context.Context, from *url.URL, location str
 	switch {
 	case scheme != "http" && scheme != "https":
 		return nil, fmt.Errorf("%w: redirect to scheme %s", ErrRedirectRefused, quoteInput(next.Scheme))
-	case scheme != c.api.base.Scheme:
-		return nil, fmt.Errorf("%w: redirect from %s to %s", ErrRedirectRefused, c.api.base.Scheme, scheme)
+	case scheme != policy.base.Scheme:
+		return nil, fmt.Errorf("%w: redirect from %s to %s", ErrRedirectRefused, policy.base.Scheme, scheme)
 	case next.User != nil:
 		return nil, fmt.Errorf("%w: redirect URL carries user information", ErrRedirectRefused)
 	case next.Hostname() == "":
 		return nil, fmt.Errorf("%w: redirect URL has no host", ErrRedirectRefused)
 	}
-	if c.api.local {
+	if policy.local {
 		return next, nil
 	}
 	host := next.Hostname()

@@ -32,6 +32,83 @@ type request struct {
 	read func(resp *http.Response) error
 	// guard, when set, is asked before each attempt is sent (see Guard).
 	guard Guard
+	// body, when set, is the request's body (an MCS upload); every other
+	// request has none.
+	body *requestBody
+}
+
+// requestBody is a streamed request body. Each attempt reads it through
+// its own attemptReader, which is cut off once the attempt is over, so an
+// attempt the transport abandoned cannot read on under the next one. An
+// attempt may be retried only while the caller's reader is untouched (a
+// 429 answered before the body was read) or when getBody can open it anew.
+type requestBody struct {
+	size        int64
+	contentType string
+	header      map[string]string
+	getBody     func() (io.ReadCloser, error)
+
+	mu   sync.Mutex
+	r    io.Reader
+	used bool // bytes of r were read
+}
+
+// replayable reports whether another attempt can send the whole body.
+func (b *requestBody) replayable() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.getBody != nil || !b.used
+}
+
+// open returns the body of one attempt.
+func (b *requestBody) open(first bool) (*attemptReader, error) {
+	a := &attemptReader{b: b}
+	if b.getBody != nil && !first {
+		rc, err := b.getBody()
+		if err != nil {
+			return nil, fmt.Errorf("reopen the body: %w", err)
+		}
+		a.rc = rc
+	}
+	return a, nil
+}
+
+var errBodyDetached = errors.New("twilio: request body read after its attempt ended")
+
+type attemptReader struct {
+	b      *requestBody
+	rc     io.ReadCloser // from getBody; nil reads b.r
+	closed bool
+}
+
+func (a *attemptReader) Read(p []byte) (int, error) {
+	a.b.mu.Lock()
+	defer a.b.mu.Unlock()
+	if a.closed {
+		return 0, errBodyDetached
+	}
+	if a.rc != nil {
+		return a.rc.Read(p)
+	}
+	n, err := a.b.r.Read(p)
+	if n > 0 {
+		a.b.used = true
+	}
+	return n, err
+}
+
+// Close detaches the attempt from the body; it is safe to call twice.
+func (a *attemptReader) Close() error {
+	a.b.mu.Lock()
+	defer a.b.mu.Unlock()
+	if a.closed {
+		return nil
+	}
+	a.closed = true
+	if a.rc != nil {
+		return a.rc.Close()
+	}
+	return nil
 }
 
 // failure is a failed attempt and what the retry loop may do about it.
@@ -56,12 +133,15 @@ func (c *Client) do(ctx context.Context, r *request) (*http.Response, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("twilio: %s %s: %w", method, path, err)
 		}
-		resp, f := c.attempt(ctx, r, method, path)
+		resp, f := c.attempt(ctx, r, method, path, attempt == 1)
 		if f == nil {
 			return resp, nil
 		}
 		if f.cause == "" {
 			return nil, f.err
+		}
+		if r.body != nil && !r.body.replayable() {
+			return nil, fmt.Errorf("%w (not retried: the body was partly sent and cannot be read again)", f.err)
 		}
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("twilio: %s %s: %w", method, path, ctx.Err())
@@ -112,7 +192,7 @@ func (c *Client) do(ctx context.Context, r *request) (*http.Response, error) {
 
 // attempt sends r once. It returns the response, or a failure; a limiter
 // slot it took is released unless it is handed over with the body.
-func (c *Client) attempt(ctx context.Context, r *request, method, path string) (*http.Response, *failure) {
+func (c *Client) attempt(ctx context.Context, r *request, method, path string, first bool) (*http.Response, *failure) {
 	release := func() {}
 	if r.host != nil && c.limiter != nil {
 		rel, err := c.limiter.Acquire(ctx)
@@ -137,12 +217,33 @@ func (c *Client) attempt(ctx context.Context, r *request, method, path string) (
 		}
 	}
 
-	// No body, ever: Twilio answers a GET with a body 403 since 2024-02.
-	req, err := http.NewRequestWithContext(ctx, r.method, r.url.String(), nil)
+	// No body but an upload's: Twilio answers a GET with a body 403 since
+	// 2024-02.
+	var body io.ReadCloser
+	if r.body != nil {
+		ar, err := r.body.open(first)
+		if err != nil {
+			release()
+			return nil, &failure{err: fmt.Errorf("twilio: %s %s: %w", method, path, err)}
+		}
+		defer ar.Close() // detach: a transport still writing stops reading
+		body = ar
+		if r.body.size == 0 {
+			body = http.NoBody
+		}
+	}
+	req, err := http.NewRequestWithContext(ctx, r.method, r.url.String(), body)
 	if err != nil {
 		release()
 		// Not wrapped: url.Parse errors quote the whole URL.
 		return nil, &failure{err: fmt.Errorf("twilio: %s %s: cannot build the request", method, path)}
+	}
+	if r.body != nil {
+		req.ContentLength = r.body.size
+		req.Header.Set("Content-Type", r.body.contentType)
+		for k, v := range r.body.header {
+			req.Header.Set(k, v)
+		}
 	}
 	req.Header.Set("User-Agent", c.userAgent)
 	if r.accept != "" {
@@ -256,15 +357,20 @@ func drainAndClose(body io.ReadCloser) {
 // getJSON fetches u from the API host and decodes the JSON object in its
 // body into a new T.
 func getJSON[T any](ctx context.Context, c *Client, u *url.URL) (*T, error) {
+	return getJSONFrom[T](ctx, c, &c.api, u, c.maxJSON)
+}
+
+// getJSONFrom is getJSON for any API host, reading at most limit bytes.
+func getJSONFrom[T any](ctx context.Context, c *Client, host *apiHost, u *url.URL, limit int64) (*T, error) {
 	var out *T
 	_, err := c.do(ctx, &request{
 		method: http.MethodGet,
 		url:    u,
-		host:   &c.api,
+		host:   host,
 		accept: "application/json",
 		read: func(resp *http.Response) error {
 			v := new(T)
-			if err := decodeJSON(resp.Body, c.maxJSON, v); err != nil {
+			if err := decodeJSON(resp.Body, limit, v); err != nil {
 				return err
 			}
 			out = v

@@ -1,7 +1,11 @@
 /*
-Package twilio is a client for the Twilio Messaging calls mediasync makes:
-list and fetch messages, list, fetch, download and delete their media. It
-speaks Twilio only; it knows nothing of S3, Postgres or jobs.
+Package twilio is a client for the Twilio calls mediasync makes. On
+Programmable Messaging (REST API 2010-04-01): list and fetch messages;
+list, fetch, download and delete their media. On Conversations v1: list a
+service's conversations, list, fetch and delete their messages. On the
+Media Content Service (MCS), where Conversations media live: fetch a
+Media resource, download and upload its file. It speaks Twilio only; it
+knows nothing of S3, Postgres or jobs.
 
 # Authentication
 
@@ -124,5 +128,51 @@ the same, and a transport that adds auth would add it to every hop.
 
 Redirects that downgrade https to http, leave http(s), loop, exceed 5 hops
 or lead to a private address are refused with ErrRedirectRefused.
+
+# Conversations
+
+Conversations v1 and MCS live on their own hosts (WithConversationsURL,
+WithMCSURL; Twilio's by default) and go through the same do path: the same
+credentials, limiter, retry policy and errors. Lists page through the v1
+meta object, whose next_page_url is an absolute URL; one on another host
+or list is refused with ErrInvalidPageURI, as a next_page_uri is. A
+conversation names its service, under which its messages and their
+media are reached ("" lists the account's default service):
+
+	for cv, err := range c.Conversations.All(ctx, "", twilio.ConversationListParams{StartDate: since, EndDate: until}) {
+		if err != nil {
+			return err
+		}
+		for m, err := range c.ConversationMessages.All(ctx, cv.ChatServiceSID, cv.SID, twilio.ConversationMessageListParams{Order: twilio.OrderDesc}) {
+			if err != nil {
+				return err
+			}
+			for _, md := range m.Media {
+				content, err := c.MCS.Open(ctx, m.ChatServiceSID, md.SID)
+				// … check content.Size against md.Size, copy, close.
+			}
+		}
+	}
+
+Conversations cannot filter messages by date; Index only grows, so a run
+can page in descending order and stop at the last index it archived.
+ConversationMessages.Delete deletes a message with its media (MCS has no
+delete of its own), takes WithGuard, and a message already gone answers
+IsGone.
+
+MCS.Open fetches the Media resource and downloads through its
+links.content_direct_temporary with no credentials. When that URL has
+expired or answers 4xx it fetches the resource again for a fresh one, at
+most twice, then falls back to links.content, which carries credentials
+to the MCS host only and is followed to its signed URL without them. A
+Content-Length that disagrees with the resource's size is refused
+(ErrSizeMismatch); content missing while the resource stands is
+ErrContentUnavailable, never IsGone. MCS.Upload streams a file as the raw
+request body with its Content-Type, Content-Length and Filename:
+
+	m, err := c.MCS.Upload(ctx, serviceSID, twilio.MCSUploadParams{
+		ContentType: "image/jpeg", Filename: "car.jpg", Body: f, Size: size,
+		GetBody: func() (io.ReadCloser, error) { return os.Open(path) },
+	})
 */
 package twilio

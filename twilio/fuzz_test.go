@@ -66,7 +66,7 @@ func FuzzRequestedPageSize(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, q string) {
-		if n := requestedPageSize(q); n < 1 || n > maxPageSize {
+		if n := requestedPageSize(q, 0); n < 1 || n > maxPageSize {
 			t.Fatalf("requestedPageSize(%q) = %d", q, n)
 		}
 	})
@@ -139,7 +139,7 @@ func FuzzPageURI(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, raw string) {
-		u, rel, err := c.pageURI(raw, c.Messages.isListPath)
+		u, rel, err := c.pageURI(&c.api, raw, c.Messages.isListPath)
 		if err != nil {
 			return
 		}
@@ -177,7 +177,7 @@ func FuzzRedirectTarget(f *testing.F) {
 	c.lookupHost = func(context.Context, string) ([]netip.Addr, error) { return nil, context.DeadlineExceeded }
 	from, _ := url.Parse("https://api.twilio.com/2010-04-01/Accounts/" + testAccount + "/Messages/" + testMessage + "/Media/" + testMedia)
 	f.Fuzz(func(t *testing.T, location string) {
-		next, err := c.redirectTarget(t.Context(), from, location)
+		next, err := c.redirectTarget(t.Context(), &c.api, from, location)
 		if err != nil {
 			return
 		}

@@ -145,7 +145,7 @@ func (s *MediaService) Delete(ctx context.Context, messageSID, sid string, opts 
 //
 //twilio:operation GET /2010-04-01/Accounts/{AccountSid}/Messages/{MessageSid}/Media.json
 func (s *MediaService) Page(ctx context.Context, uri string) (*MediaPage, error) {
-	m, items, err := fetchPage[Media](ctx, s.client, uri, s.isListPath, "media_list")
+	m, items, err := fetchPage[Media, *Media, PageMeta](ctx, s.client, listSpec{host: &s.client.api, wantPath: s.isListPath, itemsKey: "media_list"}, uri)
 	if err != nil {
 		return nil, err
 	}

@@ -113,7 +113,7 @@ func (s *MessagesService) Get(ctx context.Context, sid string) (*Message, error)
 //
 //twilio:operation GET /2010-04-01/Accounts/{AccountSid}/Messages.json
 func (s *MessagesService) Page(ctx context.Context, uri string) (*MessagePage, error) {
-	m, items, err := fetchPage[Message](ctx, s.client, uri, s.isListPath, "messages")
+	m, items, err := fetchPage[Message, *Message, PageMeta](ctx, s.client, listSpec{host: &s.client.api, wantPath: s.isListPath, itemsKey: "messages"}, uri)
 	if err != nil {
 		return nil, err
 	}

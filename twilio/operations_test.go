@@ -19,15 +19,22 @@ import (
 )
 
 // specFile is Twilio's OpenAPI document for REST API 2010-04-01, trimmed
-// to Messages and Media (from twilio/twilio-oai, spec/json/twilio_api_v2010.json).
-const specFile = "testdata/openapi/twilio_api_v2010.messages-media.json"
+// to Messages and Media (from twilio/twilio-oai, spec/json/twilio_api_v2010.json);
+// conversationsSpecFile is Conversations v1, trimmed to Conversations, their
+// Messages and Services (spec/json/twilio_conversations_v1.json). The
+// Media Content Service has none.
+const (
+	specFile              = "testdata/openapi/twilio_api_v2010.messages-media.json"
+	conversationsSpecFile = "testdata/openapi/twilio_conversations_v1.conversations-messages.json"
+)
 
 // operationsGolden lists the operations the client uses. Regenerate with
 // UPDATE_GOLDEN=1 go test -run TestOperationDirectives ./twilio/.
 const operationsGolden = "testdata/operations.golden"
 
 // notInSpec marks a directive for an operation Twilio documents in prose
-// but not in its OpenAPI document: the media content download.
+// but not in its OpenAPI documents: the media content download and the
+// Media Content Service.
 const notInSpec = "not-in-openapi"
 
 type directive struct {
@@ -99,10 +106,12 @@ func types(e ast.Expr) string {
 	return fmt.Sprintf("%T", e)
 }
 
-func loadSpec(t *testing.T) *openapi3.T {
+func loadSpec(t *testing.T) *openapi3.T { return loadSpecFile(t, specFile) }
+
+func loadSpecFile(t *testing.T, file string) *openapi3.T {
 	t.Helper()
 	loader := openapi3.NewLoader()
-	doc, err := loader.LoadFromFile(specFile)
+	doc, err := loader.LoadFromFile(file)
 	require.NoError(t, err)
 	// Twilio's own examples break strict example checks (twilio-facts.md).
 	require.NoError(t, doc.Validate(context.Background(), openapi3.DisableExamplesValidation()))
@@ -111,14 +120,14 @@ func loadSpec(t *testing.T) *openapi3.T {
 
 func TestOperationDirectives(t *testing.T) {
 	t.Parallel()
-	doc := loadSpec(t)
+	docs := map[bool]*openapi3.T{false: loadSpec(t), true: loadSpecFile(t, conversationsSpecFile)}
 	found, undocumented := directives(t)
 	require.Empty(t, undocumented, "service methods without a //twilio:operation directive or Twilio API docs link")
 	require.NotEmpty(t, found)
 
 	var lines []string
 	for _, d := range found {
-		item := doc.Paths.Value(d.path)
+		item := docs[strings.HasPrefix(d.path, "/v1/")].Paths.Value(d.path)
 		var op *openapi3.Operation
 		if item != nil {
 			op = item.GetOperation(d.method)
@@ -145,8 +154,21 @@ func TestOperationDirectives(t *testing.T) {
 // parameter that names a SID.
 func TestSIDPatternsMatchSpec(t *testing.T) {
 	t.Parallel()
-	doc := loadSpec(t)
 	seen := map[string]bool{}
+	for _, doc := range []*openapi3.T{loadSpec(t), loadSpecFile(t, conversationsSpecFile)} {
+		checkSIDPatterns(t, doc, seen)
+	}
+	for _, p := range []string{"^AC[0-9a-fA-F]{32}$", "^(SM|MM)[0-9a-fA-F]{32}$", "^ME[0-9a-fA-F]{32}$",
+		"^IS[0-9a-fA-F]{32}$", "^IM[0-9a-fA-F]{32}$"} {
+		require.True(t, seen[p], "the documents no longer use %s", p)
+	}
+}
+
+// checkSIDPatterns requires every SID pattern of doc's path parameters to
+// have a validator. A path parameter without a pattern (ConversationSid,
+// which may also be a unique name) is left to the client's own check.
+func checkSIDPatterns(t *testing.T, doc *openapi3.T, seen map[string]bool) {
+	t.Helper()
 	for path, item := range doc.Paths.Map() {
 		for _, op := range item.Operations() {
 			for _, p := range append(item.Parameters, op.Parameters...) {
@@ -154,14 +176,14 @@ func TestSIDPatternsMatchSpec(t *testing.T) {
 					continue
 				}
 				pattern := p.Value.Schema.Value.Pattern
+				if pattern == "" {
+					continue
+				}
 				_, known := sidPatterns[pattern]
 				require.True(t, known, "%s parameter %s has pattern %q, which no validator checks", path, p.Value.Name, pattern)
 				seen[pattern] = true
 			}
 		}
-	}
-	for _, p := range []string{"^AC[0-9a-fA-F]{32}$", "^(SM|MM)[0-9a-fA-F]{32}$", "^ME[0-9a-fA-F]{32}$"} {
-		require.True(t, seen[p], "the document no longer uses %s", p)
 	}
 }
 
@@ -177,11 +199,26 @@ func TestListQueryParametersMatchSpec(t *testing.T) {
 	require.NoError(t, err)
 	mediaURI, err := c.Media.ListURI(testMessage, MediaListParams{DateCreated: at, DateCreatedAfter: at, DateCreatedBefore: at, PageSize: 10})
 	require.NoError(t, err)
+	convURI, err := c.Conversations.ListURL("", ConversationListParams{StartDate: at, EndDate: at, State: ConversationClosed, PageSize: 10})
+	require.NoError(t, err)
+	svcConvURI, err := c.Conversations.ListURL(testService, ConversationListParams{StartDate: at, EndDate: at, State: ConversationActive, PageSize: 10})
+	require.NoError(t, err)
+	convMsgURI, err := c.ConversationMessages.ListURL(testService, testConv, ConversationMessageListParams{Order: OrderDesc, PageSize: 10})
+	require.NoError(t, err)
+	require.Contains(t, convURI, "StartDate=2024-01-02T03%3A04%3A05Z", "StartDate and EndDate go as ISO 8601")
+	v1 := loadSpecFile(t, conversationsSpecFile)
 	for uri, path := range map[string]string{
-		msgURI:   "/2010-04-01/Accounts/{AccountSid}/Messages.json",
-		mediaURI: "/2010-04-01/Accounts/{AccountSid}/Messages/{MessageSid}/Media.json",
+		msgURI:     "/2010-04-01/Accounts/{AccountSid}/Messages.json",
+		mediaURI:   "/2010-04-01/Accounts/{AccountSid}/Messages/{MessageSid}/Media.json",
+		convURI:    "/v1/Conversations",
+		svcConvURI: "/v1/Services/{ChatServiceSid}/Conversations",
+		convMsgURI: "/v1/Services/{ChatServiceSid}/Conversations/{ConversationSid}/Messages",
 	} {
-		op := doc.Paths.Value(path).GetOperation("GET")
+		d := doc
+		if strings.HasPrefix(path, "/v1/") {
+			d = v1
+		}
+		op := d.Paths.Value(path).GetOperation("GET")
 		declared := map[string]bool{}
 		for _, p := range op.Parameters {
 			if p.Value.In == "query" {

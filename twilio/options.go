@@ -15,14 +15,16 @@ type Option func(*options) error
 
 type options struct {
 	// creds builds the credentials once New knows the account SID.
-	creds      func(accountSID string) *credentials
-	base       *url.URL
-	httpClient *http.Client
-	limiter    Limiter
-	retry      *RetryPolicy
-	onRetry    func(RetryEvent)
-	userAgent  string
-	clock      Clock
+	creds func(accountSID string) *credentials
+	base  *url.URL
+	// conversations and mcs are the Conversations v1 and MCS hosts.
+	conversations, mcs *url.URL
+	httpClient         *http.Client
+	limiter            Limiter
+	retry              *RetryPolicy
+	onRetry            func(RetryEvent)
+	userAgent          string
+	clock              Clock
 }
 
 // WithAuthToken authenticates as the account itself: HTTP Basic with the
@@ -75,27 +77,55 @@ func (o *options) setCredentials(option string, build func(accountSID string) *c
 // otherwise cross the network in clear text.
 func WithBaseURL(raw string) Option {
 	return func(o *options) error {
-		u, err := url.Parse(raw)
-		if err != nil {
-			return fmt.Errorf("twilio: WithBaseURL: %q is not a URL", raw)
-		}
-		if u.User != nil {
-			return fmt.Errorf("twilio: WithBaseURL: the URL must not contain user information (value not shown); use WithAuthToken or WithAPIKey")
-		}
-		u.Scheme = strings.ToLower(u.Scheme)
-		switch {
-		case u.Scheme != "http" && u.Scheme != "https":
-			return fmt.Errorf("twilio: WithBaseURL: %q: scheme must be http or https", raw)
-		case u.Host == "" || u.Hostname() == "":
-			return fmt.Errorf("twilio: WithBaseURL: %q has no host", raw)
-		case u.Path != "" && u.Path != "/", u.RawQuery != "", u.Fragment != "", u.ForceQuery:
-			return fmt.Errorf("twilio: WithBaseURL: %q must be scheme and host only, without path, query or fragment", raw)
-		case u.Scheme == "http" && !isLocalHost(u.Hostname()):
-			return fmt.Errorf("twilio: WithBaseURL: %q: plain http is only allowed for loopback, private or single-label hosts; use https", raw)
-		}
-		o.base = &url.URL{Scheme: u.Scheme, Host: strings.ToLower(u.Host)}
-		return nil
+		u, err := parseBaseURL("WithBaseURL", raw)
+		o.base = u
+		return err
 	}
+}
+
+// WithConversationsURL points the client at another host for Conversations
+// v1 (default https://conversations.twilio.com), under the same rules as
+// WithBaseURL: scheme and host only, plain http only for local hosts.
+func WithConversationsURL(raw string) Option {
+	return func(o *options) error {
+		u, err := parseBaseURL("WithConversationsURL", raw)
+		o.conversations = u
+		return err
+	}
+}
+
+// WithMCSURL points the client at another host for the Media Content
+// Service (default https://mcs.us1.twilio.com), under the same rules as
+// WithBaseURL. The MCS paths carry their /v1 prefix themselves.
+func WithMCSURL(raw string) Option {
+	return func(o *options) error {
+		u, err := parseBaseURL("WithMCSURL", raw)
+		o.mcs = u
+		return err
+	}
+}
+
+// parseBaseURL validates the base URL of one API host for option.
+func parseBaseURL(option, raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("twilio: %s: %q is not a URL", option, raw)
+	}
+	if u.User != nil {
+		return nil, fmt.Errorf("twilio: %s: the URL must not contain user information (value not shown); use WithAuthToken or WithAPIKey", option)
+	}
+	u.Scheme = strings.ToLower(u.Scheme)
+	switch {
+	case u.Scheme != "http" && u.Scheme != "https":
+		return nil, fmt.Errorf("twilio: %s: %q: scheme must be http or https", option, raw)
+	case u.Host == "" || u.Hostname() == "":
+		return nil, fmt.Errorf("twilio: %s: %q has no host", option, raw)
+	case u.Path != "" && u.Path != "/", u.RawQuery != "", u.Fragment != "", u.ForceQuery:
+		return nil, fmt.Errorf("twilio: %s: %q must be scheme and host only, without path, query or fragment", option, raw)
+	case u.Scheme == "http" && !isLocalHost(u.Hostname()):
+		return nil, fmt.Errorf("twilio: %s: %q: plain http is only allowed for loopback, private or single-label hosts; use https", option, raw)
+	}
+	return &url.URL{Scheme: u.Scheme, Host: strings.ToLower(u.Host)}, nil
 }
 
 // WithHTTPClient makes the client send requests through hc (its Transport,

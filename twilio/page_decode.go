@@ -1,6 +1,7 @@
 package twilio
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -51,17 +52,18 @@ type pageLimits struct {
 
 // requestedPageSize is the PageSize in a page URI's query: the most items
 // the page may hold. Twilio documents 50 as the default and 1..1000 as the
-// range; a value out of range (which Twilio refuses with a 400) or
-// unreadable allows the maximum.
-func requestedPageSize(rawQuery string) int {
+// range (1..100 on Conversations v1: maxSize); a value out of range (which
+// Twilio refuses with a 400) or unreadable allows the maximum.
+func requestedPageSize(rawQuery string, maxSize int) int {
+	maxSize = cmp.Or(maxSize, maxPageSize)
 	q, err := url.ParseQuery(rawQuery)
 	v := q.Get("PageSize")
 	if err == nil && v == "" {
-		return defaultPageSize
+		return min(defaultPageSize, maxSize)
 	}
 	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 || n > maxPageSize {
-		return maxPageSize
+	if err != nil || n < 1 || n > maxSize {
+		return maxSize
 	}
 	return n
 }
@@ -98,7 +100,7 @@ func (p *pageReader) Read(b []byte) (int, error) {
 func decodePage[T any, PT interface {
 	*T
 	pageItem
-}](r io.Reader, lim pageLimits, itemsKey string, meta *PageMeta) ([]T, error) {
+}](r io.Reader, lim pageLimits, itemsKey string, meta fieldDecoder) ([]T, error) {
 	pr := &pageReader{r: r, total: lim.body + 1, stop: lim.value}
 	dec := json.NewDecoder(pr)
 	next := func() { pr.stop = dec.InputOffset() + lim.value }
@@ -205,6 +207,10 @@ func decodeItems[T any, PT interface {
 	}
 	return items, nil
 }
+
+// fieldDecoder says where each top-level field of a page other than its
+// items decodes to.
+type fieldDecoder interface{ field(key string) any }
 
 // field returns where the paging field key decodes to; keys the client
 // does not use decode into a value that is dropped.

@@ -156,7 +156,7 @@ func TestRequestedPageSize(t *testing.T) {
 		"PageSize=x":    maxPageSize,
 		"PageSize=%zz":  maxPageSize,
 	} {
-		require.Equal(t, want, requestedPageSize(q), "query %q", q)
+		require.Equal(t, want, requestedPageSize(q, 0), "query %q", q)
 	}
 }
 

@@ -1,6 +1,7 @@
 package twilio
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"fmt"
@@ -28,19 +29,22 @@ type PageMeta struct {
 	selfRel, nextRel string
 }
 
-func (m *PageMeta) meta() *PageMeta { return m }
-
-type page interface{ meta() *PageMeta }
+// page is a fetched page as pageSeq follows it: its own normalised URI,
+// its next page's, and the next page URI as Twilio gave it ("" at the end).
+type page interface {
+	cursor() (self, next, nextRaw string)
+}
 
 // maxPageURILen bounds a page URI; Twilio's are a few hundred bytes.
 const maxPageURILen = 8 << 10
 
 // pageURI validates raw, a page URI given by a caller or by Twilio, and
 // returns the URL to request and its normalised relative form (path and
-// query). A relative URI is resolved against the API host; an absolute one
-// must be on that host already. The path must satisfy wantPath; the query is
-// kept byte for byte, as Twilio gave it.
-func (c *Client) pageURI(raw string, wantPath func(path string) bool) (*url.URL, string, error) {
+// query). A relative URI is resolved against host; an absolute one (as
+// Conversations v1 gives its meta.next_page_url) must be on that host
+// already. The path must satisfy wantPath; the query is kept byte for
+// byte, as Twilio gave it.
+func (c *Client) pageURI(host *apiHost, raw string, wantPath func(path string) bool) (*url.URL, string, error) {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w %s: %s", ErrInvalidPageURI, describeURI(raw), fmt.Sprintf(format, args...))
 	}
@@ -60,8 +64,8 @@ func (c *Client) pageURI(raw string, wantPath func(path string) bool) (*url.URL,
 		return nil, "", bad("not a URL")
 	}
 	if u.Scheme != "" || u.Host != "" {
-		if !strings.EqualFold(u.Scheme, c.api.base.Scheme) || !strings.EqualFold(u.Host, c.api.base.Host) {
-			return nil, "", bad("points outside the API host %s", c.api.base.Host)
+		if !strings.EqualFold(u.Scheme, host.base.Scheme) || !strings.EqualFold(u.Host, host.base.Host) {
+			return nil, "", bad("points outside the API host %s", host.base.Host)
 		}
 	}
 	switch {
@@ -78,52 +82,86 @@ func (c *Client) pageURI(raw string, wantPath func(path string) bool) (*url.URL,
 	if u.RawQuery != "" {
 		rel += "?" + u.RawQuery
 	}
-	return c.api.url(u.Path, u.RawQuery), rel, nil
+	return host.url(u.Path, u.RawQuery), rel, nil
+}
+
+// listSpec says where a list lives and how its pages are bounded.
+type listSpec struct {
+	host     *apiHost
+	wantPath func(path string) bool
+	itemsKey string
+	// maxPageSize is the largest PageSize the list takes: 1000 on REST
+	// 2010-04-01, 100 on Conversations v1.
+	maxPageSize int
+	// value and kept bound one item (see page_decode.go); zero takes the
+	// Messaging bounds.
+	value int64
+	kept  int
+}
+
+// pageMeta is the paging part of a page as it decodes: PageMeta for
+// REST 2010-04-01, Meta for Conversations v1.
+type pageMeta interface {
+	fieldDecoder
+	nextURI() string
+	setCursor(self, next string)
 }
 
 // fetchPage fetches one list page at raw, decoding the items under
-// itemsKey within the page bounds (page_decode.go), and validates its
-// next_page_uri: it must stay on the same list path and must not point at
+// spec.itemsKey within the page bounds (page_decode.go), and validates its
+// next page URI: it must stay on the same list path and must not point at
 // this page again.
 func fetchPage[T any, PT interface {
 	*T
 	pageItem
-}](ctx context.Context, c *Client, raw string, wantPath func(string) bool, itemsKey string) (PageMeta, []T, error) {
-	u, rel, err := c.pageURI(raw, wantPath)
+}, M any, PM interface {
+	*M
+	pageMeta
+}](ctx context.Context, c *Client, spec listSpec, raw string) (M, []T, error) {
+	var zero M
+	u, rel, err := c.pageURI(spec.host, raw, spec.wantPath)
 	if err != nil {
-		return PageMeta{}, nil, err
+		return zero, nil, err
 	}
-	lim := pageLimits{body: c.maxJSON, value: maxPageValueBytes, items: requestedPageSize(u.RawQuery), kept: maxItemKeptBytes}
-	var m PageMeta
+	lim := pageLimits{body: c.maxJSON, value: cmp.Or(spec.value, maxPageValueBytes),
+		items: requestedPageSize(u.RawQuery, spec.maxPageSize), kept: cmp.Or(spec.kept, maxItemKeptBytes)}
+	var m M
 	var items []T
 	_, err = c.do(ctx, &request{
 		method: http.MethodGet,
 		url:    u,
-		host:   &c.api,
+		host:   spec.host,
 		accept: "application/json",
 		read: func(resp *http.Response) error {
-			m = PageMeta{}
+			m = zero
 			var err error
-			items, err = decodePage[T, PT](resp.Body, lim, itemsKey, &m)
+			items, err = decodePage[T, PT](resp.Body, lim, spec.itemsKey, PM(&m))
 			return err
 		},
 	})
 	if err != nil {
-		return PageMeta{}, nil, err
+		return zero, nil, err
 	}
-	m.selfRel = rel
-	if m.NextPageURI != "" {
-		_, next, err := c.pageURI(m.NextPageURI, func(path string) bool { return path == u.Path })
+	var nextRel string
+	if raw := PM(&m).nextURI(); raw != "" {
+		_, next, err := c.pageURI(spec.host, raw, func(path string) bool { return path == u.Path })
 		if err != nil {
-			return PageMeta{}, nil, fmt.Errorf("twilio: GET %s: next_page_uri: %w", u.Path, err)
+			return zero, nil, fmt.Errorf("twilio: GET %s: next page: %w", u.Path, err)
 		}
 		if next == rel {
-			return PageMeta{}, nil, fmt.Errorf("twilio: GET %s: next_page_uri: %w %s: points at the same page", u.Path, ErrInvalidPageURI, describeURI(m.NextPageURI))
+			return zero, nil, fmt.Errorf("twilio: GET %s: next page: %w %s: points at the same page", u.Path, ErrInvalidPageURI, describeURI(raw))
 		}
-		m.nextRel = next
+		nextRel = next
 	}
+	PM(&m).setCursor(rel, nextRel)
 	return m, items, nil
 }
+
+func (m *PageMeta) nextURI() string { return m.NextPageURI }
+
+func (m *PageMeta) setCursor(self, next string) { m.selfRel, m.nextRel = self, next }
+
+func (m *PageMeta) cursor() (self, next, nextRaw string) { return m.selfRel, m.nextRel, m.NextPageURI }
 
 // recentPages remembers the pages of one iteration, to refuse a
 // next_page_uri cycle longer than one page. It keeps digests of the last
@@ -177,17 +215,17 @@ func pageSeq[P any, PP interface {
 				yield(nil, err)
 				return
 			}
-			m := PP(p).meta()
-			recent.add(m.selfRel)
-			if m.nextRel != "" && recent.has(m.nextRel) {
-				yield(nil, fmt.Errorf("twilio: GET %s: next_page_uri: %w %s: returns to a page already listed",
-					pathOf(m.selfRel), ErrInvalidPageURI, describeURI(m.NextPageURI)))
+			self, next, nextRaw := PP(p).cursor()
+			recent.add(self)
+			if next != "" && recent.has(next) {
+				yield(nil, fmt.Errorf("twilio: GET %s: next page: %w %s: returns to a page already listed",
+					pathOf(self), ErrInvalidPageURI, describeURI(nextRaw)))
 				return
 			}
 			if !yield(p, nil) {
 				return
 			}
-			uri = m.NextPageURI
+			uri = nextRaw
 		}
 	}
 }

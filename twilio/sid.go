@@ -51,3 +51,40 @@ func CheckMediaSID(s string) error {
 }
 
 func validSID(s, prefix string) bool { return sids.Valid(s, prefix) }
+
+// ValidServiceSID reports whether s is a Conversations Service SID
+// (^IS[0-9a-fA-F]{32}$).
+func ValidServiceSID(s string) bool { return sids.ValidService(s) }
+
+// ValidConversationSID reports whether s is a Conversation SID
+// (^CH[0-9a-fA-F]{32}$).
+func ValidConversationSID(s string) bool { return sids.ValidConversation(s) }
+
+// ValidConversationMessageSID reports whether s is a Conversation Message
+// SID (^IM[0-9a-fA-F]{32}$).
+func ValidConversationMessageSID(s string) bool { return sids.ValidConversationMessage(s) }
+
+// checkSID returns nil if valid(s), else an error (ErrInvalidSID) naming
+// what s should be and quoting it cut short.
+func checkSID(what, prefix string, valid func(string) bool, s string) error {
+	if valid(s) {
+		return nil
+	}
+	return fmt.Errorf("%s SID %s is %w: want %s followed by 32 hex digits", what, quoteInput(s), ErrInvalidSID, prefix)
+}
+
+// CheckServiceSID returns nil if s is a Conversations Service SID, else an
+// error (ErrInvalidSID).
+func CheckServiceSID(s string) error { return checkSID("service", "IS", ValidServiceSID, s) }
+
+// CheckConversationSID returns nil if s is a Conversation SID, else an
+// error (ErrInvalidSID).
+func CheckConversationSID(s string) error {
+	return checkSID("conversation", "CH", ValidConversationSID, s)
+}
+
+// CheckConversationMessageSID returns nil if s is a Conversation Message
+// SID, else an error (ErrInvalidSID).
+func CheckConversationMessageSID(s string) error {
+	return checkSID("conversation message", "IM", ValidConversationMessageSID, s)
+}

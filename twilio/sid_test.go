@@ -15,6 +15,9 @@ var sidPatterns = map[string]func(string) bool{
 	"^(SM|MM)[0-9a-fA-F]{32}$": ValidMessageSID,
 	"^ME[0-9a-fA-F]{32}$":      ValidMediaSID,
 	"^SK[0-9a-fA-F]{32}$":      ValidAPIKeySID,
+	"^IS[0-9a-fA-F]{32}$":      ValidServiceSID,
+	"^CH[0-9a-fA-F]{32}$":      ValidConversationSID,
+	"^IM[0-9a-fA-F]{32}$":      ValidConversationMessageSID,
 }
 
 func TestValidSIDs(t *testing.T) {

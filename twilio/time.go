@@ -102,3 +102,64 @@ func formatDateFilter(t time.Time) string {
 	}
 	return u.Format(time.RFC3339)
 }
+
+// ISOTime is a timestamp as Conversations v1 and the Media Content Service
+// write it: ISO 8601 in the RFC 3339 profile ("2016-03-24T20:38:21Z"; MCS
+// also sends microseconds and a numeric offset,
+// "2024-01-02T03:04:05.000000+00:00"). JSON null (and an empty string)
+// decode to the zero ISOTime. Decoded times are in UTC.
+type ISOTime struct {
+	time.Time
+}
+
+// ParseISOTime parses an RFC 3339 timestamp, with or without fractional
+// seconds, into UTC.
+func ParseISOTime(s string) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339Nano, strings.TrimSpace(s))
+	if err != nil {
+		return time.Time{}, fmt.Errorf("twilio: time %s is not an ISO 8601 date (want e.g. %q)", quoteInput(s), "2016-03-24T20:38:21Z")
+	}
+	return t.UTC(), nil
+}
+
+// UnmarshalJSON decodes an RFC 3339 string or null.
+func (t *ISOTime) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	if bytes.Equal(b, []byte("null")) {
+		t.Time = time.Time{}
+		return nil
+	}
+	if len(b) == 0 || b[0] != '"' {
+		return fmt.Errorf("twilio: time must be a JSON string or null, got %s", jsonKind(b))
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("twilio: time: %w", err)
+	}
+	if s == "" {
+		t.Time = time.Time{}
+		return nil
+	}
+	parsed, err := ParseISOTime(s)
+	if err != nil {
+		return err
+	}
+	t.Time = parsed
+	return nil
+}
+
+// MarshalJSON encodes the time as RFC 3339 in UTC (fractional seconds only
+// when there are any), and the zero ISOTime as null.
+func (t ISOTime) MarshalJSON() ([]byte, error) {
+	if t.IsZero() {
+		return []byte("null"), nil
+	}
+	return json.Marshal(t.UTC().Format(time.RFC3339Nano))
+}
+
+// formatISOFilter renders a Conversations date filter (StartDate,
+// EndDate): RFC 3339 in UTC, whole seconds, as the OpenAPI document's
+// examples write them (YYYY-MM-DDT00:00:00Z).
+func formatISOFilter(t time.Time) string {
+	return t.UTC().Truncate(time.Second).Format(time.RFC3339)
+}

@@ -84,6 +84,13 @@ type Twilio struct {
 	APISecret  string // TWILIO_API_SECRET (secret)
 
 	APIURL string // TWILIO_API_URL, default https://api.twilio.com
+	// ConversationsURL is the Conversations v1 host
+	// (TWILIO_CONVERSATIONS_URL). Defaults to https://conversations.twilio.com.
+	ConversationsURL string
+	// MCSURL is the Media Content Service host (TWILIO_MCS_URL), where
+	// Conversations media are fetched and uploaded. Defaults to
+	// https://mcs.us1.twilio.com, the base the MCS page documents.
+	MCSURL string
 
 	// MaxConcurrency bounds the account's requests in flight across every
 	// worker (TWILIO_MAX_CONCURRENCY). Defaults to 20.
@@ -134,6 +141,9 @@ func Load(getenv func(string) string, need Need) (Config, error) {
 			APIKey:     get("TWILIO_API_KEY", ""),
 			APISecret:  get("TWILIO_API_SECRET", ""),
 			APIURL:     get("TWILIO_API_URL", "https://api.twilio.com"),
+
+			ConversationsURL: get("TWILIO_CONVERSATIONS_URL", "https://conversations.twilio.com"),
+			MCSURL:           get("TWILIO_MCS_URL", "https://mcs.us1.twilio.com"),
 		},
 		HTTPAddr:  get("HTTP_ADDR", ""),
 		PprofAddr: get("MEDIASYNC_PPROF_ADDR", ""),
@@ -203,8 +213,14 @@ func Load(getenv func(string) string, need Need) (Config, error) {
 			bad("no Twilio credentials: set TWILIO_AUTH_TOKEN, or TWILIO_API_KEY and TWILIO_API_SECRET")
 		}
 	}
-	if err := httpURL(c.Twilio.APIURL); err != nil {
-		bad("TWILIO_API_URL: %v", err)
+	for _, u := range []struct{ name, v string }{
+		{"TWILIO_API_URL", c.Twilio.APIURL},
+		{"TWILIO_CONVERSATIONS_URL", c.Twilio.ConversationsURL},
+		{"TWILIO_MCS_URL", c.Twilio.MCSURL},
+	} {
+		if err := httpURL(u.v); err != nil {
+			bad("%s: %v", u.name, err)
+		}
 	}
 	if c.PprofAddr != "" {
 		if err := CheckPprofAddr(c.PprofAddr); err != nil {

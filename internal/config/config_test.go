@@ -27,6 +27,8 @@ func TestLoadDefaults(t *testing.T) {
 	c, err := Load(env(base...), Need{TwilioCredentials: true, Archive: true})
 	require.NoError(t, err)
 	require.Equal(t, "https://api.twilio.com", c.Twilio.APIURL)
+	require.Equal(t, "https://conversations.twilio.com", c.Twilio.ConversationsURL)
+	require.Equal(t, "https://mcs.us1.twilio.com", c.Twilio.MCSURL)
 	require.Equal(t, "redis://127.0.0.1:6379/0", c.RedisURL)
 	require.Equal(t, "mediasync", c.Namespace)
 	require.Equal(t, 16, c.Concurrency)
@@ -38,6 +40,12 @@ func TestLoadDefaults(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, ":9090", c.HTTPAddr)
 	require.Equal(t, "127.0.0.1:6060", c.PprofAddr)
+
+	c, err = Load(env(append(append([]string{}, base...), "TWILIO_CONVERSATIONS_URL", "http://twilio-emulator:4010",
+		"TWILIO_MCS_URL", "http://twilio-emulator:4011")...), Need{})
+	require.NoError(t, err)
+	require.Equal(t, "http://twilio-emulator:4010", c.Twilio.ConversationsURL)
+	require.Equal(t, "http://twilio-emulator:4011", c.Twilio.MCSURL)
 }
 
 func TestLoadErrorsNameTheVariableNeverTheSecret(t *testing.T) {
@@ -64,6 +72,8 @@ func TestLoadErrorsNameTheVariableNeverTheSecret(t *testing.T) {
 		{"redis url not redis", append(append([]string{}, base...), "REDIS_URL", "http://:dbpassword@host/0"), Need{}, `REDIS_URL: not a redis:// or rediss:// URL (scheme "http")`},
 		{"api url unparsable with credentials", append(append([]string{}, base...), "TWILIO_API_URL", "https://AC1:s3cr3tT0ken@api.twilio.com:port"), Need{}, `TWILIO_API_URL: cannot parse "https://xxxxx@api.twilio.com:port"`},
 		{"api url not http", append(append([]string{}, base...), "TWILIO_API_URL", "ftp://mcs.example?token=s3cr3tT0ken"), Need{}, `TWILIO_API_URL: not an http(s) URL (scheme "ftp", host "mcs.example")`},
+		{"conversations url with credentials", append(append([]string{}, base...), "TWILIO_CONVERSATIONS_URL", "https://AC1:s3cr3tT0ken@conversations.twilio.com"), Need{}, "TWILIO_CONVERSATIONS_URL: must not carry credentials"},
+		{"mcs url not http", append(append([]string{}, base...), "TWILIO_MCS_URL", "ftp://mcs.example?token=s3cr3tT0ken"), Need{}, `TWILIO_MCS_URL: not an http(s) URL (scheme "ftp", host "mcs.example")`},
 		{"pprof not loopback", append(append([]string{}, base...), "MEDIASYNC_PPROF_ADDR", ":6060"), Need{}, `MEDIASYNC_PPROF_ADDR: ":6060" must be a loopback address`},
 		{"pprof not host:port", append(append([]string{}, base...), "MEDIASYNC_PPROF_ADDR", "127.0.0.1"), Need{}, `MEDIASYNC_PPROF_ADDR: "127.0.0.1": address 127.0.0.1: missing port in address`},
 		// A secret pasted in the wrong variable is described, not echoed.

@@ -25,6 +25,22 @@ func Valid(s, prefix string) bool {
 // (^(SM|MM)[0-9a-fA-F]{32}$).
 func ValidMessage(s string) bool { return Valid(s, "SM") || Valid(s, "MM") }
 
+// ValidMedia reports whether s is a Media SID, of Messaging or of the Media
+// Content Service (^ME[0-9a-fA-F]{32}$).
+func ValidMedia(s string) bool { return Valid(s, "ME") }
+
+// ValidService reports whether s is a Conversations (Chat) Service SID
+// (^IS[0-9a-fA-F]{32}$).
+func ValidService(s string) bool { return Valid(s, "IS") }
+
+// ValidConversation reports whether s is a Conversation SID
+// (^CH[0-9a-fA-F]{32}$).
+func ValidConversation(s string) bool { return Valid(s, "CH") }
+
+// ValidConversationMessage reports whether s is a Conversation Message SID
+// (^IM[0-9a-fA-F]{32}$).
+func ValidConversationMessage(s string) bool { return Valid(s, "IM") }
+
 func isHex(b byte) bool {
 	return '0' <= b && b <= '9' || 'a' <= b && b <= 'f' || 'A' <= b && b <= 'F'
 }

@@ -26,4 +26,23 @@ func TestValid(t *testing.T) {
 	if !sids.ValidMessage("SM0123456789abcdef0123456789abcdef") || sids.ValidMessage("ME0123456789abcdef0123456789abcdef") {
 		t.Error("ValidMessage takes SM and MM, nothing else")
 	}
+	for _, c := range []struct {
+		name  string
+		valid func(string) bool
+		good  string
+	}{
+		{"ValidMedia", sids.ValidMedia, "ME0123456789abcdef0123456789abcdef"},
+		{"ValidService", sids.ValidService, "IS0123456789abcdef0123456789abcdef"},
+		{"ValidConversation", sids.ValidConversation, "CH0123456789abcdef0123456789abcdef"},
+		{"ValidConversationMessage", sids.ValidConversationMessage, "IM0123456789abcdef0123456789abcdef"},
+	} {
+		if !c.valid(c.good) {
+			t.Errorf("%s(%q) = false", c.name, c.good)
+		}
+		for _, bad := range []string{"", c.good[:33], c.good[:33] + "g", "XX" + c.good[2:], c.good + "0"} {
+			if c.valid(bad) {
+				t.Errorf("%s(%q) = true", c.name, bad)
+			}
+		}
+	}
 }

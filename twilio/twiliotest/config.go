@@ -45,6 +45,11 @@ type Config struct {
 	// SignedURLTTL is how long a signed URL stays valid. Defaults to 4 hours,
 	// as Twilio documents.
 	SignedURLTTL time.Duration
+	// DirectURLTTL is how long an MCS links.content_direct_temporary stays
+	// valid, e.g. time.Second for tests of a client that must fetch the
+	// Media resource again. Twilio does not document the lifetime (clients
+	// are to read Expires); defaults to SignedURLTTL.
+	DirectURLTTL time.Duration
 
 	// MaxUploadSize bounds an MCS upload. Defaults to 150 MB, Twilio's limit
 	// for Conversations media.
@@ -227,6 +232,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.SignedURLTTL == 0 {
 		c.SignedURLTTL = 4 * time.Hour
 	}
+	if c.DirectURLTTL == 0 {
+		c.DirectURLTTL = c.SignedURLTTL
+	}
 	if c.MaxUploadSize == 0 {
 		c.MaxUploadSize = 150 * 1000 * 1000
 	}
@@ -242,6 +250,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.SignedURLTTL < 0 {
 		errs = append(errs, fmt.Errorf("SignedURLTTL %s: must be positive", c.SignedURLTTL))
+	}
+	if c.DirectURLTTL < 0 {
+		errs = append(errs, fmt.Errorf("DirectURLTTL %s: must be positive", c.DirectURLTTL))
 	}
 	if c.MaxUploadSize < 0 {
 		errs = append(errs, fmt.Errorf("MaxUploadSize %d: must be positive", c.MaxUploadSize))

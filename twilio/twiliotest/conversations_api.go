@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -119,12 +120,18 @@ func (s *Server) conversationJSONLocked(base string, i uint32) conversationJSON 
 		SID: sid, FriendlyName: "Conversation " + sid[2:8], Attributes: "{}", State: convStates[cv.state],
 		DateCreated: formatISO(cv.created), DateUpdated: formatISO(updated),
 		Timers: map[string]string{}, Bindings: map[string]any{}, URL: u,
-		Links: map[string]string{"participants": u + "/Participants", "messages": u + "/Messages", "webhooks": u + "/Webhooks"},
+		// The four links of the OpenAPI document's examples.
+		Links: map[string]string{"participants": u + "/Participants", "messages": u + "/Messages", "webhooks": u + "/Webhooks", "export": u + "/Export"},
 	}
 }
 
 // isoBound reads StartDate/EndDate: ISO 8601 (a date, or a date and time).
 // A bare EndDate means the end of that day, as twilio-go's docs describe.
+// Both bounds are inclusive ("created on or after", "on or before"). The
+// OpenAPI text gives them as whole days (YYYY-MM-DDT00:00:00Z and
+// YYYY-MM-DDT23:59:59Z); what Twilio does with another time of day is not
+// documented, and the emulator compares the instant to the second
+// (modeled).
 func isoBound(q url.Values, name string, end bool, filters *query) (int64, bool, *twilioError) {
 	v, ok := lastValue(q, name)
 	if !ok {
@@ -166,8 +173,14 @@ func (s *Server) listConversationsFiltered(c *call, q url.Values, filters query,
 				state = i
 			}
 		}
+		// The OpenAPI enum has a fourth state, initializing, which the
+		// emulator's conversations never are in: a valid filter that
+		// matches nothing.
+		if v == "initializing" {
+			state = len(convStates)
+		}
 		if state < 0 {
-			e := errInvalidParam("State", v, "want active, inactive or closed")
+			e := errInvalidParam("State", v, "want active, inactive, closed or initializing")
 			writeError(c.w, c.r, e)
 			return
 		}
@@ -223,6 +236,11 @@ func (s *Server) listConversationMessages(c *call) {
 	var filters query
 	desc := false
 	if v, ok := lastValue(q, "Order"); ok {
+		// The OpenAPI document's examples send "AsC" and "DesC" and show
+		// the page URLs with "desc": Twilio reads the value regardless of
+		// case and echoes it in lower case. Other values are refused
+		// (Twilio's answer to them is not documented).
+		v = strings.ToLower(v)
 		switch v {
 		case "asc":
 		case "desc":
@@ -241,12 +259,10 @@ func (s *Server) listConversationMessages(c *call) {
 		writeError(c.w, c.r, *e)
 		return
 	}
-	// ConversationSid may also be a unique name in Twilio's spec; the
-	// emulator's conversations have none, so anything but a known SID is 404.
-	ci, _, ok, _ := s.codec.parseSID("ConversationSid", c.params[1], kindConversation, "CH")
-	if !ok || int(ci) >= len(st.convs) || st.convs[ci].service != svc {
+	ci, e := s.conversationOfLocked(c, svc)
+	if e != nil {
 		st.mu.RUnlock()
-		writeError(c.w, c.r, errNotFound(c.r))
+		writeError(c.w, c.r, *e)
 		return
 	}
 	p, e := parsePaging(q, 100, tokensV1, func(sid string) (sortKey, bool) {
@@ -261,7 +277,7 @@ func (s *Server) listConversationMessages(c *call) {
 		writeError(c.w, c.r, *e)
 		return
 	}
-	items, more := view{ids: st.convs[ci].msgs, key: st.convMsgKey, desc: desc}.page(p, func(uint32) bool { return true })
+	items, more := view{ids: st.convs[ci].msgs, key: st.convMsgKey, desc: desc}.page(p, func(i uint32) bool { return !st.convMsgs[i].deleted })
 	convURL := s.conversationsBase(c, svc) + "/" + st.convSID(ci)
 	scoped := !c.route.unscoped
 	out := make([]convMessageJSON, len(items))
@@ -303,4 +319,88 @@ func (s *Server) convMessageJSONLocked(convURL string, i uint32, scoped bool) co
 		j.Media = append(j.Media, convMediaJSON{SID: st.mediaSID(id), Size: m.size, ContentType: st.mime.types[m.mime].contentType, Filename: st.filename(id)})
 	}
 	return j
+}
+
+// conversationOfLocked resolves the ConversationSid of a call within svc.
+// ConversationSid may also be a unique name in Twilio's spec; the
+// emulator's conversations have none, so anything but a known SID is 404.
+func (s *Server) conversationOfLocked(c *call, svc uint16) (uint32, *twilioError) {
+	st := s.store
+	ci, _, ok, _ := s.codec.parseSID("ConversationSid", c.params[1], kindConversation, "CH")
+	if !ok || int(ci) >= len(st.convs) || st.convs[ci].service != svc {
+		e := errNotFound(c.r)
+		return 0, &e
+	}
+	return ci, nil
+}
+
+// convMessageOfLocked resolves the service, conversation and message Sid
+// of a call. A malformed Sid is a 400, as for every SID with a pattern in
+// the OpenAPI document; an unknown or deleted message a 404 / 20404.
+func (s *Server) convMessageOfLocked(c *call) (svc uint16, msg uint32, e *twilioError) {
+	st := s.store
+	if svc, e = s.serviceOfLocked(c); e != nil {
+		return 0, 0, e
+	}
+	ci, e := s.conversationOfLocked(c, svc)
+	if e != nil {
+		return 0, 0, e
+	}
+	sid := c.params[2]
+	if _, ok := checkSIDShape(sid, "IM"); !ok {
+		e := errInvalidParam("Sid", sid, "want IM followed by 32 hex digits")
+		return 0, 0, &e
+	}
+	i, _, ok, err := s.codec.parseSID("Sid", sid, kindConvMessage, "IM")
+	if err != nil || !ok || int(i) >= len(st.convMsgs) || st.convMsgs[i].conv != ci || st.convMsgs[i].deleted {
+		e := errNotFound(c.r)
+		return 0, 0, &e
+	}
+	return svc, i, nil
+}
+
+// fetchConversationMessage answers GET …/Messages/{Sid}.
+func (s *Server) fetchConversationMessage(c *call) {
+	st := s.store
+	st.mu.RLock()
+	svc, i, e := s.convMessageOfLocked(c)
+	if e != nil {
+		st.mu.RUnlock()
+		writeError(c.w, c.r, *e)
+		return
+	}
+	convURL := s.conversationsBase(c, svc) + "/" + st.convSID(st.convMsgs[i].conv)
+	body := s.convMessageJSONLocked(convURL, i, !c.route.unscoped)
+	st.mu.RUnlock()
+	writeJSON(c.w, http.StatusOK, body)
+}
+
+// deleteConversationMessage answers DELETE …/Messages/{Sid}: 204, and the
+// message and its media are gone from every list, fetch, MCS resource and
+// signed URL. Twilio documents the 204; that the media go with the message
+// is what the MCS pages imply (MCS has no delete of its own) and is
+// modeled, not documented. A second DELETE is a 404 / 20404.
+func (s *Server) deleteConversationMessage(c *call) {
+	now := s.Now().UnixNano()
+	st := s.store
+	st.mu.Lock()
+	_, i, e := s.convMessageOfLocked(c)
+	if e != nil {
+		st.mu.Unlock()
+		writeError(c.w, c.r, *e)
+		return
+	}
+	cm := &st.convMsgs[i]
+	cm.deleted = true
+	n := 0
+	for _, id := range cm.media {
+		if st.media[id].flags&mediaDeleted == 0 {
+			st.media[id].flags |= mediaDeleted
+			st.deletes = append(st.deletes, deleteRec{at: now, media: id})
+			n++
+		}
+	}
+	st.mu.Unlock()
+	s.meter.add(func(st *Stats) { st.Deletes += int64(n) })
+	c.w.WriteHeader(http.StatusNoContent)
 }

@@ -351,6 +351,7 @@ type ConversationMessageInfo struct {
 	Author          string    `json:"author"`
 	DateCreated     time.Time `json:"date_created"`
 	MediaSIDs       []string  `json:"media_sids"`
+	Deleted         bool      `json:"deleted"` // deleted through the API, with its media
 }
 
 func (s *Server) convMessageInfoLocked(i uint32) ConversationMessageInfo {
@@ -358,7 +359,7 @@ func (s *Server) convMessageInfoLocked(i uint32) ConversationMessageInfo {
 	cm := &st.convMsgs[i]
 	info := ConversationMessageInfo{
 		SID: st.convMsgSID(i), ConversationSID: st.convSID(cm.conv), Index: int(cm.index),
-		Author: st.strs[cm.author], DateCreated: time.Unix(cm.created, 0).UTC(),
+		Author: st.strs[cm.author], DateCreated: time.Unix(cm.created, 0).UTC(), Deleted: cm.deleted,
 	}
 	for _, id := range cm.media {
 		info.MediaSIDs = append(info.MediaSIDs, st.mediaSID(id))
@@ -423,6 +424,19 @@ func (s *Server) Media(sid string) (MediaInfo, bool) {
 		return MediaInfo{}, false
 	}
 	return s.mediaInfoLocked(idx), true
+}
+
+// ConversationMessage returns what the emulator holds for a conversation
+// message SID (IM…), deleted or not.
+func (s *Server) ConversationMessage(sid string) (ConversationMessageInfo, bool) {
+	st := s.store
+	st.mu.RLock()
+	defer st.mu.RUnlock()
+	idx, _, ok, err := s.codec.parseSID("Sid", sid, kindConvMessage, "IM")
+	if err != nil || !ok || int(idx) >= len(st.convMsgs) {
+		return ConversationMessageInfo{}, false
+	}
+	return s.convMessageInfoLocked(idx), true
 }
 
 // Message returns what the emulator holds for a message SID.

@@ -42,7 +42,8 @@
 // its SID (prefixed with its type's magic bytes), produced as it is read,
 // and SIDs encrypt an arena index, so a million media take about 30 MB.
 //
-// AddMessage, AddMedia, AddConversation and AddConversationMessage add
+// ConversationMessage(sid) tells whether a conversation message was
+// deleted. AddMessage, AddMedia, AddConversation and AddConversationMessage add
 // items with given bytes (MediaOptions.Content) or a size to generate.
 // Media(sid) (MediaInfo, bool) gives a media's type, filename, size and
 // state; Content(sid) (io.ReadCloser, error) its expected bytes (also after
@@ -63,7 +64,9 @@
 //	DELETE /2010-04-01/Accounts/{AC}/Messages/{MM}/Media/{ME}.json  204, then 404 everywhere
 //	GET    /2010-04-01/Accounts/{AC}/Messages/{MM}/Media/{ME}       302 (or 307) to a signed URL
 //	GET    /v1/Conversations, /v1/Services/{IS}/Conversations      StartDate, EndDate, State, PageSize (1..100)
-//	GET    /v1/Conversations/{CH}/Messages, /v1/Services/{IS}/Conversations/{CH}/Messages  Order
+//	GET    /v1/Conversations/{CH}/Messages, /v1/Services/{IS}/Conversations/{CH}/Messages  Order (asc|desc, any case)
+//	GET    /v1/Conversations/{CH}/Messages/{IM}, /v1/Services/{IS}/Conversations/{CH}/Messages/{IM}
+//	DELETE the same                                            204; the message and its media are gone everywhere
 //	POST   /v1/Services/{IS}/Media                             raw body (+?Filename=) or multipart "Media" part; 201
 //	GET    /v1/Services/{IS}/Media/{ME}                        links.content, links.content_direct_temporary
 //	GET    /v1/Services/{IS}/Media/{ME}/Content                302 to a signed URL
@@ -79,7 +82,8 @@
 // and Twilio-Request-Duration.
 //
 // Signed URLs look like Twilio's (/AC…/<32 hex>?Expires=…&Signature=…&
-// Key-Pair-Id=…), are valid Config.SignedURLTTL (4 hours), answer 403 when
+// Key-Pair-Id=…), are valid Config.SignedURLTTL (4 hours; an MCS
+// content_direct_temporary Config.DirectURLTTL, e.g. 1s), answer 403 when
 // expired or forged and 400 ("Only one auth mechanism allowed") to a
 // request carrying Authorization. The final answer carries the stored
 // Content-Type, Content-Length and Content-Disposition with the filename.

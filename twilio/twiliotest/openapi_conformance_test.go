@@ -177,10 +177,14 @@ func TestOpenAPIConversationsAnswers(t *testing.T) {
 	_, err := b.srv.Generate(b.acct.SID, twiliotest.Dataset{Messages: 1, Conversations: 5, ConversationMessages: 5, MaxConversationMedia: 2, MaxMediaSize: 4096})
 	require.NoError(t, err)
 
+	checkMethod := func(method, path string) map[string]any {
+		t.Helper()
+		resp, body := b.request(t, method, path, true)
+		return validateAnswer(t, method, strings.TrimPrefix(path, b.srv.URL()), resp, body)
+	}
 	check := func(path string) map[string]any {
 		t.Helper()
-		resp, body := b.request(t, http.MethodGet, path, true)
-		return validateAnswer(t, http.MethodGet, strings.TrimPrefix(path, b.srv.URL()), resp, body)
+		return checkMethod(http.MethodGet, path)
 	}
 	list := check("/v1/Conversations?PageSize=2")
 	meta := list["meta"].(map[string]any)
@@ -195,5 +199,18 @@ func TestOpenAPIConversationsAnswers(t *testing.T) {
 		require.Equal(t, "messages", msgs["meta"].(map[string]any)["key"])
 		check(msgs["meta"].(map[string]any)["next_page_url"].(string))
 		check("/v1/Services/" + b.acct.ServiceSID + "/Conversations/" + cv["sid"].(string) + "/Messages?Order=" + order)
+	}
+	check("/v1/Services/" + b.acct.ServiceSID + "/Conversations?StartDate=2020-01-01T00:00:00Z&EndDate=2100-01-01T23:59:59Z&PageSize=100")
+	check("/v1/Conversations?State=initializing")
+
+	// Fetch and delete a message, on both paths.
+	msgs := check("/v1/Services/" + b.acct.ServiceSID + "/Conversations/" + cv["sid"].(string) + "/Messages")["messages"].([]any)
+	require.GreaterOrEqual(t, len(msgs), 2)
+	for i, prefix := range []string{"/v1/Services/" + b.acct.ServiceSID, "/v1"} {
+		sid := msgs[i].(map[string]any)["sid"].(string)
+		path := prefix + "/Conversations/" + cv["sid"].(string) + "/Messages/" + sid
+		got := check(path)
+		require.Equal(t, sid, got["sid"])
+		checkMethod(http.MethodDelete, path)
 	}
 }

@@ -312,3 +312,57 @@ func TestSDKConversationsAndTheirMessages(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+func TestSDKFetchAndDeleteConversationMessages(t *testing.T) {
+	t.Parallel()
+	b, c, _ := sdkSetup(t)
+	convs, err := c.ConversationsV1.ListServiceConversation(b.acct.ServiceSID, nil)
+	require.NoError(t, err)
+	require.NotEmpty(t, convs)
+	ch := *convs[0].Sid
+	msgs, err := c.ConversationsV1.ListServiceConversationMessage(b.acct.ServiceSID, ch, nil)
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, len(msgs), 3)
+
+	for _, m := range msgs[:2] {
+		info, ok := b.srv.ConversationMessage(*m.Sid)
+		require.True(t, ok)
+		got, err := c.ConversationsV1.FetchServiceConversationMessage(b.acct.ServiceSID, ch, *m.Sid)
+		require.NoError(t, err)
+		require.Equal(t, info.SID, deref(t, got.Sid, "sid"))
+		require.Equal(t, info.Index, got.Index)
+		require.Equal(t, info.Author, deref(t, got.Author, "author"))
+		require.Equal(t, b.acct.ServiceSID, deref(t, got.ChatServiceSid, "chat_service_sid"))
+		require.Equal(t, info.DateCreated, deref(t, got.DateCreated, "date_created").UTC())
+		plain, err := c.ConversationsV1.FetchConversationMessage(ch, *m.Sid)
+		require.NoError(t, err)
+		require.Equal(t, info.SID, deref(t, plain.Sid, "sid"))
+	}
+
+	require.NoError(t, c.ConversationsV1.DeleteServiceConversationMessage(b.acct.ServiceSID, ch, *msgs[0].Sid, nil))
+	require.NoError(t, c.ConversationsV1.DeleteConversationMessage(ch, *msgs[1].Sid, nil))
+	var rerr *client.TwilioRestError
+	_, err = c.ConversationsV1.FetchServiceConversationMessage(b.acct.ServiceSID, ch, *msgs[0].Sid)
+	require.True(t, errors.As(err, &rerr), "got %v", err)
+	require.Equal(t, 404, rerr.Status)
+	require.Equal(t, 20404, rerr.Code)
+	err = c.ConversationsV1.DeleteConversationMessage(ch, *msgs[1].Sid, nil)
+	require.True(t, errors.As(err, &rerr), "a second DELETE must fail: %v", err)
+	require.Equal(t, 20404, rerr.Code)
+
+	left, err := c.ConversationsV1.ListServiceConversationMessage(b.acct.ServiceSID, ch, nil)
+	require.NoError(t, err)
+	require.Len(t, left, len(msgs)-2)
+	for _, sid := range append(b.mustConvMedia(t, *msgs[0].Sid), b.mustConvMedia(t, *msgs[1].Sid)...) {
+		m, ok := b.srv.Media(sid)
+		require.True(t, ok)
+		require.True(t, m.Deleted, "a deleted message's media are deleted")
+	}
+}
+
+func (b *testBundle) mustConvMedia(t *testing.T, sid string) []string {
+	t.Helper()
+	info, ok := b.srv.ConversationMessage(sid)
+	require.True(t, ok)
+	return info.MediaSIDs
+}

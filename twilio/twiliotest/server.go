@@ -473,6 +473,10 @@ var (
 		handlers: map[string]func(*Server, *call){http.MethodGet: (*Server).listConversationMessages}}
 	routeServiceConvMessages = &route{name: "service_conversation_messages.list",
 		handlers: map[string]func(*Server, *call){http.MethodGet: (*Server).listConversationMessages}}
+	routeConvMessage = &route{name: "conversation_messages.fetch", unscoped: true,
+		handlers: map[string]func(*Server, *call){http.MethodGet: (*Server).fetchConversationMessage, http.MethodDelete: (*Server).deleteConversationMessage}}
+	routeServiceConvMessage = &route{name: "service_conversation_messages.fetch",
+		handlers: map[string]func(*Server, *call){http.MethodGet: (*Server).fetchConversationMessage, http.MethodDelete: (*Server).deleteConversationMessage}}
 	routeMCSUpload = &route{name: "mcs.upload",
 		handlers: map[string]func(*Server, *call){http.MethodPost: (*Server).uploadMCS}}
 	routeMCSMedia = &route{name: "mcs.fetch",
@@ -517,6 +521,10 @@ func matchRoute(path string) (*route, []string) {
 			return routeConversations, nil
 		case len(seg) == 4 && seg[1] == "Conversations" && seg[3] == "Messages":
 			return routeConvMessages, []string{"", seg[2]}
+		case len(seg) == 5 && seg[1] == "Conversations" && seg[3] == "Messages":
+			return routeConvMessage, []string{"", seg[2], seg[4]}
+		case len(seg) == 7 && seg[1] == "Services" && seg[3] == "Conversations" && seg[5] == "Messages":
+			return routeServiceConvMessage, []string{seg[2], seg[4], seg[6]}
 		case len(seg) == 4 && seg[1] == "Services" && seg[3] == "Conversations":
 			return routeServiceConversations, []string{seg[2]}
 		case len(seg) == 6 && seg[1] == "Services" && seg[3] == "Conversations" && seg[5] == "Messages":

@@ -50,11 +50,16 @@ func (s *Server) signedPath(h hop, acctSID string, media uint32) string {
 	}
 }
 
-// signURL returns a signed URL for a media's bytes, valid SignedURLTTL from
-// the emulator's now.
+// signURL returns a signed URL for a media's bytes, valid SignedURLTTL
+// (DirectURLTTL for an MCS direct link) from the emulator's now. Expires
+// is in whole seconds and the URL is valid through that second.
 func (s *Server) signURL(h hop, acctSID string, media uint32) string {
 	path := s.signedPath(h, acctSID, media)
-	exp := s.Now().Add(s.cfg.SignedURLTTL).Unix()
+	ttl := s.cfg.SignedURLTTL
+	if h == hopDirect {
+		ttl = s.cfg.DirectURLTTL
+	}
+	exp := s.Now().Add(ttl).Unix()
 	return s.signedURL + path + "?Expires=" + strconv.FormatInt(exp, 10) +
 		"&Signature=" + s.signature(path, exp) + "&Key-Pair-Id=" + s.keyPairID
 }

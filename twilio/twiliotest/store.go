@@ -69,6 +69,7 @@ type convMsgRec struct {
 	conv    uint32
 	index   uint32
 	author  uint32 // interned
+	deleted bool   // deleted through the API, with its media
 }
 
 // upload is what an MCS upload keeps beyond its media record.
