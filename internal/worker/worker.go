@@ -243,7 +243,10 @@ func newTwilio(c config.Config, l *ratelimit.Limiter, log zerolog.Logger) (*twil
 	fleet := &ratelimit.FleetBackoff{Limiter: l, OnError: func(err error) {
 		log.Warn().Err(err).Msg("twilio: could not share a 429 with the fleet")
 	}}
-	opts := []twilio.Option{twilio.WithBaseURL(c.Twilio.APIURL), twilio.WithLimiter(fleet)}
+	opts := []twilio.Option{
+		twilio.WithBaseURL(c.Twilio.APIURL), twilio.WithConversationsURL(c.Twilio.ConversationsURL),
+		twilio.WithMCSURL(c.Twilio.MCSURL), twilio.WithLimiter(fleet),
+	}
 	if c.Twilio.APIKey != "" {
 		opts = append(opts, twilio.WithAPIKey(c.Twilio.APIKey, c.Twilio.APISecret))
 	} else {
