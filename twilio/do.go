@@ -119,6 +119,19 @@ type failure struct {
 	apiErr        *Error
 	retryAfter    time.Duration
 	hasRetryAfter bool
+	// release, when set, is the limiter slot of a refused (429) attempt,
+	// kept until the retry hook has shared the back-off: released first,
+	// the slot could go to a waiting request that is sent into the same
+	// refusal before the fleet knows of it.
+	release func()
+}
+
+// releaseSlot releases a slot the failure still holds.
+func (f *failure) releaseSlot() {
+	if f.release != nil {
+		f.release()
+		f.release = nil
+	}
 }
 
 // do sends r until it succeeds, fails in a way that is not retryable, or
@@ -138,12 +151,15 @@ func (c *Client) do(ctx context.Context, r *request) (*http.Response, error) {
 			return resp, nil
 		}
 		if f.cause == "" {
+			f.releaseSlot()
 			return nil, f.err
 		}
 		if r.body != nil && !r.body.replayable() {
+			f.releaseSlot()
 			return nil, fmt.Errorf("%w (not retried: the body was partly sent and cannot be read again)", f.err)
 		}
 		if ctx.Err() != nil {
+			f.releaseSlot()
 			return nil, fmt.Errorf("twilio: %s %s: %w", method, path, ctx.Err())
 		}
 
@@ -177,6 +193,7 @@ func (c *Client) do(ctx context.Context, r *request) (*http.Response, error) {
 		if c.onRetry != nil {
 			c.onRetry(ev)
 		}
+		f.releaseSlot()
 		if ev.GiveUp {
 			if f.cause == CauseRateLimited && f.apiErr != nil {
 				return nil, &RateLimitError{RetryAfter: ev.Wait, Err: f.apiErr}
@@ -278,13 +295,16 @@ func (c *Client) attempt(ctx context.Context, r *request, method, path string, f
 	default:
 		apiErr := newError(resp, method, path, c.creds.redact)
 		drainAndClose(resp.Body)
-		release()
 		f := &failure{err: apiErr, apiErr: apiErr, status: resp.StatusCode}
 		switch {
 		case resp.StatusCode == http.StatusTooManyRequests || apiErr.Code == CodeTooManyRequests:
 			f.cause = CauseRateLimited
+			f.release = release // until the retry hook has seen the 429
 		case retryableStatus(resp.StatusCode):
 			f.cause = CauseServerError
+		}
+		if f.release == nil {
+			release()
 		}
 		if f.cause != "" {
 			f.retryAfter, f.hasRetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), c.clock.Now())

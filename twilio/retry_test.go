@@ -448,3 +448,26 @@ func TestClientTimeoutIsRetryableButDeadlineIsNot(t *testing.T) {
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	require.False(t, IsRetryable(err), "%v", err)
 }
+
+// A 429's slot is held until the retry hook has seen it: the hook is where
+// the fleet learns of the back-off, and a slot released before it could go
+// to a waiting request sent straight into the same refusal.
+func TestRefusedSlotIsHeldUntilTheRetryHookRan(t *testing.T) {
+	t.Parallel()
+	var lim *countingLimiter
+	var heldAtHook []int
+	b := setup(t, newScript(t,
+		step{uri: msgPath(testMessage), status: 429, body: tooMany},
+		step{uri: msgPath(testMessage), status: 500, body: oops},
+		step{uri: msgPath(testMessage), body: messageJSON(testMessage, `"2"`)},
+	), WithRetryHook(func(RetryEvent) {
+		_, inFlight := lim.held()
+		heldAtHook = append(heldAtHook, inFlight)
+	}))
+	lim = b.limiter
+	_, err := b.client.Messages.Get(t.Context(), testMessage)
+	require.NoError(t, err)
+	require.Equal(t, []int{1, 0}, heldAtHook, "the 429's slot is still held when the hook runs; a 500's is not")
+	_, inFlight := b.limiter.held()
+	require.Zero(t, inFlight)
+}
