@@ -1,6 +1,7 @@
 package archive
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -10,6 +11,7 @@ import (
 	"hash"
 	"io"
 	"iter"
+	"os"
 	"strings"
 	"time"
 
@@ -55,6 +57,13 @@ func NewS3Store(ctx context.Context, cfg S3Config) (*S3Store, error) {
 	}
 	if cfg.HTTPClient != nil {
 		opts = append(opts, config.WithHTTPClient(cfg.HTTPClient))
+	}
+	if cfg.CABundle != "" {
+		pem, err := os.ReadFile(cfg.CABundle)
+		if err != nil {
+			return nil, fmt.Errorf("s3 store: S3Config.CABundle: %w", err)
+		}
+		opts = append(opts, config.WithCustomCABundle(bytes.NewReader(pem)))
 	}
 	if cfg.ChecksumWhenRequired {
 		opts = append(opts,

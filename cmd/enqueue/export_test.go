@@ -190,7 +190,7 @@ func TestExportDirAndZipPassSHA256Sum(t *testing.T) {
 	byNumber := d.expectedExport(t, since, until, number)
 	require.NotEmpty(t, byNumber)
 	require.Less(t, len(byNumber), len(want), "the number filter selects a subset")
-	out2 := fmt.Sprintf("s3://%s/exports/by-number?endpoint=%s&use_path_style=true&region=%s", d.Bucket, d.S3.Endpoint, d.S3.Region)
+	out2 := fmt.Sprintf("s3://%s/exports/by-number?%s", d.Bucket, d.S3.URLParams())
 	code, out, errOut = d.cli(t, "export", "--since", "2026-03-02", "--until", "2026-03-05", "--number", number,
 		"--out", out2, "--format", "zip", "--presign", "1h", "--wait")
 	require.Equal(t, 0, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
