@@ -36,6 +36,7 @@ type S3Store struct {
 	kmsKeyID  string
 	threshold int64
 	partSize  int64
+	https     bool // the endpoint is TLS: PutStream can send trailing checksums
 }
 
 var _ Store = (*S3Store)(nil)
@@ -93,6 +94,7 @@ func NewS3Store(ctx context.Context, cfg S3Config) (*S3Store, error) {
 		kmsKeyID:  cfg.SSEKMSKeyID,
 		threshold: cfg.MultipartThreshold,
 		partSize:  cfg.PartSize,
+		https:     isHTTPS(cfg.Endpoint),
 	}
 	if st.threshold == 0 {
 		st.threshold = DefaultMultipartThreshold
