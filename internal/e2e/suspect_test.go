@@ -21,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/mediasync/mediasync/internal/e2etest"
+	"github.com/mediasync/mediasync/internal/testenv"
 	"github.com/mediasync/mediasync/twilio/twiliotest"
 )
 
@@ -141,15 +142,18 @@ func TestMangledDownloadsAreSuspectNeverDeleted(t *testing.T) {
 	t.Parallel()
 	for _, c := range []struct {
 		name     string
+		s3       func(testing.TB) *testenv.S3Server
 		streamed bool
 		data     func(*testing.T, *e2etest.Deployment) map[string]string
 	}{
-		{"Small", false, oneDayOfMedia},
-		{"LargeStreamed", true, oneDayOfLargeMedia},
+		{"Small", testenv.S3, false, oneDayOfMedia},
+		{"LargeStreamed", testenv.S3, true, oneDayOfLargeMedia},
+		// Plain http: no trailing checksums, so large media are spooled.
+		{"LargePlainHTTP", testenv.S3HTTP, false, oneDayOfLargeMedia},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			testMangledDownloads(t, c.data, c.streamed)
+			testMangledDownloads(t, c.s3(t), c.data, c.streamed)
 		})
 	}
 }
@@ -169,8 +173,8 @@ func oneDayOfLargeMedia(t *testing.T, d *e2etest.Deployment) map[string]string {
 	return in
 }
 
-func testMangledDownloads(t *testing.T, data func(*testing.T, *e2etest.Deployment) map[string]string, streamed bool) {
-	d := e2etest.New(t, e2etest.Options{})
+func testMangledDownloads(t *testing.T, srv *testenv.S3Server, data func(*testing.T, *e2etest.Deployment) map[string]string, streamed bool) {
+	d := e2etest.New(t, e2etest.Options{S3: srv})
 	in := data(t, d)
 	m, mangling := startMangler(t, d.GuardURL)
 	w := d.StartWorker(t, "TWILIO_API_URL="+mangling)
@@ -260,22 +264,20 @@ func testMangledDownloads(t *testing.T, data func(*testing.T, *e2etest.Deploymen
 	if early, _ := d.EarlyDeletes(); len(early) > 0 {
 		t.Fatalf("deleted without the media's bytes in S3: %v", early)
 	}
-	if streamed {
-		// A streamed object has no sha256 metadata (its SHA-256 is known
-		// only after the headers went; S3's checksum is the record): the
-		// clean large media went up streamed, not from a spool.
-		for sid, msg := range clean {
-			key, _, err := d.ExpectedObject(msg, sid)
-			if err != nil {
-				t.Fatal(err)
-			}
-			head, err := d.S3Client.HeadObject(t.Context(), &s3.HeadObjectInput{Bucket: aws.String(d.Bucket), Key: aws.String(key)})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, ok := head.Metadata["sha256"]; ok {
-				t.Errorf("media %s was not streamed: its object has sha256 metadata", sid)
-			}
+	// A streamed object has no sha256 metadata (its SHA-256 is known only
+	// after the headers went; S3's checksum is the record): the clean
+	// large media went up streamed over TLS, from a spool otherwise.
+	for sid, msg := range clean {
+		key, _, err := d.ExpectedObject(msg, sid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		head, err := d.S3Client.HeadObject(t.Context(), &s3.HeadObjectInput{Bucket: aws.String(d.Bucket), Key: aws.String(key)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, spooled := head.Metadata["sha256"]; spooled == streamed {
+			t.Errorf("media %s: streamed %v, want %v (sha256 metadata: %v)", sid, !spooled, streamed, spooled)
 		}
 	}
 
