@@ -111,6 +111,11 @@ func (s *S3Store) PutStream(ctx context.Context, in PutInput, body io.Reader, ac
 			return StreamResult{}, err
 		}
 	} else {
+		if !b.done {
+			// A server that committed without the trailer: nothing here
+			// vouches for what it holds.
+			return StreamResult{}, fmt.Errorf("s3 put %q: the server answered before the body ended (after %d of %d bytes): %w", in.Key, b.n, in.Size, ErrChecksumMismatch)
+		}
 		res = StreamResult{PutResult: PutResult{VersionID: aws.ToString(out.VersionId)}, Size: b.n, SHA256: b.sum}
 		// S3 answers with the checksum it verified: it must be of the
 		// bytes this side hashed.
