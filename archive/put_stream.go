@@ -8,12 +8,16 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"strconv"
 	"strings"
 	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go/middleware"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 )
 
 // Streamer is a Store that can also take an object as it arrives: read
@@ -59,9 +63,9 @@ func (s *S3Store) Streams(size int64) bool {
 }
 
 // PutStream implements Streamer with one PutObject whose body is
-// aws-chunked with a trailing x-amz-checksum-sha256 (the SDK computes it as
-// it sends; S3 hashes what it receives and refuses the object, BadDigest,
-// if they differ). The body handed to the SDK is a checkedBody: at the
+// aws-chunked with a trailing x-amz-checksum-sha256: the SHA-256 that
+// checkedBody computes as the bytes go (S3 hashes what it receives and
+// refuses the object, BadDigest, if they differ). The body handed to the SDK is a checkedBody: at the
 // download's end it checks the size, the SHA-256 and accept, and when one
 // fails it returns the failure instead of io.EOF, so the SDK never sends
 // the final chunk and the trailer, the request breaks off, and S3, which
@@ -97,7 +101,7 @@ func (s *S3Store) PutStream(ctx context.Context, in PutInput, body io.Reader, ac
 		ObjectLockMode:            types.ObjectLockMode(in.LockMode),
 		ObjectLockRetainUntilDate: optionalTime(in.RetainUntil),
 		ObjectLockLegalHoldStatus: legalHoldStatus(in.LegalHold),
-	}, func(o *s3.Options) { o.Retryer = aws.NopRetryer{} })
+	}, func(o *s3.Options) { o.Retryer = aws.NopRetryer{} }, trailingSHA256(b, in.Size))
 	// The transport may still hold the body after PutObject returns (it
 	// closes request bodies in its own goroutine): from here on, only this
 	// goroutine reads the download.
@@ -292,4 +296,90 @@ func (b *checkedBody) refusal() error {
 // isHTTPS reports whether an S3 endpoint (empty: AWS) is https.
 func isHTTPS(endpoint string) bool {
 	return endpoint == "" || strings.HasPrefix(strings.ToLower(endpoint), "https://")
+}
+
+// Names in the aws-chunked body of a streamed put.
+const (
+	trailerSHA256       = "x-amz-checksum-sha256"
+	streamingTrailerSig = "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
+)
+
+// trailingSHA256 makes a PutObject send its body as the SDK does for a
+// trailing checksum (aws-chunked, x-amz-trailer, signed
+// STREAMING-UNSIGNED-PAYLOAD-TRAILER), but with the trailer's value taken
+// from b's SHA-256 instead of a second hash of every byte by the SDK's
+// own checksum middlewares, which it replaces: the hash S3 checks is then
+// the very one the catalog records.
+func trailingSHA256(b *checkedBody, size int64) func(*s3.Options) {
+	return func(o *s3.Options) {
+		o.APIOptions = append(o.APIOptions, func(st *middleware.Stack) error {
+			for _, id := range []string{"AWSChecksum:ComputeInputPayloadChecksum", "addInputChecksumTrailer"} {
+				if _, err := st.Finalize.Remove(id); err != nil {
+					return fmt.Errorf("replace the SDK's %s: %w", id, err)
+				}
+			}
+			return st.Finalize.Insert(middleware.FinalizeMiddlewareFunc("mediasync:TrailingSHA256",
+				func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
+					req, ok := in.Request.(*smithyhttp.Request)
+					if !ok || !req.IsHTTPS() {
+						// A trailer is integrity-protected by TLS only.
+						return middleware.FinalizeOutput{}, middleware.Metadata{}, errors.New("a streamed put needs https")
+					}
+					body := newChunkedSHA256(b, size)
+					req, err := req.SetStream(body)
+					if err != nil {
+						return middleware.FinalizeOutput{}, middleware.Metadata{}, err
+					}
+					req.ContentLength = body.length
+					req.Header.Add("Content-Encoding", "aws-chunked")
+					req.Header.Set("X-Amz-Trailer", trailerSHA256)
+					req.Header.Set("X-Amz-Decoded-Content-Length", strconv.FormatInt(size, 10))
+					in.Request = req
+					return next.HandleFinalize(v4.SetPayloadHash(ctx, streamingTrailerSig), in)
+				}), "ComputePayloadHash", middleware.Before)
+		})
+	}
+}
+
+// chunkedSHA256 is a body of size bytes encoded aws-chunked as one chunk,
+// then the final chunk and the x-amz-checksum-sha256 trailer with b's
+// SHA-256 (as the SDK encodes it):
+//
+//	<size hex>\r\n<bytes>\r\n0\r\nx-amz-checksum-sha256:<base64>\r\n\r\n
+//
+// The end is read only once b has given io.EOF, which b answers only for a
+// body it accepted: a refused body never gets its final chunk or trailer.
+type chunkedSHA256 struct {
+	r      io.Reader
+	length int64
+}
+
+func newChunkedSHA256(b *checkedBody, size int64) *chunkedSHA256 {
+	head := strconv.FormatInt(size, 16) + "\r\n"
+	tailLen := len("\r\n0\r\n"+trailerSHA256+":") + base64.StdEncoding.EncodedLen(sha256.Size) + len("\r\n\r\n")
+	return &chunkedSHA256{
+		r:      io.MultiReader(strings.NewReader(head), b, &chunkedTail{b: b}),
+		length: int64(len(head)) + size + int64(tailLen),
+	}
+}
+
+func (c *chunkedSHA256) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+// chunkedTail is the end of a chunkedSHA256, made when first read.
+type chunkedTail struct {
+	b *checkedBody
+	r io.Reader
+}
+
+func (t *chunkedTail) Read(p []byte) (int, error) {
+	if t.r == nil {
+		t.b.mu.Lock()
+		done, sum := t.b.done, t.b.sum
+		t.b.mu.Unlock()
+		if !done {
+			return 0, errors.New("aws-chunked trailer before the body was accepted")
+		}
+		t.r = strings.NewReader("\r\n0\r\n" + trailerSHA256 + ":" + base64.StdEncoding.EncodeToString(sum[:]) + "\r\n\r\n")
+	}
+	return t.r.Read(p)
 }
