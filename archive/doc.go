@@ -15,6 +15,20 @@
 //	                                          // create-only; S3 verifies x-amz-checksum-sha256
 //	catalog.MarkArchived(ctx, run, sid, ...)  // size, sha256, key: one transaction
 //
+// A download past the spool's memory, to a store that streams (Streamer:
+// S3 over https), skips the spool: it goes straight into one PUT whose
+// SHA-256 travels as a trailing checksum that S3 verifies, judged as it
+// passes, the verdict given at the end of the body, before S3 may commit:
+//
+//	sniff := NewSniffer()
+//	res, err := store.PutStream(ctx, PutInput{Key: key, Size: content.Size, ...},
+//		io.TeeReader(content, sniff), func() error { return sniff.Check(listedType, servedType) })
+//	                                          // refused: nothing at key; download again, spooled, for SuspectKey
+//	catalog.MarkArchived(ctx, run, sid, ...)  // res.Size, res.SHA256: hashed on the way, verified by S3
+//
+// Over plain http the SDK sends no trailing checksum, so such a store does
+// not stream and downloads are spooled.
+//
 // and, only when a run asked to delete:
 //
 //	Verify(ctx, store, key, size, sha)        // the store proves it holds those bytes, now

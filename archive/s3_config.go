@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"path/filepath"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -62,6 +63,11 @@ type S3Config struct {
 	Credentials aws.CredentialsProvider
 	// HTTPClient sends the requests. nil means the SDK's default.
 	HTTPClient aws.HTTPClient
+	// CABundle is a PEM file of certificates to trust for an https
+	// Endpoint, besides the system's (a private CA, a test server's own
+	// certificate); as the SDK's AWS_CA_BUNDLE, which also applies. Needs
+	// HTTPClient nil or an *awshttp.BuildableClient.
+	CABundle string
 	// ChecksumWhenRequired makes the SDK compute and validate its own
 	// checksums (CRC32 trailers by default) only when an operation requires
 	// them, for S3-compatible servers that reject the defaults. The SHA-256
@@ -95,6 +101,9 @@ func (c S3Config) validate() error {
 	}
 	if c.SSEKMSKeyID != "" && c.SSE != SSEKMS {
 		return fmt.Errorf("s3 store: S3Config.SSEKMSKeyID is set but S3Config.SSE is %q, not %q", c.SSE, SSEKMS)
+	}
+	if c.CABundle != "" && !filepath.IsAbs(c.CABundle) {
+		return fmt.Errorf("s3 store: S3Config.CABundle %q is not an absolute path", c.CABundle)
 	}
 	if t := c.MultipartThreshold; t < 0 || t > maxPutSize {
 		return fmt.Errorf("s3 store: S3Config.MultipartThreshold %d is not between 0 and %d", t, int64(maxPutSize))

@@ -1,6 +1,7 @@
 package archive
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -10,6 +11,7 @@ import (
 	"hash"
 	"io"
 	"iter"
+	"os"
 	"strings"
 	"time"
 
@@ -34,6 +36,7 @@ type S3Store struct {
 	kmsKeyID  string
 	threshold int64
 	partSize  int64
+	https     bool // the endpoint is TLS: PutStream can send trailing checksums
 }
 
 var _ Store = (*S3Store)(nil)
@@ -55,6 +58,13 @@ func NewS3Store(ctx context.Context, cfg S3Config) (*S3Store, error) {
 	}
 	if cfg.HTTPClient != nil {
 		opts = append(opts, config.WithHTTPClient(cfg.HTTPClient))
+	}
+	if cfg.CABundle != "" {
+		pem, err := os.ReadFile(cfg.CABundle)
+		if err != nil {
+			return nil, fmt.Errorf("s3 store: S3Config.CABundle: %w", err)
+		}
+		opts = append(opts, config.WithCustomCABundle(bytes.NewReader(pem)))
 	}
 	if cfg.ChecksumWhenRequired {
 		opts = append(opts,
@@ -84,6 +94,7 @@ func NewS3Store(ctx context.Context, cfg S3Config) (*S3Store, error) {
 		kmsKeyID:  cfg.SSEKMSKeyID,
 		threshold: cfg.MultipartThreshold,
 		partSize:  cfg.PartSize,
+		https:     isHTTPS(cfg.Endpoint),
 	}
 	if st.threshold == 0 {
 		st.threshold = DefaultMultipartThreshold

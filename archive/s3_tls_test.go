@@ -21,6 +21,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mediasync/mediasync/archive"
+	"github.com/mediasync/mediasync/internal/testenv"
 )
 
 // An S3Store whose endpoint is https with a certificate nobody trusts (a
@@ -38,6 +39,7 @@ func TestS3StoreVerifiesTLS(t *testing.T) {
 	require.NoError(t, err)
 	var requests atomic.Int64
 	pass := httputil.NewSingleHostReverseProxy(gateway)
+	pass.Transport = testenv.S3(t).HTTPClient().Transport
 	proxy := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		requests.Add(1)
 		pass.ServeHTTP(w, r)

@@ -32,6 +32,8 @@ import (
 //	sse_kms_key_id  the KMS key for sse=aws:kms
 //	checksums       when_required for servers that reject the SDK's default checksums,
 //	                or when_supported (the default)
+//	ca_bundle       absolute path of a PEM file of certificates to trust for an https
+//	                endpoint (a private CA), besides the system's
 //	prefix          the key prefix, instead of the path
 //
 // Credentials never go in the URL: a URL with user information is refused,
@@ -136,6 +138,11 @@ func parseS3URL(u *url.URL, q url.Values) (URLConfig, error) {
 				return URLConfig{}, fmt.Errorf("archive URL: sse_kms_key_id %q is not a KMS key id", v)
 			}
 			c.S3.SSEKMSKeyID = v
+		case "ca_bundle":
+			if !filepath.IsAbs(v) || strings.ContainsRune(v, 0) {
+				return URLConfig{}, fmt.Errorf("archive URL: ca_bundle %q is not an absolute path", v)
+			}
+			c.S3.CABundle = filepath.Clean(v)
 		case "checksums":
 			switch v {
 			case "when_required":
@@ -145,7 +152,7 @@ func parseS3URL(u *url.URL, q url.Values) (URLConfig, error) {
 				return URLConfig{}, fmt.Errorf("archive URL: checksums %q is not when_required or when_supported", v)
 			}
 		default:
-			return URLConfig{}, fmt.Errorf("archive URL: unknown query parameter %q for s3 (known: allow_http, checksums, endpoint, prefix, region, sse, sse_kms_key_id, use_path_style)", name)
+			return URLConfig{}, fmt.Errorf("archive URL: unknown query parameter %q for s3 (known: allow_http, ca_bundle, checksums, endpoint, prefix, region, sse, sse_kms_key_id, use_path_style)", name)
 		}
 	}
 	if c.S3.SSEKMSKeyID != "" && c.S3.SSE != SSEKMS {
@@ -268,6 +275,9 @@ func (c URLConfig) String() string {
 		}
 		if c.S3.ChecksumWhenRequired {
 			q.Set("checksums", "when_required")
+		}
+		if c.S3.CABundle != "" {
+			q.Set("ca_bundle", c.S3.CABundle)
 		}
 		u.RawQuery = q.Encode()
 		return u.String()

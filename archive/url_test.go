@@ -34,6 +34,7 @@ func TestParseURL(t *testing.T) {
 		{"s3://bkt?endpoint=http://127.3.2.1", archive.URLConfig{Scheme: "s3", S3: archive.S3Config{Bucket: "bkt", Endpoint: "http://127.3.2.1"}}},
 		{"s3://bkt?endpoint=http://s3:7070&allow_http=true", archive.URLConfig{Scheme: "s3", S3: archive.S3Config{Bucket: "bkt", Endpoint: "http://s3:7070", AllowHTTP: true}}},
 		{"s3://bkt?endpoint=https://s3.example.com", archive.URLConfig{Scheme: "s3", S3: archive.S3Config{Bucket: "bkt", Endpoint: "https://s3.example.com"}}},
+		{"s3://bkt?endpoint=https://127.0.0.1:7070&ca_bundle=/etc/mediasync/../ca.pem", archive.URLConfig{Scheme: "s3", S3: archive.S3Config{Bucket: "bkt", Endpoint: "https://127.0.0.1:7070", CABundle: "/etc/ca.pem"}}},
 		{"s3://bkt?checksums=when_supported&use_path_style=false", archive.URLConfig{Scheme: "s3", S3: archive.S3Config{Bucket: "bkt"}}},
 		{"s3://bkt?sse=AES256", archive.URLConfig{Scheme: "s3", S3: archive.S3Config{Bucket: "bkt", SSE: "AES256"}}},
 		{
@@ -76,6 +77,7 @@ func TestParseURLErrors(t *testing.T) {
 		{"s3://bucket?sse=aes256", `sse "aes256" is not AES256 or aws:kms`},
 		{"s3://bucket?sse=AES256&sse_kms_key_id=k", "sse_kms_key_id needs sse=aws:kms"},
 		{"s3://bucket?checksums=never", `checksums "never" is not when_required or when_supported`},
+		{"s3://bucket?ca_bundle=ca.pem", `ca_bundle "ca.pem" is not an absolute path`},
 		{"s3://bucket?endpoint=127.0.0.1:7070", "archive URL: endpoint:"},
 		{"s3://bucket?endpoint=ftp://host", `"ftp://host" must be an http or https URL`},
 		{"s3://bucket?endpoint=http://s3.example.com", `"http://s3.example.com" is plain http to a host that is not loopback; use https, or say allow_http=true`},
@@ -150,6 +152,7 @@ func FuzzParseURL(f *testing.F) {
 	for _, s := range []string{
 		"s3://media-archive/twilio/mms?region=eu-west-1",
 		"s3://bkt?endpoint=http://127.0.0.1:7070&use_path_style=true&checksums=when_required",
+		"s3://bkt?endpoint=https://127.0.0.1:7070&ca_bundle=/tmp/ca.pem",
 		"s3://bkt?sse=aws:kms&sse_kms_key_id=arn:aws:kms:eu-west-1:1:key/a",
 		"s3://bkt?prefix=%2Fa%2F",
 		"file:///var/lib/mediasync?prefix=p",

@@ -75,7 +75,7 @@ func holdSetup(t *testing.T, maxConns int) *holdBundle {
 	require.NoError(t, err)
 	srv := testenv.S3(t)
 	s3, err := archive.NewS3Store(t.Context(), archive.S3Config{
-		Bucket: testenv.Bucket(t, testenv.WithObjectLock()), Region: srv.Region, Endpoint: srv.Endpoint,
+		Bucket: testenv.Bucket(t, testenv.WithObjectLock()), Region: srv.Region, Endpoint: srv.Endpoint, CABundle: srv.CABundle,
 		UsePathStyle: true, Credentials: srv.Credentials(),
 	})
 	require.NoError(t, err)

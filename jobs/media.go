@@ -101,6 +101,21 @@ func (h *Handlers) copyMedia(ctx context.Context, runID uuid.UUID, it catalog.Me
 		return false, false, fmt.Errorf("download media %s: %w", it.SID, err)
 	}
 	defer content.Body.Close()
+	if st, ok := h.store.(archive.Streamer); ok && content.Size > archive.DefaultSpoolMemory && content.Size <= maxMediaSize && st.Streams(content.Size) {
+		gone, wanted, err := h.streamMedia(ctx, runID, it, content, st)
+		if !errors.Is(err, archive.ErrImplausible) {
+			return gone, wanted, err
+		}
+		// Nothing was stored (the verdict came at the end of the body,
+		// before the upload could finish), and keepSuspect needs the
+		// bytes: download them again through the spool, judged again.
+		// Rare, so the second download is cheaper than spooling every one.
+		content.Body.Close()
+		if content, err = h.twilio.Media.Open(ctx, it.MessageSID, it.SID); err != nil {
+			return false, false, fmt.Errorf("download media %s again, to keep it aside: %w", it.SID, err)
+		}
+		defer content.Body.Close()
+	}
 
 	spool := archive.NewSpool(archive.SpoolConfig{Dir: h.spoolDir, MaxSize: maxMediaSize})
 	defer spool.Close()

@@ -14,7 +14,9 @@
 // other case uses, so cases run in parallel. The suite checks what callers
 // rely on: not-found, read-after-write of bytes and metadata, checksum and
 // size mismatches rejected with nothing stored, idempotent and conflicting
-// puts (sequential and concurrent), Verify, and a large object streamed from
-// an archive.Spool. Stores must prove the SHA-256 of objects below 5 MiB in
+// puts (sequential and concurrent), Verify, a large object streamed from
+// an archive.Spool, and, for a store that streams (archive.Streamer), puts
+// of a body read once whose refusal at its end (the caller's verdict, a
+// short, long or broken body) leaves nothing at the key. Stores must prove the SHA-256 of objects below 5 MiB in
 // Stat without reading them back (archive.ObjectInfo.SHA256 non-zero).
 package storetest

@@ -48,6 +48,9 @@ func Run(t *testing.T, newStore func(t *testing.T) archive.Store) {
 		{"ConcurrentPutsSameBytes", testConcurrentSame},
 		{"ConcurrentPutsDifferentBytes", testConcurrentDifferent},
 		{"StreamedCreate", testStreamedCreate},
+		{"StreamedPut", testStreamedPut},
+		{"StreamedPutRefusedStoresNothing", testStreamedPutRefused},
+		{"StreamedPutLarge", testStreamedPutLarge},
 		{"List", testList},
 		{"ListLargeDirectory", testListLargeDirectory},
 		{"AuditAnchorsInChainOrder", testAuditAnchors},
@@ -610,4 +613,153 @@ func testAuditAnchors(t *testing.T, s archive.Store) {
 		archive.AuditAnchorKey("m", acct, 1_000_000, hash[:]),
 		archive.AuditAnchorKey("m", acct, 1_000_001, hash[:]),
 	}, shard, "a shard holds the anchors of its million head ids")
+}
+
+// streamer returns s as an archive.Streamer that streams objects of size
+// bytes, or skips the test: a store that cannot stream (S3 over plain
+// http) is given spooled bodies through Put instead, which the other
+// cases check.
+func streamer(t *testing.T, s archive.Store, size int64) archive.Streamer {
+	t.Helper()
+	st, ok := s.(archive.Streamer)
+	if !ok || !st.Streams(size) {
+		t.Skipf("%T does not stream %d bytes: callers spool them for Put", s, size)
+	}
+	return st
+}
+
+// onlyReader hides every method of a reader but Read: what a download is.
+type onlyReader struct{ r io.Reader }
+
+func (o onlyReader) Read(p []byte) (int, error) { return o.r.Read(p) }
+
+// A streamed put stores the bytes create-only, with the size and SHA-256
+// it computed on the way, proven by the store; the same bytes again are
+// Existed, others ErrConflict, as for Put.
+func testStreamedPut(t *testing.T, s archive.Store) {
+	ctx := t.Context()
+	o := newObject(randomBytes(3<<20+5, 11))
+	st := streamer(t, s, int64(len(o.data)))
+	in := input("streamed/put.mp4", o)
+	in.SHA256 = [32]byte{} // not known before the end
+	in.ContentType = "video/mp4"
+	in.Metadata = map[string]string{archive.MetaMediaSID: "ME00000000000000000000000000000003"}
+	accepted := 0
+	res, err := st.PutStream(ctx, in, onlyReader{bytes.NewReader(o.data)}, func() error { accepted++; return nil })
+	require.NoError(t, err)
+	require.Equal(t, 1, accepted, "accept is asked once, at the end")
+	assert.False(t, res.Existed)
+	assert.Equal(t, int64(len(o.data)), res.Size)
+	assert.Equal(t, o.sha, res.SHA256)
+
+	info, err := s.Stat(ctx, in.Key)
+	require.NoError(t, err)
+	assert.Equal(t, int64(len(o.data)), info.Size)
+	assert.Equal(t, o.sha, info.SHA256, "the store proves the streamed object's SHA-256")
+	assert.Equal(t, "video/mp4", info.ContentType)
+	assert.Equal(t, "ME00000000000000000000000000000003", info.Metadata[archive.MetaMediaSID])
+	if v, ok := info.Metadata[archive.MetaSHA256]; ok {
+		assert.Equal(t, fmt.Sprintf("%x", o.sha), v)
+	}
+	assert.Equal(t, res.VersionID, info.VersionID)
+	assert.Equal(t, o.data, readAll(t, s, in.Key))
+	require.NoError(t, archive.Verify(ctx, s, in.Key, int64(len(o.data)), o.sha))
+
+	// The same bytes again (a retried task): Existed, the object untouched.
+	again, err := st.PutStream(ctx, in, onlyReader{bytes.NewReader(o.data)}, nil)
+	require.NoError(t, err)
+	assert.True(t, again.Existed)
+	assert.Equal(t, o.sha, again.SHA256)
+	assert.Equal(t, res.VersionID, again.VersionID)
+
+	// Other bytes: refused, never overwritten; and by Put likewise.
+	other := newObject(randomBytes(len(o.data), 12))
+	_, err = st.PutStream(ctx, in, onlyReader{bytes.NewReader(other.data)}, nil)
+	require.ErrorIs(t, err, archive.ErrConflict)
+	_, err = s.Put(ctx, input(in.Key, other), bytes.NewReader(other.data))
+	require.ErrorIs(t, err, archive.ErrConflict)
+	assert.Equal(t, o.data, readAll(t, s, in.Key))
+
+	// A known SHA-256 is checked too, and recorded as Put records it.
+	known := input("streamed/known.mp4", o)
+	res, err = st.PutStream(ctx, known, onlyReader{bytes.NewReader(o.data)}, nil)
+	require.NoError(t, err)
+	assert.Equal(t, o.sha, res.SHA256)
+	info, err = s.Stat(ctx, known.Key)
+	require.NoError(t, err)
+	assert.Equal(t, fmt.Sprintf("%x", o.sha), info.Metadata[archive.MetaSHA256])
+}
+
+// errSuspect is an accept function's refusal.
+var errSuspect = errors.New("storetest: the bytes are not what they claim")
+
+// A streamed put whose body is refused at its end (accept says no, the
+// body is shorter or longer than declared, its SHA-256 is not the one
+// given, or the download breaks) leaves nothing at the key, though every
+// byte before the refusal was sent: the store commits only a body that
+// ended and checked out. The key stays free for the good copy.
+func testStreamedPutRefused(t *testing.T, s archive.Store) {
+	o := newObject(randomBytes(2<<20+3, 13))
+	size := int64(len(o.data))
+	st := streamer(t, s, size)
+	wrong := o.sha
+	wrong[0] ^= 1
+	broken := errors.New("storetest: connection reset by peer")
+	cases := []struct {
+		desc   string
+		body   func() io.Reader
+		size   int64
+		sha    [32]byte
+		accept func() error
+		want   error
+	}{
+		{"accept refuses", func() io.Reader { return bytes.NewReader(o.data) }, size, [32]byte{}, func() error { return errSuspect }, errSuspect},
+		{"body short", func() io.Reader { return bytes.NewReader(o.data[:size-1]) }, size, [32]byte{}, nil, archive.ErrChecksumMismatch},
+		{"body long", func() io.Reader { return bytes.NewReader(o.data) }, size - 1, [32]byte{}, nil, archive.ErrChecksumMismatch},
+		{"sha256 wrong", func() io.Reader { return bytes.NewReader(o.data) }, size, wrong, nil, archive.ErrChecksumMismatch},
+		{"body breaks", func() io.Reader {
+			return io.MultiReader(bytes.NewReader(o.data[:size/2]), iotestErrReader{broken})
+		}, size, [32]byte{}, nil, broken},
+	}
+	for i, c := range cases {
+		t.Run(c.desc, func(t *testing.T) {
+			t.Parallel()
+			key := fmt.Sprintf("refused/%d.mp4", i)
+			in := archive.PutInput{Key: key, ContentType: "video/mp4", Size: c.size, SHA256: c.sha}
+			_, err := st.PutStream(t.Context(), in, onlyReader{c.body()}, c.accept)
+			requireNotStored(t, s, key)
+			require.ErrorIs(t, err, c.want)
+			require.Contains(t, err.Error(), key)
+			for k, err := range s.List(t.Context(), key) {
+				require.NoError(t, err)
+				t.Fatalf("a refused stream left %q", k)
+			}
+			// The key is free: the good copy is a first write.
+			res, err := st.PutStream(t.Context(), archive.PutInput{Key: key, ContentType: "video/mp4", Size: size},
+				onlyReader{bytes.NewReader(o.data)}, nil)
+			require.NoError(t, err)
+			assert.False(t, res.Existed)
+			assert.Equal(t, o.sha, res.SHA256)
+		})
+	}
+}
+
+type iotestErrReader struct{ err error }
+
+func (r iotestErrReader) Read([]byte) (int, error) { return 0, r.err }
+
+// A large object streams through a bounded buffer and reads back whole.
+func testStreamedPutLarge(t *testing.T, s archive.Store) {
+	ctx := t.Context()
+	st := streamer(t, s, LargeObjectSize)
+	var key [32]byte
+	copy(key[:], "storetest streamed put")
+	h := sha256.New()
+	body := io.TeeReader(io.LimitReader(rand.NewChaCha8(key), LargeObjectSize), h)
+	res, err := st.PutStream(ctx, archive.PutInput{Key: "large/streamed.mp4", ContentType: "video/mp4", Size: LargeObjectSize}, onlyReader{body}, nil)
+	require.NoError(t, err)
+	var want [32]byte
+	h.Sum(want[:0])
+	assert.Equal(t, want, res.SHA256)
+	require.NoError(t, archive.Verify(ctx, s, "large/streamed.mp4", LargeObjectSize, want))
 }

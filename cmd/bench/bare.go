@@ -68,9 +68,12 @@ type bareCopier struct {
 	creds                  aws.Credentials
 }
 
-func newBareCopier(apiURL, account, token, s3URL, bucket string, concurrency int) *bareCopier {
+// newBareCopier returns a copier that reaches S3 through s3Transport
+// (which trusts the lab's certificate: the bare copy speaks TLS to S3 as
+// the pipeline does).
+func newBareCopier(apiURL, account, token, s3URL, bucket string, concurrency int, s3Transport *http.Transport) *bareCopier {
 	transport := func() *http.Transport {
-		t := http.DefaultTransport.(*http.Transport).Clone()
+		t := s3Transport.Clone()
 		t.MaxIdleConnsPerHost = concurrency
 		return t
 	}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -45,6 +47,8 @@ type lab struct {
 	s3URL    string
 	s3Data   string
 	s3Client *s3.Client
+	s3Cert   *devtools.LoopbackCert // nil: the S3 server speaks plain http
+	s3CAEnv  bool                   // workers trust s3Cert through AWS_CA_BUNDLE, not ARCHIVE_URL ca_bundle=
 }
 
 // labs counts the labs of this process, for their tags.
@@ -59,11 +63,13 @@ type labConfig struct {
 	redisBin  string
 	pgAdmin   string
 	keep      bool
+	s3HTTP    bool // plain http instead of TLS: the spool fallback
+	s3CAEnv   bool
 }
 
 // newLab builds the programs and starts the S3 server.
 func newLab(ctx context.Context, c labConfig) (*lab, error) {
-	l := &lab{dir: c.dir, bin: c.bin, pgAdmin: c.pgAdmin, redisBin: c.redisBin, keep: c.keep,
+	l := &lab{dir: c.dir, bin: c.bin, pgAdmin: c.pgAdmin, redisBin: c.redisBin, keep: c.keep, s3CAEnv: c.s3CAEnv,
 		tag: fmt.Sprintf("%d_%d", os.Getpid(), labs.Add(1))}
 	if l.bin == "" {
 		l.bin = filepath.Join(c.dir, "bin")
@@ -74,7 +80,7 @@ func newLab(ctx context.Context, c labConfig) (*lab, error) {
 			return nil, fmt.Errorf("go build: %v\n%s", err, out)
 		}
 	}
-	if err := l.startS3(ctx, c.versitygw); err != nil {
+	if err := l.startS3(ctx, c.versitygw, !c.s3HTTP); err != nil {
 		return nil, err
 	}
 	if err := l.pingPostgres(ctx); err != nil {
@@ -90,7 +96,9 @@ func (l *lab) close() {
 	}
 }
 
-func (l *lab) startS3(ctx context.Context, bin string) error {
+// startS3 starts versitygw, over TLS (as every real deployment's S3 is)
+// with a certificate made for this benchmark unless useTLS is false.
+func (l *lab) startS3(ctx context.Context, bin string, useTLS bool) error {
 	l.s3Data = filepath.Join(l.dir, "s3", "data")
 	versions := filepath.Join(l.dir, "s3", "versions")
 	for _, d := range []string{l.s3Data, versions} {
@@ -103,15 +111,22 @@ func (l *lab) startS3(ctx context.Context, bin string) error {
 		return err
 	}
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	l.s3, err = start("versitygw", filepath.Join(l.dir, "versitygw.log"), nil, bin,
-		"--port", addr, "--access", s3AccessKey, "--secret", s3SecretKey, "--region", s3Region,
-		"--health", "/healthz", "--keep-alive", "-q",
-		"posix", "--versioning-dir", versions, l.s3Data)
+	args := []string{"--port", addr, "--access", s3AccessKey, "--secret", s3SecretKey, "--region", s3Region,
+		"--health", "/healthz", "--keep-alive", "-q"}
+	l.s3URL = "http://" + addr
+	if useTLS {
+		if l.s3Cert, err = devtools.NewLoopbackCert(filepath.Join(l.dir, "s3")); err != nil {
+			return err
+		}
+		args = append(args, "--cert", l.s3Cert.CertFile, "--key", l.s3Cert.KeyFile)
+		l.s3URL = "https://" + addr
+	}
+	args = append(args, "posix", "--versioning-dir", versions, l.s3Data)
+	l.s3, err = start("versitygw", filepath.Join(l.dir, "versitygw.log"), nil, bin, args...)
 	if err != nil {
 		return err
 	}
-	l.s3URL = "http://" + addr
-	if err := l.s3.waitHealthy(ctx, l.s3URL+"/healthz", 20*time.Second); err != nil {
+	if err := l.s3.waitHealthy(ctx, l.s3HTTPClient(), l.s3URL+"/healthz", 20*time.Second); err != nil {
 		l.s3.stop(time.Second)
 		return fmt.Errorf("versitygw: %w", err)
 	}
@@ -120,7 +135,28 @@ func (l *lab) startS3(ctx context.Context, bin string) error {
 		BaseEndpoint: aws.String(l.s3URL),
 		UsePathStyle: true,
 		Credentials:  credentials.NewStaticCredentialsProvider(s3AccessKey, s3SecretKey, ""),
+		HTTPClient:   l.s3HTTPClient(),
 	})
+	return nil
+}
+
+// s3Transport is an HTTP transport that trusts the S3 server's
+// certificate.
+func (l *lab) s3Transport() *http.Transport {
+	if l.s3Cert == nil {
+		return http.DefaultTransport.(*http.Transport).Clone()
+	}
+	return l.s3Cert.Transport()
+}
+
+func (l *lab) s3HTTPClient() *http.Client { return &http.Client{Transport: l.s3Transport()} }
+
+// s3Env is the environment that makes workers and enqueue trust the S3
+// server, when it is not in the archive URL.
+func (l *lab) s3Env() []string {
+	if l.s3Cert != nil && l.s3CAEnv {
+		return []string{"AWS_CA_BUNDLE=" + l.s3Cert.CertFile}
+	}
 	return nil
 }
 
@@ -145,7 +181,11 @@ func (l *lab) s3ArchiveURL(bucket string) string { return l.s3URLFor(bucket, "ar
 // s3URLFor is an s3:// URL, as ARCHIVE_URL and `enqueue export --out` take
 // it, for a prefix of a bucket on the lab's S3 server.
 func (l *lab) s3URLFor(bucket, prefix string) string {
-	return fmt.Sprintf("s3://%s/%s?region=%s&endpoint=%s&use_path_style=true", bucket, prefix, s3Region, l.s3URL)
+	u := fmt.Sprintf("s3://%s/%s?region=%s&endpoint=%s&use_path_style=true", bucket, prefix, s3Region, l.s3URL)
+	if l.s3Cert != nil && !l.s3CAEnv {
+		u += "&ca_bundle=" + url.QueryEscape(l.s3Cert.CertFile)
+	}
+	return u
 }
 
 func (l *lab) pingPostgres(ctx context.Context) error {

@@ -51,6 +51,8 @@ type options struct {
 	pg           string
 	timeout      time.Duration
 	pprofAddr    string
+	s3HTTP       bool
+	s3CAEnv      bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -84,6 +86,8 @@ Flags:
 	fs.StringVar(&o.pg, "pg", cmp.Or(os.Getenv("BENCH_DATABASE_URL"), "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"),
 		"Postgres `URL` to create the scenarios' databases through ($BENCH_DATABASE_URL)")
 	fs.DurationVar(&o.timeout, "timeout", 40*time.Minute, "stop everything after this long")
+	fs.BoolVar(&o.s3HTTP, "s3-http", false, "run the S3 server over plain http instead of TLS (the workers then spool large media: the fallback)")
+	fs.BoolVar(&o.s3CAEnv, "s3-ca-env", false, "make workers trust the S3 server's certificate through AWS_CA_BUNDLE instead of ARCHIVE_URL ca_bundle= (for -bin programs built before ca_bundle)")
 	fs.StringVar(&o.pprofAddr, "worker-pprof", "", "serve the worker's net/http/pprof on this loopback `address` (MEDIASYNC_PPROF_ADDR)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -183,8 +187,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if o.pprofAddr != "" {
 		b.workerEnv = append(b.workerEnv, "MEDIASYNC_PPROF_ADDR="+o.pprofAddr)
 	}
-	b.logf("building the programs and starting versitygw (work directory %s)", dir)
-	b.lab, err = newLab(ctx, labConfig{root: root, dir: dir, bin: o.bin, versitygw: vgw, redisBin: redisBin, pgAdmin: o.pg, keep: o.keep})
+	b.logf("building the programs and starting versitygw over %s (work directory %s)", map[bool]string{false: "TLS", true: "plain http"}[o.s3HTTP], dir)
+	b.lab, err = newLab(ctx, labConfig{root: root, dir: dir, bin: o.bin, versitygw: vgw, redisBin: redisBin, pgAdmin: o.pg, keep: o.keep,
+		s3HTTP: o.s3HTTP, s3CAEnv: o.s3CAEnv})
 	if err != nil {
 		return err
 	}

@@ -28,6 +28,7 @@ type deployment struct {
 	db     string // database name
 	dbURL  string
 	bucket string
+	spool  string // the workers' MEDIASYNC_SPOOL_DIR
 	env    []string
 }
 
@@ -48,6 +49,7 @@ func (l *lab) deploy(ctx context.Context, name string, emu *emulator, apiURL str
 		return nil, err
 	}
 	spool := filepath.Join(l.dir, "spool-"+name)
+	d.spool = spool
 	if err := os.MkdirAll(spool, 0o700); err != nil {
 		d.close()
 		return nil, err
@@ -67,6 +69,7 @@ func (l *lab) deploy(ctx context.Context, name string, emu *emulator, apiURL str
 		"LOG_FORMAT=json",
 		"LOG_LEVEL=warn",
 	)
+	d.env = append(d.env, l.s3Env()...)
 	return d, nil
 }
 
@@ -110,6 +113,7 @@ type pipelineResult struct {
 	redisPeak               int64         // used_memory_peak of the scenario's Redis
 	redisScripts            int64         // scripts the scenario's Redis ran during the run
 	pgRows                  int64         // tup_inserted + tup_updated of the scenario's database
+	spoolFiles              int64         // files the workers created in their spool directory
 }
 
 func (r pipelineResult) mediaPerSec() float64 { return perSec(float64(r.media), r.elapsed) }
@@ -161,6 +165,11 @@ func (d *deployment) run(ctx context.Context, spec runSpec) (pipelineResult, err
 	if err != nil {
 		return res, err
 	}
+	spool, err := watchSpool(d.spool)
+	if err != nil {
+		return res, err
+	}
+	defer spool.stop()
 	sampler := startSampler(d.redis, workers)
 
 	args := []string{"--actor", "bench", "backfill", "--since", spec.since, "--until", spec.until}
@@ -195,6 +204,7 @@ func (d *deployment) run(ctx context.Context, spec runSpec) (pipelineResult, err
 		return state == "succeeded" || state == "failed", err
 	})
 	peak := sampler.stop()
+	res.spoolFiles = spool.stop()
 	if err != nil {
 		return res, fmt.Errorf("run %s: %w", runID, err)
 	}
@@ -286,7 +296,7 @@ func (d *deployment) startWorkers(ctx context.Context, spec runSpec) ([]*process
 			return workers, err
 		}
 		workers = append(workers, w)
-		if err := w.waitHealthy(ctx, "http://"+addr+"/healthz", time.Minute); err != nil {
+		if err := w.waitHealthy(ctx, nil, "http://"+addr+"/healthz", time.Minute); err != nil {
 			return workers, fmt.Errorf("worker: %w", err)
 		}
 	}

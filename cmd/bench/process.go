@@ -70,8 +70,11 @@ func (p *process) tail() string {
 
 // waitHealthy polls url until it answers 200, the process exits, or
 // timeout passes.
-func (p *process) waitHealthy(ctx context.Context, url string, timeout time.Duration) error {
-	client := &http.Client{Timeout: time.Second}
+func (p *process) waitHealthy(ctx context.Context, client *http.Client, url string, timeout time.Duration) error {
+	if client == nil {
+		client = &http.Client{}
+	}
+	client = &http.Client{Transport: client.Transport, Timeout: time.Second}
 	return poll(ctx, timeout, 20*time.Millisecond, func() (bool, error) {
 		if p.Exited() {
 			return false, fmt.Errorf("%s exited (%v); log:\n%s", p.name, p.Err(), p.tail())

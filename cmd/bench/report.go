@@ -55,7 +55,7 @@ func (m machineInfo) String() string {
 // Targets.
 const (
 	smallRatioTarget  = 0.80
-	largeRatioTarget  = 0.95
+	largeRatioTarget  = 0.90 // issue #14: large files streamed over TLS
 	boundShareTarget  = 0.90
 	peakRSSTarget     = 200 << 20
 	redisGrowthTarget = 1.25 // peak at 10× the media ÷ peak at 1×
@@ -207,6 +207,10 @@ func largeChecks(outcomes []outcome) []check {
 	for _, o := range outcomes {
 		out = append(out, check{o.sc.name, fmt.Sprintf("worker peak RSS < %d MiB at %d-way, %d MiB files", peakRSSTarget>>20, o.sc.concurrency, o.sc.largeFiles>>20),
 			mib(o.pipe.peakRSS), o.pipe.peakRSS < peakRSSTarget})
+		// Over TLS the downloads stream into S3; over plain http (-s3-http)
+		// they go through the spool, which this shows too.
+		out = append(out, check{o.sc.name, "no spool file written (downloads streamed into S3 over TLS)",
+			fmt.Sprintf("%d spool files", o.pipe.spoolFiles), o.pipe.spoolFiles == 0})
 	}
 	return out
 }

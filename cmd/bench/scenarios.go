@@ -264,8 +264,8 @@ func (b *bench) runScenario(ctx context.Context, sc scenario) (outcome, error) {
 	if out.pipe, err = d.run(ctx, spec); err != nil {
 		return out, fmt.Errorf("%s: pipeline: %w", sc.name, err)
 	}
-	b.logf("%s: pipeline: %d media, %.1f MB in %s: %.1f media/s",
-		sc.name, out.pipe.media, float64(out.pipe.bytes)/1e6, out.pipe.elapsed.Round(time.Millisecond), out.pipe.mediaPerSec())
+	b.logf("%s: pipeline: %d media, %.1f MB in %s: %.1f media/s; %d spool files written",
+		sc.name, out.pipe.media, float64(out.pipe.bytes)/1e6, out.pipe.elapsed.Round(time.Millisecond), out.pipe.mediaPerSec(), out.pipe.spoolFiles)
 	if sc.export != "" {
 		// Fresh workers, so that their peak RSS is the export's own.
 		exp := spec
@@ -296,7 +296,7 @@ func (b *bench) runScenario(ctx context.Context, sc scenario) (outcome, error) {
 	if sc.faults != nil {
 		bareConcurrency = min(bareConcurrency, twilioMaxInFlight)
 	}
-	copier := newBareCopier(apiURL, emu.account, emu.token, b.lab.s3URL, bucket, bareConcurrency)
+	copier := newBareCopier(apiURL, emu.account, emu.token, b.lab.s3URL, bucket, bareConcurrency, b.lab.s3Transport())
 	parts := cpuParts{"emulator": {emu.proc.Pid()}, "s3": {b.lab.s3.Pid()}, "bench": {os.Getpid()}}
 	bare, err := copier.copyAll(ctx, refs, bareConcurrency, parts)
 	if err != nil {

@@ -219,6 +219,7 @@ func TestWORMRecordsTheRetentionS3Applied(t *testing.T) {
 	require.NoError(t, err)
 	var reportNone atomic.Bool
 	gateway := httputil.NewSingleHostReverseProxy(target)
+	gateway.Transport = d.S3.HTTPClient().Transport
 	gateway.ModifyResponse = func(resp *http.Response) error {
 		if _, ok := resp.Request.URL.Query()["retention"]; !ok || resp.Request.Method != http.MethodGet || resp.StatusCode != http.StatusOK {
 			return nil

@@ -39,7 +39,9 @@ type Config struct {
 	// (WORKER_CONCURRENCY). Defaults to 16.
 	Concurrency int
 	// SpoolDir holds downloads larger than the in-memory spool while they are
-	// hashed and uploaded (MEDIASYNC_SPOOL_DIR). Defaults to the OS temp dir.
+	// hashed and uploaded to a plain-http S3 endpoint (over https they
+	// stream into S3), and a zip export's central directory
+	// (MEDIASYNC_SPOOL_DIR). Defaults to the OS temp dir.
 	SpoolDir string
 	// ShutdownTimeout is how long a stopping worker lets tasks finish before
 	// handing them back to the queue (WORKER_SHUTDOWN_TIMEOUT). Defaults to 25s.

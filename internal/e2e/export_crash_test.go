@@ -40,7 +40,7 @@ func TestExportSurvivesKill9(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	s3URL := fmt.Sprintf("s3://%s/exports?endpoint=%s&use_path_style=true&region=%s", d.Bucket, d.S3.Endpoint, d.S3.Region)
+	s3URL := fmt.Sprintf("s3://%s/exports?%s", d.Bucket, d.S3.URLParams())
 	ids := map[string]string{}
 	for format, out := range map[string]string{"dir": "file://" + dir, "zip": s3URL} {
 		code, stdout, stderr := d.Enqueue(t, time.Minute, "export", "--since", "2026-04-01", "--until", "2026-04-04",

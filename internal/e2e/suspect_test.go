@@ -21,6 +21,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/mediasync/mediasync/internal/e2etest"
+	"github.com/mediasync/mediasync/internal/testenv"
+	"github.com/mediasync/mediasync/twilio/twiliotest"
 )
 
 // mangler is an HTTP proxy in front of Twilio (the guard, then the
@@ -130,10 +132,50 @@ func (m *mangler) fetch(r *http.Request, c *http.Client, u string) (body []byte,
 // status`, its bytes kept under a suspect key for inspection; the media the
 // proxy left intact are archived and deleted as usual. A later run without
 // the proxy archives the suspect media properly and deletes them.
+//
+// Large media (past the spool's memory) are streamed into S3 over TLS and
+// judged at the end of their body, before S3 may commit the object: a
+// mangled one must leave nothing at the media's key (the later run could
+// not archive it there otherwise: objects are create-only), and is
+// downloaded again through the spool to be kept aside.
 func TestMangledDownloadsAreSuspectNeverDeleted(t *testing.T) {
 	t.Parallel()
-	d := e2etest.New(t, e2etest.Options{})
-	in := oneDayOfMedia(t, d)
+	for _, c := range []struct {
+		name     string
+		s3       func(testing.TB) *testenv.S3Server
+		streamed bool
+		data     func(*testing.T, *e2etest.Deployment) map[string]string
+	}{
+		{"Small", testenv.S3, false, oneDayOfMedia},
+		{"LargeStreamed", testenv.S3, true, oneDayOfLargeMedia},
+		// Plain http: no trailing checksums, so large media are spooled.
+		{"LargePlainHTTP", testenv.S3HTTP, false, oneDayOfLargeMedia},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			testMangledDownloads(t, c.s3(t), c.data, c.streamed)
+		})
+	}
+}
+
+// oneDayOfLargeMedia is oneDayOfMedia with every media past the spool's
+// memory (1 MiB): the worker streams them into an https S3.
+func oneDayOfLargeMedia(t *testing.T, d *e2etest.Deployment) map[string]string {
+	t.Helper()
+	_, err := d.Emu.Generate(d.Account.SID, twiliotest.Dataset{
+		Messages: 12, Start: faultsStart, End: faultsStart.AddDate(0, 0, 1), MaxMediaPerMessage: 2,
+		MinMediaSize: 1100 << 10, MaxMediaSize: 2300 << 10, NoMediaShare: 0.01,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, _ := d.MediaIn(faultsStart, faultsStart.AddDate(0, 0, 1))
+	return in
+}
+
+func testMangledDownloads(t *testing.T, srv *testenv.S3Server, data func(*testing.T, *e2etest.Deployment) map[string]string, streamed bool) {
+	d := e2etest.New(t, e2etest.Options{S3: srv})
+	in := data(t, d)
 	m, mangling := startMangler(t, d.GuardURL)
 	w := d.StartWorker(t, "TWILIO_API_URL="+mangling)
 
@@ -221,6 +263,22 @@ func TestMangledDownloadsAreSuspectNeverDeleted(t *testing.T) {
 	d.CheckArchived(t, clean, "deleted")
 	if early, _ := d.EarlyDeletes(); len(early) > 0 {
 		t.Fatalf("deleted without the media's bytes in S3: %v", early)
+	}
+	// A streamed object has no sha256 metadata (its SHA-256 is known only
+	// after the headers went; S3's checksum is the record): the clean
+	// large media went up streamed over TLS, from a spool otherwise.
+	for sid, msg := range clean {
+		key, _, err := d.ExpectedObject(msg, sid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		head, err := d.S3Client.HeadObject(t.Context(), &s3.HeadObjectInput{Bucket: aws.String(d.Bucket), Key: aws.String(key)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, spooled := head.Metadata["sha256"]; spooled == streamed {
+			t.Errorf("media %s: streamed %v, want %v (sha256 metadata: %v)", sid, !spooled, streamed, spooled)
+		}
 	}
 
 	// Without the proxy, a later run downloads the suspect media again and

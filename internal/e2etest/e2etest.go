@@ -196,11 +196,10 @@ func New(t testing.TB, o Options) *Deployment {
 		"TWILIO_API_URL":     guard.URL,
 		// Small pools: many workers run at once across parallel tests, and
 		// Postgres allows 100 connections by default.
-		"DATABASE_URL":        withPoolMax(db.URL, 4),
-		"REDIS_URL":           redisURL,
-		"MEDIASYNC_NAMESPACE": ns,
-		"ARCHIVE_URL": fmt.Sprintf("s3://%s/%s?region=%s&endpoint=%s&use_path_style=true",
-			d.Bucket, d.Prefix, srv.Region, srv.Endpoint),
+		"DATABASE_URL":            withPoolMax(db.URL, 4),
+		"REDIS_URL":               redisURL,
+		"MEDIASYNC_NAMESPACE":     ns,
+		"ARCHIVE_URL":             fmt.Sprintf("s3://%s/%s?%s", d.Bucket, d.Prefix, srv.URLParams()),
 		"AWS_ACCESS_KEY_ID":       srv.AccessKey,
 		"AWS_SECRET_ACCESS_KEY":   srv.SecretKey,
 		"AWS_REGION":              srv.Region,

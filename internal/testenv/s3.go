@@ -2,10 +2,12 @@ package testenv
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -41,9 +43,14 @@ const versitygwStartTimeout = 30 * time.Second
 
 // S3Server is a running versitygw gateway shared by every test in the process.
 type S3Server struct {
-	// Endpoint is the gateway's base URL, e.g. "http://127.0.0.1:40123".
+	// Endpoint is the gateway's base URL, e.g. "https://127.0.0.1:40123"
+	// (S3 and StartS3Server) or "http://127.0.0.1:40123" (S3HTTP).
 	// Clients must use path-style addressing.
-	Endpoint  string
+	Endpoint string
+	// CABundle is the PEM file of the certificate the gateway serves, for
+	// clients to trust (S3Config.CABundle, ARCHIVE_URL ca_bundle=); empty
+	// for a plain-http gateway.
+	CABundle  string
 	AccessKey string
 	SecretKey string
 	Region    string
@@ -51,6 +58,9 @@ type S3Server struct {
 	// "bkt" is the file DataDir/bkt/a/b. Tests that simulate bit rot or
 	// tampering edit files here.
 	DataDir string
+
+	addr string                 // host:port
+	cert *devtools.LoopbackCert // nil: plain http
 }
 
 // Credentials returns a provider of the gateway's static test credentials.
@@ -60,37 +70,82 @@ func (s *S3Server) Credentials() aws.CredentialsProvider {
 
 // Client returns an S3 client for the gateway, configured only from the
 // server's fields (never from the environment or ~/.aws), with path-style
-// addressing.
+// addressing, trusting the gateway's certificate.
 func (s *S3Server) Client(t testing.TB) *s3.Client {
 	t.Helper()
-	return s3.New(s3.Options{
+	o := s3.Options{
 		Region:       s.Region,
 		Credentials:  s.Credentials(),
 		BaseEndpoint: aws.String(s.Endpoint),
 		UsePathStyle: true,
-	})
+	}
+	if s.cert != nil {
+		o.HTTPClient = &http.Client{Transport: s.cert.Transport()}
+	}
+	return s3.New(o)
+}
+
+// HTTPClient returns an HTTP client that trusts the gateway's certificate.
+func (s *S3Server) HTTPClient() *http.Client {
+	if s.cert == nil {
+		return &http.Client{}
+	}
+	return &http.Client{Transport: s.cert.Transport()}
+}
+
+// TLSConfig returns a TLS configuration that trusts the gateway's
+// certificate, or nil for a plain-http gateway.
+func (s *S3Server) TLSConfig() *tls.Config {
+	if s.cert == nil {
+		return nil
+	}
+	return &tls.Config{RootCAs: s.cert.Pool, MinVersion: tls.VersionTLS12}
+}
+
+// URLParams returns the ARCHIVE_URL query parameters that reach the
+// gateway: region, endpoint, use_path_style and, over TLS, ca_bundle.
+func (s *S3Server) URLParams() string {
+	q := url.Values{"region": {s.Region}, "endpoint": {s.Endpoint}, "use_path_style": {"true"}}
+	if s.CABundle != "" {
+		q.Set("ca_bundle", s.CABundle)
+	}
+	return q.Encode()
 }
 
 var (
-	s3Once   sync.Once
-	s3Server *S3Server
-	s3Err    error
+	s3Once, s3HTTPOnce sync.Once
+	s3Server, s3HTTP   *S3Server
+	s3Err, s3HTTPErr   error
 )
 
-// S3 returns the process's versitygw gateway, starting it on first use. The
-// gateway is killed when the test process exits, however it exits (the child
-// gets SIGKILL from the kernel when its parent thread dies). A missing binary
-// or a failed start fails the test.
+// S3 returns the process's versitygw gateway, starting it on first use. It
+// speaks TLS with a certificate made for this process (S3Server.CABundle),
+// as every real deployment's S3 does. The gateway is killed when the test
+// process exits, however it exits (the child gets SIGKILL from the kernel
+// when its parent thread dies). A missing binary or a failed start fails
+// the test.
 func S3(t testing.TB) *S3Server {
 	t.Helper()
-	s3Once.Do(func() { s3Server, s3Err = startVersityGW() })
+	s3Once.Do(func() { s3Server, s3Err = startVersityGW(true) })
 	if s3Err != nil {
 		t.Fatalf("testenv: S3 test server: %v", s3Err)
 	}
 	return s3Server
 }
 
-func startVersityGW() (*S3Server, error) {
+// S3HTTP is S3 over plain http: a second gateway, for the paths mediasync
+// takes when its S3 endpoint is not TLS (an S3-compatible server on a
+// private network).
+func S3HTTP(t testing.TB) *S3Server {
+	t.Helper()
+	s3HTTPOnce.Do(func() { s3HTTP, s3HTTPErr = startVersityGW(false) })
+	if s3HTTPErr != nil {
+		t.Fatalf("testenv: plain-http S3 test server: %v", s3HTTPErr)
+	}
+	return s3HTTP
+}
+
+func startVersityGW(useTLS bool) (*S3Server, error) {
 	bin, err := devtools.VersityGW()
 	if err != nil {
 		return nil, err
@@ -113,6 +168,13 @@ func startVersityGW() (*S3Server, error) {
 		}
 	}
 
+	var cert *devtools.LoopbackCert
+	if useTLS {
+		if cert, err = devtools.NewLoopbackCert(dir); err != nil {
+			return nil, err
+		}
+	}
+
 	// Another process can take the free port between our probe and the
 	// gateway's bind; a few attempts make that race harmless.
 	var lastErr error
@@ -121,34 +183,50 @@ func startVersityGW() (*S3Server, error) {
 		if err != nil {
 			return nil, err
 		}
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		if _, _, lastErr = runVersityGW(bin, addr, dir, data, versions); lastErr == nil {
-			return &S3Server{
-				Endpoint:  "http://" + addr,
-				AccessKey: S3AccessKey,
-				SecretKey: S3SecretKey,
-				Region:    S3Region,
-				DataDir:   data,
-			}, nil
+		srv := newS3Server(net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), data, cert)
+		if _, _, lastErr = runVersityGW(bin, srv, dir, versions); lastErr == nil {
+			return srv, nil
 		}
 	}
 	return nil, lastErr
 }
 
-// runVersityGW starts the gateway and returns once it answers its health
-// check, with the tail of its output.
-func runVersityGW(bin, addr, home, data, versions string) (*child, *tailBuffer, error) {
+// newS3Server describes a gateway on addr with its data in data, over TLS
+// with cert unless it is nil.
+func newS3Server(addr, data string, cert *devtools.LoopbackCert) *S3Server {
+	s := &S3Server{
+		Endpoint:  "http://" + addr,
+		AccessKey: S3AccessKey,
+		SecretKey: S3SecretKey,
+		Region:    S3Region,
+		DataDir:   data,
+		addr:      addr,
+		cert:      cert,
+	}
+	if cert != nil {
+		s.Endpoint, s.CABundle = "https://"+addr, cert.CertFile
+	}
+	return s
+}
+
+// runVersityGW starts the gateway srv describes and returns once it
+// answers its health check, with the tail of its output.
+func runVersityGW(bin string, srv *S3Server, home, versions string) (*child, *tailBuffer, error) {
 	out := &tailBuffer{max: 8 << 10}
-	cmd := exec.Command(bin,
-		"--port", addr,
+	args := []string{
+		"--port", srv.addr,
 		"--access", S3AccessKey,
 		"--secret", S3SecretKey,
 		"--region", S3Region,
 		"--health", "/healthz",
 		"--keep-alive",
 		"-q",
-		"posix", "--versioning-dir", versions, data,
-	)
+	}
+	if srv.cert != nil {
+		args = append(args, "--cert", srv.cert.CertFile, "--key", srv.cert.KeyFile)
+	}
+	args = append(args, "posix", "--versioning-dir", versions, srv.DataDir)
+	cmd := exec.Command(bin, args...)
 	// A minimal environment: the developer's VGW_* or ROOT_* variables must
 	// not change the gateway under test.
 	cmd.Env = []string{"HOME=" + home, "TMPDIR=" + os.TempDir(), "PATH=" + os.Getenv("PATH")}
@@ -158,9 +236,11 @@ func runVersityGW(bin, addr, home, data, versions string) (*child, *tailBuffer, 
 	if err != nil {
 		return nil, nil, err
 	}
-	client := &http.Client{Timeout: time.Second}
-	err = proc.waitReady("versitygw on "+addr, versitygwStartTimeout, out, func() error {
-		return healthy(client, "http://"+addr+"/healthz")
+	client := srv.HTTPClient()
+	client.Timeout = time.Second
+	defer client.CloseIdleConnections()
+	err = proc.waitReady("versitygw on "+srv.addr, versitygwStartTimeout, out, func() error {
+		return healthy(client, srv.Endpoint+"/healthz")
 	})
 	if err != nil {
 		return nil, nil, err

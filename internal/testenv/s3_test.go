@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"bytes"
+	"crypto/x509"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -23,11 +24,25 @@ func TestS3ServerIsSharedAndHealthy(t *testing.T) {
 	t.Parallel()
 	a, b := S3(t), S3(t)
 	require.Same(t, a, b, "one gateway per test process")
-	resp, err := http.Get(a.Endpoint + "/healthz")
+	resp, err := a.HTTPClient().Get(a.Endpoint + "/healthz")
 	require.NoError(t, err)
 	require.NoError(t, resp.Body.Close())
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
-	assert.True(t, strings.HasPrefix(a.Endpoint, "http://127.0.0.1:"), "loopback only: %s", a.Endpoint)
+	assert.True(t, strings.HasPrefix(a.Endpoint, "https://127.0.0.1:"), "TLS, loopback only: %s", a.Endpoint)
+	assert.FileExists(t, a.CABundle)
+
+	// Without the certificate trusted, the gateway is refused.
+	_, err = http.Get(a.Endpoint + "/healthz")
+	var unknown x509.UnknownAuthorityError
+	require.ErrorAs(t, err, &unknown)
+
+	h := S3HTTP(t)
+	require.Same(t, h, S3HTTP(t))
+	assert.True(t, strings.HasPrefix(h.Endpoint, "http://127.0.0.1:"), "plain http, loopback only: %s", h.Endpoint)
+	assert.Empty(t, h.CABundle)
+	resp, err = http.Get(h.Endpoint + "/healthz")
+	require.NoError(t, err)
+	require.NoError(t, resp.Body.Close())
 	st, err := os.Stat(a.DataDir)
 	require.NoError(t, err)
 	assert.True(t, st.IsDir())

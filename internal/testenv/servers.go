@@ -357,8 +357,8 @@ type S3Process struct {
 	proc     *child
 }
 
-// StartS3Server starts a gateway for t on a free loopback port; it is
-// killed at cleanup. A missing binary fails the test.
+// StartS3Server starts a gateway for t on a free loopback port, over TLS
+// as S3's is; it is killed at cleanup. A missing binary fails the test.
 func StartS3Server(t testing.TB) *S3Process {
 	t.Helper()
 	bin, err := devtools.VersityGW()
@@ -372,13 +372,14 @@ func StartS3Server(t testing.TB) *S3Process {
 			t.Fatalf("testenv: create gateway directory: %v", err)
 		}
 	}
+	cert, err := devtools.NewLoopbackCert(home)
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
 	addr, _ := freeLoopbackAddr(t)
 	p := &S3Process{
-		S3Server: &S3Server{
-			Endpoint: "http://" + addr, AccessKey: S3AccessKey, SecretKey: S3SecretKey,
-			Region: S3Region, DataDir: data,
-		},
-		t: t, bin: bin, home: home, versions: versions,
+		S3Server: newS3Server(addr, data, cert),
+		t:        t, bin: bin, home: home, versions: versions,
 	}
 	t.Cleanup(p.Stop)
 	p.Start()
@@ -394,7 +395,7 @@ func (p *S3Process) Start() {
 	if p.proc != nil {
 		p.t.Fatalf("testenv: S3 gateway %s is already running", p.Endpoint)
 	}
-	proc, out, err := runVersityGW(p.bin, p.Endpoint[len("http://"):], p.home, p.DataDir, p.versions)
+	proc, out, err := runVersityGW(p.bin, p.S3Server, p.home, p.versions)
 	if err != nil {
 		p.t.Fatalf("testenv: %v", err)
 	}
