@@ -145,6 +145,8 @@ func NewHandlers(d Deps) (*Handlers, error) {
 func Register(mux *asynq.ServeMux, h *Handlers) {
 	mux.HandleFunc(TypeStartRun, h.StartRun)
 	mux.HandleFunc(TypeListPage, h.ListPage)
+	mux.HandleFunc(TypeArchiveMessage, h.ArchiveMessage)
+	// The graph before #14, still in Redis after an upgrade mid-run.
 	mux.HandleFunc(TypeListMessage, h.ListMessage)
 	mux.HandleFunc(TypeArchiveMedia, h.ArchiveMedia)
 	mux.HandleFunc(TypeDeleteMedia, h.DeleteMedia)
