@@ -233,9 +233,9 @@ func (h *Handlers) workOnMedia(ctx context.Context, run catalog.Run, items []cat
 
 	// Copy, a few at once; each result is kept for the one commit.
 	copies := make([]*catalog.ArchivedCopy, len(toCopy))
-	copyErrs := make([]error, len(toCopy))
-	parallel(len(toCopy), func(i int) {
-		copies[i], copyErrs[i] = h.copyMedia(ctx, run.ID, toCopy[i])
+	copyErrs := parallel(len(toCopy), func(i int) (err error) {
+		copies[i], err = h.copyMedia(ctx, run.ID, toCopy[i])
+		return err
 	})
 	var archived []catalog.ArchivedMedia
 	byKey := map[string]catalog.MediaItem{}
@@ -278,13 +278,9 @@ func (h *Handlers) workOnMedia(ctx context.Context, run catalog.Run, items []cat
 	}
 
 	// Delete, a few at once, each after its own proof.
-	if len(toDelete) > 0 {
-		delErrs := make([]error, len(toDelete))
-		parallel(len(toDelete), func(i int) {
-			delErrs[i] = h.deleteArchived(ctx, run, toDelete[i])
-		})
-		errs = append(errs, delErrs...)
-	}
+	errs = append(errs, parallel(len(toDelete), func(i int) error {
+		return h.deleteArchived(ctx, run, toDelete[i])
+	})...)
 	return taskError(errs)
 }
 
@@ -311,11 +307,22 @@ func taskError(errs []error) error {
 	return errors.Join(permanents...)
 }
 
-// parallel runs f(0), …, f(n-1), mediaParallel at a time, and waits.
-func parallel(n int, f func(i int)) {
+// parallel runs f(0), …, f(n-1), mediaParallel at a time, waits, and
+// returns their errors by index. A panic in one (asynq recovers a
+// handler's own, not those of goroutines it starts) is its error.
+func parallel(n int, f func(i int) error) []error {
+	errs := make([]error, n)
+	run := func(i int) {
+		defer func() {
+			if r := recover(); r != nil {
+				errs[i] = fmt.Errorf("panic: %v", r)
+			}
+		}()
+		errs[i] = f(i)
+	}
 	if n == 1 {
-		f(0)
-		return
+		run(0)
+		return errs
 	}
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, mediaParallel)
@@ -324,10 +331,11 @@ func parallel(n int, f func(i int)) {
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			f(i)
+			run(i)
 		}()
 	}
 	wg.Wait()
+	return errs
 }
 
 // syncMessageHolds sets the S3 legal hold of a message's archived media

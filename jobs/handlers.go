@@ -53,8 +53,8 @@ type Handlers struct {
 }
 
 // DefaultMaxBacklog is Deps.MaxBacklog's default. Listing runs only
-// when the media queue is empty (StrictPriority), so the tasks waiting are
-// messages still to list: 250 of them is at least 250 media to archive
+// when the media queue has nothing pending (StrictPriority), so the tasks
+// waiting are messages still to archive: 250 of them is at least 250 media
 // while the next page is fetched, and keeps Redis at about one page of
 // tasks (a few MB) for any run (issue #5's benchmark: docs/benchmarks.md).
 const DefaultMaxBacklog = 250
