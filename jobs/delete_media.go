@@ -76,6 +76,13 @@ func (h *Handlers) deleteArchived(ctx context.Context, run catalog.Run, it catal
 			// was stopped (see ReleaseHeldDelete).
 			return h.heldDelete(ctx, run, it.SID, false)
 		case errors.Is(err, catalog.ErrNotDeletable):
+			// Deleted meanwhile by the same work running twice (two
+			// tasks of one message: a reconciled task beside a lost one's
+			// replay, or an old graph's tasks after an upgrade): only its
+			// outcome is left to record. Otherwise the row changed.
+			if now, gerr := h.catalog.GetMedia(ctx, it.SID); gerr == nil && now.State == catalog.MediaDeleted {
+				return h.catalog.SetRunMedia(ctx, run.ID, it.SID, catalog.MediaDeleted, false, "")
+			}
 			return h.mediaError(ctx, run.ID, it.SID, permanent(err))
 		}
 		return err
