@@ -314,40 +314,64 @@ func (c *Catalog) RunMessageState(ctx context.Context, run uuid.UUID, sid string
 // RecordMedia records the media listed for one message of a run: new media
 // get a pending row (an existing row keeps its state: it may already be
 // archived), and each joins the run, as pending, or as listed on a dry run.
+// All of them are one statement (one round trip), whatever their number.
 func (c *Catalog) RecordMedia(ctx context.Context, run uuid.UUID, media []MediaRecord, dryRun bool) error {
 	if len(media) == 0 {
 		return nil
 	}
-	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
-		b := &pgx.Batch{}
-		state := MediaPending
-		if dryRun {
-			state = MediaListed
-		}
-		for _, m := range media {
-			if !dryRun {
-				b.Queue(`
-					INSERT INTO media (sid, account_sid, message_sid, content_type, date_created)
-					VALUES ($1, $2, $3, $4, $5)
-					ON CONFLICT (sid) DO UPDATE SET content_type = coalesce(media.content_type, EXCLUDED.content_type)`,
-					m.SID, m.AccountSID, m.MessageSID, nullString(m.ContentType), nullTime(m.DateCreated))
-			}
-			// A run deletes what it archives when it asked to, and a policy
-			// only what is older than its delete_after.
-			b.Queue(`INSERT INTO run_media (run_id, media_sid, message_sid, state, delete_wanted)
-				SELECT $1, $2, $3, $4, r.delete_media AND NOT r.dry_run AND (r.delete_before IS NULL
-					OR coalesce(g.date_sent, g.date_created) < r.delete_before)
-				FROM runs r LEFT JOIN messages g ON g.sid = $3
-				WHERE r.id = $1
-				ON CONFLICT (run_id, media_sid) DO NOTHING`,
-				run, m.SID, m.MessageSID, state)
-		}
-		return tx.SendBatch(ctx, b).Close()
-	})
-	if err != nil {
+	if err := c.recordMedia(ctx, run, media, dryRun, "", 0); err != nil {
 		return fmt.Errorf("record %d media of run %s: %w", len(media), run, err)
 	}
 	return nil
+}
+
+// RecordLastMedia is RecordMedia for the last media listed of a message,
+// and FinishMessage: in one statement, the media are recorded and the
+// message marked listed with mediaFound media.
+func (c *Catalog) RecordLastMedia(ctx context.Context, run uuid.UUID, message string, media []MediaRecord, mediaFound int, dryRun bool) error {
+	if err := c.recordMedia(ctx, run, media, dryRun, message, mediaFound); err != nil {
+		return fmt.Errorf("record the media of message %s of run %s: %w", message, run, err)
+	}
+	return nil
+}
+
+// recordMedia records media and, if finish names a message, marks it
+// listed with found media, in one statement.
+func (c *Catalog) recordMedia(ctx context.Context, run uuid.UUID, media []MediaRecord, dryRun bool, finish string, found int) error {
+	sids := make([]string, len(media))
+	accounts := make([]string, len(media))
+	messages := make([]string, len(media))
+	types := make([]*string, len(media))
+	created := make([]*time.Time, len(media))
+	for i, m := range media {
+		sids[i], accounts[i], messages[i] = m.SID, m.AccountSID, m.MessageSID
+		types[i], created[i] = nullString(m.ContentType), nullTime(m.DateCreated)
+	}
+	state := MediaPending
+	if dryRun {
+		state = MediaListed
+	}
+	// A run deletes what it archives when it asked to, and a policy only
+	// what is older than its delete_after.
+	_, err := c.pool.Exec(ctx, `
+		WITH listed AS (
+			SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[])
+				AS t(sid, account_sid, message_sid, content_type, date_created)
+		), rows AS (
+			INSERT INTO media (sid, account_sid, message_sid, content_type, date_created)
+			SELECT sid, account_sid, message_sid, content_type, date_created FROM listed WHERE NOT $8
+			ON CONFLICT (sid) DO UPDATE SET content_type = coalesce(media.content_type, EXCLUDED.content_type)
+		), joined AS (
+			INSERT INTO run_media (run_id, media_sid, message_sid, state, delete_wanted)
+			SELECT $1, l.sid, l.message_sid, $7, r.delete_media AND NOT r.dry_run AND (r.delete_before IS NULL
+				OR coalesce(g.date_sent, g.date_created) < r.delete_before)
+			FROM listed l JOIN runs r ON r.id = $1 LEFT JOIN messages g ON g.sid = l.message_sid
+			ON CONFLICT (run_id, media_sid) DO NOTHING
+		)
+		UPDATE run_messages SET state = 'listed', media_found = $10, error = NULL, updated_at = now()
+		WHERE run_id = $1 AND message_sid = $9 AND state <> 'listed'`,
+		run, sids, accounts, messages, types, created, state, dryRun, finish, found)
+	return err
 }
 
 // FinishMessage marks a message's media as listed within a run.
@@ -388,27 +412,38 @@ func (c *Catalog) FailMessage(ctx context.Context, run uuid.UUID, sid, reason st
 
 // GetMedia returns a media row with its message's date and numbers.
 func (c *Catalog) GetMedia(ctx context.Context, sid string) (MediaItem, error) {
+	it, err := scanMediaItem(c.pool.QueryRow(ctx, `SELECT `+mediaItemColumns+`
+		FROM media m JOIN messages g ON g.sid = m.message_sid
+		WHERE m.sid = $1`, sid))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return MediaItem{}, fmt.Errorf("media %s: %w", sid, ErrMediaNotFound)
+	}
+	if err != nil {
+		return MediaItem{}, fmt.Errorf("media %s: %w", sid, err)
+	}
+	return it, nil
+}
+
+// mediaItemColumns are what scanMediaItem reads, of media m joined with
+// messages g.
+const mediaItemColumns = `m.sid, m.account_sid, m.message_sid, m.content_type, m.date_created, m.state, m.filename,
+	m.size_bytes, m.sha256, m.store, m.bucket, m.object_key, m.version_id, m.attempts, m.last_error,
+	coalesce(g.date_sent, g.date_created), g.from_number, g.to_number, m.archived_at, m.deleted_at,
+	m.plausible_at`
+
+func scanMediaItem(row pgx.Row, extra ...any) (MediaItem, error) {
 	var it MediaItem
 	var (
 		contentType, filename, sha, store, bucket, key, version, lastErr, from, to *string
 		size                                                                       *int64
 		dateCreated, dateSent, archivedAt, deletedAt, plausibleAt                  *time.Time
 	)
-	err := c.pool.QueryRow(ctx, `
-		SELECT m.sid, m.account_sid, m.message_sid, m.content_type, m.date_created, m.state, m.filename,
-			m.size_bytes, m.sha256, m.store, m.bucket, m.object_key, m.version_id, m.attempts, m.last_error,
-			coalesce(g.date_sent, g.date_created), g.from_number, g.to_number, m.archived_at, m.deleted_at,
-			m.plausible_at
-		FROM media m JOIN messages g ON g.sid = m.message_sid
-		WHERE m.sid = $1`, sid).Scan(
+	err := row.Scan(append([]any{
 		&it.SID, &it.AccountSID, &it.MessageSID, &contentType, &dateCreated, &it.State, &filename,
 		&size, &sha, &store, &bucket, &key, &version, &it.Attempts, &lastErr,
-		&dateSent, &from, &to, &archivedAt, &deletedAt, &plausibleAt)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return MediaItem{}, fmt.Errorf("media %s: %w", sid, ErrMediaNotFound)
-	}
+		&dateSent, &from, &to, &archivedAt, &deletedAt, &plausibleAt}, extra...)...)
 	if err != nil {
-		return MediaItem{}, fmt.Errorf("media %s: %w", sid, err)
+		return MediaItem{}, err
 	}
 	it.ContentType, it.Filename, it.Store, it.Bucket = str(contentType), str(filename), str(store), str(bucket)
 	it.Key, it.VersionID, it.LastError, it.From, it.To = str(key), str(version), str(lastErr), str(from), str(to)
@@ -419,7 +454,7 @@ func (c *Catalog) GetMedia(ctx context.Context, sid string) (MediaItem, error) {
 	}
 	if sha != nil {
 		if _, err := hex.Decode(it.SHA256[:], []byte(*sha)); err != nil {
-			return MediaItem{}, fmt.Errorf("media %s: stored sha256: %w", sid, err)
+			return MediaItem{}, fmt.Errorf("stored sha256: %w", err)
 		}
 	}
 	return it, nil
@@ -689,15 +724,16 @@ func str(s *string) string {
 
 // StaleWork is a run's outstanding work that has not moved for a while:
 // its tasks may have been lost (Redis restarted, or a worker died between a
-// commit and an enqueue) and are queued again from it.
+// commit and an enqueue) and are queued again from it. A message is one
+// task: each message named here is queued once, whatever of it is left.
 type StaleWork struct {
-	Messages []string // message SIDs whose media are not listed
-	Archive  []string // media SIDs to archive
-	Delete   []string // media SIDs archived, to delete (runs with --delete)
+	Messages []string // message SIDs with media to list, archive or delete
+	Media    []string // media SIDs still to archive or delete, of those messages
 }
 
-// StaleWork returns up to limit items of each kind of a run's outstanding
-// work last touched before olderThan.
+// StaleWork returns the messages of a run whose outstanding work (media to
+// list, archive or, with --delete, to delete) was last touched before
+// olderThan: up to limit messages to list and those of up to 2·limit media.
 func (c *Catalog) StaleWork(ctx context.Context, run uuid.UUID, olderThan time.Time, limit int) (StaleWork, error) {
 	var w StaleWork
 	rows, err := c.pool.Query(ctx, `
@@ -709,8 +745,12 @@ func (c *Catalog) StaleWork(ctx context.Context, run uuid.UUID, olderThan time.T
 	if w.Messages, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
 		return w, fmt.Errorf("stale work of run %s: %w", run, err)
 	}
+	seen := make(map[string]bool, len(w.Messages))
+	for _, m := range w.Messages {
+		seen[m] = true
+	}
 	rows, err = c.pool.Query(ctx, `
-		SELECT media_sid, state FROM run_media
+		SELECT media_sid, message_sid FROM run_media
 		WHERE run_id = $1 AND updated_at < $2
 		  AND (state = 'pending' OR (delete_wanted AND state = 'archived'))
 		LIMIT $3`, run, olderThan, 2*limit)
@@ -719,15 +759,14 @@ func (c *Catalog) StaleWork(ctx context.Context, run uuid.UUID, olderThan time.T
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var sid string
-		var state MediaState
-		if err := rows.Scan(&sid, &state); err != nil {
+		var sid, msg string
+		if err := rows.Scan(&sid, &msg); err != nil {
 			return w, fmt.Errorf("stale work of run %s: %w", run, err)
 		}
-		if state == MediaPending {
-			w.Archive = append(w.Archive, sid)
-		} else {
-			w.Delete = append(w.Delete, sid)
+		w.Media = append(w.Media, sid)
+		if !seen[msg] {
+			seen[msg] = true
+			w.Messages = append(w.Messages, msg)
 		}
 	}
 	return w, rows.Err()
@@ -740,8 +779,8 @@ func (c *Catalog) Touch(ctx context.Context, run uuid.UUID, w StaleWork) error {
 	if len(w.Messages) > 0 {
 		b.Queue(`UPDATE run_messages SET updated_at = now() WHERE run_id = $1 AND message_sid = ANY($2)`, run, w.Messages)
 	}
-	if media := append(append([]string(nil), w.Archive...), w.Delete...); len(media) > 0 {
-		b.Queue(`UPDATE run_media SET updated_at = now() WHERE run_id = $1 AND media_sid = ANY($2)`, run, media)
+	if len(w.Media) > 0 {
+		b.Queue(`UPDATE run_media SET updated_at = now() WHERE run_id = $1 AND media_sid = ANY($2)`, run, w.Media)
 	}
 	if b.Len() == 0 {
 		return nil

@@ -8,7 +8,8 @@
 //
 // # The steps that make a delete safe
 //
-//	c.MarkArchived(ctx, run, sid, ...)   // size, sha256, key: one transaction
+//	c.CommitMessage(ctx, run, copies, …) // size, sha256, key of a message's media: one statement
+//	                                     // (MarkArchived: the same for one media)
 //	c.ClaimDelete(ctx, sid, size, sha)   // the row still says exactly that
 //	c.LeaseDelete(ctx, sid)              // before each DELETE attempt: no hold, now
 //	c.MarkDeleted(ctx, run, sid)         // refused (ErrHeld) under a hold

@@ -148,3 +148,26 @@ func (c *Catalog) UnconfirmedLegalHolds(ctx context.Context, loc objects.Locatio
 	}
 	return counts, nil
 }
+
+// UnconfirmedHoldsOfMessage returns the archived objects of a message, in
+// the store at loc, whose S3 legal hold is unknown: a message task that
+// committed them may have failed, or died, before it set them; its retry
+// sets them.
+func (c *Catalog) UnconfirmedHoldsOfMessage(ctx context.Context, message string, loc objects.Location) ([]HeldObject, error) {
+	rows, err := c.pool.Query(ctx, `
+		SELECT m.sid, m.object_key, coalesce(m.version_id, '') FROM media m
+		WHERE m.message_sid = $1 AND m.legal_hold_s3 IS NULL AND m.object_key IS NOT NULL
+		  AND m.store = $2 AND m.bucket = $3
+		ORDER BY m.sid LIMIT `+fmt.Sprint(heldBatch), message, loc.Kind, loc.Bucket)
+	if err != nil {
+		return nil, fmt.Errorf("unconfirmed legal holds of message %s: %w", message, err)
+	}
+	objs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (HeldObject, error) {
+		var o HeldObject
+		return o, r.Scan(&o.MediaSID, &o.Key, &o.VersionID)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("unconfirmed legal holds of message %s: %w", message, err)
+	}
+	return objs, nil
+}

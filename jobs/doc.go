@@ -4,25 +4,39 @@
 //
 // # The task graph
 //
+// One file per task type (run_start.go, list_page.go, archive_message.go),
+// each with its payload, constructor and handler; every handler is one
+// runStep (run_task.go): decode → live-run check → work → finish.
+//
 //	enqueue backfill ──► run:start ──► messages:page (one chain per UTC day,
-//	                                        │  two days released at a time)
-//	                                        │  records messages, then queues
-//	                                        ▼
-//	                                   message:media (lists ≤ 10 media)
-//	                                        │
-//	                                        ▼
-//	                                   media:archive  download → spool (SHA-256) + sniffer
-//	                                        │          → bytes plausible for the type, or the
-//	                                        │            media is suspect (kept aside, never deleted)
-//	                                        │          → create-only PUT, store-verified
-//	                                        │          → row archived (one transaction)
-//	                                        ▼ only with --delete
-//	                                   media:delete   in scope? verify the stored copy now
-//	                                                   → never judged (archived before the
-//	                                                     check)? read it back and judge it
-//	                                                   → claim in Postgres → DELETE on Twilio,
-//	                                                     each attempt leased (no hold) first
-//	                                                   → row deleted (or held)
+//	                        │               │  two days released at a time)
+//	                        │               │  records messages, then queues
+//	                        │ policy with   ▼  one task per message with media
+//	                        │ --delete:  message:archive
+//	                        │ seeded     ├─ list its media (≤ 10), unless listed:
+//	                        └──────────► │    recorded with the message, one statement
+//	                          messages   ├─ read what the run still has to do with
+//	                          archived   │    them (Postgres decides; a replay skips
+//	                          earlier    │    what is committed)
+//	                                     ├─ copy, 3 at a time: download → spool (SHA-256)
+//	                                     │    + sniffer → bytes plausible for the type,
+//	                                     │    or the media is suspect (kept aside, never
+//	                                     │    deleted) → create-only PUT, store-verified
+//	                                     │    (past 1 MiB to https S3: streamed into the
+//	                                     │    PUT, SHA-256 a trailer, judged before S3
+//	                                     │    may commit; media_stream.go)
+//	                                     ├─ commit every copy and outcome: one statement
+//	                                     └─ only with --delete, 3 at a time, each media:
+//	                                          verify the stored copy now → never judged
+//	                                          (archived before the check)? read it back
+//	                                          and judge it → claim in Postgres → DELETE
+//	                                          on Twilio, each attempt leased (no hold)
+//	                                          first → row deleted (or held)
+//
+// Workers before issue #14 queued a message:media task per message, a
+// media:archive per media and a media:delete per media; such tasks left in
+// Redis by an upgrade mid-run each do their message's work
+// (legacy_media.go), a media:delete after its scope checks.
 //
 // # What each step keeps
 //
@@ -48,8 +62,10 @@
 //   - A legal hold wins every race: each DELETE attempt is leased against
 //     the holds after its rate-limit slot is taken and sent before the lease
 //     ends, and placing a hold waits out the leases it covers.
-//   - A delete task acts only on a media of its run's account that its run
-//     marked to delete.
+//   - A message task acts only on media of its run's account, and deletes
+//     only those its run marked to delete (run_media.delete_wanted).
+//   - A message task's media are bounded: read from Postgres 50 at a time,
+//     and at most 3 at once are downloaded, stored or deleted.
 //   - A media is recorded gone only on the API's own 404 / 20404 for it
 //     (twilio.IsGone); a 404 from the signed-URL host, or without the code,
 //     fetches the media again and retries the download while Twilio has it.
@@ -68,5 +84,7 @@
 //
 // Errors no retry can fix (a corrupt payload, a 4xx from Twilio, a
 // conflicting object) wrap asynq.SkipRetry; the media is recorded as failed
-// with the reason, and the run counts it.
+// with the reason, and the run counts it. A message task goes on with its
+// other media when one fails: it is retried while a retry may help one of
+// them, and otherwise ends with the failures no retry can fix.
 package jobs

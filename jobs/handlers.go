@@ -53,8 +53,8 @@ type Handlers struct {
 }
 
 // DefaultMaxBacklog is Deps.MaxBacklog's default. Listing runs only
-// when the media queue is empty (StrictPriority), so the tasks waiting are
-// messages still to list: 250 of them is at least 250 media to archive
+// when the media queue has nothing pending (StrictPriority), so the tasks
+// waiting are messages still to archive: 250 of them is at least 250 media
 // while the next page is fetched, and keeps Redis at about one page of
 // tasks (a few MB) for any run (issue #5's benchmark: docs/benchmarks.md).
 const DefaultMaxBacklog = 250
@@ -145,6 +145,8 @@ func NewHandlers(d Deps) (*Handlers, error) {
 func Register(mux *asynq.ServeMux, h *Handlers) {
 	mux.HandleFunc(TypeStartRun, h.StartRun)
 	mux.HandleFunc(TypeListPage, h.ListPage)
+	mux.HandleFunc(TypeArchiveMessage, h.ArchiveMessage)
+	// The graph before #14, still in Redis after an upgrade mid-run.
 	mux.HandleFunc(TypeListMessage, h.ListMessage)
 	mux.HandleFunc(TypeArchiveMedia, h.ArchiveMedia)
 	mux.HandleFunc(TypeDeleteMedia, h.DeleteMedia)

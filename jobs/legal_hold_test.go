@@ -181,17 +181,32 @@ func TestS3LegalHoldThatFailedIsSetLater(t *testing.T) {
 	require.Empty(t, perHold)
 	require.Empty(t, media)
 
-	// Archived under the hold, but the S3 call failed: the media:archive
+	// Archived under the hold, but the S3 call failed: the message:archive
 	// task's retry finds the row archived and sets the hold.
 	second, secondKey := b.archive(t, customer)
 	b.store.fail.Store(1)
-	require.Error(t, b.h.syncLegalHold(ctx, second, secondKey, ""), "as copyMedia calls it, after the row")
+	require.Error(t, b.h.syncLegalHold(ctx, second, secondKey, ""), "as workOnMedia calls it, after the row")
 	_, media = b.unconfirmed(t)
 	require.Equal(t, []string{second}, media)
-	task, err := NewArchiveMediaTask(Queues{Media: "m", List: "l"}, MediaPayload{RunID: b.run, MediaSID: second})
+	it, err := b.catalog.GetMedia(ctx, second)
+	require.NoError(t, err)
+	require.NoError(t, b.catalog.FinishMessage(ctx, b.run, it.MessageSID, 1), "the try listed the message")
+	task, err := NewArchiveMessageTask(Queues{Media: "m", List: "l"}, ArchiveMessagePayload{RunID: b.run, MessageSID: it.MessageSID})
+	require.NoError(t, err)
+	require.NoError(t, b.h.ArchiveMessage(ctx, task))
+	require.True(t, b.s3Hold(t, secondKey))
+
+	// The same, retried by a media:archive task a worker before #14 queued.
+	legacy, legacyKey := b.archive(t, customer)
+	b.store.fail.Store(1)
+	require.Error(t, b.h.syncLegalHold(ctx, legacy, legacyKey, ""))
+	it, err = b.catalog.GetMedia(ctx, legacy)
+	require.NoError(t, err)
+	require.NoError(t, b.catalog.FinishMessage(ctx, b.run, it.MessageSID, 1))
+	task, err = NewArchiveMediaTask(Queues{Media: "m", List: "l"}, MediaPayload{RunID: b.run, MediaSID: legacy})
 	require.NoError(t, err)
 	require.NoError(t, b.h.ArchiveMedia(ctx, task))
-	require.True(t, b.s3Hold(t, secondKey))
+	require.True(t, b.s3Hold(t, legacyKey))
 
 	// Archived under the hold, and the worker died before the S3 call:
 	// the reconciler's pass sets it.
@@ -214,10 +229,10 @@ func TestS3LegalHoldThatFailedIsSetLater(t *testing.T) {
 	b.store.fail.Store(1)
 	require.Error(t, b.apply(ctx, id, "released"))
 	perHold, media = b.unconfirmed(t)
-	require.Equal(t, 3, perHold[id], "the lift failed")
-	require.Len(t, media, 3)
+	require.Equal(t, 4, perHold[id], "the lift failed")
+	require.Len(t, media, 4)
 	require.NoError(t, b.apply(ctx, id, "released"), "the retry")
-	for _, key := range []string{firstKey, secondKey, thirdKey} {
+	for _, key := range []string{firstKey, secondKey, legacyKey, thirdKey} {
 		require.False(t, b.s3Hold(t, key), key)
 	}
 	perHold, media = b.unconfirmed(t)

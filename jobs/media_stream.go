@@ -21,8 +21,9 @@ import (
 // Sniffer's verdict at the end of the body, before S3 may commit the
 // object: a download that is not plausibly the media is never stored at
 // its key; copyMedia then downloads it again to keep it aside). S3
-// verifies the SHA-256 (a trailing checksum) that the row records.
-func (h *Handlers) streamMedia(ctx context.Context, runID uuid.UUID, it catalog.MediaItem, content *twilio.Content, st archive.Streamer) (gone, deleteWanted bool, err error) {
+// verifies the SHA-256 (a trailing checksum) that the row records, once
+// the caller commits the copy it returns with the rest of its message.
+func (h *Handlers) streamMedia(ctx context.Context, runID uuid.UUID, it catalog.MediaItem, content *twilio.Content, st archive.Streamer) (*catalog.ArchivedCopy, error) {
 	day := it.DateSent // as copyMedia: the media's date_created is the last resort
 	if day.IsZero() {
 		day = it.DateCreated
@@ -42,23 +43,18 @@ func (h *Handlers) streamMedia(ctx context.Context, runID uuid.UUID, it catalog.
 	})
 	switch {
 	case errors.Is(err, archive.ErrImplausible):
-		return false, false, err
+		return nil, err
 	case twilio.IsNotFound(err):
-		gone, err := h.contentNotFound(ctx, runID, it, err)
-		return gone, false, err
+		return nil, h.contentNotFound(ctx, runID, it, err)
 	case errors.Is(err, archive.ErrConflict) || errors.Is(err, archive.ErrInvalidInput) || errors.Is(err, archive.ErrLockNotApplied):
-		return false, false, permanent(fmt.Errorf("store media %s at %s: %w", it.SID, key, err))
+		return nil, permanent(fmt.Errorf("store media %s at %s: %w", it.SID, key, err))
 	case err != nil:
-		return false, false, fmt.Errorf("store media %s at %s: %w", it.SID, key, err)
+		return nil, fmt.Errorf("store media %s at %s: %w", it.SID, key, err)
 	}
 	loc := h.store.Location()
-	wanted, err := h.catalog.MarkArchived(ctx, runID, it.SID, catalog.ArchivedCopy{
+	return &catalog.ArchivedCopy{
 		Filename: content.Filename, Size: res.Size, SHA256: res.SHA256,
 		Store: loc.Kind, Bucket: loc.Bucket, Key: key, VersionID: res.VersionID,
-		LockMode: res.LockMode, RetainUntil: res.RetainUntil,
-	})
-	if err != nil {
-		return false, false, err
-	}
-	return false, wanted, h.syncLegalHold(ctx, it.SID, key, res.VersionID)
+		LockMode: res.LockMode, RetainUntil: res.RetainUntil, // as S3 applied it
+	}, nil
 }

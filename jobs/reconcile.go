@@ -143,8 +143,10 @@ func (h *Handlers) reconcileRun(ctx context.Context, run catalog.Run, cutoff tim
 	return h.finish(ctx, run.ID)
 }
 
-// requeue queues a run's outstanding messages and media last touched
-// before cutoff, up to RequeueBatch of each kind.
+// requeue queues a message task for each of a run's messages whose
+// outstanding work (media to list, archive or delete) was last touched
+// before cutoff, up to RequeueBatch messages to list and the messages of
+// twice as many media.
 func (h *Handlers) requeue(ctx context.Context, run catalog.Run, cutoff time.Time) error {
 	work, err := h.catalog.StaleWork(ctx, run.ID, cutoff, h.requeueBatch)
 	if err != nil {
@@ -152,17 +154,7 @@ func (h *Handlers) requeue(ctx context.Context, run catalog.Run, cutoff time.Tim
 	}
 	enqueue := h.enqueuer.RequeueIn(ctx)
 	for _, sid := range work.Messages {
-		if err := enqueue(NewListMessageTask(h.queues, ListMessagePayload{RunID: run.ID, MessageSID: sid})); err != nil {
-			return err
-		}
-	}
-	for _, sid := range work.Archive {
-		if err := enqueue(NewArchiveMediaTask(h.queues, MediaPayload{RunID: run.ID, MediaSID: sid})); err != nil {
-			return err
-		}
-	}
-	for _, sid := range work.Delete {
-		if err := enqueue(NewDeleteMediaTask(h.queues, MediaPayload{RunID: run.ID, MediaSID: sid})); err != nil {
+		if err := enqueue(NewArchiveMessageTask(h.queues, ArchiveMessagePayload{RunID: run.ID, MessageSID: sid})); err != nil {
 			return err
 		}
 	}
@@ -171,8 +163,8 @@ func (h *Handlers) requeue(ctx context.Context, run catalog.Run, cutoff time.Tim
 	}
 	if p := passOf(ctx); p != nil {
 		p.messages += len(work.Messages)
-		p.media += len(work.Archive) + len(work.Delete)
-	} else if n := len(work.Messages) + len(work.Archive) + len(work.Delete); n > 0 {
+		p.media += len(work.Media)
+	} else if n := len(work.Messages); n > 0 {
 		h.log.Info().Str("run_id", run.ID.String()).Int("queued", n).Msg("queued outstanding work")
 	}
 	return nil

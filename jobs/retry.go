@@ -95,9 +95,9 @@ const maxListRetryDelay = time.Minute
 const listMaxRetry = 70
 
 // listingTask reports whether a task type lists (TypeStartRun,
-// TypeListPage, TypeListMessage).
+// TypeListPage, TypeArchiveMessage, and the old TypeListMessage).
 func listingTask(typ string) bool {
-	return typ == TypeStartRun || typ == TypeListPage || typ == TypeListMessage
+	return typ == TypeStartRun || typ == TypeListPage || typ == TypeArchiveMessage || typ == TypeListMessage
 }
 
 // jitter spreads d over [d/2, d) so workers that failed together do not

@@ -23,7 +23,7 @@ func TestQuickRunReportsEveryFigure(t *testing.T) {
 	t.Parallel()
 	bin := filepath.Dir(e2etest.Binary(t, "worker")) // built once per test process
 	// Every figure of the issue is a column of the table…
-	header := regexp.MustCompile(`(?m)^ *scenario +media +MB +conc +media/s +MB/s +Twilio req/media +worker CPU s/1k media +worker peak RSS +Redis peak +PG rows/s +bare media/s +bare MB/s +pipeline÷bare *$`)
+	header := regexp.MustCompile(`(?m)^ *scenario +media +MB +conc +media/s +MB/s +Twilio req/media +worker CPU s/1k media +worker peak RSS +Redis peak +PG rows/s +PG xacts/media +bare media/s +bare MB/s +pipeline÷bare *$`)
 	for _, tc := range []struct {
 		scenarios string
 		rows      []string // a full row of figures for each run
@@ -37,8 +37,9 @@ func TestQuickRunReportsEveryFigure(t *testing.T) {
 			`large +worker peak RSS < 200 MiB at 4-way, 1 MiB files +[0-9.]+ MiB +(PASS|MISS)`,
 			`large +no spool file written \(downloads streamed into S3 over TLS\) +[0-9]+ spool files +(PASS|MISS)`,
 		}},
-		{"twilio", []string{"twilio"}, []string{
+		{"twilio", []string{"twilio", "twilio-16"}, []string{
 			`twilio +≥ 90% of the limit's bound, no failed media +[0-9]+% \(.*\); [0-9]+ failed; [0-9]+ × 429; peak [0-9]+ in flight +(PASS|MISS)`,
+			`twilio-16 +≥ 90% of the limit's bound, no failed media +[0-9]+% \(.*\); [0-9]+ failed; [0-9]+ × 429; peak [0-9]+ in flight +(PASS|MISS)`,
 		}},
 		{"export", []string{"export", `export \(zip export\)`}, []string{
 			`export +zip export holds every archived media, re-verified +[0-9]+ of [0-9]+ media \(.*\); 0 failed +PASS`,
@@ -63,7 +64,7 @@ func TestQuickRunReportsEveryFigure(t *testing.T) {
 				t.Errorf("report lacks the table header with every figure:\n%s", out)
 			}
 			for _, name := range tc.rows {
-				row := regexp.MustCompile(`(?m)^ *` + name + `( +[0-9.]+( MiB)?){10}( +([0-9.]+|-)){3} *$`)
+				row := regexp.MustCompile(`(?m)^ *` + name + `( +([0-9.]+|default)( MiB)?){11}( +([0-9.]+|-)){3} *$`)
 				if !row.MatchString(out) {
 					t.Errorf("report has no full row of figures for %s:\n%s", name, out)
 				}

@@ -114,12 +114,21 @@ type pipelineResult struct {
 	redisScripts            int64         // scripts the scenario's Redis ran during the run
 	pgRows                  int64         // tup_inserted + tup_updated of the scenario's database
 	spoolFiles              int64         // files the workers created in their spool directory
+	pgXacts                 int64         // xact_commit + xact_rollback of the scenario's database
 }
 
 func (r pipelineResult) mediaPerSec() float64 { return perSec(float64(r.media), r.elapsed) }
 func (r pipelineResult) mbPerSec() float64    { return perSec(float64(r.bytes)/1e6, r.elapsed) }
 func (r pipelineResult) pgRowsPerSec() float64 {
 	return perSec(float64(r.pgRows), r.elapsed)
+}
+
+// pgXactsPerMedia is Postgres transactions per media: each statement
+// outside a transaction is one, a transaction of several statements one,
+// so it is a floor on the round trips per media (and counts the bench's own
+// polls of the run, a few per second).
+func (r pipelineResult) pgXactsPerMedia() float64 {
+	return ratioOf(float64(r.pgXacts), float64(r.media))
 }
 
 func perSec(n float64, d time.Duration) float64 {
@@ -150,7 +159,7 @@ func (d *deployment) run(ctx context.Context, spec runSpec) (pipelineResult, err
 	if err != nil {
 		return res, err
 	}
-	rows0, err := d.pgRows(ctx, conn)
+	rows0, xacts0, err := d.pgRows(ctx, conn)
 	if err != nil {
 		return res, err
 	}
@@ -263,11 +272,11 @@ func (d *deployment) run(ctx context.Context, spec runSpec) (pipelineResult, err
 	for _, w := range workers {
 		w.stop(30 * time.Second)
 	}
-	rows1, err := d.settledPgRows(ctx, conn)
+	rows1, xacts1, err := d.settledPgRows(ctx, conn)
 	if err != nil {
 		return res, err
 	}
-	res.pgRows = rows1 - rows0
+	res.pgRows, res.pgXacts = rows1-rows0, xacts1-xacts0
 	if state != "succeeded" && res.failed == 0 {
 		return res, fmt.Errorf("run %s ended %s", runID, state)
 	}
@@ -283,9 +292,11 @@ func (d *deployment) startWorkers(ctx context.Context, spec runSpec) ([]*process
 		}
 		addr := "127.0.0.1:" + strconv.Itoa(port)
 		env := append(append([]string(nil), d.env...),
-			"WORKER_CONCURRENCY="+strconv.Itoa(spec.concurrency),
 			"TWILIO_MAX_CONCURRENCY="+strconv.Itoa(spec.twilioInFlight),
 			"HTTP_ADDR="+addr)
+		if spec.concurrency > 0 { // else the worker's default
+			env = append(env, "WORKER_CONCURRENCY="+strconv.Itoa(spec.concurrency))
+		}
 		if spec.poolMaxConns > 0 {
 			env = append(env, "DATABASE_URL="+withQuery(d.dbURL, "pool_max_conns="+strconv.Itoa(spec.poolMaxConns)))
 		}
@@ -322,28 +333,28 @@ func (d *deployment) cpuNow(ctx context.Context, conn *pgx.Conn, workers []*proc
 	return takeCPU(parts), nil
 }
 
-func (d *deployment) pgRows(ctx context.Context, conn *pgx.Conn) (int64, error) {
-	var n int64
-	err := conn.QueryRow(ctx, `SELECT tup_inserted + tup_updated FROM pg_stat_database WHERE datname = $1`, d.db).Scan(&n)
-	return n, err
+func (d *deployment) pgRows(ctx context.Context, conn *pgx.Conn) (rows, xacts int64, err error) {
+	err = conn.QueryRow(ctx, `SELECT tup_inserted + tup_updated, xact_commit + xact_rollback
+		FROM pg_stat_database WHERE datname = $1`, d.db).Scan(&rows, &xacts)
+	return rows, xacts, err
 }
 
 // settledPgRows reads the row count until two reads a little apart agree,
 // so that backends still exiting have reported theirs.
-func (d *deployment) settledPgRows(ctx context.Context, conn *pgx.Conn) (int64, error) {
+func (d *deployment) settledPgRows(ctx context.Context, conn *pgx.Conn) (int64, int64, error) {
 	last := int64(-1)
-	var n int64
+	var n, x int64
 	err := poll(ctx, 5*time.Second, 250*time.Millisecond, func() (bool, error) {
 		var err error
-		n, err = d.pgRows(ctx, conn)
+		n, x, err = d.pgRows(ctx, conn)
 		settled := n == last
 		last = n
 		return settled, err
 	})
 	if err != nil && !errors.Is(err, ctx.Err()) {
-		return n, nil // still moving after 5 s: take the latest figure
+		return n, x, nil // still moving after 5 s: take the latest figure
 	}
-	return n, err
+	return n, x, err
 }
 
 // sampler polls the workers' RSS and Redis's used_memory while a run goes.

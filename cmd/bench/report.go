@@ -86,12 +86,16 @@ func report(w io.Writer, m machineInfo, outcomes, sweep []outcome) {
 
 func printFigures(w io.Writer, outcomes []outcome) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\tmedia\tMB\tconc\tmedia/s\tMB/s\tTwilio req/media\tworker CPU s/1k media\tworker peak RSS\tRedis peak\tPG rows/s\tbare media/s\tbare MB/s\tpipeline÷bare\t")
+	fmt.Fprintln(tw, "scenario\tmedia\tMB\tconc\tmedia/s\tMB/s\tTwilio req/media\tworker CPU s/1k media\tworker peak RSS\tRedis peak\tPG rows/s\tPG xacts/media\tbare media/s\tbare MB/s\tpipeline÷bare\t")
 	row := func(label string, conc int, p pipelineResult, bare []string) {
-		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%d\t%s\t%s\t%.2f\t%s\t%s\t%s\t%.0f\t%s\t\n",
-			label, p.media, float64(p.bytes)/1e6, conc, f1(p.mediaPerSec()), f1(p.mbPerSec()),
+		c := strconv.Itoa(conc)
+		if conc == 0 {
+			c = "default"
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%s\t%s\t%s\t%.2f\t%s\t%s\t%s\t%.0f\t%.2f\t%s\t\n",
+			label, p.media, float64(p.bytes)/1e6, c, f1(p.mediaPerSec()), f1(p.mbPerSec()),
 			ratioOf(float64(p.requests), float64(p.media)), cpuPer1k(p.cpu.parts["worker"], p.media), mib(p.peakRSS), mib(p.redisPeak),
-			p.pgRowsPerSec(), strings.Join(bare, "\t"))
+			p.pgRowsPerSec(), p.pgXactsPerMedia(), strings.Join(bare, "\t"))
 	}
 	for _, o := range outcomes {
 		bare := []string{"-", "-", "-"}
@@ -226,7 +230,8 @@ func twilioChecks(outcomes []outcome) []check {
 		p := o.pipe
 		admitted := float64(p.requests - p.rateLimited)
 		perMedia := ratioOf(admitted, float64(p.media))
-		bound := ratioOf(twilioMaxInFlight/twilioLatency.Seconds(), perMedia)
+		limit := float64(o.sc.twilioInFlight) / o.sc.latency.Seconds()
+		bound := ratioOf(limit, perMedia)
 		share := ratioOf(p.mediaPerSec(), bound)
 		// What the machine's CPUs allow, at the CPU all parts spent per
 		// media: when it is below the limit's bound, the CPUs, not
@@ -234,7 +239,7 @@ func twilioChecks(outcomes []outcome) []check {
 		cpuBound := ratioOf(float64(runtime.NumCPU()), p.cpu.total().Seconds()/float64(max(p.media, 1)))
 		out = append(out, check{o.sc.name, fmt.Sprintf("≥ %.0f%% of the limit's bound, no failed media", boundShareTarget*100),
 			fmt.Sprintf("%.0f%% (%s of %s media/s = %.0f req/s ÷ %.2f req/media; the CPUs' bound: %.0f media/s); %d failed; %d × 429; peak %d in flight",
-				share*100, f1(p.mediaPerSec()), f1(bound), twilioMaxInFlight/twilioLatency.Seconds(), perMedia, cpuBound,
+				share*100, f1(p.mediaPerSec()), f1(bound), limit, perMedia, cpuBound,
 				p.failed, p.rateLimited, p.peakInFlight),
 			share >= boundShareTarget && p.failed == 0})
 	}

@@ -38,8 +38,11 @@ type scenario struct {
 	// faults are set on the emulator once the data is in, before the run:
 	// the Twilio-shaped scenario's latency and limit.
 	faults map[string]any
-	dryRun bool
-	bare   bool
+	// latency is what the emulator takes per API request (faults), for the
+	// limit's bound: twilioInFlight ÷ latency requests per second.
+	latency time.Duration
+	dryRun  bool
+	bare    bool
 	// export, when set, is the format of an `enqueue export` of
 	// everything the run archived, timed after it (issue #8).
 	export string
@@ -63,6 +66,10 @@ var (
 const (
 	twilioLatency     = 100 * time.Millisecond
 	twilioMaxInFlight = 100
+	// The scenario of a worker with default settings but the account's
+	// limit (issue #14).
+	twilioDefaultsLatency  = 50 * time.Millisecond
+	twilioDefaultsInFlight = 16
 )
 
 func smallScenario(n, concurrency int) scenario {
@@ -117,8 +124,18 @@ var scenarioKinds = []scenarioKind{
 			// Tasks spend most of their time waiting on Twilio: a
 			// Postgres connection each would pass max_connections.
 			concurrency: 160, twilioInFlight: twilioMaxInFlight, poolMaxConns: 32,
-			faults: map[string]any{"latency": twilioLatency.String(), "max_in_flight": twilioMaxInFlight},
-			bare:   true,
+			faults:  map[string]any{"latency": twilioLatency.String(), "max_in_flight": twilioMaxInFlight},
+			latency: twilioLatency,
+			bare:    true,
+		}, {
+			// As a new user runs it (issue #14): only the account's limit
+			// set, every other setting the worker's default.
+			name: "twilio-16", about: fmt.Sprintf("Twilio-shaped, defaults but TWILIO_MAX_CONCURRENCY=%d: %s per API request; 10 KB media, 1-3 per message",
+				twilioDefaultsInFlight, twilioDefaultsLatency),
+			media: z.twilio, minMedia: 1, maxMedia: 3, minSize: 10_000, maxSize: 10_000,
+			twilioInFlight: twilioDefaultsInFlight,
+			faults:         map[string]any{"latency": twilioDefaultsLatency.String(), "max_in_flight": twilioDefaultsInFlight},
+			latency:        twilioDefaultsLatency,
 		}}
 	}, checks: twilioChecks},
 	// Two runs, one of ten times the media of the other: dry runs (listing

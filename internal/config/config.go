@@ -36,7 +36,10 @@ type Config struct {
 	// Defaults to "mediasync".
 	Namespace string
 	// Concurrency is how many tasks one worker runs at once
-	// (WORKER_CONCURRENCY). Defaults to 16.
+	// (WORKER_CONCURRENCY). Defaults to DefaultConcurrency of
+	// TWILIO_MAX_CONCURRENCY: twice the account's Twilio requests in
+	// flight, so one worker keeps all of them busy while half its tasks
+	// wait on Postgres or S3.
 	Concurrency int
 	// SpoolDir holds downloads larger than the in-memory spool while they are
 	// hashed and uploaded to a plain-http S3 endpoint (over https they
@@ -152,11 +155,11 @@ func Load(getenv func(string) string, need Need) (Config, error) {
 	}
 
 	var err error
-	if c.Concurrency, err = positiveInt(get("WORKER_CONCURRENCY", "16")); err != nil {
-		bad("WORKER_CONCURRENCY: %v", err)
-	}
 	if c.Twilio.MaxConcurrency, err = positiveInt(get("TWILIO_MAX_CONCURRENCY", "20")); err != nil {
 		bad("TWILIO_MAX_CONCURRENCY: %v", err)
+	}
+	if c.Concurrency, err = positiveInt(get("WORKER_CONCURRENCY", strconv.Itoa(DefaultConcurrency(c.Twilio.MaxConcurrency)))); err != nil {
+		bad("WORKER_CONCURRENCY: %v", err)
 	}
 	if v := get("TWILIO_MAX_RPS", "0"); v != "" {
 		f, err := strconv.ParseFloat(v, 64)
@@ -308,4 +311,14 @@ func urlWithScheme(s string, schemes ...string) error {
 	// Only the scheme is named: a key=value DSN (password=…) parses as a
 	// URL without one.
 	return fmt.Errorf("not a %s:// URL (scheme %q)", strings.Join(schemes, ":// or "), u.Scheme)
+}
+
+// DefaultConcurrency is WORKER_CONCURRENCY's default for an account that
+// allows twilioMaxConcurrency requests in flight: twice as many tasks.
+// Each task spends part of its time in Postgres and S3, not at Twilio;
+// with only as many tasks as slots, those slots idle meanwhile (issue
+// #14: 16 tasks kept about half of 16 slots busy). The fleet-wide limiter
+// still bounds the requests, whatever the tasks.
+func DefaultConcurrency(twilioMaxConcurrency int) int {
+	return max(2*twilioMaxConcurrency, 4)
 }

@@ -31,9 +31,17 @@ func TestLoadDefaults(t *testing.T) {
 	require.Equal(t, "https://mcs.us1.twilio.com", c.Twilio.MCSURL)
 	require.Equal(t, "redis://127.0.0.1:6379/0", c.RedisURL)
 	require.Equal(t, "mediasync", c.Namespace)
-	require.Equal(t, 16, c.Concurrency)
+	require.Equal(t, 40, c.Concurrency, "twice TWILIO_MAX_CONCURRENCY")
 	require.Equal(t, 20, c.Twilio.MaxConcurrency)
 	require.Empty(t, c.HTTPAddr)
+
+	// Only the account's limit set: the worker's tasks follow it.
+	c, err = Load(env(append(append([]string{}, base...), "TWILIO_MAX_CONCURRENCY", "16")...), Need{})
+	require.NoError(t, err)
+	require.Equal(t, 32, c.Concurrency)
+	c, err = Load(env(append(append([]string{}, base...), "TWILIO_MAX_CONCURRENCY", "16", "WORKER_CONCURRENCY", "8")...), Need{})
+	require.NoError(t, err)
+	require.Equal(t, 8, c.Concurrency, "WORKER_CONCURRENCY, set, wins")
 	require.Empty(t, c.PprofAddr)
 
 	c, err = Load(env(append(append([]string{}, base...), "HTTP_ADDR", ":9090", "MEDIASYNC_PPROF_ADDR", "127.0.0.1:6060")...), Need{})

@@ -380,7 +380,7 @@ func TestTwilioErrorCodeFailsFast(t *testing.T) {
 	}
 	found := false
 	for _, ti := range archived {
-		if ti.Type == jobs.TypeArchiveMedia && strings.Contains(string(ti.Payload), refused) {
+		if ti.Type == jobs.TypeArchiveMessage && strings.Contains(string(ti.Payload), in[refused]) {
 			found = true
 			if ti.Retried != 0 {
 				t.Fatalf("task %s retried %d times before it was archived, want 0", ti.ID, ti.Retried)
@@ -391,7 +391,7 @@ func TestTwilioErrorCodeFailsFast(t *testing.T) {
 		}
 	}
 	if !found || len(archived) != 1 {
-		t.Fatalf("archived tasks %v: want exactly the refused media's %s task", taskIDs(archived), jobs.TypeArchiveMedia)
+		t.Fatalf("archived tasks %v: want exactly the refused media's message's %s task", taskIDs(archived), jobs.TypeArchiveMessage)
 	}
 }
 

@@ -213,6 +213,8 @@ func TestDeleteTaskOutOfScopeIsRefused(t *testing.T) {
 	insp := asynq.NewInspector(redisOpt)
 	t.Cleanup(func() { _ = insp.Close() })
 	q := jobs.QueuesFor(d.Env["MEDIASYNC_NAMESPACE"])
+	// The delete tasks of workers before #14 (still in Redis after an
+	// upgrade), and the message task of otherAccount's message.
 	for _, sid := range []string{notWanted, otherAccount} {
 		task, err := jobs.NewDeleteMediaTask(q, jobs.MediaPayload{RunID: run.ID, MediaSID: sid})
 		if err != nil {
@@ -222,8 +224,15 @@ func TestDeleteTaskOutOfScopeIsRefused(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	msgTask, err := jobs.NewArchiveMessageTask(q, jobs.ArchiveMessagePayload{RunID: run.ID, MessageSID: in[otherAccount]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.Enqueue(msgTask); err != nil {
+		t.Fatal(err)
+	}
 	var archived []*asynq.TaskInfo
-	testenv.WaitFor(t, time.Minute, "both delete tasks refused", func() bool {
+	testenv.WaitFor(t, time.Minute, "the delete tasks and the message task refused", func() bool {
 		if _, attempts := d.EarlyDeletes(); attempts != 0 {
 			t.Fatalf("%d DELETEs sent for tasks out of scope", attempts)
 		}
@@ -231,11 +240,14 @@ func TestDeleteTaskOutOfScopeIsRefused(t *testing.T) {
 		if err != nil {
 			t.Fatalf("list archived tasks: %v", err)
 		}
-		return len(archived) == 2
+		return len(archived) == 3
 	}, workerLog(w.Logs))
 	reasons := map[string]string{}
 	for _, ti := range archived {
 		reasons[string(ti.Payload)] = ti.LastErr
+	}
+	if reason, ok := reasons[string(msgTask.Payload())]; !ok || !strings.Contains(reason, "belongs to account") {
+		t.Errorf("message task of %s's message: refused %v with %q, want %q", otherAccount, ok, reason, "belongs to account")
 	}
 	for sid, want := range map[string]string{notWanted: "did not mark it to delete", otherAccount: "belongs to account"} {
 		found := false

@@ -27,6 +27,8 @@ func TestCorruptPayloadIsRejectedOnce(t *testing.T) {
 	corrupt := []struct{ typ, queue, payload string }{
 		{jobs.TypeStartRun, q.List, `{"run_id":`},
 		{jobs.TypeListPage, q.List, `{"run_id":"` + runID + `","window":-1,"page":0}`},
+		{jobs.TypeArchiveMessage, q.Media, `{"run_id":"` + runID + `","message_sid":"MM1"}`},
+		// The graph before #14, still in Redis after an upgrade.
 		{jobs.TypeListMessage, q.List, `{"run_id":"` + runID + `","message_sid":"MM1"}`},
 		{jobs.TypeArchiveMedia, q.Media, `[]`},
 		{jobs.TypeDeleteMedia, q.Media, `{"run_id":"not-a-uuid","media_sid":"ME0123456789abcdef0123456789abcdef"}`},

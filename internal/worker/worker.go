@@ -210,12 +210,15 @@ const (
 )
 
 // poolConfig parses DATABASE_URL (URL or key=value form) for the worker's
-// pool: a connection per task plus a few for the loops unless it sets
-// pool_max_conns (many tasks wait on Twilio at once, and a pool that size
-// can pass Postgres's max_connections: tasks then wait for a connection
-// instead of failing with "too many clients"), and the default timeouts
-// unless it sets them, as parameters or in options=-c….
+// pool: a connection per task, up to maxTaskConns, plus a few for the
+// loops unless it sets pool_max_conns, and the default timeouts unless it
+// sets them, as parameters or in options=-c…. No task holds a connection
+// while it waits on Twilio, S3 or the limiter, and many tasks wait on
+// Twilio at once: past maxTaskConns they share connections (waiting
+// briefly for one) rather than pass Postgres's max_connections with a
+// fleet of workers, failing with "too many clients".
 func poolConfig(databaseURL string, concurrency int) (*pgxpool.Config, error) {
+	const maxTaskConns = 24
 	pcfg, err := pgxpool.ParseConfig(databaseURL)
 	if err != nil {
 		return nil, errors.New("DATABASE_URL: cannot parse") // the URL may hold a password
@@ -227,7 +230,7 @@ func poolConfig(databaseURL string, concurrency int) (*pgxpool.Config, error) {
 		return nil, errors.New("DATABASE_URL: cannot parse")
 	}
 	if _, ok := given.RuntimeParams["pool_max_conns"]; !ok {
-		pcfg.MaxConns = int32(concurrency + 4)
+		pcfg.MaxConns = int32(min(concurrency, maxTaskConns) + 4)
 	}
 	params := pcfg.ConnConfig.RuntimeParams
 	for name, def := range map[string]string{"statement_timeout": defaultStatementTimeout, "lock_timeout": defaultLockTimeout} {

@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
+	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -14,77 +14,31 @@ import (
 	"github.com/mediasync/mediasync/twilio"
 )
 
-// StartRun begins a run the CLI recorded: a backfill queues the first page
-// of each of its windows; a single-message run fetches that message.
-func (h *Handlers) StartRun(ctx context.Context, t *asynq.Task) error {
-	p, err := decode[StartRunPayload](t)
-	if err != nil {
-		return err
+// TypeListPage lists one page of one window (a UTC day) of a run.
+const TypeListPage = "messages:page"
+
+// ListPagePayload lists one page of one window of a run. The page's cursor
+// is in Postgres (run_windows.next_page_uri), not here, so the payload stays
+// small and a replayed task cannot fetch a stale page.
+type ListPagePayload struct {
+	RunID  uuid.UUID `json:"run_id"`
+	Window int       `json:"window"`
+	Page   int       `json:"page"`
+}
+
+func (p ListPagePayload) validate() error {
+	if p.RunID.Version() == 0 || p.Window < 0 || p.Page < 0 {
+		return errors.New("no run_id, or a negative window or page")
 	}
-	if _, err := h.catalog.StartRun(ctx, p.RunID); err != nil {
-		if errors.Is(err, catalog.ErrRunNotFound) {
-			return permanent(err)
-		}
-		return err
-	}
-	run, live, err := h.liveRun(ctx, p.RunID)
-	if !live {
-		return err
-	}
-	switch run.Kind {
-	case catalog.KindExport:
-		return h.startExport(ctx, run)
-	case catalog.KindBackfill, catalog.KindPolicy:
-		if err := h.queueWindows(ctx, run, h.enqueuer.In(ctx)); err != nil {
-			return err
-		}
-		if run.Kind == catalog.KindPolicy && run.Delete {
-			// What earlier runs archived and is now old enough to delete.
-			if _, err := h.catalog.SeedDeletes(ctx, run); err != nil {
-				return err
-			}
-			if err := h.requeue(ctx, run, time.Now()); err != nil {
-				return err
-			}
-		}
-	case catalog.KindMessage:
-		msg, err := h.twilio.Messages.Get(ctx, run.MessageSID)
-		switch {
-		case twilio.IsNotFound(err):
-			if err := h.catalog.FailMessage(ctx, run.ID, run.MessageSID, "message not found on Twilio"); err != nil {
-				return err
-			}
-		case err != nil:
-			return h.listingError(ctx, err, func(reason string) error {
-				return h.catalog.FailMessage(ctx, run.ID, run.MessageSID, reason)
-			})
-		case !twilio.ValidMessageSID(msg.SID) || !strings.EqualFold(msg.SID, run.MessageSID):
-			err := twilio.CheckMessageSID(msg.SID)
-			if err == nil {
-				err = fmt.Errorf("asked for message %s, Twilio answered with message %s", run.MessageSID, msg.SID)
-			}
-			return h.badSID(ctx, run.ID, err, func(reason string) error {
-				return h.catalog.FailMessage(ctx, run.ID, run.MessageSID, reason)
-			})
-		default:
-			rec := messageRecord(run.AccountSID, msg)
-			if err := h.catalog.RecordMessages(ctx, run.ID, []catalog.MessageRecord{rec}, run.DryRun); err != nil {
-				return err
-			}
-			if rec.HasMedia() {
-				if err := h.enqueuer.In(ctx)(NewListMessageTask(h.queues, ListMessagePayload{RunID: run.ID, MessageSID: rec.SID})); err != nil {
-					return err
-				}
-			}
-		}
-	default:
-		reason := fmt.Sprintf("unknown run kind %q", run.Kind)
-		if err := h.catalog.FailRun(ctx, run.ID, reason); err != nil {
-			return err
-		}
-		return permanent(errors.New(reason))
-	}
-	return h.finish(ctx, run.ID)
+	return nil
+}
+
+func (p ListPagePayload) run() uuid.UUID { return p.RunID }
+
+// NewListPageTask returns the task that lists page `page` of a window.
+func NewListPageTask(q Queues, p ListPagePayload) (*asynq.Task, error) {
+	id := "page:" + p.RunID.String() + ":" + strconv.Itoa(p.Window) + ":" + strconv.Itoa(p.Page)
+	return newTask(TypeListPage, p, id, asynq.Queue(q.List), asynq.MaxRetry(listMaxRetry), asynq.Timeout(10*time.Minute))
 }
 
 // Listing backpressure: a page waits up to slotWait for the listing slot,
@@ -97,18 +51,14 @@ const (
 )
 
 // ListPage lists one page of messages of one window. In order: record the
-// messages, queue their media listings, queue the next page, and only then
-// advance the window's cursor, so a crash at any point repeats work rather
-// than skipping it.
+// messages, queue a message task for each that has media, queue the next
+// page, and only then advance the window's cursor, so a crash at any point
+// repeats work rather than skipping it.
 func (h *Handlers) ListPage(ctx context.Context, t *asynq.Task) error {
-	p, err := decode[ListPagePayload](t)
-	if err != nil {
-		return err
-	}
-	run, live, err := h.liveRun(ctx, p.RunID)
-	if !live {
-		return err
-	}
+	return runStep(h, nil, h.listPage)(ctx, t)
+}
+
+func (h *Handlers) listPage(ctx context.Context, run catalog.Run, p ListPagePayload) error {
 	// Backpressure: one page at a time across the fleet, and only while
 	// the queues hold little, so that Redis holds about one page of work
 	// however large the run and however many workers list it.
@@ -184,7 +134,7 @@ func (h *Handlers) ListPage(ctx context.Context, t *asynq.Task) error {
 			// A message that cannot be named can be neither recorded nor
 			// listed (a row for it would be re-queued forever): the
 			// window fails, loudly, with the reason.
-			return h.badSID(ctx, run.ID, fmt.Errorf("page %d of window %d, message %d: %w", w.Page, w.Seq, i, err), func(reason string) error {
+			return h.badSID(fmt.Errorf("page %d of window %d, message %d: %w", w.Page, w.Seq, i, err), func(reason string) error {
 				return h.catalog.FailWindow(ctx, run.ID, w.Seq, reason)
 			})
 		}
@@ -202,7 +152,7 @@ func (h *Handlers) ListPage(ctx context.Context, t *asynq.Task) error {
 		if !rec.HasMedia() {
 			continue
 		}
-		if err := h.enqueuer.In(ctx)(NewListMessageTask(h.queues, ListMessagePayload{RunID: run.ID, MessageSID: rec.SID})); err != nil {
+		if err := h.enqueuer.In(ctx)(NewArchiveMessageTask(h.queues, ArchiveMessagePayload{RunID: run.ID, MessageSID: rec.SID})); err != nil {
 			return err
 		}
 	}
@@ -215,11 +165,9 @@ func (h *Handlers) ListPage(ctx context.Context, t *asynq.Task) error {
 		return err
 	}
 	if page.NextPageURI == "" {
-		if err := h.releaseNext(ctx, run); err != nil {
-			return err
-		}
+		return h.releaseNext(ctx, run)
 	}
-	return h.finish(ctx, run.ID)
+	return nil
 }
 
 // maxWindowPages bounds the pages of one window (a UTC day): at Twilio's
@@ -231,10 +179,7 @@ func (h *Handlers) failWindow(ctx context.Context, run catalog.Run, w catalog.Wi
 	if err := h.catalog.FailWindow(ctx, run.ID, w.Seq, reason); err != nil {
 		return err
 	}
-	if err := h.releaseNext(ctx, run); err != nil {
-		return err
-	}
-	return h.finish(ctx, run.ID)
+	return h.releaseNext(ctx, run)
 }
 
 // releaseNext releases a run's next windows, as many as ended, and queues
@@ -285,96 +230,6 @@ func windowParams(run catalog.Run, w catalog.Window, pageSize int) twilio.Messag
 	return p
 }
 
-// ListMessage lists a message's media, records them, and queues each for
-// archiving (a dry run only counts them).
-func (h *Handlers) ListMessage(ctx context.Context, t *asynq.Task) error {
-	p, err := decode[ListMessagePayload](t)
-	if err != nil {
-		return err
-	}
-	run, live, err := h.liveRun(ctx, p.RunID)
-	if !live {
-		return err
-	}
-	state, err := h.catalog.RunMessageState(ctx, run.ID, p.MessageSID)
-	if err != nil {
-		return err
-	}
-	if state == catalog.MessageListed || state == catalog.MessageGone || state == catalog.MessageFailed {
-		return nil
-	}
-
-	// A message has at most 10 media; records go out in batches anyway so a
-	// hostile or buggy list cannot grow memory without bound.
-	const batch = 100
-	found := 0
-	recs := make([]catalog.MediaRecord, 0, 10)
-	flush := func() error {
-		if err := h.catalog.RecordMedia(ctx, run.ID, recs, run.DryRun); err != nil {
-			return err
-		}
-		if !run.DryRun {
-			for _, r := range recs {
-				if err := h.enqueuer.In(ctx)(NewArchiveMediaTask(h.queues, MediaPayload{RunID: run.ID, MediaSID: r.SID})); err != nil {
-					return err
-				}
-			}
-		}
-		found += len(recs)
-		recs = recs[:0]
-		return nil
-	}
-	for m, err := range h.twilio.Media.All(ctx, p.MessageSID, twilio.MediaListParams{}) {
-		if twilio.IsGone(err) {
-			// The message was deleted since its page was listed (Twilio
-			// deletes its media with it): nothing more of it can be
-			// archived and no retry changes that. Recorded as gone, so
-			// the run says so rather than counting a message without media.
-			if err := flush(); err != nil {
-				return err
-			}
-			if err := h.catalog.GoneMessage(ctx, run.ID, p.MessageSID, found, "gone from Twilio before its media were listed: "+errText(err)); err != nil {
-				return err
-			}
-			return h.finish(ctx, run.ID)
-		}
-		if err != nil {
-			return h.listingError(ctx, err, func(reason string) error {
-				if err := h.catalog.FailMessage(ctx, run.ID, p.MessageSID, reason); err != nil {
-					return err
-				}
-				return h.finish(ctx, run.ID)
-			})
-		}
-		if err := twilio.CheckMediaSID(m.SID); err != nil {
-			// Recorded, it would be queued and re-queued forever: the
-			// message fails with the reason; the media before it stay.
-			if err := flush(); err != nil {
-				return err
-			}
-			return h.badSID(ctx, run.ID, fmt.Errorf("media list of message %s, media %d: %w", p.MessageSID, found, err), func(reason string) error {
-				return h.catalog.FailMessage(ctx, run.ID, p.MessageSID, reason)
-			})
-		}
-		recs = append(recs, catalog.MediaRecord{
-			SID: m.SID, AccountSID: run.AccountSID, MessageSID: p.MessageSID,
-			ContentType: m.ContentType, DateCreated: m.DateCreated.Time,
-		})
-		if len(recs) == batch {
-			if err := flush(); err != nil {
-				return err
-			}
-		}
-	}
-	if err := flush(); err != nil {
-		return err
-	}
-	if err := h.catalog.FinishMessage(ctx, run.ID, p.MessageSID, found); err != nil {
-		return err
-	}
-	return h.finish(ctx, run.ID)
-}
-
 // listingError decides what a failed Twilio listing call means for the task:
 // a rate limit waits without using a retry; an error no retry can fix, or
 // the last retry, records the failure (fail) and stops; anything else is
@@ -396,12 +251,9 @@ func (h *Handlers) listingError(ctx context.Context, err error, fail func(reason
 // entered, and ends the task: no retry brings a different answer. err
 // quotes the SID cut short (twilio.CheckMessageSID), so the reason stays
 // bounded.
-func (h *Handlers) badSID(ctx context.Context, runID uuid.UUID, err error, fail func(reason string) error) error {
+func (h *Handlers) badSID(err error, fail func(reason string) error) error {
 	err = fmt.Errorf("Twilio sent a SID mediasync cannot use: %w", err)
 	if ferr := fail(errText(err)); ferr != nil {
-		return ferr
-	}
-	if ferr := h.finish(ctx, runID); ferr != nil {
 		return ferr
 	}
 	return permanent(err)

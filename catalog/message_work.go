@@ -1,0 +1,129 @@
+package catalog
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+// RunMediaItem is a media a run still has work on: to archive (RunState
+// pending) or, archived, to delete (DeleteWanted).
+type RunMediaItem struct {
+	MediaItem
+	RunState     MediaState // run_media.state
+	DeleteWanted bool
+}
+
+// MessageWork returns what a run still has to do with one message's media,
+// up to limit media with SIDs after `after` (keyset paging: "" starts),
+// in SID order: media to archive, and archived media to delete. Postgres
+// decides: what a task committed before it died is not returned again.
+// The read goes through an index of only the rows still to do.
+func (c *Catalog) MessageWork(ctx context.Context, run uuid.UUID, message, after string, limit int) ([]RunMediaItem, error) {
+	rows, err := c.pool.Query(ctx, `SELECT `+mediaItemColumns+`, d.state, d.delete_wanted
+		FROM run_media d JOIN media m ON m.sid = d.media_sid JOIN messages g ON g.sid = m.message_sid
+		WHERE d.run_id = $1 AND d.message_sid = $2 AND d.media_sid > $3
+		  AND (d.state = 'pending' OR (d.delete_wanted AND d.state = 'archived'))
+		ORDER BY d.media_sid LIMIT $4`, run, message, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("work on message %s of run %s: %w", message, run, err)
+	}
+	items, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (RunMediaItem, error) {
+		var it RunMediaItem
+		var err error
+		it.MediaItem, err = scanMediaItem(r, &it.RunState, &it.DeleteWanted)
+		return it, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("work on message %s of run %s: %w", message, run, err)
+	}
+	return items, nil
+}
+
+// ArchivedMedia is one media's archived copy, to commit (CommitMessage).
+type ArchivedMedia struct {
+	SID  string
+	Copy ArchivedCopy
+}
+
+// RunOutcome is a media's outcome within a run that its media row already
+// holds (a copy reused from an earlier run, a delete or a gone recorded
+// before), to commit (CommitMessage).
+type RunOutcome struct {
+	SID    string
+	State  MediaState
+	Reused bool
+}
+
+// CommitMessage records, in one statement (one transaction, one round
+// trip), the archived copies of a message's media and the run's outcome
+// for each, with the outcomes whose media rows already hold them; it
+// returns the media the run deletes from Twilio next. As MarkArchived does
+// for one: only a pending, failed or suspect row moves to archived, so a
+// second archiving of the same media leaves the first proof in place, and
+// each row records that the caller judged its bytes plausibly the media
+// (plausible_at), which ClaimDelete requires.
+func (c *Catalog) CommitMessage(ctx context.Context, run uuid.UUID, archived []ArchivedMedia, outcomes []RunOutcome) (deleteWanted []string, err error) {
+	if len(archived) == 0 && len(outcomes) == 0 {
+		return nil, nil
+	}
+	n := len(archived)
+	var (
+		sids                        = make([]string, n)
+		filenames, versions, locks  = make([]*string, n), make([]*string, n), make([]*string, n)
+		sizes                       = make([]int64, n)
+		shas, stores, buckets, keys = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		retain                      = make([]*time.Time, n)
+		outSIDs, outStates          = make([]string, len(outcomes)), make([]string, len(outcomes))
+		outReused                   = make([]bool, len(outcomes))
+	)
+	for i, a := range archived {
+		cp := a.Copy
+		sids[i], filenames[i], sizes[i], shas[i] = a.SID, nullString(cp.Filename), cp.Size, hex.EncodeToString(cp.SHA256[:])
+		stores[i], buckets[i], keys[i], versions[i] = cp.Store, cp.Bucket, cp.Key, nullString(cp.VersionID)
+		locks[i], retain[i] = nullString(string(cp.LockMode)), nullTime(cp.RetainUntil)
+	}
+	for i, o := range outcomes {
+		outSIDs[i], outStates[i], outReused[i] = o.SID, string(o.State), o.Reused
+	}
+	rows, err := c.pool.Query(ctx, `
+		WITH copies AS (
+			SELECT * FROM unnest($2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[],
+				$8::text[], $9::text[], $10::text[], $11::timestamptz[])
+				AS t(sid, filename, size_bytes, sha256, store, bucket, object_key, version_id, lock_mode, retain_until)
+		), copied AS (
+			UPDATE media m SET state = 'archived', filename = c.filename, size_bytes = c.size_bytes,
+				sha256 = c.sha256, store = c.store, bucket = c.bucket, object_key = c.object_key,
+				version_id = c.version_id, lock_mode = c.lock_mode, retain_until = c.retain_until,
+				archived_at = now(), plausible_at = now(), last_error = NULL, updated_at = now()
+			FROM copies c
+			WHERE m.sid = c.sid AND m.state IN ('pending', 'failed', 'suspect')
+		), archived AS (
+			UPDATE run_media d SET state = 'archived', error = NULL, updated_at = now()
+			FROM copies c
+			WHERE d.run_id = $1 AND d.media_sid = c.sid
+			RETURNING d.media_sid, d.delete_wanted
+		), outcomes AS (
+			UPDATE run_media d SET state = o.state, reused = d.reused OR o.reused, error = NULL, updated_at = now()
+			FROM unnest($12::text[], $13::text[], $14::bool[]) AS o(sid, state, reused)
+			WHERE d.run_id = $1 AND d.media_sid = o.sid
+			RETURNING d.media_sid, d.delete_wanted AND o.state = 'archived' AS delete_wanted
+		)
+		SELECT media_sid FROM archived WHERE delete_wanted
+		UNION ALL
+		SELECT media_sid FROM outcomes WHERE delete_wanted`,
+		run, sids, filenames, sizes, shas, stores, buckets, keys, versions, locks, retain,
+		outSIDs, outStates, outReused)
+	if err != nil {
+		return nil, fmt.Errorf("commit %d media of run %s: %w", n+len(outcomes), run, err)
+	}
+	deleteWanted, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("commit %d media of run %s: %w", n+len(outcomes), run, err)
+	}
+	return deleteWanted, nil
+}

@@ -1,0 +1,104 @@
+package catalog_test
+
+import (
+	"crypto/sha256"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/mediasync/mediasync/catalog"
+)
+
+// A message's work is what Postgres says is left: its media to archive,
+// then, committed in one statement, the archived ones its run deletes; a
+// replay after the commit finds nothing to archive again, and each commit
+// is guarded like MarkArchived (a second copy leaves the first proof).
+func TestMessageWorkIsWhatIsLeft(t *testing.T) {
+	t.Parallel()
+	c := newCatalog(t)
+	ctx := t.Context()
+	run := seedMedia(t, c, true)
+
+	work, err := c.MessageWork(ctx, run.ID, msg1, "", 50)
+	require.NoError(t, err)
+	require.Len(t, work, 2)
+	for _, it := range work {
+		require.Equal(t, catalog.MediaPending, it.RunState)
+		require.Equal(t, catalog.MediaPending, it.State)
+		require.True(t, it.DeleteWanted)
+	}
+	page, err := c.MessageWork(ctx, run.ID, msg1, "", 1)
+	require.NoError(t, err)
+	require.Equal(t, []string{me1}, sids(page))
+	page, err = c.MessageWork(ctx, run.ID, msg1, me1, 1)
+	require.NoError(t, err)
+	require.Equal(t, []string{me2}, sids(page), "keyset paging by media SID")
+
+	sum := sha256.Sum256([]byte("bytes"))
+	cp := func(sid string) catalog.ArchivedMedia {
+		return catalog.ArchivedMedia{SID: sid, Copy: catalog.ArchivedCopy{Size: 5, SHA256: sum, Store: "s3", Bucket: "b", Key: "k/" + sid}}
+	}
+	wanted, err := c.CommitMessage(ctx, run.ID, []catalog.ArchivedMedia{cp(me1), cp(me2)}, nil)
+	require.NoError(t, err)
+	require.ElementsMatch(t, []string{me1, me2}, wanted, "the run deletes both next")
+	for _, sid := range []string{me1, me2} {
+		it, err := c.GetMedia(ctx, sid)
+		require.NoError(t, err)
+		require.Equal(t, catalog.MediaArchived, it.State)
+		require.Equal(t, int64(5), it.Size)
+		require.Equal(t, sum, it.SHA256)
+		require.False(t, it.PlausibleAt.IsZero(), "the commit records the plausibility judgement")
+	}
+	work, err = c.MessageWork(ctx, run.ID, msg1, "", 50)
+	require.NoError(t, err)
+	require.Len(t, work, 2, "archived, still to delete")
+	for _, it := range work {
+		require.Equal(t, catalog.MediaArchived, it.RunState)
+	}
+
+	// A second commit of other bytes keeps the first proof.
+	other := cp(me1)
+	other.Copy.Size, other.Copy.SHA256 = 6, sha256.Sum256([]byte("other!"))
+	_, err = c.CommitMessage(ctx, run.ID, []catalog.ArchivedMedia{other}, nil)
+	require.NoError(t, err)
+	it, err := c.GetMedia(ctx, me1)
+	require.NoError(t, err)
+	require.Equal(t, int64(5), it.Size)
+
+	// Deleted: nothing is left of the message.
+	for _, sid := range []string{me1, me2} {
+		require.NoError(t, c.ClaimDelete(ctx, sid, 5, sum))
+		require.NoError(t, c.MarkDeleted(ctx, run, sid))
+	}
+	work, err = c.MessageWork(ctx, run.ID, msg1, "", 50)
+	require.NoError(t, err)
+	require.Empty(t, work)
+
+	// A later run reuses what is done: outcomes, with no copy.
+	later, err := c.CreateRun(ctx, catalog.RunSpec{Kind: catalog.KindMessage, AccountSID: acct, MessageSID: msg1, Actor: "test"})
+	require.NoError(t, err)
+	require.NoError(t, c.RecordLastMedia(ctx, later.ID, msg1, []catalog.MediaRecord{
+		{SID: me1, AccountSID: acct, MessageSID: msg1}, {SID: me2, AccountSID: acct, MessageSID: msg1}}, 2, false))
+	work, err = c.MessageWork(ctx, later.ID, msg1, "", 50)
+	require.NoError(t, err)
+	require.Len(t, work, 2)
+	for _, it := range work {
+		require.Equal(t, catalog.MediaDeleted, it.State, "the media row keeps its state")
+	}
+	wanted, err = c.CommitMessage(ctx, later.ID, nil, []catalog.RunOutcome{
+		{SID: me1, State: catalog.MediaDeleted, Reused: true}, {SID: me2, State: catalog.MediaDeleted, Reused: true}})
+	require.NoError(t, err)
+	require.Empty(t, wanted)
+	st, err := c.RunStatus(ctx, later.ID)
+	require.NoError(t, err)
+	require.Equal(t, 2, st.MediaReused)
+	require.Equal(t, 0, st.MediaPending)
+}
+
+func sids(items []catalog.RunMediaItem) []string {
+	out := make([]string, len(items))
+	for i, it := range items {
+		out[i] = it.SID
+	}
+	return out
+}
