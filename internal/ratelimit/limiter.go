@@ -208,6 +208,13 @@ func (l *Limiter) await(ctx context.Context, w *waiter) (*slot, bool, error) {
 				l.mu.Unlock()
 				if err := l.poll(ctx); err != nil {
 					l.mu.Lock()
+					// A release may have passed w a slot while the poll
+					// ran: it is w's now, and the poll's failure no
+					// longer matters.
+					if w.slot != nil {
+						l.mu.Unlock()
+						return w.slot, w.fresh, nil
+					}
 					l.leave(w)
 					l.mu.Unlock()
 					return nil, false, err
