@@ -124,8 +124,9 @@
 //	K:backoff  STRING back-off deadline, ms since the epoch by Redis TIME;
 //	                  key expires a second after it
 //	K:ceiling  HASH   limit = slots allowed when set by Refused, at = when
-//	                  (ms, Redis TIME); key expires once the ceiling is
-//	                  back at MaxInFlight
+//	                  (ms, Redis TIME), by = the refusal's random ID (so a
+//	                  retried script lowers it once); key expires once the
+//	                  ceiling is back at MaxInFlight
 //	rate:K:rps STRING redis_rate's GCRA state (it adds the "rate:" prefix);
 //	                  expires once the bound is back to a full burst
 //

@@ -106,3 +106,66 @@ func TestAcquire_SlotPassedOnWhilePollFailsIsKept(t *testing.T) {
 	r.release()
 	requireInFlight(t, l, 0)
 }
+
+// go-redis sends a script again when the reply to it is lost (a read
+// timeout, EOF). takeScript run twice with the same holders takes their
+// slots once: the retry answers as the first run did, and no slot is left
+// taken in Redis with nobody to give it back.
+func TestAcquire_TakeRetriedAfterItRanIsIdempotent(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	raw := b.clients[1]
+	rdb := b.faulty(t, "take", func(ctx context.Context, cmd redis.Cmder, next redis.ProcessHook) error {
+		// The script runs, its reply is lost, go-redis sends it again.
+		if err := raw.Do(ctx, cmd.Args()...).Err(); err != nil {
+			return err
+		}
+		return next(ctx, cmd)
+	})
+	const maxInFlight = 2
+	l := b.limiterOn(t, rdb, ratelimit.Config{MaxInFlight: maxInFlight, PollInterval: 5 * time.Millisecond})
+
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+	defer cancel()
+	var releases []func()
+	for range maxInFlight {
+		release, err := l.Acquire(ctx)
+		require.NoError(t, err, "a retried take left slots behind")
+		releases = append(releases, release)
+	}
+	requireInFlight(t, l, maxInFlight)
+	for _, release := range releases {
+		release()
+	}
+	requireInFlight(t, l, 0)
+}
+
+// refusedScript sent again after its reply was lost lowers the ceiling
+// once, not twice.
+func TestRefused_RetriedAfterItRanLowersOnce(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	raw := b.clients[1]
+	rdb := b.faulty(t, "refused", func(ctx context.Context, cmd redis.Cmder, next redis.ProcessHook) error {
+		if err := raw.Do(ctx, cmd.Args()...).Err(); err != nil {
+			return err
+		}
+		return next(ctx, cmd)
+	})
+	ctx := t.Context()
+	l := b.limiterOn(t, rdb, ratelimit.Config{MaxInFlight: 4, Recovery: time.Hour})
+	var releases []func()
+	for range 2 {
+		release, err := l.Acquire(ctx)
+		require.NoError(t, err)
+		releases = append(releases, release)
+	}
+	require.NoError(t, l.Refused(ctx))
+	limit, err := b.clients[1].HGet(ctx, b.key+":ceiling", "limit").Int()
+	require.NoError(t, err)
+	require.Equal(t, 2, limit, "ceiling after one refusal with two requests in flight")
+	for _, release := range releases {
+		release()
+	}
+	requireInFlight(t, l, 0)
+}

@@ -649,7 +649,7 @@ func (l *Limiter) Backoff(ctx context.Context, d time.Duration) error {
 // every back-off and have most of them refused.
 func (l *Limiter) Refused(ctx context.Context) error {
 	err := refusedScript.Run(ctx, l.rdb, []string{l.slotsKey, l.keys[2]},
-		l.cfg.MaxInFlight, l.cfg.Recovery.Milliseconds()).Err()
+		l.cfg.MaxInFlight, l.cfg.Recovery.Milliseconds(), rand.Text()).Err()
 	if err != nil {
 		return fmt.Errorf("ratelimit: lower the ceiling on %s: %w", l.cfg.Key, err)
 	}

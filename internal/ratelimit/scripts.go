@@ -64,6 +64,13 @@ end
 // bound it spends one request per slot taken, so the holders must start
 // at once.
 //
+// It is idempotent: go-redis sends a script again when its reply is lost
+// (a read timeout, EOF), and a second run for the same holders must not
+// count the first run's slots against them. A run that finds its first
+// holder live therefore takes nothing and answers as the first run did:
+// the live holders, which the first run took in order, are the slots
+// taken.
+//
 // KEYS[1] slots ZSET (member holder ID, score expiry ms)
 // KEYS[2] back-off deadline (ms, as a string)
 // KEYS[3] ceiling HASH (see refusedScript)
@@ -76,12 +83,23 @@ end
 var takeScript = redis.NewScript(gcraLua + `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local maxInFlight, recoveryMS, ceilingKey = tonumber(ARGV[1]), tonumber(ARGV[3]), 3
+` + ceilingLua + `
+local again = 0
+for i = 7, #ARGV do
+  if (tonumber(redis.call('ZSCORE', KEYS[1], ARGV[i]) or '0') or 0) <= now then
+    break
+  end
+  again = again + 1
+end
+if again > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%d', now))
+  return {1, again, redis.call('ZCARD', KEYS[1]), ceiling}
+end
 local backoff = tonumber(redis.call('GET', KEYS[2]) or '0') or 0
 if backoff > now then
   return {2, backoff - now, 0, 0}
 end
-local maxInFlight, recoveryMS, ceilingKey = tonumber(ARGV[1]), tonumber(ARGV[3]), 3
-` + ceilingLua + `
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%d', now))
 local live = redis.call('ZCARD', KEYS[1])
 local n = math.min(ceiling - live, #ARGV - 6)
@@ -176,19 +194,24 @@ return cur
 // refusedScript lowers the ceiling after Twilio refused a request: to the
 // live slots (what Twilio was serving), at least one below the ceiling in
 // force, at least 1. The key expires once the ceiling is back at
-// MaxInFlight.
+// MaxInFlight. ARGV[3] names the refusal: a run sent again by go-redis
+// after losing the reply finds it in the hash and lowers nothing more.
 //
-// KEYS[1] slots ZSET, KEYS[2] ceiling HASH {limit, at ms}
-// ARGV[1] MaxInFlight, ARGV[2] Recovery ms
+// KEYS[1] slots ZSET, KEYS[2] ceiling HASH {limit, at ms, by}
+// ARGV[1] MaxInFlight, ARGV[2] Recovery ms, ARGV[3] refusal ID (random)
 // Returns the new ceiling.
 var refusedScript = redis.NewScript(`
+local c = redis.call('HMGET', KEYS[2], 'by', 'limit')
+if c[1] == ARGV[3] and c[2] then
+  return tonumber(c[2])
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local maxInFlight, recoveryMS, ceilingKey = tonumber(ARGV[1]), tonumber(ARGV[2]), 2
 ` + ceilingLua + `
 local live = redis.call('ZCOUNT', KEYS[1], string.format('(%d', now), '+inf')
 local limit = math.max(1, math.min(ceiling - 1, live))
-redis.call('HSET', KEYS[2], 'limit', limit, 'at', string.format('%d', now))
+redis.call('HSET', KEYS[2], 'limit', limit, 'at', string.format('%d', now), 'by', ARGV[3])
 redis.call('PEXPIRE', KEYS[2], string.format('%d', math.max(0, maxInFlight - limit) * recoveryMS + 1000))
 return limit
 `)
