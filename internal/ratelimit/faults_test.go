@@ -169,3 +169,43 @@ func TestRefused_RetriedAfterItRanLowersOnce(t *testing.T) {
 	}
 	requireInFlight(t, l, 0)
 }
+
+// A reply to a script sent before this process recorded a back-off does
+// not undo the back-off: no Acquire of the process returns a slot while it
+// is in force, though the older reply said there was none.
+func TestBackoff_OlderReplyDoesNotUndoIt(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	inTake, proceed := make(chan struct{}), make(chan struct{})
+	var takes atomic.Int64
+	rdb := b.faulty(t, "take", func(ctx context.Context, cmd redis.Cmder, next redis.ProcessHook) error {
+		err := next(ctx, cmd)
+		if takes.Add(1) == 2 {
+			close(inTake) // the script ran; its reply is late
+			<-proceed
+		}
+		return err
+	})
+	// A long PollInterval: the older reply would keep the process trusting
+	// its slots for two of them.
+	l := b.limiterOn(t, rdb, ratelimit.Config{MaxInFlight: 3, PollInterval: time.Second})
+
+	first, err := l.Acquire(t.Context())
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
+	defer cancel()
+	res := acquireAsync(ctx, l)
+	receive(t, inTake, "the second Acquire's poll")
+	require.NoError(t, l.Backoff(t.Context(), 5*time.Second))
+	close(proceed)
+
+	r := receive(t, res, "the second Acquire")
+	require.ErrorIs(t, r.err, context.DeadlineExceeded, "a slot was handed out during the process's own back-off")
+	first() // idle, or given back
+	ctx, cancel = context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	release, err := l.Acquire(ctx)
+	require.ErrorIs(t, err, context.DeadlineExceeded, "a slot was passed on during the process's own back-off")
+	require.Nil(t, release)
+	requireInFlight(t, l, 0)
+}

@@ -73,9 +73,13 @@ type Limiter struct {
 	// slot is passed on without asking Redis.
 	freshUntil   time.Time
 	over         bool
-	backoffUntil time.Time
-	timer        *time.Timer // runs sweep
-	timerSet     bool
+	backoffUntil time.Time // never moved earlier
+	// signalAt is when Backoff or Refused last told the Limiter something
+	// newer than any reply to a script sent before then: such a reply
+	// must not make the Limiter trust its slots again.
+	signalAt time.Time
+	timer    *time.Timer // runs sweep
+	timerSet bool
 }
 
 // slot is one slot the Limiter holds in Redis.
@@ -289,6 +293,14 @@ func (l *Limiter) poll(ctx context.Context) error {
 	l.learn(r, sent)
 	now := time.Now()
 	jitter := mrand.N(l.cfg.PollInterval)
+	if r.code == replyTaken && now.Before(l.backoffUntil) {
+		// Backoff was called here while the script ran: the slots must
+		// not carry requests. Give them back at once.
+		for _, h := range holders[:r.arg] {
+			l.giveBack(h)
+		}
+		r = reply{code: replyBackedOff, arg: msUntil(l.backoffUntil, now)}
+	}
 	switch r.code {
 	case replyTaken:
 		for _, h := range holders[:r.arg] {
@@ -324,24 +336,45 @@ func (l *Limiter) confirm(ctx context.Context, s *slot) (bool, error) {
 	l.mu.Unlock()
 	sent := time.Now()
 	r, err := l.check(ctx, s.holder, back)
+	if err != nil {
+		// The script may have run, or not: make sure the holders are gone
+		// before saying that back is (flushAll waits for it).
+		rmErr := l.remove(ctx, append(back, s.holder))
+		l.mu.Lock()
+		l.doneReturns(back)
+		flush := l.untrack()
+		l.mu.Unlock()
+		if flush {
+			l.flushAll(ctx)
+		}
+		return false, l.acquireErr("take slot", errors.Join(err, rmErr))
+	}
 
 	l.mu.Lock()
 	l.doneReturns(back)
-	if err == nil && r.code == replyTaken {
+	if r.code != replyLost {
 		l.learn(r, sent)
-		l.mu.Unlock()
-		return true, nil
 	}
-	if err == nil && r.code != replyLost {
-		l.learn(r, sent)
+	gaveBack := false
+	if r.code == replyTaken {
+		now := time.Now()
+		if !now.Before(l.backoffUntil) {
+			l.mu.Unlock()
+			return true, nil
+		}
+		// Backoff was called here while the script ran: the slot must not
+		// carry a request.
+		l.giveBack(s.holder)
+		gaveBack = true
+		r = reply{code: replyBackedOff, arg: msUntil(l.backoffUntil, now)}
 	}
 	flush := l.untrack()
 	l.mu.Unlock()
-	if flush {
+	switch {
+	case flush:
 		l.flushAll(ctx)
-	}
-	if err != nil {
-		return false, l.acquireErr("take slot", errors.Join(err, l.remove(ctx, append(back, s.holder))))
+	case gaveBack:
+		l.flush(ctx)
 	}
 	var d time.Duration
 	reason := ""
@@ -495,20 +528,33 @@ func (l *Limiter) trusted(now time.Time) bool {
 	return l.limit.Rate == 0 && now.Before(l.freshUntil)
 }
 
-// learn records what a reply sent at sent said of the fleet. Call with mu
-// held.
+// learn records what a reply sent at sent said of the fleet. A reply sent
+// before the Limiter's last Backoff or Refused may only make it more
+// careful: it is older news than theirs. Call with mu held.
 func (l *Limiter) learn(r reply, sent time.Time) {
-	// Twice the mean poll interval: a saturated Limiter polls once per
-	// interval, drawn from half to one and a half times it.
-	l.freshUntil = sent.Add(2 * l.cfg.PollInterval)
-	l.over = r.live > r.ceiling
-	l.backoffUntil = time.Time{}
+	over := r.live > r.ceiling
+	if !sent.Before(l.signalAt) {
+		// Twice the mean poll interval: a saturated Limiter polls once per
+		// interval, drawn from half to one and a half times it.
+		l.freshUntil = sent.Add(2 * l.cfg.PollInterval)
+		l.over = over
+	} else if over {
+		l.over = true
+	}
 	if r.code == replyBackedOff {
-		l.backoffUntil = time.Now().Add(time.Duration(r.arg) * time.Millisecond)
+		// Redis never shortens a back-off, nor does the Limiter.
+		if until := time.Now().Add(time.Duration(r.arg) * time.Millisecond); until.After(l.backoffUntil) {
+			l.backoffUntil = until
+		}
 	}
 	if l.over || r.code == replyBackedOff {
 		l.dropIdle()
 	}
+}
+
+// msUntil is the milliseconds from now to t, rounded up.
+func msUntil(t, now time.Time) int64 {
+	return int64((t.Sub(now) + time.Millisecond - 1) / time.Millisecond)
 }
 
 // dropIdle sends every idle slot back. Call with mu held.
@@ -631,9 +677,11 @@ func (l *Limiter) Backoff(ctx context.Context, d time.Duration) error {
 	// This process knows at once; the others at their next poll or
 	// confirm, within twice PollInterval.
 	l.mu.Lock()
-	if until := time.Now().Add(d); until.After(l.backoffUntil) {
+	now := time.Now()
+	if until := now.Add(d); until.After(l.backoffUntil) {
 		l.backoffUntil = until
 	}
+	l.signalAt = now
 	l.dropIdle()
 	l.mu.Unlock()
 	return nil
@@ -657,6 +705,7 @@ func (l *Limiter) Refused(ctx context.Context) error {
 	// fleet is over the new ceiling.
 	l.mu.Lock()
 	l.freshUntil = time.Time{}
+	l.signalAt = time.Now()
 	l.mu.Unlock()
 	return nil
 }
