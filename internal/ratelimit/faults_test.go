@@ -209,3 +209,42 @@ func TestBackoff_OlderReplyDoesNotUndoIt(t *testing.T) {
 	require.Nil(t, release)
 	requireInFlight(t, l, 0)
 }
+
+// Refused counts what Twilio was serving: the slots in use, not those the
+// process keeps idle or has queued to give back.
+func TestRefused_DoesNotCountIdleSlots(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		desc        string
+		backoffToo  bool
+		wantCeiling int
+	}{
+		{desc: "after Backoff", backoffToo: true, wantCeiling: 1},
+		{desc: "alone", wantCeiling: 1},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			ctx := t.Context()
+			l := b.limiter(t, 0, ratelimit.Config{MaxInFlight: 4, Recovery: time.Hour, PollInterval: time.Second})
+			var releases []func()
+			for range 3 {
+				release, err := l.Acquire(ctx)
+				require.NoError(t, err)
+				releases = append(releases, release)
+			}
+			releases[1]()
+			releases[2]() // idle: the first is still in flight
+			if tc.backoffToo {
+				require.NoError(t, l.Backoff(ctx, time.Second))
+			}
+			require.NoError(t, l.Refused(ctx))
+			limit, err := b.clients[1].HGet(ctx, b.key+":ceiling", "limit").Int()
+			require.NoError(t, err)
+			require.Equal(t, tc.wantCeiling, limit, "ceiling after a refusal with one request in flight")
+			requireInFlight(t, l, 1)
+			releases[0]()
+			requireInFlight(t, l, 0)
+		})
+	}
+}

@@ -690,14 +690,31 @@ func (l *Limiter) Backoff(ctx context.Context, d time.Duration) error {
 // Refused records that Twilio refused a request for the account's
 // concurrency (HTTP 429, Twilio error 20429): its real limit is below the
 // slots Acquire hands out. It lowers the ceiling every process's Acquire
-// keeps to: to the slots held now (the requests Twilio was serving when it
-// refused), at least one below the ceiling in force, never below 1. The
+// keeps to: to the slots held now for requests in flight (the requests
+// Twilio was serving when it refused; this Limiter's idle slots are given
+// back first), at least one below the ceiling in force, never below 1. The
 // ceiling then rises by one slot every Config.Recovery, back to
 // MaxInFlight. Without it the fleet would send MaxInFlight requests after
 // every back-off and have most of them refused.
 func (l *Limiter) Refused(ctx context.Context) error {
-	err := refusedScript.Run(ctx, l.rdb, []string{l.slotsKey, l.keys[2]},
-		l.cfg.MaxInFlight, l.cfg.Recovery.Milliseconds(), rand.Text()).Err()
+	// What Twilio was serving is the slots in use: the idle ones, and
+	// those queued to go back (Backoff queues the idle ones), go back in
+	// the same script, before it counts.
+	l.mu.Lock()
+	l.dropIdle()
+	back := l.takeReturns()
+	l.mu.Unlock()
+	args := []any{l.cfg.MaxInFlight, l.cfg.Recovery.Milliseconds(), rand.Text()}
+	for _, h := range back {
+		args = append(args, h)
+	}
+	err := refusedScript.Run(ctx, l.rdb, []string{l.slotsKey, l.keys[2]}, args...).Err()
+	if err != nil {
+		err = errors.Join(err, l.remove(ctx, back))
+	}
+	l.mu.Lock()
+	l.doneReturns(back)
+	l.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("ratelimit: lower the ceiling on %s: %w", l.cfg.Key, err)
 	}

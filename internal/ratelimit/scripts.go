@@ -196,11 +196,17 @@ return cur
 // force, at least 1. The key expires once the ceiling is back at
 // MaxInFlight. ARGV[3] names the refusal: a run sent again by go-redis
 // after losing the reply finds it in the hash and lowers nothing more.
+// It first gives back the slots the process was not using (ARGV[4..]),
+// so that only the requests Twilio was serving count.
 //
 // KEYS[1] slots ZSET, KEYS[2] ceiling HASH {limit, at ms, by}
-// ARGV[1] MaxInFlight, ARGV[2] Recovery ms, ARGV[3] refusal ID (random)
+// ARGV[1] MaxInFlight, ARGV[2] Recovery ms, ARGV[3] refusal ID (random),
+// ARGV[4..] holder IDs to give back
 // Returns the new ceiling.
 var refusedScript = redis.NewScript(`
+for i = 4, #ARGV do
+  redis.call('ZREM', KEYS[1], ARGV[i])
+end
 local c = redis.call('HMGET', KEYS[2], 'by', 'limit')
 if c[1] == ARGV[3] and c[2] then
   return tonumber(c[2])
