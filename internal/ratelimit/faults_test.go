@@ -248,3 +248,44 @@ func TestRefused_DoesNotCountIdleSlots(t *testing.T) {
 		})
 	}
 }
+
+// A slot passed on must outlive, in Redis, the request it carries: a
+// confirm that reaches Redis when the slot has less than HoldTTL left
+// gives it back and Acquire takes another.
+func TestAcquire_ReusedSlotOutlivesTheRequest(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	const (
+		holdTTL = 300 * time.Millisecond
+		reuse   = 200 * time.Millisecond
+	)
+	var slow atomic.Bool
+	rdb := b.faulty(t, "confirm", func(ctx context.Context, cmd redis.Cmder, next redis.ProcessHook) error {
+		if slow.Load() {
+			<-time.After(250 * time.Millisecond) // a slow network, a loaded Redis
+		}
+		return next(ctx, cmd)
+	})
+	// A rate bound: every slot passed on is confirmed.
+	l := b.limiterOn(t, rdb, ratelimit.Config{MaxInFlight: 1, PerSecond: 1e5, HoldTTL: holdTTL, ReuseWindow: reuse, PollInterval: time.Second})
+	waits := signalWaits(l)
+
+	first, err := l.Acquire(t.Context())
+	require.NoError(t, err)
+	res := acquireAsync(t.Context(), l)
+	require.Equal(t, ratelimit.WaitFull, receive(t, waits, "the second Acquire's wait"))
+	slow.Store(true)
+	first() // passed on to the waiter, within its ReuseWindow
+
+	r := receive(t, res, "the second Acquire")
+	require.NoError(t, r.err)
+	now := redisNow(t, b.clients[0])
+	slots, err := b.clients[0].ZRangeWithScores(t.Context(), b.key+":slots", 0, -1).Result()
+	require.NoError(t, err)
+	require.Len(t, slots, 1)
+	expiry := time.UnixMilli(int64(slots[0].Score))
+	require.GreaterOrEqual(t, expiry.Sub(now), holdTTL-50*time.Millisecond,
+		"the request's slot expires %v after it started, before HoldTTL %v", expiry.Sub(now), holdTTL)
+	r.release()
+	requireInFlight(t, l, 0)
+}

@@ -386,7 +386,7 @@ func (l *Limiter) confirm(ctx context.Context, s *slot) (bool, error) {
 	case replyRate:
 		d, reason = time.Duration(r.arg)*time.Millisecond+mrand.N(l.cfg.PollInterval), waitRate
 	default:
-		return false, nil // the slot had expired: look for another at once
+		return false, nil // the slot had (nearly) expired: look for another at once
 	}
 	if err := l.wait(ctx, reason, d); err != nil {
 		return false, l.acquireErr(waitStep(reason, ""), err)
@@ -769,7 +769,8 @@ func (l *Limiter) take(ctx context.Context, holders []string) (reply, error) {
 // back on the way.
 func (l *Limiter) check(ctx context.Context, holder string, back []string) (reply, error) {
 	args := append([]any{l.cfg.MaxInFlight, l.cfg.Recovery.Milliseconds()}, l.rateArgs()...)
-	args = append(args, holder)
+	holdTTL := (l.cfg.HoldTTL + time.Millisecond - 1) / time.Millisecond
+	args = append(args, int64(holdTTL), holder)
 	for _, h := range back {
 		args = append(args, h)
 	}

@@ -17,7 +17,7 @@ const (
 	replyTaken     = 1 // the slots are the holders' (confirm: the holder may start a request)
 	replyBackedOff = 2 // a back-off is in force; the second value is ms left
 	replyRate      = 3 // the rate bound says not yet; the second value is ms to wait
-	replyLost      = 4 // confirm only: the holder's slot had expired
+	replyLost      = 4 // confirm only: the holder's slot had expired, or would before a request on it ends
 )
 
 // ceilingLua computes, from the ceiling HASH KEYS[ceilingKey] (limit, at
@@ -126,27 +126,28 @@ return {1, n, live + n, ceiling}
 `)
 
 // confirmScript checks that a slot a process already holds may carry one
-// more request: the slot is still live, no back-off is in force, the
-// fleet is not over the ceiling, and (with a rate bound) a request may
-// start now, which it spends. When the answer is no it gives the slot
-// back, so the caller holds nothing. It also gives back the slots the
-// process has finished with (ARGV[7..]), folding their release into this
-// round trip.
+// more request: the slot is live for at least HoldTTL more by Redis's
+// clock (the process chose to reuse it by its own clock, and the script
+// may reach Redis late), no back-off is in force, the fleet is not over
+// the ceiling, and (with a rate bound) a request may start now, which it
+// spends. When the answer is no it gives the slot back, so the caller
+// holds nothing. It also gives back the slots the process has finished
+// with (ARGV[8..]), folding their release into this round trip.
 //
 // KEYS as takeScript's.
 // ARGV[1] MaxInFlight, ARGV[2] Recovery ms, ARGV[3] burst, ARGV[4] rate
-// (0: no rate bound), ARGV[5] period s, ARGV[6] holder ID, ARGV[7..]
-// holder IDs to give back
+// (0: no rate bound), ARGV[5] period s, ARGV[6] HoldTTL ms, ARGV[7]
+// holder ID, ARGV[8..] holder IDs to give back
 // Returns {code, ms to wait (codes 2, 3) or 0, live slots, ceiling}.
 var confirmScript = redis.NewScript(gcraLua + `
-for i = 7, #ARGV do
+for i = 8, #ARGV do
   redis.call('ZREM', KEYS[1], ARGV[i])
 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local holder = ARGV[6]
+local holder = ARGV[7]
 local score = tonumber(redis.call('ZSCORE', KEYS[1], holder) or '0') or 0
-if score <= now then
+if score - now < tonumber(ARGV[6]) then
   redis.call('ZREM', KEYS[1], holder)
   return {4, 0, 0, 0}
 end
