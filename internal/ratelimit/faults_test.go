@@ -289,3 +289,29 @@ func TestAcquire_ReusedSlotOutlivesTheRequest(t *testing.T) {
 	r.release()
 	requireInFlight(t, l, 0)
 }
+
+// After Redis lost the slots a process holds (a failover that dropped
+// writes), the process stops passing them on unconfirmed: the next request
+// takes a slot Redis counts.
+func TestAcquire_SlotsRedisLostAreNotPassedOn(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := t.Context()
+	l := b.limiter(t, 0, ratelimit.Config{MaxInFlight: 2, PollInterval: time.Second})
+
+	a1, err := l.Acquire(ctx)
+	require.NoError(t, err)
+	a2, err := l.Acquire(ctx)
+	require.NoError(t, err)
+	require.NoError(t, b.clients[1].Del(ctx, b.key+":slots").Err()) // the failover
+	a3, err := l.Acquire(ctx)                                       // Redis has room again: its reply shows the loss
+	require.NoError(t, err)
+	a2() // kept idle: others are in flight
+	a4, err := l.Acquire(ctx)
+	require.NoError(t, err)
+	requireInFlight(t, l, 2) // a3's and a4's: a4 does not ride a slot Redis lost
+	for _, release := range []func(){a1, a3, a4} {
+		release()
+	}
+	requireInFlight(t, l, 0)
+}

@@ -290,7 +290,11 @@ func (l *Limiter) poll(ctx context.Context) error {
 		// the holders are gone before giving up.
 		return l.acquireErr("take slot", errors.Join(err, l.remove(ctx, holders)))
 	}
-	l.learn(r, sent)
+	mine := l.inUse + len(l.idle)
+	if r.code == replyTaken {
+		mine += int(r.arg)
+	}
+	l.learn(r, sent, mine)
 	now := time.Now()
 	jitter := mrand.N(l.cfg.PollInterval)
 	if r.code == replyTaken && now.Before(l.backoffUntil) {
@@ -353,7 +357,11 @@ func (l *Limiter) confirm(ctx context.Context, s *slot) (bool, error) {
 	l.mu.Lock()
 	l.doneReturns(back)
 	if r.code != replyLost {
-		l.learn(r, sent)
+		mine := l.inUse + len(l.idle)
+		if r.code != replyTaken {
+			mine-- // the script gave s back
+		}
+		l.learn(r, sent, mine)
 	}
 	gaveBack := false
 	if r.code == replyTaken {
@@ -528,10 +536,11 @@ func (l *Limiter) trusted(now time.Time) bool {
 	return l.limit.Rate == 0 && now.Before(l.freshUntil)
 }
 
-// learn records what a reply sent at sent said of the fleet. A reply sent
+// learn records what a reply sent at sent said of the fleet; mine is how
+// many of the live slots it counts should be this Limiter's. A reply sent
 // before the Limiter's last Backoff or Refused may only make it more
 // careful: it is older news than theirs. Call with mu held.
-func (l *Limiter) learn(r reply, sent time.Time) {
+func (l *Limiter) learn(r reply, sent time.Time, mine int) {
 	over := r.live > r.ceiling
 	if !sent.Before(l.signalAt) {
 		// Twice the mean poll interval: a saturated Limiter polls once per
@@ -540,6 +549,12 @@ func (l *Limiter) learn(r reply, sent time.Time) {
 		l.over = over
 	} else if over {
 		l.over = true
+	}
+	if r.code != replyBackedOff && r.live < int64(mine) {
+		// Redis counts fewer slots than this Limiter holds: it lost some
+		// (a failover that dropped writes). Pass none on unconfirmed, so
+		// confirm drops those Redis no longer has.
+		l.freshUntil = time.Time{}
 	}
 	if r.code == replyBackedOff {
 		// Redis never shortens a back-off, nor does the Limiter.
