@@ -87,11 +87,13 @@
 //   - Only the first waiting caller polls Redis, and each poll takes a slot
 //     for every caller waiting then (at most MaxInFlight): Redis sees one
 //     script per PollInterval per process however many callers wait.
-//   - A slot is passed on only within ReuseWindow of being taken. It
-//     expires ReuseWindow later than a slot that carried one request, so
-//     every request it carries still ends before it expires. A busy
-//     process thus gives each slot back at least once per ReuseWindow,
-//     and other processes' pollers get their turn.
+//   - A slot is passed on only within its window, drawn per slot from
+//     half to all of ReuseWindow, of being taken. It expires ReuseWindow
+//     later than a slot that carried one request, so every request it
+//     carries still ends before it expires. A busy process thus gives
+//     each slot back at least once per ReuseWindow, not all at once, and
+//     while its own callers wait it gives a slot past its window back at
+//     once: other processes' pollers get their turn.
 //   - Passing on skips Redis only while the Limiter's last reply from
 //     Redis is under two PollIntervals old, said no back-off was in force
 //     and the fleet was not over the ceiling, and there is no rate bound.

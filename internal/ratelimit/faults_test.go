@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mediasync/mediasync/internal/ratelimit"
+	"github.com/mediasync/mediasync/internal/sleep"
 )
 
 // errInjected is the error a scriptFault makes a script's caller see.
@@ -314,4 +315,39 @@ func TestAcquire_SlotsRedisLostAreNotPassedOn(t *testing.T) {
 		release()
 	}
 	requireInFlight(t, l, 0)
+}
+
+// A process with callers waiting gives a slot past its ReuseWindow back at
+// once, not at the next sweep, so another process's poller can have it.
+func TestAcquire_SlotPastItsWindowGoesBackAtOnceWhenCallersWait(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	const reuse = 50 * time.Millisecond
+	// A long PollInterval: the sweep comes a second after the slot is idle.
+	busy := b.limiter(t, 0, ratelimit.Config{MaxInFlight: 2, ReuseWindow: reuse, PollInterval: time.Second})
+	other := b.limiter(t, 1, ratelimit.Config{MaxInFlight: 2, ReuseWindow: reuse, PollInterval: 5 * time.Millisecond})
+	waits := signalWaits(busy)
+
+	a1, err := busy.Acquire(t.Context())
+	require.NoError(t, err)
+	a2, err := busy.Acquire(t.Context())
+	require.NoError(t, err)
+	qctx, qcancel := context.WithCancel(t.Context())
+	defer qcancel()
+	queued := acquireAsync(qctx, busy)
+	require.Equal(t, ratelimit.WaitFull, receive(t, waits, "the busy process's third caller's wait"))
+	require.NoError(t, sleep.For(t.Context(), reuse+10*time.Millisecond)) // both slots past their window
+	a1()
+
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	release, err := other.Acquire(ctx)
+	require.NoError(t, err, "the slot past its window was not given back at once")
+	release()
+	qcancel()
+	if r := receive(t, queued, "the busy process's third caller"); r.err == nil {
+		r.release()
+	}
+	a2()
+	requireInFlight(t, other, 0)
 }

@@ -273,6 +273,12 @@ func waitStep(reason, prev string) string {
 func (l *Limiter) poll(ctx context.Context) error {
 	l.mu.Lock()
 	want := min(len(l.queue), l.cfg.MaxInFlight)
+	if want == 0 {
+		// Every waiter, the poller included, was passed a slot meanwhile.
+		l.polling = false
+		l.mu.Unlock()
+		return nil
+	}
 	l.mu.Unlock()
 	holders := make([]string, want)
 	for i := range holders {
@@ -309,11 +315,15 @@ func (l *Limiter) poll(ctx context.Context) error {
 	case replyTaken:
 		for _, h := range holders[:r.arg] {
 			l.inUse++
-			l.handOut(&slot{holder: h, reuseUntil: sent.Add(l.cfg.ReuseWindow)}, true, now)
+			l.handOut(&slot{holder: h, reuseUntil: sent.Add(l.reuseFor())}, true, now)
 		}
-		if int(r.arg) == want {
+		switch {
+		case int(r.arg) == want:
 			l.nextPoll = now // whoever queued since may poll at once
-		} else {
+		case l.limit.Rate > 0 && r.live < r.ceiling:
+			// Slots are free: the rate bound trimmed the batch.
+			l.nextPoll, l.pollWhy = now.Add(l.cfg.PollInterval/2+jitter), waitRate
+		default:
 			l.nextPoll, l.pollWhy = now.Add(l.cfg.PollInterval/2+jitter), waitFull
 		}
 	case replyFull:
@@ -410,7 +420,8 @@ func (l *Limiter) confirm(ctx context.Context, s *slot) (bool, error) {
 func (l *Limiter) putBack(ctx context.Context, s *slot) {
 	l.mu.Lock()
 	now := time.Now()
-	if len(l.queue) > 0 && l.reusable(s, now) {
+	waiting := len(l.queue) > 0
+	if waiting && l.reusable(s, now) {
 		l.grant(s, false, now)
 		l.mu.Unlock()
 		return
@@ -419,9 +430,25 @@ func (l *Limiter) putBack(ctx context.Context, s *slot) {
 	l.park(s, now)
 	flush := l.untrack0()
 	l.mu.Unlock()
-	if flush {
+	switch {
+	case flush:
 		l.flushAll(ctx)
+	case waiting:
+		// Callers wait here, so others likely wait elsewhere: the slot,
+		// past its window, goes back now rather than at the next sweep.
+		l.flush(ctx)
 	}
+}
+
+// reuseFor is how long after it is taken a slot may be passed on: from
+// half to all of ReuseWindow, drawn per slot, so that the slots a batch
+// took do not all go back to Redis, and move to other processes, at once.
+func (l *Limiter) reuseFor() time.Duration {
+	half := l.cfg.ReuseWindow / 2
+	if half <= 0 {
+		return l.cfg.ReuseWindow
+	}
+	return l.cfg.ReuseWindow - half + mrand.N(half+1)
 }
 
 // handOut gives s, which counts in inUse, to the first waiter, or parks
