@@ -303,12 +303,14 @@ func (l *Limiter) poll(ctx context.Context) error {
 	l.learn(r, sent, mine)
 	now := time.Now()
 	jitter := mrand.N(l.cfg.PollInterval)
+	gaveBack := false
 	if r.code == replyTaken && now.Before(l.backoffUntil) {
 		// Backoff was called here while the script ran: the slots must
 		// not carry requests. Give them back at once.
 		for _, h := range holders[:r.arg] {
 			l.giveBack(h)
 		}
+		gaveBack = true
 		r = reply{code: replyBackedOff, arg: msUntil(l.backoffUntil, now)}
 	}
 	switch r.code {
@@ -335,8 +337,11 @@ func (l *Limiter) poll(ctx context.Context) error {
 	}
 	flush := l.inUse == 0 && len(l.returns) > 0
 	l.mu.Unlock()
-	if flush {
+	switch {
+	case flush:
 		l.flushAll(ctx) // every waiter left while the script ran
+	case gaveBack:
+		l.flush(ctx)
 	}
 	return nil
 }
