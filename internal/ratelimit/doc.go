@@ -71,6 +71,9 @@
 // slot expired and was handed on, never frees someone else's slot. The
 // Redis calls that take and give back slots are not cut short by the
 // caller's context, so a cancelled Acquire never leaves a slot behind.
+// go-redis sends a command again when it lost the reply (a read timeout,
+// EOF), so the script that takes slots, and the one Refused runs, answer
+// a second run for the same holders (or refusal) as the first did.
 //
 // # Slots are passed on
 //
@@ -98,8 +101,11 @@
 //     Redis is under two PollIntervals old, said no back-off was in force
 //     and the fleet was not over the ceiling, and there is no rate bound.
 //     Otherwise one script confirms the slot (spending a request of the
-//     rate bound, if any) or gives it back, and gives back on the way the
-//     slots the Limiter had finished with. So a back-off or ceiling
+//     rate bound, if any) if it has HoldTTL left by Redis's clock, or
+//     gives it back, and gives back on the way the slots the Limiter had
+//     finished with. A reply counting fewer slots than the Limiter holds
+//     (Redis lost some) makes it confirm every slot until one says
+//     otherwise. So a back-off or ceiling
 //     recorded by another process reaches a busy one within a few
 //     PollIntervals; Backoff and Refused called on this Limiter reach it at
 //     once.
