@@ -285,7 +285,7 @@ func TestAcquire_ReusedSlotOutlivesTheRequest(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, slots, 1)
 	expiry := time.UnixMilli(int64(slots[0].Score))
-	require.GreaterOrEqual(t, expiry.Sub(now), holdTTL-50*time.Millisecond,
+	require.GreaterOrEqual(t, expiry.Sub(now), holdTTL-20*time.Millisecond,
 		"the request's slot expires %v after it started, before HoldTTL %v", expiry.Sub(now), holdTTL)
 	r.release()
 	requireInFlight(t, l, 0)
