@@ -351,3 +351,41 @@ func TestAcquire_SlotPastItsWindowGoesBackAtOnceWhenCallersWait(t *testing.T) {
 	a2()
 	requireInFlight(t, other, 0)
 }
+
+// The same for a confirm: a slot passed on whose confirm Redis answered
+// before this process's Backoff, but whose reply came after, carries no
+// request and goes back to Redis at once.
+func TestBackoff_OlderConfirmDoesNotUndoIt(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	inConfirm, proceed := make(chan struct{}), make(chan struct{})
+	var confirms atomic.Int64
+	rdb := b.faulty(t, "confirm", func(ctx context.Context, cmd redis.Cmder, next redis.ProcessHook) error {
+		err := next(ctx, cmd)
+		if confirms.Add(1) == 1 {
+			close(inConfirm) // the script ran; its reply is late
+			<-proceed
+		}
+		return err
+	})
+	// A rate bound: every slot passed on is confirmed.
+	l := b.limiterOn(t, rdb, ratelimit.Config{MaxInFlight: 2, PerSecond: 1e5, PollInterval: time.Second})
+
+	a1, err := l.Acquire(t.Context())
+	require.NoError(t, err)
+	a2, err := l.Acquire(t.Context())
+	require.NoError(t, err)
+	a2() // idle: a1 is still in flight
+	ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
+	defer cancel()
+	res := acquireAsync(ctx, l) // takes the idle slot, and confirms it
+	receive(t, inConfirm, "the confirm of the idle slot")
+	require.NoError(t, l.Backoff(t.Context(), 5*time.Second))
+	close(proceed)
+
+	r := receive(t, res, "the Acquire of the idle slot")
+	require.ErrorIs(t, r.err, context.DeadlineExceeded, "a slot was handed out during the process's own back-off")
+	requireInFlight(t, l, 1) // a1's: the confirmed slot went back
+	a1()
+	requireInFlight(t, l, 0)
+}
