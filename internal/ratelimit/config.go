@@ -65,8 +65,9 @@ type Config struct {
 	// Defaults to DefaultHoldTTL (2 minutes).
 	HoldTTL time.Duration
 
-	// ReuseWindow is how long after a process takes a slot from Redis it
-	// may pass the slot on to its own next request without giving it back
+	// ReuseWindow is the longest after a process takes a slot from Redis
+	// that it may pass the slot on (each slot's window is drawn from half
+	// to all of it) to its own next request without giving it back
 	// first (see the package documentation): a slot then expires in Redis
 	// HoldTTL + ReuseWindow after it was taken, so every request it
 	// carries ends before. It is also the longest a busy process keeps a

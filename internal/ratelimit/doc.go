@@ -71,6 +71,9 @@
 // slot expired and was handed on, never frees someone else's slot. The
 // Redis calls that take and give back slots are not cut short by the
 // caller's context, so a cancelled Acquire never leaves a slot behind.
+// go-redis sends a command again when it lost the reply (a read timeout,
+// EOF), so the script that takes slots, and the one Refused runs, answer
+// a second run for the same holders (or refusal) as the first did.
 //
 // # Slots are passed on
 //
@@ -87,17 +90,22 @@
 //   - Only the first waiting caller polls Redis, and each poll takes a slot
 //     for every caller waiting then (at most MaxInFlight): Redis sees one
 //     script per PollInterval per process however many callers wait.
-//   - A slot is passed on only within ReuseWindow of being taken. It
-//     expires ReuseWindow later than a slot that carried one request, so
-//     every request it carries still ends before it expires. A busy
-//     process thus gives each slot back at least once per ReuseWindow,
-//     and other processes' pollers get their turn.
+//   - A slot is passed on only within its window, drawn per slot from
+//     half to all of ReuseWindow, of being taken. It expires ReuseWindow
+//     later than a slot that carried one request, so every request it
+//     carries still ends before it expires. A busy process thus gives
+//     each slot back at least once per ReuseWindow, not all at once, and
+//     while its own callers wait it gives a slot past its window back at
+//     once: other processes' pollers get their turn.
 //   - Passing on skips Redis only while the Limiter's last reply from
 //     Redis is under two PollIntervals old, said no back-off was in force
 //     and the fleet was not over the ceiling, and there is no rate bound.
 //     Otherwise one script confirms the slot (spending a request of the
-//     rate bound, if any) or gives it back, and gives back on the way the
-//     slots the Limiter had finished with. So a back-off or ceiling
+//     rate bound, if any) if it has HoldTTL left by Redis's clock, or
+//     gives it back, and gives back on the way the slots the Limiter had
+//     finished with. A reply counting fewer slots than the Limiter holds
+//     (Redis lost some) makes it confirm every slot until one says
+//     otherwise. So a back-off or ceiling
 //     recorded by another process reaches a busy one within a few
 //     PollIntervals; Backoff and Refused called on this Limiter reach it at
 //     once.
@@ -124,8 +132,9 @@
 //	K:backoff  STRING back-off deadline, ms since the epoch by Redis TIME;
 //	                  key expires a second after it
 //	K:ceiling  HASH   limit = slots allowed when set by Refused, at = when
-//	                  (ms, Redis TIME); key expires once the ceiling is
-//	                  back at MaxInFlight
+//	                  (ms, Redis TIME), by = the refusal's random ID (so a
+//	                  retried script lowers it once); key expires once the
+//	                  ceiling is back at MaxInFlight
 //	rate:K:rps STRING redis_rate's GCRA state (it adds the "rate:" prefix);
 //	                  expires once the bound is back to a full burst
 //

@@ -73,9 +73,13 @@ type Limiter struct {
 	// slot is passed on without asking Redis.
 	freshUntil   time.Time
 	over         bool
-	backoffUntil time.Time
-	timer        *time.Timer // runs sweep
-	timerSet     bool
+	backoffUntil time.Time // never moved earlier
+	// signalAt is when Backoff or Refused last told the Limiter something
+	// newer than any reply to a script sent before then: such a reply
+	// must not make the Limiter trust its slots again.
+	signalAt time.Time
+	timer    *time.Timer // runs sweep
+	timerSet bool
 }
 
 // slot is one slot the Limiter holds in Redis.
@@ -208,6 +212,13 @@ func (l *Limiter) await(ctx context.Context, w *waiter) (*slot, bool, error) {
 				l.mu.Unlock()
 				if err := l.poll(ctx); err != nil {
 					l.mu.Lock()
+					// A release may have passed w a slot while the poll
+					// ran: it is w's now, and the poll's failure no
+					// longer matters.
+					if w.slot != nil {
+						l.mu.Unlock()
+						return w.slot, w.fresh, nil
+					}
 					l.leave(w)
 					l.mu.Unlock()
 					return nil, false, err
@@ -262,6 +273,12 @@ func waitStep(reason, prev string) string {
 func (l *Limiter) poll(ctx context.Context) error {
 	l.mu.Lock()
 	want := min(len(l.queue), l.cfg.MaxInFlight)
+	if want == 0 {
+		// Every waiter, the poller included, was passed a slot meanwhile.
+		l.polling = false
+		l.mu.Unlock()
+		return nil
+	}
 	l.mu.Unlock()
 	holders := make([]string, want)
 	for i := range holders {
@@ -279,18 +296,36 @@ func (l *Limiter) poll(ctx context.Context) error {
 		// the holders are gone before giving up.
 		return l.acquireErr("take slot", errors.Join(err, l.remove(ctx, holders)))
 	}
-	l.learn(r, sent)
+	mine := l.inUse + len(l.idle)
+	if r.code == replyTaken {
+		mine += int(r.arg)
+	}
+	l.learn(r, sent, mine)
 	now := time.Now()
 	jitter := mrand.N(l.cfg.PollInterval)
+	gaveBack := false
+	if r.code == replyTaken && now.Before(l.backoffUntil) {
+		// Backoff was called here while the script ran: the slots must
+		// not carry requests. Give them back at once.
+		for _, h := range holders[:r.arg] {
+			l.giveBack(h)
+		}
+		gaveBack = true
+		r = reply{code: replyBackedOff, arg: msUntil(l.backoffUntil, now)}
+	}
 	switch r.code {
 	case replyTaken:
 		for _, h := range holders[:r.arg] {
 			l.inUse++
-			l.handOut(&slot{holder: h, reuseUntil: sent.Add(l.cfg.ReuseWindow)}, true, now)
+			l.handOut(&slot{holder: h, reuseUntil: sent.Add(l.reuseFor())}, true, now)
 		}
-		if int(r.arg) == want {
+		switch {
+		case int(r.arg) == want:
 			l.nextPoll = now // whoever queued since may poll at once
-		} else {
+		case l.limit.Rate > 0 && r.live < r.ceiling:
+			// Slots are free: the rate bound trimmed the batch.
+			l.nextPoll, l.pollWhy = now.Add(l.cfg.PollInterval/2+jitter), waitRate
+		default:
 			l.nextPoll, l.pollWhy = now.Add(l.cfg.PollInterval/2+jitter), waitFull
 		}
 	case replyFull:
@@ -302,8 +337,11 @@ func (l *Limiter) poll(ctx context.Context) error {
 	}
 	flush := l.inUse == 0 && len(l.returns) > 0
 	l.mu.Unlock()
-	if flush {
+	switch {
+	case flush:
 		l.flushAll(ctx) // every waiter left while the script ran
+	case gaveBack:
+		l.flush(ctx)
 	}
 	return nil
 }
@@ -317,24 +355,49 @@ func (l *Limiter) confirm(ctx context.Context, s *slot) (bool, error) {
 	l.mu.Unlock()
 	sent := time.Now()
 	r, err := l.check(ctx, s.holder, back)
+	if err != nil {
+		// The script may have run, or not: make sure the holders are gone
+		// before saying that back is (flushAll waits for it).
+		rmErr := l.remove(ctx, append(back, s.holder))
+		l.mu.Lock()
+		l.doneReturns(back)
+		flush := l.untrack()
+		l.mu.Unlock()
+		if flush {
+			l.flushAll(ctx)
+		}
+		return false, l.acquireErr("take slot", errors.Join(err, rmErr))
+	}
 
 	l.mu.Lock()
 	l.doneReturns(back)
-	if err == nil && r.code == replyTaken {
-		l.learn(r, sent)
-		l.mu.Unlock()
-		return true, nil
+	if r.code != replyLost {
+		mine := l.inUse + len(l.idle)
+		if r.code != replyTaken {
+			mine-- // the script gave s back
+		}
+		l.learn(r, sent, mine)
 	}
-	if err == nil && r.code != replyLost {
-		l.learn(r, sent)
+	gaveBack := false
+	if r.code == replyTaken {
+		now := time.Now()
+		if !now.Before(l.backoffUntil) {
+			l.mu.Unlock()
+			return true, nil
+		}
+		// Backoff was called here while the script ran: the slot must not
+		// carry a request.
+		l.giveBack(s.holder)
+		gaveBack = true
+		r = reply{code: replyBackedOff, arg: msUntil(l.backoffUntil, now)}
 	}
 	flush := l.untrack()
 	l.mu.Unlock()
-	if flush {
+	switch {
+	case flush:
 		l.flushAll(ctx)
-	}
-	if err != nil {
-		return false, l.acquireErr("take slot", errors.Join(err, l.remove(ctx, append(back, s.holder))))
+	case gaveBack:
+		l.flush(ctx)
 	}
 	var d time.Duration
 	reason := ""
@@ -346,7 +409,7 @@ func (l *Limiter) confirm(ctx context.Context, s *slot) (bool, error) {
 	case replyRate:
 		d, reason = time.Duration(r.arg)*time.Millisecond+mrand.N(l.cfg.PollInterval), waitRate
 	default:
-		return false, nil // the slot had expired: look for another at once
+		return false, nil // the slot had (nearly) expired: look for another at once
 	}
 	if err := l.wait(ctx, reason, d); err != nil {
 		return false, l.acquireErr(waitStep(reason, ""), err)
@@ -362,7 +425,8 @@ func (l *Limiter) confirm(ctx context.Context, s *slot) (bool, error) {
 func (l *Limiter) putBack(ctx context.Context, s *slot) {
 	l.mu.Lock()
 	now := time.Now()
-	if len(l.queue) > 0 && l.reusable(s, now) {
+	waiting := len(l.queue) > 0
+	if waiting && l.reusable(s, now) {
 		l.grant(s, false, now)
 		l.mu.Unlock()
 		return
@@ -371,9 +435,25 @@ func (l *Limiter) putBack(ctx context.Context, s *slot) {
 	l.park(s, now)
 	flush := l.untrack0()
 	l.mu.Unlock()
-	if flush {
+	switch {
+	case flush:
 		l.flushAll(ctx)
+	case waiting:
+		// Callers wait here, so others likely wait elsewhere: the slot,
+		// past its window, goes back now rather than at the next sweep.
+		l.flush(ctx)
 	}
+}
+
+// reuseFor is how long after it is taken a slot may be passed on: from
+// half to all of ReuseWindow, drawn per slot, so that the slots a batch
+// took do not all go back to Redis, and move to other processes, at once.
+func (l *Limiter) reuseFor() time.Duration {
+	half := l.cfg.ReuseWindow / 2
+	if half <= 0 {
+		return l.cfg.ReuseWindow
+	}
+	return l.cfg.ReuseWindow - half + mrand.N(half+1)
 }
 
 // handOut gives s, which counts in inUse, to the first waiter, or parks
@@ -488,20 +568,40 @@ func (l *Limiter) trusted(now time.Time) bool {
 	return l.limit.Rate == 0 && now.Before(l.freshUntil)
 }
 
-// learn records what a reply sent at sent said of the fleet. Call with mu
-// held.
-func (l *Limiter) learn(r reply, sent time.Time) {
-	// Twice the mean poll interval: a saturated Limiter polls once per
-	// interval, drawn from half to one and a half times it.
-	l.freshUntil = sent.Add(2 * l.cfg.PollInterval)
-	l.over = r.live > r.ceiling
-	l.backoffUntil = time.Time{}
+// learn records what a reply sent at sent said of the fleet; mine is how
+// many of the live slots it counts should be this Limiter's. A reply sent
+// before the Limiter's last Backoff or Refused may only make it more
+// careful: it is older news than theirs. Call with mu held.
+func (l *Limiter) learn(r reply, sent time.Time, mine int) {
+	over := r.live > r.ceiling
+	if !sent.Before(l.signalAt) {
+		// Twice the mean poll interval: a saturated Limiter polls once per
+		// interval, drawn from half to one and a half times it.
+		l.freshUntil = sent.Add(2 * l.cfg.PollInterval)
+		l.over = over
+	} else if over {
+		l.over = true
+	}
+	if r.code != replyBackedOff && r.live < int64(mine) {
+		// Redis counts fewer slots than this Limiter holds: it lost some
+		// (a failover that dropped writes). Pass none on unconfirmed, so
+		// confirm drops those Redis no longer has.
+		l.freshUntil = time.Time{}
+	}
 	if r.code == replyBackedOff {
-		l.backoffUntil = time.Now().Add(time.Duration(r.arg) * time.Millisecond)
+		// Redis never shortens a back-off, nor does the Limiter.
+		if until := time.Now().Add(time.Duration(r.arg) * time.Millisecond); until.After(l.backoffUntil) {
+			l.backoffUntil = until
+		}
 	}
 	if l.over || r.code == replyBackedOff {
 		l.dropIdle()
 	}
+}
+
+// msUntil is the milliseconds from now to t, rounded up.
+func msUntil(t, now time.Time) int64 {
+	return int64((t.Sub(now) + time.Millisecond - 1) / time.Millisecond)
 }
 
 // dropIdle sends every idle slot back. Call with mu held.
@@ -624,9 +724,11 @@ func (l *Limiter) Backoff(ctx context.Context, d time.Duration) error {
 	// This process knows at once; the others at their next poll or
 	// confirm, within twice PollInterval.
 	l.mu.Lock()
-	if until := time.Now().Add(d); until.After(l.backoffUntil) {
+	now := time.Now()
+	if until := now.Add(d); until.After(l.backoffUntil) {
 		l.backoffUntil = until
 	}
+	l.signalAt = now
 	l.dropIdle()
 	l.mu.Unlock()
 	return nil
@@ -635,14 +737,31 @@ func (l *Limiter) Backoff(ctx context.Context, d time.Duration) error {
 // Refused records that Twilio refused a request for the account's
 // concurrency (HTTP 429, Twilio error 20429): its real limit is below the
 // slots Acquire hands out. It lowers the ceiling every process's Acquire
-// keeps to: to the slots held now (the requests Twilio was serving when it
-// refused), at least one below the ceiling in force, never below 1. The
+// keeps to: to the slots held now for requests in flight (the requests
+// Twilio was serving when it refused; this Limiter's idle slots are given
+// back first), at least one below the ceiling in force, never below 1. The
 // ceiling then rises by one slot every Config.Recovery, back to
 // MaxInFlight. Without it the fleet would send MaxInFlight requests after
 // every back-off and have most of them refused.
 func (l *Limiter) Refused(ctx context.Context) error {
-	err := refusedScript.Run(ctx, l.rdb, []string{l.slotsKey, l.keys[2]},
-		l.cfg.MaxInFlight, l.cfg.Recovery.Milliseconds()).Err()
+	// What Twilio was serving is the slots in use: the idle ones, and
+	// those queued to go back (Backoff queues the idle ones), go back in
+	// the same script, before it counts.
+	l.mu.Lock()
+	l.dropIdle()
+	back := l.takeReturns()
+	l.mu.Unlock()
+	args := []any{l.cfg.MaxInFlight, l.cfg.Recovery.Milliseconds(), rand.Text()}
+	for _, h := range back {
+		args = append(args, h)
+	}
+	err := refusedScript.Run(ctx, l.rdb, []string{l.slotsKey, l.keys[2]}, args...).Err()
+	if err != nil {
+		err = errors.Join(err, l.remove(ctx, back))
+	}
+	l.mu.Lock()
+	l.doneReturns(back)
+	l.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("ratelimit: lower the ceiling on %s: %w", l.cfg.Key, err)
 	}
@@ -650,6 +769,7 @@ func (l *Limiter) Refused(ctx context.Context) error {
 	// fleet is over the new ceiling.
 	l.mu.Lock()
 	l.freshUntil = time.Time{}
+	l.signalAt = time.Now()
 	l.mu.Unlock()
 	return nil
 }
@@ -696,7 +816,8 @@ func (l *Limiter) take(ctx context.Context, holders []string) (reply, error) {
 // back on the way.
 func (l *Limiter) check(ctx context.Context, holder string, back []string) (reply, error) {
 	args := append([]any{l.cfg.MaxInFlight, l.cfg.Recovery.Milliseconds()}, l.rateArgs()...)
-	args = append(args, holder)
+	holdTTL := (l.cfg.HoldTTL + time.Millisecond - 1) / time.Millisecond
+	args = append(args, int64(holdTTL), holder)
 	for _, h := range back {
 		args = append(args, h)
 	}

@@ -17,7 +17,7 @@ const (
 	replyTaken     = 1 // the slots are the holders' (confirm: the holder may start a request)
 	replyBackedOff = 2 // a back-off is in force; the second value is ms left
 	replyRate      = 3 // the rate bound says not yet; the second value is ms to wait
-	replyLost      = 4 // confirm only: the holder's slot had expired
+	replyLost      = 4 // confirm only: the holder's slot had expired, or would before a request on it ends
 )
 
 // ceilingLua computes, from the ceiling HASH KEYS[ceilingKey] (limit, at
@@ -64,6 +64,13 @@ end
 // bound it spends one request per slot taken, so the holders must start
 // at once.
 //
+// It is idempotent: go-redis sends a script again when its reply is lost
+// (a read timeout, EOF), and a second run for the same holders must not
+// count the first run's slots against them. A run that finds its first
+// holder live therefore takes nothing and answers as the first run did:
+// the live holders, which the first run took in order, are the slots
+// taken.
+//
 // KEYS[1] slots ZSET (member holder ID, score expiry ms)
 // KEYS[2] back-off deadline (ms, as a string)
 // KEYS[3] ceiling HASH (see refusedScript)
@@ -76,12 +83,23 @@ end
 var takeScript = redis.NewScript(gcraLua + `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local maxInFlight, recoveryMS, ceilingKey = tonumber(ARGV[1]), tonumber(ARGV[3]), 3
+` + ceilingLua + `
+local again = 0
+for i = 7, #ARGV do
+  if (tonumber(redis.call('ZSCORE', KEYS[1], ARGV[i]) or '0') or 0) <= now then
+    break
+  end
+  again = again + 1
+end
+if again > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%d', now))
+  return {1, again, redis.call('ZCARD', KEYS[1]), ceiling}
+end
 local backoff = tonumber(redis.call('GET', KEYS[2]) or '0') or 0
 if backoff > now then
   return {2, backoff - now, 0, 0}
 end
-local maxInFlight, recoveryMS, ceilingKey = tonumber(ARGV[1]), tonumber(ARGV[3]), 3
-` + ceilingLua + `
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%d', now))
 local live = redis.call('ZCARD', KEYS[1])
 local n = math.min(ceiling - live, #ARGV - 6)
@@ -108,27 +126,28 @@ return {1, n, live + n, ceiling}
 `)
 
 // confirmScript checks that a slot a process already holds may carry one
-// more request: the slot is still live, no back-off is in force, the
-// fleet is not over the ceiling, and (with a rate bound) a request may
-// start now, which it spends. When the answer is no it gives the slot
-// back, so the caller holds nothing. It also gives back the slots the
-// process has finished with (ARGV[7..]), folding their release into this
-// round trip.
+// more request: the slot is live for at least HoldTTL more by Redis's
+// clock (the process chose to reuse it by its own clock, and the script
+// may reach Redis late), no back-off is in force, the fleet is not over
+// the ceiling, and (with a rate bound) a request may start now, which it
+// spends. When the answer is no it gives the slot back, so the caller
+// holds nothing. It also gives back the slots the process has finished
+// with (ARGV[8..]), folding their release into this round trip.
 //
 // KEYS as takeScript's.
 // ARGV[1] MaxInFlight, ARGV[2] Recovery ms, ARGV[3] burst, ARGV[4] rate
-// (0: no rate bound), ARGV[5] period s, ARGV[6] holder ID, ARGV[7..]
-// holder IDs to give back
+// (0: no rate bound), ARGV[5] period s, ARGV[6] HoldTTL ms, ARGV[7]
+// holder ID, ARGV[8..] holder IDs to give back
 // Returns {code, ms to wait (codes 2, 3) or 0, live slots, ceiling}.
 var confirmScript = redis.NewScript(gcraLua + `
-for i = 7, #ARGV do
+for i = 8, #ARGV do
   redis.call('ZREM', KEYS[1], ARGV[i])
 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local holder = ARGV[6]
+local holder = ARGV[7]
 local score = tonumber(redis.call('ZSCORE', KEYS[1], holder) or '0') or 0
-if score <= now then
+if score - now < tonumber(ARGV[6]) then
   redis.call('ZREM', KEYS[1], holder)
   return {4, 0, 0, 0}
 end
@@ -176,19 +195,30 @@ return cur
 // refusedScript lowers the ceiling after Twilio refused a request: to the
 // live slots (what Twilio was serving), at least one below the ceiling in
 // force, at least 1. The key expires once the ceiling is back at
-// MaxInFlight.
+// MaxInFlight. ARGV[3] names the refusal: a run sent again by go-redis
+// after losing the reply finds it in the hash and lowers nothing more.
+// It first gives back the slots the process was not using (ARGV[4..]),
+// so that only the requests Twilio was serving count.
 //
-// KEYS[1] slots ZSET, KEYS[2] ceiling HASH {limit, at ms}
-// ARGV[1] MaxInFlight, ARGV[2] Recovery ms
+// KEYS[1] slots ZSET, KEYS[2] ceiling HASH {limit, at ms, by}
+// ARGV[1] MaxInFlight, ARGV[2] Recovery ms, ARGV[3] refusal ID (random),
+// ARGV[4..] holder IDs to give back
 // Returns the new ceiling.
 var refusedScript = redis.NewScript(`
+for i = 4, #ARGV do
+  redis.call('ZREM', KEYS[1], ARGV[i])
+end
+local c = redis.call('HMGET', KEYS[2], 'by', 'limit')
+if c[1] == ARGV[3] and c[2] then
+  return tonumber(c[2])
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local maxInFlight, recoveryMS, ceilingKey = tonumber(ARGV[1]), tonumber(ARGV[2]), 2
 ` + ceilingLua + `
 local live = redis.call('ZCOUNT', KEYS[1], string.format('(%d', now), '+inf')
 local limit = math.max(1, math.min(ceiling - 1, live))
-redis.call('HSET', KEYS[2], 'limit', limit, 'at', string.format('%d', now))
+redis.call('HSET', KEYS[2], 'limit', limit, 'at', string.format('%d', now), 'by', ARGV[3])
 redis.call('PEXPIRE', KEYS[2], string.format('%d', math.max(0, maxInFlight - limit) * recoveryMS + 1000))
 return limit
 `)
