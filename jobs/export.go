@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/hibiken/asynq"
 
 	"github.com/mediasync/mediasync/archive"
 	"github.com/mediasync/mediasync/catalog"
@@ -79,21 +80,21 @@ func (h *Handlers) failExport(ctx context.Context, id uuid.UUID, cause error) er
 	return permanent(cause)
 }
 
-// liveExport is liveRun for export tasks, with the export's record and
-// destination.
-func (h *Handlers) liveExport(ctx context.Context, id uuid.UUID) (catalog.Export, exportDest, bool, error) {
-	if _, live, err := h.liveRun(ctx, id); !live {
-		return catalog.Export{}, exportDest{}, false, err
-	}
-	e, err := h.catalog.GetExport(ctx, id)
-	if err != nil {
-		return e, exportDest{}, false, err
-	}
-	d, err := h.destination(ctx, e.Out)
-	if err != nil {
-		return e, d, false, h.failExport(ctx, id, err)
-	}
-	return e, d, true, nil
+// exportStep is runStep for an export's tasks: work gets the export's
+// record and its destination, opened. A destination that cannot be opened
+// ends the export failed.
+func exportStep[P runPayload](h *Handlers, work func(context.Context, catalog.Export, exportDest, P) error) asynq.HandlerFunc {
+	return runStep(h, nil, func(ctx context.Context, run catalog.Run, p P) error {
+		e, err := h.catalog.GetExport(ctx, run.ID)
+		if err != nil {
+			return err
+		}
+		d, err := h.destination(ctx, e.Out)
+		if err != nil {
+			return h.failExport(ctx, run.ID, err)
+		}
+		return work(ctx, e, d, p)
+	})
 }
 
 // readArchived copies a media's archived object into w and checks its size

@@ -18,14 +18,10 @@ import (
 
 // ExportBatch copies one batch of a dir export, verifying each media.
 func (h *Handlers) ExportBatch(ctx context.Context, t *asynq.Task) error {
-	p, err := decode[ExportBatchPayload](t)
-	if err != nil {
-		return err
-	}
-	_, dest, live, err := h.liveExport(ctx, p.RunID)
-	if !live {
-		return err
-	}
+	return exportStep(h, h.exportBatch)(ctx, t)
+}
+
+func (h *Handlers) exportBatch(ctx context.Context, _ catalog.Export, dest exportDest, p ExportBatchPayload) error {
 	lo := p.Batch * exportBatchSize
 	for it, err := range h.catalog.ExportItems(ctx, p.RunID, lo, lo+exportBatchSize, true) {
 		if err != nil {
@@ -88,18 +84,12 @@ func (h *Handlers) exportFile(ctx context.Context, id uuid.UUID, dest exportDest
 // ExportFinish writes a dir export's manifests and export.json once every
 // media is copied, and ends it.
 func (h *Handlers) ExportFinish(ctx context.Context, t *asynq.Task) error {
-	p, err := decode[StartRunPayload](t)
-	if err != nil {
-		return err
-	}
-	e, dest, live, err := h.liveExport(ctx, p.RunID)
-	if !live {
-		return err
-	}
-	if err := h.finishDir(ctx, e, dest); err != nil {
-		return h.exportError(ctx, p.RunID, err)
-	}
-	return nil
+	return exportStep(h, func(ctx context.Context, e catalog.Export, dest exportDest, p StartRunPayload) error {
+		if err := h.finishDir(ctx, e, dest); err != nil {
+			return h.exportError(ctx, p.RunID, err)
+		}
+		return nil
+	})(ctx, t)
 }
 
 // finishDir is ExportFinish once the export is known to be live.

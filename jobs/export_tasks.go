@@ -30,6 +30,8 @@ type ExportBatchPayload struct {
 	Batch int       `json:"batch"`
 }
 
+func (p ExportBatchPayload) run() uuid.UUID { return p.RunID }
+
 func (p ExportBatchPayload) validate() error {
 	if p.RunID.Version() == 0 || p.Batch < 0 {
 		return errors.New("no run_id, or a negative batch")

@@ -21,14 +21,10 @@ import (
 // otherwise the upload is aborted and nothing appears. An interrupted pass
 // starts over.
 func (h *Handlers) ExportZip(ctx context.Context, t *asynq.Task) error {
-	p, err := decode[StartRunPayload](t)
-	if err != nil {
-		return err
-	}
-	e, dest, live, err := h.liveExport(ctx, p.RunID)
-	if !live {
-		return err
-	}
+	return exportStep(h, h.exportZip)(ctx, t)
+}
+
+func (h *Handlers) exportZip(ctx context.Context, e catalog.Export, dest exportDest, p StartRunPayload) error {
 	key := dest.key(archive.ExportZipName(p.RunID))
 	if e.OutputKey == key {
 		// An earlier attempt got as far as publishing: if the zip is
@@ -47,6 +43,7 @@ func (h *Handlers) ExportZip(ctx context.Context, t *asynq.Task) error {
 	if err := h.catalog.RestartExport(ctx, p.RunID); err != nil {
 		return err
 	}
+	var err error
 	if e.EndedAt, err = h.catalog.ExportEnd(ctx, p.RunID); err != nil {
 		return err
 	}
