@@ -226,7 +226,13 @@ func (a *app) openDatabase(ctx context.Context) (config.Config, *pgxpool.Pool, e
 	if err != nil {
 		return cfg, nil, &usageError{"configuration: " + strings.ReplaceAll(err.Error(), "\n", "; ")}
 	}
-	pool, err := pgxpool.New(ctx, cfg.DatabaseURL)
+	// The worker's timeouts: a command waiting on a lock fails, naming it,
+	// rather than hang.
+	pcfg, err := catalog.PoolConfig(cfg.DatabaseURL, 0, "mediasync-enqueue")
+	if err != nil {
+		return cfg, nil, fmt.Errorf("postgres: %w", err)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
 		return cfg, nil, errors.New("postgres: cannot parse DATABASE_URL")
 	}

@@ -59,8 +59,8 @@ func TestWorkerConnectionsTimeOut(t *testing.T) {
 	}
 
 	pool := open(db.URL)
-	require.Equal(t, defaultStatementTimeout, show(pool, "statement_timeout"))
-	require.Equal(t, defaultLockTimeout, show(pool, "lock_timeout"))
+	require.Equal(t, catalog.DefaultStatementTimeout, show(pool, "statement_timeout"))
+	require.Equal(t, catalog.DefaultLockTimeout, show(pool, "lock_timeout"))
 	_, err := catalog.Migrate(t.Context(), pool)
 	require.NoError(t, err)
 

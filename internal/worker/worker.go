@@ -11,11 +11,9 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -200,46 +198,16 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 	return nil
 }
 
-// Statement and lock timeouts of worker connections, unless DATABASE_URL
-// sets them: no statement waits forever on a lock or a stuck query, so a
-// task or a loop fails and is retried instead of holding its connection.
-// Generous enough for the largest migration and export selection.
-const (
-	defaultStatementTimeout = "5min"
-	defaultLockTimeout      = "30s"
-)
-
-// poolConfig parses DATABASE_URL (URL or key=value form) for the worker's
-// pool: a connection per task, up to maxTaskConns, plus a few for the
-// loops unless it sets pool_max_conns, and the default timeouts unless it
-// sets them, as parameters or in options=-c…. No task holds a connection
-// while it waits on Twilio, S3 or the limiter, and many tasks wait on
-// Twilio at once: past maxTaskConns they share connections (waiting
-// briefly for one) rather than pass Postgres's max_connections with a
-// fleet of workers, failing with "too many clients".
+// poolConfig is the worker's pool: a connection per task, up to
+// maxTaskConns, plus a few for the loops, unless DATABASE_URL sets
+// pool_max_conns. No task holds a connection while it waits on Twilio, S3
+// or the limiter, and many tasks wait on Twilio at once: past maxTaskConns
+// they share connections (waiting briefly for one) rather than pass
+// Postgres's max_connections with a fleet of workers, failing with "too
+// many clients".
 func poolConfig(databaseURL string, concurrency int) (*pgxpool.Config, error) {
 	const maxTaskConns = 24
-	pcfg, err := pgxpool.ParseConfig(databaseURL)
-	if err != nil {
-		return nil, errors.New("DATABASE_URL: cannot parse") // the URL may hold a password
-	}
-	// pgxpool removes its own settings from what it parsed; pgconn keeps
-	// every setting it does not know, the pool's included.
-	given, err := pgconn.ParseConfig(databaseURL)
-	if err != nil {
-		return nil, errors.New("DATABASE_URL: cannot parse")
-	}
-	if _, ok := given.RuntimeParams["pool_max_conns"]; !ok {
-		pcfg.MaxConns = int32(min(concurrency, maxTaskConns) + 4)
-	}
-	params := pcfg.ConnConfig.RuntimeParams
-	for name, def := range map[string]string{"statement_timeout": defaultStatementTimeout, "lock_timeout": defaultLockTimeout} {
-		if _, ok := params[name]; !ok && !strings.Contains(params["options"], name) {
-			params[name] = def
-		}
-	}
-	params["application_name"] = "mediasync-worker"
-	return pcfg, nil
+	return catalog.PoolConfig(databaseURL, int32(min(concurrency, maxTaskConns)+4), "mediasync-worker")
 }
 
 func newTwilio(c config.Config, l *ratelimit.Limiter, log zerolog.Logger) (*twilio.Client, error) {
