@@ -238,38 +238,57 @@ func (h *Handlers) workOnMedia(ctx context.Context, run catalog.Run, items []cat
 		return err
 	})
 	var archived []catalog.ArchivedMedia
-	byKey := map[string]catalog.MediaItem{}
 	for i, cp := range copies {
 		if cp != nil {
 			archived = append(archived, catalog.ArchivedMedia{SID: toCopy[i].SID, Copy: *cp})
-			it := toCopy[i]
-			it.State, it.Size, it.SHA256, it.Filename = catalog.MediaArchived, cp.Size, cp.SHA256, cp.Filename
-			it.Store, it.Bucket, it.Key, it.VersionID = cp.Store, cp.Bucket, cp.Key, cp.VersionID
-			it.PlausibleAt = time.Now() // judged by the Sniffer before it was stored; the row records it
-			byKey[it.SID] = it
 		}
 	}
-	wanted, err := h.catalog.CommitMessage(ctx, run.ID, archived, outcomes)
+	committed, wanted, err := h.catalog.CommitMessage(ctx, run.ID, archived, outcomes)
 	if err != nil {
 		return err // the copies are create-only: a retry stores nothing twice
 	}
+	// What is deleted is the copy the catalog recorded: this call's own
+	// copy only where its commit became the row; otherwise another task
+	// committed first (another worker, perhaps another bucket), and its
+	// row is read back, so the delete's location guard and verification
+	// apply to the catalogued copy, never to an uncatalogued one of ours.
+	mine := make(map[string]catalog.ArchivedCopy, len(committed))
+	byCopy := make(map[string]catalog.ArchivedCopy, len(archived))
 	for _, a := range archived {
+		byCopy[a.SID] = a.Copy
+	}
+	for _, sid := range committed {
+		mine[sid] = byCopy[sid]
+	}
+	for _, a := range archived {
+		if _, ok := mine[a.SID]; !ok {
+			continue // not our object's row: its own commit sets its hold
+		}
 		// Checked after the row commits: a hold placed meanwhile either
 		// sees this object in its own pass (hold:apply) or is seen here.
 		if err := h.syncLegalHold(ctx, a.SID, a.Copy.Key, a.Copy.VersionID); err != nil {
 			errs = append(errs, err)
 		}
 	}
+	byItem := make(map[string]catalog.MediaItem, len(toCopy))
+	for _, it := range toCopy {
+		byItem[it.SID] = it
+	}
 	for _, sid := range wanted {
-		if it, ok := byKey[sid]; ok {
+		if cp, ok := mine[sid]; ok {
+			it := byItem[sid]
+			it.State, it.Size, it.SHA256, it.Filename = catalog.MediaArchived, cp.Size, cp.SHA256, cp.Filename
+			it.Store, it.Bucket, it.Key, it.VersionID = cp.Store, cp.Bucket, cp.Key, cp.VersionID
+			it.PlausibleAt = time.Now() // judged by the Sniffer before it was stored; the row records it
 			toDelete = append(toDelete, it)
-		} else {
-			for _, o := range items {
-				if o.SID == sid {
-					toDelete = append(toDelete, o.MediaItem)
-				}
-			}
+			continue
 		}
+		it, err := h.catalog.GetMedia(ctx, sid)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		toDelete = append(toDelete, it)
 	}
 	for i, err := range copyErrs {
 		if err != nil {
