@@ -94,13 +94,12 @@ func (h *Handlers) archiveMessage(ctx context.Context, run catalog.Run, p Archiv
 	if run.DryRun {
 		return listErr
 	}
-	if err := h.syncMessageHolds(ctx, p.MessageSID); err != nil {
-		return err
-	}
-	if err := h.workOnMessage(ctx, run, p.MessageSID); err != nil {
-		return err
-	}
-	return listErr
+	// A hold that cannot be set (its object missing, S3 refusing) is
+	// that media's error: the message's other media are still archived,
+	// committed and deleted, and the task is retried for it.
+	errs := h.syncMessageHolds(ctx, run.ID, p.MessageSID)
+	errs = append(errs, h.workOnMessage(ctx, run, p.MessageSID), listErr)
+	return taskError(errs)
 }
 
 // listMedia lists a message's media and records them, and the message as
@@ -194,7 +193,6 @@ func (h *Handlers) workOnMedia(ctx context.Context, run catalog.Run, items []cat
 		outcomes         []catalog.RunOutcome
 		errs             []error
 	)
-	loc := h.store.Location()
 	for _, it := range items {
 		// In scope: only a media of the run's account is touched; any
 		// other is refused without touching its rows.
@@ -214,12 +212,8 @@ func (h *Handlers) workOnMedia(ctx context.Context, run catalog.Run, items []cat
 		switch it.State {
 		case catalog.MediaArchived:
 			// An attempt that committed the row may have failed, or died,
-			// before the S3 legal hold was set: this one sets it.
-			if it.Store == loc.Kind && it.Bucket == loc.Bucket {
-				if err := h.syncLegalHold(ctx, it.SID, it.Key, it.VersionID); err != nil {
-					return err
-				}
-			}
+			// before the S3 legal hold was set: syncMessageHolds, before
+			// this, has set it.
 			reused := !it.ArchivedAt.IsZero() && it.ArchivedAt.Before(run.CreatedAt)
 			outcomes = append(outcomes, catalog.RunOutcome{SID: it.SID, State: catalog.MediaArchived, Reused: reused})
 		case catalog.MediaDeleted:
@@ -363,19 +357,23 @@ func parallel(n int, f func(i int) error) []error {
 
 // syncMessageHolds sets the S3 legal hold of a message's archived media
 // whose hold is not confirmed: a try that committed its rows may have
-// failed, or died, before it set them, and its retry does it here.
-func (h *Handlers) syncMessageHolds(ctx context.Context, message string) error {
+// failed, or died, before it set them, and its retry does it here. It
+// returns each failure recorded against its media (mediaError), and goes
+// on past it: one object's hold never keeps its siblings from being
+// archived.
+func (h *Handlers) syncMessageHolds(ctx context.Context, run uuid.UUID, message string) []error {
 	if !h.legalHolds {
 		return nil
 	}
 	objs, err := h.catalog.UnconfirmedHoldsOfMessage(ctx, message, h.store.Location())
 	if err != nil {
-		return err
+		return []error{err}
 	}
+	var errs []error
 	for _, o := range objs {
 		if err := h.syncLegalHold(ctx, o.MediaSID, o.Key, o.VersionID); err != nil {
-			return err
+			errs = append(errs, h.mediaError(ctx, run, o.MediaSID, err))
 		}
 	}
-	return nil
+	return errs
 }

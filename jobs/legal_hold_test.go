@@ -405,3 +405,56 @@ func TestAppliedHoldsAreNotReadAgain(t *testing.T) {
 		require.False(t, b.s3Hold(t, key), key)
 	}
 }
+
+// One media's S3 legal hold that cannot be set (its object is missing)
+// does not hold back its message: the message's other media are still
+// committed and their holds set, and the failure is that media's, recorded
+// against it, for the task's retry. Before, the task returned at the first
+// hold error, every try, and the run never finished.
+func TestOneFailingLegalHoldDoesNotBlockItsMessage(t *testing.T) {
+	t.Parallel()
+	b := holdSetup(t, 0)
+	ctx := t.Context()
+	const customer = "+15550100002"
+	missing, _ := b.archive(t, customer)
+	it, err := b.catalog.GetMedia(ctx, missing)
+	require.NoError(t, err)
+	// Its object is gone: the row names a key the bucket never held.
+	_, err = b.catalog.Pool().Exec(ctx, `UPDATE media SET object_key = object_key || '.gone', legal_hold_s3 = NULL WHERE sid = $1`, missing)
+	require.NoError(t, err)
+
+	// A sibling archived (its row) whose run outcome is still pending:
+	// the commit of its outcome is what the task has left to do.
+	sibling := fmt.Sprintf("ME%032x", 0xffff)
+	require.NoError(t, b.catalog.RecordMedia(ctx, b.run, []catalog.MediaRecord{
+		{SID: sibling, AccountSID: testAccount, MessageSID: it.MessageSID, ContentType: "image/jpeg"}}, false))
+	body := []byte("media " + sibling)
+	sum := sha256.Sum256(body)
+	key := archive.ObjectKey("archive", archive.KeyInfo{AccountSID: testAccount, MessageSID: it.MessageSID, MediaSID: sibling,
+		ContentType: "image/jpeg", DateSent: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)})
+	res, err := b.store.Put(ctx, archive.PutInput{Key: key, ContentType: "image/jpeg", Size: int64(len(body)), SHA256: sum},
+		bytes.NewReader(body))
+	require.NoError(t, err)
+	loc := b.store.Location()
+	_, err = b.catalog.MarkArchived(ctx, b.run, sibling, catalog.ArchivedCopy{Size: int64(len(body)), SHA256: sum,
+		Store: loc.Kind, Bucket: loc.Bucket, Key: key, VersionID: res.VersionID})
+	require.NoError(t, err)
+	require.NoError(t, b.catalog.SetRunMedia(ctx, b.run, sibling, catalog.MediaPending, false, ""))
+	require.NoError(t, b.catalog.FinishMessage(ctx, b.run, it.MessageSID, 2))
+	b.hold(t, customer)
+
+	task, err := NewArchiveMessageTask(Queues{Media: "m", List: "l"}, ArchiveMessagePayload{RunID: b.run, MessageSID: it.MessageSID})
+	require.NoError(t, err)
+	err = b.h.ArchiveMessage(ctx, task)
+	require.ErrorIs(t, err, archive.ErrNotFound, "the missing object's hold is the task's error")
+	require.ErrorContains(t, err, missing)
+
+	var state string
+	require.NoError(t, b.catalog.Pool().QueryRow(ctx, `SELECT state FROM run_media WHERE run_id = $1 AND media_sid = $2`,
+		b.run, sibling).Scan(&state))
+	require.Equal(t, "archived", state, "the sibling's outcome is committed all the same")
+	require.True(t, b.s3Hold(t, key), "and its hold is set")
+	got, err := b.catalog.GetMedia(ctx, missing)
+	require.NoError(t, err)
+	require.Equal(t, 1, got.Attempts, "the failure is recorded against its media")
+}
