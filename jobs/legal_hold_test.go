@@ -59,6 +59,17 @@ func (b *holdBundle) queued(t *testing.T, id int64, event string) bool {
 	return true
 }
 
+// messageQueued says whether a message's message:archive task is queued.
+func (b *holdBundle) messageQueued(t *testing.T, message string) bool {
+	t.Helper()
+	_, err := asynq.NewInspectorFromRedisClient(b.redis.Client).GetTaskInfo(b.h.queues.Media, "message:"+b.run.String()+":"+message)
+	if errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound) {
+		return false
+	}
+	require.NoError(t, err)
+	return true
+}
+
 // holdSetup returns handlers on an Object-Lock bucket and a catalog whose
 // pool has maxConns connections (0: pgxpool's default).
 func holdSetup(t *testing.T, maxConns int) *holdBundle {
@@ -203,9 +214,14 @@ func TestS3LegalHoldThatFailedIsSetLater(t *testing.T) {
 	it, err = b.catalog.GetMedia(ctx, legacy)
 	require.NoError(t, err)
 	require.NoError(t, b.catalog.FinishMessage(ctx, b.run, it.MessageSID, 1))
-	task, err = NewArchiveMediaTask(Queues{Media: "m", List: "l"}, MediaPayload{RunID: b.run, MediaSID: legacy})
+	task, err = NewArchiveMediaTask(b.h.queues, MediaPayload{RunID: b.run, MediaSID: legacy})
 	require.NoError(t, err)
 	require.NoError(t, b.h.ArchiveMedia(ctx, task))
+	require.False(t, b.s3Hold(t, legacyKey), "the old task only hands over to its message's task")
+	task, err = NewArchiveMessageTask(b.h.queues, ArchiveMessagePayload{RunID: b.run, MessageSID: it.MessageSID})
+	require.NoError(t, err)
+	require.True(t, b.messageQueued(t, it.MessageSID))
+	require.NoError(t, b.h.ArchiveMessage(ctx, task))
 	require.True(t, b.s3Hold(t, legacyKey))
 
 	// Archived under the hold, and the worker died before the S3 call:
@@ -457,4 +473,39 @@ func TestOneFailingLegalHoldDoesNotBlockItsMessage(t *testing.T) {
 	got, err := b.catalog.GetMedia(ctx, missing)
 	require.NoError(t, err)
 	require.Equal(t, 1, got.Attempts, "the failure is recorded against its media")
+}
+
+// The old per-media tasks an upgrade leaves in Redis do none of their
+// message's work themselves (under their short limits, each of a message's
+// ten would download all of it): each queues its message's task, one for
+// them all, and succeeds; a media:delete only after its scope checks.
+func TestOldMediaTasksHandOverToTheirMessage(t *testing.T) {
+	t.Parallel()
+	b := holdSetup(t, 0)
+	ctx := t.Context()
+	sid, _ := b.archive(t, "+15550100003")
+	it, err := b.catalog.GetMedia(ctx, sid)
+	require.NoError(t, err)
+	require.NoError(t, b.catalog.SetRunMedia(ctx, b.run, sid, catalog.MediaPending, false, ""))
+	require.NoError(t, b.catalog.FinishMessage(ctx, b.run, it.MessageSID, 1))
+
+	require.False(t, b.messageQueued(t, it.MessageSID))
+	for range 3 { // three old tasks of the one message, or one delivered thrice
+		task, err := NewArchiveMediaTask(b.h.queues, MediaPayload{RunID: b.run, MediaSID: sid})
+		require.NoError(t, err)
+		require.NoError(t, b.h.ArchiveMedia(ctx, task))
+		task, err = newTask(TypeListMessage, ListMessagePayload{RunID: b.run, MessageSID: it.MessageSID}, "media:"+it.MessageSID, asynq.Queue(b.h.queues.List))
+		require.NoError(t, err)
+		require.NoError(t, b.h.ListMessage(ctx, task))
+	}
+	require.True(t, b.messageQueued(t, it.MessageSID), "the message's task is queued")
+	var state string
+	require.NoError(t, b.catalog.Pool().QueryRow(ctx, `SELECT state FROM run_media WHERE run_id = $1 AND media_sid = $2`,
+		b.run, sid).Scan(&state))
+	require.Equal(t, "pending", state, "the old tasks did none of the work")
+
+	// A media:delete of a run without --delete is refused, as before.
+	task, err := NewDeleteMediaTask(b.h.queues, MediaPayload{RunID: b.run, MediaSID: sid})
+	require.NoError(t, err)
+	require.ErrorIs(t, b.h.DeleteMedia(ctx, task), asynq.SkipRetry)
 }
