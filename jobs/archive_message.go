@@ -38,8 +38,10 @@ func (p ArchiveMessagePayload) run() uuid.UUID { return p.RunID }
 // NewArchiveMessageTask returns the task that archives (and, with --delete,
 // deletes) one message's media. It goes to the media queue, served before
 // listing, so a run archives what it found before it finds more; its
-// retries and backoff are a listing task's (a message is a gate its media
-// wait on), about an hour of trying.
+// retries are a listing task's, and so is its backoff while it lists (a
+// message is a gate its media wait on); once its media are listed it backs
+// off as media work (mediaStageError), and each media fails after its own
+// attempts (mediaMaxAttempts), not its siblings'.
 func NewArchiveMessageTask(q Queues, p ArchiveMessagePayload) (*asynq.Task, error) {
 	if err := p.validate(); err != nil {
 		return nil, fmt.Errorf("archive message task: %w", err)
@@ -99,8 +101,22 @@ func (h *Handlers) archiveMessage(ctx context.Context, run catalog.Run, p Archiv
 	// committed and deleted, and the task is retried for it.
 	errs := h.syncMessageHolds(ctx, run.ID, p.MessageSID)
 	errs = append(errs, h.workOnMessage(ctx, run, p.MessageSID), listErr)
+	if err := taskError(errs); err != nil && !isPermanent(err) {
+		return &mediaStageError{err}
+	}
 	return taskError(errs)
 }
+
+// mediaStageError marks a message task's error as one of its media work
+// (downloads, stores, deletes), its media listed: RetryDelay then backs it
+// off as a media task (up to 5 minutes), not as a listing (1 minute). The
+// stage travels in the error because RetryDelay sees only the task's
+// payload, attempt count and error, and the payload cannot say whether
+// the listing is done.
+type mediaStageError struct{ err error }
+
+func (e *mediaStageError) Error() string { return e.err.Error() }
+func (e *mediaStageError) Unwrap() error { return e.err }
 
 // listMedia lists a message's media and records them, and the message as
 // listed (or gone, or failed, with the reason).

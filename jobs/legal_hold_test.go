@@ -509,3 +509,35 @@ func TestOldMediaTasksHandOverToTheirMessage(t *testing.T) {
 	require.NoError(t, err)
 	require.ErrorIs(t, b.h.DeleteMedia(ctx, task), asynq.SkipRetry)
 }
+
+// A media fails for good after its own attempts in the run, not on its
+// message task's last attempt (which its siblings share): a sibling's
+// failures, or an earlier run's, do not use up its attempts.
+func TestMediaFailsAfterItsOwnAttempts(t *testing.T) {
+	t.Parallel()
+	b := holdSetup(t, 0)
+	ctx := t.Context()
+	sid, _ := b.archive(t, "+15550100004")
+	sibling, _ := b.archive(t, "+15550100004")
+	for _, s := range []string{sid, sibling} {
+		require.NoError(t, b.catalog.SetRunMedia(ctx, b.run, s, catalog.MediaPending, false, ""))
+	}
+	// An earlier run's failures are on the media row, not in this run.
+	_, err := b.catalog.Pool().Exec(ctx, `UPDATE media SET attempts = 40 WHERE sid = $1`, sid)
+	require.NoError(t, err)
+	state := func(s string) string {
+		var st string
+		require.NoError(t, b.catalog.Pool().QueryRow(ctx, `SELECT state FROM run_media WHERE run_id = $1 AND media_sid = $2`,
+			b.run, s).Scan(&st))
+		return st
+	}
+	boom := errors.New("injected: s3 503")
+	for i := 1; i < mediaMaxAttempts; i++ {
+		require.NotErrorIs(t, b.h.mediaError(ctx, b.run, sid, boom), asynq.SkipRetry, "attempt %d", i)
+		require.Equal(t, "pending", state(sid), "attempt %d", i)
+	}
+	require.Equal(t, "pending", state(sibling), "a sibling's attempts are its own")
+	require.ErrorIs(t, b.h.mediaError(ctx, b.run, sid, boom), asynq.SkipRetry, "its last attempt")
+	require.Equal(t, "failed", state(sid))
+	require.Equal(t, "pending", state(sibling))
+}
