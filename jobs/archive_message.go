@@ -211,12 +211,18 @@ func (h *Handlers) workOnMedia(ctx context.Context, run catalog.Run, items []cat
 	)
 	for _, it := range items {
 		// In scope: only a media of the run's account is touched; any
-		// other is refused without touching its rows.
+		// other is refused without touching its media row. The run's own
+		// row fails with the reason: left pending, the run would wait on
+		// it (and revive the task) for ever.
 		if it.AccountSID != run.AccountSID {
 			h.log.Error().Str("media_sid", it.SID).Str("run_id", run.ID.String()).
 				Msg("message task names a media of another account; media NOT archived or deleted")
-			errs = append(errs, permanent(fmt.Errorf("media %s: it belongs to account %s, not to run %s's account %s",
-				it.SID, it.AccountSID, run.ID, run.AccountSID)))
+			err := permanent(fmt.Errorf("media %s: it belongs to account %s, not to run %s's account %s",
+				it.SID, it.AccountSID, run.ID, run.AccountSID))
+			if ferr := h.catalog.SetRunMedia(ctx, run.ID, it.SID, catalog.MediaFailed, false, errText(err)); ferr != nil {
+				return ferr
+			}
+			errs = append(errs, err)
 			continue
 		}
 		if it.RunState == catalog.MediaArchived { // archived, the run deletes it

@@ -541,3 +541,31 @@ func TestMediaFailsAfterItsOwnAttempts(t *testing.T) {
 	require.Equal(t, "failed", state(sid))
 	require.Equal(t, "pending", state(sibling))
 }
+
+// A message task that finds a media of another account refuses it without
+// touching its media row, and fails the run's row with the reason: left
+// pending, the run would wait on it for ever.
+func TestOutOfAccountMediaFailsItsRunRow(t *testing.T) {
+	t.Parallel()
+	b := holdSetup(t, 0)
+	ctx := t.Context()
+	sid, _ := b.archive(t, "+15550100005")
+	it, err := b.catalog.GetMedia(ctx, sid)
+	require.NoError(t, err)
+	_, err = b.catalog.Pool().Exec(ctx, `UPDATE media SET account_sid = 'AC00000000000000000000000000000002' WHERE sid = $1`, sid)
+	require.NoError(t, err)
+	require.NoError(t, b.catalog.SetRunMedia(ctx, b.run, sid, catalog.MediaPending, false, ""))
+	require.NoError(t, b.catalog.FinishMessage(ctx, b.run, it.MessageSID, 1))
+
+	task, err := NewArchiveMessageTask(b.h.queues, ArchiveMessagePayload{RunID: b.run, MessageSID: it.MessageSID})
+	require.NoError(t, err)
+	require.ErrorIs(t, b.h.ArchiveMessage(ctx, task), asynq.SkipRetry)
+	var state, reason string
+	require.NoError(t, b.catalog.Pool().QueryRow(ctx, `SELECT state, coalesce(error, '') FROM run_media WHERE run_id = $1 AND media_sid = $2`,
+		b.run, sid).Scan(&state, &reason))
+	require.Equal(t, "failed", state)
+	require.Contains(t, reason, "it belongs to account AC00000000000000000000000000000002")
+	got, err := b.catalog.GetMedia(ctx, sid)
+	require.NoError(t, err)
+	require.Equal(t, catalog.MediaArchived, got.State, "its media row is not touched")
+}
