@@ -558,14 +558,24 @@ func (c *Catalog) MarkGone(ctx context.Context, run uuid.UUID, sid string) error
 	return nil
 }
 
-// RecordAttempt counts a failed attempt at a media and keeps its error.
-func (c *Catalog) RecordAttempt(ctx context.Context, sid, reason string) error {
-	_, err := c.pool.Exec(ctx, `
-		UPDATE media SET attempts = attempts + 1, last_error = $2, updated_at = now() WHERE sid = $1`, sid, reason)
+// RecordAttempt counts a failed attempt at a media, on its row and in the
+// run, keeps its error, and returns the media's failed attempts in this run
+// (0 if the run has no row for it): a message task's retries are shared by
+// its media, so whether one media failed for good is decided by its own.
+func (c *Catalog) RecordAttempt(ctx context.Context, run uuid.UUID, sid, reason string) (int, error) {
+	var n int
+	err := c.pool.QueryRow(ctx, `
+		WITH m AS (
+			UPDATE media SET attempts = attempts + 1, last_error = $3, updated_at = now() WHERE sid = $2
+		), d AS (
+			UPDATE run_media SET attempts = attempts + 1, updated_at = now()
+			WHERE run_id = $1 AND media_sid = $2 RETURNING attempts
+		)
+		SELECT coalesce((SELECT attempts FROM d), 0)`, run, sid, reason).Scan(&n)
 	if err != nil {
-		return fmt.Errorf("record attempt on media %s: %w", sid, err)
+		return 0, fmt.Errorf("record attempt on media %s: %w", sid, err)
 	}
-	return nil
+	return n, nil
 }
 
 // MarkFailed records that archiving a media failed for good. A row already

@@ -61,15 +61,21 @@ type RunOutcome struct {
 
 // CommitMessage records, in one statement (one transaction, one round
 // trip), the archived copies of a message's media and the run's outcome
-// for each, with the outcomes whose media rows already hold them; it
-// returns the media the run deletes from Twilio next. As MarkArchived does
-// for one: only a pending, failed or suspect row moves to archived, so a
-// second archiving of the same media leaves the first proof in place, and
-// each row records that the caller judged its bytes plausibly the media
-// (plausible_at), which ClaimDelete requires.
-func (c *Catalog) CommitMessage(ctx context.Context, run uuid.UUID, archived []ArchivedMedia, outcomes []RunOutcome) (deleteWanted []string, err error) {
+// for each, with the outcomes whose media rows already hold them. It
+// returns the media whose rows this call's copies became (committed) and
+// the media the run deletes from Twilio next (deleteWanted). As
+// MarkArchived does for one: only a pending, failed or suspect row moves
+// to archived, so a second archiving of the same media leaves the first
+// proof in place, and each row records that the caller judged its bytes
+// plausibly the media (plausible_at), which ClaimDelete requires. A media
+// in deleteWanted but not in committed keeps the copy another commit
+// recorded: the caller reads that row (GetMedia) and proves that copy,
+// never its own. Only a run row still pending changes (MessageWork reads
+// only those as work): an outcome a concurrent task recorded meanwhile
+// (deleted, held, failed) is never reverted to archived.
+func (c *Catalog) CommitMessage(ctx context.Context, run uuid.UUID, archived []ArchivedMedia, outcomes []RunOutcome) (committed, deleteWanted []string, err error) {
 	if len(archived) == 0 && len(outcomes) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	n := len(archived)
 	var (
@@ -102,28 +108,43 @@ func (c *Catalog) CommitMessage(ctx context.Context, run uuid.UUID, archived []A
 				archived_at = now(), plausible_at = now(), last_error = NULL, updated_at = now()
 			FROM copies c
 			WHERE m.sid = c.sid AND m.state IN ('pending', 'failed', 'suspect')
+			RETURNING m.sid
 		), archived AS (
 			UPDATE run_media d SET state = 'archived', error = NULL, updated_at = now()
 			FROM copies c
-			WHERE d.run_id = $1 AND d.media_sid = c.sid
+			WHERE d.run_id = $1 AND d.media_sid = c.sid AND d.state = 'pending'
 			RETURNING d.media_sid, d.delete_wanted
 		), outcomes AS (
 			UPDATE run_media d SET state = o.state, reused = d.reused OR o.reused, error = NULL, updated_at = now()
 			FROM unnest($12::text[], $13::text[], $14::bool[]) AS o(sid, state, reused)
-			WHERE d.run_id = $1 AND d.media_sid = o.sid
+			WHERE d.run_id = $1 AND d.media_sid = o.sid AND d.state = 'pending'
 			RETURNING d.media_sid, d.delete_wanted AND o.state = 'archived' AS delete_wanted
 		)
-		SELECT media_sid FROM archived WHERE delete_wanted
+		SELECT sid, true, false FROM copied
 		UNION ALL
-		SELECT media_sid FROM outcomes WHERE delete_wanted`,
+		SELECT media_sid, false, true FROM archived WHERE delete_wanted
+		UNION ALL
+		SELECT media_sid, false, true FROM outcomes WHERE delete_wanted`,
 		run, sids, filenames, sizes, shas, stores, buckets, keys, versions, locks, retain,
 		outSIDs, outStates, outReused)
 	if err != nil {
-		return nil, fmt.Errorf("commit %d media of run %s: %w", n+len(outcomes), run, err)
+		return nil, nil, fmt.Errorf("commit %d media of run %s: %w", n+len(outcomes), run, err)
 	}
-	deleteWanted, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	var (
+		sid           string
+		isCopy, isDel bool
+	)
+	_, err = pgx.ForEachRow(rows, []any{&sid, &isCopy, &isDel}, func() error {
+		if isCopy {
+			committed = append(committed, sid)
+		}
+		if isDel {
+			deleteWanted = append(deleteWanted, sid)
+		}
+		return nil
+	})
 	if err != nil {
-		return nil, fmt.Errorf("commit %d media of run %s: %w", n+len(outcomes), run, err)
+		return nil, nil, fmt.Errorf("commit %d media of run %s: %w", n+len(outcomes), run, err)
 	}
-	return deleteWanted, nil
+	return committed, deleteWanted, nil
 }

@@ -38,8 +38,9 @@ func TestMessageWorkIsWhatIsLeft(t *testing.T) {
 	cp := func(sid string) catalog.ArchivedMedia {
 		return catalog.ArchivedMedia{SID: sid, Copy: catalog.ArchivedCopy{Size: 5, SHA256: sum, Store: "s3", Bucket: "b", Key: "k/" + sid}}
 	}
-	wanted, err := c.CommitMessage(ctx, run.ID, []catalog.ArchivedMedia{cp(me1), cp(me2)}, nil)
+	committed, wanted, err := c.CommitMessage(ctx, run.ID, []catalog.ArchivedMedia{cp(me1), cp(me2)}, nil)
 	require.NoError(t, err)
+	require.ElementsMatch(t, []string{me1, me2}, committed, "both rows are these copies")
 	require.ElementsMatch(t, []string{me1, me2}, wanted, "the run deletes both next")
 	for _, sid := range []string{me1, me2} {
 		it, err := c.GetMedia(ctx, sid)
@@ -59,8 +60,9 @@ func TestMessageWorkIsWhatIsLeft(t *testing.T) {
 	// A second commit of other bytes keeps the first proof.
 	other := cp(me1)
 	other.Copy.Size, other.Copy.SHA256 = 6, sha256.Sum256([]byte("other!"))
-	_, err = c.CommitMessage(ctx, run.ID, []catalog.ArchivedMedia{other}, nil)
+	committed, _, err = c.CommitMessage(ctx, run.ID, []catalog.ArchivedMedia{other}, nil)
 	require.NoError(t, err)
+	require.Empty(t, committed, "the second copy is not the row's")
 	it, err := c.GetMedia(ctx, me1)
 	require.NoError(t, err)
 	require.Equal(t, int64(5), it.Size)
@@ -85,7 +87,7 @@ func TestMessageWorkIsWhatIsLeft(t *testing.T) {
 	for _, it := range work {
 		require.Equal(t, catalog.MediaDeleted, it.State, "the media row keeps its state")
 	}
-	wanted, err = c.CommitMessage(ctx, later.ID, nil, []catalog.RunOutcome{
+	_, wanted, err = c.CommitMessage(ctx, later.ID, nil, []catalog.RunOutcome{
 		{SID: me1, State: catalog.MediaDeleted, Reused: true}, {SID: me2, State: catalog.MediaDeleted, Reused: true}})
 	require.NoError(t, err)
 	require.Empty(t, wanted)
@@ -93,6 +95,61 @@ func TestMessageWorkIsWhatIsLeft(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 2, st.MediaReused)
 	require.Equal(t, 0, st.MediaPending)
+}
+
+// Two tasks commit the same media (two workers, two archives, one pending
+// media): the loser learns its copy is not the row's (it must prove the
+// catalogued copy, not its own, before any delete), and a commit that
+// comes after a concurrent task recorded the run's outcome (deleted,
+// failed) leaves that outcome: only a pending run row changes.
+func TestCommitMessageSaysWhoseCopyIsTheRow(t *testing.T) {
+	t.Parallel()
+	c := newCatalog(t)
+	ctx := t.Context()
+	run := seedMedia(t, c, true)
+	sum := sha256.Sum256([]byte("bytes"))
+	in := func(sid, bucket string) catalog.ArchivedMedia {
+		return catalog.ArchivedMedia{SID: sid, Copy: catalog.ArchivedCopy{Size: 5, SHA256: sum, Store: "s3", Bucket: bucket, Key: "k/" + sid}}
+	}
+
+	committed, wanted, err := c.CommitMessage(ctx, run.ID, []catalog.ArchivedMedia{in(me1, "a")}, nil)
+	require.NoError(t, err)
+	require.Equal(t, []string{me1}, committed)
+	require.Equal(t, []string{me1}, wanted)
+
+	// The loser: same bytes, other bucket. The run row is already archived
+	// (the winner's), so it neither commits nor is told to delete.
+	committed, wanted, err = c.CommitMessage(ctx, run.ID, []catalog.ArchivedMedia{in(me1, "b")}, nil)
+	require.NoError(t, err)
+	require.Empty(t, committed, "the row is the other worker's copy")
+	require.Empty(t, wanted)
+	it, err := c.GetMedia(ctx, me1)
+	require.NoError(t, err)
+	require.Equal(t, "a", it.Bucket, "the first proof stays")
+
+	// The loser while the run row is still pending (its read came first,
+	// the winner committed only the media row): told to delete, but not
+	// that the row is its copy.
+	require.NoError(t, c.SetRunMedia(ctx, run.ID, me1, catalog.MediaPending, false, ""))
+	committed, wanted, err = c.CommitMessage(ctx, run.ID, []catalog.ArchivedMedia{in(me1, "b")}, nil)
+	require.NoError(t, err)
+	require.Empty(t, committed)
+	require.Equal(t, []string{me1}, wanted, "the caller proves the catalogued copy (GetMedia), not its own")
+
+	// Deleted by a concurrent task: a late commit (a copy, or an outcome)
+	// leaves the run's outcome deleted.
+	require.NoError(t, c.ClaimDelete(ctx, me1, 5, sum))
+	require.NoError(t, c.MarkDeleted(ctx, run, me1))
+	_, wanted, err = c.CommitMessage(ctx, run.ID, []catalog.ArchivedMedia{in(me1, "b")},
+		[]catalog.RunOutcome{{SID: me1, State: catalog.MediaArchived}})
+	require.NoError(t, err)
+	require.Empty(t, wanted)
+	require.NoError(t, c.SetRunMedia(ctx, run.ID, me2, catalog.MediaFailed, false, "injected"))
+	_, _, err = c.CommitMessage(ctx, run.ID, []catalog.ArchivedMedia{in(me2, "b")}, nil)
+	require.NoError(t, err)
+	var states []string
+	require.NoError(t, c.Pool().QueryRow(ctx, `SELECT array_agg(state::text ORDER BY media_sid) FROM run_media WHERE run_id = $1`, run.ID).Scan(&states))
+	require.Equal(t, []string{"deleted", "failed"}, states, "outcomes recorded by concurrent tasks are not reverted")
 }
 
 func sids(items []catalog.RunMediaItem) []string {

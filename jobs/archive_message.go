@@ -38,8 +38,10 @@ func (p ArchiveMessagePayload) run() uuid.UUID { return p.RunID }
 // NewArchiveMessageTask returns the task that archives (and, with --delete,
 // deletes) one message's media. It goes to the media queue, served before
 // listing, so a run archives what it found before it finds more; its
-// retries and backoff are a listing task's (a message is a gate its media
-// wait on), about an hour of trying.
+// retries are a listing task's, and so is its backoff while it lists (a
+// message is a gate its media wait on); once its media are listed it backs
+// off as media work (mediaStageError), and each media fails after its own
+// attempts (mediaMaxAttempts), not its siblings'.
 func NewArchiveMessageTask(q Queues, p ArchiveMessagePayload) (*asynq.Task, error) {
 	if err := p.validate(); err != nil {
 		return nil, fmt.Errorf("archive message task: %w", err)
@@ -94,14 +96,27 @@ func (h *Handlers) archiveMessage(ctx context.Context, run catalog.Run, p Archiv
 	if run.DryRun {
 		return listErr
 	}
-	if err := h.syncMessageHolds(ctx, p.MessageSID); err != nil {
-		return err
+	// A hold that cannot be set (its object missing, S3 refusing) is
+	// that media's error: the message's other media are still archived,
+	// committed and deleted, and the task is retried for it.
+	errs := h.syncMessageHolds(ctx, run.ID, p.MessageSID)
+	errs = append(errs, h.workOnMessage(ctx, run, p.MessageSID), listErr)
+	if err := taskError(errs); err != nil && !isPermanent(err) {
+		return &mediaStageError{err}
 	}
-	if err := h.workOnMessage(ctx, run, p.MessageSID); err != nil {
-		return err
-	}
-	return listErr
+	return taskError(errs)
 }
+
+// mediaStageError marks a message task's error as one of its media work
+// (downloads, stores, deletes), its media listed: RetryDelay then backs it
+// off as a media task (up to 5 minutes), not as a listing (1 minute). The
+// stage travels in the error because RetryDelay sees only the task's
+// payload, attempt count and error, and the payload cannot say whether
+// the listing is done.
+type mediaStageError struct{ err error }
+
+func (e *mediaStageError) Error() string { return e.err.Error() }
+func (e *mediaStageError) Unwrap() error { return e.err }
 
 // listMedia lists a message's media and records them, and the message as
 // listed (or gone, or failed, with the reason).
@@ -194,15 +209,20 @@ func (h *Handlers) workOnMedia(ctx context.Context, run catalog.Run, items []cat
 		outcomes         []catalog.RunOutcome
 		errs             []error
 	)
-	loc := h.store.Location()
 	for _, it := range items {
 		// In scope: only a media of the run's account is touched; any
-		// other is refused without touching its rows.
+		// other is refused without touching its media row. The run's own
+		// row fails with the reason: left pending, the run would wait on
+		// it (and revive the task) for ever.
 		if it.AccountSID != run.AccountSID {
 			h.log.Error().Str("media_sid", it.SID).Str("run_id", run.ID.String()).
 				Msg("message task names a media of another account; media NOT archived or deleted")
-			errs = append(errs, permanent(fmt.Errorf("media %s: it belongs to account %s, not to run %s's account %s",
-				it.SID, it.AccountSID, run.ID, run.AccountSID)))
+			err := permanent(fmt.Errorf("media %s: it belongs to account %s, not to run %s's account %s",
+				it.SID, it.AccountSID, run.ID, run.AccountSID))
+			if ferr := h.catalog.SetRunMedia(ctx, run.ID, it.SID, catalog.MediaFailed, false, errText(err)); ferr != nil {
+				return ferr
+			}
+			errs = append(errs, err)
 			continue
 		}
 		if it.RunState == catalog.MediaArchived { // archived, the run deletes it
@@ -214,12 +234,8 @@ func (h *Handlers) workOnMedia(ctx context.Context, run catalog.Run, items []cat
 		switch it.State {
 		case catalog.MediaArchived:
 			// An attempt that committed the row may have failed, or died,
-			// before the S3 legal hold was set: this one sets it.
-			if it.Store == loc.Kind && it.Bucket == loc.Bucket {
-				if err := h.syncLegalHold(ctx, it.SID, it.Key, it.VersionID); err != nil {
-					return err
-				}
-			}
+			// before the S3 legal hold was set: syncMessageHolds, before
+			// this, has set it.
 			reused := !it.ArchivedAt.IsZero() && it.ArchivedAt.Before(run.CreatedAt)
 			outcomes = append(outcomes, catalog.RunOutcome{SID: it.SID, State: catalog.MediaArchived, Reused: reused})
 		case catalog.MediaDeleted:
@@ -238,38 +254,57 @@ func (h *Handlers) workOnMedia(ctx context.Context, run catalog.Run, items []cat
 		return err
 	})
 	var archived []catalog.ArchivedMedia
-	byKey := map[string]catalog.MediaItem{}
 	for i, cp := range copies {
 		if cp != nil {
 			archived = append(archived, catalog.ArchivedMedia{SID: toCopy[i].SID, Copy: *cp})
-			it := toCopy[i]
-			it.State, it.Size, it.SHA256, it.Filename = catalog.MediaArchived, cp.Size, cp.SHA256, cp.Filename
-			it.Store, it.Bucket, it.Key, it.VersionID = cp.Store, cp.Bucket, cp.Key, cp.VersionID
-			it.PlausibleAt = time.Now() // judged by the Sniffer before it was stored; the row records it
-			byKey[it.SID] = it
 		}
 	}
-	wanted, err := h.catalog.CommitMessage(ctx, run.ID, archived, outcomes)
+	committed, wanted, err := h.catalog.CommitMessage(ctx, run.ID, archived, outcomes)
 	if err != nil {
 		return err // the copies are create-only: a retry stores nothing twice
 	}
+	// What is deleted is the copy the catalog recorded: this call's own
+	// copy only where its commit became the row; otherwise another task
+	// committed first (another worker, perhaps another bucket), and its
+	// row is read back, so the delete's location guard and verification
+	// apply to the catalogued copy, never to an uncatalogued one of ours.
+	mine := make(map[string]catalog.ArchivedCopy, len(committed))
+	byCopy := make(map[string]catalog.ArchivedCopy, len(archived))
 	for _, a := range archived {
+		byCopy[a.SID] = a.Copy
+	}
+	for _, sid := range committed {
+		mine[sid] = byCopy[sid]
+	}
+	for _, a := range archived {
+		if _, ok := mine[a.SID]; !ok {
+			continue // not our object's row: its own commit sets its hold
+		}
 		// Checked after the row commits: a hold placed meanwhile either
 		// sees this object in its own pass (hold:apply) or is seen here.
 		if err := h.syncLegalHold(ctx, a.SID, a.Copy.Key, a.Copy.VersionID); err != nil {
 			errs = append(errs, err)
 		}
 	}
+	byItem := make(map[string]catalog.MediaItem, len(toCopy))
+	for _, it := range toCopy {
+		byItem[it.SID] = it
+	}
 	for _, sid := range wanted {
-		if it, ok := byKey[sid]; ok {
+		if cp, ok := mine[sid]; ok {
+			it := byItem[sid]
+			it.State, it.Size, it.SHA256, it.Filename = catalog.MediaArchived, cp.Size, cp.SHA256, cp.Filename
+			it.Store, it.Bucket, it.Key, it.VersionID = cp.Store, cp.Bucket, cp.Key, cp.VersionID
+			it.PlausibleAt = time.Now() // judged by the Sniffer before it was stored; the row records it
 			toDelete = append(toDelete, it)
-		} else {
-			for _, o := range items {
-				if o.SID == sid {
-					toDelete = append(toDelete, o.MediaItem)
-				}
-			}
+			continue
 		}
+		it, err := h.catalog.GetMedia(ctx, sid)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		toDelete = append(toDelete, it)
 	}
 	for i, err := range copyErrs {
 		if err != nil {
@@ -344,19 +379,23 @@ func parallel(n int, f func(i int) error) []error {
 
 // syncMessageHolds sets the S3 legal hold of a message's archived media
 // whose hold is not confirmed: a try that committed its rows may have
-// failed, or died, before it set them, and its retry does it here.
-func (h *Handlers) syncMessageHolds(ctx context.Context, message string) error {
+// failed, or died, before it set them, and its retry does it here. It
+// returns each failure recorded against its media (mediaError), and goes
+// on past it: one object's hold never keeps its siblings from being
+// archived.
+func (h *Handlers) syncMessageHolds(ctx context.Context, run uuid.UUID, message string) []error {
 	if !h.legalHolds {
 		return nil
 	}
 	objs, err := h.catalog.UnconfirmedHoldsOfMessage(ctx, message, h.store.Location())
 	if err != nil {
-		return err
+		return []error{err}
 	}
+	var errs []error
 	for _, o := range objs {
 		if err := h.syncLegalHold(ctx, o.MediaSID, o.Key, o.VersionID); err != nil {
-			return err
+			errs = append(errs, h.mediaError(ctx, run, o.MediaSID, err))
 		}
 	}
-	return nil
+	return errs
 }

@@ -17,9 +17,13 @@ import (
 // per message, which listed its media and queued a media:archive task per
 // media, which queued a media:delete task per media. A deployment upgraded
 // mid-run may still hold such tasks in Redis; this worker handles each by
-// doing its message's work (ArchiveMessage), so nothing they stand for is
-// lost, and a media:delete keeps its scope checks. Nothing queues them any
-// more: remove them once no worker older than #14 runs.
+// queueing its message's message:archive task (handOver), so nothing they
+// stand for is lost, and a media:delete keeps its scope checks first. The
+// old task does none of the work itself: under its own limits (a 5-minute
+// timeout, 12 retries) a whole message's downloads would not fit, and the
+// ten old tasks of one message would each download all of it; the message
+// task's ID makes them one. Nothing queues them any more: remove them once
+// no worker older than #14 runs.
 const (
 	TypeListMessage  = "message:media"
 	TypeArchiveMedia = "media:archive"
@@ -66,14 +70,29 @@ func NewDeleteMediaTask(q Queues, p MediaPayload) (*asynq.Task, error) {
 		asynq.Queue(q.Media), asynq.MaxRetry(12), asynq.Timeout(5*time.Minute))
 }
 
-// ListMessage handles an old message:media task: its message's work.
+// ListMessage handles an old message:media task: it queues its message's
+// task.
 func (h *Handlers) ListMessage(ctx context.Context, t *asynq.Task) error {
-	return runStep(h, nil, h.archiveMessage)(ctx, t)
+	return runStep(h, nil, func(ctx context.Context, run catalog.Run, p ListMessagePayload) error {
+		return h.handOver(ctx, run, p.MessageSID)
+	})(ctx, t)
 }
 
-// ArchiveMedia handles an old media:archive task: its media's message's
-// work, which archives it (and, with --delete, deletes it) with the rest of
-// the message, as Postgres says is left.
+// handOver queues the message:archive task of a run's message, for an old
+// task: that task does the message's work, under its own limits, once for
+// all the old tasks of the message (its task ID: one already queued, or
+// being handled, is success).
+func (h *Handlers) handOver(ctx context.Context, run catalog.Run, message string) error {
+	err := h.enqueuer.In(ctx)(NewArchiveMessageTask(h.queues, ArchiveMessagePayload{RunID: run.ID, MessageSID: message}))
+	if errors.Is(err, asynq.ErrDuplicateTask) || errors.Is(err, asynq.ErrTaskIDConflict) {
+		return nil
+	}
+	return err
+}
+
+// ArchiveMedia handles an old media:archive task: it queues its media's
+// message's task, which archives it (and, with --delete, deletes it) with
+// the rest of the message, as Postgres says is left.
 func (h *Handlers) ArchiveMedia(ctx context.Context, t *asynq.Task) error {
 	return runStep(h, nil, func(ctx context.Context, run catalog.Run, p MediaPayload) error {
 		it, err := h.catalog.GetMedia(ctx, p.MediaSID)
@@ -83,13 +102,13 @@ func (h *Handlers) ArchiveMedia(ctx context.Context, t *asynq.Task) error {
 		if err != nil {
 			return err
 		}
-		return h.archiveMessage(ctx, run, ArchiveMessagePayload{RunID: run.ID, MessageSID: it.MessageSID})
+		return h.handOver(ctx, run, it.MessageSID)
 	})(ctx, t)
 }
 
 // DeleteMedia handles an old media:delete task: the scope checks it always
-// made, then its media's message's work (which deletes what the run marked,
-// each after its own proof).
+// made, then it queues its media's message's task (which deletes what the
+// run marked, each after its own proof).
 func (h *Handlers) DeleteMedia(ctx context.Context, t *asynq.Task) error {
 	return runStep(h, nil, func(ctx context.Context, run catalog.Run, p MediaPayload) error {
 		if !run.Delete || run.DryRun {
@@ -118,6 +137,6 @@ func (h *Handlers) DeleteMedia(ctx context.Context, t *asynq.Task) error {
 				Msg("delete task names a media its run does not delete; media NOT deleted from Twilio")
 			return permanent(fmt.Errorf("delete media %s: run %s did not mark it to delete", it.SID, run.ID))
 		}
-		return h.archiveMessage(ctx, run, ArchiveMessagePayload{RunID: run.ID, MessageSID: it.MessageSID})
+		return h.handOver(ctx, run, it.MessageSID)
 	})(ctx, t)
 }

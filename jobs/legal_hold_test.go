@@ -59,6 +59,17 @@ func (b *holdBundle) queued(t *testing.T, id int64, event string) bool {
 	return true
 }
 
+// messageQueued says whether a message's message:archive task is queued.
+func (b *holdBundle) messageQueued(t *testing.T, message string) bool {
+	t.Helper()
+	_, err := asynq.NewInspectorFromRedisClient(b.redis.Client).GetTaskInfo(b.h.queues.Media, "message:"+b.run.String()+":"+message)
+	if errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound) {
+		return false
+	}
+	require.NoError(t, err)
+	return true
+}
+
 // holdSetup returns handlers on an Object-Lock bucket and a catalog whose
 // pool has maxConns connections (0: pgxpool's default).
 func holdSetup(t *testing.T, maxConns int) *holdBundle {
@@ -203,9 +214,14 @@ func TestS3LegalHoldThatFailedIsSetLater(t *testing.T) {
 	it, err = b.catalog.GetMedia(ctx, legacy)
 	require.NoError(t, err)
 	require.NoError(t, b.catalog.FinishMessage(ctx, b.run, it.MessageSID, 1))
-	task, err = NewArchiveMediaTask(Queues{Media: "m", List: "l"}, MediaPayload{RunID: b.run, MediaSID: legacy})
+	task, err = NewArchiveMediaTask(b.h.queues, MediaPayload{RunID: b.run, MediaSID: legacy})
 	require.NoError(t, err)
 	require.NoError(t, b.h.ArchiveMedia(ctx, task))
+	require.False(t, b.s3Hold(t, legacyKey), "the old task only hands over to its message's task")
+	task, err = NewArchiveMessageTask(b.h.queues, ArchiveMessagePayload{RunID: b.run, MessageSID: it.MessageSID})
+	require.NoError(t, err)
+	require.True(t, b.messageQueued(t, it.MessageSID))
+	require.NoError(t, b.h.ArchiveMessage(ctx, task))
 	require.True(t, b.s3Hold(t, legacyKey))
 
 	// Archived under the hold, and the worker died before the S3 call:
@@ -404,4 +420,152 @@ func TestAppliedHoldsAreNotReadAgain(t *testing.T) {
 	for _, key := range keys {
 		require.False(t, b.s3Hold(t, key), key)
 	}
+}
+
+// One media's S3 legal hold that cannot be set (its object is missing)
+// does not hold back its message: the message's other media are still
+// committed and their holds set, and the failure is that media's, recorded
+// against it, for the task's retry. Before, the task returned at the first
+// hold error, every try, and the run never finished.
+func TestOneFailingLegalHoldDoesNotBlockItsMessage(t *testing.T) {
+	t.Parallel()
+	b := holdSetup(t, 0)
+	ctx := t.Context()
+	const customer = "+15550100002"
+	missing, _ := b.archive(t, customer)
+	it, err := b.catalog.GetMedia(ctx, missing)
+	require.NoError(t, err)
+	// Its object is gone: the row names a key the bucket never held.
+	_, err = b.catalog.Pool().Exec(ctx, `UPDATE media SET object_key = object_key || '.gone', legal_hold_s3 = NULL WHERE sid = $1`, missing)
+	require.NoError(t, err)
+
+	// A sibling archived (its row) whose run outcome is still pending:
+	// the commit of its outcome is what the task has left to do.
+	sibling := fmt.Sprintf("ME%032x", 0xffff)
+	require.NoError(t, b.catalog.RecordMedia(ctx, b.run, []catalog.MediaRecord{
+		{SID: sibling, AccountSID: testAccount, MessageSID: it.MessageSID, ContentType: "image/jpeg"}}, false))
+	body := []byte("media " + sibling)
+	sum := sha256.Sum256(body)
+	key := archive.ObjectKey("archive", archive.KeyInfo{AccountSID: testAccount, MessageSID: it.MessageSID, MediaSID: sibling,
+		ContentType: "image/jpeg", DateSent: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)})
+	res, err := b.store.Put(ctx, archive.PutInput{Key: key, ContentType: "image/jpeg", Size: int64(len(body)), SHA256: sum},
+		bytes.NewReader(body))
+	require.NoError(t, err)
+	loc := b.store.Location()
+	_, err = b.catalog.MarkArchived(ctx, b.run, sibling, catalog.ArchivedCopy{Size: int64(len(body)), SHA256: sum,
+		Store: loc.Kind, Bucket: loc.Bucket, Key: key, VersionID: res.VersionID})
+	require.NoError(t, err)
+	require.NoError(t, b.catalog.SetRunMedia(ctx, b.run, sibling, catalog.MediaPending, false, ""))
+	require.NoError(t, b.catalog.FinishMessage(ctx, b.run, it.MessageSID, 2))
+	b.hold(t, customer)
+
+	task, err := NewArchiveMessageTask(Queues{Media: "m", List: "l"}, ArchiveMessagePayload{RunID: b.run, MessageSID: it.MessageSID})
+	require.NoError(t, err)
+	err = b.h.ArchiveMessage(ctx, task)
+	require.ErrorIs(t, err, archive.ErrNotFound, "the missing object's hold is the task's error")
+	require.ErrorContains(t, err, missing)
+
+	var state string
+	require.NoError(t, b.catalog.Pool().QueryRow(ctx, `SELECT state FROM run_media WHERE run_id = $1 AND media_sid = $2`,
+		b.run, sibling).Scan(&state))
+	require.Equal(t, "archived", state, "the sibling's outcome is committed all the same")
+	require.True(t, b.s3Hold(t, key), "and its hold is set")
+	got, err := b.catalog.GetMedia(ctx, missing)
+	require.NoError(t, err)
+	require.Equal(t, 1, got.Attempts, "the failure is recorded against its media")
+}
+
+// The old per-media tasks an upgrade leaves in Redis do none of their
+// message's work themselves (under their short limits, each of a message's
+// ten would download all of it): each queues its message's task, one for
+// them all, and succeeds; a media:delete only after its scope checks.
+func TestOldMediaTasksHandOverToTheirMessage(t *testing.T) {
+	t.Parallel()
+	b := holdSetup(t, 0)
+	ctx := t.Context()
+	sid, _ := b.archive(t, "+15550100003")
+	it, err := b.catalog.GetMedia(ctx, sid)
+	require.NoError(t, err)
+	require.NoError(t, b.catalog.SetRunMedia(ctx, b.run, sid, catalog.MediaPending, false, ""))
+	require.NoError(t, b.catalog.FinishMessage(ctx, b.run, it.MessageSID, 1))
+
+	require.False(t, b.messageQueued(t, it.MessageSID))
+	for range 3 { // three old tasks of the one message, or one delivered thrice
+		task, err := NewArchiveMediaTask(b.h.queues, MediaPayload{RunID: b.run, MediaSID: sid})
+		require.NoError(t, err)
+		require.NoError(t, b.h.ArchiveMedia(ctx, task))
+		task, err = newTask(TypeListMessage, ListMessagePayload{RunID: b.run, MessageSID: it.MessageSID}, "media:"+it.MessageSID, asynq.Queue(b.h.queues.List))
+		require.NoError(t, err)
+		require.NoError(t, b.h.ListMessage(ctx, task))
+	}
+	require.True(t, b.messageQueued(t, it.MessageSID), "the message's task is queued")
+	var state string
+	require.NoError(t, b.catalog.Pool().QueryRow(ctx, `SELECT state FROM run_media WHERE run_id = $1 AND media_sid = $2`,
+		b.run, sid).Scan(&state))
+	require.Equal(t, "pending", state, "the old tasks did none of the work")
+
+	// A media:delete of a run without --delete is refused, as before.
+	task, err := NewDeleteMediaTask(b.h.queues, MediaPayload{RunID: b.run, MediaSID: sid})
+	require.NoError(t, err)
+	require.ErrorIs(t, b.h.DeleteMedia(ctx, task), asynq.SkipRetry)
+}
+
+// A media fails for good after its own attempts in the run, not on its
+// message task's last attempt (which its siblings share): a sibling's
+// failures, or an earlier run's, do not use up its attempts.
+func TestMediaFailsAfterItsOwnAttempts(t *testing.T) {
+	t.Parallel()
+	b := holdSetup(t, 0)
+	ctx := t.Context()
+	sid, _ := b.archive(t, "+15550100004")
+	sibling, _ := b.archive(t, "+15550100004")
+	for _, s := range []string{sid, sibling} {
+		require.NoError(t, b.catalog.SetRunMedia(ctx, b.run, s, catalog.MediaPending, false, ""))
+	}
+	// An earlier run's failures are on the media row, not in this run.
+	_, err := b.catalog.Pool().Exec(ctx, `UPDATE media SET attempts = 40 WHERE sid = $1`, sid)
+	require.NoError(t, err)
+	state := func(s string) string {
+		var st string
+		require.NoError(t, b.catalog.Pool().QueryRow(ctx, `SELECT state FROM run_media WHERE run_id = $1 AND media_sid = $2`,
+			b.run, s).Scan(&st))
+		return st
+	}
+	boom := errors.New("injected: s3 503")
+	for i := 1; i < mediaMaxAttempts; i++ {
+		require.NotErrorIs(t, b.h.mediaError(ctx, b.run, sid, boom), asynq.SkipRetry, "attempt %d", i)
+		require.Equal(t, "pending", state(sid), "attempt %d", i)
+	}
+	require.Equal(t, "pending", state(sibling), "a sibling's attempts are its own")
+	require.ErrorIs(t, b.h.mediaError(ctx, b.run, sid, boom), asynq.SkipRetry, "its last attempt")
+	require.Equal(t, "failed", state(sid))
+	require.Equal(t, "pending", state(sibling))
+}
+
+// A message task that finds a media of another account refuses it without
+// touching its media row, and fails the run's row with the reason: left
+// pending, the run would wait on it for ever.
+func TestOutOfAccountMediaFailsItsRunRow(t *testing.T) {
+	t.Parallel()
+	b := holdSetup(t, 0)
+	ctx := t.Context()
+	sid, _ := b.archive(t, "+15550100005")
+	it, err := b.catalog.GetMedia(ctx, sid)
+	require.NoError(t, err)
+	_, err = b.catalog.Pool().Exec(ctx, `UPDATE media SET account_sid = 'AC00000000000000000000000000000002' WHERE sid = $1`, sid)
+	require.NoError(t, err)
+	require.NoError(t, b.catalog.SetRunMedia(ctx, b.run, sid, catalog.MediaPending, false, ""))
+	require.NoError(t, b.catalog.FinishMessage(ctx, b.run, it.MessageSID, 1))
+
+	task, err := NewArchiveMessageTask(b.h.queues, ArchiveMessagePayload{RunID: b.run, MessageSID: it.MessageSID})
+	require.NoError(t, err)
+	require.ErrorIs(t, b.h.ArchiveMessage(ctx, task), asynq.SkipRetry)
+	var state, reason string
+	require.NoError(t, b.catalog.Pool().QueryRow(ctx, `SELECT state, coalesce(error, '') FROM run_media WHERE run_id = $1 AND media_sid = $2`,
+		b.run, sid).Scan(&state, &reason))
+	require.Equal(t, "failed", state)
+	require.Contains(t, reason, "it belongs to account AC00000000000000000000000000000002")
+	got, err := b.catalog.GetMedia(ctx, sid)
+	require.NoError(t, err)
+	require.Equal(t, catalog.MediaArchived, got.State, "its media row is not touched")
 }

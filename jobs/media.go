@@ -154,9 +154,14 @@ func (h *Handlers) contentNotFound(ctx context.Context, runID uuid.UUID, it cata
 	return h.catalog.MarkGone(ctx, runID, it.SID)
 }
 
-// mediaError records a failed attempt at a media; when no retry is left, or
-// none can help, the media fails for this run (its row keeps any earlier
-// archived copy) and the run counts it.
+// mediaMaxAttempts is how many failed attempts a media gets in a run before
+// it fails for it: the old media task's 12 retries' worth (13 tries), now
+// counted per media (run_media.attempts), not per message task.
+const mediaMaxAttempts = 13
+
+// mediaError records a failed attempt at a media; when its attempts in the
+// run are spent, the task's are, or no retry can help, the media fails for
+// this run (its row keeps any earlier archived copy) and the run counts it.
 func (h *Handlers) mediaError(ctx context.Context, runID uuid.UUID, sid string, err error) error {
 	if rl := retryLater(err); rl != err {
 		return rl
@@ -164,10 +169,13 @@ func (h *Handlers) mediaError(ctx context.Context, runID uuid.UUID, sid string, 
 	if ctx.Err() != nil {
 		return err // shutting down: the task goes back to the queue as it is
 	}
-	if rerr := h.catalog.RecordAttempt(ctx, sid, errText(err)); rerr != nil {
+	n, rerr := h.catalog.RecordAttempt(ctx, runID, sid, errText(err))
+	if rerr != nil {
 		return errors.Join(err, rerr)
 	}
-	if isPermanent(err) || twilioPermanent(err) || lastAttempt(ctx) {
+	// The media's own attempts decide (its siblings share the task's
+	// retries); the task's last attempt still ends what is left.
+	if isPermanent(err) || twilioPermanent(err) || n >= mediaMaxAttempts || lastAttempt(ctx) {
 		if ferr := h.catalog.MarkFailed(ctx, runID, sid, errText(err)); ferr != nil {
 			return errors.Join(err, ferr)
 		}

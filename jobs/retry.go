@@ -65,14 +65,16 @@ func IsFailure(err error) bool {
 // asks for, else exponential backoff with jitter from 2s; both capped at
 // maxRetryDelay, 5 min (asynq's default reaches hours after a dozen
 // attempts), and the backoff of a listing task (start, page, message) at
-// maxListRetryDelay.
+// maxListRetryDelay; a message task whose media are listed, failing in
+// their downloads or stores (mediaStageError), backs off as media work.
 func RetryDelay(n int, err error, t *asynq.Task) time.Duration {
 	var rl *RetryLaterError
 	if errors.As(err, &rl) {
 		return min(rl.After, maxRetryDelay)
 	}
 	limit := maxRetryDelay
-	if t != nil && listingTask(t.Type()) {
+	var media *mediaStageError
+	if t != nil && listingTask(t.Type()) && !errors.As(err, &media) {
 		limit = maxListRetryDelay
 	}
 	d := 2 * time.Second << min(n, 8)

@@ -91,6 +91,16 @@ func TestListingTaskBackoffIsShortAndKeepsTrying(t *testing.T) {
 		longest = max(longest, RetryDelay(12, errors.New("s3: 503"), media))
 	}
 	require.Greater(t, longest, time.Minute, "a media task keeps its longer backoff")
+
+	// A message task whose media are listed fails in their downloads or
+	// stores: it backs off as media work, not as a listing.
+	longest = 0
+	for range 20 {
+		longest = max(longest, RetryDelay(12, &mediaStageError{errors.New("s3: 503")}, msg))
+	}
+	require.Greater(t, longest, time.Minute, "a message task's media work keeps the media backoff")
+	require.LessOrEqual(t, longest, maxRetryDelay)
+	require.Equal(t, 4*time.Minute, RetryDelay(9, &mediaStageError{&RetryLaterError{After: 4 * time.Minute}}, msg))
 }
 
 // A payload that does not parse is archived at once, never retried.

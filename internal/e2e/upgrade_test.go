@@ -15,8 +15,9 @@ import (
 
 // A deployment upgraded mid-run (issue #14) may still hold, in Redis, the
 // media:delete tasks of the per-media graph: a worker of the message graph
-// handles each by doing its message's work, so every media they stand for
-// is deleted, each only after its own proof (the guard sees no early
+// handles each by queueing its message's message:archive task (after the
+// old task's scope checks), which does the work, so every media they stand
+// for is deleted, each only after its own proof (the guard sees no early
 // DELETE), and the run finishes.
 func TestOldDeleteTasksLeftByAnUpgradeStillDelete(t *testing.T) {
 	t.Parallel()
