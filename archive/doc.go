@@ -32,7 +32,7 @@
 // and, only when a run asked to delete:
 //
 //	Verify(ctx, store, key, size, sha)        // the store proves it holds those bytes, now
-//	catalog.ClaimDelete(ctx, sid, size, sha)  // the row still says exactly that
+//	catalog.ClaimDelete(ctx, sid, size, sha, at) // the row still says exactly that
 //	twilio DELETE                             // only now, each attempt guarded by
 //	    catalog.LeaseDelete(ctx, sid)         // no hold, now: sent before the lease ends
 //	catalog.MarkDeleted(ctx, run, sid)        // refused (ErrHeld) under a hold

@@ -595,21 +595,30 @@ func (c *Catalog) MarkFailed(ctx context.Context, run uuid.UUID, sid, reason str
 	return nil
 }
 
+// CopyAt is where an archived copy is: the store, bucket and object key a
+// delete verified (ClaimDelete binds the claim to them).
+type CopyAt struct {
+	Store, Bucket, Key string
+}
+
 // ClaimDelete is the last gate before a media is deleted from Twilio. In
 // one transaction it checks that the row is archived with exactly the size
-// and SHA-256 just verified against the store, and that no legal hold
-// covers its message, and records the verification and the claim. Without
+// and SHA-256 just verified against the store, in exactly the store, bucket
+// and key verified (at: a copy elsewhere, proven or not, is not the row's),
+// and that no legal hold covers its message, and records the verification
+// and the claim. Without
 // a claim, nothing may be deleted. The copy must also have been judged
 // plausibly the media (plausible_at: MarkArchived, or MarkPlausible for a
 // copy archived before the check existed). It returns ErrHeld under a hold,
 // and ErrNotDeletable when the row does not match.
-func (c *Catalog) ClaimDelete(ctx context.Context, sid string, size int64, sha [32]byte) error {
+func (c *Catalog) ClaimDelete(ctx context.Context, sid string, size int64, sha [32]byte, at CopyAt) error {
 	var outcome string
 	err := c.pool.QueryRow(ctx, `
 		WITH m AS (
 			SELECT m.sid, held(g.sid, g.from_number, g.to_number, coalesce(g.date_sent, g.date_created)) AS held
 			FROM media m JOIN messages g ON g.sid = m.message_sid
 			WHERE m.sid = $1 AND m.state = 'archived' AND m.size_bytes = $2 AND m.sha256 = $3
+				AND m.store = $4 AND m.bucket = $5 AND m.object_key = $6
 				AND m.plausible_at IS NOT NULL
 			FOR UPDATE OF m
 		), claimed AS (
@@ -619,7 +628,7 @@ func (c *Catalog) ClaimDelete(ctx context.Context, sid string, size int64, sha [
 		SELECT CASE WHEN EXISTS (SELECT 1 FROM claimed) THEN 'claimed'
 		            WHEN EXISTS (SELECT 1 FROM m WHERE held) THEN 'held'
 		            ELSE 'no' END`,
-		sid, size, hex.EncodeToString(sha[:])).Scan(&outcome)
+		sid, size, hex.EncodeToString(sha[:]), at.Store, at.Bucket, at.Key).Scan(&outcome)
 	if err != nil {
 		return fmt.Errorf("claim delete of media %s: %w", sid, err)
 	}

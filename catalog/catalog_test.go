@@ -152,8 +152,17 @@ func seedMedia(t *testing.T, c *catalog.Catalog, delete bool) catalog.Run {
 	return run
 }
 
+// copyAt is where the row says a media's copy is (empty if none).
+func copyAt(t *testing.T, c *catalog.Catalog, sid string) catalog.CopyAt {
+	t.Helper()
+	it, err := c.GetMedia(t.Context(), sid)
+	require.NoError(t, err)
+	return catalog.CopyAt{Store: it.Store, Bucket: it.Bucket, Key: it.Key}
+}
+
 // Invariant 1 at the last gate: a claim needs the archived row with exactly
-// the size and sha256 that were just verified.
+// the size and sha256 that were just verified, at the store, bucket and key
+// verified.
 func TestClaimDeleteNeedsMatchingArchivedRow(t *testing.T) {
 	t.Parallel()
 	c := newCatalog(t)
@@ -161,14 +170,19 @@ func TestClaimDeleteNeedsMatchingArchivedRow(t *testing.T) {
 	run := seedMedia(t, c, true)
 	sum := sha256.Sum256([]byte("bytes"))
 
-	require.ErrorIs(t, c.ClaimDelete(ctx, me1, 5, sum), catalog.ErrNotDeletable, "a pending media cannot be claimed")
+	require.ErrorIs(t, c.ClaimDelete(ctx, me1, 5, sum, copyAt(t, c, me1)), catalog.ErrNotDeletable, "a pending media cannot be claimed")
 	wanted, err := c.MarkArchived(ctx, run.ID, me1, catalog.ArchivedCopy{
 		Size: 5, SHA256: sum, Store: "s3", Bucket: "b", Key: "k/" + me1})
 	require.NoError(t, err)
 	require.True(t, wanted, "a run with --delete deletes what it archived next")
-	require.ErrorIs(t, c.ClaimDelete(ctx, me1, 6, sum), catalog.ErrNotDeletable, "wrong size")
-	require.ErrorIs(t, c.ClaimDelete(ctx, me1, 5, sha256.Sum256([]byte("other"))), catalog.ErrNotDeletable, "wrong sha256")
-	require.NoError(t, c.ClaimDelete(ctx, me1, 5, sum))
+	require.ErrorIs(t, c.ClaimDelete(ctx, me1, 6, sum, copyAt(t, c, me1)), catalog.ErrNotDeletable, "wrong size")
+	require.ErrorIs(t, c.ClaimDelete(ctx, me1, 5, sha256.Sum256([]byte("other")), copyAt(t, c, me1)), catalog.ErrNotDeletable, "wrong sha256")
+	for _, at := range []catalog.CopyAt{
+		{Store: "s3", Bucket: "other", Key: "k/" + me1}, {Store: "file", Bucket: "b", Key: "k/" + me1}, {Store: "s3", Bucket: "b", Key: "k/other"},
+	} {
+		require.ErrorIs(t, c.ClaimDelete(ctx, me1, 5, sum, at), catalog.ErrNotDeletable, "a copy elsewhere (%v), same bytes, is not the row's", at)
+	}
+	require.NoError(t, c.ClaimDelete(ctx, me1, 5, sum, copyAt(t, c, me1)))
 	require.NoError(t, c.MarkDeleted(ctx, run, me1))
 	it, err := c.GetMedia(ctx, me1)
 	require.NoError(t, err)
@@ -209,12 +223,12 @@ func TestClaimDeleteNeedsPlausibleCopy(t *testing.T) {
 	it, err = c.GetMedia(ctx, me1)
 	require.NoError(t, err)
 	require.True(t, it.PlausibleAt.IsZero())
-	require.ErrorIs(t, c.ClaimDelete(ctx, me1, 5, sum), catalog.ErrNotDeletable, "a copy never judged is not deleted")
+	require.ErrorIs(t, c.ClaimDelete(ctx, me1, 5, sum, copyAt(t, c, me1)), catalog.ErrNotDeletable, "a copy never judged is not deleted")
 
 	require.NoError(t, c.MarkPlausible(ctx, me1, 5, sha256.Sum256([]byte("other"))))
-	require.ErrorIs(t, c.ClaimDelete(ctx, me1, 5, sum), catalog.ErrNotDeletable, "another copy was judged, not this one")
+	require.ErrorIs(t, c.ClaimDelete(ctx, me1, 5, sum, copyAt(t, c, me1)), catalog.ErrNotDeletable, "another copy was judged, not this one")
 	require.NoError(t, c.MarkPlausible(ctx, me1, 5, sum))
-	require.NoError(t, c.ClaimDelete(ctx, me1, 5, sum))
+	require.NoError(t, c.ClaimDelete(ctx, me1, 5, sum, copyAt(t, c, me1)))
 }
 
 // The database itself refuses a row that says archived without the proof.

@@ -20,7 +20,7 @@ func claimedMedia(t *testing.T, c *catalog.Catalog) catalog.Run {
 	_, err := c.MarkArchived(ctx, run.ID, me1, catalog.ArchivedCopy{
 		Size: 5, SHA256: sum, Store: "s3", Bucket: "b", Key: "k/" + me1})
 	require.NoError(t, err)
-	require.NoError(t, c.ClaimDelete(ctx, me1, 5, sum))
+	require.NoError(t, c.ClaimDelete(ctx, me1, 5, sum, copyAt(t, c, me1)))
 	return run
 }
 
@@ -81,7 +81,7 @@ func TestAddHoldWaitsForLeasedDeletes(t *testing.T) {
 	// Another task for the same media (another run's) meets the hold and
 	// gives up its claim: that says nothing of the leased request, which
 	// may still be on the wire, so the hold keeps waiting.
-	require.ErrorIs(t, c.ClaimDelete(ctx, me1, 5, sha256.Sum256([]byte("bytes"))), catalog.ErrHeld)
+	require.ErrorIs(t, c.ClaimDelete(ctx, me1, 5, sha256.Sum256([]byte("bytes")), copyAt(t, c, me1)), catalog.ErrHeld)
 	require.NoError(t, c.ReleaseHeldDelete(ctx, run, me1, false))
 	select {
 	case err := <-added:
@@ -162,7 +162,7 @@ func TestMarkDeletedNeedsAClaim(t *testing.T) {
 	require.NoError(t, err)
 	require.Zero(t, st.MediaDeleted, "the run counts a media deleted that the catalog holds archived")
 
-	require.NoError(t, c.ClaimDelete(ctx, me1, 5, sum))
+	require.NoError(t, c.ClaimDelete(ctx, me1, 5, sum, copyAt(t, c, me1)))
 	require.NoError(t, c.MarkDeleted(ctx, run, me1))
 	require.NoError(t, c.MarkDeleted(ctx, run, me1), "recorded twice: the second only records the outcome")
 	st, err = c.RunStatus(ctx, run.ID)
@@ -196,7 +196,7 @@ func TestHoldOnUpperCaseSIDCoversTheMessage(t *testing.T) {
 	h, err := c.AddHold(ctx, catalog.Hold{Reason: "case 4", MessageSIDs: []string{"MM" + strings.ToUpper(sid[2:])}, CreatedBy: "legal"})
 	require.NoError(t, err)
 	require.Equal(t, []string{sid}, h.MessageSIDs, "the hold records the SID as Twilio writes it")
-	require.ErrorIs(t, c.ClaimDelete(ctx, me1, 5, sum), catalog.ErrHeld)
+	require.ErrorIs(t, c.ClaimDelete(ctx, me1, 5, sum, copyAt(t, c, me1)), catalog.ErrHeld)
 }
 
 // A policy run over held media neither seeds their deletes (no task, no S3
@@ -250,7 +250,7 @@ func TestPolicyRunOverHeldMediaIsCheap(t *testing.T) {
 	_, err = c.AddHold(ctx, catalog.Hold{Reason: "case 3", MessageSIDs: []string{msg1}, CreatedBy: "legal"})
 	require.NoError(t, err)
 	sum := sha256.Sum256([]byte("bytes"))
-	require.ErrorIs(t, c.ClaimDelete(ctx, me1, 5, sum), catalog.ErrHeld)
+	require.ErrorIs(t, c.ClaimDelete(ctx, me1, 5, sum, copyAt(t, c, me1)), catalog.ErrHeld)
 	require.NoError(t, c.ReleaseHeldDelete(ctx, later, me1, false))
 	var state catalog.MediaState
 	require.NoError(t, c.Pool().QueryRow(ctx, `SELECT state FROM run_media WHERE run_id = $1 AND media_sid = $2`,

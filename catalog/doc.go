@@ -10,7 +10,7 @@
 //
 //	c.CommitMessage(ctx, run, copies, …) // size, sha256, key of a message's media: one statement
 //	                                     // (MarkArchived: the same for one media)
-//	c.ClaimDelete(ctx, sid, size, sha)   // the row still says exactly that
+//	c.ClaimDelete(ctx, sid, size, sha, at) // the row still says exactly that
 //	c.LeaseDelete(ctx, sid)              // before each DELETE attempt: no hold, now
 //	c.MarkDeleted(ctx, run, sid)         // refused (ErrHeld) under a hold
 //

@@ -69,7 +69,7 @@ func TestMessageWorkIsWhatIsLeft(t *testing.T) {
 
 	// Deleted: nothing is left of the message.
 	for _, sid := range []string{me1, me2} {
-		require.NoError(t, c.ClaimDelete(ctx, sid, 5, sum))
+		require.NoError(t, c.ClaimDelete(ctx, sid, 5, sum, copyAt(t, c, sid)))
 		require.NoError(t, c.MarkDeleted(ctx, run, sid))
 	}
 	work, err = c.MessageWork(ctx, run.ID, msg1, "", 50)
@@ -138,7 +138,7 @@ func TestCommitMessageSaysWhoseCopyIsTheRow(t *testing.T) {
 
 	// Deleted by a concurrent task: a late commit (a copy, or an outcome)
 	// leaves the run's outcome deleted.
-	require.NoError(t, c.ClaimDelete(ctx, me1, 5, sum))
+	require.NoError(t, c.ClaimDelete(ctx, me1, 5, sum, copyAt(t, c, me1)))
 	require.NoError(t, c.MarkDeleted(ctx, run, me1))
 	_, wanted, err = c.CommitMessage(ctx, run.ID, []catalog.ArchivedMedia{in(me1, "b")},
 		[]catalog.RunOutcome{{SID: me1, State: catalog.MediaArchived}})

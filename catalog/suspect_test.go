@@ -27,7 +27,7 @@ func TestSuspectMediaCannotBeDeleted(t *testing.T) {
 	require.Equal(t, catalog.MediaSuspect, it.State)
 	require.Empty(t, it.Key, "the media's own key stays free")
 
-	require.ErrorIs(t, c.ClaimDelete(ctx, me1, 7, bad), catalog.ErrNotDeletable)
+	require.ErrorIs(t, c.ClaimDelete(ctx, me1, 7, bad, copyAt(t, c, me1)), catalog.ErrNotDeletable)
 	// A policy deletes only what is archived: a suspect media is not seeded.
 	policyRun, err := c.CreateRun(ctx, catalog.RunSpec{Kind: catalog.KindMessage, AccountSID: acct,
 		MessageSID: msg1, Delete: true, Actor: "test"})
@@ -46,7 +46,7 @@ func TestSuspectMediaCannotBeDeleted(t *testing.T) {
 
 	_, err = c.MarkArchived(ctx, run.ID, me2, catalog.ArchivedCopy{Size: 4, SHA256: sha256.Sum256([]byte("png!")), Store: "s3", Bucket: "b", Key: "k/" + me2})
 	require.NoError(t, err)
-	require.NoError(t, c.ClaimDelete(ctx, me2, 4, sha256.Sum256([]byte("png!"))))
+	require.NoError(t, c.ClaimDelete(ctx, me2, 4, sha256.Sum256([]byte("png!")), copyAt(t, c, me2)))
 	require.NoError(t, c.MarkDeleted(ctx, run, me2))
 	done, err := c.FinishRunIfDone(ctx, run.ID)
 	require.NoError(t, err)
@@ -65,7 +65,7 @@ func TestSuspectMediaCannotBeDeleted(t *testing.T) {
 		Size: 4, SHA256: good, Store: "s3", Bucket: "b", Key: "k/" + me1})
 	require.NoError(t, err)
 	require.True(t, wanted)
-	require.NoError(t, c.ClaimDelete(ctx, me1, 4, good))
+	require.NoError(t, c.ClaimDelete(ctx, me1, 4, good, copyAt(t, c, me1)))
 	require.NoError(t, c.MarkDeleted(ctx, later, me1))
 	it, err = c.GetMedia(ctx, me1)
 	require.NoError(t, err)

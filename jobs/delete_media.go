@@ -68,7 +68,7 @@ func (h *Handlers) deleteArchived(ctx context.Context, run catalog.Run, it catal
 			return err
 		}
 	}
-	if err := h.catalog.ClaimDelete(ctx, it.SID, it.Size, it.SHA256); err != nil {
+	if err := h.catalog.ClaimDelete(ctx, it.SID, it.Size, it.SHA256, catalog.CopyAt{Store: it.Store, Bucket: it.Bucket, Key: it.Key}); err != nil {
 		switch {
 		case errors.Is(err, catalog.ErrHeld):
 			// Refused before any claim: the run's outcome is held, with
