@@ -56,29 +56,29 @@ func ParseTime(s string) (time.Time, error) {
 }
 
 // UnmarshalJSON decodes an RFC 2822 string or null.
-func (t *Time) UnmarshalJSON(b []byte) error {
+func (t *Time) UnmarshalJSON(b []byte) (err error) {
+	t.Time, err = unmarshalTime(b, ParseTime)
+	return err
+}
+
+// unmarshalTime decodes a JSON string with parse; null and "" are the zero
+// time, as Twilio writes an unset timestamp either way.
+func unmarshalTime(b []byte, parse func(string) (time.Time, error)) (time.Time, error) {
 	b = bytes.TrimSpace(b)
 	if bytes.Equal(b, []byte("null")) {
-		t.Time = time.Time{}
-		return nil
+		return time.Time{}, nil
 	}
 	if len(b) == 0 || b[0] != '"' {
-		return fmt.Errorf("twilio: time must be a JSON string or null, got %s", jsonKind(b))
+		return time.Time{}, fmt.Errorf("twilio: time must be a JSON string or null, got %s", jsonKind(b))
 	}
 	var s string
 	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("twilio: time: %w", err)
+		return time.Time{}, fmt.Errorf("twilio: time: %w", err)
 	}
 	if s == "" {
-		t.Time = time.Time{}
-		return nil
+		return time.Time{}, nil
 	}
-	parsed, err := ParseTime(s)
-	if err != nil {
-		return err
-	}
-	t.Time = parsed
-	return nil
+	return parse(s)
 }
 
 // MarshalJSON encodes the time as Twilio does (time.RFC1123Z in UTC), and
@@ -123,29 +123,9 @@ func ParseISOTime(s string) (time.Time, error) {
 }
 
 // UnmarshalJSON decodes an RFC 3339 string or null.
-func (t *ISOTime) UnmarshalJSON(b []byte) error {
-	b = bytes.TrimSpace(b)
-	if bytes.Equal(b, []byte("null")) {
-		t.Time = time.Time{}
-		return nil
-	}
-	if len(b) == 0 || b[0] != '"' {
-		return fmt.Errorf("twilio: time must be a JSON string or null, got %s", jsonKind(b))
-	}
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("twilio: time: %w", err)
-	}
-	if s == "" {
-		t.Time = time.Time{}
-		return nil
-	}
-	parsed, err := ParseISOTime(s)
-	if err != nil {
-		return err
-	}
-	t.Time = parsed
-	return nil
+func (t *ISOTime) UnmarshalJSON(b []byte) (err error) {
+	t.Time, err = unmarshalTime(b, ParseISOTime)
+	return err
 }
 
 // MarshalJSON encodes the time as RFC 3339 in UTC (fractional seconds only
