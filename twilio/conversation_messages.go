@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"iter"
-	"net/http"
 	"strings"
 )
 
@@ -323,20 +322,5 @@ func (s *ConversationMessagesService) Delete(ctx context.Context, serviceSID, co
 	if err != nil {
 		return err
 	}
-	c := s.client
-	r := &request{
-		method: http.MethodDelete,
-		url:    c.conversations.url(path, ""),
-		host:   &c.conversations,
-		accept: "application/json",
-		read: func(resp *http.Response) error {
-			drainAndClose(resp.Body)
-			return nil
-		},
-	}
-	for _, o := range opts {
-		o(r)
-	}
-	_, err = c.do(ctx, r)
-	return err
+	return s.client.delete(ctx, &s.client.conversations, path, opts)
 }

@@ -118,11 +118,16 @@ func (s *MediaService) Delete(ctx context.Context, messageSID, sid string, opts 
 	if err := checkMediaSIDs("Delete", messageSID, sid); err != nil {
 		return err
 	}
-	c := s.client
+	return s.client.delete(ctx, &s.client.api, s.messagePath(messageSID)+"/Media/"+sid+".json", opts)
+}
+
+// delete sends a DELETE of path on h, with the call's options (a Guard),
+// and reads nothing of the answer: Twilio answers 204.
+func (c *Client) delete(ctx context.Context, h *apiHost, path string, opts []CallOption) error {
 	r := &request{
 		method: http.MethodDelete,
-		url:    c.api.url(s.messagePath(messageSID)+"/Media/"+sid+".json", ""),
-		host:   &c.api,
+		url:    h.url(path, ""),
+		host:   h,
 		accept: "application/json",
 		read: func(resp *http.Response) error {
 			drainAndClose(resp.Body)
