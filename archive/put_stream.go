@@ -86,22 +86,9 @@ func (s *S3Store) PutStream(ctx context.Context, in PutInput, body io.Reader, ac
 		contentType = defaultContentType
 	}
 	b := newCheckedBody(body, in, accept)
-	out, err := s.client.PutObject(ctx, &s3.PutObjectInput{
-		Bucket:               aws.String(s.bucket),
-		Key:                  aws.String(in.Key),
-		Body:                 b,
-		ContentLength:        aws.Int64(in.Size),
-		ContentType:          aws.String(contentType),
-		ChecksumAlgorithm:    types.ChecksumAlgorithmSha256, // as a trailer: no x-amz-checksum-sha256 header is set
-		IfNoneMatch:          aws.String("*"),
-		Metadata:             meta,
-		ServerSideEncryption: s.sse,
-		SSEKMSKeyId:          optional(s.kmsKeyID),
-
-		ObjectLockMode:            types.ObjectLockMode(in.LockMode),
-		ObjectLockRetainUntilDate: optionalTime(in.RetainUntil),
-		ObjectLockLegalHoldStatus: legalHoldStatus(in.LegalHold),
-	}, func(o *s3.Options) { o.Retryer = aws.NopRetryer{} }, trailingSHA256(b, in.Size))
+	put := s.putObjectInput(in, contentType, meta, b)
+	put.ChecksumAlgorithm = types.ChecksumAlgorithmSha256 // as a trailer: no x-amz-checksum-sha256 header is set
+	out, err := s.client.PutObject(ctx, put, func(o *s3.Options) { o.Retryer = aws.NopRetryer{} }, trailingSHA256(b, in.Size))
 	// The transport may still hold the body after PutObject returns (it
 	// closes request bodies in its own goroutine): from here on, only this
 	// goroutine reads the download.

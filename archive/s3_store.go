@@ -210,17 +210,15 @@ func lockStrength(m objects.LockMode) int {
 	return 0
 }
 
-func (s *S3Store) putSingle(ctx context.Context, in PutInput, contentType string, meta map[string]string, body io.ReadSeeker) (PutResult, error) {
-	if _, err := body.Seek(0, io.SeekStart); err != nil {
-		return PutResult{}, fmt.Errorf("s3 put %q: rewind body: %w", in.Key, err)
-	}
-	out, err := s.client.PutObject(ctx, &s3.PutObjectInput{
+// putObjectInput is a create-only PutObject of in with the store's
+// encryption and in's Object Lock; the caller says how its SHA-256 travels.
+func (s *S3Store) putObjectInput(in PutInput, contentType string, meta map[string]string, body io.Reader) *s3.PutObjectInput {
+	return &s3.PutObjectInput{
 		Bucket:               aws.String(s.bucket),
 		Key:                  aws.String(in.Key),
 		Body:                 body,
 		ContentLength:        aws.Int64(in.Size),
 		ContentType:          aws.String(contentType),
-		ChecksumSHA256:       aws.String(base64.StdEncoding.EncodeToString(in.SHA256[:])),
 		IfNoneMatch:          aws.String("*"),
 		Metadata:             meta,
 		ServerSideEncryption: s.sse,
@@ -229,7 +227,16 @@ func (s *S3Store) putSingle(ctx context.Context, in PutInput, contentType string
 		ObjectLockMode:            types.ObjectLockMode(in.LockMode),
 		ObjectLockRetainUntilDate: optionalTime(in.RetainUntil),
 		ObjectLockLegalHoldStatus: legalHoldStatus(in.LegalHold),
-	}, knownPayloadSHA256(in.SHA256[:]))
+	}
+}
+
+func (s *S3Store) putSingle(ctx context.Context, in PutInput, contentType string, meta map[string]string, body io.ReadSeeker) (PutResult, error) {
+	if _, err := body.Seek(0, io.SeekStart); err != nil {
+		return PutResult{}, fmt.Errorf("s3 put %q: rewind body: %w", in.Key, err)
+	}
+	put := s.putObjectInput(in, contentType, meta, body)
+	put.ChecksumSHA256 = aws.String(base64.StdEncoding.EncodeToString(in.SHA256[:]))
+	out, err := s.client.PutObject(ctx, put, knownPayloadSHA256(in.SHA256[:]))
 	if err != nil {
 		return s.putFailed(ctx, in, err)
 	}
