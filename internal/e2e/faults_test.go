@@ -13,6 +13,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/mediasync/mediasync/catalog"
 	"github.com/mediasync/mediasync/internal/e2etest"
 	"github.com/mediasync/mediasync/jobs"
 	"github.com/mediasync/mediasync/twilio/twiliotest"
@@ -101,6 +102,21 @@ func oneDayOfMedia(t *testing.T, d *e2etest.Deployment) map[string]string {
 	}
 	in, _ := d.MediaIn(faultsStart, faultsStart.AddDate(0, 0, 1))
 	return in
+}
+
+// archivedDay is oneDayOfMedia archived by a backfill on a worker it
+// starts (returned, still running).
+func archivedDay(t *testing.T, d *e2etest.Deployment) (map[string]string, *e2etest.Process) {
+	t.Helper()
+	in := oneDayOfMedia(t, d)
+	w := d.StartWorker(t)
+	code, stdout, stderr := d.Enqueue(t, 100*time.Second, "backfill", "--since", faultsStart.Format(time.DateOnly),
+		"--until", faultsStart.AddDate(0, 0, 1).Format(time.DateOnly), "--wait")
+	if code != 0 {
+		t.Fatalf("backfill exited %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	d.CheckArchived(t, in, catalog.MediaArchived)
+	return in, w
 }
 
 // Content Twilio has lost (404 while the media is still listed) is

@@ -22,14 +22,7 @@ import (
 func TestOldDeleteTasksLeftByAnUpgradeStillDelete(t *testing.T) {
 	t.Parallel()
 	d := e2etest.New(t, e2etest.Options{})
-	in := oneDayOfMedia(t, d)
-	w := d.StartWorker(t)
-	code, stdout, stderr := d.Enqueue(t, 100*time.Second, "backfill", "--since", faultsStart.Format(time.DateOnly),
-		"--until", faultsStart.AddDate(0, 0, 1).Format(time.DateOnly), "--wait")
-	if code != 0 {
-		t.Fatalf("backfill exited %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
-	}
-	d.CheckArchived(t, in, catalog.MediaArchived)
+	in, w := archivedDay(t, d)
 
 	// A --delete run whose media the old graph had archived and queued a
 	// media:delete task for each (run_media archived, delete_wanted).
