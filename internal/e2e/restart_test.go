@@ -152,9 +152,9 @@ func TestS3OutageMidRunDeletesNothingUnchecked(t *testing.T) {
 }
 
 // Tasks whose retries ran out while their failure could not be recorded
-// (Postgres down for half an hour: the 12 retries of a media task are spent
-// after 14 to 28 minutes) are archived by asynq while Postgres still says
-// their work is outstanding. The reconciler must queue that work again
+// (Postgres down for over an hour: the 70 retries of a message task are
+// spent after 34 to 68 minutes) are archived by asynq while Postgres still
+// says their work is outstanding. The reconciler must queue that work again
 // although asynq keeps the archived tasks, under the same IDs, for 90 days:
 // the run completes instead of hanging forever.
 func TestRunCompletesAfterTasksRanOutOfRetries(t *testing.T) {
@@ -162,7 +162,11 @@ func TestRunCompletesAfterTasksRanOutOfRetries(t *testing.T) {
 	r := testenv.StartRedisServer(t)
 	d := e2etest.New(t, e2etest.Options{Emulator: slowTwilio, RedisURL: r.URL})
 	run := startDeleteRun(t, d, time.Date(2026, 9, 1, 0, 0, 0, 0, time.UTC), 150)
-	w := d.StartWorker(t)
+	// Few tasks at once, so that message tasks are still waiting in the
+	// queue (to be archived below) when half the deletes are done: with
+	// the default (twice TWILIO_MAX_CONCURRENCY) every remaining message
+	// can already be in flight by then, and nothing waits.
+	w := d.StartWorker(t, "WORKER_CONCURRENCY=4")
 
 	at := deletesReach(t, d, w, len(run.in), 0.2, 0.5)
 	// What asynq does to a task whose last retry fails, done at once to
