@@ -131,7 +131,9 @@ const (
 	MetaDateSent    = "date-sent"
 	MetaDateCreated = "date-created"
 	// MetaSHA256 is the lower-case hex SHA-256 of the object. Stores set it
-	// on every Put.
+	// on every Put; a PutStream cannot (headers go before the body whose
+	// hash they would carry), and S3's own full-object SHA-256 checksum,
+	// which Stat and Verify read, is the record for both.
 	MetaSHA256 = "sha256"
 )
 
