@@ -13,6 +13,7 @@ import (
 	"github.com/mediasync/mediasync/archive"
 	"github.com/mediasync/mediasync/internal/e2etest"
 	"github.com/mediasync/mediasync/internal/testenv"
+	"github.com/mediasync/mediasync/jobs"
 	"github.com/mediasync/mediasync/twilio/twiliotest"
 )
 
@@ -38,7 +39,11 @@ func (d *deployment) waitForAnchor(t *testing.T) string {
 	var headHash []byte
 	require.NoError(t, d.Pool.QueryRow(t.Context(), `SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1`).Scan(&headID, &headHash))
 	want := archive.AuditAnchorKey(d.Prefix, d.Account.SID, headID, headHash)
-	testenv.WaitFor(t, 30*time.Second, "an anchor of row "+fmt.Sprint(headID), func() bool {
+	// Anchors are at least jobs.AnchorMinGap apart: one asked for within
+	// the gap after the last (the worker's at start may have caught the
+	// run's first row) is written when the gap ends, still well before the
+	// 5-minute tick.
+	testenv.WaitFor(t, jobs.AnchorMinGap+30*time.Second, "an anchor of row "+fmt.Sprint(headID), func() bool {
 		for _, k := range d.anchorKeys(t) {
 			if k == want {
 				return true
@@ -97,8 +102,8 @@ func TestAuditAnchorAfterRunIsObjectLocked(t *testing.T) {
 	var finished int64
 	require.NoError(t, d.Pool.QueryRow(t.Context(), `SELECT max(id) FROM audit_log WHERE action = 'run.finished'`).Scan(&finished))
 
-	// The worker anchored at start, before the run: this anchor is the
-	// one the run's end asked for, not the next 5-minute tick.
+	// This anchor is the one the run's end asked for (within the gap after
+	// the worker's anchor at start), not the next 5-minute tick.
 	key := d.waitForAnchor(t)
 	require.Contains(t, key, fmt.Sprintf("/%020d-", finished))
 	ret, err := d.S3Client.GetObjectRetention(t.Context(), &s3.GetObjectRetentionInput{Bucket: aws.String(d.Bucket), Key: aws.String(key)})
