@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httputil"
 	"regexp"
 	"strconv"
 	"strings"
@@ -100,7 +101,7 @@ func badSIDDeployment(t *testing.T) (d *deployment, badMedia, badMsg twiliotest.
 	messagePath := fmt.Sprintf("/2010-04-01/Accounts/%s/Messages/%s.json", d.Account.SID, badMsg.SID)
 	mediaListPath := fmt.Sprintf("/2010-04-01/Accounts/%s/Messages/%s/Media.json", d.Account.SID, badMedia.SID)
 	proxy := d.ProxyTwilio(t, nil)
-	proxy.ModifyResponse = func(resp *http.Response) error {
+	modify := func(resp *http.Response) error {
 		var with []byte
 		switch resp.Request.URL.Path {
 		case messagesPath, messagePath:
@@ -123,6 +124,7 @@ func badSIDDeployment(t *testing.T) (d *deployment, badMedia, badMsg twiliotest.
 		resp.Header.Set("Content-Length", strconv.Itoa(len(with)))
 		return nil
 	}
+	proxy.Configure(func(rp *httputil.ReverseProxy) { rp.ModifyResponse = modify })
 	d.Env["TWILIO_API_URL"] = proxy.URL
 	d.startWorker(t)
 

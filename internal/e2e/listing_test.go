@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httputil"
 	"slices"
 	"strconv"
 	"strings"
@@ -172,8 +173,8 @@ func TestNextPageCycleFailsTheDay(t *testing.T) {
 	// Between mediasync and the emulator: the list of that day answers
 	// page 0 → A, A → B, B → A.
 	proxy := d.ProxyTwilio(t, nil)
-	direct := proxy.Director
-	proxy.Director = func(r *http.Request) {
+	var direct func(*http.Request)
+	director := func(r *http.Request) {
 		direct(r)
 		// The emulator knows no such tokens: it is asked for the day's
 		// first page each time, and the token travels in a header.
@@ -186,7 +187,7 @@ func TestNextPageCycleFailsTheDay(t *testing.T) {
 	}
 	var mu sync.Mutex
 	asked := map[string]int{}
-	proxy.ModifyResponse = func(resp *http.Response) error {
+	modify := func(resp *http.Response) error {
 		q := resp.Request.URL.Query()
 		if !strings.HasSuffix(resp.Request.URL.Path, "/Messages.json") || q.Get("DateSent") != cyclic || resp.StatusCode != http.StatusOK {
 			return nil
@@ -213,6 +214,11 @@ func TestNextPageCycleFailsTheDay(t *testing.T) {
 		resp.Header.Set("Content-Length", strconv.Itoa(len(b)))
 		return nil
 	}
+	proxy.Configure(func(rp *httputil.ReverseProxy) {
+		direct = rp.Director
+		rp.Director = director
+		rp.ModifyResponse = modify
+	})
 	w := d.StartWorker(t, "TWILIO_API_URL="+proxy.URL)
 	code, stdout, stderr := d.Enqueue(t, 2*time.Minute, "backfill",
 		"--since", start.Format(time.DateOnly), "--until", start.AddDate(0, 0, 40).Format(time.DateOnly), "--wait")

@@ -113,10 +113,27 @@ type Deployment struct {
 // TwilioProxy stands between mediasync and the Twilio API (GuardURL, so the
 // delete guard still sees every request) for a test that plays a faulty
 // network, gateway or proxy: give mediasync its URL as TWILIO_API_URL.
-// Set the ReverseProxy's Director or ModifyResponse before a worker starts.
+// Change the ReverseProxy (Director, ModifyResponse) through Configure.
 type TwilioProxy struct {
-	*httputil.ReverseProxy
 	URL string
+
+	mu    sync.RWMutex
+	proxy *httputil.ReverseProxy
+}
+
+// Configure changes the proxy under its lock: a request may arrive at any
+// time (even before a worker starts, from another test's worker whose
+// proxy had this port before).
+func (p *TwilioProxy) Configure(f func(*httputil.ReverseProxy)) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	f(p.proxy)
+}
+
+func (p *TwilioProxy) serve(w http.ResponseWriter, r *http.Request) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	p.proxy.ServeHTTP(w, r)
 }
 
 // ProxyTwilio starts a TwilioProxy until the test ends. Each request goes
@@ -128,12 +145,12 @@ func (d *Deployment) ProxyTwilio(t testing.TB, intercept func(w http.ResponseWri
 	if err != nil {
 		t.Fatalf("e2etest: guard URL: %v", err)
 	}
-	p := &TwilioProxy{ReverseProxy: httputil.NewSingleHostReverseProxy(guard)}
+	p := &TwilioProxy{proxy: httputil.NewSingleHostReverseProxy(guard)}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if intercept != nil && intercept(w, r) {
 			return
 		}
-		p.ServeHTTP(w, r)
+		p.serve(w, r)
 	}))
 	t.Cleanup(srv.Close)
 	p.URL = srv.URL
