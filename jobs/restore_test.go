@@ -96,7 +96,11 @@ type restoreBundle struct {
 	media   map[string][]byte // archived media SID → bytes
 }
 
-func restoreSetup(t *testing.T, n int) *restoreBundle {
+func restoreSetup(t *testing.T, n int) *restoreBundle { return restoreSetupSized(t, n, 0) }
+
+// restoreSetupSized is restoreSetup with media of size bytes each (0: a
+// few KB, each its own size).
+func restoreSetupSized(t *testing.T, n, size int) *restoreBundle {
 	t.Helper()
 	ctx := t.Context()
 	db := testenv.NewDatabase(t)
@@ -133,6 +137,9 @@ func restoreSetup(t *testing.T, n int) *restoreBundle {
 		require.NoError(t, b.catalog.RecordMedia(ctx, run.ID, []catalog.MediaRecord{
 			{SID: sid, AccountSID: acct.SID, MessageSID: msg, ContentType: "image/png"}}, false))
 		body := bytes.Repeat([]byte(fmt.Sprintf("png %d ", i)), 1000+i*700)
+		if size > 0 {
+			body = bytes.Repeat([]byte{byte(i)}, size)
+		}
 		sum := sha256.Sum256(body)
 		key := archive.ObjectKey("archive", archive.KeyInfo{AccountSID: acct.SID, MessageSID: msg, MediaSID: sid, ContentType: "image/png", DateSent: sent})
 		_, err := store.Put(ctx, archive.PutInput{Key: key, ContentType: "image/png", Size: int64(len(body)), SHA256: sum}, bytes.NewReader(body))
