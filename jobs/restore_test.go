@@ -96,11 +96,11 @@ type restoreBundle struct {
 	media   map[string][]byte // archived media SID → bytes
 }
 
-func restoreSetup(t *testing.T, n int) *restoreBundle { return restoreSetupSized(t, n, 0) }
+func restoreSetup(t testing.TB, n int) *restoreBundle { return restoreSetupSized(t, n, 0) }
 
 // restoreSetupSized is restoreSetup with media of size bytes each (0: a
 // few KB, each its own size).
-func restoreSetupSized(t *testing.T, n, size int) *restoreBundle {
+func restoreSetupSized(t testing.TB, n, size int) *restoreBundle {
 	t.Helper()
 	ctx := t.Context()
 	db := testenv.NewDatabase(t)
@@ -154,7 +154,7 @@ func restoreSetupSized(t *testing.T, n, size int) *restoreBundle {
 
 // restore records and starts a restore of the bundle's run into its
 // service.
-func (b *restoreBundle) restore(t *testing.T) uuid.UUID {
+func (b *restoreBundle) restore(t testing.TB) uuid.UUID {
 	t.Helper()
 	r, err := b.catalog.CreateRestore(t.Context(), catalog.RestoreSpec{AccountSID: b.acct.SID, FromRun: b.run,
 		ServiceSIDs: []string{b.service}, Actor: "test"})
@@ -165,7 +165,7 @@ func (b *restoreBundle) restore(t *testing.T) uuid.UUID {
 	return r.ID
 }
 
-func (b *restoreBundle) batch(t *testing.T, id uuid.UUID, n int) error {
+func (b *restoreBundle) batch(t testing.TB, id uuid.UUID, n int) error {
 	t.Helper()
 	task, err := NewRestoreBatchTask(b.h.queues, RestoreBatchPayload{RunID: id, Batch: n})
 	require.NoError(t, err)
