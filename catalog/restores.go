@@ -250,9 +250,12 @@ func restoreScope(ctx context.Context, tx pgx.Tx, id uuid.UUID) (string, []any, 
 		args = append(args, v)
 		return fmt.Sprintf("$%d", len(args)+1)
 	}
-	const sent = "coalesce(g.date_sent, g.date_created, m.date_created)"
-	where := []string{"m.account_sid = $2"}
-	from := "media m LEFT JOIN messages g ON g.sid = m.message_sid"
+	// Every media row has its message's row (a foreign key); the date is
+	// the expression messages_sent indexes, so a range scope reads the
+	// index, not the account's every media.
+	const sent = "coalesce(g.date_sent, g.date_created)"
+	where := []string{"m.account_sid = $2", "g.account_sid = $2"}
+	from := "media m JOIN messages g ON g.sid = m.message_sid"
 	switch {
 	case fromRun != nil:
 		from += " JOIN run_media d ON d.media_sid = m.sid AND d.run_id = " + arg(*fromRun)

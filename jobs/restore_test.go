@@ -339,3 +339,48 @@ func TestRestoreRefusesAnAlteredArchivedCopy(t *testing.T) {
 	require.Equal(t, catalog.RunFailed, st.State)
 	require.Contains(t, st.Failures[0].Reason, "differs from its record")
 }
+
+// Each scope selects the archived media it names, once per target service;
+// media in scope without an archived copy are counted, not selected.
+func TestRestoreScopesSelectArchivedMediaPerService(t *testing.T) {
+	t.Parallel()
+	b := restoreSetup(t, 4) // sent 2026-01-02 03:04:00..03
+	ctx := t.Context()
+	// A media listed but not archived, in the same message as the first.
+	require.NoError(t, b.catalog.RecordMedia(ctx, b.run, []catalog.MediaRecord{
+		{SID: fmt.Sprintf("ME%032x", 99), AccountSID: b.acct.SID, MessageSID: fmt.Sprintf("MM%032x", 1), ContentType: "image/png"}}, false))
+	other, err := b.emu.AddService(b.acct.SID)
+	require.NoError(t, err)
+	day := func(d int) time.Time { return time.Date(2026, 1, d, 0, 0, 0, 0, time.UTC) }
+	cases := []struct {
+		desc              string
+		spec              catalog.RestoreSpec
+		want, notArchived int
+	}{
+		{"run, one service", catalog.RestoreSpec{FromRun: b.run, ServiceSIDs: []string{b.service}}, 4, 1},
+		{"run, two services", catalog.RestoreSpec{FromRun: b.run, ServiceSIDs: []string{b.service, other}}, 8, 1},
+		{"messages", catalog.RestoreSpec{MessageSIDs: []string{fmt.Sprintf("MM%032x", 1), fmt.Sprintf("MM%032x", 3)}, ServiceSIDs: []string{b.service}}, 2, 1},
+		{"days covering them", catalog.RestoreSpec{Since: day(2), Until: day(3), ServiceSIDs: []string{other}}, 4, 1},
+		{"days before them", catalog.RestoreSpec{Since: day(1), Until: day(2), ServiceSIDs: []string{other}}, 0, 0},
+	}
+	for _, tc := range cases {
+		tc.spec.AccountSID, tc.spec.Actor = b.acct.SID, "test"
+		r, err := b.catalog.CreateRestore(ctx, tc.spec)
+		require.NoError(t, err, tc.desc)
+		n, err := b.catalog.SelectRestoreMedia(ctx, r.ID)
+		require.NoError(t, err)
+		require.Equal(t, tc.want, n, tc.desc)
+		n, err = b.catalog.SelectRestoreMedia(ctx, r.ID) // once
+		require.NoError(t, err)
+		require.Equal(t, tc.want, n, tc.desc)
+		r, err = b.catalog.GetRestore(ctx, r.ID)
+		require.NoError(t, err)
+		require.Equal(t, tc.notArchived, r.NotArchived, tc.desc)
+	}
+	// A run of another account is refused by name.
+	_, err = b.catalog.CreateRestore(ctx, catalog.RestoreSpec{AccountSID: "AC" + strings.Repeat("0", 32), FromRun: b.run,
+		ServiceSIDs: []string{b.service}, Actor: "test"})
+	var ie *catalog.InvalidError
+	require.ErrorAs(t, err, &ie)
+	require.Equal(t, "run", ie.Field)
+}
