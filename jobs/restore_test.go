@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/hibiken/asynq"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
@@ -383,4 +384,33 @@ func TestRestoreScopesSelectArchivedMediaPerService(t *testing.T) {
 	var ie *catalog.InvalidError
 	require.ErrorAs(t, err, &ie)
 	require.Equal(t, "run", ie.Field)
+}
+
+// A restore whose tasks Redis lost is queued again by the reconciler, from
+// Postgres: its batches while media are open, then its finish.
+func TestReconcileRequeuesALostRestore(t *testing.T) {
+	t.Parallel()
+	b := restoreSetup(t, 12)
+	id := b.restore(t)
+	ins := asynq.NewInspectorFromRedisClient(b.h.enqueuer.rdb)
+	queued := func(taskID string) bool {
+		_, err := ins.GetTaskInfo(b.h.queues.Media, taskID)
+		return err == nil
+	}
+	batch1 := "restore-batch:" + id.String() + ":1"
+	require.True(t, queued(batch1))
+	_, err := ins.DeleteAllPendingTasks(b.h.queues.Media)
+	require.NoError(t, err)
+	require.False(t, queued(batch1))
+
+	require.NoError(t, b.h.Reconcile(t.Context(), 0))
+	require.True(t, queued(batch1), "the lost batch is queued again")
+	require.False(t, queued("restore-finish:"+id.String()), "no finish while media are open")
+
+	require.NoError(t, b.batch(t, id, 0))
+	require.NoError(t, b.batch(t, id, 1))
+	_, err = ins.DeleteAllPendingTasks(b.h.queues.Media)
+	require.NoError(t, err)
+	require.NoError(t, b.h.Reconcile(t.Context(), 0))
+	require.True(t, queued("restore-finish:"+id.String()), "the lost finish is queued again")
 }
