@@ -55,16 +55,21 @@ import (
 // unconfirmed item; a successful upload whose commit fails is logged with
 // its new SID.
 
-// uploadBudget bounds one upload: two minutes plus the file at 256 KiB/s
-// (150 MB in about twelve minutes). The claim's lease outlasts it, so a
-// live claimer is never taken for a dead one.
+// uploadBudget bounds one upload: 30 seconds plus the file at 256 KiB/s
+// (150 MB in about ten minutes). The claim's lease outlasts it, so a live
+// claimer is never taken for a dead one.
 func uploadBudget(size int64) time.Duration {
-	return 2*time.Minute + time.Duration(size/(256<<10))*time.Second
+	return 30*time.Second + time.Duration(size/(256<<10))*time.Second
 }
 
-// restoreLease is how long a claim holds: the upload's budget and a
-// minute to commit its answer.
-func restoreLease(size int64) time.Duration { return uploadBudget(size) + time.Minute }
+// recordBudget bounds the recording of an upload's outcome, within the
+// lease.
+const recordBudget = 20 * time.Second
+
+// restoreLease is how long a claim holds: the upload's budget and time to
+// record its answer. A claim whose worker died is settled (unconfirmed)
+// once it has run out.
+func restoreLease(size int64) time.Duration { return uploadBudget(size) + recordBudget + 10*time.Second }
 
 // restoreUpload uploads one pending item into its service and records the
 // outcome. It returns an error only for what a retry may fix.
@@ -104,7 +109,7 @@ func (h *Handlers) restoreUpload(ctx context.Context, run catalog.Run, it catalo
 	}
 	// What follows must be recorded even when ctx ended (shutdown): the
 	// claim is this attempt's alone.
-	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), recordBudget)
 	defer rcancel()
 	whole, bad := body.state()
 	switch {
