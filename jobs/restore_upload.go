@@ -69,7 +69,9 @@ const recordBudget = 20 * time.Second
 // restoreLease is how long a claim holds: the upload's budget and time to
 // record its answer. A claim whose worker died is settled (unconfirmed)
 // once it has run out.
-func restoreLease(size int64) time.Duration { return uploadBudget(size) + recordBudget + 10*time.Second }
+func restoreLease(size int64) time.Duration {
+	return uploadBudget(size) + recordBudget + 10*time.Second
+}
 
 // restoreUpload uploads one pending item into its service and records the
 // outcome. It returns an error only for what a retry may fix.
