@@ -122,8 +122,15 @@ func TestRestoreOfARunIntoASecondServiceReproducesEveryFile(t *testing.T) {
 		lines++
 	}
 	require.Equal(t, len(want), lines)
-	// No secret in the manifest.
+	// No secret in the manifest, the worker's logs or the restore's rows.
 	require.NotContains(t, string(m), d.Account.AuthToken)
+	require.Contains(t, d.logs.String(), restoreID, "the worker logged the restore")
+	require.NotContains(t, d.logs.String(), d.Account.AuthToken)
+	var leaked int
+	require.NoError(t, d.Pool.QueryRow(ctx, `
+		SELECT count(*) FROM restore_media x JOIN runs r ON r.id = x.run_id
+		WHERE strpos(coalesce(x.error, '') || r.params::text, $1) > 0`, d.Account.AuthToken).Scan(&leaked))
+	require.Zero(t, leaked)
 }
 
 // Bad restore input gets one line naming the flag and value, exit code 2,
