@@ -3,6 +3,7 @@ package jobs
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -122,4 +123,54 @@ func TestRestoreUploadsHoldARateLimitSlot(t *testing.T) {
 	require.NoError(t, b.batch(t, id, 0))
 	require.Equal(t, 4, b.uploads())
 	require.EqualValues(t, 4, l.n.Load(), "one slot per upload")
+}
+
+// Twilio's answer is checked against what was sent: a Media that says it
+// holds another size (or type) than the file sent fails its media, with
+// the Media's SID recorded so it can be found, and is not uploaded again.
+func TestRestoreUploadAnsweredWithAnotherSizeFails(t *testing.T) {
+	t.Parallel()
+	b := restoreSetup(t, 2)
+	var once atomic.Int32
+	var created atomic.Value
+	b.useMCSProxy(t, func(w http.ResponseWriter, r *http.Request) bool {
+		if !once.CompareAndSwap(0, 1) {
+			return false
+		}
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			return false
+		}
+		fwd, _ := http.NewRequestWithContext(r.Context(), http.MethodPost, b.emu.URL()+r.URL.RequestURI(), bytes.NewReader(body))
+		fwd.Header = r.Header.Clone()
+		resp, err := http.DefaultClient.Do(fwd)
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		var m map[string]any
+		if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
+			return false
+		}
+		created.Store(m["sid"])
+		m["size"] = len(body) - 1 // a file cut by one byte on Twilio's side
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusCreated)
+		_ = json.NewEncoder(w).Encode(m)
+		return true
+	})
+	id := b.restore(t)
+	require.NoError(t, b.batch(t, id, 0))
+	require.NoError(t, b.batch(t, id, 0))
+	require.Equal(t, 2, b.uploads())
+	var state, newSID, reason string
+	require.NoError(t, b.pool.QueryRow(t.Context(), `
+		SELECT state, coalesce(new_media_sid, ''), coalesce(error, '') FROM restore_media WHERE run_id = $1 AND state <> 'restored'`, id).
+		Scan(&state, &newSID, &reason))
+	require.Equal(t, "failed", state)
+	require.Equal(t, created.Load(), newSID, "the Media Twilio created is named")
+	require.Contains(t, reason, "size mismatch")
+	st := b.finish(t, id)
+	require.Equal(t, catalog.RunFailed, st.State)
+	require.Equal(t, 1, st.Restores.Restored)
 }

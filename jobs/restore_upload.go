@@ -165,10 +165,14 @@ func (h *Handlers) commitRestore(ctx context.Context, id uuid.UUID, it catalog.R
 }
 
 // checkUploaded checks what Twilio says it stored against what was sent,
-// beyond what MCS.Upload checks (the service, the SID, the size): the MIME
-// type and, when one was sent and one is answered, the filename (inferred:
-// MCS keeps both as given).
+// beyond what MCS.Upload checks (the service, the SID, a size that
+// differs): that a size is given at all, the MIME type and, when one was
+// sent and one is answered, the filename (inferred: MCS keeps both as
+// given), and that the new Media is attached to no message.
 func checkUploaded(m *twilio.MCSMedia, p twilio.MCSUploadParams) error {
+	if m.Size < 0 {
+		return fmt.Errorf("media %s: Twilio's answer gives no size: the upload cannot be checked", m.SID)
+	}
 	sent, _, _ := mime.ParseMediaType(p.ContentType)
 	got, _, err := mime.ParseMediaType(m.ContentType)
 	if m.ContentType != "" && (err != nil || !strings.EqualFold(sent, got)) {
