@@ -312,7 +312,7 @@ const runLeftToDo = `(
 func (c *Catalog) FinishRunIfDone(ctx context.Context, id uuid.UUID) (bool, error) {
 	var done bool
 	err := c.pool.QueryRow(ctx, `
-		SELECT r.state = 'running' AND r.kind <> 'export' AND NOT `+runLeftToDo+`
+		SELECT r.state = 'running' AND r.kind NOT IN ('export', 'restore') AND NOT `+runLeftToDo+`
 		FROM runs r WHERE r.id = $1`, id).Scan(&done)
 	if errors.Is(err, pgx.ErrNoRows) || (err == nil && !done) {
 		return false, nil
@@ -329,7 +329,7 @@ func (c *Catalog) FinishRunIfDone(ctx context.Context, id uuid.UUID) (bool, erro
 				              OR EXISTS (SELECT 1 FROM run_messages m WHERE m.run_id = r.id AND m.state = 'failed')
 				              OR EXISTS (SELECT 1 FROM run_media d WHERE d.run_id = r.id AND d.state IN ('failed', 'suspect'))
 				             THEN 'failed' ELSE 'succeeded' END
-			WHERE r.id = $1 AND r.state = 'running' AND r.kind <> 'export' -- exports end in FinishExport
+			WHERE r.id = $1 AND r.state = 'running' AND r.kind NOT IN ('export', 'restore') -- they end in FinishExport, FinishRestore
 			  AND NOT `+runLeftToDo+`
 			RETURNING `+runColumns, id))
 		if errors.Is(err, ErrRunNotFound) {
@@ -388,6 +388,11 @@ type Status struct {
 	// are also counted above as found, pending and failed.
 	Export  *Export
 	Exports ExportCounts
+
+	// A restore's own record and progress (Kind == KindRestore); its media
+	// are also counted above as found, pending and failed.
+	Restore  *Restore
+	Restores RestoreCounts
 }
 
 // maxSuspectsListed bounds the suspect media a status names: every one,
@@ -408,8 +413,11 @@ func (c *Catalog) RunStatus(ctx context.Context, id uuid.UUID) (Status, error) {
 		return Status{}, err
 	}
 	s := Status{Run: run}
-	if run.Kind == KindExport {
+	switch run.Kind {
+	case KindExport:
 		return c.exportStatus(ctx, s)
+	case KindRestore:
+		return c.restoreStatus(ctx, s)
 	}
 	err = c.pool.QueryRow(ctx, `
 		SELECT windows_total, windows_done, pages_fetched, messages_seen, messages_pending,

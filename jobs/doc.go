@@ -4,7 +4,8 @@
 //
 // # The task graph
 //
-// One file per task type (run_start.go, list_page.go, archive_message.go),
+// One file per task type (run_start.go, list_page.go, archive_message.go,
+// restore.go),
 // each with its payload, constructor and handler; every handler is one
 // runStep (run_task.go): decode → live-run check → work → finish.
 //
@@ -32,6 +33,13 @@
 //	                                          and judge it → claim in Postgres → DELETE
 //	                                          on Twilio, each attempt leased (no hold)
 //	                                          first → row deleted (or held)
+//
+// A restore (restore.go, restore_upload.go; issue #15) is a run of its own
+// kind: run:start fixes its media in Postgres (restore_media, once per
+// target service), restore:batch tasks upload ten each into the Media
+// Content Service (each upload claimed before it is sent, its archived
+// copy checked against its row on the way out), and restore:finish writes
+// the manifest of old → new Media SIDs into the archive and ends the run.
 //
 // Workers before issue #14 queued a message:media task per message, a
 // media:archive per media and a media:delete per media; such tasks left in

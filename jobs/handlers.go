@@ -154,6 +154,8 @@ func Register(mux *asynq.ServeMux, h *Handlers) {
 	mux.HandleFunc(TypeExportBatch, h.ExportBatch)
 	mux.HandleFunc(TypeExportFinish, h.ExportFinish)
 	mux.HandleFunc(TypeExportZip, h.ExportZip)
+	mux.HandleFunc(TypeRestoreBatch, h.RestoreBatch)
+	mux.HandleFunc(TypeRestoreFinish, h.RestoreFinish)
 }
 
 // liveRun returns the run a task belongs to, or ok=false when the task has

@@ -129,8 +129,11 @@ func (h *Handlers) reconcileRun(ctx context.Context, run catalog.Run, cutoff tim
 		}
 		return nil
 	}
-	if run.Kind == catalog.KindExport {
+	switch run.Kind {
+	case catalog.KindExport:
 		return h.reconcileExport(ctx, run, cutoff)
+	case catalog.KindRestore:
+		return h.reconcileRestore(ctx, run, cutoff)
 	}
 	// Only released windows have a page task to lose; the rest are
 	// released as listing advances.

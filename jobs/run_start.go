@@ -61,6 +61,8 @@ func (h *Handlers) startRun(ctx context.Context, run catalog.Run, _ StartRunPayl
 	switch run.Kind {
 	case catalog.KindExport:
 		return h.startExport(ctx, run)
+	case catalog.KindRestore:
+		return h.startRestore(ctx, run)
 	case catalog.KindBackfill, catalog.KindPolicy:
 		if err := h.queueWindows(ctx, run, h.enqueuer.In(ctx)); err != nil {
 			return err

@@ -26,8 +26,9 @@ type runPayload interface {
 //  4. work;
 //  5. end the run if this step was its last: after work that succeeded, or
 //     that failed for good (it recorded the failure: nothing of it is left
-//     to do). Work that will be retried is not the last. An export ends in
-//     its own last step (catalog.FinishExport), not here.
+//     to do). Work that will be retried is not the last. An export and a
+//     restore end in their own last step (catalog.FinishExport,
+//     catalog.FinishRestore), not here.
 func runStep[P runPayload](h *Handlers, before func(context.Context, P) error,
 	work func(context.Context, catalog.Run, P) error) asynq.HandlerFunc {
 	return func(ctx context.Context, t *asynq.Task) error {
@@ -45,7 +46,7 @@ func runStep[P runPayload](h *Handlers, before func(context.Context, P) error,
 			return err
 		}
 		err = work(ctx, run, p)
-		if run.Kind != catalog.KindExport && (err == nil || isPermanent(err)) {
+		if run.Kind != catalog.KindExport && run.Kind != catalog.KindRestore && (err == nil || isPermanent(err)) {
 			if ferr := h.finish(ctx, run.ID); ferr != nil {
 				return errors.Join(err, ferr)
 			}

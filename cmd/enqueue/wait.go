@@ -78,6 +78,9 @@ func (a *app) wait(ctx context.Context, cat *catalog.Catalog, id uuid.UUID) erro
 }
 
 func progressLine(st catalog.Status) string {
+	if st.Restore != nil {
+		return restoreProgressLine(st)
+	}
 	if st.Export != nil {
 		return fmt.Sprintf("export %s %s: media %d, exported %d, failed %d, pending %d, %s",
 			st.ID, st.State, st.Exports.Total, st.Exports.Exported, st.Exports.Failed, st.Exports.Pending, humanBytes(st.Exports.Bytes))
@@ -112,6 +115,10 @@ func printStatus(w io.Writer, st catalog.Status) {
 		fmt.Fprintf(w, "kind:            export %s .. %s (UTC, until exclusive)\n", st.Since.Format(time.DateOnly), st.Until.Format(time.DateOnly))
 	default:
 		fmt.Fprintf(w, "kind:            %s\n", st.Kind)
+	}
+	if st.Restore != nil {
+		printRestore(w, st)
+		return
 	}
 	if st.Export != nil {
 		fmt.Fprintf(w, "state:           %s\n", st.State)
