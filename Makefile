@@ -18,8 +18,14 @@ vet:
 	@go mod tidy -diff || { echo "go.mod/go.sum are not tidy: run go mod tidy"; exit 1; }
 	go vet ./...
 
+# VERSION is stamped into every program (internal/version): --version,
+# the worker's mediasync_build_info and an export's export.json say it.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+LDFLAGS := -X github.com/mediasync/mediasync/internal/version.version=$(VERSION)
+
 build:
 	go build ./...
+	go build -ldflags "$(LDFLAGS)" -o bin/ ./cmd/worker ./cmd/enqueue ./cmd/twilio-emulator ./cmd/bench
 
 test: tools vet
 	go test -race -count=1 -timeout 30m ./...

@@ -116,7 +116,7 @@ func TestServices(t *testing.T) {
 		target     string // the Dockerfile target when built
 		entrypoint string // the program run, when the image's is not
 	}{
-		{service: "twilio-emulator", target: "app", entrypoint: "/usr/local/bin/twilio-emulator"},
+		{service: "twilio-emulator", target: "emulator", entrypoint: "/usr/local/bin/twilio-emulator"},
 		{service: "worker", target: "app", entrypoint: "/usr/local/bin/worker"},
 		{service: "enqueue", target: "app", entrypoint: "/usr/local/bin/enqueue"},
 		{service: "postgres", image: "postgres:15"},
@@ -296,7 +296,7 @@ func TestHealthchecks(t *testing.T) {
 		{"redis", "redis-cli ping"},
 		{"s3", "http://127.0.0.1:7070/healthz"},
 		{"twilio-emulator", "http://127.0.0.1:4010/_emulator/stats"},
-		{"worker", "http://127.0.0.1:9090/healthz"},
+		{"worker", "http://127.0.0.1:9090/readyz"}, // healthy = ready, not only alive
 	}
 	for _, tt := range tests {
 		t.Run(tt.service, func(t *testing.T) {
