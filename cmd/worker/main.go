@@ -30,7 +30,7 @@ func run() int {
 	logging.Setup()
 	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
 	concurrency := fs.Int("concurrency", 0, "tasks run at once by this worker (overrides WORKER_CONCURRENCY)")
-	httpAddr := fs.String("http", "", "address of the health endpoint /healthz and /metrics, e.g. :9090 (overrides HTTP_ADDR)")
+	httpAddr := fs.String("http", "", "address of /livez, /readyz and /metrics, e.g. :9090 (overrides HTTP_ADDR)")
 	pprofAddr := fs.String("pprof", "", "loopback address to serve net/http/pprof on, e.g. 127.0.0.1:6060 (overrides MEDIASYNC_PPROF_ADDR)")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	fs.Usage = func() {

@@ -496,3 +496,7 @@ func withPoolMax(raw string, n int) string {
 	u.RawQuery = q.Encode()
 	return u.String()
 }
+
+// Terminate sends SIGTERM and returns at once, for a test that watches
+// the process drain.
+func (p *Process) Terminate() { _ = p.cmd.Process.Signal(syscall.SIGTERM) }
