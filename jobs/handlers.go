@@ -138,9 +138,7 @@ func NewHandlers(d Deps) (*Handlers, error) {
 	if h.now == nil {
 		h.now = time.Now
 	}
-	if h.metrics = d.Metrics; h.metrics == nil {
-		h.metrics = noMetrics{}
-	}
+	h.metrics = d.Metrics
 	if h.passTimeout <= 0 {
 		h.passTimeout = 2 * time.Minute
 	}

@@ -30,6 +30,15 @@ const (
 
 type noMetrics struct{}
 
+// meter is h.metrics, or one that counts nothing for Handlers built
+// without NewHandlers (tests).
+func (h *Handlers) meter() Metrics {
+	if h.metrics == nil {
+		return noMetrics{}
+	}
+	return h.metrics
+}
+
 func (noMetrics) Media(string, string, int)   {}
 func (noMetrics) ArchivedBytes(string, int64) {}
 
@@ -37,7 +46,7 @@ func (noMetrics) ArchivedBytes(string, int64) {}
 // the step that recorded it, is nil; it returns err.
 func (h *Handlers) counted(source, result string, err error) error {
 	if err == nil {
-		h.metrics.Media(source, result, 1)
+		h.meter().Media(source, result, 1)
 	}
 	return err
 }
@@ -45,7 +54,8 @@ func (h *Handlers) counted(source, result string, err error) error {
 // countCommit counts what one CommitMessage recorded: the copies (their
 // bytes where the copy became the media's row) and the outcomes.
 func (h *Handlers) countCommit(source string, archived []catalog.ArchivedMedia, committed []string, outcomes []catalog.RunOutcome) {
-	h.metrics.Media(source, resultArchived, len(archived))
+	m := h.meter()
+	m.Media(source, resultArchived, len(archived))
 	mine := make(map[string]bool, len(committed))
 	for _, sid := range committed {
 		mine[sid] = true
@@ -56,13 +66,13 @@ func (h *Handlers) countCommit(source string, archived []catalog.ArchivedMedia, 
 			bytes += a.Copy.Size
 		}
 	}
-	h.metrics.ArchivedBytes(source, bytes)
+	m.ArchivedBytes(source, bytes)
 	for _, o := range outcomes {
 		switch o.State {
 		case catalog.MediaArchived, catalog.MediaDeleted:
-			h.metrics.Media(source, resultReused, 1)
+			m.Media(source, resultReused, 1)
 		case catalog.MediaGone:
-			h.metrics.Media(source, resultGone, 1)
+			m.Media(source, resultGone, 1)
 		}
 	}
 }
