@@ -74,7 +74,7 @@ Configuration comes from the environment: TWILIO_ACCOUNT_SID, DATABASE_URL,
 REDIS_URL and MEDIASYNC_NAMESPACE (see README.md).`,
 	}
 	root.Version = version.String()
-	root.SetVersionTemplate("enqueue {{.Version}}\n")
+	root.SetVersionTemplate(version.Line("enqueue") + "\n") // as the other programs print it
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetArgs(args)

@@ -64,8 +64,11 @@ func fromBuildInfo(bi *debug.BuildInfo) string {
 	return "devel-" + rev
 }
 
-// Print writes the line a program's --version prints:
+// Line is what a program's --version prints:
 // "worker v1.2.3 (go1.26.0 linux/amd64)".
-func Print(w io.Writer, program string) {
-	fmt.Fprintf(w, "%s %s (%s %s/%s)\n", program, String(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+func Line(program string) string {
+	return fmt.Sprintf("%s %s (%s %s/%s)", program, String(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 }
+
+// Print writes Line and a newline.
+func Print(w io.Writer, program string) { fmt.Fprintln(w, Line(program)) }
