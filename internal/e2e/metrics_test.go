@@ -80,11 +80,13 @@ func httpStatus(t *testing.T, url string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-// After a run, the worker's /metrics counts what the catalog recorded of
-// it: the media archived and deleted, their bytes, nothing gone or failed,
-// each request Twilio (the emulator) answered, by status, 500s included;
-// and it shows the run by state, the tasks' durations, the limiter's waits,
-// the queues and the build's version. /livez and /readyz answer.
+// After two runs, the worker's /metrics counts what the catalog recorded
+// of them: media archived, reused (archived by the first run, deleted by
+// the second), deleted, held (a legal hold stops their delete), none gone
+// or failed, and their bytes; each request Twilio (the emulator) answered,
+// by status, 500s included; the runs by state, the tasks' durations, the
+// limiter's waits, the queues and the build's version. /livez and /readyz
+// answer.
 func TestMetricsCountTheRun(t *testing.T) {
 	t.Parallel()
 	d := e2etest.New(t, e2etest.Options{Emulator: twiliotest.Config{
@@ -99,6 +101,16 @@ func TestMetricsCountTheRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	in, _ := d.MediaIn(start, start.AddDate(0, 0, 2))
+	var heldMsg string
+	for m := range d.Emu.Messages(d.Account.SID) {
+		if m.NumMedia > 0 && !m.DateSent.Before(start.AddDate(0, 0, 1)) {
+			heldMsg = m.SID
+			break
+		}
+	}
+	if heldMsg == "" {
+		t.Fatal("no message with media on the second day")
+	}
 	addr := freeAddr(t)
 	w := d.StartWorker(t, "HTTP_ADDR="+addr)
 	testenv.WaitFor(t, 30*time.Second, "/readyz answers 200", func() bool {
@@ -113,23 +125,36 @@ func TestMetricsCountTheRun(t *testing.T) {
 	}
 	before := len(d.Emu.Requests())
 
-	code, stdout, stderr := d.Enqueue(t, 3*time.Minute, "backfill", "--since", "2026-05-01", "--until", "2026-05-03", "--delete", "--wait")
-	if code != 0 {
-		t.Fatalf("backfill exited %d\n%s\n%s\n%s", code, stdout, stderr, w.Logs())
+	for _, args := range [][]string{
+		{"backfill", "--since", "2026-05-01", "--until", "2026-05-02", "--wait"},
+		{"hold", "add", "--reason", "metrics test", "--message", heldMsg},
+		{"backfill", "--since", "2026-05-01", "--until", "2026-05-03", "--delete", "--wait"},
+	} {
+		if code, stdout, stderr := d.Enqueue(t, 3*time.Minute, args...); code != 0 {
+			t.Fatalf("enqueue %v exited %d\n%s\n%s\n%s", args, code, stdout, stderr, w.Logs())
+		}
 	}
 	var (
 		archived, reused, deleted, gone, failed, held, suspect int
-		bytes                                                  int64
+		bytes, reusedBytes                                     int64
 	)
 	err := d.Pool.QueryRow(t.Context(), `
-		SELECT media_archived, media_reused, media_deleted, media_gone, media_failed, media_held, media_suspect, bytes_archived
-		FROM run_progress ORDER BY created_at DESC LIMIT 1`).
+		SELECT sum(media_archived), sum(media_reused), sum(media_deleted), sum(media_gone), sum(media_failed),
+			sum(media_held), sum(media_suspect), sum(bytes_archived)
+		FROM run_progress`).
 		Scan(&archived, &reused, &deleted, &gone, &failed, &held, &suspect, &bytes)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if archived != len(in) || deleted != len(in) {
-		t.Fatalf("the run archived %d and deleted %d of %d media", archived, deleted, len(in))
+	// bytes_archived counts a reused media's bytes again; the counter
+	// counts bytes copied.
+	err = d.Pool.QueryRow(t.Context(), `
+		SELECT coalesce(sum(m.size_bytes), 0) FROM run_media d JOIN media m ON m.sid = d.media_sid WHERE d.reused`).Scan(&reusedBytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reused == 0 || held == 0 || deleted+held != len(in) || archived != len(in)+reused {
+		t.Fatalf("the runs archived %d (reused %d), deleted %d, held %d of %d media: the test needs each", archived, reused, deleted, held, len(in))
 	}
 
 	m := scrape(t, addr)
@@ -138,7 +163,8 @@ func TestMetricsCountTheRun(t *testing.T) {
 		result string
 		want   int
 	}{
-		// A media archived then deleted is counted by the run as both.
+		// The catalog counts a reused media as archived, and a deleted or
+		// held one as archived too; the counters count each outcome once.
 		{"archived", archived - reused}, {"reused", reused}, {"deleted", deleted},
 		{"gone", gone}, {"failed", failed}, {"held", held}, {"suspect", suspect},
 	} {
@@ -146,8 +172,8 @@ func TestMetricsCountTheRun(t *testing.T) {
 			t.Errorf("mediasync_media_total{result=%q} = %v, the catalog says %d", c.result, got, c.want)
 		}
 	}
-	if got := sum(m, "mediasync_archived_bytes_total", src); got != float64(bytes) {
-		t.Errorf("mediasync_archived_bytes_total = %v, the catalog says %d bytes", got, bytes)
+	if got := sum(m, "mediasync_archived_bytes_total", src); got != float64(bytes-reusedBytes) {
+		t.Errorf("mediasync_archived_bytes_total = %v, the catalog says %d bytes copied", got, bytes-reusedBytes)
 	}
 
 	// Every request the emulator answered, by status, as the worker
@@ -173,7 +199,7 @@ func TestMetricsCountTheRun(t *testing.T) {
 		labels []string
 		min    float64
 	}{
-		{"mediasync_runs", []string{`kind="backfill"`, `state="succeeded"`}, 1},
+		{"mediasync_runs", []string{`kind="backfill"`, `state="succeeded"`}, 2},
 		{"mediasync_task_duration_seconds_count", []string{`type="message:archive"`}, 1},
 		{"mediasync_task_duration_seconds_count", []string{`type="run:start"`}, 1},
 		{"mediasync_ratelimit_wait_seconds_count", nil, float64(len(in))},
