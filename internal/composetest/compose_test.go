@@ -311,6 +311,15 @@ func TestHealthchecks(t *testing.T) {
 		})
 	}
 
+	// The app image's HEALTHCHECK probes the worker's /livez: a service
+	// that runs another of its programs turns it off, or it would report
+	// unhealthy for ever.
+	t.Run("enqueue has no worker healthcheck", func(t *testing.T) {
+		t.Parallel()
+		hc := service(t, p, "enqueue").HealthCheck
+		assert.True(t, hc != nil && hc.Disable, "service enqueue: healthcheck not disabled, so it inherits the app image's probe of /livez")
+	})
+
 	// What the worker serves is what its check probes.
 	t.Run("worker serves HTTP_ADDR", func(t *testing.T) {
 		t.Parallel()
