@@ -9,8 +9,10 @@
 #              script s3-init
 #
 # The programs are stamped with VERSION (their --version, the worker's
-# mediasync_build_info, an export's export.json): make docker passes git
-# describe's; .git is not in the build context, so a plain build says devel.
+# mediasync_build_info, an export's export.json):
+#   docker build --build-arg VERSION=$(git describe --tags --always --dirty) .
+# (docker-compose.yml passes $MEDIASYNC_VERSION). .git is not in the build
+# context, so without it they say devel.
 #
 # Both run on debian-slim rather than distroless: Docker health checks run a
 # program inside the container, and distroless has no curl, wget or shell
