@@ -13,6 +13,9 @@ type Metrics interface {
 	// ArchivedBytes counts bytes of a source's media copied into the
 	// archive.
 	ArchivedBytes(source string, n int64)
+	// Verified counts one archived object re-read and checked against the
+	// catalog (the verify* constants): mediasync_verify_total.
+	Verified(result string)
 }
 
 // Sources and results, the label values of mediasync_media_total.
@@ -26,6 +29,11 @@ const (
 	resultFailed   = "failed"   // failed for the run
 	resultHeld     = "held"     // its delete stopped by a legal hold
 	resultSuspect  = "suspect"  // its download not plausibly the media: kept aside
+
+	verifyOK       = "ok"       // size and SHA-256 match the catalog
+	verifyMismatch = "mismatch" // the object differs from the catalog
+	verifyMissing  = "missing"  // no object where the catalog says
+	verifyError    = "error"    // could not be read
 )
 
 type noMetrics struct{}
@@ -41,6 +49,7 @@ func (h *Handlers) meter() Metrics {
 
 func (noMetrics) Media(string, string, int)   {}
 func (noMetrics) ArchivedBytes(string, int64) {}
+func (noMetrics) Verified(string)             {}
 
 // counted counts one media of source with result when err, the error of
 // the step that recorded it, is nil; it returns err.
