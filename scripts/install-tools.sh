@@ -37,7 +37,7 @@ fi
 # server; only promtool is unpacked from the downloaded package into
 # .tools/bin, so no Prometheus daemon, service or system user is installed.
 # Without apt (or without the package), make test skips the check and says so.
-if ! command -v promtool >/dev/null; then
+if [ ! -x "$bin/promtool" ] && ! command -v promtool >/dev/null; then
   if command -v apt-get >/dev/null && command -v dpkg-deb >/dev/null; then
     tmp=$(mktemp -d)
     fetch() { (cd "$tmp" && apt-get download -q prometheus >/dev/null 2>&1); }
@@ -45,7 +45,7 @@ if ! command -v promtool >/dev/null; then
       apt-get update -q >/dev/null 2>&1 || true
       fetch || true
     fi
-    deb=$(ls "$tmp"/prometheus_*.deb 2>/dev/null | head -n1)
+    deb=$(ls "$tmp"/prometheus_*.deb 2>/dev/null | head -n1 || true)
     if [ -n "$deb" ] && dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$tmp" ./usr/bin/promtool; then
       echo "install-tools: promtool from Debian's prometheus package $(basename "$deb")" >&2
       mv "$tmp/usr/bin/promtool" "$bin/promtool"
