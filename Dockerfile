@@ -1,13 +1,22 @@
 # syntax=docker/dockerfile:1
 #
-# Two images for docker-compose.yml:
-#   target app (the default): /usr/local/bin/worker, enqueue and twilio-emulator
+# Three images for docker-compose.yml:
+#   target app (the default, the production image): /usr/local/bin/worker and
+#              enqueue; its HEALTHCHECK probes the worker's /livez
+#   target emulator: /usr/local/bin/twilio-emulator, for the demo and tests
+#              only, so the production image carries no fake Twilio
 #   target s3: versitygw v1.8.0, the demo's S3 server, and the bucket-creation
 #              script s3-init
 #
+# The programs are stamped with VERSION (their --version, the worker's
+# mediasync_build_info, an export's export.json):
+#   docker build --build-arg VERSION=$(git describe --tags --always --dirty) .
+# (docker-compose.yml passes $MEDIASYNC_VERSION). .git is not in the build
+# context, so without it they say devel.
+#
 # Both run on debian-slim rather than distroless: Docker health checks run a
 # program inside the container, and distroless has no curl, wget or shell
-# to probe /healthz and /_emulator/stats with. curl also signs the bucket
+# to probe /livez, /readyz and /_emulator/stats with. curl also signs the bucket
 # creation request in s3-init (--aws-sigv4), so no AWS CLI image is needed.
 
 ARG GO_VERSION=1.26
@@ -20,10 +29,11 @@ ENV CGO_ENABLED=0
 COPY go.mod go.sum ./
 RUN --mount=type=cache,target=/go/pkg/mod go mod download
 COPY . .
+ARG VERSION=devel
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
-    go build -trimpath -ldflags="-s -w" -o /out/worker ./cmd/worker && \
-    go build -trimpath -ldflags="-s -w" -o /out/enqueue ./cmd/enqueue && \
-    go build -trimpath -ldflags="-s -w" -o /out/twilio-emulator ./cmd/twilio-emulator
+    go build -trimpath -ldflags="-s -w -X github.com/mediasync/mediasync/internal/version.version=${VERSION}" -o /out/worker ./cmd/worker && \
+    go build -trimpath -ldflags="-s -w -X github.com/mediasync/mediasync/internal/version.version=${VERSION}" -o /out/enqueue ./cmd/enqueue && \
+    go build -trimpath -ldflags="-s -w -X github.com/mediasync/mediasync/internal/version.version=${VERSION}" -o /out-emulator/twilio-emulator ./cmd/twilio-emulator
 
 # --- versitygw, the S3 server ---
 # Built from its module rather than taken from the versity/versitygw image:
@@ -55,8 +65,20 @@ USER 10001
 EXPOSE 7070
 ENTRYPOINT ["/usr/local/bin/versitygw"]
 
-# Last, so a plain `docker build .` makes the programs' image.
+FROM runtime AS emulator
+COPY --from=build /out-emulator/twilio-emulator /usr/local/bin/twilio-emulator
+EXPOSE 4010 4011
+ENTRYPOINT ["/usr/local/bin/twilio-emulator"]
+
+# Last, so a plain `docker build .` makes the production image: worker and
+# enqueue. The worker serves /livez, /readyz and /metrics on HTTP_ADDR. The
+# image's health check is liveness (the process serves): a worker whose
+# Postgres is down is not fixed by restarting it; docker-compose.yml waits on
+# /readyz instead.
 FROM runtime AS app
 COPY --from=build /out/ /usr/local/bin/
-EXPOSE 4010 4011 9090
+ENV HTTP_ADDR=:9090
+EXPOSE 9090
+HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 \
+    CMD ["curl", "-fsS", "-o", "/dev/null", "http://127.0.0.1:9090/livez"]
 ENTRYPOINT ["/usr/local/bin/worker"]

@@ -219,7 +219,7 @@ func (h *Handlers) workOnMedia(ctx context.Context, run catalog.Run, items []cat
 				Msg("message task names a media of another account; media NOT archived or deleted")
 			err := permanent(fmt.Errorf("media %s: it belongs to account %s, not to run %s's account %s",
 				it.SID, it.AccountSID, run.ID, run.AccountSID))
-			if ferr := h.catalog.SetRunMedia(ctx, run.ID, it.SID, catalog.MediaFailed, false, errText(err)); ferr != nil {
+			if ferr := h.counted(sourceMessaging, resultFailed, h.catalog.SetRunMedia(ctx, run.ID, it.SID, catalog.MediaFailed, false, errText(err))); ferr != nil {
 				return ferr
 			}
 			errs = append(errs, err)
@@ -263,6 +263,7 @@ func (h *Handlers) workOnMedia(ctx context.Context, run catalog.Run, items []cat
 	if err != nil {
 		return err // the copies are create-only: a retry stores nothing twice
 	}
+	h.countCommit(sourceMessaging, archived, committed, outcomes)
 	// What is deleted is the copy the catalog recorded: this call's own
 	// copy only where its commit became the row; otherwise another task
 	// committed first (another worker, perhaps another bucket), and its

@@ -28,7 +28,7 @@ func (h *Handlers) deleteArchived(ctx context.Context, run catalog.Run, it catal
 	}
 	switch it.State {
 	case catalog.MediaDeleted:
-		return h.catalog.SetRunMedia(ctx, run.ID, it.SID, catalog.MediaDeleted, false, "")
+		return h.counted(sourceMessaging, resultDeleted, h.catalog.SetRunMedia(ctx, run.ID, it.SID, catalog.MediaDeleted, false, ""))
 	case catalog.MediaArchived:
 	default:
 		return h.mediaError(ctx, run.ID, it.SID, permanent(fmt.Errorf("delete media %s: state is %s, not archived", it.SID, it.State)))
@@ -81,7 +81,7 @@ func (h *Handlers) deleteArchived(ctx context.Context, run catalog.Run, it catal
 			// replay, or an old graph's tasks after an upgrade): only its
 			// outcome is left to record. Otherwise the row changed.
 			if now, gerr := h.catalog.GetMedia(ctx, it.SID); gerr == nil && now.State == catalog.MediaDeleted {
-				return h.catalog.SetRunMedia(ctx, run.ID, it.SID, catalog.MediaDeleted, false, "")
+				return h.counted(sourceMessaging, resultDeleted, h.catalog.SetRunMedia(ctx, run.ID, it.SID, catalog.MediaDeleted, false, ""))
 			}
 			return h.mediaError(ctx, run.ID, it.SID, permanent(err))
 		}
@@ -137,7 +137,7 @@ func (h *Handlers) goneFromTwilio(ctx context.Context, it catalog.MediaItem, err
 
 // recordDeleted records a delete Twilio answered, or a claim found gone.
 func (h *Handlers) recordDeleted(ctx context.Context, run catalog.Run, sid string, sent bool) error {
-	if err := h.catalog.MarkDeleted(ctx, run, sid); err != nil {
+	if err := h.counted(sourceMessaging, resultDeleted, h.catalog.MarkDeleted(ctx, run, sid)); err != nil {
 		if errors.Is(err, catalog.ErrHeld) {
 			// Any DELETE went out under its lease, before the hold was
 			// placed (the hold waited for it); the catalog keeps the media
@@ -153,5 +153,5 @@ func (h *Handlers) recordDeleted(ctx context.Context, run catalog.Run, sid strin
 // copy is safe and the media stays on Twilio until the hold is released and
 // a later run asks again.
 func (h *Handlers) heldDelete(ctx context.Context, run catalog.Run, sid string, inFlight bool) error {
-	return h.catalog.ReleaseHeldDelete(ctx, run, sid, inFlight)
+	return h.counted(sourceMessaging, resultHeld, h.catalog.ReleaseHeldDelete(ctx, run, sid, inFlight))
 }

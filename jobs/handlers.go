@@ -29,6 +29,7 @@ type Handlers struct {
 	enqueuer *Enqueuer
 	spoolDir string
 	log      zerolog.Logger
+	metrics  Metrics
 
 	maxBacklog   int
 	requeueBatch int
@@ -105,6 +106,8 @@ type Deps struct {
 	// write-once (WORM) until archiving time + Retention.
 	ObjectLock objects.LockMode
 	Retention  time.Duration
+	// Metrics counts media outcomes; nil counts nothing.
+	Metrics Metrics
 }
 
 // NewHandlers checks deps and returns the handlers.
@@ -135,6 +138,7 @@ func NewHandlers(d Deps) (*Handlers, error) {
 	if h.now == nil {
 		h.now = time.Now
 	}
+	h.metrics = d.Metrics
 	if h.passTimeout <= 0 {
 		h.passTimeout = 2 * time.Minute
 	}

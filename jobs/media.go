@@ -129,9 +129,9 @@ func (h *Handlers) keepSuspect(ctx context.Context, runID uuid.UUID, it catalog.
 	}
 	h.log.Warn().Str("media_sid", it.SID).Str("s3_key", key).Str("reason", errText(why)).
 		Msg("download is not plausibly the media; kept aside, NOT archived, NOT deleted from Twilio")
-	return h.catalog.MarkSuspect(ctx, runID, it.SID, catalog.SuspectCopy{
+	return h.counted(sourceMessaging, resultSuspect, h.catalog.MarkSuspect(ctx, runID, it.SID, catalog.SuspectCopy{
 		Size: spool.Size(), SHA256: spool.SHA256(), Key: key, Reason: errText(why),
-	})
+	}))
 }
 
 // contentNotFound decides what a 404 on a download means. Only the API's
@@ -151,7 +151,7 @@ func (h *Handlers) contentNotFound(ctx context.Context, runID uuid.UUID, it cata
 			return fmt.Errorf("download media %s: %w; Twilio still has the media, so the download is retried", it.SID, err)
 		}
 	}
-	return h.catalog.MarkGone(ctx, runID, it.SID)
+	return h.counted(sourceMessaging, resultGone, h.catalog.MarkGone(ctx, runID, it.SID))
 }
 
 // mediaMaxAttempts is how many failed attempts a media gets in a run before
@@ -176,7 +176,7 @@ func (h *Handlers) mediaError(ctx context.Context, runID uuid.UUID, sid string, 
 	// The media's own attempts decide (its siblings share the task's
 	// retries); the task's last attempt still ends what is left.
 	if isPermanent(err) || twilioPermanent(err) || n >= mediaMaxAttempts || lastAttempt(ctx) {
-		if ferr := h.catalog.MarkFailed(ctx, runID, sid, errText(err)); ferr != nil {
+		if ferr := h.counted(sourceMessaging, resultFailed, h.catalog.MarkFailed(ctx, runID, sid, errText(err))); ferr != nil {
 			return errors.Join(err, ferr)
 		}
 		if !isPermanent(err) {

@@ -31,3 +31,29 @@ if ! command -v unzip >/dev/null || ! command -v zipinfo >/dev/null; then
     exit 1
   fi
 fi
+
+# promtool: make test checks deploy/prometheus/alerts.yml with it (check
+# rules, test rules). Debian's prometheus package ships it beside the
+# server; only promtool is unpacked from the downloaded package into
+# .tools/bin, so no Prometheus daemon, service or system user is installed.
+# Without apt (or without the package), make test skips the check and says so.
+if [ ! -x "$bin/promtool" ] && ! command -v promtool >/dev/null; then
+  if command -v apt-get >/dev/null && command -v dpkg-deb >/dev/null; then
+    tmp=$(mktemp -d)
+    fetch() { (cd "$tmp" && apt-get download -q prometheus >/dev/null 2>&1); }
+    if ! fetch && [ "$(id -u)" = 0 ]; then
+      apt-get update -q >/dev/null 2>&1 || true
+      fetch || true
+    fi
+    deb=$(ls "$tmp"/prometheus_*.deb 2>/dev/null | head -n1 || true)
+    if [ -n "$deb" ] && dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$tmp" ./usr/bin/promtool; then
+      echo "install-tools: promtool from Debian's prometheus package $(basename "$deb")" >&2
+      mv "$tmp/usr/bin/promtool" "$bin/promtool"
+    else
+      echo "install-tools: could not get Debian's prometheus package: make test will skip promtool check rules" >&2
+    fi
+    rm -rf "$tmp"
+  else
+    echo "install-tools: no apt-get: promtool not installed; make test will skip promtool check rules" >&2
+  fi
+fi

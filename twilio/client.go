@@ -82,6 +82,7 @@ type Client struct {
 	limiter       Limiter
 	retry         RetryPolicy
 	onRetry       func(RetryEvent)
+	observer      func(api string, status int) // WithRequestObserver
 	userAgent     string
 	clock         Clock
 	jitter        func(n int64) int64
@@ -167,6 +168,7 @@ func New(accountSID string, opts ...Option) (*Client, error) {
 		limiter:       o.limiter,
 		retry:         retry,
 		onRetry:       o.onRetry,
+		observer:      o.observe,
 		userAgent:     defaultUserAgent,
 		clock:         o.clock,
 		jitter:        rand.Int64N,

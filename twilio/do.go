@@ -271,6 +271,7 @@ func (c *Client) attempt(ctx context.Context, r *request, method, path string, f
 	}
 
 	resp, err := c.http.Do(req)
+	c.observe(r, resp, err)
 	if err != nil {
 		release()
 		return nil, c.transportFailure(ctx, method, path, err)

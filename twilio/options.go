@@ -23,6 +23,7 @@ type options struct {
 	limiter            Limiter
 	retry              *RetryPolicy
 	onRetry            func(RetryEvent)
+	observe            func(api string, status int)
 	userAgent          string
 	clock              Clock
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/mediasync/mediasync/internal/devtools"
+	"github.com/mediasync/mediasync/internal/version"
 )
 
 func main() {
@@ -51,6 +52,7 @@ type options struct {
 	pg           string
 	timeout      time.Duration
 	pprofAddr    string
+	version      bool
 	s3HTTP       bool
 	s3CAEnv      bool
 }
@@ -89,11 +91,15 @@ Flags:
 	fs.BoolVar(&o.s3HTTP, "s3-http", false, "run the S3 server over plain http instead of TLS (the workers then spool large media: the fallback)")
 	fs.BoolVar(&o.s3CAEnv, "s3-ca-env", false, "make workers trust the S3 server's certificate through AWS_CA_BUNDLE instead of ARCHIVE_URL ca_bundle= (for -bin programs built before ca_bundle)")
 	fs.StringVar(&o.pprofAddr, "worker-pprof", "", "serve the worker's net/http/pprof on this loopback `address` (MEDIASYNC_PPROF_ADDR)")
+	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, err
 		}
 		return nil, errUsage
+	}
+	if o.version {
+		return o, nil
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "bench: unexpected arguments %q\n", fs.Args())
@@ -137,6 +143,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	o, err := parseFlags(args, stderr)
 	if err != nil {
 		return err
+	}
+	if o.version {
+		version.Print(stdout, "bench")
+		return nil
 	}
 	sizes := defaultSizes
 	if o.quick {

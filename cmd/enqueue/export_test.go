@@ -21,6 +21,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mediasync/mediasync/internal/e2etest"
+	"github.com/mediasync/mediasync/internal/version"
 	"github.com/mediasync/mediasync/twilio/twiliotest"
 )
 
@@ -117,6 +118,7 @@ func checkExportDir(t *testing.T, dir string, want map[string]string) {
 		Media            int    `json:"media"`
 		ManifestSHA256   string `json:"manifest_sha256"`
 		SHA256SUMSSHA256 string `json:"sha256sums_sha256"`
+		MediasyncVersion string `json:"mediasync_version"`
 	}
 	b, err := os.ReadFile(filepath.Join(dir, "export.json"))
 	require.NoError(t, err)
@@ -125,6 +127,10 @@ func checkExportDir(t *testing.T, dir string, want map[string]string) {
 	require.Equal(t, len(want), summary.Media)
 	require.Equal(t, fileSHA256(t, filepath.Join(dir, "manifest.jsonl")), summary.ManifestSHA256)
 	require.Equal(t, fileSHA256(t, filepath.Join(dir, "SHA256SUMS")), summary.SHA256SUMSSHA256)
+	// The version of the worker that wrote it (in process here): never
+	// the toolchain's "(devel)".
+	require.Equal(t, version.String(), summary.MediasyncVersion)
+	require.NotContains(t, summary.MediasyncVersion, "(devel)")
 }
 
 func fileSHA256(t *testing.T, path string) string {

@@ -19,6 +19,7 @@ import (
 	"syscall"
 
 	"github.com/mediasync/mediasync/catalog"
+	"github.com/mediasync/mediasync/internal/version"
 	"github.com/spf13/cobra"
 )
 
@@ -72,6 +73,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, getenv f
 Configuration comes from the environment: TWILIO_ACCOUNT_SID, DATABASE_URL,
 REDIS_URL and MEDIASYNC_NAMESPACE (see README.md).`,
 	}
+	root.Version = version.String()
+	root.SetVersionTemplate(version.Line("enqueue") + "\n") // as the other programs print it
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetArgs(args)

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mediasync/mediasync/internal/version"
 	"github.com/mediasync/mediasync/twilio/twiliotest"
 )
 
@@ -37,6 +38,7 @@ type options struct {
 	start   string
 	end     string
 	envFile string
+	version bool // --version: print it, serve nothing
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -109,8 +111,13 @@ Flags:
 	slow := byteSize(0)
 	fs.Var(&slow, "body-bytes-per-sec", "throttle content bodies to this many bytes per second (0: full speed)")
 
+	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
+	}
+	if *showVersion {
+		o.version = true
+		return o, nil
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
@@ -150,6 +157,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	o, err := parseFlags(args, stderr)
 	if err != nil {
 		return err
+	}
+	if o.version {
+		version.Print(stdout, "twilio-emulator")
+		return nil
 	}
 	srv, err := twiliotest.NewServer(o.cfg)
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/mediasync/mediasync/internal/config"
 	"github.com/mediasync/mediasync/internal/logging"
+	"github.com/mediasync/mediasync/internal/version"
 	"github.com/mediasync/mediasync/internal/worker"
 )
 
@@ -29,8 +30,9 @@ func run() int {
 	logging.Setup()
 	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
 	concurrency := fs.Int("concurrency", 0, "tasks run at once by this worker (overrides WORKER_CONCURRENCY)")
-	httpAddr := fs.String("http", "", "address of the health endpoint /healthz and /metrics, e.g. :9090 (overrides HTTP_ADDR)")
+	httpAddr := fs.String("http", "", "address of /livez, /readyz and /metrics, e.g. :9090 (overrides HTTP_ADDR)")
 	pprofAddr := fs.String("pprof", "", "loopback address to serve net/http/pprof on, e.g. 127.0.0.1:6060 (overrides MEDIASYNC_PPROF_ADDR)")
+	showVersion := fs.Bool("version", false, "print the version and exit")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: worker [flags]\n\nRuns a mediasync worker. Configuration is read from the environment: see README.md.\n\n")
 		fs.PrintDefaults()
@@ -40,6 +42,10 @@ func run() int {
 			return 0
 		}
 		return 2
+	}
+	if *showVersion {
+		version.Print(os.Stdout, "worker")
+		return 0
 	}
 	cfg, err := config.FromEnv(config.Need{TwilioCredentials: true, Archive: true})
 	if err != nil {

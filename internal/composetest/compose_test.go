@@ -116,7 +116,7 @@ func TestServices(t *testing.T) {
 		target     string // the Dockerfile target when built
 		entrypoint string // the program run, when the image's is not
 	}{
-		{service: "twilio-emulator", target: "app", entrypoint: "/usr/local/bin/twilio-emulator"},
+		{service: "twilio-emulator", target: "emulator", entrypoint: "/usr/local/bin/twilio-emulator"},
 		{service: "worker", target: "app", entrypoint: "/usr/local/bin/worker"},
 		{service: "enqueue", target: "app", entrypoint: "/usr/local/bin/enqueue"},
 		{service: "postgres", image: "postgres:15"},
@@ -296,7 +296,7 @@ func TestHealthchecks(t *testing.T) {
 		{"redis", "redis-cli ping"},
 		{"s3", "http://127.0.0.1:7070/healthz"},
 		{"twilio-emulator", "http://127.0.0.1:4010/_emulator/stats"},
-		{"worker", "http://127.0.0.1:9090/healthz"},
+		{"worker", "http://127.0.0.1:9090/readyz"}, // healthy = ready, not only alive
 	}
 	for _, tt := range tests {
 		t.Run(tt.service, func(t *testing.T) {
@@ -310,6 +310,15 @@ func TestHealthchecks(t *testing.T) {
 			assert.Containsf(t, strings.Join(hc.Test[1:], " "), tt.probe, "service %s: healthcheck test", tt.service)
 		})
 	}
+
+	// The app image's HEALTHCHECK probes the worker's /livez: a service
+	// that runs another of its programs turns it off, or it would report
+	// unhealthy for ever.
+	t.Run("enqueue has no worker healthcheck", func(t *testing.T) {
+		t.Parallel()
+		hc := service(t, p, "enqueue").HealthCheck
+		assert.True(t, hc != nil && hc.Disable, "service enqueue: healthcheck not disabled, so it inherits the app image's probe of /livez")
+	})
 
 	// What the worker serves is what its check probes.
 	t.Run("worker serves HTTP_ADDR", func(t *testing.T) {

@@ -19,6 +19,7 @@ type stage struct {
 	env        map[string]string
 	runs       [][]string // each shell command of each RUN, as words
 	copies     [][]string // each COPY's words after COPY
+	health     []string   // HEALTHCHECK's words after HEALTHCHECK
 }
 
 // parseDockerfile reads the stages of a Dockerfile: enough of its syntax
@@ -87,6 +88,8 @@ func parseDockerfile(text string) []*stage {
 			}
 		case "COPY":
 			st.copies = append(st.copies, words[1:])
+		case "HEALTHCHECK":
+			st.health = words[1:]
 		}
 	}
 	return stages
@@ -121,9 +124,12 @@ func TestDockerfile(t *testing.T) {
 	stages := parseDockerfile(string(raw))
 	require.NotEmpty(t, stages, "Dockerfile: no FROM")
 	app := stageNamed(stages, "app")
-	require.NotNil(t, app, "Dockerfile: no stage named app (the docker-compose.yml target of worker, enqueue and twilio-emulator)")
+	require.NotNil(t, app, "Dockerfile: no stage named app (the production image: worker and enqueue)")
+	require.NotNil(t, stageNamed(stages, "emulator"), "Dockerfile: no stage named emulator (twilio-emulator's own image)")
 
-	for _, bin := range []string{"worker", "enqueue", "twilio-emulator"} {
+	// The production image carries the programs an operator runs, and not
+	// the emulator, which has a target of its own.
+	for bin, target := range map[string]string{"worker": "app", "enqueue": "app", "twilio-emulator": "emulator"} {
 		t.Run(bin, func(t *testing.T) {
 			t.Parallel()
 			pkg := "./cmd/" + bin
@@ -142,6 +148,8 @@ func TestDockerfile(t *testing.T) {
 						continue
 					}
 					built, out = st, o
+					assert.Truef(t, strings.Contains(strings.Join(run, " "), "-X github.com/mediasync/mediasync/internal/version.version=${VERSION}"),
+						"Dockerfile: %s is built without -ldflags -X …/internal/version.version=${VERSION}: its --version would not say the image's version", bin)
 					cgoOff = slices.Contains(run[:i], "CGO_ENABLED=0")
 					for _, s := range lineage(stages, st) {
 						cgoOff = cgoOff || s.env["CGO_ENABLED"] == "0"
@@ -152,26 +160,43 @@ func TestDockerfile(t *testing.T) {
 			require.NotNilf(t, built, "Dockerfile: no `go build -o …/%s %s` line", bin, pkg)
 			assert.Truef(t, cgoOff, "Dockerfile: %s is built without CGO_ENABLED=0, so it may not run on the runtime image", bin)
 
-			installed := false
-			for _, c := range app.copies {
-				from := slices.IndexFunc(c, func(w string) bool { return w == "--from="+built.name })
-				if from < 0 || len(c) < 2 {
-					continue
-				}
-				dst := c[len(c)-1]
-				for _, src := range c[:len(c)-1] {
-					if strings.HasPrefix(src, "--") {
+			installedIn := func(img *stage) bool {
+				installed := false
+				for _, c := range img.copies {
+					from := slices.IndexFunc(c, func(w string) bool { return w == "--from="+built.name })
+					if from < 0 || len(c) < 2 {
 						continue
 					}
-					inSrc := src == out || strings.HasSuffix(src, "/") && strings.HasPrefix(out, src)
-					if inSrc && (dst == "/usr/local/bin/" || dst == "/usr/local/bin/"+bin) {
-						installed = true
+					dst := c[len(c)-1]
+					for _, src := range c[:len(c)-1] {
+						if strings.HasPrefix(src, "--") {
+							continue
+						}
+						inSrc := src == out || strings.HasSuffix(src, "/") && strings.HasPrefix(out, src)
+						if inSrc && (dst == "/usr/local/bin/" || dst == "/usr/local/bin/"+bin) {
+							installed = true
+						}
 					}
 				}
+				return installed
 			}
-			assert.Truef(t, installed, "Dockerfile: stage app does not COPY --from=%s %s into /usr/local/bin/", built.name, out)
+			for _, img := range []string{"app", "emulator"} {
+				if img == target {
+					assert.Truef(t, installedIn(stageNamed(stages, img)), "Dockerfile: stage %s does not COPY --from=%s %s into /usr/local/bin/", img, built.name, out)
+				} else {
+					assert.Falsef(t, installedIn(stageNamed(stages, img)), "Dockerfile: stage %s carries %s, which belongs in target %s only", img, bin, target)
+				}
+			}
 		})
 	}
+
+	// docker run of the production image knows whether the worker serves.
+	t.Run("app healthcheck", func(t *testing.T) {
+		t.Parallel()
+		assert.Containsf(t, strings.Join(app.health, " "), "http://127.0.0.1:9090/livez",
+			"Dockerfile: stage app's HEALTHCHECK does not probe the worker's /livez")
+		assert.Equal(t, ":9090", app.env["HTTP_ADDR"], "Dockerfile: stage app's HTTP_ADDR, the port its HEALTHCHECK probes")
+	})
 
 	t.Run("versitygw", func(t *testing.T) {
 		t.Parallel()

@@ -66,7 +66,7 @@ type Config struct {
 	// run as the schema's owner, applies migrations.
 	Migrate bool
 
-	// HTTPAddr is where the worker serves GET /healthz and Prometheus
+	// HTTPAddr is where the worker serves GET /livez, /readyz and Prometheus
 	// GET /metrics, e.g. :9090 (HTTP_ADDR); "" for nowhere. Defaults to "".
 	HTTPAddr string
 	// PprofAddr is a loopback address where the worker serves

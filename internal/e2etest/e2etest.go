@@ -49,8 +49,13 @@ var (
 	buildErr  error
 )
 
+// Version is the version Binary stamps into the programs, as make build
+// and the Docker image do with git describe's.
+const Version = "v0.0.0-e2e"
+
 // Binary returns the path of a mediasync program ("worker", "enqueue",
-// "twilio-emulator"), built once per test process from this checkout.
+// "twilio-emulator"), built once per test process from this checkout and
+// stamped with Version.
 func Binary(t testing.TB, name string) string {
 	t.Helper()
 	buildOnce.Do(func() {
@@ -63,8 +68,8 @@ func Binary(t testing.TB, name string) string {
 		if buildErr != nil {
 			return
 		}
-		cmd := exec.Command("go", "build", "-o", binDir+string(filepath.Separator),
-			"./cmd/worker", "./cmd/enqueue", "./cmd/twilio-emulator")
+		cmd := exec.Command("go", "build", "-ldflags", "-X github.com/mediasync/mediasync/internal/version.version="+Version,
+			"-o", binDir+string(filepath.Separator), "./cmd/worker", "./cmd/enqueue", "./cmd/twilio-emulator")
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
@@ -508,3 +513,7 @@ func withPoolMax(raw string, n int) string {
 	u.RawQuery = q.Encode()
 	return u.String()
 }
+
+// Terminate sends SIGTERM and returns at once, for a test that watches
+// the process drain.
+func (p *Process) Terminate() { _ = p.cmd.Process.Signal(syscall.SIGTERM) }

@@ -13,13 +13,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/mediasync/mediasync/archive"
 	"github.com/mediasync/mediasync/catalog"
+	"github.com/mediasync/mediasync/internal/version"
 )
 
 // Line is one media of the manifest, in both its forms.
@@ -234,21 +234,9 @@ func (s Summary) Encode() ([]byte, error) {
 	return append(b, '\n'), err
 }
 
-// Version is mediasync's version as the build recorded it: the module
-// version, or the VCS revision of a development build.
-func Version() string {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "unknown"
-	}
-	v := bi.Main.Version
-	for _, s := range bi.Settings {
-		if s.Key == "vcs.revision" {
-			v += " " + s.Value
-		}
-	}
-	return strings.TrimSpace(v)
-}
+// Version is mediasync's version (internal/version): what the build
+// stamped, else the checkout's revision.
+func Version() string { return version.String() }
 
 func rfc3339(t time.Time) string {
 	if t.IsZero() {

@@ -15,9 +15,6 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
@@ -25,6 +22,7 @@ import (
 	"github.com/mediasync/mediasync/archive"
 	"github.com/mediasync/mediasync/catalog"
 	"github.com/mediasync/mediasync/internal/config"
+	"github.com/mediasync/mediasync/internal/metrics"
 	"github.com/mediasync/mediasync/internal/objects"
 	"github.com/mediasync/mediasync/internal/ratelimit"
 	"github.com/mediasync/mediasync/internal/rediskeys"
@@ -35,8 +33,9 @@ import (
 
 // Run runs a worker until ctx ends: migrations, the Asynq server, the
 // reconcile, schedule and audit-anchor loops, and (when cfg.HTTPAddr and
-// cfg.PprofAddr are set) the /healthz and /metrics endpoint and pprof. On
-// return, tasks in flight have finished or gone back to the queue
+// cfg.PprofAddr are set) the /livez, /readyz and /metrics endpoint and
+// pprof. When ctx ends, /readyz answers 503 while tasks in flight finish.
+// On return, tasks in flight have finished or gone back to the queue
 // unchanged, and every loop and endpoint it started has ended.
 func Run(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 	// The pprof address is taken first, so a busy one fails the start
@@ -88,6 +87,7 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 		return err
 	}
 	keys := rediskeys.Namespace(cfg.Namespace) // every Redis key of the deployment
+	m := metrics.New()
 	limiter, err := ratelimit.New(rdb, ratelimit.Config{
 		Key:         keys.TwilioLimiter(cfg.Twilio.AccountSID),
 		MaxInFlight: cfg.Twilio.MaxConcurrency,
@@ -96,7 +96,7 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 	if err != nil {
 		return err
 	}
-	tw, err := newTwilio(cfg, limiter, log)
+	tw, err := newTwilio(cfg, limiter, m, log)
 	if err != nil {
 		return err
 	}
@@ -120,6 +120,7 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 		Now:        now,
 		LegalHolds: legalHolds,
 		ObjectLock: objects.LockMode(cfg.ObjectLock), Retention: cfg.Retention,
+		Metrics: m,
 	})
 	if err != nil {
 		return err
@@ -128,7 +129,7 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 		Queues: queues, Concurrency: cfg.Concurrency, ShutdownTimeout: cfg.ShutdownTimeout, Log: log,
 	})
 	mux := asynq.NewServeMux()
-	mux.Use(jobs.GrowStack, jobs.Logging(log))
+	mux.Use(jobs.GrowStack, m.TaskDuration, jobs.Logging(log))
 	jobs.Register(mux, h)
 	if err := srv.Start(mux); err != nil {
 		return fmt.Errorf("asynq server: %w", err)
@@ -158,11 +159,15 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 	}
 
 	var servers []*http.Server
+	hc := &health{probes: []probe{
+		{"postgres", func(ctx context.Context) error { return pool.Ping(ctx) }},
+		{"redis", func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
+		{"store", storeProbe(store, prefix)},
+	}}
 	if cfg.HTTPAddr != "" {
-		reg := prometheus.NewRegistry()
-		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-			newPolicyCollector(catalog.NewCatalog(pool), cfg.Twilio.AccountSID, now))
-		httpSrv := healthServer(cfg.HTTPAddr, pool, rdb, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		m.Register(m.CatalogCollector(catalog.NewCatalog(pool), cfg.Twilio.AccountSID, now),
+			m.QueueCollector(asynq.NewInspectorFromRedisClient(rdb), queues.Media, queues.List))
+		httpSrv := &http.Server{Addr: cfg.HTTPAddr, Handler: hc.handler(m.Handler()), ReadHeaderTimeout: 5 * time.Second}
 		servers = append(servers, httpSrv)
 		g.Go(func() error {
 			if err := httpSrv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -184,6 +189,7 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 	}
 
 	<-ctx.Done()
+	hc.draining.Store(true) // /readyz: 503 from here on; /livez and /metrics still serve
 	log.Info().Dur("shutdown_timeout", cfg.ShutdownTimeout).Msg("stopping: finishing tasks in flight")
 	stopLoops()
 	srv.Stop()     // take no new tasks
@@ -210,13 +216,14 @@ func poolConfig(databaseURL string, concurrency int) (*pgxpool.Config, error) {
 	return catalog.PoolConfig(databaseURL, int32(min(concurrency, maxTaskConns)+4), "mediasync-worker")
 }
 
-func newTwilio(c config.Config, l *ratelimit.Limiter, log zerolog.Logger) (*twilio.Client, error) {
+func newTwilio(c config.Config, l *ratelimit.Limiter, m *metrics.Metrics, log zerolog.Logger) (*twilio.Client, error) {
 	fleet := &ratelimit.FleetBackoff{Limiter: l, OnError: func(err error) {
 		log.Warn().Err(err).Msg("twilio: could not share a 429 with the fleet")
 	}}
 	opts := []twilio.Option{
 		twilio.WithBaseURL(c.Twilio.APIURL), twilio.WithConversationsURL(c.Twilio.ConversationsURL),
-		twilio.WithMCSURL(c.Twilio.MCSURL), twilio.WithLimiter(fleet),
+		twilio.WithMCSURL(c.Twilio.MCSURL), twilio.WithLimiter(m.TimeLimiter(fleet)),
+		twilio.WithRequestObserver(m.TwilioRequest),
 	}
 	if c.Twilio.APIKey != "" {
 		opts = append(opts, twilio.WithAPIKey(c.Twilio.APIKey, c.Twilio.APISecret))
@@ -249,23 +256,4 @@ func waitFor(ctx context.Context, what string, log zerolog.Logger, check func(co
 			return err
 		}
 	}
-}
-
-func healthServer(addr string, pool *pgxpool.Pool, rdb *redis.Client, metrics http.Handler) *http.Server {
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", metrics)
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
-		if err := pool.Ping(ctx); err != nil {
-			http.Error(w, "postgres unreachable", http.StatusServiceUnavailable)
-			return
-		}
-		if err := rdb.Ping(ctx).Err(); err != nil {
-			http.Error(w, "redis unreachable", http.StatusServiceUnavailable)
-			return
-		}
-		fmt.Fprintln(w, "ok")
-	})
-	return &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 }
