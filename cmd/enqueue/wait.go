@@ -89,7 +89,7 @@ func progressLine(st catalog.Status) string {
 		line += fmt.Sprintf(", days listed %d/%d", st.WindowsDone, st.WindowsTotal)
 	}
 	if st.State == catalog.RunRunning && st.Waiting != "" {
-		line += "; listing " + listingLine(st)
+		line += "; listing " + st.Listing(time.Now())
 	}
 	return line
 }
@@ -143,7 +143,7 @@ func printStatus(w io.Writer, st catalog.Status) {
 		fmt.Fprintf(w, "days listed:     %d/%d (%d pages)\n", st.WindowsDone, st.WindowsTotal, st.PagesFetched)
 	}
 	if st.State == catalog.RunRunning && st.WindowsTotal > st.WindowsDone {
-		fmt.Fprintf(w, "listing:         %s\n", listingLine(st))
+		fmt.Fprintf(w, "listing:         %s\n", st.Listing(time.Now()))
 	}
 	fmt.Fprintf(w, "messages seen:   %d\n", st.MessagesSeen)
 	fmt.Fprintf(w, "messages gone:   %d\n", st.MessagesGone)
@@ -175,16 +175,6 @@ func printStatus(w io.Writer, st catalog.Status) {
 	for _, g := range st.GoneMessages {
 		fmt.Fprintf(w, "gone:            %s: %s\n", g.SID, g.Reason)
 	}
-}
-
-// listingLine says what a run's listing is doing: the days being listed
-// now, or what it waits on and since when.
-func listingLine(st catalog.Status) string {
-	if st.Waiting != "" {
-		return fmt.Sprintf("waiting since %s (%s): %s", st.WaitingSince.Format(time.RFC3339),
-			time.Since(st.WaitingSince).Round(time.Second), st.Waiting)
-	}
-	return fmt.Sprintf("%d days at a time, in order", st.WindowsListing)
 }
 
 func printElapsed(w io.Writer, st catalog.Status) {
