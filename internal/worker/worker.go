@@ -162,7 +162,12 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 			newPolicyCollector(catalog.NewCatalog(pool), cfg.Twilio.AccountSID, now))
-		httpSrv := healthServer(cfg.HTTPAddr, pool, rdb, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		ui, closeUI, err := uiHandler(cfg, catalog.NewCatalog(pool), now, log)
+		if err != nil {
+			return err
+		}
+		defer closeUI()
+		httpSrv := healthServer(cfg.HTTPAddr, pool, rdb, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ui)
 		servers = append(servers, httpSrv)
 		g.Go(func() error {
 			if err := httpSrv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -170,6 +175,9 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 			}
 			return nil
 		})
+	}
+	if cfg.HTTPAddr == "" && cfg.UIToken != "" {
+		log.Warn().Msg("web UI off: MEDIASYNC_UI_TOKEN is set but HTTP_ADDR is not")
 	}
 	if pprofLn != nil {
 		pprofSrv := pprofServer()
@@ -251,9 +259,14 @@ func waitFor(ctx context.Context, what string, log zerolog.Logger, check func(co
 	}
 }
 
-func healthServer(addr string, pool *pgxpool.Pool, rdb *redis.Client, metrics http.Handler) *http.Server {
+// healthServer serves /healthz, /metrics and, when ui is not nil, the web
+// UI under /ui/.
+func healthServer(addr string, pool *pgxpool.Pool, rdb *redis.Client, metrics, ui http.Handler) *http.Server {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", metrics)
+	if ui != nil {
+		mux.Handle("/ui/", ui)
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
