@@ -195,3 +195,13 @@ func (s Status) Listing(now time.Time) string {
 	}
 	return fmt.Sprintf("%d days at a time, in order", s.WindowsListing)
 }
+
+// MediaDone is how many of the media found are in a final state: neither
+// pending nor, with --delete, archived and still to delete.
+func (s Status) MediaDone() int {
+	done := s.MediaFound - s.MediaPending
+	if s.Delete {
+		done -= s.MediaArchived - s.MediaDeleted // archived, not yet deleted
+	}
+	return done
+}

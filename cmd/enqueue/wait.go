@@ -38,10 +38,7 @@ func (a *app) wait(ctx context.Context, cat *catalog.Catalog, id uuid.UUID) erro
 		if err != nil {
 			return err
 		}
-		done := st.MediaFound - st.MediaPending
-		if st.Delete {
-			done -= st.MediaArchived - st.MediaDeleted // archived, not yet deleted
-		}
+		done := st.MediaDone()
 		switch {
 		case bar != nil:
 			if st.MediaFound > 0 {
