@@ -120,7 +120,7 @@ func js[T any](t *testing.T, ctx context.Context, expr string) T {
 
 func screenshot(t *testing.T, ctx context.Context, name string) {
 	t.Helper()
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	png, err := chromedp.Run(ctx, chromedp.Screenshot(chromedp.CSS("body")))
 	if err != nil {
 		t.Fatalf("screenshot: %v", err)
 	}

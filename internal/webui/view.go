@@ -14,7 +14,9 @@ import (
 // html/template escapes it where it lands.
 func funcs(now func() time.Time) template.FuncMap {
 	return template.FuncMap{
-		"short": func(id uuid.UUID) string { return id.String()[:8] },
+		// A UUIDv7 begins with its time, the same for runs made together:
+		// the short form is its random end.
+		"short": func(id uuid.UUID) string { s := id.String(); return "…" + s[len(s)-8:] },
 		"ts":    timestamp,
 		"date": func(t time.Time) string {
 			if t.IsZero() {
@@ -67,9 +69,15 @@ func human(d time.Duration) string {
 	case d < time.Minute:
 		s = fmt.Sprintf("%ds", int(d.Seconds()))
 	case d < time.Hour:
-		s = fmt.Sprintf("%dm %ds", int(d.Minutes()), int(d.Seconds())%60)
+		s = fmt.Sprintf("%dm", int(d.Minutes()))
+		if sec := int(d.Seconds()) % 60; sec != 0 {
+			s += fmt.Sprintf(" %ds", sec)
+		}
 	case d < 48*time.Hour:
-		s = fmt.Sprintf("%dh %dm", int(d.Hours()), int(d.Minutes())%60)
+		s = fmt.Sprintf("%dh", int(d.Hours()))
+		if m := int(d.Minutes()) % 60; m != 0 {
+			s += fmt.Sprintf(" %dm", m)
+		}
 	default:
 		s = fmt.Sprintf("%dd", int(d.Hours()/24))
 	}
