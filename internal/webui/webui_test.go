@@ -89,7 +89,9 @@ func (f *fakeReads) PolicyHealth(_ context.Context, p catalog.Policy, _ time.Tim
 
 func (f *fakeReads) Holds(context.Context, bool) ([]catalog.Hold, error) { return f.holds, f.err }
 
-func (f *fakeReads) ListExports(context.Context, int) ([]catalog.Export, error) { return f.exports, f.err }
+func (f *fakeReads) ListExports(context.Context, int) ([]catalog.Export, error) {
+	return f.exports, f.err
+}
 
 func (f *fakeReads) ExportCounts(context.Context, uuid.UUID) (catalog.ExportCounts, error) {
 	return catalog.ExportCounts{Total: 3, Exported: 2, Failed: 1, Bytes: 2048}, nil
