@@ -108,6 +108,17 @@ func cancelAuthPrompts() chromedp.Action[chromedp.Void] {
 	}
 }
 
+// noOverflow fails the test if the page, or a table in it, is wider than
+// the window: nothing an operator reads may be cut off.
+func noOverflow(t *testing.T, ctx context.Context) {
+	t.Helper()
+	over := js[[]string](t, ctx, `[document.documentElement, ...document.querySelectorAll('.scroll, .card, table')]
+		.filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.tagName + '.' + e.className + ' ' + e.scrollWidth + '>' + e.clientWidth)`)
+	if len(over) > 0 {
+		t.Errorf("wider than the window: %v", over)
+	}
+}
+
 // js evaluates a JavaScript expression in the tab and decodes its value.
 func js[T any](t *testing.T, ctx context.Context, expr string) T {
 	t.Helper()
@@ -200,8 +211,11 @@ func TestBrowserFollowsARunToItsFailure(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS(row))); err != nil {
 		t.Fatalf("the runs list does not show run %s: %v", run, err)
 	}
-	if got := js[string](t, ctx, `document.querySelector('`+row+` td:nth-child(2)').textContent`); got != "backfill" {
+	if got := js[string](t, ctx, `document.querySelector('`+row+` td:nth-child(2) .kind').textContent`); got != "backfill" {
 		t.Fatalf("the run's kind reads %q, want backfill", got)
+	}
+	if got := js[string](t, ctx, `document.querySelector('`+row+` .source').textContent`); got != "messaging" {
+		t.Fatalf("the run's source reads %q, want messaging", got)
 	}
 	if got := js[string](t, ctx, `document.querySelector('`+row+` .scope').textContent`); got != "2026-05-01 – 2026-05-02" {
 		t.Fatalf("the run's range reads %q", got)
@@ -258,6 +272,7 @@ func TestBrowserFollowsARunToItsFailure(t *testing.T) {
 	if got := js[string](t, ctx, `document.querySelector('.counters .bad b').textContent`); got != "1" {
 		t.Fatalf("the failed counter reads %q, want 1", got)
 	}
+	noOverflow(t, ctx)
 	screenshot(t, ctx, "run-page.png")
 
 	// More runs for the list: a dry run of the same day, which succeeds,
@@ -280,6 +295,7 @@ func TestBrowserFollowsARunToItsFailure(t *testing.T) {
 	testenv.WaitFor(t, 30*time.Second, "the running run to have archived some media", func() bool {
 		return js[float64](t, ctx, `document.querySelector('table.runs tbody progress').value`) > 0
 	})
+	noOverflow(t, ctx)
 	screenshot(t, ctx, "runs-page.png")
 
 	// A tab without the token: its page and its own requests get 401.

@@ -127,9 +127,9 @@ func mode(r catalog.Run) string {
 	case r.DryRun:
 		return "dry run"
 	case r.Delete && !r.DeleteBefore.IsZero():
-		return "archive, delete sent before " + r.DeleteBefore.Format(time.DateOnly)
+		return "archive + delete sent before " + r.DeleteBefore.Format(time.DateOnly)
 	case r.Delete:
-		return "archive, then delete"
+		return "archive + delete"
 	}
 	return "archive"
 }
