@@ -298,6 +298,15 @@ func TestBrowserFollowsARunToItsFailure(t *testing.T) {
 	noOverflow(t, ctx)
 	screenshot(t, ctx, "runs-page.png")
 
+	// The queues, in asynqmon under /ui/ (its own script renders them).
+	if err := chromedp.Do(ctx, chromedp.Navigate(base+"/ui/queues/")); err != nil {
+		t.Fatal(err)
+	}
+	media := d.Env["MEDIASYNC_NAMESPACE"]
+	testenv.WaitFor(t, 30*time.Second, "asynqmon to list the media queue", func() bool {
+		return strings.Contains(js[string](t, ctx, `document.body.innerText`), media)
+	}, func() string { return js[string](t, ctx, `document.body.innerText`) })
+
 	// A tab without the token: its page and its own requests get 401.
 	bare, cancel := chromedp.NewContext(ctx)
 	defer cancel()
