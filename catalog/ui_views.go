@@ -47,8 +47,10 @@ func (c *Catalog) RunsPage(ctx context.Context, f RunsPageFilter) ([]RunSummary,
 		before = &f.Before
 	}
 	rows, err := c.pool.Query(ctx, `
-		SELECT `+runColumns+`, r.source,
-			w.total, w.done, p.found, p.done, p.failed
+		SELECT `+runColumns+`, r.source, w.total, w.done,
+			CASE WHEN r.kind = 'export' THEN x.found ELSE m.found END,
+			CASE WHEN r.kind = 'export' THEN x.done ELSE m.done END,
+			CASE WHEN r.kind = 'export' THEN x.failed ELSE m.failed END
 		FROM (
 			SELECT * FROM runs
 			WHERE ($1::text = '' OR state = $1)
@@ -61,11 +63,11 @@ func (c *Catalog) RunsPage(ctx context.Context, f RunsPageFilter) ([]RunSummary,
 			SELECT count(*) AS found,
 				count(*) FILTER (WHERE NOT (state = 'pending' OR (delete_wanted AND state = 'archived'))) AS done,
 				count(*) FILTER (WHERE state IN ('failed', 'suspect')) AS failed
-			FROM run_media WHERE run_id = r.id AND r.kind <> 'export'
-			UNION ALL
-			SELECT count(*), count(*) FILTER (WHERE state <> 'pending'), count(*) FILTER (WHERE state = 'failed')
-			FROM export_media WHERE run_id = r.id AND r.kind = 'export'
-			ORDER BY 1 DESC LIMIT 1) p
+			FROM run_media WHERE run_id = r.id) m
+		CROSS JOIN LATERAL ( -- an export's media are its own rows
+			SELECT count(*) AS found, count(*) FILTER (WHERE state <> 'pending') AS done,
+				count(*) FILTER (WHERE state = 'failed') AS failed
+			FROM export_media WHERE run_id = r.id) x
 		ORDER BY r.created_at DESC, r.id DESC`, string(f.State), before, f.Limit)
 	if err != nil {
 		return nil, fmt.Errorf("runs page: %w", err)

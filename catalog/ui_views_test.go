@@ -56,6 +56,24 @@ func TestRunsPageNewestFirstByCursor(t *testing.T) {
 	require.Equal(t, 2, s.WindowsTotal)
 	require.Equal(t, [3]int{4, 3, 2}, [3]int{s.MediaFound, s.MediaDone, s.MediaFailed}, "found, done, failed or suspect")
 
+	// An export counts its own media.
+	exp, err := c.CreateExport(ctx, catalog.ExportSpec{AccountSID: acct, Since: since, Until: since.AddDate(0, 0, 1),
+		Out: "file:///tmp/x", Format: catalog.ExportDir, Actor: "test"})
+	require.NoError(t, err)
+	_, err = c.Pool().Exec(ctx, `INSERT INTO messages (sid, account_sid) VALUES ($1, $2)`, msg1, acct)
+	require.NoError(t, err)
+	for i, state := range []string{"pending", "exported", "failed"} {
+		sid := fmt.Sprintf("ME%032d", 100+i)
+		_, err = c.Pool().Exec(ctx, `INSERT INTO media (sid, account_sid, message_sid) VALUES ($1, $2, $3)`, sid, acct, msg1)
+		require.NoError(t, err)
+		_, err = c.Pool().Exec(ctx, `INSERT INTO export_media (run_id, seq, media_sid, state) VALUES ($1, $2, $3, $4)`, exp.ID, i, sid, state)
+		require.NoError(t, err)
+	}
+	page, err = c.RunsPage(ctx, catalog.RunsPageFilter{Limit: 1})
+	require.NoError(t, err)
+	require.Equal(t, exp.ID, page[0].ID)
+	require.Equal(t, [3]int{3, 2, 1}, [3]int{page[0].MediaFound, page[0].MediaDone, page[0].MediaFailed})
+
 	failed, err := c.RunsPage(ctx, catalog.RunsPageFilter{State: catalog.RunFailed})
 	require.NoError(t, err)
 	require.Len(t, failed, 1)
