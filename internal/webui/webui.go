@@ -220,7 +220,12 @@ func (u *ui) run(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	data := map[string]any{"S": st, "Live": !st.Finished()}
-	if !st.Finished() && st.State == catalog.RunRunning && st.WindowsTotal > st.WindowsDone {
+	switch {
+	case st.State == catalog.RunQueued:
+		// As enqueue status --wait warns: a run nobody starts waits on a worker.
+		data["Listing"] = fmt.Sprintf("queued %s ago: waiting for a worker (on the same REDIS_URL and MEDIASYNC_NAMESPACE) to start it",
+			human(u.Now().Sub(st.CreatedAt)))
+	case st.State == catalog.RunRunning && st.WindowsTotal > st.WindowsDone:
 		data["Listing"] = st.Listing(u.Now())
 	}
 

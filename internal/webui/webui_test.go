@@ -272,6 +272,12 @@ func TestRunPage(t *testing.T) {
 		t.Errorf("second page of failures: %d, %d rows, asked after %q", code, n, f.gotAfter)
 	}
 
+	q := run(3, catalog.RunQueued)
+	f.status[q.ID] = catalog.Status{Run: q.Run}
+	if code, body := get(t, h, "/ui/runs/"+q.ID.String()); code != http.StatusOK || !strings.Contains(body, "queued 1h ago: waiting for a worker") {
+		t.Errorf("a queued run's page does not say it waits on a worker: %d\n%s", code, body)
+	}
+
 	code, body = get(t, h, "/ui/runs/"+e.ID.String())
 	for _, want := range []string{"media/2026/05/01/ME1.jpg", "p/export.zip", "s3://b/p"} {
 		if code != http.StatusOK || !strings.Contains(body, want) {
