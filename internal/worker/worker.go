@@ -124,6 +124,18 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 	if err != nil {
 		return err
 	}
+	// The web UI is made before anything starts, so its failure returns
+	// with nothing to stop.
+	var ui http.Handler
+	if cfg.HTTPAddr != "" {
+		var closeUI func()
+		if ui, closeUI, err = uiHandler(cfg, catalog.NewCatalog(pool), now, log); err != nil {
+			return err
+		}
+		defer closeUI()
+	} else if cfg.UIToken != "" {
+		log.Warn().Msg("web UI off: MEDIASYNC_UI_TOKEN is set but HTTP_ADDR is not")
+	}
 	srv := jobs.NewServer(rdb, jobs.ServerConfig{
 		Queues: queues, Concurrency: cfg.Concurrency, ShutdownTimeout: cfg.ShutdownTimeout, Log: log,
 	})
@@ -162,11 +174,6 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 			newPolicyCollector(catalog.NewCatalog(pool), cfg.Twilio.AccountSID, now))
-		ui, closeUI, err := uiHandler(cfg, catalog.NewCatalog(pool), now, log)
-		if err != nil {
-			return err
-		}
-		defer closeUI()
 		httpSrv := healthServer(cfg.HTTPAddr, pool, rdb, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ui)
 		servers = append(servers, httpSrv)
 		g.Go(func() error {
@@ -175,9 +182,6 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 			}
 			return nil
 		})
-	}
-	if cfg.HTTPAddr == "" && cfg.UIToken != "" {
-		log.Warn().Msg("web UI off: MEDIASYNC_UI_TOKEN is set but HTTP_ADDR is not")
 	}
 	if pprofLn != nil {
 		pprofSrv := pprofServer()
