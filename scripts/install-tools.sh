@@ -57,3 +57,17 @@ if [ ! -x "$bin/promtool" ] && ! command -v promtool >/dev/null; then
     echo "install-tools: no apt-get: promtool not installed; make test will skip promtool check rules" >&2
   fi
 fi
+
+# Chromium: the web UI's browser test (internal/webui) drives it headless
+# through chromedp. Installed from the distribution's packages when missing;
+# the test looks for /usr/bin/chromium, or the path in $CHROMIUM.
+if [ -z "${CHROMIUM:-}" ] && [ ! -x /usr/bin/chromium ]; then
+  if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    echo "install-tools: installing chromium (Debian package)" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium >&2 ||
+      { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium >&2; }
+  else
+    echo "install-tools: chromium is needed by the browser test; install it (Debian: apt-get install chromium) or set CHROMIUM" >&2
+    exit 1
+  fi
+fi

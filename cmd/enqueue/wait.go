@@ -38,10 +38,7 @@ func (a *app) wait(ctx context.Context, cat *catalog.Catalog, id uuid.UUID) erro
 		if err != nil {
 			return err
 		}
-		done := st.MediaFound - st.MediaPending
-		if st.Delete {
-			done -= st.MediaArchived - st.MediaDeleted // archived, not yet deleted
-		}
+		done := st.MediaDone()
 		switch {
 		case bar != nil:
 			if st.MediaFound > 0 {
@@ -92,7 +89,7 @@ func progressLine(st catalog.Status) string {
 		line += fmt.Sprintf(", days listed %d/%d", st.WindowsDone, st.WindowsTotal)
 	}
 	if st.State == catalog.RunRunning && st.Waiting != "" {
-		line += "; listing " + listingLine(st)
+		line += "; listing " + st.Listing(time.Now())
 	}
 	return line
 }
@@ -150,7 +147,7 @@ func printStatus(w io.Writer, st catalog.Status) {
 		fmt.Fprintf(w, "days listed:     %d/%d (%d pages)\n", st.WindowsDone, st.WindowsTotal, st.PagesFetched)
 	}
 	if st.State == catalog.RunRunning && st.WindowsTotal > st.WindowsDone {
-		fmt.Fprintf(w, "listing:         %s\n", listingLine(st))
+		fmt.Fprintf(w, "listing:         %s\n", st.Listing(time.Now()))
 	}
 	fmt.Fprintf(w, "messages seen:   %d\n", st.MessagesSeen)
 	fmt.Fprintf(w, "messages gone:   %d\n", st.MessagesGone)
@@ -182,16 +179,6 @@ func printStatus(w io.Writer, st catalog.Status) {
 	for _, g := range st.GoneMessages {
 		fmt.Fprintf(w, "gone:            %s: %s\n", g.SID, g.Reason)
 	}
-}
-
-// listingLine says what a run's listing is doing: the days being listed
-// now, or what it waits on and since when.
-func listingLine(st catalog.Status) string {
-	if st.Waiting != "" {
-		return fmt.Sprintf("waiting since %s (%s): %s", st.WaitingSince.Format(time.RFC3339),
-			time.Since(st.WaitingSince).Round(time.Second), st.Waiting)
-	}
-	return fmt.Sprintf("%d days at a time, in order", st.WindowsListing)
 }
 
 func printElapsed(w io.Writer, st catalog.Status) {

@@ -73,6 +73,10 @@ type Config struct {
 	// net/http/pprof, e.g. 127.0.0.1:6060 (MEDIASYNC_PPROF_ADDR), for
 	// profiling under load; "" for nowhere. Defaults to "".
 	PprofAddr string
+	// UIToken is the password of the web UI under /ui/ on HTTPAddr
+	// (MEDIASYNC_UI_TOKEN, secret; HTTP basic auth, any user name); ""
+	// turns the UI off.
+	UIToken string
 
 	// ClockOffset shifts the clock of policy ticks
 	// (MEDIASYNC_CLOCK_OFFSET, e.g. 72h): for tests and drills of catch-up
@@ -152,6 +156,7 @@ func Load(getenv func(string) string, need Need) (Config, error) {
 		},
 		HTTPAddr:  get("HTTP_ADDR", ""),
 		PprofAddr: get("MEDIASYNC_PPROF_ADDR", ""),
+		UIToken:   get("MEDIASYNC_UI_TOKEN", ""),
 	}
 
 	var err error

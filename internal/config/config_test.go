@@ -34,6 +34,7 @@ func TestLoadDefaults(t *testing.T) {
 	require.Equal(t, 40, c.Concurrency, "twice TWILIO_MAX_CONCURRENCY")
 	require.Equal(t, 20, c.Twilio.MaxConcurrency)
 	require.Empty(t, c.HTTPAddr)
+	require.Empty(t, c.UIToken, "no token: the web UI is off")
 
 	// Only the account's limit set: the worker's tasks follow it.
 	c, err = Load(env(append(append([]string{}, base...), "TWILIO_MAX_CONCURRENCY", "16")...), Need{})
@@ -48,6 +49,10 @@ func TestLoadDefaults(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, ":9090", c.HTTPAddr)
 	require.Equal(t, "127.0.0.1:6060", c.PprofAddr)
+
+	c, err = Load(env(append(append([]string{}, base...), "MEDIASYNC_UI_TOKEN", " ui-t0ken ")...), Need{})
+	require.NoError(t, err)
+	require.Equal(t, "ui-t0ken", c.UIToken)
 
 	c, err = Load(env(append(append([]string{}, base...), "TWILIO_CONVERSATIONS_URL", "http://twilio-emulator:4010",
 		"TWILIO_MCS_URL", "http://twilio-emulator:4011")...), Need{})

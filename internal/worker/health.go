@@ -75,9 +75,12 @@ func (h *health) readyz(w http.ResponseWriter, r *http.Request) {
 
 // handler serves the health endpoints and metrics. /healthz is /readyz
 // under its old name, for probes set up before the two were split.
-func (h *health) handler(metrics http.Handler) http.Handler {
+func (h *health) handler(metrics, ui http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", metrics)
+	if ui != nil {
+		mux.Handle("/ui/", ui)
+	}
 	mux.HandleFunc("GET /livez", h.livez)
 	mux.HandleFunc("GET /readyz", h.readyz)
 	mux.HandleFunc("GET /healthz", h.readyz)

@@ -32,7 +32,7 @@ func TestReadyzNamesWhatIsDown(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			h := &health{probes: tt.probes}
 			h.draining.Store(tt.draining)
-			srv := httptest.NewServer(h.handler(http.NotFoundHandler()))
+			srv := httptest.NewServer(h.handler(http.NotFoundHandler(), nil))
 			defer srv.Close()
 			for _, path := range []string{"/readyz", "/healthz"} {
 				code, body := get(t, srv.URL+path)

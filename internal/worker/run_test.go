@@ -19,7 +19,8 @@ import (
 
 // Run returns only once every loop and endpoint it started has ended, so
 // none of them outlives the Redis client and the Postgres pool Run closes
-// on its way out. (No other test of this package runs Run: the goroutines
+// on its way out; the web UI's queue view closes its own Redis client (the
+// package's TestMain finds any goroutine left). (No other test of this package runs Run: the goroutines
 // it looks for are this test's alone.)
 func TestRunWaitsForItsLoopsAndEndpoints(t *testing.T) {
 	t.Parallel()
@@ -33,6 +34,7 @@ func TestRunWaitsForItsLoopsAndEndpoints(t *testing.T) {
 	require.NoError(t, err)
 	cfg.HTTPAddr = fmt.Sprintf("127.0.0.1:%d", httpPort)
 	cfg.PprofAddr = fmt.Sprintf("127.0.0.1:%d", pprofPort)
+	cfg.UIToken = "ui-token" // the web UI and asynqmon (its own Redis client) too
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -49,6 +51,16 @@ func TestRunWaitsForItsLoopsAndEndpoints(t *testing.T) {
 			resp.Body.Close()
 			return resp.StatusCode == http.StatusOK
 		}, 30*time.Second, 20*time.Millisecond, "GET %s", url)
+	}
+
+	for _, path := range []string{"/ui/", "/ui/queues/api/queues"} {
+		req, err := http.NewRequest(http.MethodGet, "http://"+cfg.HTTPAddr+path, nil)
+		require.NoError(t, err)
+		req.SetBasicAuth("ops", cfg.UIToken)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode, "GET %s", path)
 	}
 
 	cancel()

@@ -125,6 +125,18 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 	if err != nil {
 		return err
 	}
+	// The web UI is made before anything starts, so its failure returns
+	// with nothing to stop.
+	var ui http.Handler
+	if cfg.HTTPAddr != "" {
+		var closeUI func()
+		if ui, closeUI, err = uiHandler(cfg, catalog.NewCatalog(pool), now, log); err != nil {
+			return err
+		}
+		defer closeUI()
+	} else if cfg.UIToken != "" {
+		log.Warn().Msg("web UI off: MEDIASYNC_UI_TOKEN is set but HTTP_ADDR is not")
+	}
 	srv := jobs.NewServer(rdb, jobs.ServerConfig{
 		Queues: queues, Concurrency: cfg.Concurrency, ShutdownTimeout: cfg.ShutdownTimeout, Log: log,
 	})
@@ -167,7 +179,7 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 	if cfg.HTTPAddr != "" {
 		m.Register(m.CatalogCollector(catalog.NewCatalog(pool), cfg.Twilio.AccountSID, now),
 			m.QueueCollector(asynq.NewInspectorFromRedisClient(rdb), queues.Media, queues.List))
-		httpSrv := &http.Server{Addr: cfg.HTTPAddr, Handler: hc.handler(m.Handler()), ReadHeaderTimeout: 5 * time.Second}
+		httpSrv := &http.Server{Addr: cfg.HTTPAddr, Handler: hc.handler(m.Handler(), ui), ReadHeaderTimeout: 5 * time.Second}
 		servers = append(servers, httpSrv)
 		g.Go(func() error {
 			if err := httpSrv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
