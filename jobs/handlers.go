@@ -45,6 +45,9 @@ type Handlers struct {
 
 	windowsReleased int
 
+	// verifyResults counts verify results for the metrics; nil: nowhere.
+	verifyResults VerifyResults
+
 	// reconcileStart rotates the run each Reconcile pass begins with.
 	reconcileStart atomic.Uint64
 
@@ -105,6 +108,9 @@ type Deps struct {
 	// write-once (WORM) until archiving time + Retention.
 	ObjectLock objects.LockMode
 	Retention  time.Duration
+	// VerifyResults, when set, counts each object a verify run reads by
+	// result (mediasync_verify_total{result}).
+	VerifyResults VerifyResults
 }
 
 // NewHandlers checks deps and returns the handlers.
@@ -130,7 +136,8 @@ func NewHandlers(d Deps) (*Handlers, error) {
 		pageSize: cmp.Or(d.PageSize, 1000), now: d.Now, passTimeout: d.PassTimeout,
 		windowsReleased: cmp.Or(d.WindowsReleased, DefaultWindowsReleased),
 		legalHolds:      d.LegalHolds, objectLock: d.ObjectLock, retention: d.Retention,
-		anchorNow: make(chan struct{}, 1),
+		anchorNow:     make(chan struct{}, 1),
+		verifyResults: d.VerifyResults,
 	}
 	if h.now == nil {
 		h.now = time.Now
@@ -154,6 +161,7 @@ func Register(mux *asynq.ServeMux, h *Handlers) {
 	mux.HandleFunc(TypeExportBatch, h.ExportBatch)
 	mux.HandleFunc(TypeExportFinish, h.ExportFinish)
 	mux.HandleFunc(TypeExportZip, h.ExportZip)
+	mux.HandleFunc(TypeVerifyBatch, h.VerifyBatch)
 }
 
 // liveRun returns the run a task belongs to, or ok=false when the task has

@@ -132,6 +132,9 @@ func (h *Handlers) reconcileRun(ctx context.Context, run catalog.Run, cutoff tim
 	if run.Kind == catalog.KindExport {
 		return h.reconcileExport(ctx, run, cutoff)
 	}
+	if run.Kind == catalog.KindVerify {
+		return h.reconcileVerify(ctx, run, cutoff)
+	}
 	// Only released windows have a page task to lose; the rest are
 	// released as listing advances.
 	if err := h.queueWindows(ctx, run, h.enqueuer.RequeueIn(ctx)); err != nil {

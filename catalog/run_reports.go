@@ -1,0 +1,170 @@
+package catalog
+
+import (
+	"context"
+	"fmt"
+	"iter"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+// Reads for operators (enqueue runs / failures, the /ui/ pages): each is
+// bounded by a limit or paged, so a run of millions of media costs the same
+// to look at as a small one.
+
+// RunFilter selects runs for ListRuns.
+type RunFilter struct {
+	State   RunState // "" for every state
+	Kind    string   // "" for every kind
+	Account string   // "" for every account
+	Before  time.Time
+	Limit   int // at most MaxRunsListed; 0 means DefaultRunsListed
+}
+
+// DefaultRunsListed and MaxRunsListed bound ListRuns.
+const (
+	DefaultRunsListed = 50
+	MaxRunsListed     = 1000
+)
+
+// ValidRunState reports whether s names a run state.
+func ValidRunState(s string) bool {
+	switch RunState(s) {
+	case RunQueued, RunRunning, RunSucceeded, RunFailed, RunCancelled:
+		return true
+	}
+	return false
+}
+
+// ListRuns returns runs newest first, as f selects; Before pages on from the
+// creation time of the last run of the previous page.
+func (c *Catalog) ListRuns(ctx context.Context, f RunFilter) ([]Run, error) {
+	limit := f.Limit
+	if limit <= 0 {
+		limit = DefaultRunsListed
+	}
+	limit = min(limit, MaxRunsListed)
+	rows, err := c.pool.Query(ctx, `SELECT `+runColumns+` FROM runs
+		WHERE ($1 = '' OR state = $1) AND ($2 = '' OR kind = $2) AND ($3 = '' OR account_sid = $3)
+		  AND ($4::timestamptz IS NULL OR created_at < $4)
+		ORDER BY created_at DESC, id DESC LIMIT $5`,
+		string(f.State), f.Kind, f.Account, nullTime(f.Before), limit)
+	if err != nil {
+		return nil, fmt.Errorf("list runs: %w", err)
+	}
+	runs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Run, error) { return scanRun(r) })
+	if err != nil {
+		return nil, fmt.Errorf("list runs: %w", err)
+	}
+	return runs, nil
+}
+
+// Failure kinds, in the order RunFailures lists them.
+const (
+	FailureExport  = "export"  // an export's media that could not be exported
+	FailureMedia   = "media"   // a media that failed
+	FailureMessage = "message" // a message whose media could not be listed
+	FailureSuspect = "suspect" // a media whose download was not plausibly it
+	FailureVerify  = "verify"  // a verify run's object that did not match
+	FailureWindow  = "window"  // a day whose listing failed
+)
+
+// RunFailure is one failed item of a run. Key orders items within a kind
+// and, with Kind, is the cursor of the next page.
+type RunFailure struct {
+	Kind   string `json:"kind"`
+	SID    string `json:"sid"` // media or message SID; "window N" for a window
+	Reason string `json:"reason"`
+	Key    string `json:"-"`
+}
+
+// FailureCursor is where a page of RunFailures starts: after this item.
+// The zero value starts at the first.
+type FailureCursor struct{ Kind, Key string }
+
+// failureRows are every failed item of a run, one row each, in a form that
+// orders by (kind, key) on indexes of the failed rows only.
+const failureRows = `
+	SELECT 'media' AS kind, media_sid AS key, media_sid AS sid, coalesce(error, '') AS reason
+	FROM run_media WHERE run_id = $1 AND state = 'failed'
+	UNION ALL
+	SELECT 'suspect', media_sid, media_sid, coalesce(error, '') FROM run_media WHERE run_id = $1 AND state = 'suspect'
+	UNION ALL
+	SELECT 'message', message_sid, message_sid, coalesce(error, '') FROM run_messages WHERE run_id = $1 AND state = 'failed'
+	UNION ALL
+	SELECT 'window', lpad(seq::text, 10, '0'), 'window ' || seq || ' (' || to_char(starts_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') || ')',
+		coalesce(error, '') FROM run_windows WHERE run_id = $1 AND state = 'failed'
+	UNION ALL
+	SELECT 'export', media_sid, media_sid, coalesce(error, '') FROM export_media WHERE run_id = $1 AND state = 'failed'
+	UNION ALL
+	SELECT 'verify', media_sid, media_sid, state || ': ' || coalesce(error, '') FROM run_verify WHERE run_id = $1 AND state NOT IN ('pending', 'ok')`
+
+// RunFailures returns up to limit failed items of a run after the cursor,
+// ordered by kind then SID (windows by number).
+func (c *Catalog) RunFailures(ctx context.Context, runID uuid.UUID, after FailureCursor, limit int) ([]RunFailure, error) {
+	rows, err := c.pool.Query(ctx, `SELECT kind, key, sid, reason FROM (`+failureRows+`) f
+		WHERE (kind, key) > ($2, $3) ORDER BY kind, key LIMIT $4`, runID, after.Kind, after.Key, limit)
+	if err != nil {
+		return nil, fmt.Errorf("failures of run %s: %w", runID, err)
+	}
+	fs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (RunFailure, error) {
+		var f RunFailure
+		return f, r.Scan(&f.Kind, &f.Key, &f.SID, &f.Reason)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("failures of run %s: %w", runID, err)
+	}
+	return fs, nil
+}
+
+// failuresPage is how many failures AllRunFailures reads per query.
+const failuresPage = 500
+
+// AllRunFailures yields every failed item of a run, a page at a time:
+// memory holds one page, however many failed.
+func (c *Catalog) AllRunFailures(ctx context.Context, runID uuid.UUID) iter.Seq2[RunFailure, error] {
+	return func(yield func(RunFailure, error) bool) {
+		var cur FailureCursor
+		for {
+			page, err := c.RunFailures(ctx, runID, cur, failuresPage)
+			if err != nil {
+				yield(RunFailure{}, err)
+				return
+			}
+			for _, f := range page {
+				if !yield(f, nil) {
+					return
+				}
+			}
+			if len(page) < failuresPage {
+				return
+			}
+			last := page[len(page)-1]
+			cur = FailureCursor{Kind: last.Kind, Key: last.Key}
+		}
+	}
+}
+
+// FailureCounts counts a run's failed items by kind.
+func (c *Catalog) FailureCounts(ctx context.Context, runID uuid.UUID) (map[string]int, error) {
+	rows, err := c.pool.Query(ctx, `SELECT kind, count(*) FROM (`+failureRows+`) f GROUP BY kind`, runID)
+	if err != nil {
+		return nil, fmt.Errorf("failure counts of run %s: %w", runID, err)
+	}
+	out := map[string]int{}
+	defer rows.Close()
+	for rows.Next() {
+		var k string
+		var n int
+		if err := rows.Scan(&k, &n); err != nil {
+			return nil, fmt.Errorf("failure counts of run %s: %w", runID, err)
+		}
+		out[k] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("failure counts of run %s: %w", runID, err)
+	}
+	return out, nil
+}
