@@ -136,7 +136,7 @@ func (c *Catalog) CreateRetry(ctx context.Context, of uuid.UUID, actor string) (
 			return err
 		}
 		created = true
-		return nil
+		return seedRetry(ctx, tx, id, of)
 	})
 	if err != nil {
 		return Run{}, false, fmt.Errorf("retry run %s: %w", of, err)
@@ -150,45 +150,29 @@ var errRetryKind = errors.New("only archiving runs can be retried")
 // ErrNotRetriable is CreateRetry refusing an export or verify run.
 var ErrNotRetriable = errRetryKind
 
-// SeedRetry gives a retry run its work, once (a start task run twice adds
-// nothing): the source run's failed windows (listed again from their first
-// page), its failed messages (listed again), and its failed or suspect
-// media (archived again; their message counted listed). Rows are stamped
-// in the past, so the reconciler's batches queue their messages at once
-// (as SeedDeletes does): the backlog bound holds however many failed.
-func (c *Catalog) SeedRetry(ctx context.Context, run Run) error {
-	if run.RetryOf == uuid.Nil {
-		return nil
-	}
-	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `
-			INSERT INTO run_windows (run_id, seq, starts_at, ends_at)
-			SELECT $1, seq, starts_at, ends_at FROM run_windows WHERE run_id = $2 AND state = 'failed'
-			ON CONFLICT DO NOTHING`, run.ID, run.RetryOf); err != nil {
+// seedRetry gives a retry run its work, in the transaction that creates
+// it (a run with no work left would end at once): the source run's failed
+// windows (listed again from their first page), its failed messages
+// (listed again), and its failed or suspect media (archived again; their
+// message counted listed). Rows are stamped in the past, so the run's start
+// queues their messages in the reconciler's batches (as SeedDeletes does):
+// the backlog bound holds however many failed.
+func seedRetry(ctx context.Context, tx pgx.Tx, id, of uuid.UUID) error {
+	for _, q := range []string{`
+		INSERT INTO run_windows (run_id, seq, starts_at, ends_at)
+		SELECT $1::uuid, seq, starts_at, ends_at FROM run_windows WHERE run_id = $2 AND state = 'failed'`, `
+		INSERT INTO run_messages (run_id, message_sid, state, updated_at)
+		SELECT $1::uuid, message_sid, 'pending', '-infinity'::timestamptz FROM run_messages WHERE run_id = $2 AND state = 'failed'`, `
+		INSERT INTO run_messages (run_id, message_sid, state, updated_at)
+		SELECT DISTINCT $1::uuid, message_sid, 'listed', '-infinity'::timestamptz FROM run_media
+		WHERE run_id = $2 AND state IN ('failed', 'suspect')
+		ON CONFLICT DO NOTHING`, `
+		INSERT INTO run_media (run_id, media_sid, message_sid, state, delete_wanted, updated_at)
+		SELECT $1::uuid, media_sid, message_sid, 'pending', delete_wanted, '-infinity'::timestamptz FROM run_media
+		WHERE run_id = $2 AND state IN ('failed', 'suspect')`} {
+		if _, err := tx.Exec(ctx, q, id, of); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `
-			INSERT INTO run_messages (run_id, message_sid, state, updated_at)
-			SELECT $1, message_sid, 'pending', '-infinity' FROM run_messages WHERE run_id = $2 AND state = 'failed'
-			ON CONFLICT DO NOTHING`, run.ID, run.RetryOf); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `
-			INSERT INTO run_messages (run_id, message_sid, state, updated_at)
-			SELECT DISTINCT $1, message_sid, 'listed', '-infinity'::timestamptz FROM run_media
-			WHERE run_id = $2 AND state IN ('failed', 'suspect')
-			ON CONFLICT DO NOTHING`, run.ID, run.RetryOf); err != nil {
-			return err
-		}
-		_, err := tx.Exec(ctx, `
-			INSERT INTO run_media (run_id, media_sid, message_sid, state, delete_wanted, updated_at)
-			SELECT $1, media_sid, message_sid, 'pending', delete_wanted, '-infinity' FROM run_media
-			WHERE run_id = $2 AND state IN ('failed', 'suspect')
-			ON CONFLICT DO NOTHING`, run.ID, run.RetryOf)
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("seed retry run %s: %w", run.ID, err)
 	}
 	return nil
 }

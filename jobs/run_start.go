@@ -64,17 +64,12 @@ func (h *Handlers) startRun(ctx context.Context, run catalog.Run, _ StartRunPayl
 	case catalog.KindVerify:
 		return h.startVerify(ctx, run)
 	case catalog.KindBackfill, catalog.KindPolicy, catalog.KindRetry:
-		if run.Kind == catalog.KindRetry {
-			// Its work is the failures of the run it retries, copied once;
-			// their messages are queued below, a batch at a time.
-			if err := h.catalog.SeedRetry(ctx, run); err != nil {
-				return err
-			}
-		}
 		if err := h.queueWindows(ctx, run, h.enqueuer.In(ctx)); err != nil {
 			return err
 		}
 		if run.Kind == catalog.KindRetry {
+			// Its work is the failures of the run it retries, copied when
+			// it was created: their messages, a batch at a time.
 			return h.requeue(ctx, run, time.Now())
 		}
 		if run.Kind == catalog.KindPolicy && run.Delete {
