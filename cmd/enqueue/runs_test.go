@@ -197,3 +197,97 @@ func TestFailuresRunsAndRetry(t *testing.T) {
 	require.Equal(t, 0, code)
 	require.Contains(t, out, "retry of "+id)
 }
+
+// `enqueue cancel` in the middle of a backfill --delete: once it returns,
+// Twilio receives no DELETE of the run, and listing and downloads stop
+// (tasks in flight end); the run ends cancelled, audited; the backfill's
+// own --wait exits 1 saying it was cancelled; cancelling again changes
+// nothing, and a finished run cannot be cancelled.
+func TestCancelMidRun(t *testing.T) {
+	t.Parallel()
+	d := &deployment{Deployment: e2etest.New(t, e2etest.Options{Emulator: twiliotest.Config{Seed: 7, Faults: twiliotest.Faults{
+		DeleteLatency: 200 * time.Millisecond,
+	}}}), logs: &e2etest.LogBuffer{}}
+	start := time.Date(2026, 3, 10, 0, 0, 0, 0, time.UTC)
+	_, err := d.Emu.Generate(d.Account.SID, twiliotest.Dataset{
+		Messages: 120, Start: start, End: start.AddDate(0, 0, 4),
+		NoMediaShare: -1, MaxMediaPerMessage: 1, MaxMediaSize: 2 << 10,
+	})
+	require.NoError(t, err)
+	// One request at a time: the run is still deleting when it is cancelled.
+	d.Env["TWILIO_MAX_CONCURRENCY"] = "1"
+	d.startWorker(t)
+
+	type result struct {
+		code     int
+		out, err string
+	}
+	done := make(chan result, 1)
+	go func() {
+		code, out, errOut := d.cli(t, "backfill", "--since", "2026-03-10", "--until", "2026-03-14", "--delete", "--wait")
+		done <- result{code, out, errOut}
+	}()
+	require.Eventually(t, func() bool { return len(d.Emu.Deletes(0)) >= 3 }, time.Minute, 20*time.Millisecond)
+	var rd runsDoc
+	d.cliJSON(t, &rd, "runs", "--state", "running")
+	require.Len(t, rd.Runs, 1)
+	id := rd.Runs[0].ID
+
+	code, out, errOut := d.cli(t, "cancel", id)
+	require.Equal(t, 0, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
+	require.Equal(t, "run "+id+" cancelled\n", out)
+	returned := time.Now()
+	deletes := len(d.Emu.Deletes(0))
+
+	res := <-done
+	require.Equal(t, 1, res.code, "stdout:\n%s\nstderr:\n%s", res.out, res.err)
+	require.Contains(t, res.err, "run "+id+" was cancelled")
+	require.Equal(t, "cancelled", e2etest.StatusValue(t, res.out, "state"))
+
+	// Whatever was in flight has ended well within this; nothing new starts.
+	time.Sleep(3 * time.Second)
+	requests := d.Emu.Stats().Requests
+	time.Sleep(2 * time.Second)
+	require.Equal(t, requests, d.Emu.Stats().Requests, "the cancelled run still talks to Twilio")
+	after := d.Emu.Deletes(0)
+	for _, del := range after {
+		require.False(t, del.Time.After(returned), "DELETE of %s at %s, after cancel returned at %s", del.MediaSID, del.Time, returned)
+	}
+	require.Equal(t, deletes, len(after))
+	require.Less(t, len(after), 120, "the run was cancelled before it deleted everything")
+	// What the catalog says deleted is what Twilio deleted, no more.
+	var rowsDeleted int
+	require.NoError(t, d.Pool.QueryRow(t.Context(), `SELECT count(*) FROM media WHERE state = 'deleted'`).Scan(&rowsDeleted))
+	require.LessOrEqual(t, rowsDeleted, len(after))
+
+	var st statusJSON
+	d.cliJSON(t, &st, "status", id)
+	require.Equal(t, "cancelled", st.Run.State)
+	require.NotNil(t, st.Run.FinishedAt)
+	require.Contains(t, st.Run.Error, "cancelled by")
+
+	code, out, errOut = d.cli(t, "audit", "--json")
+	require.Equal(t, 0, code, errOut)
+	var found bool
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		var e struct{ Action, Subject string }
+		require.NoError(t, json.Unmarshal([]byte(l), &e))
+		if e.Action == "run.cancelled" && e.Subject == id {
+			found = true
+		}
+	}
+	require.True(t, found, "no run.cancelled audit row:\n%s", out)
+
+	code, out, _ = d.cli(t, "cancel", id)
+	require.Equal(t, 0, code)
+	require.Equal(t, "run "+id+" was already cancelled\n", out)
+	code, _, errOut = d.cli(t, "status", id, "--wait")
+	require.Equal(t, 1, code)
+	require.Contains(t, errOut, "was cancelled")
+
+	code, out, errOut = d.cli(t, "message", after[0].MessageSID, "--wait")
+	require.Equal(t, 0, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
+	code, _, errOut = d.cli(t, "cancel", e2etest.StatusValue(t, out, "run"))
+	require.Equal(t, 2, code)
+	require.Contains(t, errOut, "already finished: succeeded")
+}
