@@ -249,7 +249,18 @@ func (c *Catalog) StartPolicyRun(ctx context.Context, name string, tick time.Tim
 			return nil // another worker started this tick
 		}
 		if p.Kind == PolicyVerify {
-			// Reads what is archived: no range, no watermark.
+			// Reads what is archived: no range, no watermark. A tick while
+			// the last verify still reads is skipped (the next one after it
+			// ends reads again): two would read the archive twice at once.
+			var busy bool
+			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM runs
+				WHERE policy_name = $1 AND state IN ('queued', 'running'))`, name).Scan(&busy); err != nil {
+				return err
+			}
+			if busy && !manual {
+				_, err := tx.Exec(ctx, `UPDATE policies SET last_tick = $2 WHERE name = $1`, name, tick)
+				return err
+			}
 			if id, err = insertVerifyRun(ctx, tx, VerifySpec{AccountSID: p.AccountSID, Sample: p.VerifySample, Actor: actor}, &p.Name, &tick); err != nil {
 				return err
 			}
