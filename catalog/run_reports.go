@@ -84,39 +84,61 @@ type RunFailure struct {
 // The zero value starts at the first.
 type FailureCursor struct{ Kind, Key string }
 
-// failureRows are every failed item of a run, one row each, in a form that
-// orders by (kind, key) on indexes of the failed rows only.
-const failureRows = `
-	SELECT 'media' AS kind, media_sid AS key, media_sid AS sid, coalesce(error, '') AS reason
-	FROM run_media WHERE run_id = $1 AND state = 'failed'
-	UNION ALL
-	SELECT 'suspect', media_sid, media_sid, coalesce(error, '') FROM run_media WHERE run_id = $1 AND state = 'suspect'
-	UNION ALL
-	SELECT 'message', message_sid, message_sid, coalesce(error, '') FROM run_messages WHERE run_id = $1 AND state = 'failed'
-	UNION ALL
-	SELECT 'window', lpad(seq::text, 10, '0'), 'window ' || seq || ' (' || to_char(starts_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') || ')',
-		coalesce(error, '') FROM run_windows WHERE run_id = $1 AND state = 'failed'
-	UNION ALL
-	SELECT 'export', media_sid, media_sid, coalesce(error, '') FROM export_media WHERE run_id = $1 AND state = 'failed'
-	UNION ALL
-	SELECT 'verify', media_sid, media_sid, state || ': ' || coalesce(error, '') FROM run_verify WHERE run_id = $1 AND state NOT IN ('pending', 'ok')`
+// failureKinds are the queries of each kind of failed item, in the order
+// RunFailures lists them: each pages on its own partial index (migration
+// 00029), so a page costs the same however many failed or succeeded.
+var failureKinds = []struct {
+	kind, query string
+}{
+	{FailureExport, `SELECT media_sid, media_sid, coalesce(error, '') FROM export_media
+		WHERE run_id = $1 AND state = 'failed' AND media_sid > $2 ORDER BY media_sid LIMIT $3`},
+	{FailureMedia, `SELECT media_sid, media_sid, coalesce(error, '') FROM run_media
+		WHERE run_id = $1 AND state = 'failed' AND media_sid > $2 ORDER BY media_sid LIMIT $3`},
+	{FailureMessage, `SELECT message_sid, message_sid, coalesce(error, '') FROM run_messages
+		WHERE run_id = $1 AND state = 'failed' AND message_sid > $2 ORDER BY message_sid LIMIT $3`},
+	{FailureSuspect, `SELECT media_sid, media_sid, coalesce(error, '') FROM run_media
+		WHERE run_id = $1 AND state = 'suspect' AND media_sid > $2 ORDER BY media_sid LIMIT $3`},
+	{FailureVerify, `SELECT media_sid, media_sid, state || ': ' || coalesce(error, '') FROM run_verify
+		WHERE run_id = $1 AND state NOT IN ('pending', 'ok') AND media_sid > $2 ORDER BY media_sid LIMIT $3`},
+	// The key of a window is its number, zero-padded so it orders as text.
+	{FailureWindow, `SELECT lpad(seq::text, 10, '0'),
+			'window ' || seq || ' (' || to_char(starts_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') || ')', coalesce(error, '')
+		FROM run_windows WHERE run_id = $1 AND state = 'failed' AND lpad(seq::text, 10, '0') > $2 ORDER BY seq LIMIT $3`},
+}
 
 // RunFailures returns up to limit failed items of a run after the cursor,
-// ordered by kind then SID (windows by number).
+// ordered by kind (as failureKinds) then SID (windows by number).
 func (c *Catalog) RunFailures(ctx context.Context, runID uuid.UUID, after FailureCursor, limit int) ([]RunFailure, error) {
-	rows, err := c.pool.Query(ctx, `SELECT kind, key, sid, reason FROM (`+failureRows+`) f
-		WHERE (kind, key) > ($2, $3) ORDER BY kind, key LIMIT $4`, runID, after.Kind, after.Key, limit)
-	if err != nil {
-		return nil, fmt.Errorf("failures of run %s: %w", runID, err)
+	var out []RunFailure
+	started := after.Kind == ""
+	for _, k := range failureKinds {
+		if !started {
+			if k.kind != after.Kind {
+				continue
+			}
+			started = true
+		}
+		if len(out) >= limit {
+			break
+		}
+		key := ""
+		if k.kind == after.Kind {
+			key = after.Key
+		}
+		rows, err := c.pool.Query(ctx, k.query, runID, key, limit-len(out))
+		if err != nil {
+			return nil, fmt.Errorf("failures of run %s: %w", runID, err)
+		}
+		fs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (RunFailure, error) {
+			f := RunFailure{Kind: k.kind}
+			return f, r.Scan(&f.Key, &f.SID, &f.Reason)
+		})
+		if err != nil {
+			return nil, fmt.Errorf("failures of run %s: %w", runID, err)
+		}
+		out = append(out, fs...)
 	}
-	fs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (RunFailure, error) {
-		var f RunFailure
-		return f, r.Scan(&f.Kind, &f.Key, &f.SID, &f.Reason)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("failures of run %s: %w", runID, err)
-	}
-	return fs, nil
+	return out, nil
 }
 
 // failuresPage is how many failures AllRunFailures reads per query.
@@ -147,24 +169,26 @@ func (c *Catalog) AllRunFailures(ctx context.Context, runID uuid.UUID) iter.Seq2
 	}
 }
 
-// FailureCounts counts a run's failed items by kind.
+// FailureCounts counts a run's failed items by kind; kinds with none are
+// left out.
 func (c *Catalog) FailureCounts(ctx context.Context, runID uuid.UUID) (map[string]int, error) {
-	rows, err := c.pool.Query(ctx, `SELECT kind, count(*) FROM (`+failureRows+`) f GROUP BY kind`, runID)
+	var n [6]int
+	err := c.pool.QueryRow(ctx, `SELECT
+		(SELECT count(*) FROM export_media WHERE run_id = $1 AND state = 'failed'),
+		(SELECT count(*) FROM run_media WHERE run_id = $1 AND state = 'failed'),
+		(SELECT count(*) FROM run_messages WHERE run_id = $1 AND state = 'failed'),
+		(SELECT count(*) FROM run_media WHERE run_id = $1 AND state = 'suspect'),
+		(SELECT count(*) FROM run_verify WHERE run_id = $1 AND state NOT IN ('pending', 'ok')),
+		(SELECT count(*) FROM run_windows WHERE run_id = $1 AND state = 'failed')`, runID).
+		Scan(&n[0], &n[1], &n[2], &n[3], &n[4], &n[5])
 	if err != nil {
 		return nil, fmt.Errorf("failure counts of run %s: %w", runID, err)
 	}
 	out := map[string]int{}
-	defer rows.Close()
-	for rows.Next() {
-		var k string
-		var n int
-		if err := rows.Scan(&k, &n); err != nil {
-			return nil, fmt.Errorf("failure counts of run %s: %w", runID, err)
+	for i, k := range failureKinds {
+		if n[i] > 0 {
+			out[k.kind] = n[i]
 		}
-		out[k] = n
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("failure counts of run %s: %w", runID, err)
 	}
 	return out, nil
 }

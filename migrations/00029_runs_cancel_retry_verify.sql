@@ -25,6 +25,12 @@ ALTER TABLE runs
     ADD COLUMN verify_selected_at timestamptz; -- a verify run's media are chosen (run_verify)
 CREATE UNIQUE INDEX runs_one_retry ON runs (retry_of) WHERE retry_of IS NOT NULL AND state IN ('queued', 'running');
 CREATE INDEX runs_state_created ON runs (state, created_at DESC);
+-- enqueue failures pages through a run's failed items of each kind in SID
+-- order, whatever else the run holds.
+CREATE INDEX run_media_failed ON run_media (run_id, media_sid) WHERE state = 'failed';
+CREATE INDEX run_media_suspect ON run_media (run_id, media_sid) WHERE state = 'suspect';
+CREATE INDEX run_messages_failed ON run_messages (run_id, message_sid) WHERE state = 'failed';
+CREATE INDEX export_media_failed ON export_media (run_id, media_sid) WHERE state = 'failed';
 -- A cancel waits for the delete leases of its run's media: few at a time.
 CREATE INDEX media_delete_leased ON media (delete_lease_until) WHERE delete_lease_until IS NOT NULL;
 
@@ -57,6 +63,10 @@ ALTER TABLE policies DROP COLUMN verify_sample, DROP COLUMN kind;
 ALTER TABLE media DROP COLUMN verify_error, DROP COLUMN verify_result, DROP COLUMN last_verified_at;
 DROP TABLE run_verify;
 DROP INDEX media_delete_leased;
+DROP INDEX export_media_failed;
+DROP INDEX run_messages_failed;
+DROP INDEX run_media_suspect;
+DROP INDEX run_media_failed;
 DROP INDEX runs_state_created;
 DROP INDEX runs_one_retry;
 ALTER TABLE runs DROP COLUMN verify_selected_at, DROP COLUMN verify_sample, DROP COLUMN retry_of;
