@@ -123,7 +123,7 @@ func (c *Catalog) CreateRetry(ctx context.Context, of uuid.UUID, actor string) (
 			if !src.Finished() {
 				return &RunFinishedError{ID: of, State: src.State}
 			}
-			return fmt.Errorf("run %s is an %s: %w", of, src.Kind, errRetryKind)
+			return fmt.Errorf("run %s is of kind %s: %w", of, src.Kind, errRetryKind)
 		}
 		spec := RunSpec{Kind: KindRetry, AccountSID: src.AccountSID, From: src.From, To: src.To,
 			Delete: src.Delete, DryRun: src.DryRun, Actor: actor}
@@ -136,7 +136,11 @@ func (c *Catalog) CreateRetry(ctx context.Context, of uuid.UUID, actor string) (
 			return err
 		}
 		created = true
-		return seedRetry(ctx, tx, id, of)
+		n, err := seedRetry(ctx, tx, id, of)
+		if err == nil && n == 0 {
+			err = fmt.Errorf("run %s: %w", of, ErrNothingToRetry)
+		}
+		return err
 	})
 	if err != nil {
 		return Run{}, false, fmt.Errorf("retry run %s: %w", of, err)
@@ -150,6 +154,9 @@ var errRetryKind = errors.New("only archiving runs can be retried")
 // ErrNotRetriable is CreateRetry refusing an export or verify run.
 var ErrNotRetriable = errRetryKind
 
+// ErrNothingToRetry is CreateRetry refusing a run with nothing failed.
+var ErrNothingToRetry = errors.New("nothing of it failed: nothing to retry")
+
 // seedRetry gives a retry run its work, in the transaction that creates
 // it (a run with no work left would end at once): the source run's failed
 // windows (listed again from their first page), its failed messages
@@ -157,7 +164,8 @@ var ErrNotRetriable = errRetryKind
 // message counted listed). Rows are stamped in the past, so the run's start
 // queues their messages in the reconciler's batches (as SeedDeletes does):
 // the backlog bound holds however many failed.
-func seedRetry(ctx context.Context, tx pgx.Tx, id, of uuid.UUID) error {
+func seedRetry(ctx context.Context, tx pgx.Tx, id, of uuid.UUID) (int64, error) {
+	var n int64
 	for _, q := range []string{`
 		INSERT INTO run_windows (run_id, seq, starts_at, ends_at)
 		SELECT $1::uuid, seq, starts_at, ends_at FROM run_windows WHERE run_id = $2 AND state = 'failed'`, `
@@ -170,9 +178,11 @@ func seedRetry(ctx context.Context, tx pgx.Tx, id, of uuid.UUID) error {
 		INSERT INTO run_media (run_id, media_sid, message_sid, state, delete_wanted, updated_at)
 		SELECT $1::uuid, media_sid, message_sid, 'pending', delete_wanted, '-infinity'::timestamptz FROM run_media
 		WHERE run_id = $2 AND state IN ('failed', 'suspect')`} {
-		if _, err := tx.Exec(ctx, q, id, of); err != nil {
-			return err
+		tag, err := tx.Exec(ctx, q, id, of)
+		if err != nil {
+			return 0, err
 		}
+		n += tag.RowsAffected()
 	}
-	return nil
+	return n, nil
 }

@@ -229,7 +229,7 @@ retry prints that run's id instead of starting another.`,
 					return usagef("no run %s", id)
 				case errors.As(err, &fe):
 					return usagef("cannot retry: %v", fe)
-				case errors.Is(err, catalog.ErrNotRetriable):
+				case errors.Is(err, catalog.ErrNotRetriable) || errors.Is(err, catalog.ErrNothingToRetry):
 					return usagef("cannot retry: %v", err)
 				case err != nil:
 					return err

@@ -187,6 +187,10 @@ func TestFailuresRunsAndRetry(t *testing.T) {
 	require.NoError(t, d.Pool.QueryRow(t.Context(), `SELECT count(*) FROM media WHERE state = 'archived'`).Scan(&archived))
 	require.Equal(t, 25, archived)
 
+	code, _, errOut = d.cli(t, "retry", retry)
+	require.Equal(t, 2, code, "nothing of the retry failed")
+	require.Contains(t, errOut, "nothing to retry")
+
 	d.cliJSON(t, &rd, "runs")
 	require.Len(t, rd.Runs, 2)
 	require.Equal(t, retry, rd.Runs[0].ID, "newest first")
