@@ -30,9 +30,6 @@ func (e *RunFinishedError) Error() string {
 	return fmt.Sprintf("run %s already finished: %s", e.ID, e.State)
 }
 
-// AuditRunCancelled is a run stopped by an operator.
-const AuditRunCancelled = "run.cancelled"
-
 // CancelRun stops a queued or running run: it ends cancelled, with the
 // audit row, in one transaction, and from then on every step of the run
 // finds it finished and does nothing (runStep's live-run check), and no
