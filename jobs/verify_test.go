@@ -7,7 +7,13 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
 
 	"github.com/stretchr/testify/require"
 
@@ -85,4 +91,93 @@ func TestReadStoredStreamsAndJudges(t *testing.T) {
 	result, _, err = h.readStored(t.Context(), "ME1", cp, size, sp.SHA256(), io.Discard)
 	require.NoError(t, err)
 	require.Equal(t, catalog.VerifyMismatch, result)
+}
+
+// A verify run keeps Redis at a few tasks whatever the archive's size:
+// its start queues the first WindowsReleased batches, each batch the one
+// after it and only while the backlog allows, and the reconciler rebuilds
+// only the chains' heads. Each result counts once in VerifyResults.
+func TestVerifyChainsUnderTheBacklogBound(t *testing.T) {
+	t.Parallel()
+	b := holdSetup(t, 0)
+	ctx := t.Context()
+	b.h.windowsReleased, b.h.maxBacklog = 2, 250
+	counted := &countResults{}
+	b.h.verifyResults = counted
+	const media = 170 // batches 0..3
+	for range media {
+		b.archive(t, "+15550100")
+	}
+	run, err := b.catalog.CreateVerifyRun(ctx, catalog.VerifySpec{AccountSID: testAccount, Sample: 1, Actor: "test"})
+	require.NoError(t, err)
+	_, err = b.catalog.StartRun(ctx, run.ID)
+	require.NoError(t, err)
+	require.NoError(t, b.h.startVerify(ctx, run))
+	run, err = b.catalog.GetRun(ctx, run.ID)
+	require.NoError(t, err)
+
+	inspector := asynq.NewInspectorFromRedisClient(b.redis.Client)
+	pending := func() []string {
+		tasks, err := inspector.ListPendingTasks(b.h.queues.Media)
+		require.NoError(t, err)
+		var ids []string
+		for _, tk := range tasks {
+			ids = append(ids, strings.TrimPrefix(tk.ID, "verify-batch:"+run.ID.String()+":"))
+		}
+		slices.Sort(ids)
+		return ids
+	}
+	require.Equal(t, []string{"0", "1"}, pending(), "the start queues two chains")
+
+	require.NoError(t, b.h.verifyBatch(ctx, run, VerifyBatchPayload{RunID: run.ID, Batch: 0}))
+	require.Equal(t, []string{"0", "1", "2"}, pending(), "batch 0 queued batch 2")
+
+	// Redis lost everything: the reconciler queues the heads only.
+	_, err = inspector.DeleteAllPendingTasks(b.h.queues.Media)
+	require.NoError(t, err)
+	_, err = b.catalog.Pool().Exec(ctx, `UPDATE run_verify SET updated_at = now() - interval '1 hour' WHERE run_id = $1`, run.ID)
+	require.NoError(t, err)
+	run.StartedAt = time.Now().Add(-time.Hour)
+	require.NoError(t, b.h.reconcileVerify(ctx, run, time.Now().Add(-time.Minute)))
+	require.Equal(t, []string{"1", "2"}, pending(), "not batch 3: it waits for batch 1")
+
+	// Over the backlog bound: the batch is read and recorded, the next
+	// waits (the task comes back later and only queues it).
+	b.h.maxBacklog = 1
+	err = b.h.verifyBatch(ctx, run, VerifyBatchPayload{RunID: run.ID, Batch: 1})
+	var rl *RetryLaterError
+	require.ErrorAs(t, err, &rl)
+	n, err := b.catalog.VerifyCounts(ctx, run.ID)
+	require.NoError(t, err)
+	require.Equal(t, 100, n.OK)
+	require.Equal(t, []string{"1", "2"}, pending())
+
+	b.h.maxBacklog = 250
+	for _, batch := range []int{1, 2, 3} {
+		require.NoError(t, b.h.verifyBatch(ctx, run, VerifyBatchPayload{RunID: run.ID, Batch: batch}))
+	}
+	n, err = b.catalog.VerifyCounts(ctx, run.ID)
+	require.NoError(t, err)
+	require.Equal(t, catalog.VerifyCounts{Total: media, OK: media, Bytes: n.Bytes}, n)
+	done, err := b.catalog.FinishRunIfDone(ctx, run.ID)
+	require.NoError(t, err)
+	require.True(t, done)
+	st, err := b.catalog.RunStatus(ctx, run.ID)
+	require.NoError(t, err)
+	require.Equal(t, catalog.RunSucceeded, st.State)
+	require.Equal(t, media, counted.n[catalog.VerifyOK], "each object counted once")
+}
+
+type countResults struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (c *countResults) Observe(result string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n == nil {
+		c.n = map[string]int{}
+	}
+	c.n[result]++
 }
