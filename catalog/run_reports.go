@@ -38,6 +38,15 @@ func ValidRunState(s string) bool {
 	return false
 }
 
+// ValidRunKind reports whether s names a run kind.
+func ValidRunKind(s string) bool {
+	switch s {
+	case KindBackfill, KindMessage, KindPolicy, KindExport, KindRetry, KindVerify:
+		return true
+	}
+	return false
+}
+
 // ListRuns returns runs newest first, as f selects; Before pages on from the
 // creation time of the last run of the previous page.
 func (c *Catalog) ListRuns(ctx context.Context, f RunFilter) ([]Run, error) {

@@ -28,23 +28,26 @@ func parseRunID(arg string) (uuid.UUID, error) {
 }
 
 func (a *app) runsCmd() *cobra.Command {
-	var state string
+	var state, kind string
 	var limit int
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "runs [--state S] [--limit N] [--json]",
+		Use:   "runs [--state S] [--kind K] [--limit N] [--json]",
 		Short: "List runs, newest first",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if state != "" && !catalog.ValidRunState(state) {
 				return usagef("--state %q is not a run state (queued, running, succeeded, failed, cancelled)", state)
 			}
+			if kind != "" && !catalog.ValidRunKind(kind) {
+				return usagef("--kind %q is not a run kind (backfill, message, policy, export, retry, verify)", kind)
+			}
 			if limit < 1 || limit > catalog.MaxRunsListed {
 				return usagef("--limit %d: want 1 to %d", limit, catalog.MaxRunsListed)
 			}
 			return a.withEnv(cmd.Context(), false, func(env *env) error {
 				runs, err := env.catalog.ListRuns(cmd.Context(), catalog.RunFilter{
-					State: catalog.RunState(state), Account: env.cfg.Twilio.AccountSID, Limit: limit})
+					State: catalog.RunState(state), Kind: kind, Account: env.cfg.Twilio.AccountSID, Limit: limit})
 				if err != nil {
 					return err
 				}
@@ -68,6 +71,7 @@ func (a *app) runsCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&state, "state", "", "only runs in this state: queued, running, succeeded, failed or cancelled")
+	cmd.Flags().StringVar(&kind, "kind", "", "only runs of this kind: backfill, message, policy, export, retry or verify")
 	cmd.Flags().IntVar(&limit, "limit", catalog.DefaultRunsListed, "how many to list")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "one JSON document: {\"runs\": [...]}")
 	return cmd
