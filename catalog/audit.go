@@ -24,6 +24,7 @@ const (
 	AuditPolicyRemoved = "policy.removed"
 	AuditRunStarted    = "run.started"
 	AuditRunFinished   = "run.finished"
+	AuditRunCancelled  = "run.cancelled" // an operator stopped a run (enqueue cancel)
 )
 
 // AuditEntry is one row of the audit log.

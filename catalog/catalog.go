@@ -32,6 +32,8 @@ var ErrRunNotFound = errors.New("run not found")
 const (
 	KindBackfill = "backfill"
 	KindMessage  = "message"
+	KindRetry    = "retry"  // the failures of a finished run, again (enqueue retry)
+	KindVerify   = "verify" // re-read archived objects against the catalog (enqueue verify)
 )
 
 // RunState is where a run is (runs.state).
@@ -43,6 +45,7 @@ const (
 	RunRunning   RunState = "running"
 	RunSucceeded RunState = "succeeded"
 	RunFailed    RunState = "failed"
+	RunCancelled RunState = "cancelled" // stopped by enqueue cancel
 )
 
 // WindowState is where a window's listing is (run_windows.state).
@@ -102,10 +105,19 @@ type Run struct {
 	PolicyName   string
 	Tick         time.Time
 	DeleteBefore time.Time
+
+	// RetryOf is the run whose failures a retry run does again.
+	RetryOf uuid.UUID
+	// VerifySample is the share of archived media a verify run re-reads;
+	// VerifySelectedAt, when it chose them.
+	VerifySample     float64
+	VerifySelectedAt time.Time
 }
 
 // Finished reports whether the run has reached a final state.
-func (r Run) Finished() bool { return r.State == RunSucceeded || r.State == RunFailed }
+func (r Run) Finished() bool {
+	return r.State == RunSucceeded || r.State == RunFailed || r.State == RunCancelled
+}
 
 // Window is one slice of a backfill's time range, listed page by page.
 type Window struct {
@@ -188,14 +200,24 @@ func insertRun(ctx context.Context, tx pgx.Tx, s RunSpec, policy *string, tick, 
 
 const runColumns = `id, kind, account_sid, since, until, coalesce(message_sid, ''), coalesce(from_number, ''),
 	coalesce(to_number, ''), delete_media, dry_run, actor, state, coalesce(error, ''), created_at, started_at, finished_at,
-	coalesce(policy_name, ''), tick, delete_before`
+	coalesce(policy_name, ''), tick, delete_before, retry_of, coalesce(verify_sample, 0), verify_selected_at`
 
-func scanRun(row pgx.Row) (Run, error) {
+func scanRun(row pgx.Row) (Run, error) { return scanRunWith(row) }
+
+// scanRunWith scans runColumns and then, into extra, the columns a query
+// selects after them.
+func scanRunWith(row pgx.Row, extra ...any) (Run, error) {
 	var r Run
 	var since, until, started, finished, tick, deleteBefore *time.Time
-	err := row.Scan(&r.ID, &r.Kind, &r.AccountSID, &since, &until, &r.MessageSID, &r.From, &r.To,
+	var retryOf *uuid.UUID
+	var selected *time.Time
+	err := row.Scan(append([]any{&r.ID, &r.Kind, &r.AccountSID, &since, &until, &r.MessageSID, &r.From, &r.To,
 		&r.Delete, &r.DryRun, &r.Actor, &r.State, &r.Error, &r.CreatedAt, &started, &finished,
-		&r.PolicyName, &tick, &deleteBefore)
+		&r.PolicyName, &tick, &deleteBefore, &retryOf, &r.VerifySample, &selected}, extra...)...)
+	r.VerifySelectedAt = deref(selected)
+	if retryOf != nil {
+		r.RetryOf = *retryOf
+	}
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Run{}, ErrRunNotFound
 	}
@@ -298,7 +320,9 @@ const runLeftToDo = `(
 	OR EXISTS (SELECT 1 FROM run_messages m WHERE m.run_id = r.id AND m.state = 'pending')
 	OR EXISTS (SELECT 1 FROM run_media d WHERE d.run_id = r.id
 	           AND (d.state = 'pending' OR (d.delete_wanted AND d.state = 'archived')))
-	OR (r.kind = 'message' AND NOT EXISTS (SELECT 1 FROM run_messages m WHERE m.run_id = r.id)))`
+	OR (r.kind = 'message' AND NOT EXISTS (SELECT 1 FROM run_messages m WHERE m.run_id = r.id))
+	OR EXISTS (SELECT 1 FROM run_verify v WHERE v.run_id = r.id AND v.state = 'pending')
+	OR (r.kind = 'verify' AND r.verify_selected_at IS NULL))`
 
 // FinishRunIfDone ends a running run once nothing is left to do: every
 // window listed, every message's media listed, every media in a final state
@@ -328,6 +352,7 @@ func (c *Catalog) FinishRunIfDone(ctx context.Context, id uuid.UUID) (bool, erro
 				state = CASE WHEN EXISTS (SELECT 1 FROM run_windows w WHERE w.run_id = r.id AND w.state = 'failed')
 				              OR EXISTS (SELECT 1 FROM run_messages m WHERE m.run_id = r.id AND m.state = 'failed')
 				              OR EXISTS (SELECT 1 FROM run_media d WHERE d.run_id = r.id AND d.state IN ('failed', 'suspect'))
+				              OR EXISTS (SELECT 1 FROM run_verify v WHERE v.run_id = r.id AND v.state NOT IN ('pending', 'ok'))
 				             THEN 'failed' ELSE 'succeeded' END
 			WHERE r.id = $1 AND r.state = 'running' AND r.kind NOT IN ('export', 'restore') -- they end in FinishExport, FinishRestore
 			  AND NOT `+runLeftToDo+`
@@ -393,6 +418,8 @@ type Status struct {
 	// are also counted above as found, pending and failed.
 	Restore  *Restore
 	Restores RestoreCounts
+	// A verify run's counts (Kind == KindVerify).
+	Verify *VerifyCounts
 }
 
 // maxSuspectsListed bounds the suspect media a status names: every one,
@@ -400,8 +427,13 @@ type Status struct {
 // that an operator should look at).
 const maxSuspectsListed = 1000
 
+// StatusFailures is how many failed items of each kind a status names;
+// RunFailures pages through all of them.
+const StatusFailures = 20
+
 // Failure is one failed item of a run.
 type Failure struct {
+	Kind   string // FailureMedia, FailureMessage, …
 	SID    string
 	Reason string
 }
@@ -440,17 +472,20 @@ func (c *Catalog) RunStatus(ctx context.Context, id uuid.UUID) (Status, error) {
 	}
 	s.WaitingSince = deref(since)
 	rows, err := c.pool.Query(ctx, `
-		(SELECT media_sid, coalesce(error, '') FROM run_media WHERE run_id = $1 AND state = 'failed' ORDER BY media_sid LIMIT 20)
+		(SELECT 'media', media_sid, coalesce(error, '') FROM run_media WHERE run_id = $1 AND state = 'failed' ORDER BY media_sid LIMIT $2)
 		UNION ALL
-		(SELECT message_sid, coalesce(error, '') FROM run_messages WHERE run_id = $1 AND state = 'failed' ORDER BY message_sid LIMIT 20)
+		(SELECT 'message', message_sid, coalesce(error, '') FROM run_messages WHERE run_id = $1 AND state = 'failed' ORDER BY message_sid LIMIT $2)
 		UNION ALL
-		(SELECT 'window ' || seq, coalesce(error, '') FROM run_windows WHERE run_id = $1 AND state = 'failed' ORDER BY seq LIMIT 20)`, id)
+		(SELECT 'window', 'window ' || seq, coalesce(error, '') FROM run_windows WHERE run_id = $1 AND state = 'failed' ORDER BY seq LIMIT $2)
+		UNION ALL
+		(SELECT 'verify', media_sid, state || ': ' || coalesce(error, '') FROM run_verify
+		 WHERE run_id = $1 AND state NOT IN ('pending', 'ok') ORDER BY media_sid LIMIT $2)`, id, StatusFailures)
 	if err != nil {
 		return Status{}, fmt.Errorf("run status %s: %w", id, err)
 	}
 	s.Failures, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (Failure, error) {
 		var f Failure
-		return f, r.Scan(&f.SID, &f.Reason)
+		return f, r.Scan(&f.Kind, &f.SID, &f.Reason)
 	})
 	if err != nil {
 		return Status{}, fmt.Errorf("run status %s: %w", id, err)
@@ -475,11 +510,18 @@ func (c *Catalog) RunStatus(ctx context.Context, id uuid.UUID) (Status, error) {
 		return Status{}, fmt.Errorf("run status %s: %w", id, err)
 	}
 	s.Suspects, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (Failure, error) {
-		var f Failure
+		f := Failure{Kind: FailureSuspect}
 		return f, r.Scan(&f.SID, &f.Reason)
 	})
 	if err != nil {
 		return Status{}, fmt.Errorf("run status %s: %w", id, err)
+	}
+	if run.Kind == KindVerify {
+		n, err := c.VerifyCounts(ctx, id)
+		if err != nil {
+			return Status{}, err
+		}
+		s.Verify = &n
 	}
 	return s, nil
 }

@@ -282,7 +282,7 @@ func TestFinishRunIfDoneExactlyOnce(t *testing.T) {
 	require.Equal(t, 1, st.MediaArchived)
 	require.Equal(t, 1, st.MediaFailed)
 	require.Equal(t, int64(1), st.BytesArchived)
-	require.Equal(t, []catalog.Failure{{SID: me2, Reason: "HTTP 403 from Twilio"}}, st.Failures)
+	require.Equal(t, []catalog.Failure{{Kind: catalog.FailureMedia, SID: me2, Reason: "HTTP 403 from Twilio"}}, st.Failures)
 }
 
 func TestGetRunUnknown(t *testing.T) {

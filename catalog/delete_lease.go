@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/mediasync/mediasync/internal/sleep"
@@ -62,10 +63,33 @@ const holdsLock int64 = 0x6d73686f6c6473
 // returns ErrHeld when a hold covers the media, and ErrNotDeletable when
 // the media is not archived and claimed.
 func (c *Catalog) LeaseDelete(ctx context.Context, sid string) (time.Duration, error) {
+	return c.leaseDelete(ctx, uuid.Nil, sid)
+}
+
+// LeaseRunDelete is LeaseDelete for a run's delete: it also returns
+// ErrRunNotLive once the run is no longer running (cancelled, or ended).
+// The run's row is read FOR SHARE, which CancelRun's UPDATE waits for, so
+// a lease is either taken before the cancel commits (and CancelRun waits
+// for it, as AddHold does) or sees the run cancelled.
+func (c *Catalog) LeaseRunDelete(ctx context.Context, run uuid.UUID, sid string) (time.Duration, error) {
+	return c.leaseDelete(ctx, run, sid)
+}
+
+func (c *Catalog) leaseDelete(ctx context.Context, run uuid.UUID, sid string) (time.Duration, error) {
 	var outcome string
 	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock_shared($1)`, holdsLock); err != nil {
 			return err
+		}
+		if run != uuid.Nil {
+			var state RunState
+			if err := tx.QueryRow(ctx, `SELECT state FROM runs WHERE id = $1 FOR SHARE`, run).Scan(&state); err != nil {
+				return err
+			}
+			if state != RunRunning {
+				outcome = "not live"
+				return nil
+			}
 		}
 		return tx.QueryRow(ctx, `
 			WITH m AS (
@@ -87,6 +111,8 @@ func (c *Catalog) LeaseDelete(ctx context.Context, sid string) (time.Duration, e
 		return 0, fmt.Errorf("lease delete of media %s: %w", sid, err)
 	}
 	switch outcome {
+	case "not live":
+		return 0, fmt.Errorf("lease delete of media %s: run %s: %w", sid, run, ErrRunNotLive)
 	case "leased":
 		return DeleteSendWindow, nil
 	case "held":

@@ -522,7 +522,7 @@ func (c *Catalog) ExportFailures(ctx context.Context, id uuid.UUID, limit int) (
 		return nil, fmt.Errorf("export failures %s: %w", id, err)
 	}
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Failure, error) {
-		var f Failure
+		f := Failure{Kind: FailureExport}
 		return f, r.Scan(&f.SID, &f.Reason)
 	})
 }

@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -54,7 +55,19 @@ type Policy struct {
 	CreatedBy    string
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
+
+	// Kind is PolicyArchive (the default) or PolicyVerify: a verify
+	// policy, at each tick, starts a verify run that re-reads VerifySample
+	// of the archive (and archives and deletes nothing).
+	Kind         string
+	VerifySample float64
 }
+
+// Policy kinds.
+const (
+	PolicyArchive = "archive"
+	PolicyVerify  = "verify"
+)
 
 // Validate returns an *InvalidError unless p is a policy SetPolicy may
 // record: a name of letters, digits, '.', '_' or '-' (at most 63), a
@@ -66,6 +79,21 @@ func (p Policy) Validate() error {
 	}
 	if _, err := schedule.Parse(p.Schedule); err != nil {
 		return &InvalidError{Field: "schedule", Err: err}
+	}
+	switch p.Kind {
+	case "", PolicyArchive:
+		if p.VerifySample != 0 {
+			return &InvalidError{Field: "sample", Value: fmt.Sprint(p.VerifySample), Reason: "is only for a policy of --kind verify"}
+		}
+	case PolicyVerify:
+		if !(p.VerifySample > 0 && p.VerifySample <= 1) {
+			return &InvalidError{Field: "sample", Value: fmt.Sprint(p.VerifySample), Reason: "is not in (0, 1]"}
+		}
+		if p.Delete {
+			return &InvalidError{Field: "delete-after", Value: schedule.FormatDuration(p.DeleteAfter), Reason: "is not for a policy of --kind verify: it deletes nothing"}
+		}
+	default:
+		return &InvalidError{Field: "kind", Value: p.Kind, Reason: "is not archive or verify"}
 	}
 	switch {
 	case p.ArchiveAfter < 0:
@@ -79,13 +107,13 @@ func (p Policy) Validate() error {
 
 const policyColumns = `name, account_sid, schedule, archive_after, delete_after IS NOT NULL,
 	coalesce(delete_after, '0'), watermark, coalesce(from_number, ''), coalesce(to_number, ''),
-	last_tick, created_by, created_at, updated_at`
+	last_tick, created_by, created_at, updated_at, kind, coalesce(verify_sample, 0)`
 
 func scanPolicy(row pgx.Row) (Policy, error) {
 	var p Policy
 	var last *time.Time
 	err := row.Scan(&p.Name, &p.AccountSID, &p.Schedule, &p.ArchiveAfter, &p.Delete, &p.DeleteAfter,
-		&p.Watermark, &p.From, &p.To, &last, &p.CreatedBy, &p.CreatedAt, &p.UpdatedAt)
+		&p.Watermark, &p.From, &p.To, &last, &p.CreatedBy, &p.CreatedAt, &p.UpdatedAt, &p.Kind, &p.VerifySample)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Policy{}, ErrPolicyNotFound
 	}
@@ -123,9 +151,10 @@ func (c *Catalog) SetPolicy(ctx context.Context, p Policy, actor string) (bool, 
 	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
 		err := tx.QueryRow(ctx, `
 			INSERT INTO policies (name, account_sid, schedule, archive_after, delete_after, watermark,
-			                      from_number, to_number, created_by)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+			                      from_number, to_number, created_by, kind, verify_sample)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $11, $12)
 			ON CONFLICT (name) DO UPDATE SET schedule = EXCLUDED.schedule,
+				kind = EXCLUDED.kind, verify_sample = EXCLUDED.verify_sample,
 				archive_after = EXCLUDED.archive_after, delete_after = EXCLUDED.delete_after,
 				from_number = EXCLUDED.from_number, to_number = EXCLUDED.to_number,
 				watermark = CASE WHEN $10 THEN EXCLUDED.watermark ELSE policies.watermark END,
@@ -133,7 +162,7 @@ func (c *Catalog) SetPolicy(ctx context.Context, p Policy, actor string) (bool, 
 			WHERE policies.account_sid = EXCLUDED.account_sid
 			RETURNING (xmax = 0)`,
 			p.Name, p.AccountSID, p.Schedule, p.ArchiveAfter, deleteAfter, watermark,
-			nullString(p.From), nullString(p.To), actor, !p.Watermark.IsZero()).Scan(&created)
+			nullString(p.From), nullString(p.To), actor, !p.Watermark.IsZero(), cmp.Or(p.Kind, PolicyArchive), nullSample(p.VerifySample)).Scan(&created)
 		if errors.Is(err, pgx.ErrNoRows) {
 			// The name is taken by another account: the row stays as it is.
 			var owner string
@@ -161,6 +190,9 @@ func (c *Catalog) SetPolicy(ctx context.Context, p Policy, actor string) (bool, 
 		}
 		if p.To != "" {
 			d["to"] = p.To
+		}
+		if p.Kind == PolicyVerify {
+			d["kind"], d["sample"] = p.Kind, p.VerifySample
 		}
 		return audit(ctx, tx, actor, action, p.Name, d)
 	})
@@ -215,6 +247,29 @@ func (c *Catalog) StartPolicyRun(ctx context.Context, name string, tick time.Tim
 		}
 		if !manual && !p.LastTick.IsZero() && !tick.After(p.LastTick) {
 			return nil // another worker started this tick
+		}
+		if p.Kind == PolicyVerify {
+			// Reads what is archived: no range, no watermark. A tick while
+			// the last verify still reads is skipped (the next one after it
+			// ends reads again): two would read the archive twice at once.
+			var busy bool
+			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM runs
+				WHERE policy_name = $1 AND state IN ('queued', 'running'))`, name).Scan(&busy); err != nil {
+				return err
+			}
+			if busy && !manual {
+				_, err := tx.Exec(ctx, `UPDATE policies SET last_tick = $2 WHERE name = $1`, name, tick)
+				return err
+			}
+			if id, err = insertVerifyRun(ctx, tx, VerifySpec{AccountSID: p.AccountSID, Sample: p.VerifySample, Actor: actor}, &p.Name, &tick); err != nil {
+				return err
+			}
+			created = true
+			if manual {
+				return nil
+			}
+			_, err := tx.Exec(ctx, `UPDATE policies SET last_tick = $2 WHERE name = $1`, name, tick)
+			return err
 		}
 		var busyUntil *time.Time
 		if err := tx.QueryRow(ctx, `SELECT max(until) FROM runs
@@ -339,4 +394,11 @@ func (c *Catalog) PolicyHealth(ctx context.Context, p Policy, now time.Time) (Po
 	}
 	h.OldestUnsaved = deref(oldest)
 	return h, nil
+}
+
+func nullSample(f float64) *float64 {
+	if f == 0 {
+		return nil
+	}
+	return &f
 }

@@ -56,7 +56,7 @@ func TestSuspectMediaCannotBeDeleted(t *testing.T) {
 	require.Equal(t, catalog.RunFailed, st.State, "a run that could not archive a media does not succeed, even with nothing failed")
 	require.Equal(t, 1, st.MediaSuspect)
 	require.Equal(t, 1, st.MediaArchived, "the other media, archived and deleted")
-	require.Equal(t, []catalog.Failure{{SID: me1, Reason: "binary image/jpeg re-encoded as UTF-8 text"}}, st.Suspects)
+	require.Equal(t, []catalog.Failure{{Kind: catalog.FailureSuspect, SID: me1, Reason: "binary image/jpeg re-encoded as UTF-8 text"}}, st.Suspects)
 
 	// A later run downloads it again, and this time the bytes are the media.
 	later := seedMedia(t, c, true)

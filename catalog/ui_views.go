@@ -3,8 +3,6 @@ package catalog
 import (
 	"context"
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -74,81 +72,12 @@ func (c *Catalog) RunsPage(ctx context.Context, f RunsPageFilter) ([]RunSummary,
 	}
 	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (RunSummary, error) {
 		var s RunSummary
-		var since, until, started, finished, tick, deleteBefore *time.Time
-		err := row.Scan(&s.ID, &s.Kind, &s.AccountSID, &since, &until, &s.MessageSID, &s.From, &s.To,
-			&s.Delete, &s.DryRun, &s.Actor, &s.State, &s.Error, &s.CreatedAt, &started, &finished,
-			&s.PolicyName, &tick, &deleteBefore, &s.Source,
-			&s.WindowsTotal, &s.WindowsDone, &s.MediaFound, &s.MediaDone, &s.MediaFailed)
-		s.Since, s.Until, s.StartedAt, s.FinishedAt = deref(since), deref(until), deref(started), deref(finished)
-		s.Tick, s.DeleteBefore = deref(tick), deref(deleteBefore)
+		var err error
+		s.Run, err = scanRunWith(row, &s.Source, &s.WindowsTotal, &s.WindowsDone, &s.MediaFound, &s.MediaDone, &s.MediaFailed)
 		return s, err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("runs page: %w", err)
-	}
-	return out, nil
-}
-
-// RunFailure is one failed item of a run, as its failures page lists it.
-type RunFailure struct {
-	What   string // window, message, media, suspect (media kept aside) or export
-	SID    string // the media or message SID; for a window, its first day
-	Reason string
-	Cursor string // to pass as after for the page that follows this item
-}
-
-// RunFailuresPage returns up to limit failures of a run after the cursor
-// after ("" for the first): failed windows, then failed messages, then
-// failed and suspect media, each by key.
-func (c *Catalog) RunFailuresPage(ctx context.Context, id uuid.UUID, after string, limit int) ([]RunFailure, error) {
-	if limit <= 0 {
-		limit = 100
-	}
-	group, key := 0, ""
-	if after != "" {
-		g, k, ok := strings.Cut(after, "/")
-		n, err := strconv.Atoi(g)
-		if !ok || err != nil || n < 0 || n > 3 {
-			return nil, &InvalidError{Field: "after", Value: after, Reason: "is not a failures cursor"}
-		}
-		group, key = n, k
-	}
-	rows, err := c.pool.Query(ctx, `
-		SELECT g, key, what, sid, reason FROM (
-			(SELECT 0 AS g, lpad(seq::text, 10, '0') AS key, 'window' AS what,
-				to_char(starts_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS sid, coalesce(error, '') AS reason
-			 FROM run_windows WHERE run_id = $1 AND state = 'failed'
-			   AND (0 > $2 OR (0 = $2 AND lpad(seq::text, 10, '0') > $3))
-			 ORDER BY seq LIMIT $4)
-			UNION ALL
-			(SELECT 1, message_sid, 'message', message_sid, coalesce(error, '')
-			 FROM run_messages WHERE run_id = $1 AND state = 'failed'
-			   AND (1 > $2 OR (1 = $2 AND message_sid > $3))
-			 ORDER BY message_sid LIMIT $4)
-			UNION ALL
-			(SELECT 2, media_sid, CASE state WHEN 'suspect' THEN 'suspect' ELSE 'media' END, media_sid, coalesce(error, '')
-			 FROM run_media WHERE run_id = $1 AND state IN ('failed', 'suspect')
-			   AND (2 > $2 OR (2 = $2 AND media_sid > $3))
-			 ORDER BY media_sid LIMIT $4)
-			UNION ALL
-			(SELECT 3, media_sid, 'export', media_sid, coalesce(error, '')
-			 FROM export_media WHERE run_id = $1 AND state = 'failed'
-			   AND (3 > $2 OR (3 = $2 AND media_sid > $3))
-			 ORDER BY media_sid LIMIT $4)
-		) f ORDER BY g, key LIMIT $4`, id, group, key, limit)
-	if err != nil {
-		return nil, fmt.Errorf("run %s failures: %w", id, err)
-	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (RunFailure, error) {
-		var f RunFailure
-		var g int
-		var k string
-		err := r.Scan(&g, &k, &f.What, &f.SID, &f.Reason)
-		f.Cursor = strconv.Itoa(g) + "/" + k
-		return f, err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("run %s failures: %w", id, err)
 	}
 	return out, nil
 }

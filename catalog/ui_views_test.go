@@ -96,7 +96,7 @@ func TestRunFailuresPageByCursor(t *testing.T) {
 	_, err = pool.Exec(ctx, `INSERT INTO run_messages (run_id, message_sid, state, error) VALUES ($1, $2, 'failed', 'message broke'), ($1, $3, 'listed', NULL)`,
 		run.ID, msg1, "MM00000000000000000000000000000002")
 	require.NoError(t, err)
-	want := []string{"window 2026-03-03", "window 2026-03-11", "message " + msg1}
+	var want []string
 	for i := range 5 {
 		state := "failed"
 		if i == 3 {
@@ -106,31 +106,36 @@ func TestRunFailuresPageByCursor(t *testing.T) {
 		_, err = pool.Exec(ctx, `INSERT INTO run_media (run_id, media_sid, message_sid, state, error) VALUES ($1, $2, $3, $4, $5)`,
 			run.ID, sid, msg1, state, "media <broke> "+sid)
 		require.NoError(t, err)
-		want = append(want, map[bool]string{true: "suspect ", false: "media "}[i == 3]+sid)
+		if i != 3 {
+			want = append(want, "media "+sid)
+		}
 	}
+	want = append(want, "message "+msg1, "suspect "+fmt.Sprintf("ME%032d", 3), "window window 2 (2026-03-03)", "window window 10 (2026-03-11)")
 	_, err = pool.Exec(ctx, `INSERT INTO run_media (run_id, media_sid, message_sid, state) VALUES ($1, 'ME99999999999999999999999999999999', $2, 'archived')`, run.ID, msg1)
 	require.NoError(t, err)
 
 	for _, size := range []int{1, 2, 3, 100} {
 		var got []string
-		after := ""
+		var after catalog.FailureCursor
 		for range 20 {
-			page, err := c.RunFailuresPage(ctx, run.ID, after, size)
+			page, err := c.RunFailures(ctx, run.ID, after, size)
 			require.NoError(t, err)
 			require.LessOrEqual(t, len(page), size)
 			if len(page) == 0 {
 				break
 			}
 			for _, f := range page {
-				got = append(got, f.What+" "+f.SID)
-				require.NotEmpty(t, f.Reason, "%s %s has its reason", f.What, f.SID)
+				got = append(got, f.Kind+" "+f.SID)
+				require.NotEmpty(t, f.Reason, "%s %s has its reason", f.Kind, f.SID)
 			}
-			after = page[len(page)-1].Cursor
+			// Through its text, as the runs page's links carry it.
+			after, err = catalog.ParseFailureCursor(page[len(page)-1].Cursor().String())
+			require.NoError(t, err)
 		}
 		require.Equal(t, want, got, "page size %d", size)
 	}
 
-	_, err = c.RunFailuresPage(ctx, run.ID, "9/x", 10)
+	_, err = catalog.ParseFailureCursor("9/x")
 	var inv *catalog.InvalidError
 	require.True(t, errors.As(err, &inv), "a bad cursor is the caller's error: %v", err)
 

@@ -95,7 +95,8 @@ func (h *Handlers) deleteArchived(ctx context.Context, run catalog.Run, it catal
 	sent := false
 	guard := twilio.WithGuard(func(ctx context.Context) (time.Time, error) {
 		start := time.Now()
-		lease, err := h.catalog.LeaseDelete(ctx, it.SID)
+		// Per run: a cancelled run sends no DELETE (catalog.CancelRun).
+		lease, err := h.catalog.LeaseRunDelete(ctx, run.ID, it.SID)
 		if err != nil {
 			return time.Time{}, err
 		}
@@ -104,6 +105,12 @@ func (h *Handlers) deleteArchived(ctx context.Context, run catalog.Run, it catal
 	})
 	err := h.twilio.Media.Delete(ctx, it.MessageSID, it.SID, guard)
 	switch {
+	case errors.Is(err, catalog.ErrRunNotLive):
+		// Cancelled (or ended) since the claim: nothing is sent. The claim
+		// stays; a later run's delete claims the media again, and if an
+		// earlier attempt's DELETE reached Twilio, finds it gone.
+		h.log.Info().Str("media_sid", it.SID).Str("run_id", run.ID.String()).Msg("run no longer running; delete not sent")
+		return nil
 	case errors.Is(err, catalog.ErrHeld):
 		return h.heldDelete(ctx, run, it.SID, sent)
 	case errors.Is(err, catalog.ErrNotDeletable):

@@ -41,6 +41,15 @@
 // copy checked against its row on the way out), and restore:finish writes
 // the manifest of old → new Media SIDs into the archive and ends the run.
 //
+// A verify run (enqueue verify, or a verify policy) lists nothing: run:start
+// chooses its media once (run_verify), then verify:batch tasks (verify.go)
+// read them back 50 at a time, two chains at a time, each batch queueing the
+// next while the backlog allows, and record each result. A retry run
+// (enqueue retry) starts like a backfill, from the failures of the run it
+// retries, copied when it was created. A cancelled run is finished: every
+// step's live-run check drops it, and each DELETE attempt's lease is
+// refused (catalog.LeaseRunDelete).
+//
 // Workers before issue #14 queued a message:media task per message, a
 // media:archive per media and a media:delete per media; such tasks left in
 // Redis by an upgrade mid-run each do their message's work

@@ -102,32 +102,12 @@ func exportStep[P runPayload](h *Handlers, work func(context.Context, catalog.Ex
 // reason, naming what is wrong, when the object is missing or altered, and
 // an error when it could not tell (the store is unreachable).
 func (h *Handlers) readArchived(ctx context.Context, it catalog.ExportItem, w io.Writer) (bad string, err error) {
-	loc := h.store.Location()
-	if it.Store != loc.Kind || it.Bucket != loc.Bucket {
-		return fmt.Sprintf("archived in %s %q, not in this worker's archive (%s %q)", it.Store, it.Bucket, loc.Kind, loc.Bucket), nil
+	cp := catalog.CopyAt{Store: it.Store, Bucket: it.Bucket, Key: it.Key}
+	result, reason, err := h.readStored(ctx, it.MediaSID, cp, it.Size, it.SHA256, w)
+	if err != nil || result == catalog.VerifyOK {
+		return "", err
 	}
-	rc, err := h.store.Open(ctx, it.Key)
-	if errors.Is(err, archive.ErrNotFound) {
-		return fmt.Sprintf("archived object %s is missing", it.Key), nil
-	}
-	if err != nil {
-		return "", fmt.Errorf("read archived media %s: %w", it.MediaSID, err)
-	}
-	defer rc.Close()
-	cw := archive.NewHashWriter(w)
-	// One byte more than recorded is enough to know the object grew.
-	_, err = io.Copy(cw, io.LimitReader(rc, it.Size+1))
-	switch {
-	case errors.Is(err, archive.ErrChecksumMismatch):
-		return fmt.Sprintf("archived object %s was altered: %v", it.Key, err), nil
-	case err != nil:
-		return "", fmt.Errorf("read archived media %s: %w", it.MediaSID, err)
-	}
-	if got := cw.SHA256(); cw.Size() != it.Size || got != it.SHA256 {
-		return fmt.Sprintf("archived object %s was altered: it has %d bytes with sha256 %x, recorded at archive time: %d bytes with sha256 %x",
-			it.Key, cw.Size(), got, it.Size, it.SHA256), nil
-	}
-	return "", nil
+	return reason, nil
 }
 
 // manifestFiles are the files writeManifests writes, in its order.

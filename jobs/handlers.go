@@ -160,6 +160,7 @@ func Register(mux *asynq.ServeMux, h *Handlers) {
 	mux.HandleFunc(TypeExportZip, h.ExportZip)
 	mux.HandleFunc(TypeRestoreBatch, h.RestoreBatch)
 	mux.HandleFunc(TypeRestoreFinish, h.RestoreFinish)
+	mux.HandleFunc(TypeVerifyBatch, h.VerifyBatch)
 }
 
 // liveRun returns the run a task belongs to, or ok=false when the task has

@@ -135,6 +135,9 @@ func (h *Handlers) reconcileRun(ctx context.Context, run catalog.Run, cutoff tim
 	case catalog.KindRestore:
 		return h.reconcileRestore(ctx, run, cutoff)
 	}
+	if run.Kind == catalog.KindVerify {
+		return h.reconcileVerify(ctx, run, cutoff)
+	}
 	// Only released windows have a page task to lose; the rest are
 	// released as listing advances.
 	if err := h.queueWindows(ctx, run, h.enqueuer.RequeueIn(ctx)); err != nil {

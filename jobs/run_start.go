@@ -63,9 +63,16 @@ func (h *Handlers) startRun(ctx context.Context, run catalog.Run, _ StartRunPayl
 		return h.startExport(ctx, run)
 	case catalog.KindRestore:
 		return h.startRestore(ctx, run)
-	case catalog.KindBackfill, catalog.KindPolicy:
+	case catalog.KindVerify:
+		return h.startVerify(ctx, run)
+	case catalog.KindBackfill, catalog.KindPolicy, catalog.KindRetry:
 		if err := h.queueWindows(ctx, run, h.enqueuer.In(ctx)); err != nil {
 			return err
+		}
+		if run.Kind == catalog.KindRetry {
+			// Its work is the failures of the run it retries, copied when
+			// it was created: their messages, a batch at a time.
+			return h.requeue(ctx, run, time.Now())
 		}
 		if run.Kind == catalog.KindPolicy && run.Delete {
 			// What earlier runs archived and is now old enough to delete:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/mediasync/mediasync/catalog"
 	"github.com/mediasync/mediasync/internal/schedule"
 )
 
@@ -91,6 +92,9 @@ func (h *Handlers) checkPurge(ctx context.Context, now time.Time, warned map[str
 		return
 	}
 	for _, p := range policies {
+		if p.Kind == catalog.PolicyVerify {
+			continue // archives nothing: its watermark never moves
+		}
 		hl, err := h.catalog.PolicyHealth(ctx, p, now)
 		if err != nil {
 			continue

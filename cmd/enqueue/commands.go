@@ -24,6 +24,8 @@ type app struct {
 	stdout, stderr io.Writer
 	getenv         func(string) string
 	actor          string
+	// asJSON is status --json: the status printed as one JSON document.
+	asJSON bool
 
 	// pollInterval is how often --wait reads progress.
 	pollInterval time.Duration
@@ -116,7 +118,7 @@ func (f *runFlags) check() error {
 func (a *app) statusCmd() *cobra.Command {
 	var wait bool
 	cmd := &cobra.Command{
-		Use:   "status <run-id> [--wait]",
+		Use:   "status <run-id> [--wait] [--json]",
 		Short: "Show a run's progress",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -135,12 +137,18 @@ func (a *app) statusCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				printStatus(a.stdout, st)
+				if err := a.printStatus(cmd.Context(), env.catalog, st); err != nil {
+					return err
+				}
+				if a.asJSON {
+					return nil
+				}
 				return a.presigned(cmd.Context(), st)
 			})
 		},
 	}
 	cmd.Flags().BoolVar(&wait, "wait", false, "follow the run until it ends; exit 1 if any media failed")
+	cmd.Flags().BoolVar(&a.asJSON, "json", false, "the status as one JSON document (with --wait: once the run ends)")
 	return cmd
 }
 

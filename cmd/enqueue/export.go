@@ -97,10 +97,17 @@ object, mediasync-export-<id>.zip, streamed as it is built.`,
 	return cmd
 }
 
+// exportListJSON is an export as export list --json prints it.
+type exportListJSON struct {
+	runJSON
+	exportJSON
+}
+
 func (a *app) exportListCmd() *cobra.Command {
 	var limit int
+	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "list [--limit N]",
+		Use:   "list [--limit N] [--json]",
 		Short: "List exports, newest first",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -111,6 +118,20 @@ func (a *app) exportListCmd() *cobra.Command {
 				exports, err := env.catalog.ListExports(cmd.Context(), limit)
 				if err != nil {
 					return err
+				}
+				if asJSON {
+					out := struct {
+						Exports []exportListJSON `json:"exports"`
+					}{Exports: []exportListJSON{}}
+					for _, e := range exports {
+						n, err := env.catalog.ExportCounts(cmd.Context(), e.ID)
+						if err != nil {
+							return err
+						}
+						st := toStatusJSON(catalog.Status{Run: e.Run, Export: &e, Exports: n}, nil)
+						out.Exports = append(out.Exports, exportListJSON{runJSON: st.Run, exportJSON: *st.Export})
+					}
+					return writeJSON(a.stdout, out)
 				}
 				tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
 				fmt.Fprintln(tw, "ID\tCREATED\tSTATE\tFORMAT\tRANGE\tMEDIA\tFAILED\tBYTES\tOUT")
@@ -127,6 +148,7 @@ func (a *app) exportListCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().IntVar(&limit, "limit", 50, "how many to list")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "one JSON document: {\"exports\": [...]}")
 	return cmd
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"strings"
 	"testing"
 )
@@ -39,6 +40,15 @@ func FuzzArgs(f *testing.F) {
 		{"hold", "release", "first"},
 		{"audit", "--since", "2026-01-01", "--json"},
 		{"audit", "verify"},
+		{"runs", "--state", "cancelled", "--limit", "5", "--json"},
+		{"runs", "--state", "done"},
+		{"failures", "6f1c3b1e-1d2a-4c3b-9e8f-0a1b2c3d4e5f", "--json"},
+		{"cancel", "6f1c3b1e-1d2a-4c3b-9e8f-0a1b2c3d4e5f"},
+		{"retry", "nope"},
+		{"verify", "--since", "2026-01-01", "--until", "2026-02-01", "--sample", "10%", "--wait"},
+		{"verify", "--sample", "1.5"},
+		{"policy", "set", "v", "--schedule", "@every 1h", "--kind", "verify", "--sample", "0.1"},
+		{"status", "6f1c3b1e-1d2a-4c3b-9e8f-0a1b2c3d4e5f", "--json"},
 		{"--actor", "ops\nroot", "backfill"},
 		{"--purge"},
 		{"-x"},
@@ -71,6 +81,27 @@ func FuzzArgs(f *testing.F) {
 			}
 		default:
 			t.Fatalf("args %q: exit %d, want 0, 1 or 2\nstderr: %s", args, code, stderr.String())
+		}
+	})
+}
+
+// FuzzParseSample: --sample either is refused as bad input, naming the
+// flag, or is a share in (0, 1].
+func FuzzParseSample(f *testing.F) {
+	for _, s := range []string{"0.1", "1", "10%", "100%", "0", "0%", "1.5", "150%", "NaN", "Inf", "1e-300", "-0", "%", " 5% ", "0x1p-2"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		v, err := parseSample(in)
+		if err != nil {
+			var ue *usageError
+			if !errors.As(err, &ue) || !strings.HasPrefix(ue.msg, "--sample ") {
+				t.Fatalf("%q: %v, want a usage error naming --sample", in, err)
+			}
+			return
+		}
+		if !(v > 0 && v <= 1) {
+			t.Fatalf("%q: %v is not in (0, 1]", in, v)
 		}
 	})
 }

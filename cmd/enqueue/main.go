@@ -80,7 +80,8 @@ REDIS_URL and MEDIASYNC_NAMESPACE (see README.md).`,
 	root.SetArgs(args)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err.Error()} })
 	root.PersistentFlags().StringVar(&app.actor, "actor", "", "who asks, for the record (default: the OS user)")
-	root.AddCommand(app.backfillCmd(), app.messageCmd(), app.statusCmd(), app.policyCmd(), app.holdCmd(), app.auditCmd(), app.exportCmd(), app.restoreCmd(), app.migrateCmd())
+	root.AddCommand(app.backfillCmd(), app.messageCmd(), app.statusCmd(), app.policyCmd(), app.holdCmd(), app.auditCmd(), app.exportCmd(), app.restoreCmd(), app.migrateCmd(),
+		app.runsCmd(), app.failuresCmd(), app.cancelCmd(), app.retryCmd(), app.verifyCmd())
 
 	err := root.ExecuteContext(ctx)
 	var ue *usageError

@@ -28,7 +28,7 @@ func (a *app) policyCmd() *cobra.Command {
 }
 
 func (a *app) policySetCmd() *cobra.Command {
-	var spec, archiveAfter, deleteAfter, start, from, to string
+	var spec, archiveAfter, deleteAfter, start, from, to, kind, sample string
 	cmd := &cobra.Command{
 		Use:   "set NAME --schedule SPEC [--archive-after DUR] [--delete-after DUR] [--start DATE] [--from NUMBER] [--to NUMBER]",
 		Short: "Create or update a retention policy",
@@ -38,11 +38,23 @@ messages sent from the policy's watermark to now − --archive-after, then
 deletes from Twilio the archived media of messages sent before
 now − --delete-after. DUR is like 36h, 30d or 1d12h. The watermark starts at
 --start (default: 400 days ago, the oldest Twilio keeps) and advances only
-over windows that finished with nothing failed.`,
+over windows that finished with nothing failed.
+
+With --kind verify the policy archives nothing: at each tick it starts a
+verify run (as enqueue verify does) that re-reads --sample of the archive
+(a fraction in (0, 1] or a percentage like 5%; default: all).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p := catalog.Policy{Name: args[0], Schedule: spec, From: from, To: to}
+			p := catalog.Policy{Name: args[0], Schedule: spec, From: from, To: to, Kind: kind}
 			var err error
+			if sample != "" || kind == catalog.PolicyVerify {
+				p.VerifySample = 1
+			}
+			if sample != "" {
+				if p.VerifySample, err = parseSample(sample); err != nil {
+					return err
+				}
+			}
 			if archiveAfter != "" {
 				if p.ArchiveAfter, err = schedule.ParseDuration(archiveAfter); err != nil {
 					return usagef("--archive-after: %v", err)
@@ -83,13 +95,56 @@ over windows that finished with nothing failed.`,
 	cmd.Flags().StringVar(&start, "start", "", "first day of the first window, YYYY-MM-DD (default: 400 days ago)")
 	cmd.Flags().StringVar(&from, "from", "", "only messages from this number")
 	cmd.Flags().StringVar(&to, "to", "", "only messages to this number")
+	cmd.Flags().StringVar(&kind, "kind", catalog.PolicyArchive, "archive, or verify: re-read a share of the archive at each tick")
+	cmd.Flags().StringVar(&sample, "sample", "", "--kind verify: the share of archived media each run re-reads (0.1 or 10%; default all)")
 	_ = cmd.MarkFlagRequired("schedule")
 	return cmd
 }
 
+// policyJSON is a policy as policy list --json prints it.
+type policyJSON struct {
+	Name                string     `json:"name"`
+	Kind                string     `json:"kind"`
+	Schedule            string     `json:"schedule"`
+	ArchiveAfter        string     `json:"archive_after"`
+	DeleteAfter         string     `json:"delete_after,omitempty"`
+	VerifySample        float64    `json:"verify_sample,omitempty"`
+	From                string     `json:"from,omitempty"`
+	To                  string     `json:"to,omitempty"`
+	Watermark           time.Time  `json:"watermark"`
+	WatermarkAgeSeconds int64      `json:"watermark_age_seconds"`
+	LastTick            *time.Time `json:"last_tick,omitempty"`
+	LastRun             *runJSON   `json:"last_run,omitempty"`
+	OldestUnarchived    *time.Time `json:"oldest_unarchived,omitempty"`
+	UnarchivedMedia     int        `json:"unarchived_media"`
+	CreatedBy           string     `json:"created_by"`
+	CreatedAt           time.Time  `json:"created_at"`
+	UpdatedAt           time.Time  `json:"updated_at"`
+}
+
+func toPolicyJSON(h catalog.PolicyHealth) policyJSON {
+	p := h.Policy
+	out := policyJSON{
+		Name: p.Name, Kind: p.Kind, Schedule: p.Schedule, ArchiveAfter: schedule.FormatDuration(p.ArchiveAfter),
+		VerifySample: p.VerifySample, From: p.From, To: p.To, Watermark: p.Watermark.UTC(),
+		WatermarkAgeSeconds: int64(h.WatermarkAge.Seconds()), LastTick: jsonTime(p.LastTick),
+		OldestUnarchived: jsonTime(h.OldestUnsaved), UnarchivedMedia: h.OldestUnsavedN,
+		CreatedBy: p.CreatedBy, CreatedAt: p.CreatedAt.UTC(), UpdatedAt: p.UpdatedAt.UTC(),
+	}
+	if p.Delete {
+		out.DeleteAfter = schedule.FormatDuration(p.DeleteAfter)
+	}
+	if h.LastRun != nil {
+		r := toRunJSON(*h.LastRun)
+		out.LastRun = &r
+	}
+	return out
+}
+
 func (a *app) policyListCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "list",
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "list [--json]",
 		Short: "List policies with their last run, watermark and oldest unarchived media",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -99,6 +154,19 @@ func (a *app) policyListCmd() *cobra.Command {
 					return err
 				}
 				now := time.Now()
+				if asJSON {
+					out := struct {
+						Policies []policyJSON `json:"policies"`
+					}{Policies: []policyJSON{}}
+					for _, p := range policies {
+						h, err := env.catalog.PolicyHealth(cmd.Context(), p, now)
+						if err != nil {
+							return err
+						}
+						out.Policies = append(out.Policies, toPolicyJSON(h))
+					}
+					return writeJSON(a.stdout, out)
+				}
 				w := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
 				fmt.Fprintln(w, "NAME\tSCHEDULE\tARCHIVE AFTER\tDELETE AFTER\tWATERMARK (AGE)\tLAST RUN\tOLDEST UNARCHIVED")
 				for _, p := range policies {
@@ -118,6 +186,10 @@ func (a *app) policyListCmd() *cobra.Command {
 					if !h.OldestUnsaved.IsZero() {
 						oldest = fmt.Sprintf("%s (%s, %d media)", h.OldestUnsaved.UTC().Format(time.DateOnly), age(now.Sub(h.OldestUnsaved)), h.OldestUnsavedN)
 					}
+					if p.Kind == catalog.PolicyVerify {
+						fmt.Fprintf(w, "%s\t%s\tverify, sample %g\t-\t-\t%s\t-\n", p.Name, p.Schedule, p.VerifySample, last)
+						continue
+					}
 					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s (%s)\t%s\t%s\n", p.Name, p.Schedule, schedule.FormatDuration(p.ArchiveAfter), del,
 						p.Watermark.Format(time.DateTime), age(h.WatermarkAge), last, oldest)
 				}
@@ -125,6 +197,8 @@ func (a *app) policyListCmd() *cobra.Command {
 			})
 		},
 	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "one JSON document: {\"policies\": [...]}")
+	return cmd
 }
 
 // age writes a duration in days, with a warning past 12 months: Twilio

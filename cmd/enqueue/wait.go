@@ -59,11 +59,20 @@ func (a *app) wait(ctx context.Context, cat *catalog.Catalog, id uuid.UUID) erro
 			if bar != nil {
 				_ = bar.Finish()
 			}
-			printStatus(a.stdout, st)
-			if err := a.presigned(ctx, st); err != nil {
+			if err := a.printStatus(ctx, cat, st); err != nil {
 				return err
 			}
-			if st.State == catalog.RunFailed {
+			if !a.asJSON {
+				if err := a.presigned(ctx, st); err != nil {
+					return err
+				}
+			}
+			switch {
+			case st.State == catalog.RunCancelled:
+				return &runFailedError{fmt.Sprintf("run %s was cancelled (%s): it did not finish", id, st.Error)}
+			case st.State == catalog.RunFailed && st.Kind == catalog.KindVerify:
+				return a.verifyFailed(ctx, cat, st)
+			case st.State == catalog.RunFailed:
 				return &runFailedError{fmt.Sprintf("run %s finished with failures", id)}
 			}
 			return nil
@@ -77,6 +86,10 @@ func (a *app) wait(ctx context.Context, cat *catalog.Catalog, id uuid.UUID) erro
 func progressLine(st catalog.Status) string {
 	if st.Restore != nil {
 		return restoreProgressLine(st)
+	}
+	if v := st.Verify; v != nil {
+		return fmt.Sprintf("verify %s %s: objects %d, ok %d, mismatch %d, missing %d, not checked %d, pending %d, %s read",
+			st.ID, st.State, v.Total, v.OK, v.Mismatch, v.Missing, v.Error, v.Pending, humanBytes(v.Bytes))
 	}
 	if st.Export != nil {
 		return fmt.Sprintf("export %s %s: media %d, exported %d, failed %d, pending %d, %s",
@@ -94,9 +107,49 @@ func progressLine(st catalog.Status) string {
 	return line
 }
 
-// printStatus writes a run's status as "name: value" lines, stable for
-// scripts to read.
-func printStatus(w io.Writer, st catalog.Status) {
+// printStatus writes a run's status: "name: value" lines, stable for
+// scripts to read, ending with how many failures it did not name and the
+// command that lists them; or, with --json, one JSON document.
+func (a *app) printStatus(ctx context.Context, cat *catalog.Catalog, st catalog.Status) error {
+	totals, err := cat.FailureCounts(ctx, st.ID)
+	if err != nil {
+		return err
+	}
+	if a.asJSON {
+		return writeJSON(a.stdout, toStatusJSON(st, totals))
+	}
+	printStatusLines(a.stdout, st)
+	shown := map[string]int{}
+	for _, f := range st.Failures {
+		shown[f.Kind]++
+	}
+	shown[catalog.FailureSuspect] = len(st.Suspects)
+	more := 0
+	for k, n := range totals {
+		more += n - shown[k]
+	}
+	if more > 0 {
+		fmt.Fprintf(a.stdout, "more failures:   %d not shown above: enqueue failures %s\n", more, st.ID)
+	}
+	return nil
+}
+
+// verifyFailed names every object a verify run found not matching, on
+// stderr, and returns the exit-1 error.
+func (a *app) verifyFailed(ctx context.Context, cat *catalog.Catalog, st catalog.Status) error {
+	n := 0
+	for f, err := range cat.AllRunFailures(ctx, st.ID) {
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(a.stderr, "enqueue: does not match: %s: %s\n", f.SID, oneLine(f.Reason))
+		n++
+	}
+	return &runFailedError{fmt.Sprintf("verify run %s: %d objects do not match the catalog", st.ID, n)}
+}
+
+// printStatusLines writes a run's status as "name: value" lines.
+func printStatusLines(w io.Writer, st catalog.Status) {
 	fmt.Fprintf(w, "run:             %s\n", st.ID)
 	switch st.Kind {
 	case catalog.KindBackfill:
@@ -110,11 +163,34 @@ func printStatus(w io.Writer, st catalog.Status) {
 		}
 	case catalog.KindExport:
 		fmt.Fprintf(w, "kind:            export %s .. %s (UTC, until exclusive)\n", st.Since.Format(time.DateOnly), st.Until.Format(time.DateOnly))
+	case catalog.KindRetry:
+		fmt.Fprintf(w, "kind:            retry of run %s\n", st.RetryOf)
+	case catalog.KindVerify:
+		what := "all archived media"
+		if !st.Since.IsZero() || !st.Until.IsZero() {
+			what = fmt.Sprintf("media of messages sent %s .. %s (UTC, until exclusive)", day(st.Since), day(st.Until))
+		}
+		fmt.Fprintf(w, "kind:            verify %s, sample %g\n", what, st.VerifySample)
+		if st.PolicyName != "" {
+			fmt.Fprintf(w, "policy:          %s, tick %s\n", st.PolicyName, st.Tick.Format(time.RFC3339))
+		}
 	default:
 		fmt.Fprintf(w, "kind:            %s\n", st.Kind)
 	}
 	if st.Restore != nil {
 		printRestore(w, st)
+		return
+	}
+	if st.Verify != nil {
+		fmt.Fprintf(w, "state:           %s\n", st.State)
+		if st.Error != "" {
+			fmt.Fprintf(w, "error:           %s\n", st.Error)
+		}
+		printVerify(w, st)
+		printElapsed(w, st)
+		for _, f := range st.Failures {
+			fmt.Fprintf(w, "failed:          %s: %s\n", f.SID, f.Reason)
+		}
 		return
 	}
 	if st.Export != nil {

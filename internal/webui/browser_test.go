@@ -43,7 +43,10 @@ func chromium(t *testing.T) context.Context {
 	if _, err := os.Stat(bin); err != nil {
 		t.Fatalf("no Chromium at %s: run `make tools` (scripts/install-tools.sh installs the distribution's chromium) or set CHROMIUM", bin)
 	}
-	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+	// A deadline for everything the browser waits on: a page that never
+	// shows what a step waits for fails the test instead of hanging it.
+	limit, cancelLimit := context.WithTimeout(context.Background(), 4*time.Minute)
+	alloc, cancelAlloc := chromedp.NewExecAllocator(limit,
 		chromedp.ExecPath(bin), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
 		chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
 		chromedp.Flag("disable-quic", true),
@@ -55,7 +58,7 @@ func chromium(t *testing.T) context.Context {
 		chromedp.WindowSize(1440, 900),
 	)
 	ctx, cancel := chromedp.NewContext(alloc)
-	t.Cleanup(func() { cancel(); cancelAlloc() })
+	t.Cleanup(func() { cancel(); cancelAlloc(); cancelLimit() })
 	// The first action starts the browser; it lives as long as ctx.
 	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
 		t.Fatalf("start chromium: %v", err)

@@ -37,7 +37,7 @@ import (
 type Reads interface {
 	RunsPage(ctx context.Context, f catalog.RunsPageFilter) ([]catalog.RunSummary, error)
 	RunStatus(ctx context.Context, id uuid.UUID) (catalog.Status, error)
-	RunFailuresPage(ctx context.Context, id uuid.UUID, after string, limit int) ([]catalog.RunFailure, error)
+	RunFailures(ctx context.Context, id uuid.UUID, after catalog.FailureCursor, limit int) ([]catalog.RunFailure, error)
 	RunWindowsPage(ctx context.Context, id uuid.UUID, after, limit int) ([]catalog.RunWindow, error)
 	Policies(ctx context.Context, account string) ([]catalog.Policy, error)
 	PolicyHealth(ctx context.Context, p catalog.Policy, now time.Time) (catalog.PolicyHealth, error)
@@ -229,17 +229,21 @@ func (u *ui) run(w http.ResponseWriter, r *http.Request) {
 		data["Listing"] = st.Listing(u.Now())
 	}
 
-	after := q.Get("failures_after")
-	failures, err := u.Reads.RunFailuresPage(ctx, id, after, failuresPerPage+1)
+	after, err := catalog.ParseFailureCursor(q.Get("failures_after"))
+	if err != nil {
+		u.fail(w, r, err)
+		return
+	}
+	failures, err := u.Reads.RunFailures(ctx, id, after, failuresPerPage+1)
 	if err != nil {
 		u.fail(w, r, err)
 		return
 	}
 	if len(failures) > failuresPerPage {
 		failures = failures[:failuresPerPage]
-		data["FailuresNext"] = pageURL(r, "failures_after", failures[len(failures)-1].Cursor) + "#failures"
+		data["FailuresNext"] = pageURL(r, "failures_after", failures[len(failures)-1].Cursor().String()) + "#failures"
 	}
-	data["Failures"], data["FailuresPaged"] = failures, after != ""
+	data["Failures"], data["FailuresPaged"] = failures, after != catalog.FailureCursor{}
 
 	windowsAfter := -1
 	if v := q.Get("windows_after"); v != "" {

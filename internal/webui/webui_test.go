@@ -55,11 +55,11 @@ func (f *fakeReads) RunStatus(_ context.Context, id uuid.UUID) (catalog.Status, 
 	return s, nil
 }
 
-func (f *fakeReads) RunFailuresPage(_ context.Context, _ uuid.UUID, after string, limit int) ([]catalog.RunFailure, error) {
-	f.gotAfter = after
+func (f *fakeReads) RunFailures(_ context.Context, _ uuid.UUID, after catalog.FailureCursor, limit int) ([]catalog.RunFailure, error) {
+	f.gotAfter = after.String()
 	var out []catalog.RunFailure
 	for _, x := range f.failures {
-		if x.Cursor > after && len(out) < limit {
+		if x.Cursor().String() > after.String() && len(out) < limit {
 			out = append(out, x)
 		}
 	}
@@ -150,7 +150,7 @@ func TestPagesEscapeWhatTheyShow(t *testing.T) {
 	f := &fakeReads{
 		runs:     []catalog.RunSummary{r},
 		status:   map[uuid.UUID]catalog.Status{r.ID: {Run: r.Run, MediaFound: 10, Waiting: evil, WindowsTotal: 2, WaitingSince: now.Add(-time.Minute)}},
-		failures: []catalog.RunFailure{{What: "media", SID: "ME1", Reason: evil, Cursor: "2/ME1"}},
+		failures: []catalog.RunFailure{{Kind: "media", SID: "ME1", Reason: evil, Key: "ME1"}},
 		policies: []catalog.PolicyHealth{{Policy: catalog.Policy{Name: "p", From: evil, Schedule: "@daily"}}},
 		holds:    []catalog.Hold{{ID: 1, Reason: evil, MessageSIDs: []string{"MM1"}}},
 		exports:  []catalog.Export{{Run: catalog.Run{ID: r.ID, State: catalog.RunRunning, Kind: catalog.KindExport}, Out: evil}},
@@ -249,7 +249,7 @@ func TestRunPage(t *testing.T) {
 	}}
 	for i := range 150 {
 		sid := "ME" + strings.Repeat("0", 29) + string(rune('a'+i/100)) + string(rune('a'+i/10%10)) + string(rune('a'+i%10))
-		f.failures = append(f.failures, catalog.RunFailure{What: "media", SID: sid, Reason: "broke", Cursor: "2/" + sid})
+		f.failures = append(f.failures, catalog.RunFailure{Kind: "media", SID: sid, Reason: "broke", Key: sid})
 	}
 	f.files = []catalog.ExportItem{{Seq: 0, Path: "media/2026/05/01/ME1.jpg", MediaSID: "ME1", Size: 1024, State: "exported"}}
 	h := newUI(t, f)
@@ -259,7 +259,7 @@ func TestRunPage(t *testing.T) {
 		t.Fatalf("%d\n%s", code, body)
 	}
 	for _, want := range []string{`data-refresh="2"`, `<progress max="10" value="4">`,
-		"waiting since 2026-12-02T11:58:30Z (1m30s): the media queue holds 5000 tasks", `failures_after=2%2F`} {
+		"waiting since 2026-12-02T11:58:30Z (1m30s): the media queue holds 5000 tasks", `failures_after=media%2F`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("the running run's page lacks %q", want)
 		}
@@ -267,8 +267,8 @@ func TestRunPage(t *testing.T) {
 	if n := strings.Count(body, `<tr class="failure">`); n != 100 {
 		t.Errorf("%d failures on the first page, want 100", n)
 	}
-	code, body = get(t, h, "/ui/runs/"+r.ID.String()+"?failures_after="+url.QueryEscape(f.failures[99].Cursor))
-	if n := strings.Count(body, `<tr class="failure">`); code != http.StatusOK || n != 50 || f.gotAfter != f.failures[99].Cursor {
+	code, body = get(t, h, "/ui/runs/"+r.ID.String()+"?failures_after="+url.QueryEscape(f.failures[99].Cursor().String()))
+	if n := strings.Count(body, `<tr class="failure">`); code != http.StatusOK || n != 50 || f.gotAfter != f.failures[99].Cursor().String() {
 		t.Errorf("second page of failures: %d, %d rows, asked after %q", code, n, f.gotAfter)
 	}
 
