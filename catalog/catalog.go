@@ -190,12 +190,12 @@ const runColumns = `id, kind, account_sid, since, until, coalesce(message_sid, '
 	coalesce(to_number, ''), delete_media, dry_run, actor, state, coalesce(error, ''), created_at, started_at, finished_at,
 	coalesce(policy_name, ''), tick, delete_before`
 
-func scanRun(row pgx.Row) (Run, error) {
+func scanRun(row pgx.Row, extra ...any) (Run, error) {
 	var r Run
 	var since, until, started, finished, tick, deleteBefore *time.Time
-	err := row.Scan(&r.ID, &r.Kind, &r.AccountSID, &since, &until, &r.MessageSID, &r.From, &r.To,
+	err := row.Scan(append([]any{&r.ID, &r.Kind, &r.AccountSID, &since, &until, &r.MessageSID, &r.From, &r.To,
 		&r.Delete, &r.DryRun, &r.Actor, &r.State, &r.Error, &r.CreatedAt, &started, &finished,
-		&r.PolicyName, &tick, &deleteBefore)
+		&r.PolicyName, &tick, &deleteBefore}, extra...)...)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Run{}, ErrRunNotFound
 	}
@@ -211,6 +211,22 @@ func (c *Catalog) GetRun(ctx context.Context, id uuid.UUID) (Run, error) {
 		return Run{}, fmt.Errorf("get run %s: %w", id, err)
 	}
 	return r, nil
+}
+
+// GetRunMessage is GetRun and RunMessageState in one statement (one round
+// trip): a message task reads both before anything else.
+func (c *Catalog) GetRunMessage(ctx context.Context, id uuid.UUID, message string) (Run, MessageState, error) {
+	var state *MessageState
+	r, err := scanRun(c.pool.QueryRow(ctx, `SELECT `+runColumns+`,
+		(SELECT m.state FROM run_messages m WHERE m.run_id = $1 AND m.message_sid = $2)
+		FROM runs WHERE id = $1`, id, message), &state)
+	if err != nil {
+		return Run{}, "", fmt.Errorf("get run %s with message %s: %w", id, message, err)
+	}
+	if state == nil {
+		return r, "", nil // as RunMessageState: unknown
+	}
+	return r, *state, nil
 }
 
 // StartRun moves a queued run to running; starting a running run again is a

@@ -338,6 +338,44 @@ func (c *Catalog) RecordLastMedia(ctx context.Context, run uuid.UUID, message st
 // recordMedia records media and, if finish names a message, marks it
 // listed with found media, in one statement.
 func (c *Catalog) recordMedia(ctx context.Context, run uuid.UUID, media []MediaRecord, dryRun bool, finish string, found int) error {
+	q, args := recordMediaSQL(run, media, dryRun, finish, found)
+	_, err := c.pool.Exec(ctx, q, args...)
+	return err
+}
+
+// RecordLastMediaWork is RecordLastMedia (not on a dry run) followed by
+// MessageWork(run, message, "", limit), in one round trip and one
+// transaction: a message task lists its media, records them and reads
+// what is left to do with them, as Postgres says, without a second trip.
+func (c *Catalog) RecordLastMediaWork(ctx context.Context, run uuid.UUID, message string, media []MediaRecord, mediaFound, limit int) ([]RunMediaItem, error) {
+	b := &pgx.Batch{}
+	q, args := recordMediaSQL(run, media, false, message, mediaFound)
+	b.Queue(q, args...)
+	q, args = messageWorkSQL(run, message, "", limit)
+	b.Queue(q, args...)
+	// A batch outside a transaction runs in one implicit transaction: the
+	// read sees the rows just recorded, and a failure records nothing.
+	br := c.pool.SendBatch(ctx, b)
+	defer br.Close()
+	if _, err := br.Exec(); err != nil {
+		return nil, fmt.Errorf("record the media of message %s of run %s: %w", message, run, err)
+	}
+	rows, err := br.Query()
+	if err != nil {
+		return nil, fmt.Errorf("work on message %s of run %s: %w", message, run, err)
+	}
+	items, err := collectWork(rows)
+	if err == nil {
+		err = br.Close()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("work on message %s of run %s: %w", message, run, err)
+	}
+	return items, nil
+}
+
+// recordMediaSQL is recordMedia's statement.
+func recordMediaSQL(run uuid.UUID, media []MediaRecord, dryRun bool, finish string, found int) (string, []any) {
 	sids := make([]string, len(media))
 	accounts := make([]string, len(media))
 	messages := make([]string, len(media))
@@ -353,7 +391,7 @@ func (c *Catalog) recordMedia(ctx context.Context, run uuid.UUID, media []MediaR
 	}
 	// A run deletes what it archives when it asked to, and a policy only
 	// what is older than its delete_after.
-	_, err := c.pool.Exec(ctx, `
+	return `
 		WITH listed AS (
 			SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[])
 				AS t(sid, account_sid, message_sid, content_type, date_created)
@@ -370,8 +408,7 @@ func (c *Catalog) recordMedia(ctx context.Context, run uuid.UUID, media []MediaR
 		)
 		UPDATE run_messages SET state = 'listed', media_found = $10, error = NULL, updated_at = now()
 		WHERE run_id = $1 AND message_sid = $9 AND state <> 'listed'`,
-		run, sids, accounts, messages, types, created, state, dryRun, finish, found)
-	return err
+		[]any{run, sids, accounts, messages, types, created, state, dryRun, finish, found}
 }
 
 // FinishMessage marks a message's media as listed within a run.

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"testing"
 
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
 	"github.com/mediasync/mediasync/catalog"
@@ -158,4 +159,48 @@ func sids(items []catalog.RunMediaItem) []string {
 		out[i] = it.SID
 	}
 	return out
+}
+
+// A message task's reads in one round trip each: the run with its
+// message's state, and the media it records with the work they leave,
+// which sees the rows just recorded (one transaction), as MessageWork would.
+func TestRecordLastMediaWorkReadsWhatItRecorded(t *testing.T) {
+	t.Parallel()
+	c := newCatalog(t)
+	ctx := t.Context()
+	run, err := c.CreateRun(ctx, catalog.RunSpec{Kind: catalog.KindMessage, AccountSID: acct, MessageSID: msg1, Delete: true, Actor: "test"})
+	require.NoError(t, err)
+	_, err = c.StartRun(ctx, run.ID)
+	require.NoError(t, err)
+
+	got, state, err := c.GetRunMessage(ctx, run.ID, msg1)
+	require.NoError(t, err)
+	require.Equal(t, run.ID, got.ID)
+	require.Equal(t, catalog.MessageState(""), state, "not recorded yet")
+	require.NoError(t, c.RecordMessages(ctx, run.ID, []catalog.MessageRecord{{
+		SID: msg1, AccountSID: acct, NumMedia: 2, NumMediaKnown: true,
+	}}, false))
+	_, state, err = c.GetRunMessage(ctx, run.ID, msg1)
+	require.NoError(t, err)
+	require.Equal(t, catalog.MessagePending, state)
+
+	work, err := c.RecordLastMediaWork(ctx, run.ID, msg1, []catalog.MediaRecord{
+		{SID: me1, AccountSID: acct, MessageSID: msg1, ContentType: "image/jpeg"},
+		{SID: me2, AccountSID: acct, MessageSID: msg1, ContentType: "image/png"},
+	}, 2, 50)
+	require.NoError(t, err)
+	require.Equal(t, []string{me1, me2}, sids(work))
+	for _, it := range work {
+		require.Equal(t, catalog.MediaPending, it.RunState)
+		require.True(t, it.DeleteWanted)
+	}
+	again, err := c.MessageWork(ctx, run.ID, msg1, "", 50)
+	require.NoError(t, err)
+	require.Equal(t, work, again, "the same as MessageWork after the record")
+	_, state, err = c.GetRunMessage(ctx, run.ID, msg1)
+	require.NoError(t, err)
+	require.Equal(t, catalog.MessageListed, state)
+
+	_, _, err = c.GetRunMessage(ctx, uuid.New(), msg1)
+	require.ErrorIs(t, err, catalog.ErrRunNotFound)
 }

@@ -24,6 +24,16 @@ const TypeArchiveMessage = "message:archive"
 type ArchiveMessagePayload struct {
 	RunID      uuid.UUID `json:"run_id"`
 	MessageSID string    `json:"message_sid"`
+
+	state catalog.MessageState // read with the run (loadRun), not sent
+}
+
+// loadRun reads the run and the message's state in the run in one round
+// trip (runLoader).
+func (p *ArchiveMessagePayload) loadRun(ctx context.Context, c *catalog.Catalog) (catalog.Run, error) {
+	run, state, err := c.GetRunMessage(ctx, p.RunID, p.MessageSID)
+	p.state = state
+	return run, err
 }
 
 func (p ArchiveMessagePayload) validate() error {
@@ -81,15 +91,15 @@ func (h *Handlers) ArchiveMessage(ctx context.Context, t *asynq.Task) error {
 }
 
 func (h *Handlers) archiveMessage(ctx context.Context, run catalog.Run, p ArchiveMessagePayload) error {
-	state, err := h.catalog.RunMessageState(ctx, run.ID, p.MessageSID)
-	if err != nil {
-		return err
-	}
-	var listErr error
-	if state == catalog.MessagePending {
+	var (
+		listErr error
+		work    []catalog.RunMediaItem // read with the listing's record, if read
+		read    bool
+	)
+	if p.state == catalog.MessagePending {
 		// A listing that failed for good has recorded why; the media it
 		// recorded before are still archived below.
-		if listErr = h.listMedia(ctx, run, p.MessageSID); listErr != nil && !isPermanent(listErr) {
+		if work, read, listErr = h.listMedia(ctx, run, p.MessageSID); listErr != nil && !isPermanent(listErr) {
 			return listErr
 		}
 	}
@@ -100,7 +110,10 @@ func (h *Handlers) archiveMessage(ctx context.Context, run catalog.Run, p Archiv
 	// that media's error: the message's other media are still archived,
 	// committed and deleted, and the task is retried for it.
 	errs := h.syncMessageHolds(ctx, run.ID, p.MessageSID)
-	errs = append(errs, h.workOnMessage(ctx, run, p.MessageSID), listErr)
+	if len(errs) > 0 {
+		read = false // a hold's failure may have failed its media: read again
+	}
+	errs = append(errs, h.workOnMessage(ctx, run, p.MessageSID, work, read), listErr)
 	if err := taskError(errs); err != nil && !isPermanent(err) {
 		return &mediaStageError{err}
 	}
@@ -119,8 +132,11 @@ func (e *mediaStageError) Error() string { return e.err.Error() }
 func (e *mediaStageError) Unwrap() error { return e.err }
 
 // listMedia lists a message's media and records them, and the message as
-// listed (or gone, or failed, with the reason).
-func (h *Handlers) listMedia(ctx context.Context, run catalog.Run, message string) error {
+// listed (or gone, or failed, with the reason). Once it has recorded the
+// message listed (not on a dry run), it returns what the run has to do
+// with the first messageBatch of them (MessageWork), read in the same
+// round trip, and read = true.
+func (h *Handlers) listMedia(ctx context.Context, run catalog.Run, message string) (work []catalog.RunMediaItem, read bool, err error) {
 	// A message has at most 10 media; records go out in batches anyway so a
 	// hostile or buggy list cannot grow memory without bound.
 	const batch = 100
@@ -141,12 +157,12 @@ func (h *Handlers) listMedia(ctx context.Context, run catalog.Run, message strin
 			// archived and no retry changes that. Recorded as gone, so
 			// the run says so rather than counting a message without media.
 			if err := flush(); err != nil {
-				return err
+				return nil, false, err
 			}
-			return h.catalog.GoneMessage(ctx, run.ID, message, found, "gone from Twilio before its media were listed: "+errText(err))
+			return nil, false, h.catalog.GoneMessage(ctx, run.ID, message, found, "gone from Twilio before its media were listed: "+errText(err))
 		}
 		if err != nil {
-			return h.listingError(ctx, err, func(reason string) error {
+			return nil, false, h.listingError(ctx, err, func(reason string) error {
 				return h.catalog.FailMessage(ctx, run.ID, message, reason)
 			})
 		}
@@ -154,9 +170,9 @@ func (h *Handlers) listMedia(ctx context.Context, run catalog.Run, message strin
 			// Recorded, it would be queued and re-queued forever: the
 			// message fails with the reason; the media before it stay.
 			if err := flush(); err != nil {
-				return err
+				return nil, false, err
 			}
-			return h.badSID(fmt.Errorf("media list of message %s, media %d: %w", message, found, err), func(reason string) error {
+			return nil, false, h.badSID(fmt.Errorf("media list of message %s, media %d: %w", message, found, err), func(reason string) error {
 				return h.catalog.FailMessage(ctx, run.ID, message, reason)
 			})
 		}
@@ -166,23 +182,32 @@ func (h *Handlers) listMedia(ctx context.Context, run catalog.Run, message strin
 		})
 		if len(recs) == batch {
 			if err := flush(); err != nil {
-				return err
+				return nil, false, err
 			}
 		}
 	}
-	return h.catalog.RecordLastMedia(ctx, run.ID, message, recs, found+len(recs), run.DryRun)
+	if run.DryRun {
+		return nil, false, h.catalog.RecordLastMedia(ctx, run.ID, message, recs, found+len(recs), true)
+	}
+	work, err = h.catalog.RecordLastMediaWork(ctx, run.ID, message, recs, found+len(recs), messageBatch)
+	return work, err == nil, err
 }
 
 // workOnMessage does what the run still has to do with a message's media,
-// messageBatch media at a time, as Postgres says.
-func (h *Handlers) workOnMessage(ctx context.Context, run catalog.Run, message string) error {
+// messageBatch media at a time, as Postgres says; the first batch is
+// first if read (listMedia read it), else it is read here.
+func (h *Handlers) workOnMessage(ctx context.Context, run catalog.Run, message string, first []catalog.RunMediaItem, read bool) error {
 	var failed []error // media that failed for good (recorded)
 	after := ""
 	for {
-		items, err := h.catalog.MessageWork(ctx, run.ID, message, after, messageBatch)
-		if err != nil {
-			return err
+		items := first
+		if !read {
+			var err error
+			if items, err = h.catalog.MessageWork(ctx, run.ID, message, after, messageBatch); err != nil {
+				return err
+			}
 		}
+		read = false
 		if len(items) == 0 {
 			break
 		}

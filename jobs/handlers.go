@@ -159,7 +159,12 @@ func Register(mux *asynq.ServeMux, h *Handlers) {
 // liveRun returns the run a task belongs to, or ok=false when the task has
 // nothing left to do (the run is finished, or unknown).
 func (h *Handlers) liveRun(ctx context.Context, id uuid.UUID) (catalog.Run, bool, error) {
-	run, err := h.catalog.GetRun(ctx, id)
+	return h.liveRunFrom(ctx, id, h.catalog.GetRun)
+}
+
+// liveRunFrom is liveRun with the run read by get.
+func (h *Handlers) liveRunFrom(ctx context.Context, id uuid.UUID, get func(context.Context, uuid.UUID) (catalog.Run, error)) (catalog.Run, bool, error) {
+	run, err := get(ctx, id)
 	if errors.Is(err, catalog.ErrRunNotFound) {
 		return catalog.Run{}, false, permanent(err)
 	}
