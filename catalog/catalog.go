@@ -213,20 +213,26 @@ func (c *Catalog) GetRun(ctx context.Context, id uuid.UUID) (Run, error) {
 	return r, nil
 }
 
-// GetRunMessage is GetRun and RunMessageState in one statement (one round
-// trip): a message task reads both before anything else.
-func (c *Catalog) GetRunMessage(ctx context.Context, id uuid.UUID, message string) (Run, MessageState, error) {
-	var state *MessageState
+// GetRunMessages is GetRun and RunMessageState of each of messages in one
+// statement (one round trip): a message task reads them before anything
+// else. A message the run has no row for is absent from states.
+func (c *Catalog) GetRunMessages(ctx context.Context, id uuid.UUID, messages []string) (Run, map[string]MessageState, error) {
+	var sids, states []string
 	r, err := scanRun(c.pool.QueryRow(ctx, `SELECT `+runColumns+`,
-		(SELECT m.state FROM run_messages m WHERE m.run_id = $1 AND m.message_sid = $2)
-		FROM runs WHERE id = $1`, id, message), &state)
+		ARRAY(SELECT m.message_sid FROM run_messages m WHERE m.run_id = $1 AND m.message_sid = ANY($2) ORDER BY m.message_sid),
+		ARRAY(SELECT m.state FROM run_messages m WHERE m.run_id = $1 AND m.message_sid = ANY($2) ORDER BY m.message_sid)
+		FROM runs WHERE id = $1`, id, messages), &sids, &states)
 	if err != nil {
-		return Run{}, "", fmt.Errorf("get run %s with message %s: %w", id, message, err)
+		return Run{}, nil, fmt.Errorf("get run %s with %d messages: %w", id, len(messages), err)
 	}
-	if state == nil {
-		return r, "", nil // as RunMessageState: unknown
+	if len(sids) != len(states) {
+		return Run{}, nil, fmt.Errorf("get run %s with %d messages: %d states for %d rows", id, len(messages), len(states), len(sids))
 	}
-	return r, *state, nil
+	m := make(map[string]MessageState, len(sids))
+	for i, sid := range sids {
+		m[sid] = MessageState(states[i])
+	}
+	return r, m, nil
 }
 
 // StartRun moves a queued run to running; starting a running run again is a

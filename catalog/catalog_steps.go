@@ -343,33 +343,46 @@ func (c *Catalog) recordMedia(ctx context.Context, run uuid.UUID, media []MediaR
 	return err
 }
 
-// RecordLastMediaWork is RecordLastMedia (not on a dry run) followed by
-// MessageWork(run, message, "", limit), in one round trip and one
-// transaction: a message task lists its media, records them and reads
-// what is left to do with them, as Postgres says, without a second trip.
-func (c *Catalog) RecordLastMediaWork(ctx context.Context, run uuid.UUID, message string, media []MediaRecord, mediaFound, limit int) ([]RunMediaItem, error) {
+// ListedMessage is one message's media as listed, to record with the
+// message marked listed (RecordListedWork).
+type ListedMessage struct {
+	SID        string
+	Media      []MediaRecord
+	MediaFound int
+}
+
+// RecordListedWork is RecordLastMedia for each of listed (not on a dry
+// run) followed by MessagesWork(run, messages, "", "", limit), in one
+// round trip and one transaction: a message task records the media it
+// listed and reads what is left to do with its messages' media, as
+// Postgres says, without a trip per message.
+func (c *Catalog) RecordListedWork(ctx context.Context, run uuid.UUID, listed []ListedMessage, messages []string, limit int) ([]RunMediaItem, error) {
 	b := &pgx.Batch{}
-	q, args := recordMediaSQL(run, media, false, message, mediaFound)
-	b.Queue(q, args...)
-	q, args = messageWorkSQL(run, message, "", limit)
+	for _, l := range listed {
+		q, args := recordMediaSQL(run, l.Media, false, l.SID, l.MediaFound)
+		b.Queue(q, args...)
+	}
+	q, args := messagesWorkSQL(run, messages, "", "", limit)
 	b.Queue(q, args...)
 	// A batch outside a transaction runs in one implicit transaction: the
 	// read sees the rows just recorded, and a failure records nothing.
 	br := c.pool.SendBatch(ctx, b)
 	defer br.Close()
-	if _, err := br.Exec(); err != nil {
-		return nil, fmt.Errorf("record the media of message %s of run %s: %w", message, run, err)
+	for _, l := range listed {
+		if _, err := br.Exec(); err != nil {
+			return nil, fmt.Errorf("record the media of message %s of run %s: %w", l.SID, run, err)
+		}
 	}
 	rows, err := br.Query()
 	if err != nil {
-		return nil, fmt.Errorf("work on message %s of run %s: %w", message, run, err)
+		return nil, fmt.Errorf("work on %d messages of run %s: %w", len(messages), run, err)
 	}
 	items, err := collectWork(rows)
 	if err == nil {
 		err = br.Close()
 	}
 	if err != nil {
-		return nil, fmt.Errorf("work on message %s of run %s: %w", message, run, err)
+		return nil, fmt.Errorf("work on %d messages of run %s: %w", len(messages), run, err)
 	}
 	return items, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -148,11 +149,16 @@ func (h *Handlers) listPage(ctx context.Context, run catalog.Run, p ListPagePayl
 	if err := h.catalog.RecordMessages(ctx, run.ID, recs, run.DryRun); err != nil {
 		return err
 	}
+	// The messages with media, maxMessagesPerTask to a task.
+	var withMedia []string
 	for _, rec := range recs {
-		if !rec.HasMedia() {
-			continue
+		if rec.HasMedia() {
+			withMedia = append(withMedia, rec.SID)
 		}
-		if err := h.enqueuer.In(ctx)(NewArchiveMessageTask(h.queues, ArchiveMessagePayload{RunID: run.ID, MessageSID: rec.SID})); err != nil {
+	}
+	for batch := range slices.Chunk(withMedia, maxMessagesPerTask) {
+		p := ArchiveMessagePayload{RunID: run.ID, MessageSID: batch[0], More: batch[1:]}
+		if err := h.enqueuer.In(ctx)(NewArchiveMessageTask(h.queues, p)); err != nil {
 			return err
 		}
 	}
