@@ -52,6 +52,9 @@ type MessageRecord struct {
 	Direction     string
 	NumMedia      int
 	NumMediaKnown bool // Twilio may send num_media as null
+	// TaskSID is the first message of the message task that archives
+	// this one, when that is another (a batch); "" for its own.
+	TaskSID string
 }
 
 // HasMedia reports whether the message may have media to list: when Twilio
@@ -272,9 +275,9 @@ func (c *Catalog) RecordMessages(ctx context.Context, run uuid.UUID, msgs []Mess
 				zero := 0
 				state, found = MessageListed, &zero
 			}
-			b.Queue(`INSERT INTO run_messages (run_id, message_sid, state, media_found)
-				VALUES ($1, $2, $3, $4) ON CONFLICT (run_id, message_sid) DO NOTHING`,
-				run, m.SID, state, found)
+			b.Queue(`INSERT INTO run_messages (run_id, message_sid, state, media_found, task_sid)
+				VALUES ($1, $2, $3, $4, $5) ON CONFLICT (run_id, message_sid) DO NOTHING`,
+				run, m.SID, state, found, nullString(m.TaskSID))
 		}
 		return tx.SendBatch(ctx, b).Close()
 	})
@@ -798,6 +801,10 @@ func str(s *string) string {
 type StaleWork struct {
 	Messages []string // message SIDs with media to list, archive or delete
 	Media    []string // media SIDs still to archive or delete, of those messages
+	// Tasks holds, for each of Messages, the first message of the task it
+	// was queued in ("" for its own task): queued again under that task's
+	// ID, it is not queued twice while its batch still waits.
+	Tasks []string
 }
 
 // StaleWork returns the messages of a run whose outstanding work (media to
@@ -806,36 +813,40 @@ type StaleWork struct {
 func (c *Catalog) StaleWork(ctx context.Context, run uuid.UUID, olderThan time.Time, limit int) (StaleWork, error) {
 	var w StaleWork
 	rows, err := c.pool.Query(ctx, `
-		SELECT message_sid FROM run_messages
+		SELECT message_sid, coalesce(task_sid, '') FROM run_messages
 		WHERE run_id = $1 AND state = 'pending' AND updated_at < $2 LIMIT $3`, run, olderThan, limit)
 	if err != nil {
 		return w, fmt.Errorf("stale work of run %s: %w", run, err)
 	}
-	if w.Messages, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+	seen := make(map[string]bool)
+	var msg, task string
+	_, err = pgx.ForEachRow(rows, []any{&msg, &task}, func() error {
+		seen[msg] = true
+		w.Messages, w.Tasks = append(w.Messages, msg), append(w.Tasks, task)
+		return nil
+	})
+	if err != nil {
 		return w, fmt.Errorf("stale work of run %s: %w", run, err)
 	}
-	seen := make(map[string]bool, len(w.Messages))
-	for _, m := range w.Messages {
-		seen[m] = true
-	}
 	rows, err = c.pool.Query(ctx, `
-		SELECT media_sid, message_sid FROM run_media
-		WHERE run_id = $1 AND updated_at < $2
-		  AND (state = 'pending' OR (delete_wanted AND state = 'archived'))
+		SELECT d.media_sid, d.message_sid, coalesce(g.task_sid, '') FROM run_media d
+		LEFT JOIN run_messages g ON g.run_id = d.run_id AND g.message_sid = d.message_sid
+		WHERE d.run_id = $1 AND d.updated_at < $2
+		  AND (d.state = 'pending' OR (d.delete_wanted AND d.state = 'archived'))
 		LIMIT $3`, run, olderThan, 2*limit)
 	if err != nil {
 		return w, fmt.Errorf("stale work of run %s: %w", run, err)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var sid, msg string
-		if err := rows.Scan(&sid, &msg); err != nil {
+		var sid string
+		if err := rows.Scan(&sid, &msg, &task); err != nil {
 			return w, fmt.Errorf("stale work of run %s: %w", run, err)
 		}
 		w.Media = append(w.Media, sid)
 		if !seen[msg] {
 			seen[msg] = true
-			w.Messages = append(w.Messages, msg)
+			w.Messages, w.Tasks = append(w.Messages, msg), append(w.Tasks, task)
 		}
 	}
 	return w, rows.Err()

@@ -218,3 +218,28 @@ func TestRecordListedWorkReadsWhatItRecorded(t *testing.T) {
 	_, _, err = c.GetRunMessages(ctx, uuid.New(), msgs)
 	require.ErrorIs(t, err, catalog.ErrRunNotFound)
 }
+
+// A message queued in another message's task says so, for the reconciler:
+// stale, it is named with that task's first message; on its own, with "".
+func TestStaleWorkNamesEachMessagesTask(t *testing.T) {
+	t.Parallel()
+	c := newCatalog(t)
+	ctx := t.Context()
+	const msg2 = "MM00000000000000000000000000000002"
+	run, err := c.CreateRun(ctx, catalog.RunSpec{Kind: catalog.KindBackfill, AccountSID: acct,
+		Since: time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC), Until: time.Date(2026, 2, 2, 0, 0, 0, 0, time.UTC), Actor: "test"})
+	require.NoError(t, err)
+	_, err = c.StartRun(ctx, run.ID)
+	require.NoError(t, err)
+	require.NoError(t, c.RecordMessages(ctx, run.ID, []catalog.MessageRecord{
+		{SID: msg1, AccountSID: acct, NumMedia: 1, NumMediaKnown: true},
+		{SID: msg2, AccountSID: acct, NumMedia: 1, NumMediaKnown: true, TaskSID: msg1},
+	}, false))
+	w, err := c.StaleWork(ctx, run.ID, time.Now().Add(time.Hour), 10)
+	require.NoError(t, err)
+	got := map[string]string{}
+	for i, m := range w.Messages {
+		got[m] = w.Tasks[i]
+	}
+	require.Equal(t, map[string]string{msg1: "", msg2: msg1}, got)
+}

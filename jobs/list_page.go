@@ -146,15 +146,20 @@ func (h *Handlers) listPage(ctx context.Context, run catalog.Run, p ListPagePayl
 		}
 		recs = append(recs, rec)
 	}
+	// The messages with media go maxMessagesPerTask to a task; each
+	// records its task's first message, for the reconciler.
+	var withMedia []string
+	for i := range recs {
+		if !recs[i].HasMedia() {
+			continue
+		}
+		if n := len(withMedia); n%maxMessagesPerTask != 0 {
+			recs[i].TaskSID = withMedia[n-n%maxMessagesPerTask]
+		}
+		withMedia = append(withMedia, recs[i].SID)
+	}
 	if err := h.catalog.RecordMessages(ctx, run.ID, recs, run.DryRun); err != nil {
 		return err
-	}
-	// The messages with media, maxMessagesPerTask to a task.
-	var withMedia []string
-	for _, rec := range recs {
-		if rec.HasMedia() {
-			withMedia = append(withMedia, rec.SID)
-		}
 	}
 	for batch := range slices.Chunk(withMedia, maxMessagesPerTask) {
 		p := ArchiveMessagePayload{RunID: run.ID, MessageSID: batch[0], More: batch[1:]}
