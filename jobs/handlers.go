@@ -54,10 +54,12 @@ type Handlers struct {
 
 // DefaultMaxBacklog is Deps.MaxBacklog's default. Listing runs only
 // when the media queue has nothing pending (StrictPriority), so the tasks
-// waiting are messages still to archive: 250 of them is at least 250 media
-// while the next page is fetched, and keeps Redis at about one page of
-// tasks (a few MB) for any run (issue #5's benchmark: docs/benchmarks.md).
-const DefaultMaxBacklog = 250
+// waiting are messages still to archive, up to maxMessagesPerTask (8) to a
+// task: 32 of them are about 250 messages, at least 250 media while the
+// next page is fetched, and keep Redis at about one page of tasks (a few
+// MB) for any run (issue #5's benchmark: docs/benchmarks.md). It was 250
+// tasks of one message each before messages were batched (issue #14).
+const DefaultMaxBacklog = 32
 
 // DefaultWindowsReleased is Deps.WindowsReleased's default.
 const DefaultWindowsReleased = 2
