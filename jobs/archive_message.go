@@ -73,7 +73,7 @@ func (p ArchiveMessagePayload) validate() error {
 func (p ArchiveMessagePayload) run() uuid.UUID { return p.RunID }
 
 // NewArchiveMessageTask returns the task that archives (and, with --delete,
-// deletes) one message's media. It goes to the media queue, served before
+// deletes) one message's media, or those of a few messages (p.More). It goes to the media queue, served before
 // listing, so a run archives what it found before it finds more; its
 // retries are a listing task's, and so is its backoff while it lists (a
 // message is a gate its media wait on); once its media are listed it backs
@@ -98,12 +98,12 @@ const (
 	mediaParallel = 3
 )
 
-// ArchiveMessage archives one message of a run:
+// ArchiveMessage archives one message of a run, or a few (p.More):
 //
-//  1. list its media, if the run has not yet (run_messages pending), and
-//     record them with the message listed, in one statement;
+//  1. list their media, if the run has not yet (run_messages pending), a
+//     few at once, and record them with the messages listed;
 //  2. read from Postgres what the run still has to do with them (a replay
-//     skips what is committed);
+//     skips what is committed), in the same round trip as the record;
 //  3. copy each media to archive (download → spool, SHA-256 and Sniffer →
 //     create-only PUT the store verifies, or the suspect path), a few at
 //     once, and commit every copy and outcome in one statement;
