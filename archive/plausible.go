@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -69,10 +70,28 @@ func (s *Sniffer) Write(p []byte) (int, error) {
 	s.scanReplacements(p)
 	s.scanUTF8(p)
 	if !s.high {
-		s.high = bytes.ContainsFunc(p, func(r rune) bool { return r >= utf8.RuneSelf })
+		s.high = hasHigh(p)
 	}
 	s.n += int64(len(p))
 	return len(p), nil
+}
+
+// hasHigh reports whether p holds a byte >= 0x80 (in UTF-8, the start or
+// continuation of a multi-byte sequence, or an invalid byte), eight bytes
+// at a time: text stays ASCII to its end, and a rune-by-rune scan
+// (bytes.ContainsFunc) was 15 % of the worker's CPU on 100 MiB text media.
+func hasHigh(p []byte) bool {
+	for ; len(p) >= 8; p = p[8:] {
+		if binary.LittleEndian.Uint64(p)&0x8080808080808080 != 0 {
+			return true
+		}
+	}
+	for _, c := range p {
+		if c >= utf8.RuneSelf {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *Sniffer) scanReplacements(p []byte) {

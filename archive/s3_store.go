@@ -11,12 +11,14 @@ import (
 	"hash"
 	"io"
 	"iter"
+	"net/http"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
@@ -58,6 +60,8 @@ func NewS3Store(ctx context.Context, cfg S3Config) (*S3Store, error) {
 	}
 	if cfg.HTTPClient != nil {
 		opts = append(opts, config.WithHTTPClient(cfg.HTTPClient))
+	} else {
+		opts = append(opts, config.WithHTTPClient(defaultS3HTTPClient()))
 	}
 	if cfg.CABundle != "" {
 		pem, err := os.ReadFile(cfg.CABundle)
@@ -103,6 +107,20 @@ func NewS3Store(ctx context.Context, cfg S3Config) (*S3Store, error) {
 		st.partSize = DefaultPartSize
 	}
 	return st, nil
+}
+
+// defaultS3HTTPClient is the SDK's default client (a BuildableClient, so
+// CABundle and AWS_CA_BUNDLE still apply) with room for a worker's uploads.
+// The SDK keeps 10 idle connections per host, and a worker has up to its
+// tasks × 3 uploads in flight (48 by default at 16 tasks): past 10, each
+// upload closed its connection, and the next one paid a new TLS handshake
+// on both sides (issue #14's profile). A 64 KiB write buffer sends a small
+// media's body in a few TLS records, not one per 4 KiB.
+func defaultS3HTTPClient() *awshttp.BuildableClient {
+	return awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
+		t.MaxIdleConns, t.MaxIdleConnsPerHost = 512, 256
+		t.WriteBufferSize = 64 << 10
+	})
 }
 
 // Location implements Store.

@@ -30,6 +30,10 @@ type SpoolConfig struct {
 	// download that runs past it fails with ErrTooLarge instead of filling
 	// the disk.
 	MaxSize int64
+	// SizeHint, when positive, is the size the bytes are expected to have
+	// (a Content-Length): the memory part is allocated at once for up to
+	// that many bytes, not grown (and copied) as they arrive.
+	SizeHint int64
 }
 
 // Spool holds a download between Twilio and the store. The downloader writes
@@ -68,7 +72,11 @@ func NewSpool(cfg SpoolConfig) *Spool {
 	case limit < 0:
 		limit = 0
 	}
-	return &Spool{dir: cfg.Dir, limit: limit, max: cfg.MaxSize, h: sha256.New()}
+	s := &Spool{dir: cfg.Dir, limit: limit, max: cfg.MaxSize, h: sha256.New()}
+	if cfg.SizeHint > 0 && limit > 0 {
+		s.mem = make([]byte, 0, min(cfg.SizeHint, int64(limit)))
+	}
+	return s
 }
 
 var errSpoolSealed = errors.New("spool: write after Reader")

@@ -202,11 +202,9 @@ const runColumns = `id, kind, account_sid, since, until, coalesce(message_sid, '
 	coalesce(to_number, ''), delete_media, dry_run, actor, state, coalesce(error, ''), created_at, started_at, finished_at,
 	coalesce(policy_name, ''), tick, delete_before, retry_of, coalesce(verify_sample, 0), verify_selected_at`
 
-func scanRun(row pgx.Row) (Run, error) { return scanRunWith(row) }
-
-// scanRunWith scans runColumns and then, into extra, the columns a query
+// scanRun scans runColumns and then, into extra, the columns a query
 // selects after them.
-func scanRunWith(row pgx.Row, extra ...any) (Run, error) {
+func scanRun(row pgx.Row, extra ...any) (Run, error) {
 	var r Run
 	var since, until, started, finished, tick, deleteBefore *time.Time
 	var retryOf *uuid.UUID
@@ -233,6 +231,28 @@ func (c *Catalog) GetRun(ctx context.Context, id uuid.UUID) (Run, error) {
 		return Run{}, fmt.Errorf("get run %s: %w", id, err)
 	}
 	return r, nil
+}
+
+// GetRunMessages is GetRun and RunMessageState of each of messages in one
+// statement (one round trip): a message task reads them before anything
+// else. A message the run has no row for is absent from states.
+func (c *Catalog) GetRunMessages(ctx context.Context, id uuid.UUID, messages []string) (Run, map[string]MessageState, error) {
+	var sids, states []string
+	r, err := scanRun(c.pool.QueryRow(ctx, `SELECT `+runColumns+`,
+		ARRAY(SELECT m.message_sid FROM run_messages m WHERE m.run_id = $1 AND m.message_sid = ANY($2) ORDER BY m.message_sid),
+		ARRAY(SELECT m.state FROM run_messages m WHERE m.run_id = $1 AND m.message_sid = ANY($2) ORDER BY m.message_sid)
+		FROM runs WHERE id = $1`, id, messages), &sids, &states)
+	if err != nil {
+		return Run{}, nil, fmt.Errorf("get run %s with %d messages: %w", id, len(messages), err)
+	}
+	if len(sids) != len(states) {
+		return Run{}, nil, fmt.Errorf("get run %s with %d messages: %d states for %d rows", id, len(messages), len(states), len(sids))
+	}
+	m := make(map[string]MessageState, len(sids))
+	for i, sid := range sids {
+		m[sid] = MessageState(states[i])
+	}
+	return r, m, nil
 }
 
 // StartRun moves a queued run to running; starting a running run again is a

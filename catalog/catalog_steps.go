@@ -52,6 +52,9 @@ type MessageRecord struct {
 	Direction     string
 	NumMedia      int
 	NumMediaKnown bool // Twilio may send num_media as null
+	// TaskSID is the first message of the message task that archives
+	// this one, when that is another (a batch); "" for its own.
+	TaskSID string
 }
 
 // HasMedia reports whether the message may have media to list: when Twilio
@@ -272,9 +275,9 @@ func (c *Catalog) RecordMessages(ctx context.Context, run uuid.UUID, msgs []Mess
 				zero := 0
 				state, found = MessageListed, &zero
 			}
-			b.Queue(`INSERT INTO run_messages (run_id, message_sid, state, media_found)
-				VALUES ($1, $2, $3, $4) ON CONFLICT (run_id, message_sid) DO NOTHING`,
-				run, m.SID, state, found)
+			b.Queue(`INSERT INTO run_messages (run_id, message_sid, state, media_found, task_sid)
+				VALUES ($1, $2, $3, $4, $5) ON CONFLICT (run_id, message_sid) DO NOTHING`,
+				run, m.SID, state, found, nullString(m.TaskSID))
 		}
 		return tx.SendBatch(ctx, b).Close()
 	})
@@ -338,6 +341,57 @@ func (c *Catalog) RecordLastMedia(ctx context.Context, run uuid.UUID, message st
 // recordMedia records media and, if finish names a message, marks it
 // listed with found media, in one statement.
 func (c *Catalog) recordMedia(ctx context.Context, run uuid.UUID, media []MediaRecord, dryRun bool, finish string, found int) error {
+	q, args := recordMediaSQL(run, media, dryRun, finish, found)
+	_, err := c.pool.Exec(ctx, q, args...)
+	return err
+}
+
+// ListedMessage is one message's media as listed, to record with the
+// message marked listed (RecordListedWork).
+type ListedMessage struct {
+	SID        string
+	Media      []MediaRecord
+	MediaFound int
+}
+
+// RecordListedWork is RecordLastMedia for each of listed (not on a dry
+// run) followed by MessagesWork(run, messages, "", "", limit), in one
+// round trip and one transaction: a message task records the media it
+// listed and reads what is left to do with its messages' media, as
+// Postgres says, without a trip per message.
+func (c *Catalog) RecordListedWork(ctx context.Context, run uuid.UUID, listed []ListedMessage, messages []string, limit int) ([]RunMediaItem, error) {
+	b := &pgx.Batch{}
+	for _, l := range listed {
+		q, args := recordMediaSQL(run, l.Media, false, l.SID, l.MediaFound)
+		b.Queue(q, args...)
+	}
+	q, args := messagesWorkSQL(run, messages, "", "", limit)
+	b.Queue(q, args...)
+	// A batch outside a transaction runs in one implicit transaction: the
+	// read sees the rows just recorded, and a failure records nothing.
+	br := c.pool.SendBatch(ctx, b)
+	defer br.Close()
+	for _, l := range listed {
+		if _, err := br.Exec(); err != nil {
+			return nil, fmt.Errorf("record the media of message %s of run %s: %w", l.SID, run, err)
+		}
+	}
+	rows, err := br.Query()
+	if err != nil {
+		return nil, fmt.Errorf("work on %d messages of run %s: %w", len(messages), run, err)
+	}
+	items, err := collectWork(rows)
+	if err == nil {
+		err = br.Close()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("work on %d messages of run %s: %w", len(messages), run, err)
+	}
+	return items, nil
+}
+
+// recordMediaSQL is recordMedia's statement.
+func recordMediaSQL(run uuid.UUID, media []MediaRecord, dryRun bool, finish string, found int) (string, []any) {
 	sids := make([]string, len(media))
 	accounts := make([]string, len(media))
 	messages := make([]string, len(media))
@@ -353,7 +407,7 @@ func (c *Catalog) recordMedia(ctx context.Context, run uuid.UUID, media []MediaR
 	}
 	// A run deletes what it archives when it asked to, and a policy only
 	// what is older than its delete_after.
-	_, err := c.pool.Exec(ctx, `
+	return `
 		WITH listed AS (
 			SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[])
 				AS t(sid, account_sid, message_sid, content_type, date_created)
@@ -370,8 +424,7 @@ func (c *Catalog) recordMedia(ctx context.Context, run uuid.UUID, media []MediaR
 		)
 		UPDATE run_messages SET state = 'listed', media_found = $10, error = NULL, updated_at = now()
 		WHERE run_id = $1 AND message_sid = $9 AND state <> 'listed'`,
-		run, sids, accounts, messages, types, created, state, dryRun, finish, found)
-	return err
+		[]any{run, sids, accounts, messages, types, created, state, dryRun, finish, found}
 }
 
 // FinishMessage marks a message's media as listed within a run.
@@ -748,6 +801,10 @@ func str(s *string) string {
 type StaleWork struct {
 	Messages []string // message SIDs with media to list, archive or delete
 	Media    []string // media SIDs still to archive or delete, of those messages
+	// Tasks holds, for each of Messages, the first message of the task it
+	// was queued in ("" for its own task): queued again under that task's
+	// ID, it is not queued twice while its batch still waits.
+	Tasks []string
 }
 
 // StaleWork returns the messages of a run whose outstanding work (media to
@@ -756,36 +813,40 @@ type StaleWork struct {
 func (c *Catalog) StaleWork(ctx context.Context, run uuid.UUID, olderThan time.Time, limit int) (StaleWork, error) {
 	var w StaleWork
 	rows, err := c.pool.Query(ctx, `
-		SELECT message_sid FROM run_messages
+		SELECT message_sid, coalesce(task_sid, '') FROM run_messages
 		WHERE run_id = $1 AND state = 'pending' AND updated_at < $2 LIMIT $3`, run, olderThan, limit)
 	if err != nil {
 		return w, fmt.Errorf("stale work of run %s: %w", run, err)
 	}
-	if w.Messages, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+	seen := make(map[string]bool)
+	var msg, task string
+	_, err = pgx.ForEachRow(rows, []any{&msg, &task}, func() error {
+		seen[msg] = true
+		w.Messages, w.Tasks = append(w.Messages, msg), append(w.Tasks, task)
+		return nil
+	})
+	if err != nil {
 		return w, fmt.Errorf("stale work of run %s: %w", run, err)
 	}
-	seen := make(map[string]bool, len(w.Messages))
-	for _, m := range w.Messages {
-		seen[m] = true
-	}
 	rows, err = c.pool.Query(ctx, `
-		SELECT media_sid, message_sid FROM run_media
-		WHERE run_id = $1 AND updated_at < $2
-		  AND (state = 'pending' OR (delete_wanted AND state = 'archived'))
+		SELECT d.media_sid, d.message_sid, coalesce(g.task_sid, '') FROM run_media d
+		LEFT JOIN run_messages g ON g.run_id = d.run_id AND g.message_sid = d.message_sid
+		WHERE d.run_id = $1 AND d.updated_at < $2
+		  AND (d.state = 'pending' OR (d.delete_wanted AND d.state = 'archived'))
 		LIMIT $3`, run, olderThan, 2*limit)
 	if err != nil {
 		return w, fmt.Errorf("stale work of run %s: %w", run, err)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var sid, msg string
-		if err := rows.Scan(&sid, &msg); err != nil {
+		var sid string
+		if err := rows.Scan(&sid, &msg, &task); err != nil {
 			return w, fmt.Errorf("stale work of run %s: %w", run, err)
 		}
 		w.Media = append(w.Media, sid)
 		if !seen[msg] {
 			seen[msg] = true
-			w.Messages = append(w.Messages, msg)
+			w.Messages, w.Tasks = append(w.Messages, msg), append(w.Tasks, task)
 		}
 	}
 	return w, rows.Err()

@@ -24,24 +24,58 @@ type RunMediaItem struct {
 // decides: what a task committed before it died is not returned again.
 // The read goes through an index of only the rows still to do.
 func (c *Catalog) MessageWork(ctx context.Context, run uuid.UUID, message, after string, limit int) ([]RunMediaItem, error) {
-	rows, err := c.pool.Query(ctx, `SELECT `+mediaItemColumns+`, d.state, d.delete_wanted
-		FROM run_media d JOIN media m ON m.sid = d.media_sid JOIN messages g ON g.sid = m.message_sid
-		WHERE d.run_id = $1 AND d.message_sid = $2 AND d.media_sid > $3
-		  AND (d.state = 'pending' OR (d.delete_wanted AND d.state = 'archived'))
-		ORDER BY d.media_sid LIMIT $4`, run, message, after, limit)
+	q, args := messageWorkSQL(run, message, after, limit)
+	rows, err := c.pool.Query(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("work on message %s of run %s: %w", message, run, err)
 	}
-	items, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (RunMediaItem, error) {
+	items, err := collectWork(rows)
+	if err != nil {
+		return nil, fmt.Errorf("work on message %s of run %s: %w", message, run, err)
+	}
+	return items, nil
+}
+
+// MessagesWork is MessageWork for several messages of a run at once: up
+// to limit media after (afterMessage, afterMedia), in (message, media)
+// SID order ("" starts).
+func (c *Catalog) MessagesWork(ctx context.Context, run uuid.UUID, messages []string, afterMessage, afterMedia string, limit int) ([]RunMediaItem, error) {
+	q, args := messagesWorkSQL(run, messages, afterMessage, afterMedia, limit)
+	rows, err := c.pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("work on %d messages of run %s: %w", len(messages), run, err)
+	}
+	items, err := collectWork(rows)
+	if err != nil {
+		return nil, fmt.Errorf("work on %d messages of run %s: %w", len(messages), run, err)
+	}
+	return items, nil
+}
+
+func messagesWorkSQL(run uuid.UUID, messages []string, afterMessage, afterMedia string, limit int) (string, []any) {
+	return `SELECT ` + mediaItemColumns + `, d.state, d.delete_wanted
+		FROM run_media d JOIN media m ON m.sid = d.media_sid JOIN messages g ON g.sid = m.message_sid
+		WHERE d.run_id = $1 AND d.message_sid = ANY($2) AND (d.message_sid, d.media_sid) > ($3, $4)
+		  AND (d.state = 'pending' OR (d.delete_wanted AND d.state = 'archived'))
+		ORDER BY d.message_sid, d.media_sid LIMIT $5`, []any{run, messages, afterMessage, afterMedia, limit}
+}
+
+// messageWorkSQL is MessageWork's query.
+func messageWorkSQL(run uuid.UUID, message, after string, limit int) (string, []any) {
+	return `SELECT ` + mediaItemColumns + `, d.state, d.delete_wanted
+		FROM run_media d JOIN media m ON m.sid = d.media_sid JOIN messages g ON g.sid = m.message_sid
+		WHERE d.run_id = $1 AND d.message_sid = $2 AND d.media_sid > $3
+		  AND (d.state = 'pending' OR (d.delete_wanted AND d.state = 'archived'))
+		ORDER BY d.media_sid LIMIT $4`, []any{run, message, after, limit}
+}
+
+func collectWork(rows pgx.Rows) ([]RunMediaItem, error) {
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (RunMediaItem, error) {
 		var it RunMediaItem
 		var err error
 		it.MediaItem, err = scanMediaItem(r, &it.RunState, &it.DeleteWanted)
 		return it, err
 	})
-	if err != nil {
-		return nil, fmt.Errorf("work on message %s of run %s: %w", message, run, err)
-	}
-	return items, nil
 }
 
 // ArchivedMedia is one media's archived copy, to commit (CommitMessage).

@@ -3,7 +3,9 @@ package catalog_test
 import (
 	"crypto/sha256"
 	"testing"
+	"time"
 
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
 	"github.com/mediasync/mediasync/catalog"
@@ -158,4 +160,86 @@ func sids(items []catalog.RunMediaItem) []string {
 		out[i] = it.SID
 	}
 	return out
+}
+
+// A message task's reads in one round trip each: the run with its
+// messages' states, and the media it records with the work they leave,
+// which sees the rows just recorded (one transaction), as MessagesWork
+// would, paged by (message, media).
+func TestRecordListedWorkReadsWhatItRecorded(t *testing.T) {
+	t.Parallel()
+	c := newCatalog(t)
+	ctx := t.Context()
+	const msg2 = "MM00000000000000000000000000000002"
+	const me3 = "ME00000000000000000000000000000003"
+	run, err := c.CreateRun(ctx, catalog.RunSpec{Kind: catalog.KindBackfill, AccountSID: acct,
+		Since: time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC), Until: time.Date(2026, 2, 2, 0, 0, 0, 0, time.UTC),
+		Delete: true, Actor: "test"})
+	require.NoError(t, err)
+	_, err = c.StartRun(ctx, run.ID)
+	require.NoError(t, err)
+	msgs := []string{msg1, msg2}
+
+	got, states, err := c.GetRunMessages(ctx, run.ID, msgs)
+	require.NoError(t, err)
+	require.Equal(t, run.ID, got.ID)
+	require.Empty(t, states, "not recorded yet")
+	require.NoError(t, c.RecordMessages(ctx, run.ID, []catalog.MessageRecord{
+		{SID: msg1, AccountSID: acct, NumMedia: 2, NumMediaKnown: true},
+		{SID: msg2, AccountSID: acct, NumMedia: 1, NumMediaKnown: true},
+	}, false))
+	_, states, err = c.GetRunMessages(ctx, run.ID, msgs)
+	require.NoError(t, err)
+	require.Equal(t, map[string]catalog.MessageState{msg1: catalog.MessagePending, msg2: catalog.MessagePending}, states)
+
+	work, err := c.RecordListedWork(ctx, run.ID, []catalog.ListedMessage{
+		{SID: msg1, MediaFound: 2, Media: []catalog.MediaRecord{
+			{SID: me1, AccountSID: acct, MessageSID: msg1, ContentType: "image/jpeg"},
+			{SID: me2, AccountSID: acct, MessageSID: msg1, ContentType: "image/png"},
+		}},
+		{SID: msg2, MediaFound: 1, Media: []catalog.MediaRecord{{SID: me3, AccountSID: acct, MessageSID: msg2}}},
+	}, msgs, 50)
+	require.NoError(t, err)
+	require.Equal(t, []string{me1, me2, me3}, sids(work))
+	for _, it := range work {
+		require.Equal(t, catalog.MediaPending, it.RunState)
+		require.True(t, it.DeleteWanted)
+	}
+	again, err := c.MessagesWork(ctx, run.ID, msgs, "", "", 50)
+	require.NoError(t, err)
+	require.Equal(t, work, again, "the same as MessagesWork after the record")
+	page, err := c.MessagesWork(ctx, run.ID, msgs, msg1, me2, 50)
+	require.NoError(t, err)
+	require.Equal(t, []string{me3}, sids(page), "keyset paging by (message, media)")
+	_, states, err = c.GetRunMessages(ctx, run.ID, msgs)
+	require.NoError(t, err)
+	require.Equal(t, map[string]catalog.MessageState{msg1: catalog.MessageListed, msg2: catalog.MessageListed}, states)
+
+	_, _, err = c.GetRunMessages(ctx, uuid.New(), msgs)
+	require.ErrorIs(t, err, catalog.ErrRunNotFound)
+}
+
+// A message queued in another message's task says so, for the reconciler:
+// stale, it is named with that task's first message; on its own, with "".
+func TestStaleWorkNamesEachMessagesTask(t *testing.T) {
+	t.Parallel()
+	c := newCatalog(t)
+	ctx := t.Context()
+	const msg2 = "MM00000000000000000000000000000002"
+	run, err := c.CreateRun(ctx, catalog.RunSpec{Kind: catalog.KindBackfill, AccountSID: acct,
+		Since: time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC), Until: time.Date(2026, 2, 2, 0, 0, 0, 0, time.UTC), Actor: "test"})
+	require.NoError(t, err)
+	_, err = c.StartRun(ctx, run.ID)
+	require.NoError(t, err)
+	require.NoError(t, c.RecordMessages(ctx, run.ID, []catalog.MessageRecord{
+		{SID: msg1, AccountSID: acct, NumMedia: 1, NumMediaKnown: true},
+		{SID: msg2, AccountSID: acct, NumMedia: 1, NumMediaKnown: true, TaskSID: msg1},
+	}, false))
+	w, err := c.StaleWork(ctx, run.ID, time.Now().Add(time.Hour), 10)
+	require.NoError(t, err)
+	got := map[string]string{}
+	for i, m := range w.Messages {
+		got[m] = w.Tasks[i]
+	}
+	require.Equal(t, map[string]string{msg1: "", msg2: msg1}, got)
 }

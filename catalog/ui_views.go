@@ -73,7 +73,7 @@ func (c *Catalog) RunsPage(ctx context.Context, f RunsPageFilter) ([]RunSummary,
 	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (RunSummary, error) {
 		var s RunSummary
 		var err error
-		s.Run, err = scanRunWith(row, &s.Source, &s.WindowsTotal, &s.WindowsDone, &s.MediaFound, &s.MediaDone, &s.MediaFailed)
+		s.Run, err = scanRun(row, &s.Source, &s.WindowsTotal, &s.WindowsDone, &s.MediaFound, &s.MediaDone, &s.MediaFailed)
 		return s, err
 	})
 	if err != nil {

@@ -20,15 +20,52 @@ import (
 // own copy is proven.
 const TypeArchiveMessage = "message:archive"
 
-// ArchiveMessagePayload archives one message for a run.
+// ArchiveMessagePayload archives one message for a run, or a few (issue
+// #14: a message, or a small batch of messages, is one task): MessageSID
+// and, queued by a listed page, up to maxMessagesPerTask-1 More of the
+// same run. A task's ID is its first message's, so a message queued on its
+// own later (reconcile, an old task's hand-over) while its batch waits
+// either joins as the same task or runs as its own: each message's work is
+// what Postgres says is left, so running it twice does nothing twice.
 type ArchiveMessagePayload struct {
 	RunID      uuid.UUID `json:"run_id"`
 	MessageSID string    `json:"message_sid"`
+	More       []string  `json:"more_message_sids,omitempty"`
+
+	states map[string]catalog.MessageState // read with the run (loadRun), not sent
+}
+
+// maxMessagesPerTask bounds a message task's messages: a listed page's
+// messages go into tasks of up to this many, so that the run, its "done?"
+// check, the media's record, the work read and the commit are each one
+// round trip for all of them, and asynq's dequeue and ack one per task.
+// A message has at most 10 media, so a task has at most 80.
+const maxMessagesPerTask = 8
+
+// messages is every message of the task.
+func (p ArchiveMessagePayload) messages() []string {
+	return append([]string{p.MessageSID}, p.More...)
+}
+
+// loadRun reads the run and its messages' states in one round trip
+// (runLoader).
+func (p *ArchiveMessagePayload) loadRun(ctx context.Context, c *catalog.Catalog) (catalog.Run, error) {
+	run, states, err := c.GetRunMessages(ctx, p.RunID, p.messages())
+	p.states = states
+	return run, err
 }
 
 func (p ArchiveMessagePayload) validate() error {
 	if p.RunID.Version() == 0 || !twilio.ValidMessageSID(p.MessageSID) {
 		return fmt.Errorf("bad run_id or message_sid %q", p.MessageSID)
+	}
+	if len(p.More) >= maxMessagesPerTask {
+		return fmt.Errorf("%d more messages, at most %d", len(p.More), maxMessagesPerTask-1)
+	}
+	for _, sid := range p.More {
+		if !twilio.ValidMessageSID(sid) {
+			return fmt.Errorf("bad message_sid %q", sid)
+		}
 	}
 	return nil
 }
@@ -36,7 +73,7 @@ func (p ArchiveMessagePayload) validate() error {
 func (p ArchiveMessagePayload) run() uuid.UUID { return p.RunID }
 
 // NewArchiveMessageTask returns the task that archives (and, with --delete,
-// deletes) one message's media. It goes to the media queue, served before
+// deletes) one message's media, or those of a few messages (p.More). It goes to the media queue, served before
 // listing, so a run archives what it found before it finds more; its
 // retries are a listing task's, and so is its backoff while it lists (a
 // message is a gate its media wait on); once its media are listed it backs
@@ -61,12 +98,12 @@ const (
 	mediaParallel = 3
 )
 
-// ArchiveMessage archives one message of a run:
+// ArchiveMessage archives one message of a run, or a few (p.More):
 //
-//  1. list its media, if the run has not yet (run_messages pending), and
-//     record them with the message listed, in one statement;
+//  1. list their media, if the run has not yet (run_messages pending), a
+//     few at once, and record them with the messages listed;
 //  2. read from Postgres what the run still has to do with them (a replay
-//     skips what is committed);
+//     skips what is committed), in the same round trip as the record;
 //  3. copy each media to archive (download → spool, SHA-256 and Sniffer →
 //     create-only PUT the store verifies, or the suspect path), a few at
 //     once, and commit every copy and outcome in one statement;
@@ -81,26 +118,83 @@ func (h *Handlers) ArchiveMessage(ctx context.Context, t *asynq.Task) error {
 }
 
 func (h *Handlers) archiveMessage(ctx context.Context, run catalog.Run, p ArchiveMessagePayload) error {
-	state, err := h.catalog.RunMessageState(ctx, run.ID, p.MessageSID)
-	if err != nil {
-		return err
-	}
-	var listErr error
-	if state == catalog.MessagePending {
-		// A listing that failed for good has recorded why; the media it
-		// recorded before are still archived below.
-		if listErr = h.listMedia(ctx, run, p.MessageSID); listErr != nil && !isPermanent(listErr) {
-			return listErr
+	msgs := p.messages()
+	// List the messages whose media the run has not listed yet, a few at
+	// once. A listing that failed for good has recorded why; the media it
+	// recorded before are still archived below, and so are the other
+	// messages' media whatever their listing's error.
+	var pending []string
+	for _, sid := range msgs {
+		if p.states[sid] == catalog.MessagePending {
+			pending = append(pending, sid)
 		}
 	}
+	listed := make([]*catalog.ListedMessage, len(pending))
+	listErrs := parallel(len(pending), func(i int) (err error) {
+		listed[i], err = h.listMedia(ctx, run, pending[i])
+		return err
+	})
+	var (
+		toRecord []catalog.ListedMessage
+		listErr  error   // the first a retry may fix, if any
+		failed   []error // those no retry can fix (recorded)
+	)
+	for i, l := range listed {
+		if l != nil {
+			toRecord = append(toRecord, *l)
+		}
+		switch err := listErrs[i]; {
+		case err == nil:
+		case isPermanent(err):
+			failed = append(failed, err)
+		case listErr == nil:
+			listErr = err
+		}
+	}
+	if listErr == nil {
+		listErr = errors.Join(failed...)
+	}
 	if run.DryRun {
+		for _, l := range toRecord {
+			if err := h.catalog.RecordLastMedia(ctx, run.ID, l.SID, l.Media, l.MediaFound, true); err != nil {
+				return err
+			}
+		}
 		return listErr
 	}
+	if listErr != nil && !isPermanent(listErr) && len(toRecord) == 0 {
+		return listErr
+	}
+	// The media listed are recorded, and the first work read, in one
+	// round trip.
+	var (
+		work []catalog.RunMediaItem
+		read bool
+	)
+	if len(toRecord) > 0 {
+		var err error
+		if work, err = h.catalog.RecordListedWork(ctx, run.ID, toRecord, msgs, messageBatch); err != nil {
+			return err
+		}
+		read = true
+	}
 	// A hold that cannot be set (its object missing, S3 refusing) is
-	// that media's error: the message's other media are still archived,
+	// that media's error: the messages' other media are still archived,
 	// committed and deleted, and the task is retried for it.
-	errs := h.syncMessageHolds(ctx, run.ID, p.MessageSID)
-	errs = append(errs, h.workOnMessage(ctx, run, p.MessageSID), listErr)
+	var errs []error
+	for _, sid := range msgs {
+		errs = append(errs, h.syncMessageHolds(ctx, run.ID, sid)...)
+	}
+	if len(errs) > 0 {
+		read = false // a hold's failure may have failed its media: read again
+	}
+	errs = append(errs, h.workOnMessages(ctx, run, msgs, work, read))
+	if listErr != nil && !isPermanent(listErr) {
+		// Still listing: backed off as a listing, after the work of
+		// what was listed is done.
+		return listErr
+	}
+	errs = append(errs, listErr)
 	if err := taskError(errs); err != nil && !isPermanent(err) {
 		return &mediaStageError{err}
 	}
@@ -118,9 +212,12 @@ type mediaStageError struct{ err error }
 func (e *mediaStageError) Error() string { return e.err.Error() }
 func (e *mediaStageError) Unwrap() error { return e.err }
 
-// listMedia lists a message's media and records them, and the message as
-// listed (or gone, or failed, with the reason).
-func (h *Handlers) listMedia(ctx context.Context, run catalog.Run, message string) error {
+// listMedia lists a message's media. It returns the last of them (all of
+// them, unless more than a batch) for the caller to record with the
+// message as listed (catalog.RecordListedWork, RecordLastMedia), with
+// those of its task's other messages; it records the message gone, or
+// failed, with the reason itself.
+func (h *Handlers) listMedia(ctx context.Context, run catalog.Run, message string) (*catalog.ListedMessage, error) {
 	// A message has at most 10 media; records go out in batches anyway so a
 	// hostile or buggy list cannot grow memory without bound.
 	const batch = 100
@@ -141,12 +238,12 @@ func (h *Handlers) listMedia(ctx context.Context, run catalog.Run, message strin
 			// archived and no retry changes that. Recorded as gone, so
 			// the run says so rather than counting a message without media.
 			if err := flush(); err != nil {
-				return err
+				return nil, err
 			}
-			return h.catalog.GoneMessage(ctx, run.ID, message, found, "gone from Twilio before its media were listed: "+errText(err))
+			return nil, h.catalog.GoneMessage(ctx, run.ID, message, found, "gone from Twilio before its media were listed: "+errText(err))
 		}
 		if err != nil {
-			return h.listingError(ctx, err, func(reason string) error {
+			return nil, h.listingError(ctx, err, func(reason string) error {
 				return h.catalog.FailMessage(ctx, run.ID, message, reason)
 			})
 		}
@@ -154,9 +251,9 @@ func (h *Handlers) listMedia(ctx context.Context, run catalog.Run, message strin
 			// Recorded, it would be queued and re-queued forever: the
 			// message fails with the reason; the media before it stay.
 			if err := flush(); err != nil {
-				return err
+				return nil, err
 			}
-			return h.badSID(fmt.Errorf("media list of message %s, media %d: %w", message, found, err), func(reason string) error {
+			return nil, h.badSID(fmt.Errorf("media list of message %s, media %d: %w", message, found, err), func(reason string) error {
 				return h.catalog.FailMessage(ctx, run.ID, message, reason)
 			})
 		}
@@ -166,27 +263,32 @@ func (h *Handlers) listMedia(ctx context.Context, run catalog.Run, message strin
 		})
 		if len(recs) == batch {
 			if err := flush(); err != nil {
-				return err
+				return nil, err
 			}
 		}
 	}
-	return h.catalog.RecordLastMedia(ctx, run.ID, message, recs, found+len(recs), run.DryRun)
+	return &catalog.ListedMessage{SID: message, Media: recs, MediaFound: found + len(recs)}, nil
 }
 
-// workOnMessage does what the run still has to do with a message's media,
-// messageBatch media at a time, as Postgres says.
-func (h *Handlers) workOnMessage(ctx context.Context, run catalog.Run, message string) error {
+// workOnMessages does what the run still has to do with its messages'
+// media, messageBatch media at a time, as Postgres says; the first batch
+// is first if read (read with the listing's record), else it is read here.
+func (h *Handlers) workOnMessages(ctx context.Context, run catalog.Run, messages []string, first []catalog.RunMediaItem, read bool) error {
 	var failed []error // media that failed for good (recorded)
-	after := ""
+	afterMessage, after := "", ""
 	for {
-		items, err := h.catalog.MessageWork(ctx, run.ID, message, after, messageBatch)
-		if err != nil {
-			return err
+		items := first
+		if !read {
+			var err error
+			if items, err = h.catalog.MessagesWork(ctx, run.ID, messages, afterMessage, after, messageBatch); err != nil {
+				return err
+			}
 		}
+		read = false
 		if len(items) == 0 {
 			break
 		}
-		after = items[len(items)-1].SID
+		afterMessage, after = items[len(items)-1].MessageSID, items[len(items)-1].SID
 		if err := h.workOnMedia(ctx, run, items); err != nil {
 			if !isPermanent(err) {
 				return err

@@ -12,13 +12,13 @@
 //	enqueue backfill ──► run:start ──► messages:page (one chain per UTC day,
 //	                        │               │  two days released at a time)
 //	                        │               │  records messages, then queues
-//	                        │ policy with   ▼  one task per message with media
+//	                        │ policy with   ▼  a task per ≤ 8 messages with media
 //	                        │ --delete:  message:archive
-//	                        │ seeded     ├─ list its media (≤ 10), unless listed:
-//	                        └──────────► │    recorded with the message, one statement
-//	                          messages   ├─ read what the run still has to do with
-//	                          archived   │    them (Postgres decides; a replay skips
-//	                          earlier    │    what is committed)
+//	                        │ seeded     ├─ list their media (≤ 10 each), unless listed,
+//	                        └──────────► │    3 at a time; recorded with the messages,
+//	                          messages   │    and what the run still has to do with
+//	                          archived   │    them read, in one round trip (Postgres
+//	                          earlier    │    decides; a replay skips what is committed)
 //	                                     ├─ copy, 3 at a time: download → spool (SHA-256)
 //	                                     │    + sniffer → bytes plausible for the type,
 //	                                     │    or the media is suspect (kept aside, never
@@ -81,8 +81,11 @@
 //     ends, and placing a hold waits out the leases it covers.
 //   - A message task acts only on media of its run's account, and deletes
 //     only those its run marked to delete (run_media.delete_wanted).
-//   - A message task's media are bounded: read from Postgres 50 at a time,
-//     and at most 3 at once are downloaded, stored or deleted.
+//   - A message task's media are bounded: at most 8 messages (a listed
+//     page's go 8 to a task, so the run, its "done?" check, the record, the
+//     work read and the commit are one round trip each for all of them),
+//     read from Postgres 50 media at a time, and at most 3 at once are
+//     downloaded, stored or deleted.
 //   - A media is recorded gone only on the API's own 404 / 20404 for it
 //     (twilio.IsGone); a 404 from the signed-URL host, or without the code,
 //     fetches the media again and retries the download while Twilio has it.

@@ -55,10 +55,12 @@ type Handlers struct {
 
 // DefaultMaxBacklog is Deps.MaxBacklog's default. Listing runs only
 // when the media queue has nothing pending (StrictPriority), so the tasks
-// waiting are messages still to archive: 250 of them is at least 250 media
-// while the next page is fetched, and keeps Redis at about one page of
-// tasks (a few MB) for any run (issue #5's benchmark: docs/benchmarks.md).
-const DefaultMaxBacklog = 250
+// waiting are messages still to archive, up to maxMessagesPerTask (8) to a
+// task: 32 of them are about 250 messages, at least 250 media while the
+// next page is fetched, and keep Redis at about one page of tasks (a few
+// MB) for any run (issue #5's benchmark: docs/benchmarks.md). It was 250
+// tasks of one message each before messages were batched (issue #14).
+const DefaultMaxBacklog = 32
 
 // DefaultWindowsReleased is Deps.WindowsReleased's default.
 const DefaultWindowsReleased = 2
@@ -166,7 +168,12 @@ func Register(mux *asynq.ServeMux, h *Handlers) {
 // liveRun returns the run a task belongs to, or ok=false when the task has
 // nothing left to do (the run is finished, or unknown).
 func (h *Handlers) liveRun(ctx context.Context, id uuid.UUID) (catalog.Run, bool, error) {
-	run, err := h.catalog.GetRun(ctx, id)
+	return h.liveRunFrom(ctx, id, h.catalog.GetRun)
+}
+
+// liveRunFrom is liveRun with the run read by get.
+func (h *Handlers) liveRunFrom(ctx context.Context, id uuid.UUID, get func(context.Context, uuid.UUID) (catalog.Run, error)) (catalog.Run, bool, error) {
+	run, err := get(ctx, id)
 	if errors.Is(err, catalog.ErrRunNotFound) {
 		return catalog.Run{}, false, permanent(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -145,14 +146,24 @@ func (h *Handlers) listPage(ctx context.Context, run catalog.Run, p ListPagePayl
 		}
 		recs = append(recs, rec)
 	}
+	// The messages with media go maxMessagesPerTask to a task; each
+	// records its task's first message, for the reconciler.
+	var withMedia []string
+	for i := range recs {
+		if !recs[i].HasMedia() {
+			continue
+		}
+		if n := len(withMedia); n%maxMessagesPerTask != 0 {
+			recs[i].TaskSID = withMedia[n-n%maxMessagesPerTask]
+		}
+		withMedia = append(withMedia, recs[i].SID)
+	}
 	if err := h.catalog.RecordMessages(ctx, run.ID, recs, run.DryRun); err != nil {
 		return err
 	}
-	for _, rec := range recs {
-		if !rec.HasMedia() {
-			continue
-		}
-		if err := h.enqueuer.In(ctx)(NewArchiveMessageTask(h.queues, ArchiveMessagePayload{RunID: run.ID, MessageSID: rec.SID})); err != nil {
+	for batch := range slices.Chunk(withMedia, maxMessagesPerTask) {
+		p := ArchiveMessagePayload{RunID: run.ID, MessageSID: batch[0], More: batch[1:]}
+		if err := h.enqueuer.In(ctx)(NewArchiveMessageTask(h.queues, p)); err != nil {
 			return err
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -17,6 +18,11 @@ import (
 // maxMediaSize bounds a download so a hostile or broken server cannot fill
 // the disk: Twilio's largest media (Conversations) are 150 MB.
 const maxMediaSize = 1 << 30
+
+// copyBuffers are the downloads' copy buffers: io.Copy allocated 32 KiB
+// per media, which with the spool's growth was most of the worker's
+// garbage on small media (issue #14's profile).
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
 // copyMedia downloads and stores one media (download, streamed through a
 // spool that hashes it, and the Sniffer → create-only PUT that the store
@@ -49,10 +55,13 @@ func (h *Handlers) copyMedia(ctx context.Context, runID uuid.UUID, it catalog.Me
 		defer content.Body.Close()
 	}
 
-	spool := archive.NewSpool(archive.SpoolConfig{Dir: h.spoolDir, MaxSize: maxMediaSize})
+	spool := archive.NewSpool(archive.SpoolConfig{Dir: h.spoolDir, MaxSize: maxMediaSize, SizeHint: content.Size})
 	defer spool.Close()
 	sniff := archive.NewSniffer() // judges the bytes as they stream: a few KiB whatever the size
-	if _, err := io.Copy(io.MultiWriter(spool, sniff), content.Body); err != nil {
+	buf := copyBuffers.Get().(*[]byte)
+	_, err = io.CopyBuffer(io.MultiWriter(spool, sniff), content.Body, *buf)
+	copyBuffers.Put(buf)
+	if err != nil {
 		if twilio.IsNotFound(err) {
 			return nil, h.contentNotFound(ctx, runID, it, err)
 		}

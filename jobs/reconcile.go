@@ -159,8 +159,8 @@ func (h *Handlers) requeue(ctx context.Context, run catalog.Run, cutoff time.Tim
 		return err
 	}
 	enqueue := h.enqueuer.RequeueIn(ctx)
-	for _, sid := range work.Messages {
-		if err := enqueue(NewArchiveMessageTask(h.queues, ArchiveMessagePayload{RunID: run.ID, MessageSID: sid})); err != nil {
+	for _, p := range staleTasks(run.ID, work) {
+		if err := enqueue(NewArchiveMessageTask(h.queues, p)); err != nil {
 			return err
 		}
 	}
@@ -174,6 +174,38 @@ func (h *Handlers) requeue(ctx context.Context, run catalog.Run, cutoff time.Tim
 		h.log.Info().Str("run_id", run.ID.String()).Int("queued", n).Msg("queued outstanding work")
 	}
 	return nil
+}
+
+// staleTasks are the message tasks that queue stale work again: a message
+// a page queued in a batch goes under its batch's task ID (its first
+// message's), with the batch's other stale messages, so that it is not
+// queued twice while that task still waits or runs; the others, each its
+// own. A batch's first message may be done: its task then does nothing
+// for it.
+func staleTasks(run uuid.UUID, work catalog.StaleWork) []ArchiveMessagePayload {
+	var out []ArchiveMessagePayload
+	at := map[string]int{} // batch's first message → its index in out
+	for i, sid := range work.Messages {
+		task := sid
+		if i < len(work.Tasks) && work.Tasks[i] != "" {
+			task = work.Tasks[i]
+		}
+		j, ok := at[task]
+		if ok && sid != task && len(out[j].More) == maxMessagesPerTask-1 {
+			// More than a batch names this task (not queued so by a
+			// page): the rest go on their own.
+			out = append(out, ArchiveMessagePayload{RunID: run, MessageSID: sid})
+			continue
+		}
+		if !ok {
+			j, at[task] = len(out), len(out)
+			out = append(out, ArchiveMessagePayload{RunID: run, MessageSID: task})
+		}
+		if sid != task {
+			out[j].More = append(out[j].More, sid)
+		}
+	}
+	return out
 }
 
 // ReconcileLoop runs Reconcile and SyncLegalHolds every interval until ctx

@@ -16,6 +16,13 @@ type runPayload interface {
 	run() uuid.UUID
 }
 
+// runLoader is a payload whose step reads its own row with its run, in the
+// same round trip (a message task: its message's state); loadRun keeps it
+// in the payload for the work.
+type runLoader interface {
+	loadRun(ctx context.Context, c *catalog.Catalog) (catalog.Run, error)
+}
+
 // runStep is the one shape of every step of a run, so each task type's
 // file holds only its work:
 //
@@ -41,7 +48,11 @@ func runStep[P runPayload](h *Handlers, before func(context.Context, P) error,
 				return err
 			}
 		}
-		run, live, err := h.liveRun(ctx, p.run())
+		get := h.catalog.GetRun
+		if l, ok := any(&p).(runLoader); ok {
+			get = func(ctx context.Context, _ uuid.UUID) (catalog.Run, error) { return l.loadRun(ctx, h.catalog) }
+		}
+		run, live, err := h.liveRunFrom(ctx, p.run(), get)
 		if !live {
 			return err
 		}

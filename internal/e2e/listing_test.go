@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httputil"
@@ -293,7 +294,7 @@ func TestStatusSaysWhatListingWaitsOn(t *testing.T) {
 		return strings.Contains(status, "listing:") && strings.Contains(e2etest.StatusValue(t, status, "listing"), "waiting since")
 	}, workerLog(w.Logs))
 	t.Logf("while the media queue is held:\n%s", status)
-	if got := e2etest.StatusValue(t, status, "listing"); !strings.Contains(got, "queue backlog over 250") {
+	if got := e2etest.StatusValue(t, status, "listing"); !strings.Contains(got, fmt.Sprintf("queue backlog over %d", jobs.DefaultMaxBacklog)) {
 		t.Fatalf("listing: %s, want the backlog it waits on", got)
 	}
 	if err := insp.UnpauseQueue(media); err != nil {
