@@ -79,6 +79,9 @@ func scanRunConversation(r pgx.CollectableRow) (RunConversation, error) {
 	return v, err
 }
 
+// ErrConversationNotInRun is returned for a conversation a run never listed.
+var ErrConversationNotInRun = errors.New("conversation not listed by the run")
+
 // GetRunConversation returns one conversation of a run.
 func (c *Catalog) GetRunConversation(ctx context.Context, run uuid.UUID, sid string) (RunConversation, error) {
 	rows, err := c.pool.Query(ctx, `SELECT `+runConversationColumns+` FROM run_conversations
@@ -87,6 +90,9 @@ func (c *Catalog) GetRunConversation(ctx context.Context, run uuid.UUID, sid str
 		return RunConversation{}, fmt.Errorf("conversation %s of run %s: %w", sid, run, err)
 	}
 	v, err := pgx.CollectExactlyOneRow(rows, scanRunConversation)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return RunConversation{}, fmt.Errorf("conversation %s of run %s: %w", sid, run, ErrConversationNotInRun)
+	}
 	if err != nil {
 		return RunConversation{}, fmt.Errorf("conversation %s of run %s: %w", sid, run, err)
 	}
@@ -226,11 +232,11 @@ var ErrNotConversation = errors.New("not a Conversations message in the catalog"
 // GetConversationMessage returns a Conversations message's row.
 func (c *Catalog) GetConversationMessage(ctx context.Context, sid string) (ConversationMessage, error) {
 	var (
-		m                  ConversationMessage
-		svc, conv, key     *string
-		index, size        *int64
-		sha                *string
-		created            *time.Time
+		m              ConversationMessage
+		svc, conv, key *string
+		index, size    *int64
+		sha            *string
+		created        *time.Time
 	)
 	err := c.pool.QueryRow(ctx, `
 		SELECT sid, account_sid, service_sid, conversation_sid, conversation_index, date_created,
@@ -285,4 +291,30 @@ func (c *Catalog) MessageMedia(ctx context.Context, message string) ([]MediaItem
 		return nil, fmt.Errorf("media of message %s: %w", message, err)
 	}
 	return items, nil
+}
+
+// MessageDeleteWanted reports whether a run deletes a message: it marked an
+// archived media of it to delete, and has not done so yet.
+func (c *Catalog) MessageDeleteWanted(ctx context.Context, run uuid.UUID, message string) (bool, error) {
+	var wanted bool
+	err := c.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM run_media
+		WHERE run_id = $1 AND message_sid = $2 AND delete_wanted AND state = 'archived')`, run, message).Scan(&wanted)
+	if err != nil {
+		return false, fmt.Errorf("delete of message %s in run %s: %w", message, run, err)
+	}
+	return wanted, nil
+}
+
+// KeepMessage records that a run does not delete a message after all (one
+// of its media could not be archived, or its record not verified): its
+// archived media stay archived, each with the reason, and are no longer
+// work for the run.
+func (c *Catalog) KeepMessage(ctx context.Context, run uuid.UUID, message, reason string) error {
+	_, err := c.pool.Exec(ctx, `
+		UPDATE run_media SET delete_wanted = false, error = $3, updated_at = now()
+		WHERE run_id = $1 AND message_sid = $2 AND delete_wanted AND state = 'archived'`, run, message, reason)
+	if err != nil {
+		return fmt.Errorf("keep message %s in run %s: %w", message, run, err)
+	}
+	return nil
 }

@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -293,12 +294,12 @@ func (c *Catalog) SeedDeletes(ctx context.Context, run Run) (int64, error) {
 		INSERT INTO run_media (run_id, media_sid, message_sid, state, delete_wanted, reused, updated_at)
 		SELECT $1, m.sid, m.message_sid, 'archived', true, true, '-infinity'
 		FROM media m JOIN messages g ON g.sid = m.message_sid
-		WHERE m.state = 'archived' AND m.account_sid = $2
+		WHERE m.state = 'archived' AND m.account_sid = $2 AND m.source = $6
 		  AND coalesce(g.date_sent, g.date_created) < $3
 		  AND ($4 = '' OR g.from_number = $4) AND ($5 = '' OR g.to_number = $5)
 		  AND NOT EXISTS (SELECT 1 FROM holds h WHERE h.released_at IS NULL AND `+holdCovers+`)
 		ON CONFLICT (run_id, media_sid) DO NOTHING`,
-		run.ID, run.AccountSID, run.DeleteBefore, run.From, run.To)
+		run.ID, run.AccountSID, run.DeleteBefore, run.From, run.To, cmp.Or(run.Source, SourceMessaging))
 	if err != nil {
 		return 0, fmt.Errorf("seed deletes of run %s: %w", run.ID, err)
 	}

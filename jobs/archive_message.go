@@ -100,7 +100,7 @@ func (h *Handlers) archiveMessage(ctx context.Context, run catalog.Run, p Archiv
 	// that media's error: the message's other media are still archived,
 	// committed and deleted, and the task is retried for it.
 	errs := h.syncMessageHolds(ctx, run.ID, p.MessageSID)
-	errs = append(errs, h.workOnMessage(ctx, run, p.MessageSID), listErr)
+	errs = append(errs, h.workOnMessage(ctx, run, p.MessageSID, h.workOnMedia), listErr)
 	if err := taskError(errs); err != nil && !isPermanent(err) {
 		return &mediaStageError{err}
 	}
@@ -173,9 +173,14 @@ func (h *Handlers) listMedia(ctx context.Context, run catalog.Run, message strin
 	return h.catalog.RecordLastMedia(ctx, run.ID, message, recs, found+len(recs), run.DryRun)
 }
 
+// mediaWork does a run's work on one batch of a message's media: a
+// Messaging message's archives and deletes each (workOnMedia); a
+// Conversations message's archives them, its delete being the message's.
+type mediaWork func(ctx context.Context, run catalog.Run, items []catalog.RunMediaItem) error
+
 // workOnMessage does what the run still has to do with a message's media,
 // messageBatch media at a time, as Postgres says.
-func (h *Handlers) workOnMessage(ctx context.Context, run catalog.Run, message string) error {
+func (h *Handlers) workOnMessage(ctx context.Context, run catalog.Run, message string, work mediaWork) error {
 	var failed []error // media that failed for good (recorded)
 	after := ""
 	for {
@@ -187,7 +192,7 @@ func (h *Handlers) workOnMessage(ctx context.Context, run catalog.Run, message s
 			break
 		}
 		after = items[len(items)-1].SID
-		if err := h.workOnMedia(ctx, run, items); err != nil {
+		if err := work(ctx, run, items); err != nil {
 			if !isPermanent(err) {
 				return err
 			}
@@ -204,10 +209,22 @@ func (h *Handlers) workOnMessage(ctx context.Context, run catalog.Run, message s
 // It returns the error a retry may fix, if any; else the failures no retry
 // can fix joined (each recorded for its media), or nil.
 func (h *Handlers) workOnMedia(ctx context.Context, run catalog.Run, items []catalog.RunMediaItem) error {
+	toDelete, errs := h.archiveBatch(ctx, run, items)
+	// Delete, a few at once, each after its own proof.
+	errs = append(errs, parallel(len(toDelete), func(i int) error {
+		return h.deleteArchived(ctx, run, toDelete[i])
+	})...)
+	return taskError(errs)
+}
+
+// archiveBatch archives and commits one batch of a message's media (copies
+// a few at once, one commit for all), and returns the media the run
+// deletes next, each with the copy its row records, and the media's
+// errors (each recorded for its media).
+func (h *Handlers) archiveBatch(ctx context.Context, run catalog.Run, items []catalog.RunMediaItem) (toDelete []catalog.MediaItem, errs []error) {
 	var (
-		toCopy, toDelete []catalog.MediaItem
-		outcomes         []catalog.RunOutcome
-		errs             []error
+		toCopy   []catalog.MediaItem
+		outcomes []catalog.RunOutcome
 	)
 	for _, it := range items {
 		// In scope: only a media of the run's account is touched; any
@@ -220,7 +237,7 @@ func (h *Handlers) workOnMedia(ctx context.Context, run catalog.Run, items []cat
 			err := permanent(fmt.Errorf("media %s: it belongs to account %s, not to run %s's account %s",
 				it.SID, it.AccountSID, run.ID, run.AccountSID))
 			if ferr := h.catalog.SetRunMedia(ctx, run.ID, it.SID, catalog.MediaFailed, false, errText(err)); ferr != nil {
-				return ferr
+				return nil, []error{ferr}
 			}
 			errs = append(errs, err)
 			continue
@@ -261,7 +278,7 @@ func (h *Handlers) workOnMedia(ctx context.Context, run catalog.Run, items []cat
 	}
 	committed, wanted, err := h.catalog.CommitMessage(ctx, run.ID, archived, outcomes)
 	if err != nil {
-		return err // the copies are create-only: a retry stores nothing twice
+		return nil, []error{err} // the copies are create-only: a retry stores nothing twice
 	}
 	// What is deleted is the copy the catalog recorded: this call's own
 	// copy only where its commit became the row; otherwise another task
@@ -311,12 +328,7 @@ func (h *Handlers) workOnMedia(ctx context.Context, run catalog.Run, items []cat
 			errs = append(errs, h.mediaError(ctx, run.ID, toCopy[i].SID, err))
 		}
 	}
-
-	// Delete, a few at once, each after its own proof.
-	errs = append(errs, parallel(len(toDelete), func(i int) error {
-		return h.deleteArchived(ctx, run, toDelete[i])
-	})...)
-	return taskError(errs)
+	return toDelete, errs
 }
 
 // taskError is what a task returns for its media's errors: one a retry may

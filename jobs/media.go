@@ -25,7 +25,7 @@ const maxMediaSize = 1 << 30
 // A media Twilio no longer has (recorded gone), or whose download is not
 // plausibly the media (recorded suspect), returns no copy and no error.
 func (h *Handlers) copyMedia(ctx context.Context, runID uuid.UUID, it catalog.MediaItem) (*catalog.ArchivedCopy, error) {
-	content, err := h.twilio.Media.Open(ctx, it.MessageSID, it.SID)
+	content, err := h.openMedia(ctx, it)
 	if twilio.IsNotFound(err) {
 		return nil, h.contentNotFound(ctx, runID, it, err)
 	}
@@ -43,7 +43,7 @@ func (h *Handlers) copyMedia(ctx context.Context, runID uuid.UUID, it catalog.Me
 		// bytes: download them again through the spool, judged again.
 		// Rare, so the second download is cheaper than spooling every one.
 		content.Body.Close()
-		if content, err = h.twilio.Media.Open(ctx, it.MessageSID, it.SID); err != nil {
+		if content, err = h.openMedia(ctx, it); err != nil {
 			return nil, fmt.Errorf("download media %s again, to keep it aside: %w", it.SID, err)
 		}
 		defer content.Body.Close()
@@ -69,17 +69,7 @@ func (h *Handlers) copyMedia(ctx context.Context, runID uuid.UUID, it catalog.Me
 	if contentType == "" {
 		contentType = content.ContentType
 	}
-	// Every Twilio field may be null: the catalog already falls back from
-	// the message's date_sent to its date_created; the media's own
-	// date_created is the last resort, so no key lands under 0001/01/01.
-	day := it.DateSent
-	if day.IsZero() {
-		day = it.DateCreated
-	}
-	k := archive.KeyInfo{
-		AccountSID: it.AccountSID, MessageSID: it.MessageSID, MediaSID: it.SID,
-		ContentType: contentType, DateSent: day,
-	}
+	k := mediaKeyInfo(it, contentType)
 	body, err := spool.Reader()
 	if err != nil {
 		return nil, err
@@ -142,7 +132,7 @@ func (h *Handlers) keepSuspect(ctx context.Context, runID uuid.UUID, it catalog.
 // so nothing Twilio still holds is recorded gone and never archived.
 func (h *Handlers) contentNotFound(ctx context.Context, runID uuid.UUID, it catalog.MediaItem, err error) error {
 	if !twilio.IsGone(err) {
-		_, gerr := h.twilio.Media.Get(ctx, it.MessageSID, it.SID)
+		gerr := h.fetchMediaAgain(ctx, it)
 		switch {
 		case twilio.IsGone(gerr):
 		case gerr != nil:
