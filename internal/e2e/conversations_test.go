@@ -1,0 +1,217 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mediasync/mediasync/internal/e2etest"
+	"github.com/mediasync/mediasync/twilio/twiliotest"
+)
+
+// convRun is a conversations backfill over part of a generated dataset.
+type convRun struct {
+	id            string
+	since, until  time.Time
+	in, out       map[string]string // media SID → message SID, inside and outside the range
+	inMessages    map[string]bool   // the messages with media in the range
+	conversations int
+}
+
+// generateConversations adds about convs conversations of 3 messages with
+// up to 2 small media each over six days from start, and returns the
+// range of days two to five.
+func generateConversations(t *testing.T, d *e2etest.Deployment, start time.Time, convs int) convRun {
+	t.Helper()
+	_, err := d.Emu.Generate(d.Account.SID, twiliotest.Dataset{
+		Conversations: convs, ConversationMessages: 3, MaxConversationMedia: 2,
+		Start: start, End: start.AddDate(0, 0, 6), MinMediaSize: 512, MaxMediaSize: 24 << 10,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := convRun{since: start.AddDate(0, 0, 1), until: start.AddDate(0, 0, 5), conversations: convs}
+	r.in, r.out = d.ConversationMediaIn(r.since, r.until)
+	r.inMessages = map[string]bool{}
+	for _, msg := range r.in {
+		r.inMessages[msg] = true
+	}
+	if len(r.in) < 100 || len(r.out) == 0 {
+		t.Fatalf("dataset has %d Conversations media in range and %d outside: too few to test with", len(r.in), len(r.out))
+	}
+	return r
+}
+
+// backfillConversations runs enqueue backfill --source conversations over
+// r's range with extra flags and returns the run id.
+func backfillConversations(t *testing.T, d *e2etest.Deployment, r convRun, extra ...string) string {
+	t.Helper()
+	args := append([]string{"backfill", "--source", "conversations",
+		"--since", r.since.Format(time.DateOnly), "--until", r.until.Format(time.DateOnly)}, extra...)
+	code, stdout, stderr := d.Enqueue(t, time.Minute, args...)
+	if code != 0 {
+		t.Fatalf("enqueue %v exited %d: %s %s", args, code, stdout, stderr)
+	}
+	return strings.TrimSpace(stdout)
+}
+
+// waitRun follows a run to its end and returns its status; it fails t
+// unless the run succeeded.
+func waitRun(t *testing.T, d *e2etest.Deployment, id string, w *e2etest.Process, within time.Duration) string {
+	t.Helper()
+	code, stdout, stderr := d.Enqueue(t, within, "status", id, "--wait")
+	if code != 0 {
+		t.Fatalf("status --wait exited %d\nstdout:\n%s\nstderr:\n%s\nworker:\n%s", code, stdout, stderr, lastLines(w.Logs(), 60))
+	}
+	return stdout
+}
+
+// requireConversationsDeleted fails t unless the run archived every
+// in-range media byte for byte and then deleted each in-range message
+// exactly when all of its media (and its record) were in the bucket, and
+// nothing outside the range was touched.
+func requireConversationsDeleted(t *testing.T, d *e2etest.Deployment, r convRun, status string) {
+	t.Helper()
+	if got := e2etest.StatusValue(t, status, "media deleted"); got != fmt.Sprint(len(r.in)) {
+		t.Fatalf("media deleted %s, want %d\n%s", got, len(r.in), status)
+	}
+	d.CheckConversationsArchived(t, r.in, "deleted")
+	early, attempts := d.EarlyDeletes()
+	for _, e := range early {
+		t.Errorf("DELETE of a conversation message before its media and record were in S3: %s", e)
+	}
+	for msg := range r.inMessages {
+		info, _ := d.Emu.ConversationMessage(msg)
+		if !info.Deleted {
+			t.Errorf("message %s, in range, was not deleted", msg)
+		}
+	}
+	for media, msg := range r.out {
+		if info, _ := d.Emu.ConversationMessage(msg); info.Deleted {
+			t.Errorf("message %s (media %s), outside the range, was deleted", msg, media)
+		}
+	}
+	if attempts < len(r.inMessages) {
+		t.Errorf("%d DELETEs seen for %d messages", attempts, len(r.inMessages))
+	}
+	// Deleting lost nothing: each message's record names its media.
+	ctx := context.Background()
+	checked := 0
+	for msg := range r.inMessages {
+		if checked == 20 {
+			break
+		}
+		checked++
+		b, err := d.ConversationRecord(ctx, msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rec struct {
+			SID    string `json:"sid"`
+			Author string `json:"author"`
+			Media  []struct {
+				SID string `json:"sid"`
+			} `json:"media"`
+		}
+		if err := json.Unmarshal(b, &rec); err != nil {
+			t.Fatalf("record of %s: %v\n%s", msg, err, b)
+		}
+		info, _ := d.Emu.ConversationMessage(msg)
+		var sids []string
+		for _, m := range rec.Media {
+			sids = append(sids, m.SID)
+		}
+		if rec.SID != msg || rec.Author != info.Author || !slices.Equal(sids, info.MediaSIDs) {
+			t.Fatalf("record of %s is %s; the message has author %q and media %v", msg, b, info.Author, info.MediaSIDs)
+		}
+	}
+	var state string
+	var open int
+	err := d.Pool.QueryRow(ctx, `
+		SELECT r.state,
+			(SELECT count(*) FROM run_conversations WHERE run_id = r.id AND state <> 'done')
+			+ (SELECT count(*) FROM run_messages WHERE run_id = r.id AND state <> 'listed')
+			+ (SELECT count(*) FROM media WHERE delete_claimed_at IS NOT NULL AND deleted_at IS NULL)
+		FROM runs r WHERE r.id = $1`, strings.TrimSpace(e2etest.StatusValue(t, status, "run"))).Scan(&state, &open)
+	if err != nil {
+		t.Fatalf("read the run's rows: %v", err)
+	}
+	if state != "succeeded" || open != 0 {
+		t.Fatalf("run %s with %d rows not done", state, open)
+	}
+}
+
+// A conversations backfill with --delete over a few hundred conversations,
+// whose MCS temporary URLs live one second: every in-range media is
+// archived byte for byte, each message is deleted only once all of its
+// media and its record are in the bucket, and nothing else is. A second
+// run over the same range reads only the messages added since: the
+// conversations' progress stops each scan where the first run read.
+func TestConversationsBackfillDeletesEachMessageAfterItsMedia(t *testing.T) {
+	t.Parallel()
+	d := e2etest.New(t, e2etest.Options{Emulator: twiliotest.Config{
+		DirectURLTTL: time.Second,
+		Faults:       twiliotest.Faults{Latency: 5 * time.Millisecond},
+	}})
+	start := time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC)
+	r := generateConversations(t, d, start, 300)
+	w := d.StartWorker(t)
+	r.id = backfillConversations(t, d, r, "--delete")
+	status := waitRun(t, d, r.id, w, 5*time.Minute)
+	requireConversationsDeleted(t, d, r, status)
+	t.Logf("%d conversations, %d messages, %d media; MCS: %d fetches, %d downloads, %d signed URLs refused",
+		r.conversations, len(r.inMessages), len(r.in), d.Emu.Stats().ByRoute["mcs.fetch"],
+		d.Emu.Stats().SignedRequests, d.Emu.Stats().SignedRejected)
+
+	// New messages in a few conversations of the range, inside it.
+	var convs []string
+	for msg := range r.inMessages {
+		info, _ := d.Emu.ConversationMessage(msg)
+		if !slices.Contains(convs, info.ConversationSID) {
+			convs = append(convs, info.ConversationSID)
+		}
+		if len(convs) == 5 {
+			break
+		}
+	}
+	added := map[string]bool{}
+	for i, cv := range convs {
+		m, err := d.Emu.AddConversationMessage(d.Account.SID, cv, twiliotest.ConversationMessageOptions{
+			Author: "late", Body: fmt.Sprint("added ", i), DateCreated: r.until.Add(-time.Hour),
+			Media: []twiliotest.MediaOptions{{ContentType: "image/png", Size: 2048}},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		added[m.SID] = true
+	}
+	second := backfillConversations(t, d, r)
+	waitRun(t, d, second, w, 3*time.Minute)
+	rows, err := d.Pool.Query(context.Background(), `SELECT message_sid FROM run_messages WHERE run_id = $1`, second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var read []string
+	for rows.Next() {
+		var sid string
+		if err := rows.Scan(&sid); err != nil {
+			t.Fatal(err)
+		}
+		read = append(read, sid)
+	}
+	if rows.Err() != nil {
+		t.Fatal(rows.Err())
+	}
+	if len(read) != len(added) {
+		t.Fatalf("second run handled %d messages %v, want only the %d added since the first", len(read), read, len(added))
+	}
+	for _, sid := range read {
+		if !added[sid] {
+			t.Fatalf("second run handled message %s, which the first had archived", sid)
+		}
+	}
+}
