@@ -80,7 +80,7 @@ type RunSpec struct {
 	Source string
 	// Services are the Conversations services a conversations backfill
 	// lists; none means the account's default service.
-	Services []string
+	Services   []string
 	Since      time.Time // backfill: inclusive, UTC
 	Until      time.Time // backfill: exclusive, UTC
 	MessageSID string    // message
