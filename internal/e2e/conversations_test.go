@@ -1,15 +1,21 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/mediasync/mediasync/internal/e2etest"
+	"github.com/mediasync/mediasync/internal/testenv"
 	"github.com/mediasync/mediasync/twilio/twiliotest"
 )
 
@@ -214,4 +220,99 @@ func TestConversationsBackfillDeletesEachMessageAfterItsMedia(t *testing.T) {
 			t.Fatalf("second run handled message %s, which the first had archived", sid)
 		}
 	}
+}
+
+// Under faults (5xx answers, cut and reset bodies, temporary URLs that live
+// one second), two workers sharing the run and one of them killed with
+// SIGKILL as messages are being deleted, a conversations --delete run still
+// ends with every guarantee: every in-range media archived byte for byte
+// with one row, each message deleted only once all of its media and its
+// record were in the bucket, nothing else touched, nothing half done.
+func TestConversationsFaultsCrashAndFleetKeepGuarantees(t *testing.T) {
+	t.Parallel()
+	d := e2etest.New(t, e2etest.Options{Emulator: twiliotest.Config{
+		DirectURLTTL: time.Second,
+		Faults: twiliotest.Faults{
+			Latency: 10 * time.Millisecond, ErrorRate: 0.08, CutRate: 0.1, ResetRate: 0.05,
+		},
+	}})
+	start := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	r := generateConversations(t, d, start, 150)
+	workers := []*e2etest.Process{d.StartWorker(t), d.StartWorker(t)}
+	r.id = backfillConversations(t, d, r, "--delete")
+
+	// Kill one worker once a tenth of the messages are deleted.
+	deletedSoFar := func() int {
+		n := 0
+		for msg := range r.inMessages {
+			if info, _ := d.Emu.ConversationMessage(msg); info.Deleted {
+				n++
+			}
+		}
+		return n
+	}
+	testenv.WaitFor(t, 3*time.Minute, "deletes to begin", func() bool { return deletedSoFar() >= len(r.inMessages)/10 }, workerLog(workers[0].Logs))
+	workers[0].Kill()
+	t.Logf("killed a worker after %d of %d messages were deleted", deletedSoFar(), len(r.inMessages))
+	workers = append(workers, d.StartWorker(t))
+
+	status := waitRun(t, d, r.id, workers[2], 5*time.Minute)
+	requireConversationsDeleted(t, d, r, status)
+	st := d.Emu.Stats()
+	t.Logf("%d messages, %d media; MCS: %d fetches; signed: %d requests, %d refused; %d 5xx injected",
+		len(r.inMessages), len(r.in), st.ByRoute["mcs.fetch"], st.SignedRequests, st.SignedRejected, st.InjectedErrors)
+}
+
+// An MCS temporary URL that has expired (or is refused with a 4xx) when
+// mediasync uses it: the first answer for each media carries one that
+// expired long ago. Each media is fetched again for a fresh URL and
+// archived byte for byte; nothing fails.
+func TestConversationsExpiredTemporaryURLsAreFetchedAgain(t *testing.T) {
+	t.Parallel()
+	d := e2etest.New(t, e2etest.Options{})
+	start := time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)
+	r := generateConversations(t, d, start, 80)
+	var mu sync.Mutex
+	tampered := map[string]bool{}
+	mcsMedia := regexp.MustCompile(`^/v1/Services/IS[0-9a-f]{32}/Media/(ME[0-9a-f]{32})$`)
+	expires := regexp.MustCompile(`Expires=[0-9]+`)
+	p := d.ProxyTwilio(t, nil)
+	p.ModifyResponse = func(resp *http.Response) error {
+		m := mcsMedia.FindStringSubmatch(resp.Request.URL.Path)
+		if m == nil || resp.StatusCode != http.StatusOK {
+			return nil
+		}
+		mu.Lock()
+		first := !tampered[m[1]]
+		tampered[m[1]] = true
+		mu.Unlock()
+		if !first {
+			return nil
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return err
+		}
+		b = expires.ReplaceAll(b, []byte("Expires=1000000000"))
+		resp.Body = io.NopCloser(bytes.NewReader(b))
+		resp.ContentLength = int64(len(b))
+		resp.Header.Set("Content-Length", fmt.Sprint(len(b)))
+		return nil
+	}
+	w := d.StartWorker(t, "TWILIO_MCS_URL="+p.URL)
+	r.id = backfillConversations(t, d, r)
+	status := waitRun(t, d, r.id, w, 3*time.Minute)
+	if got := e2etest.StatusValue(t, status, "media archived"); !strings.HasPrefix(got, fmt.Sprint(len(r.in))+" ") {
+		t.Fatalf("media archived %s, want %d\n%s", got, len(r.in), status)
+	}
+	d.CheckConversationsArchived(t, r.in, "archived")
+	st := d.Emu.Stats()
+	if st.SignedRejected < int64(len(r.in)) {
+		t.Fatalf("the signed host refused %d URLs; want at least one per media (%d): the expired URLs were not used", st.SignedRejected, len(r.in))
+	}
+	if got := st.ByRoute["mcs.fetch"]; got < 2*int64(len(r.in)) {
+		t.Fatalf("%d MCS fetches for %d media: each should have been fetched again", got, len(r.in))
+	}
+	t.Logf("%d media: %d MCS fetches, %d expired URLs refused", len(r.in), st.ByRoute["mcs.fetch"], st.SignedRejected)
 }
