@@ -316,3 +316,27 @@ func TestConversationsExpiredTemporaryURLsAreFetchedAgain(t *testing.T) {
 	}
 	t.Logf("%d media: %d MCS fetches, %d expired URLs refused", len(r.in), st.ByRoute["mcs.fetch"], st.SignedRejected)
 }
+
+// A run with --delete after one that only archived: the second reads no
+// conversation past where the first did, yet deletes every in-range
+// message, each after proving its media (the catalog, not Twilio, says
+// what was archived).
+func TestConversationsDeleteAfterArchiveDeletesWhatWasArchived(t *testing.T) {
+	t.Parallel()
+	d := e2etest.New(t, e2etest.Options{})
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	r := generateConversations(t, d, start, 80)
+	w := d.StartWorker(t)
+	first := backfillConversations(t, d, r)
+	waitRun(t, d, first, w, 3*time.Minute)
+	d.CheckConversationsArchived(t, r.in, "archived")
+	pagesBefore := d.Emu.Stats().ByRoute["service_conversation_messages.list"]
+
+	r.id = backfillConversations(t, d, r, "--delete")
+	status := waitRun(t, d, r.id, w, 3*time.Minute)
+	requireConversationsDeleted(t, d, r, status)
+	// One page per conversation: each scan stops at the first run's progress.
+	if pages := d.Emu.Stats().ByRoute["service_conversation_messages.list"] - pagesBefore; pages > int64(r.conversations) {
+		t.Fatalf("the second run read %d message pages for %d conversations: it read past the first run's progress", pages, r.conversations)
+	}
+}
