@@ -1,10 +1,12 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -101,6 +103,9 @@ func printStatus(w io.Writer, st catalog.Status) {
 	switch st.Kind {
 	case catalog.KindBackfill:
 		fmt.Fprintf(w, "kind:            backfill %s .. %s (UTC, until exclusive)\n", st.Since.Format(time.DateOnly), st.Until.Format(time.DateOnly))
+		if st.Source == catalog.SourceConversations {
+			fmt.Fprintf(w, "source:          conversations, services %s\n", servicesLine(st.Services))
+		}
 	case catalog.KindMessage:
 		fmt.Fprintf(w, "kind:            message %s\n", st.MessageSID)
 	case catalog.KindPolicy:
@@ -208,4 +213,14 @@ func humanBytes(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// servicesLine names a conversations run's services; "" is the account's
+// default one.
+func servicesLine(services []string) string {
+	names := make([]string, len(services))
+	for i, s := range services {
+		names[i] = cmp.Or(s, "(the default service)")
+	}
+	return strings.Join(names, ", ")
 }
