@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/mediasync/mediasync/internal/schedule"
+	"github.com/mediasync/mediasync/internal/sids"
 )
 
 // KindPolicy is a run started by a retention policy.
@@ -51,10 +52,14 @@ type Policy struct {
 	DeleteAfter  time.Duration
 	Watermark    time.Time
 	From, To     string
-	LastTick     time.Time
-	CreatedBy    string
-	CreatedAt    time.Time
-	UpdatedAt    time.Time
+	// Source is SourceMessaging ("" means it) or SourceConversations,
+	// with the Conversations services it lists (none: the default one).
+	Source    string
+	Services  []string
+	LastTick  time.Time
+	CreatedBy string
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // Validate returns an *InvalidError unless p is a policy SetPolicy may
@@ -75,18 +80,35 @@ func (p Policy) Validate() error {
 		return &InvalidError{Field: "delete-after", Value: schedule.FormatDuration(p.DeleteAfter),
 			Reason: "is shorter than {archive-after} " + schedule.FormatDuration(p.ArchiveAfter) + ": media would be deleted before they are archived"}
 	}
+	switch p.Source {
+	case "", SourceMessaging:
+		if len(p.Services) > 0 {
+			return &InvalidError{Field: "service", Value: p.Services[0], Reason: "is for the conversations source only"}
+		}
+	case SourceConversations:
+		if p.From != "" || p.To != "" {
+			return &InvalidError{Field: "from", Reason: "and {to} filter Messaging only: Conversations has no such filter"}
+		}
+		for _, sv := range p.Services {
+			if !sids.ValidService(sv) {
+				return &InvalidError{Field: "service", Value: sv, Reason: "is not a Conversations service SID (IS followed by 32 hex digits)"}
+			}
+		}
+	default:
+		return &InvalidError{Field: "source", Value: p.Source, Reason: "is not a source: want messaging or conversations"}
+	}
 	return checkNumbers("from", p.From, "to", p.To)
 }
 
 const policyColumns = `name, account_sid, schedule, archive_after, delete_after IS NOT NULL,
 	coalesce(delete_after, '0'), watermark, coalesce(from_number, ''), coalesce(to_number, ''),
-	last_tick, created_by, created_at, updated_at`
+	last_tick, created_by, created_at, updated_at, source, coalesce(services, '{}')`
 
 func scanPolicy(row pgx.Row) (Policy, error) {
 	var p Policy
 	var last *time.Time
 	err := row.Scan(&p.Name, &p.AccountSID, &p.Schedule, &p.ArchiveAfter, &p.Delete, &p.DeleteAfter,
-		&p.Watermark, &p.From, &p.To, &last, &p.CreatedBy, &p.CreatedAt, &p.UpdatedAt)
+		&p.Watermark, &p.From, &p.To, &last, &p.CreatedBy, &p.CreatedAt, &p.UpdatedAt, &p.Source, &p.Services)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Policy{}, ErrPolicyNotFound
 	}
@@ -124,9 +146,10 @@ func (c *Catalog) SetPolicy(ctx context.Context, p Policy, actor string) (bool, 
 	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
 		err := tx.QueryRow(ctx, `
 			INSERT INTO policies (name, account_sid, schedule, archive_after, delete_after, watermark,
-			                      from_number, to_number, created_by)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+			                      from_number, to_number, created_by, source, services)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $11, $12)
 			ON CONFLICT (name) DO UPDATE SET schedule = EXCLUDED.schedule,
+				source = EXCLUDED.source, services = EXCLUDED.services,
 				archive_after = EXCLUDED.archive_after, delete_after = EXCLUDED.delete_after,
 				from_number = EXCLUDED.from_number, to_number = EXCLUDED.to_number,
 				watermark = CASE WHEN $10 THEN EXCLUDED.watermark ELSE policies.watermark END,
@@ -134,7 +157,8 @@ func (c *Catalog) SetPolicy(ctx context.Context, p Policy, actor string) (bool, 
 			WHERE policies.account_sid = EXCLUDED.account_sid
 			RETURNING (xmax = 0)`,
 			p.Name, p.AccountSID, p.Schedule, p.ArchiveAfter, deleteAfter, watermark,
-			nullString(p.From), nullString(p.To), actor, !p.Watermark.IsZero()).Scan(&created)
+			nullString(p.From), nullString(p.To), actor, !p.Watermark.IsZero(),
+			cmp.Or(p.Source, SourceMessaging), p.Services).Scan(&created)
 		if errors.Is(err, pgx.ErrNoRows) {
 			// The name is taken by another account: the row stays as it is.
 			var owner string
@@ -162,6 +186,9 @@ func (c *Catalog) SetPolicy(ctx context.Context, p Policy, actor string) (bool, 
 		}
 		if p.To != "" {
 			d["to"] = p.To
+		}
+		if p.Source == SourceConversations {
+			d["source"], d["services"] = p.Source, p.Services
 		}
 		return audit(ctx, tx, actor, action, p.Name, d)
 	})
@@ -227,7 +254,8 @@ func (c *Catalog) StartPolicyRun(ctx context.Context, name string, tick time.Tim
 			since = *busyUntil
 		}
 		until := tick.Add(-p.ArchiveAfter)
-		spec := RunSpec{Kind: KindPolicy, AccountSID: p.AccountSID, From: p.From, To: p.To, Delete: p.Delete, Actor: actor}
+		spec := RunSpec{Kind: KindPolicy, AccountSID: p.AccountSID, From: p.From, To: p.To, Delete: p.Delete, Actor: actor,
+			Source: p.Source, Services: p.Services}
 		if since.Before(until) {
 			spec.Since, spec.Until = since, until
 		}
@@ -332,9 +360,9 @@ func (c *Catalog) PolicyHealth(ctx context.Context, p Policy, now time.Time) (Po
 	err = c.pool.QueryRow(ctx, `
 		SELECT min(coalesce(g.date_sent, g.date_created)), count(*)
 		FROM media m JOIN messages g ON g.sid = m.message_sid
-		WHERE m.state IN ('pending', 'failed', 'suspect') AND m.account_sid = $1
+		WHERE m.state IN ('pending', 'failed', 'suspect') AND m.account_sid = $1 AND m.source = $4
 		  AND ($2 = '' OR g.from_number = $2) AND ($3 = '' OR g.to_number = $3)`,
-		p.AccountSID, p.From, p.To).Scan(&oldest, &h.OldestUnsavedN)
+		p.AccountSID, p.From, p.To, cmp.Or(p.Source, SourceMessaging)).Scan(&oldest, &h.OldestUnsavedN)
 	if err != nil {
 		return h, fmt.Errorf("health of policy %s: %w", p.Name, err)
 	}

@@ -340,3 +340,50 @@ func TestConversationsDeleteAfterArchiveDeletesWhatWasArchived(t *testing.T) {
 		t.Fatalf("the second run read %d message pages for %d conversations: it read past the first run's progress", pages, r.conversations)
 	}
 }
+
+// A retention policy of the conversations source archives every
+// Conversations media from its watermark and deletes only the messages old
+// enough, each after its media.
+func TestConversationsPolicyArchivesAndDeletesOldEnough(t *testing.T) {
+	t.Parallel()
+	d := e2etest.New(t, e2etest.Options{})
+	now := time.Now().UTC()
+	start := now.Add(-10 * 24 * time.Hour).Truncate(24 * time.Hour)
+	if _, err := d.Emu.Generate(d.Account.SID, twiliotest.Dataset{
+		Conversations: 60, ConversationMessages: 3, MaxConversationMedia: 2,
+		Start: start, End: now.Add(-time.Hour), MinMediaSize: 512, MaxMediaSize: 16 << 10,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	deleteBefore := now.Add(-3 * 24 * time.Hour)
+	in, _ := d.ConversationMediaIn(start, now)
+	old, _ := d.ConversationMediaIn(start, deleteBefore)
+	if code, _, stderr := d.Enqueue(t, time.Minute, "policy", "set", "chats", "--source", "conversations",
+		"--schedule", "0 3 1 1 *", "--start", start.Format(time.DateOnly), "--delete-after", "3d"); code != 0 {
+		t.Fatalf("policy set: %s", stderr)
+	}
+	w := d.StartWorker(t)
+	code, stdout, stderr := d.Enqueue(t, 3*time.Minute, "policy", "run", "chats", "--wait")
+	if code != 0 {
+		t.Fatalf("policy run exited %d\n%s\n%s\nworker:\n%s", code, stdout, stderr, lastLines(w.Logs(), 40))
+	}
+	if early, _ := d.EarlyDeletes(); len(early) > 0 {
+		t.Fatalf("DELETEs before the copy was in S3: %v", early)
+	}
+	young := map[string]string{}
+	for sid, msg := range in {
+		if _, ok := old[sid]; !ok {
+			young[sid] = msg
+		}
+	}
+	if len(old) == 0 || len(young) == 0 {
+		t.Fatalf("%d old and %d young media: too few to test with", len(old), len(young))
+	}
+	d.CheckConversationsArchived(t, old, "deleted")
+	d.CheckConversationsArchived(t, young, "archived")
+	for _, msg := range young {
+		if info, _ := d.Emu.ConversationMessage(msg); info.Deleted {
+			t.Fatalf("message %s, younger than --delete-after, was deleted", msg)
+		}
+	}
+}
