@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"regexp"
 	"slices"
@@ -386,4 +387,53 @@ func TestConversationsPolicyArchivesAndDeletesOldEnough(t *testing.T) {
 			t.Fatalf("message %s, younger than --delete-after, was deleted", msg)
 		}
 	}
+}
+
+// A worker killed with SIGKILL three times during a conversations --delete
+// run (mid-archive, mid-delete, late in the run) loses nothing: the run
+// completes once the dead workers' tasks are handed to a new one, every
+// in-range media is archived byte for byte, each message was deleted only
+// after its media and record were in the bucket, nothing is half done.
+func TestConversationsKill9ThreeTimesLosesNothing(t *testing.T) {
+	t.Parallel()
+	seed := time.Now().UnixNano()
+	rng := rand.New(rand.NewPCG(uint64(seed), 0))
+	t.Logf("kill moments drawn with seed %d", seed)
+	d := e2etest.New(t, e2etest.Options{Emulator: twiliotest.Config{
+		Faults: twiliotest.Faults{Latency: 30 * time.Millisecond},
+	}})
+	r := generateConversations(t, d, time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC), 120)
+	w := d.StartWorker(t)
+	r.id = backfillConversations(t, d, r, "--delete")
+	n := len(r.inMessages)
+	deleted := func() int {
+		c := 0
+		for msg := range r.inMessages {
+			if info, _ := d.Emu.ConversationMessage(msg); info.Deleted {
+				c++
+			}
+		}
+		return c
+	}
+	downloads := func() int { return int(d.Emu.Stats().SignedRequests) }
+	kills := []struct {
+		what   string
+		count  func() int
+		of     int
+		lo, hi float64
+	}{
+		{"mid-archive", downloads, len(r.in), 0.1, 0.3},
+		{"mid-delete", deleted, n, 0.3, 0.5},
+		{"late in the run", deleted, n, 0.6, 0.85},
+	}
+	for i, k := range kills {
+		threshold := int(float64(k.of) * (k.lo + (k.hi-k.lo)*rng.Float64()))
+		testenv.WaitFor(t, 3*time.Minute, "kill "+k.what, func() bool { return k.count() >= threshold }, workerLog(w.Logs))
+		time.Sleep(time.Duration(rng.IntN(250)) * time.Millisecond)
+		w.Kill()
+		t.Logf("kill %d (%s): %d downloads, %d of %d messages deleted so far", i+1, k.what, downloads(), deleted(), n)
+		w = d.StartWorker(t)
+	}
+	status := waitRun(t, d, r.id, w, 5*time.Minute)
+	requireConversationsDeleted(t, d, r, status)
 }
