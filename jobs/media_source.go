@@ -29,15 +29,16 @@ func (h *Handlers) openMedia(ctx context.Context, it catalog.MediaItem) (*twilio
 	c := mc.Content
 	// The message's media entry said how large the file is; the resource
 	// and the download must agree with it (MCS.Open already holds the
-	// download to the resource's size).
+	// download to the resource's size). Twilio disagreeing with itself is
+	// not something a retry fixes: the media fails, and its message stays.
 	if it.ListedSize >= 0 {
 		if mc.Media.Size >= 0 && mc.Media.Size != it.ListedSize {
 			c.Body.Close()
-			return nil, fmt.Errorf("media %s: MCS says %d bytes, its message said %d: %w", it.SID, mc.Media.Size, it.ListedSize, twilio.ErrSizeMismatch)
+			return nil, permanent(fmt.Errorf("media %s: MCS says %d bytes, its message said %d: %w", it.SID, mc.Media.Size, it.ListedSize, twilio.ErrSizeMismatch))
 		}
 		if c.Size >= 0 && c.Size != it.ListedSize {
 			c.Body.Close()
-			return nil, fmt.Errorf("media %s: the download has %d bytes, its message said %d: %w", it.SID, c.Size, it.ListedSize, twilio.ErrSizeMismatch)
+			return nil, permanent(fmt.Errorf("media %s: the download has %d bytes, its message said %d: %w", it.SID, c.Size, it.ListedSize, twilio.ErrSizeMismatch))
 		}
 		if c.Size < 0 {
 			c.Size = it.ListedSize // copyMedia checks the spooled bytes against it

@@ -437,3 +437,75 @@ func TestConversationsKill9ThreeTimesLosesNothing(t *testing.T) {
 	status := waitRun(t, d, r.id, w, 5*time.Minute)
 	requireConversationsDeleted(t, d, r, status)
 }
+
+// A message one of whose media cannot be archived (Twilio gives its size
+// one way in the message and another in MCS) stays on Twilio with all of
+// its media, the others archived; every other message of the run is
+// archived and deleted.
+func TestConversationsMessageWithUnreadableMediaStays(t *testing.T) {
+	t.Parallel()
+	d := e2etest.New(t, e2etest.Options{})
+	r := generateConversations(t, d, time.Date(2025, 12, 1, 0, 0, 0, 0, time.UTC), 60)
+	var bad string // a message of the range with two media or more
+	for msg := range r.inMessages {
+		if info, _ := d.Emu.ConversationMessage(msg); len(info.MediaSIDs) >= 2 && (bad == "" || msg < bad) {
+			bad = msg
+		}
+	}
+	if bad == "" {
+		t.Fatal("no message with two media in range")
+	}
+	badInfo, _ := d.Emu.ConversationMessage(bad)
+	var p *e2etest.TwilioProxy
+	p = d.ProxyTwilio(t, nil)
+	p.ModifyResponse = func(resp *http.Response) error {
+		if !strings.HasPrefix(resp.Request.URL.Path, "/v1/") || resp.StatusCode != http.StatusOK {
+			return nil
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return err
+		}
+		// Next pages through this proxy, as the guard does for itself.
+		b = bytes.ReplaceAll(b, []byte(d.GuardURL), []byte(p.URL))
+		if strings.HasSuffix(resp.Request.URL.Path, "/Messages/"+bad) {
+			var m map[string]any
+			if err := json.Unmarshal(b, &m); err != nil {
+				return err
+			}
+			media := m["media"].([]any)[0].(map[string]any)
+			media["size"] = media["size"].(float64) + 1
+			if b, err = json.Marshal(m); err != nil {
+				return err
+			}
+		}
+		resp.Body = io.NopCloser(bytes.NewReader(b))
+		resp.ContentLength = int64(len(b))
+		resp.Header.Set("Content-Length", fmt.Sprint(len(b)))
+		return nil
+	}
+	w := d.StartWorker(t, "TWILIO_CONVERSATIONS_URL="+p.URL)
+	r.id = backfillConversations(t, d, r, "--delete")
+	code, status, stderr := d.Enqueue(t, 3*time.Minute, "status", r.id, "--wait")
+	if code != 1 {
+		t.Fatalf("status --wait exited %d, want 1 (a media failed)\n%s\n%s\nworker:\n%s", code, status, stderr, lastLines(w.Logs(), 40))
+	}
+	if got := e2etest.StatusValue(t, status, "media failed"); got != "1" {
+		t.Fatalf("media failed %s, want 1\n%s", got, status)
+	}
+	if info, _ := d.Emu.ConversationMessage(bad); info.Deleted {
+		t.Fatalf("message %s was deleted though its media %s could not be archived", bad, badInfo.MediaSIDs[0])
+	}
+	siblings := map[string]string{}
+	for _, sid := range badInfo.MediaSIDs[1:] {
+		siblings[sid] = bad
+		delete(r.in, sid)
+	}
+	delete(r.in, badInfo.MediaSIDs[0])
+	d.CheckConversationsArchived(t, siblings, "archived")
+	d.CheckConversationsArchived(t, r.in, "deleted")
+	if early, _ := d.EarlyDeletes(); len(early) > 0 {
+		t.Fatalf("DELETEs before the copy was in S3: %v", early)
+	}
+}
