@@ -509,3 +509,41 @@ func TestConversationsMessageWithUnreadableMediaStays(t *testing.T) {
 		t.Fatalf("DELETEs before the copy was in S3: %v", early)
 	}
 }
+
+// A legal hold on a Conversations message keeps it (and so its media) on
+// Twilio through a --delete run: its media are archived and counted held;
+// every other message is deleted.
+func TestConversationsHeldMessageIsNotDeleted(t *testing.T) {
+	t.Parallel()
+	d := e2etest.New(t, e2etest.Options{})
+	r := generateConversations(t, d, time.Date(2025, 11, 1, 0, 0, 0, 0, time.UTC), 50)
+	var held string
+	for msg := range r.inMessages {
+		if held == "" || msg < held {
+			held = msg
+		}
+	}
+	if code, out, stderr := d.Enqueue(t, time.Minute, "hold", "add", "--reason", "litigation", "--message", held); code != 0 {
+		t.Fatalf("hold add exited %d: %s %s", code, out, stderr)
+	}
+	w := d.StartWorker(t)
+	r.id = backfillConversations(t, d, r, "--delete")
+	code, status, stderr := d.Enqueue(t, 3*time.Minute, "status", r.id, "--wait")
+	if code != 0 {
+		t.Fatalf("status --wait exited %d\n%s\n%s\nworker:\n%s", code, status, stderr, lastLines(w.Logs(), 40))
+	}
+	info, _ := d.Emu.ConversationMessage(held)
+	if info.Deleted {
+		t.Fatalf("held message %s was deleted", held)
+	}
+	if got := e2etest.StatusValue(t, status, "media held"); !strings.HasPrefix(got, fmt.Sprint(len(info.MediaSIDs))+" ") {
+		t.Fatalf("media held %s, want %d\n%s", got, len(info.MediaSIDs), status)
+	}
+	heldMedia := map[string]string{}
+	for _, sid := range info.MediaSIDs {
+		heldMedia[sid] = held
+		delete(r.in, sid)
+	}
+	d.CheckConversationsArchived(t, heldMedia, "archived")
+	d.CheckConversationsArchived(t, r.in, "deleted")
+}
