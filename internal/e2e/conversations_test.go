@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -546,4 +547,67 @@ func TestConversationsHeldMessageIsNotDeleted(t *testing.T) {
 	}
 	d.CheckConversationsArchived(t, heldMedia, "archived")
 	d.CheckConversationsArchived(t, r.in, "deleted")
+}
+
+// --service names the services a run archives: two named services are
+// archived, the default one and a third are not touched; a --dry-run of
+// the default service counts its media and archives nothing.
+func TestConversationsServicesAndDryRun(t *testing.T) {
+	t.Parallel()
+	d := e2etest.New(t, e2etest.Options{})
+	start := time.Date(2025, 10, 1, 0, 0, 0, 0, time.UTC)
+	var services []string
+	for range 3 {
+		svc, err := d.Emu.AddService(d.Account.SID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		services = append(services, svc)
+	}
+	for _, svc := range append([]string{""}, services...) {
+		if _, err := d.Emu.Generate(d.Account.SID, twiliotest.Dataset{
+			Conversations: 15, ConversationMessages: 3, MaxConversationMedia: 2, ServiceSID: svc,
+			Start: start, End: start.AddDate(0, 0, 6), MinMediaSize: 512, MaxMediaSize: 8 << 10,
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	since, until := start.AddDate(0, 0, 1), start.AddDate(0, 0, 5)
+	in, _ := d.ConversationMediaIn(since, until)
+	wanted, other := map[string]string{}, 0
+	for media, msg := range in {
+		md, _ := d.Emu.Media(media)
+		if md.ServiceSID == services[0] || md.ServiceSID == services[1] {
+			wanted[media] = msg
+		} else {
+			other++
+		}
+	}
+	if len(wanted) == 0 || other == 0 {
+		t.Fatalf("%d media in the named services and %d elsewhere: too few to test with", len(wanted), other)
+	}
+	w := d.StartWorker(t)
+	id := backfillConversations(t, d, convRun{since: since, until: until}, "--service", services[0], "--service", services[1])
+	status := waitRun(t, d, id, w, 3*time.Minute)
+	if got := e2etest.StatusValue(t, status, "media archived"); !strings.HasPrefix(got, fmt.Sprint(len(wanted))+" ") {
+		t.Fatalf("media archived %s, want %d (the two services')\n%s", got, len(wanted), status)
+	}
+	d.CheckConversationsArchived(t, wanted, "archived")
+	var rows int
+	if err := d.Pool.QueryRow(t.Context(), `SELECT count(*) FROM media`).Scan(&rows); err != nil {
+		t.Fatal(err)
+	}
+	if rows != len(wanted) {
+		t.Fatalf("%d media rows, want only the %d of the two services", rows, len(wanted))
+	}
+
+	dry := backfillConversations(t, d, convRun{since: since, until: until}, "--dry-run")
+	status = waitRun(t, d, dry, w, 3*time.Minute)
+	listed, _ := strconv.Atoi(e2etest.StatusValue(t, status, "media listed"))
+	if listed == 0 || !strings.HasPrefix(e2etest.StatusValue(t, status, "media archived"), "0 ") {
+		t.Fatalf("dry run of the default service: %d listed; want some listed and none archived\n%s", listed, status)
+	}
+	if err := d.Pool.QueryRow(t.Context(), `SELECT count(*) FROM media`).Scan(&rows); err != nil || rows != len(wanted) {
+		t.Fatalf("after the dry run %d media rows (%v), want still %d", rows, err, len(wanted))
+	}
 }
