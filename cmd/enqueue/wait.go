@@ -145,7 +145,11 @@ func printStatus(w io.Writer, st catalog.Status) {
 		fmt.Fprintf(w, "error:           %s\n", st.Error)
 	}
 	if st.WindowsTotal > 0 {
-		fmt.Fprintf(w, "days listed:     %d/%d (%d pages)\n", st.WindowsDone, st.WindowsTotal, st.PagesFetched)
+		if st.Source == catalog.SourceConversations {
+			fmt.Fprintf(w, "services listed: %d/%d (%d pages of conversations)\n", st.WindowsDone, st.WindowsTotal, st.PagesFetched)
+		} else {
+			fmt.Fprintf(w, "days listed:     %d/%d (%d pages)\n", st.WindowsDone, st.WindowsTotal, st.PagesFetched)
+		}
 	}
 	if st.State == catalog.RunRunning && st.WindowsTotal > st.WindowsDone {
 		fmt.Fprintf(w, "listing:         %s\n", listingLine(st))
