@@ -144,7 +144,14 @@ func (c *Catalog) AdvanceConversation(ctx context.Context, run Run, sid string, 
 			return err
 		}
 		advanced, v = true, vs[0]
-		if next != "" || run.DryRun || v.TopIndex < 0 {
+		if next != "" {
+			return nil
+		}
+		// Scanned to its end: its cursors can no longer cycle.
+		if _, err := tx.Exec(ctx, `DELETE FROM run_conversation_cursors WHERE run_id = $1 AND conversation_sid = $2`, run.ID, sid); err != nil {
+			return err
+		}
+		if run.DryRun || v.TopIndex < 0 {
 			return nil
 		}
 		// The scan ended: everything from its top down to its stop (an
@@ -174,6 +181,22 @@ func (c *Catalog) AdvanceConversation(ctx context.Context, run Run, sid string, 
 		return false, fmt.Errorf("advance conversation %s of run %s: %w", sid, run.ID, err)
 	}
 	return advanced, nil
+}
+
+// FollowConversationCursor records that page `page` of a conversation's
+// scan is fetched from uri, and returns the page first fetched from it:
+// page itself, unless the scan's cursors went round (FollowCursor for a
+// window).
+func (c *Catalog) FollowConversationCursor(ctx context.Context, run uuid.UUID, sid string, page int, uri string) (int, error) {
+	var first int
+	err := c.pool.QueryRow(ctx, `
+		INSERT INTO run_conversation_cursors (run_id, conversation_sid, cursor, page) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (run_id, conversation_sid, cursor) DO UPDATE SET page = run_conversation_cursors.page
+		RETURNING page`, run, sid, cursorHash(uri), page).Scan(&first)
+	if err != nil {
+		return 0, fmt.Errorf("follow cursor of conversation %s of run %s: %w", sid, run, err)
+	}
+	return first, nil
 }
 
 // FailConversation ends a conversation's scan that cannot go on, with the

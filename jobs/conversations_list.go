@@ -177,8 +177,19 @@ func (h *Handlers) scanConversation(ctx context.Context, run catalog.Run, p Scan
 			return h.badSID(err, fail)
 		}
 	}
+	// No endless scan: one that never reaches its last page, or whose
+	// cursors go round (A→B→A), fails with the reason.
 	if v.Page >= maxWindowPages {
-		return permanent(errors.Join(errors.New("scan stopped"), fail(fmt.Sprintf("read %d pages of conversation %s without reaching the last: stopped", v.Page, v.ConversationSID))))
+		reason := fmt.Sprintf("read %d pages of conversation %s without reaching the last: stopped (next_page_url never ends)", v.Page, v.ConversationSID)
+		return permanent(errors.Join(errors.New(reason), fail(reason)))
+	}
+	first, err := h.catalog.FollowConversationCursor(ctx, run.ID, v.ConversationSID, v.Page, uri)
+	if err != nil {
+		return err
+	}
+	if first != v.Page {
+		reason := fmt.Sprintf("Twilio's next_page_url of conversation %s went round in a cycle: page %d is page %d again", v.ConversationSID, v.Page, first)
+		return permanent(errors.Join(errors.New(reason), fail(reason)))
 	}
 	page, err := h.twilio.ConversationMessages.Page(ctx, uri)
 	if twilio.IsGone(err) {

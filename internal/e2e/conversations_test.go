@@ -611,3 +611,71 @@ func TestConversationsServicesAndDryRun(t *testing.T) {
 		t.Fatalf("after the dry run %d media rows (%v), want still %d", rows, err, len(wanted))
 	}
 }
+
+// A conversation whose next_page_url goes round (its last page pointing
+// back at its first) fails its scan with the reason instead of being read
+// for ever; the run ends, failed, saying so.
+func TestConversationsCursorCycleFailsTheScan(t *testing.T) {
+	t.Parallel()
+	d := e2etest.New(t, e2etest.Options{})
+	start := time.Date(2025, 9, 1, 0, 0, 0, 0, time.UTC)
+	cv, err := d.Emu.AddConversation(d.Account.SID, twiliotest.ConversationOptions{DateCreated: start})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 120 { // two pages of 100
+		if _, err := d.Emu.AddConversationMessage(d.Account.SID, cv, twiliotest.ConversationMessageOptions{
+			DateCreated: start.Add(time.Duration(i+1) * time.Minute),
+			Media:       []twiliotest.MediaOptions{{ContentType: "image/png", Size: 1024}},
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	secondPage := regexp.MustCompile(`(^|&)Page=1(&|$)`)
+	var p *e2etest.TwilioProxy
+	p = d.ProxyTwilio(t, nil)
+	p.ModifyResponse = func(resp *http.Response) error {
+		if !strings.HasPrefix(resp.Request.URL.Path, "/v1/") || resp.StatusCode != http.StatusOK {
+			return nil
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return err
+		}
+		b = bytes.ReplaceAll(b, []byte(d.GuardURL), []byte(p.URL))
+		if strings.HasSuffix(resp.Request.URL.Path, "/Conversations/"+cv+"/Messages") && secondPage.MatchString(resp.Request.URL.RawQuery) {
+			var page map[string]any
+			if err := json.Unmarshal(b, &page); err != nil {
+				return err
+			}
+			meta := page["meta"].(map[string]any)
+			meta["next_page_url"] = meta["first_page_url"]
+			if b, err = json.Marshal(page); err != nil {
+				return err
+			}
+		}
+		resp.Body = io.NopCloser(bytes.NewReader(b))
+		resp.ContentLength = int64(len(b))
+		resp.Header.Set("Content-Length", fmt.Sprint(len(b)))
+		return nil
+	}
+	w := d.StartWorker(t, "TWILIO_CONVERSATIONS_URL="+p.URL)
+	id := backfillConversations(t, d, convRun{since: start, until: start.AddDate(0, 0, 1)})
+	code, status, stderr := d.Enqueue(t, 3*time.Minute, "status", id, "--wait")
+	if code != 1 {
+		t.Fatalf("status --wait exited %d, want 1 (the run failed)\n%s\n%s\nworker:\n%s", code, status, stderr, lastLines(w.Logs(), 40))
+	}
+	var state, reason string
+	var pages int
+	if err := d.Pool.QueryRow(t.Context(), `SELECT state, coalesce(error, ''), page FROM run_conversations WHERE run_id = $1`, id).
+		Scan(&state, &reason, &pages); err != nil {
+		t.Fatal(err)
+	}
+	if state != "failed" || !strings.Contains(reason, "cycle") || pages > 4 {
+		t.Fatalf("scan %s after %d pages (%q); want failed on a cycle within 4 pages", state, pages, reason)
+	}
+	if got := e2etest.StatusValue(t, status, "state"); got != "failed" {
+		t.Fatalf("run %s, want failed\n%s", got, status)
+	}
+}
