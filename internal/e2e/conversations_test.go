@@ -171,6 +171,14 @@ func TestConversationsBackfillDeletesEachMessageAfterItsMedia(t *testing.T) {
 	r.id = backfillConversations(t, d, r, "--delete")
 	status := waitRun(t, d, r.id, w, 5*time.Minute)
 	requireConversationsDeleted(t, d, r, status)
+	// MCS temporary URLs are fetched without credentials, and no secret
+	// reaches the worker's log.
+	if n := d.Emu.Stats().SignedWithAuthorization; n != 0 {
+		t.Fatalf("%d requests to the signed-URL host carried Authorization", n)
+	}
+	if strings.Contains(w.Logs(), d.Account.AuthToken) {
+		t.Fatal("the auth token is in the worker's log")
+	}
 	t.Logf("%d conversations, %d messages, %d media; MCS: %d fetches, %d downloads, %d signed URLs refused",
 		r.conversations, len(r.inMessages), len(r.in), d.Emu.Stats().ByRoute["mcs.fetch"],
 		d.Emu.Stats().SignedRequests, d.Emu.Stats().SignedRejected)
