@@ -3,11 +3,15 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -685,5 +689,64 @@ func TestConversationsCursorCycleFailsTheScan(t *testing.T) {
 	}
 	if got := e2etest.StatusValue(t, status, "state"); got != "failed" {
 		t.Fatalf("run %s, want failed\n%s", got, status)
+	}
+}
+
+// An export of archived Conversations media holds each byte for byte, its
+// manifest naming the source, conversation, author and filename; an export
+// by message takes an IM… SID.
+func TestConversationsExportManifest(t *testing.T) {
+	t.Parallel()
+	d := e2etest.New(t, e2etest.Options{})
+	r := generateConversations(t, d, time.Date(2025, 8, 1, 0, 0, 0, 0, time.UTC), 60)
+	w := d.StartWorker(t)
+	waitRun(t, d, backfillConversations(t, d, r), w, 3*time.Minute)
+	var msg string
+	for m := range r.inMessages {
+		if msg == "" || m < msg {
+			msg = m
+		}
+	}
+	info, _ := d.Emu.ConversationMessage(msg)
+	dir := t.TempDir()
+	code, out, stderr := d.Enqueue(t, 2*time.Minute, "export", "--since", r.since.Format(time.DateOnly), "--until", r.until.Format(time.DateOnly),
+		"--message", msg, "--out", "file://"+dir, "--wait")
+	if code != 0 {
+		t.Fatalf("export exited %d\n%s\n%s\nworker:\n%s", code, out, stderr, lastLines(w.Logs(), 40))
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "manifest.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) != len(info.MediaSIDs) {
+		t.Fatalf("manifest has %d lines for message %s's %d media:\n%s", len(lines), msg, len(info.MediaSIDs), b)
+	}
+	for _, line := range lines {
+		var l struct {
+			MessageSID      string `json:"message_sid"`
+			MediaSID        string `json:"media_sid"`
+			SHA256          string `json:"sha256"`
+			Path            string `json:"path"`
+			Source          string `json:"source"`
+			ConversationSID string `json:"conversation_sid"`
+			Author          string `json:"author"`
+			Filename        string `json:"filename"`
+		}
+		if err := json.Unmarshal([]byte(line), &l); err != nil {
+			t.Fatal(err)
+		}
+		md, _ := d.Emu.Media(l.MediaSID)
+		want, _ := d.Emu.SHA256(l.MediaSID)
+		got, err := os.ReadFile(filepath.Join(dir, l.Path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sum := sha256.Sum256(got); hex.EncodeToString(sum[:]) != want || l.SHA256 != want {
+			t.Fatalf("exported %s differs from the media's bytes: file %d bytes sha %x, manifest %s, media %s (%d bytes)", l.Path, len(got), sha256.Sum256(got), l.SHA256, want, md.Size)
+		}
+		if l.Source != "conversations" || l.ConversationSID != info.ConversationSID || l.Author != info.Author || l.Filename != md.Filename || l.MessageSID != msg {
+			t.Fatalf("manifest line %s; want source conversations, conversation %s, author %q, filename %q", line, info.ConversationSID, info.Author, md.Filename)
+		}
 	}
 }
