@@ -17,8 +17,20 @@ type KeyInfo struct {
 	ContentType string
 	// DateSent is the message's date_sent. Twilio leaves it null on
 	// messages that were never sent; callers then pass its date_created.
+	// A Conversations message has no date_sent: its date_created.
 	DateSent time.Time
+
+	// Source is "" or "messaging" for Programmable Messaging media (the
+	// layout without a source segment, as archived before #15), and
+	// "conversations" for Conversations media (MCS).
+	Source string
+	// A Conversations media's conversation (CH…), its message's author and
+	// its filename, for the object's metadata (not its key).
+	ConversationSID, Author, Filename string
 }
+
+// SourceConversations is KeyInfo.Source for Conversations media.
+const SourceConversations = "conversations"
 
 // ObjectKey returns the key under which a media is archived:
 //
@@ -33,6 +45,13 @@ type KeyInfo struct {
 // either end of prefix are trimmed; an empty prefix gives a key without a
 // leading slash.
 //
+// Conversations media (Source "conversations") carry the source right after
+// the account, where a Messaging key has its year (never a clash):
+//
+//	{prefix}/{AccountSid}/conversations/{yyyy}/{mm}/{dd}/{MessageSid}/{MediaSid}{.ext}
+//
+// with the UTC date of the message's date_created.
+//
 // This layout is a stable contract: archived objects are found again by it,
 // and the catalog stores keys built by it. Changing it (or the extension
 // table) strands every object already archived, so it is pinned by a golden
@@ -46,6 +65,10 @@ func ObjectKey(prefix string, k KeyInfo) string {
 	}
 	b.WriteString(k.AccountSID)
 	b.WriteByte('/')
+	if k.Source != "" && k.Source != "messaging" {
+		b.WriteString(k.Source)
+		b.WriteByte('/')
+	}
 	b.WriteString(d.Format("2006/01/02"))
 	b.WriteByte('/')
 	b.WriteString(k.MessageSID)
@@ -73,6 +96,19 @@ func SuspectKey(prefix string, k KeyInfo, sha [32]byte) string {
 	key := ObjectKey(p+"suspect", k)
 	ext := ExtensionFor(k.ContentType)
 	return strings.TrimSuffix(key, ext) + "-" + hex.EncodeToString(sha[:8]) + ext
+}
+
+// MessageRecordKey returns the key of a Conversations message's own record
+// (its author, body, attributes, date and media, as JSON), beside its media:
+//
+//	{prefix}/{AccountSid}/conversations/{yyyy}/{mm}/{dd}/{MessageSid}/{MessageSid}-{sha256[:16]}.json
+//
+// The record's SHA-256 is in its name, so an object is never overwritten
+// (objects are create-only): storing the same record twice is one object,
+// and a message edited between two tries gets a second one.
+func MessageRecordKey(prefix string, k KeyInfo, sha [32]byte) string {
+	k.MediaSID, k.ContentType = k.MessageSID+"-"+hex.EncodeToString(sha[:8]), ""
+	return ObjectKey(prefix, k) + ".json"
 }
 
 // AuditAnchorPrefix returns the key prefix of an account's anchors:

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"iter"
+	"net/url"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -130,6 +131,14 @@ const (
 	MetaMediaSID    = "media-sid"
 	MetaDateSent    = "date-sent"
 	MetaDateCreated = "date-created"
+	// A Conversations media's source, conversation SID, its message's
+	// author and its filename. Author and filename may be any UTF-8:
+	// they are percent-encoded (url.PathEscape), and cut to fit S3's
+	// metadata limit; Postgres and the message's record keep them whole.
+	MetaSource          = "source"
+	MetaConversationSID = "conversation-sid"
+	MetaAuthor          = "author"
+	MetaFilename        = "filename"
 	// MetaSHA256 is the lower-case hex SHA-256 of the object. Stores set it
 	// on every Put; a PutStream cannot (headers go before the body whose
 	// hash they would carry), and S3's own full-object SHA-256 checksum,
@@ -152,7 +161,35 @@ func MediaMetadata(k KeyInfo, dateCreated time.Time) map[string]string {
 	if !dateCreated.IsZero() {
 		m[MetaDateCreated] = dateCreated.UTC().Format(time.RFC3339)
 	}
+	if k.Source != "" && k.Source != "messaging" {
+		m[MetaSource] = k.Source
+		if k.ConversationSID != "" {
+			m[MetaConversationSID] = k.ConversationSID
+		}
+		if v := escapeMeta(k.Author); v != "" {
+			m[MetaAuthor] = v
+		}
+		if v := escapeMeta(k.Filename); v != "" {
+			m[MetaFilename] = v
+		}
+	}
 	return m
+}
+
+// maxEscapedMeta bounds one free-text metadata value, so that a media's
+// metadata stays within S3's 2 KB whatever its author and filename.
+const maxEscapedMeta = 600
+
+// escapeMeta percent-encodes s into printable ASCII, cut at a rune
+// boundary to at most maxEscapedMeta characters.
+func escapeMeta(s string) string {
+	v := url.PathEscape(s)
+	for len(v) > maxEscapedMeta {
+		r := []rune(s)
+		s = string(r[:len(r)*3/4])
+		v = url.PathEscape(s)
+	}
+	return v
 }
 
 var (

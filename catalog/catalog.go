@@ -69,10 +69,21 @@ const (
 	MessageFailed  MessageState = "failed"
 )
 
+// Sources a run archives from (runs.source, media.source).
+const (
+	SourceMessaging     = "messaging"     // Programmable Messaging media (MM…/ME…)
+	SourceConversations = "conversations" // Conversations media in MCS (IM…/ME…)
+)
+
 // RunSpec is a request to archive, as the CLI makes it.
 type RunSpec struct {
 	Kind       string
 	AccountSID string
+	// Source is SourceMessaging ("" means it) or SourceConversations.
+	Source string
+	// Services are the Conversations services a conversations backfill
+	// lists; none means the account's default service.
+	Services   []string
 	Since      time.Time // backfill: inclusive, UTC
 	Until      time.Time // backfill: exclusive, UTC
 	MessageSID string    // message
@@ -87,6 +98,8 @@ type Run struct {
 	ID         uuid.UUID
 	Kind       string
 	AccountSID string
+	Source     string   // SourceMessaging or SourceConversations
+	Services   []string // conversations: window i lists Services[i] ("" the default service)
 	Since      time.Time
 	Until      time.Time
 	MessageSID string
@@ -155,6 +168,21 @@ func (c *Catalog) CreateRun(ctx context.Context, s RunSpec) (Run, error) {
 	if s.Delete && s.DryRun {
 		return Run{}, errors.New("create run: --delete and --dry-run exclude each other")
 	}
+	switch s.Source {
+	case "", SourceMessaging:
+		if len(s.Services) > 0 {
+			return Run{}, errors.New("create run: services are for the conversations source only")
+		}
+	case SourceConversations:
+		if s.Kind != KindBackfill {
+			return Run{}, fmt.Errorf("create run: the conversations source has backfills only, not %q", s.Kind)
+		}
+		if s.From != "" || s.To != "" {
+			return Run{}, errors.New("create run: --from and --to are Messaging filters; Conversations has none")
+		}
+	default:
+		return Run{}, fmt.Errorf("create run: unknown source %q", s.Source)
+	}
 	var id uuid.UUID
 	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
 		var err error
@@ -177,17 +205,39 @@ func insertRun(ctx context.Context, tx pgx.Tx, s RunSpec, policy *string, tick, 
 	if err != nil {
 		return id, err
 	}
+	source := s.Source
+	if source == "" {
+		source = SourceMessaging
+	}
+	var services []string
+	if source == SourceConversations {
+		services = s.Services
+		if len(services) == 0 {
+			services = []string{""} // the account's default service
+		}
+	}
 	if _, err := tx.Exec(ctx, `
 		INSERT INTO runs (id, kind, account_sid, since, until, message_sid, from_number, to_number,
-		                  delete_media, dry_run, actor, params, policy_name, tick, delete_before)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
+		                  delete_media, dry_run, actor, params, policy_name, tick, delete_before, source, services)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
 		id, s.Kind, s.AccountSID, nullTime(s.Since), nullTime(s.Until), nullString(s.MessageSID),
 		nullString(s.From), nullString(s.To), s.Delete, s.DryRun, s.Actor, params,
-		policy, tick, deleteBefore); err != nil {
+		policy, tick, deleteBefore, source, services); err != nil {
 		return id, err
 	}
 	if s.Since.IsZero() || s.Until.IsZero() {
 		return id, nil
+	}
+	if source == SourceConversations {
+		// One window per service, the whole range: Conversations cannot
+		// list messages by day, so the window's cursor pages the
+		// service's conversations and each conversation is scanned
+		// (run_conversations).
+		_, err = tx.Exec(ctx, `
+			INSERT INTO run_windows (run_id, seq, starts_at, ends_at)
+			SELECT $1, (i - 1)::int, $2, $3 FROM generate_subscripts($4::text[], 1) AS i`,
+			id, s.Since, s.Until, services)
+		return id, err
 	}
 	// Windows are cut in SQL so a range of years is one statement.
 	_, err = tx.Exec(ctx, `
@@ -200,7 +250,8 @@ func insertRun(ctx context.Context, tx pgx.Tx, s RunSpec, policy *string, tick, 
 
 const runColumns = `id, kind, account_sid, since, until, coalesce(message_sid, ''), coalesce(from_number, ''),
 	coalesce(to_number, ''), delete_media, dry_run, actor, state, coalesce(error, ''), created_at, started_at, finished_at,
-	coalesce(policy_name, ''), tick, delete_before, retry_of, coalesce(verify_sample, 0), verify_selected_at`
+	coalesce(policy_name, ''), tick, delete_before, retry_of, coalesce(verify_sample, 0), verify_selected_at,
+	source, coalesce(services, '{}')`
 
 // scanRun scans runColumns and then, into extra, the columns a query
 // selects after them.
@@ -211,7 +262,7 @@ func scanRun(row pgx.Row, extra ...any) (Run, error) {
 	var selected *time.Time
 	err := row.Scan(append([]any{&r.ID, &r.Kind, &r.AccountSID, &since, &until, &r.MessageSID, &r.From, &r.To,
 		&r.Delete, &r.DryRun, &r.Actor, &r.State, &r.Error, &r.CreatedAt, &started, &finished,
-		&r.PolicyName, &tick, &deleteBefore, &retryOf, &r.VerifySample, &selected}, extra...)...)
+		&r.PolicyName, &tick, &deleteBefore, &retryOf, &r.VerifySample, &selected, &r.Source, &r.Services}, extra...)...)
 	r.VerifySelectedAt = deref(selected)
 	if retryOf != nil {
 		r.RetryOf = *retryOf
@@ -278,6 +329,9 @@ func (c *Catalog) StartRun(ctx context.Context, id uuid.UUID) (Run, error) {
 
 func runDetails(r Run) map[string]any {
 	d := map[string]any{"kind": r.Kind, "account_sid": r.AccountSID, "delete": r.Delete, "dry_run": r.DryRun}
+	if r.Source == SourceConversations {
+		d["source"], d["services"] = r.Source, r.Services
+	}
 	if !r.Since.IsZero() {
 		d["since"], d["until"] = r.Since, r.Until
 	}
@@ -338,6 +392,7 @@ func (c *Catalog) UnfinishedRuns(ctx context.Context) ([]Run, error) {
 const runLeftToDo = `(
 	EXISTS (SELECT 1 FROM run_windows w WHERE w.run_id = r.id AND w.state = 'pending')
 	OR EXISTS (SELECT 1 FROM run_messages m WHERE m.run_id = r.id AND m.state = 'pending')
+	OR EXISTS (SELECT 1 FROM run_conversations v WHERE v.run_id = r.id AND v.state = 'pending')
 	OR EXISTS (SELECT 1 FROM run_media d WHERE d.run_id = r.id
 	           AND (d.state = 'pending' OR (d.delete_wanted AND d.state = 'archived')))
 	OR (r.kind = 'message' AND NOT EXISTS (SELECT 1 FROM run_messages m WHERE m.run_id = r.id))
@@ -371,6 +426,7 @@ func (c *Catalog) FinishRunIfDone(ctx context.Context, id uuid.UUID) (bool, erro
 				finished_at = now(),
 				state = CASE WHEN EXISTS (SELECT 1 FROM run_windows w WHERE w.run_id = r.id AND w.state = 'failed')
 				              OR EXISTS (SELECT 1 FROM run_messages m WHERE m.run_id = r.id AND m.state = 'failed')
+				              OR EXISTS (SELECT 1 FROM run_conversations v WHERE v.run_id = r.id AND v.state = 'failed')
 				              OR EXISTS (SELECT 1 FROM run_media d WHERE d.run_id = r.id AND d.state IN ('failed', 'suspect'))
 				              OR EXISTS (SELECT 1 FROM run_verify v WHERE v.run_id = r.id AND v.state NOT IN ('pending', 'ok'))
 				             THEN 'failed' ELSE 'succeeded' END

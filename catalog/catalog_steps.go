@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -55,6 +56,15 @@ type MessageRecord struct {
 	// TaskSID is the first message of the message task that archives
 	// this one, when that is another (a batch); "" for its own.
 	TaskSID string
+
+	// A Conversations message (Source SourceConversations): its service,
+	// conversation, index there and author. From is its author too, so
+	// that holds and exports by number cover SMS and WhatsApp participants.
+	Source          string
+	ServiceSID      string
+	ConversationSID string
+	Index           int64
+	Author          string
 }
 
 // HasMedia reports whether the message may have media to list: when Twilio
@@ -68,6 +78,14 @@ type MediaRecord struct {
 	MessageSID  string
 	ContentType string
 	DateCreated time.Time
+
+	// A Conversations media: its source, conversation, author, filename
+	// and the size its message's entry gave (-1: none).
+	Source          string
+	ConversationSID string
+	Author          string
+	Filename        string
+	ListedSize      int64
 }
 
 // MediaItem is a media row with what its archiving needs of its message.
@@ -91,6 +109,9 @@ type MediaItem struct {
 	// (Sniffer.Check); zero for a copy archived before the check existed,
 	// which must be read back and judged before it may be deleted.
 	PlausibleAt time.Time
+	// ServiceSID is a Conversations media's service (its message's), where
+	// MCS serves it.
+	ServiceSID string
 }
 
 // ArchivedCopy is the proof of an archived object, written with the state.
@@ -292,13 +313,23 @@ func queueUpsertMessage(b *pgx.Batch, m MessageRecord) {
 	if m.NumMediaKnown {
 		numMedia = &m.NumMedia
 	}
+	source := m.Source
+	if source == "" {
+		source = SourceMessaging
+	}
+	var index *int64
+	if m.ConversationSID != "" {
+		index = &m.Index
+	}
 	b.Queue(`
-		INSERT INTO messages (sid, account_sid, date_sent, date_created, from_number, to_number, direction, num_media)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+		INSERT INTO messages (sid, account_sid, date_sent, date_created, from_number, to_number, direction, num_media,
+			source, service_sid, conversation_sid, conversation_index, author)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
 		ON CONFLICT (sid) DO UPDATE SET num_media = EXCLUDED.num_media,
 			date_sent = coalesce(EXCLUDED.date_sent, messages.date_sent), updated_at = now()`,
 		m.SID, m.AccountSID, nullTime(m.DateSent), nullTime(m.DateCreated),
-		nullString(m.From), nullString(m.To), nullString(m.Direction), numMedia)
+		nullString(m.From), nullString(m.To), nullString(m.Direction), numMedia,
+		source, nullString(m.ServiceSID), nullString(m.ConversationSID), index, nullString(m.Author))
 }
 
 // RunMessageState returns a message's state within a run ("" if unknown).
@@ -397,9 +428,17 @@ func recordMediaSQL(run uuid.UUID, media []MediaRecord, dryRun bool, finish stri
 	messages := make([]string, len(media))
 	types := make([]*string, len(media))
 	created := make([]*time.Time, len(media))
+	sources := make([]string, len(media))
+	convs, authors, names := make([]*string, len(media)), make([]*string, len(media)), make([]*string, len(media))
+	sizes := make([]*int64, len(media))
 	for i, m := range media {
 		sids[i], accounts[i], messages[i] = m.SID, m.AccountSID, m.MessageSID
 		types[i], created[i] = nullString(m.ContentType), nullTime(m.DateCreated)
+		sources[i] = cmp.Or(m.Source, SourceMessaging)
+		convs[i], authors[i], names[i] = nullString(m.ConversationSID), nullString(m.Author), nullString(m.Filename)
+		if m.Source == SourceConversations && m.ListedSize >= 0 {
+			sizes[i] = &m.ListedSize
+		}
 	}
 	state := MediaPending
 	if dryRun {
@@ -409,12 +448,17 @@ func recordMediaSQL(run uuid.UUID, media []MediaRecord, dryRun bool, finish stri
 	// what is older than its delete_after.
 	return `
 		WITH listed AS (
-			SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[])
-				AS t(sid, account_sid, message_sid, content_type, date_created)
+			SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],
+				$11::text[], $12::text[], $13::text[], $14::text[], $15::bigint[])
+				AS t(sid, account_sid, message_sid, content_type, date_created,
+					source, conversation_sid, author, filename, listed_size)
 		), rows AS (
-			INSERT INTO media (sid, account_sid, message_sid, content_type, date_created)
-			SELECT sid, account_sid, message_sid, content_type, date_created FROM listed WHERE NOT $8
-			ON CONFLICT (sid) DO UPDATE SET content_type = coalesce(media.content_type, EXCLUDED.content_type)
+			INSERT INTO media (sid, account_sid, message_sid, content_type, date_created,
+				source, conversation_sid, author, filename, listed_size)
+			SELECT sid, account_sid, message_sid, content_type, date_created,
+				source, conversation_sid, author, filename, listed_size FROM listed WHERE NOT $8
+			ON CONFLICT (sid) DO UPDATE SET content_type = coalesce(media.content_type, EXCLUDED.content_type),
+				listed_size = coalesce(media.listed_size, EXCLUDED.listed_size)
 		), joined AS (
 			INSERT INTO run_media (run_id, media_sid, message_sid, state, delete_wanted)
 			SELECT $1, l.sid, l.message_sid, $7, r.delete_media AND NOT r.dry_run AND (r.delete_before IS NULL
@@ -424,7 +468,8 @@ func recordMediaSQL(run uuid.UUID, media []MediaRecord, dryRun bool, finish stri
 		)
 		UPDATE run_messages SET state = 'listed', media_found = $10, error = NULL, updated_at = now()
 		WHERE run_id = $1 AND message_sid = $9 AND state <> 'listed'`,
-		[]any{run, sids, accounts, messages, types, created, state, dryRun, finish, found}
+		[]any{run, sids, accounts, messages, types, created, state, dryRun, finish, found,
+			sources, convs, authors, names, sizes}
 }
 
 // FinishMessage marks a message's media as listed within a run.
@@ -482,19 +527,21 @@ func (c *Catalog) GetMedia(ctx context.Context, sid string) (MediaItem, error) {
 const mediaItemColumns = `m.sid, m.account_sid, m.message_sid, m.content_type, m.date_created, m.state, m.filename,
 	m.size_bytes, m.sha256, m.store, m.bucket, m.object_key, m.version_id, m.attempts, m.last_error,
 	coalesce(g.date_sent, g.date_created), g.from_number, g.to_number, m.archived_at, m.deleted_at,
-	m.plausible_at`
+	m.plausible_at, m.source, m.conversation_sid, m.author, coalesce(m.listed_size, -1), g.service_sid`
 
 func scanMediaItem(row pgx.Row, extra ...any) (MediaItem, error) {
 	var it MediaItem
 	var (
 		contentType, filename, sha, store, bucket, key, version, lastErr, from, to *string
+		conv, author, service                                                      *string
 		size                                                                       *int64
 		dateCreated, dateSent, archivedAt, deletedAt, plausibleAt                  *time.Time
 	)
 	err := row.Scan(append([]any{
 		&it.SID, &it.AccountSID, &it.MessageSID, &contentType, &dateCreated, &it.State, &filename,
 		&size, &sha, &store, &bucket, &key, &version, &it.Attempts, &lastErr,
-		&dateSent, &from, &to, &archivedAt, &deletedAt, &plausibleAt}, extra...)...)
+		&dateSent, &from, &to, &archivedAt, &deletedAt, &plausibleAt,
+		&it.Source, &conv, &author, &it.ListedSize, &service}, extra...)...)
 	if err != nil {
 		return MediaItem{}, err
 	}
@@ -502,6 +549,8 @@ func scanMediaItem(row pgx.Row, extra ...any) (MediaItem, error) {
 	it.Key, it.VersionID, it.LastError, it.From, it.To = str(key), str(version), str(lastErr), str(from), str(to)
 	it.DateCreated, it.DateSent, it.ArchivedAt, it.DeletedAt = deref(dateCreated), deref(dateSent), deref(archivedAt), deref(deletedAt)
 	it.PlausibleAt = deref(plausibleAt)
+	it.ConversationSID, it.Author, it.ServiceSID = str(conv), str(author), str(service)
+	it.MediaRecord.Filename = it.Filename
 	if size != nil {
 		it.Size = *size
 	}

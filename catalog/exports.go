@@ -64,8 +64,8 @@ func (s ExportSpec) Validate() error {
 		return err
 	}
 	for _, sid := range s.MessageSIDs {
-		if !sids.ValidMessage(sid) {
-			return &InvalidError{Field: "message", Value: sid, Reason: "is not a message SID (SM or MM followed by 32 hex digits)"}
+		if !sids.ValidMessage(sid) && !sids.ValidConversationMessage(sid) {
+			return &InvalidError{Field: "message", Value: sid, Reason: "is not a message SID (SM, MM or, for Conversations, IM followed by 32 hex digits)"}
 		}
 	}
 	return s.check()
@@ -141,6 +141,11 @@ type ExportItem struct {
 	ArchivedAt  time.Time
 	LockMode    string
 	RetainUntil time.Time
+	// Source is SourceMessaging or SourceConversations; a Conversations
+	// media also has its conversation, its message's author and its
+	// filename.
+	Source                            string
+	ConversationSID, Author, Filename string
 }
 
 // ExportCounts is an export's progress.
@@ -331,7 +336,8 @@ func (c *Catalog) ExportCounts(ctx context.Context, id uuid.UUID) (ExportCounts,
 const exportItemColumns = `x.seq, x.state, coalesce(x.path, ''), coalesce(x.error, ''), coalesce(x.holds, '{}'), x.deleted_at,
 	m.sid, m.message_sid, m.account_sid, coalesce(g.date_sent, g.date_created), coalesce(g.from_number, ''),
 	coalesce(g.to_number, ''), coalesce(m.content_type, ''), m.size_bytes, m.sha256, coalesce(m.store, ''),
-	coalesce(m.bucket, ''), m.object_key, coalesce(m.version_id, ''), m.archived_at, coalesce(m.lock_mode, ''), m.retain_until`
+	coalesce(m.bucket, ''), m.object_key, coalesce(m.version_id, ''), m.archived_at, coalesce(m.lock_mode, ''), m.retain_until,
+	m.source, coalesce(m.conversation_sid, ''), coalesce(m.author, ''), coalesce(m.filename, '')`
 
 func scanExportItem(row pgx.Row) (ExportItem, error) {
 	var it ExportItem
@@ -340,7 +346,8 @@ func scanExportItem(row pgx.Row) (ExportItem, error) {
 	err := row.Scan(&it.Seq, &it.State, &it.Path, &it.Error, &it.Holds, &deleted,
 		&it.MediaSID, &it.MessageSID, &it.AccountSID, &sent, &it.From,
 		&it.To, &it.ContentType, &it.Size, &sha, &it.Store,
-		&it.Bucket, &it.Key, &it.VersionID, &it.ArchivedAt, &it.LockMode, &retain)
+		&it.Bucket, &it.Key, &it.VersionID, &it.ArchivedAt, &it.LockMode, &retain,
+		&it.Source, &it.ConversationSID, &it.Author, &it.Filename)
 	if err != nil {
 		return it, err
 	}

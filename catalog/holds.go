@@ -53,8 +53,8 @@ func (h Hold) Validate() error {
 		return &InvalidError{Reason: "give exactly one of {message}, {from} or {to}"}
 	}
 	for _, sid := range h.MessageSIDs {
-		if !sids.ValidMessage(sid) {
-			return &InvalidError{Field: "message", Value: sid, Reason: "is not a message SID (SM or MM followed by 32 hex digits)"}
+		if !sids.ValidMessage(sid) && !sids.ValidConversationMessage(sid) {
+			return &InvalidError{Field: "message", Value: sid, Reason: "is not a message SID (SM, MM or, for Conversations, IM followed by 32 hex digits)"}
 		}
 	}
 	if err := checkNumbers("from", h.From, "to", h.To); err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/mediasync/mediasync/internal/schedule"
+	"github.com/mediasync/mediasync/internal/sids"
 )
 
 // KindPolicy is a run started by a retention policy.
@@ -51,10 +52,14 @@ type Policy struct {
 	DeleteAfter  time.Duration
 	Watermark    time.Time
 	From, To     string
-	LastTick     time.Time
-	CreatedBy    string
-	CreatedAt    time.Time
-	UpdatedAt    time.Time
+	// Source is SourceMessaging ("" means it) or SourceConversations,
+	// with the Conversations services it lists (none: the default one).
+	Source    string
+	Services  []string
+	LastTick  time.Time
+	CreatedBy string
+	CreatedAt time.Time
+	UpdatedAt time.Time
 
 	// Kind is PolicyArchive (the default) or PolicyVerify: a verify
 	// policy, at each tick, starts a verify run that re-reads VerifySample
@@ -102,18 +107,35 @@ func (p Policy) Validate() error {
 		return &InvalidError{Field: "delete-after", Value: schedule.FormatDuration(p.DeleteAfter),
 			Reason: "is shorter than {archive-after} " + schedule.FormatDuration(p.ArchiveAfter) + ": media would be deleted before they are archived"}
 	}
+	switch p.Source {
+	case "", SourceMessaging:
+		if len(p.Services) > 0 {
+			return &InvalidError{Field: "service", Value: p.Services[0], Reason: "is for the conversations source only"}
+		}
+	case SourceConversations:
+		if p.From != "" || p.To != "" {
+			return &InvalidError{Field: "from", Reason: "and {to} filter Messaging only: Conversations has no such filter"}
+		}
+		for _, sv := range p.Services {
+			if !sids.ValidService(sv) {
+				return &InvalidError{Field: "service", Value: sv, Reason: "is not a Conversations service SID (IS followed by 32 hex digits)"}
+			}
+		}
+	default:
+		return &InvalidError{Field: "source", Value: p.Source, Reason: "is not a source: want messaging or conversations"}
+	}
 	return checkNumbers("from", p.From, "to", p.To)
 }
 
 const policyColumns = `name, account_sid, schedule, archive_after, delete_after IS NOT NULL,
 	coalesce(delete_after, '0'), watermark, coalesce(from_number, ''), coalesce(to_number, ''),
-	last_tick, created_by, created_at, updated_at, kind, coalesce(verify_sample, 0)`
+	last_tick, created_by, created_at, updated_at, kind, coalesce(verify_sample, 0), source, coalesce(services, '{}')`
 
 func scanPolicy(row pgx.Row) (Policy, error) {
 	var p Policy
 	var last *time.Time
 	err := row.Scan(&p.Name, &p.AccountSID, &p.Schedule, &p.ArchiveAfter, &p.Delete, &p.DeleteAfter,
-		&p.Watermark, &p.From, &p.To, &last, &p.CreatedBy, &p.CreatedAt, &p.UpdatedAt, &p.Kind, &p.VerifySample)
+		&p.Watermark, &p.From, &p.To, &last, &p.CreatedBy, &p.CreatedAt, &p.UpdatedAt, &p.Kind, &p.VerifySample, &p.Source, &p.Services)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Policy{}, ErrPolicyNotFound
 	}
@@ -151,10 +173,11 @@ func (c *Catalog) SetPolicy(ctx context.Context, p Policy, actor string) (bool, 
 	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
 		err := tx.QueryRow(ctx, `
 			INSERT INTO policies (name, account_sid, schedule, archive_after, delete_after, watermark,
-			                      from_number, to_number, created_by, kind, verify_sample)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $11, $12)
+			                      from_number, to_number, created_by, kind, verify_sample, source, services)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $11, $12, $13, $14)
 			ON CONFLICT (name) DO UPDATE SET schedule = EXCLUDED.schedule,
 				kind = EXCLUDED.kind, verify_sample = EXCLUDED.verify_sample,
+				source = EXCLUDED.source, services = EXCLUDED.services,
 				archive_after = EXCLUDED.archive_after, delete_after = EXCLUDED.delete_after,
 				from_number = EXCLUDED.from_number, to_number = EXCLUDED.to_number,
 				watermark = CASE WHEN $10 THEN EXCLUDED.watermark ELSE policies.watermark END,
@@ -162,7 +185,8 @@ func (c *Catalog) SetPolicy(ctx context.Context, p Policy, actor string) (bool, 
 			WHERE policies.account_sid = EXCLUDED.account_sid
 			RETURNING (xmax = 0)`,
 			p.Name, p.AccountSID, p.Schedule, p.ArchiveAfter, deleteAfter, watermark,
-			nullString(p.From), nullString(p.To), actor, !p.Watermark.IsZero(), cmp.Or(p.Kind, PolicyArchive), nullSample(p.VerifySample)).Scan(&created)
+			nullString(p.From), nullString(p.To), actor, !p.Watermark.IsZero(), cmp.Or(p.Kind, PolicyArchive), nullSample(p.VerifySample),
+			cmp.Or(p.Source, SourceMessaging), p.Services).Scan(&created)
 		if errors.Is(err, pgx.ErrNoRows) {
 			// The name is taken by another account: the row stays as it is.
 			var owner string
@@ -193,6 +217,9 @@ func (c *Catalog) SetPolicy(ctx context.Context, p Policy, actor string) (bool, 
 		}
 		if p.Kind == PolicyVerify {
 			d["kind"], d["sample"] = p.Kind, p.VerifySample
+		}
+		if p.Source == SourceConversations {
+			d["source"], d["services"] = p.Source, p.Services
 		}
 		return audit(ctx, tx, actor, action, p.Name, d)
 	})
@@ -281,7 +308,8 @@ func (c *Catalog) StartPolicyRun(ctx context.Context, name string, tick time.Tim
 			since = *busyUntil
 		}
 		until := tick.Add(-p.ArchiveAfter)
-		spec := RunSpec{Kind: KindPolicy, AccountSID: p.AccountSID, From: p.From, To: p.To, Delete: p.Delete, Actor: actor}
+		spec := RunSpec{Kind: KindPolicy, AccountSID: p.AccountSID, From: p.From, To: p.To, Delete: p.Delete, Actor: actor,
+			Source: p.Source, Services: p.Services}
 		if since.Before(until) {
 			spec.Since, spec.Until = since, until
 		}
@@ -348,12 +376,12 @@ func (c *Catalog) SeedDeletes(ctx context.Context, run Run) (int64, error) {
 		INSERT INTO run_media (run_id, media_sid, message_sid, state, delete_wanted, reused, updated_at)
 		SELECT $1, m.sid, m.message_sid, 'archived', true, true, '-infinity'
 		FROM media m JOIN messages g ON g.sid = m.message_sid
-		WHERE m.state = 'archived' AND m.account_sid = $2
+		WHERE m.state = 'archived' AND m.account_sid = $2 AND m.source = $6
 		  AND coalesce(g.date_sent, g.date_created) < $3
 		  AND ($4 = '' OR g.from_number = $4) AND ($5 = '' OR g.to_number = $5)
 		  AND NOT EXISTS (SELECT 1 FROM holds h WHERE h.released_at IS NULL AND `+holdCovers+`)
 		ON CONFLICT (run_id, media_sid) DO NOTHING`,
-		run.ID, run.AccountSID, run.DeleteBefore, run.From, run.To)
+		run.ID, run.AccountSID, run.DeleteBefore, run.From, run.To, cmp.Or(run.Source, SourceMessaging))
 	if err != nil {
 		return 0, fmt.Errorf("seed deletes of run %s: %w", run.ID, err)
 	}
@@ -386,9 +414,9 @@ func (c *Catalog) PolicyHealth(ctx context.Context, p Policy, now time.Time) (Po
 	err = c.pool.QueryRow(ctx, `
 		SELECT min(coalesce(g.date_sent, g.date_created)), count(*)
 		FROM media m JOIN messages g ON g.sid = m.message_sid
-		WHERE m.state IN ('pending', 'failed', 'suspect') AND m.account_sid = $1
+		WHERE m.state IN ('pending', 'failed', 'suspect') AND m.account_sid = $1 AND m.source = $4
 		  AND ($2 = '' OR g.from_number = $2) AND ($3 = '' OR g.to_number = $3)`,
-		p.AccountSID, p.From, p.To).Scan(&oldest, &h.OldestUnsavedN)
+		p.AccountSID, p.From, p.To, cmp.Or(p.Source, SourceMessaging)).Scan(&oldest, &h.OldestUnsavedN)
 	if err != nil {
 		return h, fmt.Errorf("health of policy %s: %w", p.Name, err)
 	}

@@ -188,7 +188,7 @@ func (h *Handlers) archiveMessage(ctx context.Context, run catalog.Run, p Archiv
 	if len(errs) > 0 {
 		read = false // a hold's failure may have failed its media: read again
 	}
-	errs = append(errs, h.workOnMessages(ctx, run, msgs, work, read))
+	errs = append(errs, h.workOnMessages(ctx, run, msgs, work, read, h.workOnMedia))
 	if listErr != nil && !isPermanent(listErr) {
 		// Still listing: backed off as a listing, after the work of
 		// what was listed is done.
@@ -270,10 +270,15 @@ func (h *Handlers) listMedia(ctx context.Context, run catalog.Run, message strin
 	return &catalog.ListedMessage{SID: message, Media: recs, MediaFound: found + len(recs)}, nil
 }
 
+// mediaWork does a run's work on one batch of its messages' media: a
+// Messaging message's archives and deletes each (workOnMedia); a
+// Conversations message's archives them, its delete being the message's.
+type mediaWork func(ctx context.Context, run catalog.Run, items []catalog.RunMediaItem) error
+
 // workOnMessages does what the run still has to do with its messages'
 // media, messageBatch media at a time, as Postgres says; the first batch
 // is first if read (read with the listing's record), else it is read here.
-func (h *Handlers) workOnMessages(ctx context.Context, run catalog.Run, messages []string, first []catalog.RunMediaItem, read bool) error {
+func (h *Handlers) workOnMessages(ctx context.Context, run catalog.Run, messages []string, first []catalog.RunMediaItem, read bool, work mediaWork) error {
 	var failed []error // media that failed for good (recorded)
 	afterMessage, after := "", ""
 	for {
@@ -289,7 +294,7 @@ func (h *Handlers) workOnMessages(ctx context.Context, run catalog.Run, messages
 			break
 		}
 		afterMessage, after = items[len(items)-1].MessageSID, items[len(items)-1].SID
-		if err := h.workOnMedia(ctx, run, items); err != nil {
+		if err := work(ctx, run, items); err != nil {
 			if !isPermanent(err) {
 				return err
 			}
@@ -306,10 +311,22 @@ func (h *Handlers) workOnMessages(ctx context.Context, run catalog.Run, messages
 // It returns the error a retry may fix, if any; else the failures no retry
 // can fix joined (each recorded for its media), or nil.
 func (h *Handlers) workOnMedia(ctx context.Context, run catalog.Run, items []catalog.RunMediaItem) error {
+	toDelete, errs := h.archiveBatch(ctx, run, items)
+	// Delete, a few at once, each after its own proof.
+	errs = append(errs, parallel(len(toDelete), func(i int) error {
+		return h.deleteArchived(ctx, run, toDelete[i])
+	})...)
+	return taskError(errs)
+}
+
+// archiveBatch archives and commits one batch of a message's media (copies
+// a few at once, one commit for all), and returns the media the run
+// deletes next, each with the copy its row records, and the media's
+// errors (each recorded for its media).
+func (h *Handlers) archiveBatch(ctx context.Context, run catalog.Run, items []catalog.RunMediaItem) (toDelete []catalog.MediaItem, errs []error) {
 	var (
-		toCopy, toDelete []catalog.MediaItem
-		outcomes         []catalog.RunOutcome
-		errs             []error
+		toCopy   []catalog.MediaItem
+		outcomes []catalog.RunOutcome
 	)
 	for _, it := range items {
 		// In scope: only a media of the run's account is touched; any
@@ -321,8 +338,8 @@ func (h *Handlers) workOnMedia(ctx context.Context, run catalog.Run, items []cat
 				Msg("message task names a media of another account; media NOT archived or deleted")
 			err := permanent(fmt.Errorf("media %s: it belongs to account %s, not to run %s's account %s",
 				it.SID, it.AccountSID, run.ID, run.AccountSID))
-			if ferr := h.counted(sourceMessaging, resultFailed, h.catalog.SetRunMedia(ctx, run.ID, it.SID, catalog.MediaFailed, false, errText(err))); ferr != nil {
-				return ferr
+			if ferr := h.counted(it.Source, resultFailed, h.catalog.SetRunMedia(ctx, run.ID, it.SID, catalog.MediaFailed, false, errText(err))); ferr != nil {
+				return nil, []error{ferr}
 			}
 			errs = append(errs, err)
 			continue
@@ -363,9 +380,9 @@ func (h *Handlers) workOnMedia(ctx context.Context, run catalog.Run, items []cat
 	}
 	committed, wanted, err := h.catalog.CommitMessage(ctx, run.ID, archived, outcomes)
 	if err != nil {
-		return err // the copies are create-only: a retry stores nothing twice
+		return nil, []error{err} // the copies are create-only: a retry stores nothing twice
 	}
-	h.countCommit(sourceMessaging, archived, committed, outcomes)
+	h.countCommit(run.Source, archived, committed, outcomes)
 	// What is deleted is the copy the catalog recorded: this call's own
 	// copy only where its commit became the row; otherwise another task
 	// committed first (another worker, perhaps another bucket), and its
@@ -414,12 +431,7 @@ func (h *Handlers) workOnMedia(ctx context.Context, run catalog.Run, items []cat
 			errs = append(errs, h.mediaError(ctx, run.ID, toCopy[i].SID, err))
 		}
 	}
-
-	// Delete, a few at once, each after its own proof.
-	errs = append(errs, parallel(len(toDelete), func(i int) error {
-		return h.deleteArchived(ctx, run, toDelete[i])
-	})...)
-	return taskError(errs)
+	return toDelete, errs
 }
 
 // taskError is what a task returns for its media's errors: one a retry may

@@ -50,6 +50,17 @@
 // step's live-run check drops it, and each DELETE attempt's lease is
 // refused (catalog.LeaseRunDelete).
 //
+// The Conversations source (issue #15; conversations_list.go,
+// archive_conversation_message.go) runs in the same graph: a run's window
+// per service pages its conversations (messages:page), each conversation
+// is scanned newest message first, one page per conversation:page task,
+// down to since or to where an earlier run read it (conversation_progress),
+// and each message with media is one conversation:message task: its record
+// (JSON) archived, its media copied, committed and proven by the Messaging
+// task's core (archiveBatch, claimArchived), and, with --delete, the
+// message deleted whole once every media of it is proven, each attempt
+// leased for every one of them. Media download from MCS (media_source.go).
+//
 // Workers before issue #14 queued a message:media task per message, a
 // media:archive per media and a media:delete per media; such tasks left in
 // Redis by an upgrade mid-run each do their message's work

@@ -152,6 +152,8 @@ func Register(mux *asynq.ServeMux, h *Handlers) {
 	mux.HandleFunc(TypeStartRun, h.StartRun)
 	mux.HandleFunc(TypeListPage, h.ListPage)
 	mux.HandleFunc(TypeArchiveMessage, h.ArchiveMessage)
+	mux.HandleFunc(TypeScanConversation, h.ScanConversation)
+	mux.HandleFunc(TypeArchiveConversationMessage, h.ArchiveConversationMessage)
 	// The graph before #14, still in Redis after an upgrade mid-run.
 	mux.HandleFunc(TypeListMessage, h.ListMessage)
 	mux.HandleFunc(TypeArchiveMedia, h.ArchiveMedia)

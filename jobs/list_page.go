@@ -103,6 +103,9 @@ func (h *Handlers) listPage(ctx context.Context, run catalog.Run, p ListPagePayl
 		return err
 	}
 
+	if run.Source == catalog.SourceConversations {
+		return h.listConversations(ctx, run, w)
+	}
 	uri := w.NextPageURI
 	if p.Page == 0 && uri == "" {
 		if uri, err = h.twilio.Messages.ListURI(windowParams(run, w, h.pageSize)); err != nil {

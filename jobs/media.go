@@ -31,7 +31,7 @@ var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return 
 // A media Twilio no longer has (recorded gone), or whose download is not
 // plausibly the media (recorded suspect), returns no copy and no error.
 func (h *Handlers) copyMedia(ctx context.Context, runID uuid.UUID, it catalog.MediaItem) (*catalog.ArchivedCopy, error) {
-	content, err := h.twilio.Media.Open(ctx, it.MessageSID, it.SID)
+	content, err := h.openMedia(ctx, it)
 	if twilio.IsNotFound(err) {
 		return nil, h.contentNotFound(ctx, runID, it, err)
 	}
@@ -49,7 +49,7 @@ func (h *Handlers) copyMedia(ctx context.Context, runID uuid.UUID, it catalog.Me
 		// bytes: download them again through the spool, judged again.
 		// Rare, so the second download is cheaper than spooling every one.
 		content.Body.Close()
-		if content, err = h.twilio.Media.Open(ctx, it.MessageSID, it.SID); err != nil {
+		if content, err = h.openMedia(ctx, it); err != nil {
 			return nil, fmt.Errorf("download media %s again, to keep it aside: %w", it.SID, err)
 		}
 		defer content.Body.Close()
@@ -78,17 +78,7 @@ func (h *Handlers) copyMedia(ctx context.Context, runID uuid.UUID, it catalog.Me
 	if contentType == "" {
 		contentType = content.ContentType
 	}
-	// Every Twilio field may be null: the catalog already falls back from
-	// the message's date_sent to its date_created; the media's own
-	// date_created is the last resort, so no key lands under 0001/01/01.
-	day := it.DateSent
-	if day.IsZero() {
-		day = it.DateCreated
-	}
-	k := archive.KeyInfo{
-		AccountSID: it.AccountSID, MessageSID: it.MessageSID, MediaSID: it.SID,
-		ContentType: contentType, DateSent: day,
-	}
+	k := mediaKeyInfo(it, contentType)
 	body, err := spool.Reader()
 	if err != nil {
 		return nil, err
@@ -138,7 +128,7 @@ func (h *Handlers) keepSuspect(ctx context.Context, runID uuid.UUID, it catalog.
 	}
 	h.log.Warn().Str("media_sid", it.SID).Str("s3_key", key).Str("reason", errText(why)).
 		Msg("download is not plausibly the media; kept aside, NOT archived, NOT deleted from Twilio")
-	return h.counted(sourceMessaging, resultSuspect, h.catalog.MarkSuspect(ctx, runID, it.SID, catalog.SuspectCopy{
+	return h.counted(it.Source, resultSuspect, h.catalog.MarkSuspect(ctx, runID, it.SID, catalog.SuspectCopy{
 		Size: spool.Size(), SHA256: spool.SHA256(), Key: key, Reason: errText(why),
 	}))
 }
@@ -151,7 +141,7 @@ func (h *Handlers) keepSuspect(ctx context.Context, runID uuid.UUID, it catalog.
 // so nothing Twilio still holds is recorded gone and never archived.
 func (h *Handlers) contentNotFound(ctx context.Context, runID uuid.UUID, it catalog.MediaItem, err error) error {
 	if !twilio.IsGone(err) {
-		_, gerr := h.twilio.Media.Get(ctx, it.MessageSID, it.SID)
+		gerr := h.fetchMediaAgain(ctx, it)
 		switch {
 		case twilio.IsGone(gerr):
 		case gerr != nil:
@@ -160,7 +150,7 @@ func (h *Handlers) contentNotFound(ctx context.Context, runID uuid.UUID, it cata
 			return fmt.Errorf("download media %s: %w; Twilio still has the media, so the download is retried", it.SID, err)
 		}
 	}
-	return h.counted(sourceMessaging, resultGone, h.catalog.MarkGone(ctx, runID, it.SID))
+	return h.counted(it.Source, resultGone, h.catalog.MarkGone(ctx, runID, it.SID))
 }
 
 // mediaMaxAttempts is how many failed attempts a media gets in a run before

@@ -24,14 +24,7 @@ import (
 // verifies the SHA-256 (a trailing checksum) that the row records, once
 // the caller commits the copy it returns with the rest of its message.
 func (h *Handlers) streamMedia(ctx context.Context, runID uuid.UUID, it catalog.MediaItem, content *twilio.Content, st archive.Streamer) (*catalog.ArchivedCopy, error) {
-	day := it.DateSent // as copyMedia: the media's date_created is the last resort
-	if day.IsZero() {
-		day = it.DateCreated
-	}
-	k := archive.KeyInfo{
-		AccountSID: it.AccountSID, MessageSID: it.MessageSID, MediaSID: it.SID,
-		ContentType: cmp.Or(it.ContentType, content.ContentType), DateSent: day,
-	}
+	k := mediaKeyInfo(it, cmp.Or(it.ContentType, content.ContentType))
 	key := archive.ObjectKey(h.prefix, k)
 	in := archive.PutInput{Key: key, ContentType: k.ContentType, Size: content.Size, Metadata: archive.MediaMetadata(k, it.DateCreated)}
 	if h.objectLock != "" {

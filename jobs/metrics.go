@@ -1,6 +1,10 @@
 package jobs
 
-import "github.com/mediasync/mediasync/catalog"
+import (
+	"cmp"
+
+	"github.com/mediasync/mediasync/catalog"
+)
 
 // Metrics counts what runs decide about their media, as it is committed
 // (internal/metrics implements it for /metrics). A task replayed after it
@@ -55,7 +59,7 @@ func (noMetrics) Verified(string)             {}
 // the step that recorded it, is nil; it returns err.
 func (h *Handlers) counted(source, result string, err error) error {
 	if err == nil {
-		h.meter().Media(source, result, 1)
+		h.meter().Media(cmp.Or(source, sourceMessaging), result, 1)
 	}
 	return err
 }
@@ -64,6 +68,7 @@ func (h *Handlers) counted(source, result string, err error) error {
 // bytes where the copy became the media's row) and the outcomes.
 func (h *Handlers) countCommit(source string, archived []catalog.ArchivedMedia, committed []string, outcomes []catalog.RunOutcome) {
 	m := h.meter()
+	source = cmp.Or(source, sourceMessaging)
 	m.Media(source, resultArchived, len(archived))
 	mine := make(map[string]bool, len(committed))
 	for _, sid := range committed {

@@ -143,6 +143,11 @@ func (h *Handlers) reconcileRun(ctx context.Context, run catalog.Run, cutoff tim
 	if err := h.queueWindows(ctx, run, h.enqueuer.RequeueIn(ctx)); err != nil {
 		return err
 	}
+	if run.Source == catalog.SourceConversations {
+		if err := h.requeueConversations(ctx, run, cutoff); err != nil {
+			return err
+		}
+	}
 	if err := h.requeue(ctx, run, cutoff); err != nil {
 		return err
 	}
@@ -160,7 +165,7 @@ func (h *Handlers) requeue(ctx context.Context, run catalog.Run, cutoff time.Tim
 	}
 	enqueue := h.enqueuer.RequeueIn(ctx)
 	for _, p := range staleTasks(run.ID, work) {
-		if err := enqueue(NewArchiveMessageTask(h.queues, p)); err != nil {
+		if err := enqueue(newMessageTask(h.queues, run, p)); err != nil {
 			return err
 		}
 	}

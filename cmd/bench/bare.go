@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -26,6 +28,9 @@ import (
 // mediaRef names one media to copy and the key to copy it to.
 type mediaRef struct {
 	messageSID, mediaSID, key string
+	// serviceSID is a Conversations media's service (its MCS path); ""
+	// for a Messaging media.
+	serviceSID string
 }
 
 // archivedMedia returns what the pipeline archived, for the bare copy to
@@ -36,13 +41,15 @@ func (d *deployment) archivedMedia(ctx context.Context) ([]mediaRef, error) {
 		return nil, err
 	}
 	defer conn.Close(context.Background())
-	rows, err := conn.Query(ctx, `SELECT message_sid, sid, object_key FROM media WHERE object_key IS NOT NULL ORDER BY sid`)
+	rows, err := conn.Query(ctx, `SELECT m.message_sid, m.sid, m.object_key,
+			CASE WHEN m.source = 'conversations' THEN coalesce(g.service_sid, '') ELSE '' END
+		FROM media m JOIN messages g ON g.sid = m.message_sid WHERE m.object_key IS NOT NULL ORDER BY m.sid`)
 	if err != nil {
 		return nil, err
 	}
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (mediaRef, error) {
 		var m mediaRef
-		err := r.Scan(&m.messageSID, &m.mediaSID, &m.key)
+		err := r.Scan(&m.messageSID, &m.mediaSID, &m.key, &m.serviceSID)
 		return m, err
 	})
 }
@@ -157,8 +164,12 @@ func (b *bareCopier) copy(ctx context.Context, r mediaRef) (int64, error) {
 }
 
 // contentLocation asks the API for a media's content and returns where it
-// redirects. A 429 is waited out: the bare copy has no limiter of its own.
+// redirects (a Conversations media: its MCS resource's temporary URL). A
+// 429 is waited out: the bare copy has no limiter of its own.
 func (b *bareCopier) contentLocation(ctx context.Context, r mediaRef) (string, error) {
+	if r.serviceSID != "" {
+		return b.mcsLocation(ctx, r)
+	}
 	u := b.apiURL + "/2010-04-01/Accounts/" + b.account + "/Messages/" + r.messageSID + "/Media/" + r.mediaSID
 	for {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
@@ -181,6 +192,44 @@ func (b *bareCopier) contentLocation(ctx context.Context, r mediaRef) (string, e
 			return resp.Header.Get("Location"), nil
 		default:
 			return "", fmt.Errorf("content: %s", resp.Status)
+		}
+	}
+}
+
+// mcsLocation fetches a Conversations media's MCS resource and returns its
+// links.content_direct_temporary, fetched without credentials.
+func (b *bareCopier) mcsLocation(ctx context.Context, r mediaRef) (string, error) {
+	u := b.apiURL + "/v1/Services/" + r.serviceSID + "/Media/" + r.mediaSID
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+		if err != nil {
+			return "", err
+		}
+		req.SetBasicAuth(b.account, b.token)
+		resp, err := b.api.Do(req)
+		if err != nil {
+			return "", err
+		}
+		var m struct {
+			Links struct {
+				Direct string `json:"content_direct_temporary"`
+			} `json:"links"`
+		}
+		err = json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&m)
+		resp.Body.Close()
+		switch {
+		case resp.StatusCode == http.StatusTooManyRequests:
+			if err := sleep.For(ctx, 20*time.Millisecond); err != nil {
+				return "", err
+			}
+		case resp.StatusCode != http.StatusOK:
+			return "", fmt.Errorf("MCS media: %s", resp.Status)
+		case err != nil:
+			return "", fmt.Errorf("MCS media: %w", err)
+		case m.Links.Direct == "":
+			return "", errors.New("MCS media without links.content_direct_temporary")
+		default:
+			return m.Links.Direct, nil
 		}
 	}
 }

@@ -41,6 +41,11 @@ func TestQuickRunReportsEveryFigure(t *testing.T) {
 			`twilio +≥ 90% of the limit's bound, no failed media +[0-9]+% \(.*\); [0-9]+ failed; [0-9]+ × 429; peak [0-9]+ in flight +(PASS|MISS)`,
 			`twilio-16 +≥ 90% of the limit's bound, no failed media +[0-9]+% \(.*\); [0-9]+ failed; [0-9]+ × 429; peak [0-9]+ in flight +(PASS|MISS)`,
 		}},
+		{"conversations", []string{"conversations-102kib", "conversations-1mib"}, []string{
+			`conversations-1mib +pipeline ÷ bare ≥ 0\.90 +[0-9.]+ \([0-9.]+ vs [0-9.]+ MB/s\) +(PASS|MISS)`,
+			`conversations-1mib +worker peak RSS < 200 MiB at 4-way, 1MiB files +[0-9.]+ MiB +(PASS|MISS)`,
+			`conversations +peak RSS does not follow file size \(×10 files: ≤ ×1\.5 RSS\) +.* +(PASS|MISS)`,
+		}},
 		{"export", []string{"export", `export \(zip export\)`}, []string{
 			`export +zip export holds every archived media, re-verified +[0-9]+ of [0-9]+ media \(.*\); 0 failed +PASS`,
 			`export +zip export: worker peak RSS < 200 MiB +[0-9.]+ MiB for [0-9]+ media +(PASS|MISS)`,

@@ -154,9 +154,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if o.media > 0 {
 		sizes.small, sizes.mix, sizes.large, sizes.twilio, sizes.redis, sizes.export = o.media, o.media, o.media, o.media, o.media, o.media
+		sizes.conv = o.media
 	}
 	if o.largeMiB > 0 {
-		sizes.largeSize = int64(o.largeMiB) << 20
+		sizes.largeSize, sizes.convSize = int64(o.largeMiB)<<20, int64(o.largeMiB)<<20
 	}
 	scenarios, err := scenariosFor(o.scenarios, sizes, kindOptions{redisArchive: o.redisArchive})
 	if err != nil {

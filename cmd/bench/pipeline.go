@@ -58,6 +58,9 @@ func (l *lab) deploy(ctx context.Context, name string, emu *emulator, apiURL str
 		"TWILIO_ACCOUNT_SID="+emu.account,
 		"TWILIO_AUTH_TOKEN="+emu.token,
 		"TWILIO_API_URL="+apiURL,
+		// Conversations and MCS are served by the same emulator.
+		"TWILIO_CONVERSATIONS_URL="+emu.apiURL,
+		"TWILIO_MCS_URL="+emu.apiURL,
 		"DATABASE_URL="+d.dbURL,
 		"REDIS_URL="+d.redis.url,
 		"MEDIASYNC_NAMESPACE=bench",
@@ -92,6 +95,7 @@ type runSpec struct {
 	twilioInFlight int // TWILIO_MAX_CONCURRENCY
 	poolMaxConns   int // the worker's Postgres pool (pool_max_conns); 0: its default
 	dryRun         bool
+	source         string // enqueue backfill --source; "" for Messaging
 	// export, when set ("zip" or "dir"), runs `enqueue export` of the
 	// same days in that format instead of the backfill: it measures
 	// re-reading and packaging what an earlier run archived.
@@ -184,6 +188,9 @@ func (d *deployment) run(ctx context.Context, spec runSpec) (pipelineResult, err
 	args := []string{"--actor", "bench", "backfill", "--since", spec.since, "--until", spec.until}
 	if spec.dryRun {
 		args = append(args, "--dry-run")
+	}
+	if spec.source != "" {
+		args = append(args, "--source", spec.source)
 	}
 	if spec.export != "" {
 		args = []string{"--actor", "bench", "export", "--since", spec.since, "--until", spec.until,

@@ -219,6 +219,27 @@ func largeChecks(outcomes []outcome) []check {
 	return out
 }
 
+// conversationsChecks holds the conversations runs to the large files'
+// targets (pipeline ÷ bare, peak RSS, no spool over TLS) and checks that
+// the worker's peak RSS does not follow file size: the run of ten times
+// larger files peaks at most 1.5 times as high.
+func conversationsChecks(outcomes []outcome) []check {
+	out := ratioChecks(largeRatioTarget, "MB/s")(outcomes)
+	for _, o := range outcomes {
+		out = append(out, check{o.sc.name, fmt.Sprintf("worker peak RSS < %d MiB at %d-way, %s files", peakRSSTarget>>20, o.sc.concurrency, sizeName(o.sc.convFiles)),
+			mib(o.pipe.peakRSS), o.pipe.peakRSS < peakRSSTarget})
+		out = append(out, check{o.sc.name, "no spool file written (downloads streamed into S3 over TLS)",
+			fmt.Sprintf("%d spool files", o.pipe.spoolFiles), o.pipe.spoolFiles == 0})
+	}
+	if len(outcomes) == 2 {
+		small, large := outcomes[0].pipe.peakRSS, outcomes[1].pipe.peakRSS
+		out = append(out, check{"conversations", "peak RSS does not follow file size (×10 files: ≤ ×1.5 RSS)",
+			fmt.Sprintf("%s at %s → %s at %s files", mib(small), sizeName(outcomes[0].sc.convFiles), mib(large), sizeName(outcomes[1].sc.convFiles)),
+			small > 0 && float64(large) <= 1.5*float64(small)})
+	}
+	return out
+}
+
 // twilioChecks holds the Twilio-shaped run to the limit's bound. The
 // emulator admits twilioMaxInFlight requests at once, each taking
 // twilioLatency: that is the most requests per second, and the pipeline's

@@ -31,6 +31,10 @@ type scenario struct {
 	// largeFiles, when positive, is the size of every media instead: see
 	// large_media.go.
 	largeFiles int64
+	// convFiles, when positive, makes the data Conversations media of
+	// this size each, in MCS, archived by a --source conversations run
+	// (issue #15); media is then about how many.
+	convFiles int64
 
 	concurrency    int
 	twilioInFlight int
@@ -53,13 +57,15 @@ type scenarioSizes struct {
 	small, mix, large, twilio, redis, export int
 	largeSize                                int64
 	largeConcurrency                         int
+	conv                                     int   // Conversations media of each conversations run
+	convSize                                 int64 // the largest conversations run's file size
 }
 
 var (
 	defaultSizes = scenarioSizes{small: 6000, mix: 2000, large: 32, twilio: 4000, redis: 10000, export: 10000,
-		largeSize: 100 << 20, largeConcurrency: 32}
+		largeSize: 100 << 20, largeConcurrency: 32, conv: 16, convSize: 150 << 20}
 	quickSizes = scenarioSizes{small: 300, mix: 150, large: 4, twilio: 400, redis: 1000, export: 300,
-		largeSize: 50 << 20, largeConcurrency: 4}
+		largeSize: 50 << 20, largeConcurrency: 4, conv: 4, convSize: 50 << 20}
 )
 
 // Twilio-shaped limits: what the Twilio scenario's emulator allows.
@@ -152,6 +158,22 @@ var scenarioKinds = []scenarioKind{
 		}
 		return out
 	}, checks: redisChecks},
+	// Issue #15: Conversations media through MCS (temporary URLs, no
+	// credentials), by the conversations source; two runs of files a
+	// tenth and all of convSize (150 MB, Twilio's limit, by default), so
+	// that a peak RSS following file size shows.
+	{name: "conversations", runs: func(z scenarioSizes, _ kindOptions) []scenario {
+		var out []scenario
+		for _, size := range []int64{z.convSize / 10, z.convSize} {
+			out = append(out, scenario{
+				// Lower case: the name is in its bucket's.
+				name: "conversations-" + strings.ToLower(sizeName(size)), about: "Conversations media in MCS: " + sizeName(size) + " each, by --source conversations",
+				media: z.conv, convFiles: size,
+				concurrency: z.largeConcurrency, twilioInFlight: max(20, z.largeConcurrency), bare: true,
+			})
+		}
+		return out
+	}, checks: conversationsChecks},
 	// Issue #8: archive the media, then export all of them as one zip
 	// streamed into S3, every object re-read and re-verified.
 	{name: "export", runs: func(z scenarioSizes, _ kindOptions) []scenario {
@@ -202,6 +224,13 @@ func (s scenario) days() int {
 
 func (s scenario) emulatorFlags() []string {
 	end := firstDay.AddDate(0, 0, s.days())
+	if s.convFiles > 0 {
+		// One media per message on average (0..1 per message, two
+		// messages per conversation), every one of convFiles bytes.
+		return []string{"-messages", "0", "-start", day(firstDay), "-end", day(end),
+			"-conversations", strconv.Itoa(s.media), "-conversation-messages", "2", "-max-conversation-media", "1",
+			"-large-media-size", strconv.FormatInt(s.convFiles, 10), "-large-media-share", "1"}
+	}
 	if s.largeFiles > 0 {
 		return []string{"-messages", "0", "-start", day(firstDay), "-end", day(end)}
 	}
@@ -278,6 +307,9 @@ func (b *bench) runScenario(ctx context.Context, sc scenario) (outcome, error) {
 		workers: 1, concurrency: sc.concurrency, twilioInFlight: sc.twilioInFlight, poolMaxConns: sc.poolMaxConns,
 		dryRun: sc.dryRun, timeout: b.runTimeout, extraEnv: b.workerEnv,
 	}
+	if sc.convFiles > 0 {
+		spec.source = "conversations"
+	}
 	if out.pipe, err = d.run(ctx, spec); err != nil {
 		return out, fmt.Errorf("%s: pipeline: %w", sc.name, err)
 	}
@@ -322,4 +354,12 @@ func (b *bench) runScenario(ctx context.Context, sc scenario) (outcome, error) {
 	out.bare = &bare
 	b.logf("%s: bare copy: %d media in %s: %.1f media/s", sc.name, bare.media, bare.elapsed.Round(time.Millisecond), bare.mediaPerSec())
 	return out, nil
+}
+
+// sizeName writes a file size in whole MiB, or KiB below one MiB.
+func sizeName(n int64) string {
+	if n < 1<<20 {
+		return strconv.FormatInt(n>>10, 10) + "KiB"
+	}
+	return strconv.FormatInt(n>>20, 10) + "MiB"
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os/user"
+	"slices"
 	"strings"
 	"time"
 
@@ -37,11 +38,12 @@ type runFlags struct {
 }
 
 func (a *app) backfillCmd() *cobra.Command {
-	var since, until string
+	var since, until, source string
+	var services []string
 	var f runFlags
 	cmd := &cobra.Command{
-		Use:   "backfill --since YYYY-MM-DD --until YYYY-MM-DD [--delete] [--dry-run] [--wait]",
-		Short: "Archive every media of messages sent in [since, until), UTC days",
+		Use:   "backfill [--source messaging|conversations [--service IS…]] --since YYYY-MM-DD --until YYYY-MM-DD [--delete] [--dry-run] [--wait]",
+		Short: "Archive every media of messages sent (Conversations: created) in [since, until), UTC days",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			s, err := parseRunDay("--since", since)
@@ -58,8 +60,26 @@ func (a *app) backfillCmd() *cobra.Command {
 			if err := f.check(); err != nil {
 				return err
 			}
+			switch source {
+			case catalog.SourceMessaging:
+				if len(services) > 0 {
+					return usagef("--service %q is for --source conversations only", services[0])
+				}
+			case catalog.SourceConversations:
+				if f.from != "" || f.to != "" {
+					return usagef("--from and --to filter Messaging only: Conversations has no such filter")
+				}
+				for _, sv := range services {
+					if !twilio.ValidServiceSID(sv) {
+						return usagef("--service %q is not a Conversations service SID (IS followed by 32 hex digits)", sv)
+					}
+				}
+				services = slices.Compact(slices.Sorted(slices.Values(services)))
+			default:
+				return usagef("--source %q: want messaging or conversations", source)
+			}
 			return a.submit(cmd.Context(), catalog.RunSpec{
-				Kind: catalog.KindBackfill, Since: s, Until: u, From: f.from, To: f.to,
+				Kind: catalog.KindBackfill, Source: source, Services: services, Since: s, Until: u, From: f.from, To: f.to,
 				Delete: f.delete, DryRun: f.dryRun,
 			}, f.wait)
 		},
@@ -68,6 +88,8 @@ func (a *app) backfillCmd() *cobra.Command {
 	cmd.Flags().StringVar(&until, "until", "", "UTC day to stop before, exclusive (YYYY-MM-DD)")
 	cmd.Flags().StringVar(&f.from, "from", "", "only messages from this number (Twilio's From filter)")
 	cmd.Flags().StringVar(&f.to, "to", "", "only messages to this number (Twilio's To filter)")
+	cmd.Flags().StringVar(&source, "source", catalog.SourceMessaging, "what to archive: messaging (Programmable Messaging media) or conversations (Conversations media, in MCS)")
+	cmd.Flags().StringSliceVar(&services, "service", nil, "conversations: a Conversations service SID (IS…) to archive, repeatable; default: the account's default service")
 	f.register(cmd)
 	_ = cmd.MarkFlagRequired("since")
 	_ = cmd.MarkFlagRequired("until")

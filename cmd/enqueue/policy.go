@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"text/tabwriter"
 	"time"
 
@@ -28,9 +29,10 @@ func (a *app) policyCmd() *cobra.Command {
 }
 
 func (a *app) policySetCmd() *cobra.Command {
-	var spec, archiveAfter, deleteAfter, start, from, to, kind, sample string
+	var spec, archiveAfter, deleteAfter, start, from, to, kind, sample, source string
+	var services []string
 	cmd := &cobra.Command{
-		Use:   "set NAME --schedule SPEC [--archive-after DUR] [--delete-after DUR] [--start DATE] [--from NUMBER] [--to NUMBER]",
+		Use:   "set NAME --schedule SPEC [--archive-after DUR] [--delete-after DUR] [--start DATE] [--from NUMBER] [--to NUMBER] [--source messaging|conversations [--service IS…]]",
 		Short: "Create or update a retention policy",
 		Long: `Create or update a retention policy. At each tick of SPEC (a cron expression
 in UTC such as "0 3 * * *", or "@every DUR") one run archives every media of
@@ -38,14 +40,17 @@ messages sent from the policy's watermark to now − --archive-after, then
 deletes from Twilio the archived media of messages sent before
 now − --delete-after. DUR is like 36h, 30d or 1d12h. The watermark starts at
 --start (default: 400 days ago, the oldest Twilio keeps) and advances only
-over windows that finished with nothing failed.
+over windows that finished with nothing failed. --source conversations
+archives Conversations media instead (created, for sent), of --service
+(repeatable; default: the account's default service).
 
 With --kind verify the policy archives nothing: at each tick it starts a
 verify run (as enqueue verify does) that re-reads --sample of the archive
 (a fraction in (0, 1] or a percentage like 5%; default: all).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p := catalog.Policy{Name: args[0], Schedule: spec, From: from, To: to, Kind: kind}
+			p := catalog.Policy{Name: args[0], Schedule: spec, From: from, To: to, Kind: kind, Source: source,
+				Services: slices.Compact(slices.Sorted(slices.Values(services)))}
 			var err error
 			if sample != "" || kind == catalog.PolicyVerify {
 				p.VerifySample = 1
@@ -97,6 +102,8 @@ verify run (as enqueue verify does) that re-reads --sample of the archive
 	cmd.Flags().StringVar(&to, "to", "", "only messages to this number")
 	cmd.Flags().StringVar(&kind, "kind", catalog.PolicyArchive, "archive, or verify: re-read a share of the archive at each tick")
 	cmd.Flags().StringVar(&sample, "sample", "", "--kind verify: the share of archived media each run re-reads (0.1 or 10%; default all)")
+	cmd.Flags().StringVar(&source, "source", catalog.SourceMessaging, "what to archive: messaging or conversations")
+	cmd.Flags().StringSliceVar(&services, "service", nil, "conversations: a service SID (IS…), repeatable; default: the account's default service")
 	_ = cmd.MarkFlagRequired("schedule")
 	return cmd
 }
@@ -190,7 +197,11 @@ func (a *app) policyListCmd() *cobra.Command {
 						fmt.Fprintf(w, "%s\t%s\tverify, sample %g\t-\t-\t%s\t-\n", p.Name, p.Schedule, p.VerifySample, last)
 						continue
 					}
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s (%s)\t%s\t%s\n", p.Name, p.Schedule, schedule.FormatDuration(p.ArchiveAfter), del,
+					name := p.Name
+					if p.Source == catalog.SourceConversations {
+						name += " (conversations)"
+					}
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s (%s)\t%s\t%s\n", name, p.Schedule, schedule.FormatDuration(p.ArchiveAfter), del,
 						p.Watermark.Format(time.DateTime), age(h.WatermarkAge), last, oldest)
 				}
 				return w.Flush()

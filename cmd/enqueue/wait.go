@@ -1,10 +1,12 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -154,6 +156,9 @@ func printStatusLines(w io.Writer, st catalog.Status) {
 	switch st.Kind {
 	case catalog.KindBackfill:
 		fmt.Fprintf(w, "kind:            backfill %s .. %s (UTC, until exclusive)\n", st.Since.Format(time.DateOnly), st.Until.Format(time.DateOnly))
+		if st.Source == catalog.SourceConversations {
+			fmt.Fprintf(w, "source:          conversations, services %s\n", servicesLine(st.Services))
+		}
 	case catalog.KindMessage:
 		fmt.Fprintf(w, "kind:            message %s\n", st.MessageSID)
 	case catalog.KindPolicy:
@@ -220,7 +225,11 @@ func printStatusLines(w io.Writer, st catalog.Status) {
 		fmt.Fprintf(w, "error:           %s\n", st.Error)
 	}
 	if st.WindowsTotal > 0 {
-		fmt.Fprintf(w, "days listed:     %d/%d (%d pages)\n", st.WindowsDone, st.WindowsTotal, st.PagesFetched)
+		if st.Source == catalog.SourceConversations {
+			fmt.Fprintf(w, "services listed: %d/%d (%d pages of conversations)\n", st.WindowsDone, st.WindowsTotal, st.PagesFetched)
+		} else {
+			fmt.Fprintf(w, "days listed:     %d/%d (%d pages)\n", st.WindowsDone, st.WindowsTotal, st.PagesFetched)
+		}
 	}
 	if st.State == catalog.RunRunning && st.WindowsTotal > st.WindowsDone {
 		fmt.Fprintf(w, "listing:         %s\n", st.Listing(time.Now()))
@@ -278,4 +287,14 @@ func humanBytes(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// servicesLine names a conversations run's services; "" is the account's
+// default one.
+func servicesLine(services []string) string {
+	names := make([]string, len(services))
+	for i, s := range services {
+		names[i] = cmp.Or(s, "(the default service)")
+	}
+	return strings.Join(names, ", ")
 }

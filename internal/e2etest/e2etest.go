@@ -200,22 +200,51 @@ func New(t testing.TB, o Options) *Deployment {
 	}
 	proxy := httputil.NewSingleHostReverseProxy(target)
 	mediaPath := regexp.MustCompile(`/Messages/((?:SM|MM)[0-9a-f]{32})/Media/(ME[0-9a-f]{32})\.json$`)
-	guard := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	convMessagePath := regexp.MustCompile(`^/v1/Services/IS[0-9a-f]{32}/Conversations/CH[0-9a-f]{32}/Messages/(IM[0-9a-f]{32})$`)
+	guard := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if m := mediaPath.FindStringSubmatch(r.URL.Path); r.Method == http.MethodDelete && m != nil {
 			d.checkBeforeDelete(r.Context(), m[1], m[2])
 			if r.Context().Err() != nil {
 				return // the caller went away (a killed worker): nothing is forwarded, nothing deleted
 			}
 		}
+		if m := convMessagePath.FindStringSubmatch(r.URL.Path); r.Method == http.MethodDelete && m != nil {
+			d.checkBeforeConversationDelete(r.Context(), m[1])
+			if r.Context().Err() != nil {
+				return
+			}
+		}
 		proxy.ServeHTTP(w, r)
 	}))
+	guard.Start()
 	t.Cleanup(guard.Close)
 	d.GuardURL = guard.URL
+	// Conversations v1 and MCS answer with absolute URLs of the API host
+	// (meta.*_url, url): the guard puts itself in them, so that every
+	// request of a conversations run, the next page's too, passes it.
+	proxy.ModifyResponse = func(resp *http.Response) error {
+		if !strings.HasPrefix(resp.Request.URL.Path, "/v1/") || !strings.Contains(resp.Header.Get("Content-Type"), "json") {
+			return nil
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return err
+		}
+		b = bytes.ReplaceAll(b, []byte(emu.URL()), []byte(guard.URL))
+		resp.Body = io.NopCloser(bytes.NewReader(b))
+		resp.ContentLength = int64(len(b))
+		resp.Header.Set("Content-Length", fmt.Sprint(len(b)))
+		return nil
+	}
 
 	d.Env = map[string]string{
 		"TWILIO_ACCOUNT_SID": acct.SID,
 		"TWILIO_AUTH_TOKEN":  acct.AuthToken,
 		"TWILIO_API_URL":     guard.URL,
+		// Conversations and MCS are served by the same emulator.
+		"TWILIO_CONVERSATIONS_URL": guard.URL,
+		"TWILIO_MCS_URL":           guard.URL,
 		// Small pools: many workers run at once across parallel tests, and
 		// Postgres allows 100 connections by default.
 		"DATABASE_URL":            withPoolMax(db.URL, 4),
@@ -250,6 +279,148 @@ func (d *Deployment) checkBeforeDelete(ctx context.Context, msgSID, mediaSID str
 		d.mu.Lock()
 		d.earlyDeletes = append(d.earlyDeletes, mediaSID+": "+err.Error())
 		d.mu.Unlock()
+	}
+}
+
+// checkBeforeConversationDelete is checkBeforeDelete for a Conversations
+// message, deleted whole: every media of it must be in the bucket byte for
+// byte, and its record beside them.
+func (d *Deployment) checkBeforeConversationDelete(ctx context.Context, msgSID string) {
+	d.mu.Lock()
+	d.deleteAttempts++
+	d.mu.Unlock()
+	fail := func(err error) {
+		if ctx.Err() == nil {
+			d.mu.Lock()
+			d.earlyDeletes = append(d.earlyDeletes, msgSID+": "+err.Error())
+			d.mu.Unlock()
+		}
+	}
+	msg, ok := d.Emu.ConversationMessage(msgSID)
+	if !ok {
+		fail(errors.New("emulator has no such conversation message"))
+		return
+	}
+	for _, sid := range msg.MediaSIDs {
+		key, want, err := d.ExpectedConversationObject(sid)
+		if err != nil {
+			fail(err)
+			return
+		}
+		got, _, err := d.objectSHA256(ctx, key)
+		if err == nil && got != want {
+			err = errors.New("object bytes differ from the media's")
+		}
+		if err != nil {
+			fail(fmt.Errorf("media %s: %w", sid, err))
+			return
+		}
+	}
+	if _, err := d.ConversationRecord(ctx, msgSID); err != nil {
+		fail(err)
+	}
+}
+
+// ExpectedConversationObject is where, by the documented key layout, a
+// Conversations media's copy must be, and the SHA-256 of its bytes.
+func (d *Deployment) ExpectedConversationObject(mediaSID string) (key, sha string, err error) {
+	md, ok := d.Emu.Media(mediaSID)
+	if !ok || !md.Conversation {
+		return "", "", fmt.Errorf("emulator has no Conversations media %s", mediaSID)
+	}
+	msg, ok := d.Emu.ConversationMessage(md.MessageSID)
+	if !ok {
+		return "", "", fmt.Errorf("emulator has no conversation message %s", md.MessageSID)
+	}
+	if sha, err = d.Emu.SHA256(mediaSID); err != nil {
+		return "", "", err
+	}
+	key = archive.ObjectKey(d.Prefix, archive.KeyInfo{
+		AccountSID: d.Account.SID, MessageSID: msg.SID, MediaSID: mediaSID,
+		ContentType: md.ContentType, DateSent: msg.DateCreated, Source: archive.SourceConversations,
+	})
+	return key, sha, nil
+}
+
+// ConversationRecord returns the archived record (JSON) of a Conversations
+// message, read from the bucket: the newest of its objects.
+func (d *Deployment) ConversationRecord(ctx context.Context, msgSID string) ([]byte, error) {
+	msg, ok := d.Emu.ConversationMessage(msgSID)
+	if !ok {
+		return nil, fmt.Errorf("emulator has no conversation message %s", msgSID)
+	}
+	var zero [32]byte
+	key := archive.MessageRecordKey(d.Prefix, archive.KeyInfo{
+		AccountSID: d.Account.SID, MessageSID: msgSID, DateSent: msg.DateCreated, Source: archive.SourceConversations,
+	}, zero)
+	prefix := strings.TrimSuffix(key, hex.EncodeToString(zero[:8])+".json")
+	list, err := d.S3Client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(d.Bucket), Prefix: aws.String(prefix)})
+	if err != nil {
+		return nil, fmt.Errorf("record of %s: %w", msgSID, err)
+	}
+	if len(list.Contents) == 0 {
+		return nil, fmt.Errorf("record of %s: no object under %s", msgSID, prefix)
+	}
+	newest := list.Contents[0]
+	for _, o := range list.Contents {
+		if o.LastModified.After(*newest.LastModified) {
+			newest = o
+		}
+	}
+	out, err := d.S3Client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(d.Bucket), Key: newest.Key})
+	if err != nil {
+		return nil, fmt.Errorf("record of %s: %w", msgSID, err)
+	}
+	defer out.Body.Close()
+	return io.ReadAll(out.Body)
+}
+
+// ConversationMediaIn returns the emulator's Conversations media of
+// messages created in [since, until), as media SID → message SID, and the
+// rest.
+func (d *Deployment) ConversationMediaIn(since, until time.Time) (in map[string]string, out map[string]string) {
+	in, out = map[string]string{}, map[string]string{}
+	for md := range d.Emu.AllMedia(d.Account.SID) {
+		if !md.Conversation || md.MessageSID == "" {
+			continue
+		}
+		msg, ok := d.Emu.ConversationMessage(md.MessageSID)
+		if ok && !msg.DateCreated.Before(since) && msg.DateCreated.Before(until) {
+			in[md.SID] = md.MessageSID
+		} else {
+			out[md.SID] = md.MessageSID
+		}
+	}
+	return in, out
+}
+
+// CheckConversationsArchived is CheckArchived for Conversations media.
+func (d *Deployment) CheckConversationsArchived(t testing.TB, media map[string]string, state catalog.MediaState) {
+	t.Helper()
+	ctx := context.Background()
+	for sid := range media {
+		key, want, err := d.ExpectedConversationObject(sid)
+		if err != nil {
+			t.Fatalf("media %s: %v", sid, err)
+		}
+		got, n, err := d.objectSHA256(ctx, key)
+		if err != nil {
+			t.Fatalf("media %s: object %s: %v", sid, key, err)
+		}
+		if got != want {
+			t.Fatalf("media %s: object %s has sha256 %s, want %s", sid, key, got, want)
+		}
+		var rowState catalog.MediaState
+		var rowSHA, source, conv string
+		var size int64
+		err = d.Pool.QueryRow(ctx, `SELECT state, sha256, size_bytes, source, coalesce(conversation_sid, '') FROM media WHERE sid = $1`, sid).
+			Scan(&rowState, &rowSHA, &size, &source, &conv)
+		if err != nil {
+			t.Fatalf("media %s: catalog row: %v", sid, err)
+		}
+		if rowState != state || rowSHA != want || size != n || source != catalog.SourceConversations || conv == "" {
+			t.Fatalf("media %s: state %s sha256 %s size %d source %s conversation %q; want %s, %s, %d, conversations", sid, rowState, rowSHA, size, source, conv, state, want, n)
+		}
 	}
 }
 

@@ -8,6 +8,7 @@
 package manifest
 
 import (
+	"cmp"
 	"encoding/csv"
 	"encoding/hex"
 	"encoding/json"
@@ -42,6 +43,14 @@ type Line struct {
 	RetentionMode  string     `json:"retention_mode"`
 	RetainUntil    *time.Time `json:"retain_until"`
 	LegalHolds     []int64    `json:"legal_holds"`
+	// The source (messaging or conversations) and, for a Conversations
+	// media, its conversation, its message's author and its filename
+	// (columns after the others, so readers of the older columns keep
+	// reading them where they were).
+	Source          string `json:"source"`
+	ConversationSID string `json:"conversation_sid"`
+	Author          string `json:"author"`
+	Filename        string `json:"filename"`
 }
 
 // csvHeader names manifest.csv's columns, in Line's order.
@@ -49,6 +58,7 @@ var csvHeader = []string{
 	"message_sid", "date_sent", "from", "to", "media_sid", "content_type", "size", "sha256", "path",
 	"archive_store", "archive_bucket", "archive_key", "archive_version_id", "archived_at",
 	"deleted_from_twilio_at", "retention_mode", "retain_until", "legal_holds",
+	"source", "conversation_sid", "author", "filename",
 }
 
 // LineFor is the manifest line of an exported media.
@@ -59,6 +69,8 @@ func LineFor(it catalog.ExportItem) Line {
 		SHA256: hex.EncodeToString(it.SHA256[:]), Path: it.Path,
 		ArchiveStore: it.Store, ArchiveBucket: it.Bucket, ArchiveKey: it.Key, ArchiveVersion: it.VersionID,
 		ArchivedAt: it.ArchivedAt.UTC(), RetentionMode: it.LockMode, LegalHolds: it.Holds,
+		Source: cmp.Or(it.Source, catalog.SourceMessaging), ConversationSID: it.ConversationSID,
+		Author: it.Author, Filename: it.Filename,
 	}
 	if l.LegalHolds == nil {
 		l.LegalHolds = []int64{}
@@ -120,6 +132,7 @@ func (w *Writer) Add(it catalog.ExportItem) error {
 		l.MessageSID, rfc3339(l.DateSent), l.From, l.To, l.MediaSID, l.ContentType, strconv.FormatInt(l.Size, 10),
 		l.SHA256, l.Path, l.ArchiveStore, l.ArchiveBucket, l.ArchiveKey, l.ArchiveVersion, rfc3339(l.ArchivedAt),
 		rfc3339p(l.DeletedAt), l.RetentionMode, rfc3339p(l.RetainUntil), strings.Join(holds, ";"),
+		l.Source, l.ConversationSID, l.Author, l.Filename,
 	}); w.err != nil {
 		return w.err
 	}
