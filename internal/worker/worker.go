@@ -120,7 +120,8 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 		Now:        now,
 		LegalHolds: legalHolds,
 		ObjectLock: objects.LockMode(cfg.ObjectLock), Retention: cfg.Retention,
-		Metrics: m,
+		TwilioRetention: cfg.Twilio.Retention,
+		Metrics:         m,
 	})
 	if err != nil {
 		return err
