@@ -3,8 +3,9 @@
 // deletes MMS media after 13 months; an account may shorten the window to
 // anywhere from 7 to 400 days (Messaging settings, "Message Records Data
 // Access"). The window is TWILIO_RETENTION_DAYS; 400 days, the longest
-// setting, models the default (a little more than 13 months, so a purge
-// warning on the default errs early).
+// setting, models the default. 13 months are 395-397 days, so on the
+// default a computed purge date is a few days late: the warnings (from 365
+// days of age) still come a month before the real purge.
 package retention
 
 import (
