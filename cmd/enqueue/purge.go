@@ -9,19 +9,11 @@ import (
 	"github.com/mediasync/mediasync/internal/retention"
 )
 
-// pastRetention reports whether a range starting at since reaches before
-// Twilio's retention deadline at now, and that deadline: media sent before
-// it are purged, so a run of that range cannot archive them.
-func pastRetention(since time.Time, w retention.Window, now time.Time) (time.Time, bool) {
-	d := w.Deadline(now)
-	return d, !since.IsZero() && since.Before(d)
-}
-
 // warnPastRetention says on stderr, before a backfill starts, what of its
 // range Twilio no longer serves. The run still goes: the rest may be there,
 // and what is already archived is reused.
 func warnPastRetention(stderr io.Writer, spec catalog.RunSpec, w retention.Window, now time.Time) {
-	d, past := pastRetention(spec.Since, w, now)
+	d, past := w.PurgedBefore(spec.Since, now)
 	if !past {
 		return
 	}
@@ -39,5 +31,5 @@ func statusPurged(st catalog.Status, w retention.Window, now time.Time) (time.Ti
 	if st.Kind != catalog.KindBackfill && st.Kind != catalog.KindPolicy {
 		return time.Time{}, false
 	}
-	return pastRetention(st.Since, w, now)
+	return w.PurgedBefore(st.Since, now)
 }

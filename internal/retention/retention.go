@@ -46,6 +46,14 @@ func (w Window) PurgeAt(sent time.Time) time.Time { return sent.Add(time.Duratio
 // sent before it is purged.
 func (w Window) Deadline(now time.Time) time.Time { return now.Add(-time.Duration(w)) }
 
+// PurgedBefore reports whether a range of send times starting at since
+// reaches past the window at now, and the deadline: what was sent before
+// it is purged, so Twilio no longer serves it.
+func (w Window) PurgedBefore(since, now time.Time) (time.Time, bool) {
+	d := w.Deadline(now)
+	return d, !since.IsZero() && since.Before(d)
+}
+
 // Warning is the age past which media not yet archived warrant a warning:
 // 35 days before the purge (365 days on the default window, as before
 // the window was configurable), or a quarter of a shorter window.

@@ -226,6 +226,11 @@ func (u *ui) run(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	data := map[string]any{"S": st, "Live": !st.Finished()}
+	if st.Kind == catalog.KindBackfill || st.Kind == catalog.KindPolicy {
+		if d, past := u.TwilioRetention.PurgedBefore(st.Since, u.Now()); past {
+			data["PurgedBefore"], data["RetentionDays"] = d, u.TwilioRetention.Days()
+		}
+	}
 	switch {
 	case st.State == catalog.RunQueued:
 		// As enqueue status --wait warns: a run nobody starts waits on a worker.

@@ -265,6 +265,18 @@ func TestRunPage(t *testing.T) {
 			t.Errorf("the running run's page lacks %q", want)
 		}
 	}
+	if strings.Contains(body, "Twilio purged") {
+		t.Error("a backfill inside the default window says Twilio purged part of it")
+	}
+	// The same run under a 30-day window: its day is past it.
+	short, err := webui.New(webui.Options{Reads: f, Account: "AC1", Token: "tok", Now: func() time.Time { return now },
+		Log: zerolog.Nop(), TwilioRetention: retention.Days(30)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, sb := get(t, short, "/ui/runs/"+r.ID.String()); !strings.Contains(sb, "media sent before 2026-11-02 (Twilio keeps 30 days, TWILIO_RETENTION_DAYS)") {
+		t.Errorf("the run page under a 30-day window does not say what Twilio purged:\n%s", sb)
+	}
 	if n := strings.Count(body, `<tr class="failure">`); n != 100 {
 		t.Errorf("%d failures on the first page, want 100", n)
 	}
