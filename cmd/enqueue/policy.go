@@ -143,11 +143,10 @@ type policyJSON struct {
 func toPolicyJSON(h catalog.PolicyHealth, w retention.Window) policyJSON {
 	p := h.Policy
 	out := policyJSON{
-		TwilioRetentionDays: w.Days(),
-		Name:                p.Name, Kind: p.Kind, Schedule: p.Schedule, ArchiveAfter: schedule.FormatDuration(p.ArchiveAfter),
+		Name: p.Name, Kind: p.Kind, Schedule: p.Schedule, ArchiveAfter: schedule.FormatDuration(p.ArchiveAfter),
 		VerifySample: p.VerifySample, From: p.From, To: p.To, Watermark: p.Watermark.UTC(),
 		WatermarkAgeSeconds: int64(h.WatermarkAge.Seconds()), LastTick: jsonTime(p.LastTick),
-		OldestUnarchived: jsonTime(h.OldestUnsaved), UnarchivedMedia: h.OldestUnsavedN,
+		OldestUnarchived: jsonTime(h.OldestUnsaved), UnarchivedMedia: h.OldestUnsavedN, TwilioRetentionDays: w.Days(),
 		CreatedBy: p.CreatedBy, CreatedAt: p.CreatedAt.UTC(), UpdatedAt: p.UpdatedAt.UTC(),
 	}
 	if p.Delete {
