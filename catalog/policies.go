@@ -389,7 +389,7 @@ func (c *Catalog) SeedDeletes(ctx context.Context, run Run) (int64, error) {
 }
 
 // PolicyHealth is what an operator needs to know about a policy against
-// Twilio's 13-month purge.
+// Twilio's purge (its retention window, TWILIO_RETENTION_DAYS).
 type PolicyHealth struct {
 	Policy
 	LastRun        *Run

@@ -16,6 +16,7 @@ import (
 	"github.com/mediasync/mediasync/archive"
 	"github.com/mediasync/mediasync/catalog"
 	"github.com/mediasync/mediasync/internal/objects"
+	"github.com/mediasync/mediasync/internal/retention"
 	"github.com/mediasync/mediasync/twilio"
 )
 
@@ -39,6 +40,7 @@ type Handlers struct {
 	legalHolds   bool
 	objectLock   objects.LockMode
 	retention    time.Duration
+	twilioKeeps  retention.Window
 
 	// anchorNow asks AnchorLoop to anchor the audit log at once (a run
 	// ended); a full buffer means a request is already waiting.
@@ -108,6 +110,10 @@ type Deps struct {
 	// write-once (WORM) until archiving time + Retention.
 	ObjectLock objects.LockMode
 	Retention  time.Duration
+	// TwilioRetention is how long Twilio keeps the account's media
+	// (TWILIO_RETENTION_DAYS): purge warnings count from it. Defaults to
+	// retention.Default.
+	TwilioRetention retention.Window
 	// Metrics counts media outcomes; nil counts nothing.
 	Metrics Metrics
 }
@@ -135,7 +141,8 @@ func NewHandlers(d Deps) (*Handlers, error) {
 		pageSize: cmp.Or(d.PageSize, 1000), now: d.Now, passTimeout: d.PassTimeout,
 		windowsReleased: cmp.Or(d.WindowsReleased, DefaultWindowsReleased),
 		legalHolds:      d.LegalHolds, objectLock: d.ObjectLock, retention: d.Retention,
-		anchorNow: make(chan struct{}, 1),
+		twilioKeeps: cmp.Or(d.TwilioRetention, retention.Default),
+		anchorNow:   make(chan struct{}, 1),
 	}
 	if h.now == nil {
 		h.now = time.Now

@@ -8,11 +8,6 @@ import (
 	"github.com/mediasync/mediasync/internal/schedule"
 )
 
-// purgeWarning is when a policy's oldest unarchived media, or its
-// watermark, is old enough to warn: Twilio permanently deletes MMS media
-// older than 13 months.
-const purgeWarning = 365 * 24 * time.Hour
-
 // ScheduleOnce starts the runs of every policy whose latest tick has not
 // started one. Policies are read from Postgres each time, so changes take
 // effect without a restart. However many workers call it at once, each tick
@@ -85,7 +80,8 @@ func (h *Handlers) ScheduleLoop(ctx context.Context, interval time.Duration) {
 }
 
 // checkPurge logs, once per policy and process, a warning when media are
-// not archived and close to Twilio's 13-month purge.
+// not archived and close to Twilio's purge: past the window's Warning age
+// (TWILIO_RETENTION_DAYS; 365 days on the default 400).
 func (h *Handlers) checkPurge(ctx context.Context, now time.Time, warned map[string]bool) {
 	policies, err := h.catalog.Policies(ctx, h.twilio.AccountSID())
 	if err != nil {
@@ -103,11 +99,14 @@ func (h *Handlers) checkPurge(ctx context.Context, now time.Time, warned map[str
 		if !hl.OldestUnsaved.IsZero() {
 			oldest = now.Sub(hl.OldestUnsaved)
 		}
-		if (hl.WatermarkAge > purgeWarning || oldest > purgeWarning) && !warned[p.Name] {
+		warn := h.twilioKeeps.Warning()
+		if (hl.WatermarkAge > warn || oldest > warn) && !warned[p.Name] {
 			warned[p.Name] = true
 			h.log.Warn().Str("policy", p.Name).Dur("watermark_age", hl.WatermarkAge).
 				Dur("oldest_unarchived_age", oldest).Int("unarchived", hl.OldestUnsavedN).
-				Msg("media older than 12 months are not archived: Twilio deletes MMS media after 13 months")
+				Int("twilio_retention_days", h.twilioKeeps.Days()).
+				Msgf("media older than %.0f days are not archived: Twilio deletes messages and media after %s (TWILIO_RETENTION_DAYS)",
+					warn.Hours()/24, h.twilioKeeps)
 		}
 	}
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/mediasync/mediasync/catalog"
 	"github.com/mediasync/mediasync/internal/config"
+	"github.com/mediasync/mediasync/internal/retention"
 	"github.com/mediasync/mediasync/jobs"
 	"github.com/mediasync/mediasync/twilio"
 )
@@ -30,6 +31,8 @@ type app struct {
 
 	// pollInterval is how often --wait reads progress.
 	pollInterval time.Duration
+	// twilioKeeps is TWILIO_RETENTION_DAYS, read with the configuration.
+	twilioKeeps retention.Window
 }
 
 type runFlags struct {
@@ -184,6 +187,9 @@ func (a *app) submit(ctx context.Context, spec catalog.RunSpec, wait bool) error
 	defer env.close()
 	spec.AccountSID = env.cfg.Twilio.AccountSID
 	spec.Actor = a.actorName()
+	if spec.Kind == catalog.KindBackfill {
+		warnPastRetention(a.stderr, spec, env.cfg.Twilio.Retention, time.Now())
+	}
 	run, err := env.catalog.CreateRun(ctx, spec)
 	if err != nil {
 		return err
@@ -256,6 +262,7 @@ func (a *app) openDatabase(ctx context.Context) (config.Config, *pgxpool.Pool, e
 	if err != nil {
 		return cfg, nil, &usageError{"configuration: " + strings.ReplaceAll(err.Error(), "\n", "; ")}
 	}
+	a.twilioKeeps = cfg.Twilio.Retention
 	// The worker's timeouts: a command waiting on a lock fails, naming it,
 	// rather than hang.
 	pcfg, err := catalog.PoolConfig(cfg.DatabaseURL, 0, "mediasync-enqueue")

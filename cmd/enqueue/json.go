@@ -93,6 +93,10 @@ type statusJSON struct {
 	// FailuresTotal counts every failed item by kind; Failures holds at
 	// most statusFailures of each.
 	FailuresTotal map[string]int `json:"failures_total"`
+	// TwilioPurgedBefore is set when the run's range reaches past
+	// Twilio's retention window (TWILIO_RETENTION_DAYS): media sent
+	// before it are purged.
+	TwilioPurgedBefore *time.Time `json:"twilio_purged_before,omitempty"`
 }
 
 type countsJSON struct {

@@ -71,7 +71,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, getenv f
 		Long: `enqueue queues mediasync runs for the workers and follows them.
 
 Configuration comes from the environment: TWILIO_ACCOUNT_SID, DATABASE_URL,
-REDIS_URL and MEDIASYNC_NAMESPACE (see README.md).`,
+REDIS_URL, MEDIASYNC_NAMESPACE and TWILIO_RETENTION_DAYS, the account's
+retention window (see README.md).`,
 	}
 	root.Version = version.String()
 	root.SetVersionTemplate(version.Line("enqueue") + "\n") // as the other programs print it

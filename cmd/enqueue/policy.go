@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mediasync/mediasync/catalog"
+	"github.com/mediasync/mediasync/internal/retention"
 	"github.com/mediasync/mediasync/internal/schedule"
 	"github.com/mediasync/mediasync/jobs"
 )
@@ -38,7 +39,9 @@ func (a *app) policySetCmd() *cobra.Command {
 in UTC such as "0 3 * * *", or "@every DUR") one run archives every media of
 messages sent from the policy's watermark to now − --archive-after, then
 deletes from Twilio the archived media of messages sent before
-now − --delete-after. DUR is like 36h, 30d or 1d12h. The watermark starts at
+now − --delete-after. DUR is like 36h, 30d or 1d12h; --archive-after must be
+shorter than Twilio's retention window (TWILIO_RETENTION_DAYS, default 400
+days), or Twilio purges the media first. The watermark starts at
 --start (default: 400 days ago, the oldest Twilio keeps) and advances only
 over windows that finished with nothing failed. --source conversations
 archives Conversations media instead (created, for sent), of --service
@@ -80,6 +83,12 @@ verify run (as enqueue verify does) that re-reads --sample of the archive
 				return invalid(err, policyFlag)
 			}
 			return a.withEnv(cmd.Context(), false, func(env *env) error {
+				// Archiving at or past the window archives nothing: Twilio
+				// has purged the media by then.
+				if w := env.cfg.Twilio.Retention; p.Kind != catalog.PolicyVerify && p.ArchiveAfter >= w.Duration() {
+					return usagef("--archive-after %s: Twilio purges messages and media after %s (TWILIO_RETENTION_DAYS=%d); archive sooner",
+						archiveAfter, w, w.Days())
+				}
 				p.AccountSID = env.cfg.Twilio.AccountSID
 				created, err := env.catalog.SetPolicy(cmd.Context(), p, a.actorName())
 				if err != nil {
@@ -123,23 +132,28 @@ type policyJSON struct {
 	LastTick            *time.Time `json:"last_tick,omitempty"`
 	LastRun             *runJSON   `json:"last_run,omitempty"`
 	OldestUnarchived    *time.Time `json:"oldest_unarchived,omitempty"`
+	TwilioPurgesAt      *time.Time `json:"twilio_purges_at,omitempty"` // when Twilio purges the oldest unarchived media
 	UnarchivedMedia     int        `json:"unarchived_media"`
+	TwilioRetentionDays int        `json:"twilio_retention_days"`
 	CreatedBy           string     `json:"created_by"`
 	CreatedAt           time.Time  `json:"created_at"`
 	UpdatedAt           time.Time  `json:"updated_at"`
 }
 
-func toPolicyJSON(h catalog.PolicyHealth) policyJSON {
+func toPolicyJSON(h catalog.PolicyHealth, w retention.Window) policyJSON {
 	p := h.Policy
 	out := policyJSON{
 		Name: p.Name, Kind: p.Kind, Schedule: p.Schedule, ArchiveAfter: schedule.FormatDuration(p.ArchiveAfter),
 		VerifySample: p.VerifySample, From: p.From, To: p.To, Watermark: p.Watermark.UTC(),
 		WatermarkAgeSeconds: int64(h.WatermarkAge.Seconds()), LastTick: jsonTime(p.LastTick),
-		OldestUnarchived: jsonTime(h.OldestUnsaved), UnarchivedMedia: h.OldestUnsavedN,
+		OldestUnarchived: jsonTime(h.OldestUnsaved), UnarchivedMedia: h.OldestUnsavedN, TwilioRetentionDays: w.Days(),
 		CreatedBy: p.CreatedBy, CreatedAt: p.CreatedAt.UTC(), UpdatedAt: p.UpdatedAt.UTC(),
 	}
 	if p.Delete {
 		out.DeleteAfter = schedule.FormatDuration(p.DeleteAfter)
+	}
+	if !h.OldestUnsaved.IsZero() {
+		out.TwilioPurgesAt = jsonTime(w.PurgeAt(h.OldestUnsaved))
 	}
 	if h.LastRun != nil {
 		r := toRunJSON(*h.LastRun)
@@ -152,7 +166,7 @@ func (a *app) policyListCmd() *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "list [--json]",
-		Short: "List policies with their last run, watermark and oldest unarchived media",
+		Short: "List policies with their last run, watermark and oldest unarchived media against Twilio's purge",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.withEnv(cmd.Context(), false, func(env *env) error {
@@ -160,7 +174,7 @@ func (a *app) policyListCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				now := time.Now()
+				now, w := time.Now(), env.cfg.Twilio.Retention
 				if asJSON {
 					out := struct {
 						Policies []policyJSON `json:"policies"`
@@ -170,12 +184,13 @@ func (a *app) policyListCmd() *cobra.Command {
 						if err != nil {
 							return err
 						}
-						out.Policies = append(out.Policies, toPolicyJSON(h))
+						out.Policies = append(out.Policies, toPolicyJSON(h, w))
 					}
 					return writeJSON(a.stdout, out)
 				}
-				w := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(w, "NAME\tSCHEDULE\tARCHIVE AFTER\tDELETE AFTER\tWATERMARK (AGE)\tLAST RUN\tOLDEST UNARCHIVED")
+				tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+				fmt.Fprintf(a.stdout, "Twilio keeps messages and media %s (TWILIO_RETENTION_DAYS)\n", w)
+				fmt.Fprintln(tw, "NAME\tSCHEDULE\tARCHIVE AFTER\tDELETE AFTER\tWATERMARK (AGE)\tLAST RUN\tOLDEST UNARCHIVED\tTWILIO PURGES IT")
 				for _, p := range policies {
 					h, err := env.catalog.PolicyHealth(cmd.Context(), p, now)
 					if err != nil {
@@ -189,22 +204,23 @@ func (a *app) policyListCmd() *cobra.Command {
 					if h.LastRun != nil {
 						last = fmt.Sprintf("%s %s (%s)", h.LastRun.ID, h.LastRun.State, h.LastRun.CreatedAt.UTC().Format(time.DateTime))
 					}
-					oldest := "none"
+					oldest, purge := "none", "-"
 					if !h.OldestUnsaved.IsZero() {
-						oldest = fmt.Sprintf("%s (%s, %d media)", h.OldestUnsaved.UTC().Format(time.DateOnly), age(now.Sub(h.OldestUnsaved)), h.OldestUnsavedN)
+						oldest = fmt.Sprintf("%s (%s, %d media)", h.OldestUnsaved.UTC().Format(time.DateOnly), age(now.Sub(h.OldestUnsaved), w), h.OldestUnsavedN)
+						purge = w.PurgeAt(h.OldestUnsaved).UTC().Format(time.DateOnly)
 					}
 					if p.Kind == catalog.PolicyVerify {
-						fmt.Fprintf(w, "%s\t%s\tverify, sample %g\t-\t-\t%s\t-\n", p.Name, p.Schedule, p.VerifySample, last)
+						fmt.Fprintf(tw, "%s\t%s\tverify, sample %g\t-\t-\t%s\t-\t-\n", p.Name, p.Schedule, p.VerifySample, last)
 						continue
 					}
 					name := p.Name
 					if p.Source == catalog.SourceConversations {
 						name += " (conversations)"
 					}
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s (%s)\t%s\t%s\n", name, p.Schedule, schedule.FormatDuration(p.ArchiveAfter), del,
-						p.Watermark.Format(time.DateTime), age(h.WatermarkAge), last, oldest)
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s (%s)\t%s\t%s\t%s\n", name, p.Schedule, schedule.FormatDuration(p.ArchiveAfter), del,
+						p.Watermark.Format(time.DateTime), age(h.WatermarkAge, w), last, oldest, purge)
 				}
-				return w.Flush()
+				return tw.Flush()
 			})
 		},
 	}
@@ -212,12 +228,15 @@ func (a *app) policyListCmd() *cobra.Command {
 	return cmd
 }
 
-// age writes a duration in days, with a warning past 12 months: Twilio
-// deletes MMS media after 13.
-func age(d time.Duration) string {
+// age writes a duration in days, with a warning once it nears Twilio's
+// retention window w, and once it is past it.
+func age(d time.Duration, w retention.Window) string {
 	s := fmt.Sprintf("%.1fd", d.Hours()/24)
-	if d > 365*24*time.Hour {
-		s += " WARNING: past 12 months"
+	switch {
+	case d > w.Duration():
+		s += fmt.Sprintf(" WARNING: past Twilio's %s", w)
+	case d > w.Warning():
+		s += fmt.Sprintf(" WARNING: Twilio purges at %s", w)
 	}
 	return s
 }

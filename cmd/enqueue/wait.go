@@ -14,6 +14,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/mediasync/mediasync/catalog"
+	"github.com/mediasync/mediasync/internal/retention"
 	"github.com/mediasync/mediasync/internal/sleep"
 )
 
@@ -117,10 +118,20 @@ func (a *app) printStatus(ctx context.Context, cat *catalog.Catalog, st catalog.
 	if err != nil {
 		return err
 	}
+	keeps, now := cmp.Or(a.twilioKeeps, retention.Default), time.Now()
+	purged, past := statusPurged(st, keeps, now)
 	if a.asJSON {
-		return writeJSON(a.stdout, toStatusJSON(st, totals))
+		out := toStatusJSON(st, totals)
+		if past {
+			out.TwilioPurgedBefore = &purged
+		}
+		return writeJSON(a.stdout, out)
 	}
 	printStatusLines(a.stdout, st)
+	if past {
+		fmt.Fprintf(a.stdout, "twilio purged:   media sent before %s (Twilio keeps %s, TWILIO_RETENTION_DAYS): not served, not archived unless already\n",
+			purged.UTC().Format(time.DateOnly), keeps)
+	}
 	shown := map[string]int{}
 	for _, f := range st.Failures {
 		shown[f.Kind]++

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/mediasync/mediasync/internal/redact"
+	"github.com/mediasync/mediasync/internal/retention"
 	"github.com/mediasync/mediasync/internal/schedule"
 )
 
@@ -107,6 +108,12 @@ type Twilio struct {
 	// MaxRPS bounds the account's requests per second across every worker
 	// (TWILIO_MAX_RPS); 0 means no rate bound beyond concurrency.
 	MaxRPS float64
+
+	// Retention is how long Twilio keeps the account's messages and media
+	// (TWILIO_RETENTION_DAYS, 7 to 400, as the account's Messaging
+	// settings say). Defaults to 400 days. Purge warnings, gauges and the
+	// CLI's checks count from it.
+	Retention retention.Window
 }
 
 // Need says which parts of the configuration a program cannot run without.
@@ -172,6 +179,9 @@ func Load(getenv func(string) string, need Need) (Config, error) {
 			bad("TWILIO_MAX_RPS: %q is not a number ≥ 0", v)
 		}
 		c.Twilio.MaxRPS = f
+	}
+	if c.Twilio.Retention, err = retentionDays(get("TWILIO_RETENTION_DAYS", strconv.Itoa(retention.DefaultDays))); err != nil {
+		bad("TWILIO_RETENTION_DAYS: %v", err)
 	}
 	c.ObjectLock = strings.ToUpper(get("ARCHIVE_OBJECT_LOCK", ""))
 	switch c.ObjectLock {
@@ -285,6 +295,17 @@ func positiveInt(s string) (int, error) {
 		return 0, fmt.Errorf("%q is not a whole number ≥ 1", s)
 	}
 	return n, nil
+}
+
+// retentionDays reads a retention window in whole days, within the range
+// Twilio's settings allow.
+func retentionDays(s string) (retention.Window, error) {
+	n, err := strconv.Atoi(s)
+	if err != nil || n < retention.MinDays || n > retention.MaxDays {
+		return 0, fmt.Errorf("%q is not a whole number of days from %d to %d (the account's retention window in Twilio's Messaging settings)",
+			s, retention.MinDays, retention.MaxDays)
+	}
+	return retention.Days(n), nil
 }
 
 func httpURL(s string) error {

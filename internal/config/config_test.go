@@ -1,10 +1,13 @@
 package config
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/mediasync/mediasync/internal/retention"
 )
 
 func env(kv ...string) func(string) string {
@@ -35,6 +38,12 @@ func TestLoadDefaults(t *testing.T) {
 	require.Equal(t, 20, c.Twilio.MaxConcurrency)
 	require.Empty(t, c.HTTPAddr)
 	require.Empty(t, c.UIToken, "no token: the web UI is off")
+	require.Equal(t, retention.Days(400), c.Twilio.Retention, "Twilio's longest window, its default")
+	for _, days := range []int{7, 30, 400} {
+		c, err := Load(env(append(append([]string{}, base...), "TWILIO_RETENTION_DAYS", strconv.Itoa(days))...), Need{})
+		require.NoError(t, err)
+		require.Equal(t, days, c.Twilio.Retention.Days())
+	}
 
 	// Only the account's limit set: the worker's tasks follow it.
 	c, err = Load(env(append(append([]string{}, base...), "TWILIO_MAX_CONCURRENCY", "16")...), Need{})
@@ -97,6 +106,9 @@ func TestLoadErrorsNameTheVariableNeverTheSecret(t *testing.T) {
 		{"shutdown timeout in days", append(append([]string{}, base...), "WORKER_SHUTDOWN_TIMEOUT", "213504d"), Need{}, `WORKER_SHUTDOWN_TIMEOUT: "213504d"`},
 		{"clock offset overflows", append(append([]string{}, base...), "MEDIASYNC_CLOCK_OFFSET", "-2562048h"), Need{}, `MEDIASYNC_CLOCK_OFFSET: "-2562048h"`},
 		{"retention overflows", append(append([]string{}, base...), "ARCHIVE_OBJECT_LOCK", "GOVERNANCE", "ARCHIVE_RETENTION", "213504d"), Need{}, `ARCHIVE_RETENTION: duration "213504d" is out of range`},
+		{"twilio retention too short", append(append([]string{}, base...), "TWILIO_RETENTION_DAYS", "6"), Need{}, `TWILIO_RETENTION_DAYS: "6" is not a whole number of days from 7 to 400`},
+		{"twilio retention too long", append(append([]string{}, base...), "TWILIO_RETENTION_DAYS", "401"), Need{}, `TWILIO_RETENTION_DAYS: "401" is not a whole number of days from 7 to 400`},
+		{"twilio retention not days", append(append([]string{}, base...), "TWILIO_RETENTION_DAYS", "13mo"), Need{}, `TWILIO_RETENTION_DAYS: "13mo"`},
 		{"archive missing", base[:6], Need{Archive: true}, "ARCHIVE_URL is not set"},
 		{"bad namespace", append(append([]string{}, base...), "MEDIASYNC_NAMESPACE", "a b"), Need{}, "MEDIASYNC_NAMESPACE"},
 		{"bad lock mode", append(append([]string{}, base...), "ARCHIVE_OBJECT_LOCK", "FOREVER", "ARCHIVE_RETENTION", "1d"), Need{}, `ARCHIVE_OBJECT_LOCK: "FOREVER"`},

@@ -221,9 +221,10 @@ func TestPolicyCatchesUpAfterDowntime(t *testing.T) {
 	d.CheckArchived(t, want, "archived")
 }
 
-// Against Twilio's 13-month purge, an operator sees a policy's watermark
-// age in `policy list` (with a warning past 12 months), in the worker's log
-// (once), and as a metric on /metrics.
+// Against Twilio's purge (the default window, 400 days), an operator sees a
+// policy's watermark age in `policy list` (with a warning past the
+// window's warning age), in the worker's log (once), and as a metric on
+// /metrics beside the window.
 func TestPurgeWarningsAndMetrics(t *testing.T) {
 	t.Parallel()
 	d := e2etest.New(t, e2etest.Options{})
@@ -233,7 +234,7 @@ func TestPurgeWarningsAndMetrics(t *testing.T) {
 		t.Fatalf("policy set: %s", stderr)
 	}
 	code, out, stderr := d.Enqueue(t, time.Minute, "policy", "list")
-	if code != 0 || !strings.Contains(out, "yearly") || !strings.Contains(out, "WARNING: past 12 months") {
+	if code != 0 || !strings.Contains(out, "yearly") || !strings.Contains(out, "WARNING: past Twilio's 400 days") {
 		t.Fatalf("policy list (exit %d) does not warn:\n%s%s", code, out, stderr)
 	}
 
@@ -267,7 +268,10 @@ func TestPurgeWarningsAndMetrics(t *testing.T) {
 	if age < 399*24*3600 || age > 402*24*3600 {
 		t.Fatalf("watermark age %v s, want about 400 days", age)
 	}
-	const warning = "Twilio deletes MMS media after 13 months"
+	if !strings.Contains(body, "\nmediasync_twilio_retention_seconds 3.456e+07\n") {
+		t.Fatalf("no 400-day window on /metrics:\n%s", body)
+	}
+	const warning = "media older than 365 days are not archived: Twilio deletes messages and media after 400 days (TWILIO_RETENTION_DAYS)"
 	deadline = time.Now().Add(30 * time.Second)
 	for !strings.Contains(w.Logs(), warning) {
 		if time.Now().After(deadline) {

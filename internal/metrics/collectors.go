@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mediasync/mediasync/catalog"
+	"github.com/mediasync/mediasync/internal/retention"
 )
 
 // scrapeTimeout bounds what one scrape waits on Postgres or Redis:
@@ -22,16 +23,21 @@ type Gauger interface {
 }
 
 // CatalogCollector reports, at each scrape, the policies' distance from
-// Twilio's 13-month purge and the runs by kind and state. It reads
-// Postgres, so every worker reports the same figures: aggregate them with
-// max(), not sum().
-func (m *Metrics) CatalogCollector(g Gauger, account string, now func() time.Time) prometheus.Collector {
+// Twilio's purge (window: TWILIO_RETENTION_DAYS) and the runs by kind and
+// state. It reads Postgres, so every worker reports the same figures:
+// aggregate them with max(), not sum().
+func (m *Metrics) CatalogCollector(g Gauger, account string, window retention.Window, now func() time.Time) prometheus.Collector {
 	return &catalogCollector{
-		g: g, account: account, now: now, errs: m.scrapeErrs.WithLabelValues("catalog"),
+		g: g, account: account, window: window, now: now, errs: m.scrapeErrs.WithLabelValues("catalog"),
+		retention: prometheus.NewDesc("mediasync_twilio_retention_seconds",
+			"How long Twilio keeps the account's messages and media (TWILIO_RETENTION_DAYS).", nil, nil),
 		watermarkAge: prometheus.NewDesc("mediasync_policy_watermark_age_seconds",
 			"Age of the policy's watermark: everything sent before it is archived.", []string{"policy"}, nil),
 		oldestAge: prometheus.NewDesc("mediasync_policy_oldest_unarchived_age_seconds",
-			"Age of the oldest media in the policy's scope not yet archived (0 if none). Twilio deletes MMS media after 13 months.",
+			"Age of the oldest media in the policy's scope not yet archived (0 if none). Twilio purges media older than mediasync_twilio_retention_seconds.",
+			[]string{"policy"}, nil),
+		purgeIn: prometheus.NewDesc("mediasync_policy_purge_in_seconds",
+			"Time until Twilio purges the oldest media in the policy's scope not yet archived, negative once it has (absent if none).",
 			[]string{"policy"}, nil),
 		unarchived: prometheus.NewDesc("mediasync_policy_unarchived_media",
 			"Media in the policy's scope known and not yet archived (pending, failed or suspect).", []string{"policy"}, nil),
@@ -43,13 +49,16 @@ func (m *Metrics) CatalogCollector(g Gauger, account string, now func() time.Tim
 type catalogCollector struct {
 	g       Gauger
 	account string
+	window  retention.Window
 	now     func() time.Time
 	errs    prometheus.Counter
 
-	watermarkAge, oldestAge, unarchived, runs *prometheus.Desc
+	retention, watermarkAge, oldestAge, purgeIn, unarchived, runs *prometheus.Desc
 }
 
 func (c *catalogCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.retention
+	ch <- c.purgeIn
 	ch <- c.watermarkAge
 	ch <- c.oldestAge
 	ch <- c.unarchived
@@ -67,10 +76,12 @@ func (c *catalogCollector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	now := c.now()
+	ch <- prometheus.MustNewConstMetric(c.retention, prometheus.GaugeValue, c.window.Duration().Seconds())
 	for _, p := range g.Policies {
 		oldest := 0.0
 		if !p.OldestUnsaved.IsZero() {
 			oldest = now.Sub(p.OldestUnsaved).Seconds()
+			ch <- prometheus.MustNewConstMetric(c.purgeIn, prometheus.GaugeValue, c.window.PurgeAt(p.OldestUnsaved).Sub(now).Seconds(), p.Name)
 		}
 		ch <- prometheus.MustNewConstMetric(c.watermarkAge, prometheus.GaugeValue, now.Sub(p.Watermark).Seconds(), p.Name)
 		ch <- prometheus.MustNewConstMetric(c.oldestAge, prometheus.GaugeValue, oldest, p.Name)

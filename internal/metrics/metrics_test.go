@@ -16,6 +16,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/mediasync/mediasync/catalog"
+	"github.com/mediasync/mediasync/internal/retention"
 )
 
 type fakeGauger struct{ err error }
@@ -45,7 +46,7 @@ func (nopLimiter) Acquire(context.Context) (func(), error) { return func() {}, n
 func exercised(t *testing.T) (*Metrics, map[string]bool) {
 	t.Helper()
 	m := New()
-	m.Register(m.CatalogCollector(fakeGauger{}, "", func() time.Time { return time.Unix(1000, 0) }),
+	m.Register(m.CatalogCollector(fakeGauger{}, "", retention.Default, func() time.Time { return time.Unix(1000, 0) }),
 		m.QueueCollector(fakeQueues{"media": {Queue: "media", Pending: 4}}, "media", "list"))
 	m.Media("messaging", ResultArchived, 2)
 	m.ArchivedBytes("messaging", 100)
@@ -100,6 +101,8 @@ func TestScrape(t *testing.T) {
 		`mediasync_policy_watermark_age_seconds{policy="nightly"} 1000`,
 		`mediasync_policy_oldest_unarchived_age_seconds{policy="nightly"} 900`,
 		`mediasync_policy_unarchived_media{policy="nightly"} 3`,
+		`mediasync_twilio_retention_seconds 3.456e+07`,
+		`mediasync_policy_purge_in_seconds{policy="nightly"} 3.45591e+07`,
 		`mediasync_runs{kind="backfill",state="succeeded"} 2`,
 		`mediasync_queue_tasks{queue="media",state="pending"} 4`,
 		`mediasync_queue_tasks{queue="list",state="pending"} 0`,
@@ -112,11 +115,33 @@ func TestScrape(t *testing.T) {
 	}
 }
 
+// The same catalog under a 30-day window and the default 400-day one:
+// the window and the time left before the purge follow
+// TWILIO_RETENTION_DAYS; the ages do not.
+func TestScrapeFollowsTheRetentionWindow(t *testing.T) {
+	for _, tc := range []struct {
+		days int
+		want []string
+	}{
+		{30, []string{`mediasync_twilio_retention_seconds 2.592e+06`, `mediasync_policy_purge_in_seconds{policy="nightly"} 2.5911e+06`}},
+		{400, []string{`mediasync_twilio_retention_seconds 3.456e+07`, `mediasync_policy_purge_in_seconds{policy="nightly"} 3.45591e+07`}},
+	} {
+		m := New()
+		m.Register(m.CatalogCollector(fakeGauger{}, "", retention.Days(tc.days), func() time.Time { return time.Unix(1000, 0) }))
+		body := scrapeText(t, m)
+		for _, want := range append(tc.want, `mediasync_policy_oldest_unarchived_age_seconds{policy="nightly"} 900`) {
+			if !strings.Contains(body, want) {
+				t.Errorf("TWILIO_RETENTION_DAYS=%d: /metrics has no %s", tc.days, want)
+			}
+		}
+	}
+}
+
 // A scrape whose Postgres does not answer still serves the rest, and
 // counts the miss.
 func TestScrapeSurvivesTheCatalog(t *testing.T) {
 	m := New()
-	m.Register(m.CatalogCollector(fakeGauger{err: errors.New("down")}, "", time.Now))
+	m.Register(m.CatalogCollector(fakeGauger{err: errors.New("down")}, "", retention.Default, time.Now))
 	body := scrapeText(t, m)
 	if !strings.Contains(body, `mediasync_scrape_errors_total{collector="catalog"} 1`) || !strings.Contains(body, "mediasync_media_total") {
 		t.Fatalf("scrape with the catalog down:\n%s", body)

@@ -13,6 +13,7 @@ package webui
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -31,6 +32,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/mediasync/mediasync/catalog"
+	"github.com/mediasync/mediasync/internal/retention"
 )
 
 // Reads are the catalog reads the UI needs; *catalog.Catalog has them.
@@ -57,6 +59,9 @@ type Options struct {
 	Queues http.Handler
 	Now    func() time.Time // defaults to time.Now
 	Log    zerolog.Logger
+	// TwilioRetention is how long Twilio keeps the account's media
+	// (TWILIO_RETENTION_DAYS); defaults to retention.Default.
+	TwilioRetention retention.Window
 }
 
 // Page sizes: a page is one screen an operator reads, and one bounded query.
@@ -76,6 +81,7 @@ func New(o Options) (http.Handler, error) {
 	if o.Token == "" {
 		return nil, errors.New("webui: no token: the UI must not be served without one")
 	}
+	o.TwilioRetention = cmp.Or(o.TwilioRetention, retention.Default)
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -220,6 +226,11 @@ func (u *ui) run(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	data := map[string]any{"S": st, "Live": !st.Finished()}
+	if st.Kind == catalog.KindBackfill || st.Kind == catalog.KindPolicy {
+		if d, past := u.TwilioRetention.PurgedBefore(st.Since, u.Now()); past {
+			data["PurgedBefore"], data["RetentionDays"] = d, u.TwilioRetention.Days()
+		}
+	}
 	switch {
 	case st.State == catalog.RunQueued:
 		// As enqueue status --wait warns: a run nobody starts waits on a worker.
@@ -288,14 +299,6 @@ func (u *ui) run(w http.ResponseWriter, r *http.Request) {
 	u.render(w, r, "run", data)
 }
 
-// twilioPurge is how long Twilio keeps MMS media: it deletes them 13
-// months after they were sent (../shared/reference/twilio-facts.md).
-func twilioPurge(sent time.Time) time.Time { return sent.AddDate(0, 13, 0) }
-
-// purgeNear is how close to the purge a policy is shown in danger: the
-// worker's own purge warning fires at a year of age, a month before.
-const purgeNear = 31 * 24 * time.Hour
-
 type policyRow struct {
 	catalog.PolicyHealth
 	PurgeAt time.Time // when Twilio purges the oldest unarchived media; zero if none
@@ -319,16 +322,18 @@ func (u *ui) policies(w http.ResponseWriter, r *http.Request) {
 		}
 		row := policyRow{PolicyHealth: h}
 		if !h.OldestUnsaved.IsZero() {
-			row.PurgeAt = twilioPurge(h.OldestUnsaved)
+			// In danger from the age the worker warns at.
+			w := u.TwilioRetention
+			row.PurgeAt = w.PurgeAt(h.OldestUnsaved)
 			left := row.PurgeAt.Sub(now)
-			row.PurgeIn, row.Danger = "in "+human(left), left < purgeNear
+			row.PurgeIn, row.Danger = "in "+human(left), now.Sub(h.OldestUnsaved) > w.Warning()
 			if left < 0 {
 				row.PurgeIn = "passed " + human(-left) + " ago"
 			}
 		}
 		rows = append(rows, row)
 	}
-	u.render(w, r, "policies", map[string]any{"Policies": rows, "Account": u.Account})
+	u.render(w, r, "policies", map[string]any{"Policies": rows, "Account": u.Account, "RetentionDays": u.TwilioRetention.Days()})
 }
 
 func (u *ui) holds(w http.ResponseWriter, r *http.Request) {

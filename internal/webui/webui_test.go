@@ -17,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/mediasync/mediasync/catalog"
+	"github.com/mediasync/mediasync/internal/retention"
 	"github.com/mediasync/mediasync/internal/webui"
 )
 
@@ -264,6 +265,18 @@ func TestRunPage(t *testing.T) {
 			t.Errorf("the running run's page lacks %q", want)
 		}
 	}
+	if strings.Contains(body, "Twilio purged") {
+		t.Error("a backfill inside the default window says Twilio purged part of it")
+	}
+	// The same run under a 30-day window: its day is past it.
+	short, err := webui.New(webui.Options{Reads: f, Account: "AC1", Token: "tok", Now: func() time.Time { return now },
+		Log: zerolog.Nop(), TwilioRetention: retention.Days(30)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, sb := get(t, short, "/ui/runs/"+r.ID.String()); !strings.Contains(sb, "media sent before 2026-11-02 (Twilio keeps 30 days, TWILIO_RETENTION_DAYS)") {
+		t.Errorf("the run page under a 30-day window does not say what Twilio purged:\n%s", sb)
+	}
 	if n := strings.Count(body, `<tr class="failure">`); n != 100 {
 		t.Errorf("%d failures on the first page, want 100", n)
 	}
@@ -290,20 +303,33 @@ func TestRunPage(t *testing.T) {
 }
 
 // The policies page says when Twilio purges the oldest media not yet
-// archived, in red within a month of it.
+// archived, in red from the age the worker warns at, counting from
+// TWILIO_RETENTION_DAYS: the same policies under 400 days and under 30.
 func TestPoliciesShowThePurge(t *testing.T) {
 	f := &fakeReads{policies: []catalog.PolicyHealth{
-		{Policy: catalog.Policy{Name: "near", Schedule: "@daily"}, OldestUnsaved: now.AddDate(0, -13, 10), OldestUnsavedN: 3},
-		{Policy: catalog.Policy{Name: "far", Schedule: "@daily"}, OldestUnsaved: now.AddDate(0, -1, 0), OldestUnsavedN: 1},
+		{Policy: catalog.Policy{Name: "near", Schedule: "@daily"}, OldestUnsaved: now.AddDate(0, 0, -390), OldestUnsavedN: 3},
+		{Policy: catalog.Policy{Name: "far", Schedule: "@daily"}, OldestUnsaved: now.AddDate(0, 0, -35), OldestUnsavedN: 1},
 		{Policy: catalog.Policy{Name: "done", Schedule: "@daily"}},
 	}}
-	code, body := get(t, newUI(t, f), "/ui/policies")
-	if code != http.StatusOK {
-		t.Fatal(code)
-	}
-	for _, want := range []string{`<span class="state state-failed">in 10d</span>`, `<span class="state state-succeeded">in 365d</span>`} {
-		if !strings.Contains(body, want) {
-			t.Errorf("policies page lacks %q:\n%s", want, body)
+	for _, tc := range []struct {
+		window retention.Window
+		want   []string
+	}{
+		{0, []string{`<span class="state state-failed">in 10d</span>`, `<span class="state state-succeeded">in 365d</span>`, "deletes messages and media 400 days after"}},
+		{retention.Days(30), []string{`<span class="state state-failed">passed 360d ago</span>`, `<span class="state state-failed">passed 5d ago</span>`, "deletes messages and media 30 days after"}},
+	} {
+		h, err := webui.New(webui.Options{Reads: f, Account: "AC1", Token: "tok", Now: func() time.Time { return now }, Log: zerolog.Nop(), TwilioRetention: tc.window})
+		if err != nil {
+			t.Fatal(err)
+		}
+		code, body := get(t, h, "/ui/policies")
+		if code != http.StatusOK {
+			t.Fatal(code)
+		}
+		for _, want := range tc.want {
+			if !strings.Contains(body, want) {
+				t.Errorf("window %v: policies page lacks %q:\n%s", tc.window, want, body)
+			}
 		}
 	}
 }

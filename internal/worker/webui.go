@@ -30,6 +30,7 @@ func uiHandler(cfg config.Config, cat *catalog.Catalog, now func() time.Time, lo
 	queues := asynqmon.New(asynqmon.Options{RootPath: "/ui/queues", RedisConnOpt: ropt, ReadOnly: true})
 	h, err := webui.New(webui.Options{
 		Reads: cat, Account: cfg.Twilio.AccountSID, Token: cfg.UIToken, Queues: queues, Now: now, Log: log,
+		TwilioRetention: cfg.Twilio.Retention,
 	})
 	if err != nil {
 		_ = queues.Close()

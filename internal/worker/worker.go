@@ -120,7 +120,8 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 		Now:        now,
 		LegalHolds: legalHolds,
 		ObjectLock: objects.LockMode(cfg.ObjectLock), Retention: cfg.Retention,
-		Metrics: m,
+		TwilioRetention: cfg.Twilio.Retention,
+		Metrics:         m,
 	})
 	if err != nil {
 		return err
@@ -177,7 +178,7 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 		{"store", storeProbe(store, prefix)},
 	}}
 	if cfg.HTTPAddr != "" {
-		m.Register(m.CatalogCollector(catalog.NewCatalog(pool), cfg.Twilio.AccountSID, now),
+		m.Register(m.CatalogCollector(catalog.NewCatalog(pool), cfg.Twilio.AccountSID, cfg.Twilio.Retention, now),
 			m.QueueCollector(asynq.NewInspectorFromRedisClient(rdb), queues.Media, queues.List))
 		httpSrv := &http.Server{Addr: cfg.HTTPAddr, Handler: hc.handler(m.Handler(), ui), ReadHeaderTimeout: 5 * time.Second}
 		servers = append(servers, httpSrv)
