@@ -41,10 +41,11 @@ func (c *Catalog) Gauges(ctx context.Context, account string) (Gauges, error) {
 		CROSS JOIN LATERAL (
 			SELECT min(coalesce(g.date_sent, g.date_created)) AS oldest, count(*) AS n
 			FROM media m JOIN messages g ON g.sid = m.message_sid
-			WHERE m.state IN ('pending', 'failed', 'suspect') AND m.account_sid = p.account_sid
+			WHERE m.state IN ('pending', 'failed', 'suspect') AND m.account_sid = p.account_sid AND m.source = p.source
 			  AND (coalesce(p.from_number, '') = '' OR g.from_number = p.from_number)
 			  AND (coalesce(p.to_number, '') = '' OR g.to_number = p.to_number)) o
-		WHERE $1 = '' OR p.account_sid = $1
+		WHERE ($1 = '' OR p.account_sid = $1)
+		  AND p.kind <> 'verify' -- a verify policy archives nothing: its watermark never moves
 		ORDER BY p.name`, account).Query(func(rows pgx.Rows) error {
 		var err error
 		g.Policies, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (PolicyGauge, error) {

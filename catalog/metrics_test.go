@@ -20,6 +20,7 @@ func TestGaugesAgreeWithPolicyHealth(t *testing.T) {
 		{Name: "all", AccountSID: acct, Schedule: "@every 1h", Watermark: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)},
 		{Name: "theirs", AccountSID: acct, Schedule: "@every 1h", From: "+15550111"},
 		{Name: "ours", AccountSID: acct, Schedule: "@every 1h", From: "+15550100"},
+		{Name: "chats", AccountSID: acct, Schedule: "@every 1h", Source: catalog.SourceConversations},
 	} {
 		_, err := c.SetPolicy(ctx, p, "test")
 		require.NoError(t, err)
@@ -38,9 +39,9 @@ func TestGaugesAgreeWithPolicyHealth(t *testing.T) {
 		require.True(t, h.OldestUnsaved.Equal(got.OldestUnsaved), "%s oldest unarchived: %v, PolicyHealth %v", p.Name, got.OldestUnsaved, h.OldestUnsaved)
 		require.Equal(t, h.OldestUnsavedN, got.OldestUnsavedN, "%s unarchived", p.Name)
 	}
-	// By name: all, ours, theirs.
-	require.Equal(t, []int{2, 2, 0}, []int{g.Policies[0].OldestUnsavedN, g.Policies[1].OldestUnsavedN, g.Policies[2].OldestUnsavedN},
-		"policy theirs: another number's media are not its own")
+	// By name: all, chats, ours, theirs.
+	require.Equal(t, []int{2, 0, 2, 0}, []int{g.Policies[0].OldestUnsavedN, g.Policies[1].OldestUnsavedN, g.Policies[2].OldestUnsavedN, g.Policies[3].OldestUnsavedN},
+		"policy theirs: another number's media are not its own; policy chats: Messaging media are not a Conversations policy's")
 	require.Equal(t, []catalog.RunCount{{Kind: catalog.KindMessage, State: catalog.RunRunning, N: 1}}, g.Runs)
 
 	other, err := c.Gauges(ctx, "AC00000000000000000000000000000009")
