@@ -30,7 +30,6 @@ import (
 func TestRestoreOfARunIntoASecondServiceReproducesEveryFile(t *testing.T) {
 	t.Parallel()
 	d := newDeployment(t)
-	d.Env["TWILIO_MCS_URL"] = d.GuardURL
 	_, err := d.Emu.Generate(d.Account.SID, twiliotest.Dataset{
 		Messages: 40, Start: exportStart, End: exportStart.AddDate(0, 0, 2),
 		MaxMediaPerMessage: 3, MinMediaSize: 200, MaxMediaSize: 20 << 10,
