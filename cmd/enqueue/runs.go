@@ -86,6 +86,9 @@ func runWhat(r catalog.Run) string {
 	case !r.Since.IsZero():
 		parts = append(parts, day(r.Since)+".."+day(r.Until))
 	}
+	if r.Source == catalog.SourceConversations {
+		parts = append(parts, "conversations")
+	}
 	if r.PolicyName != "" {
 		parts = append(parts, "policy "+r.PolicyName)
 	}
