@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -10,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mediasync/mediasync/internal/e2etest"
+	"github.com/mediasync/mediasync/internal/testenv"
 	"github.com/mediasync/mediasync/twilio/twiliotest"
 )
 
@@ -115,4 +118,42 @@ func TestRetryOfAConversationsRunRetriesItsConversations(t *testing.T) {
 	}
 	require.Equal(t, messagingBefore, messaging, "the retry of a Conversations run made Messaging requests")
 	d.CheckConversationsArchived(t, all, "archived")
+}
+
+// policy list --json names each policy's source and, for Conversations,
+// the services it lists.
+func TestPolicyListJSONNamesSourceAndServices(t *testing.T) {
+	t.Parallel()
+	db := testenv.NewDatabase(t)
+	rds := testenv.NewRedis(t)
+	env := map[string]string{
+		"TWILIO_ACCOUNT_SID":  "AC0123456789abcdef0123456789abcdef",
+		"DATABASE_URL":        db.URL,
+		"REDIS_URL":           rds.URL,
+		"MEDIASYNC_NAMESPACE": rds.Namespace,
+	}
+	cli := func(args ...string) string {
+		t.Helper()
+		var out, errb bytes.Buffer
+		code := Main(t.Context(), args, &out, &errb, func(k string) string { return env[k] })
+		require.Equal(t, 0, code, "%v: %s", args, errb.String())
+		return out.String()
+	}
+	const svc = "IS0123456789abcdef0123456789abcdef"
+	cli("policy", "set", "chats", "--schedule", "@every 24h", "--source", "conversations", "--service", svc)
+	cli("policy", "set", "mms", "--schedule", "@every 24h")
+	var pd struct {
+		Policies []policyJSON `json:"policies"`
+	}
+	dec := json.NewDecoder(strings.NewReader(cli("policy", "list", "--json")))
+	dec.DisallowUnknownFields()
+	require.NoError(t, dec.Decode(&pd))
+	got := map[string]policyJSON{}
+	for _, p := range pd.Policies {
+		got[p.Name] = p
+	}
+	require.Equal(t, "conversations", got["chats"].Source)
+	require.Equal(t, []string{svc}, got["chats"].Services)
+	require.Equal(t, "messaging", got["mms"].Source)
+	require.Empty(t, got["mms"].Services)
 }
