@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -156,4 +157,64 @@ func TestPolicyListJSONNamesSourceAndServices(t *testing.T) {
 	require.Equal(t, []string{svc}, got["chats"].Services)
 	require.Equal(t, "messaging", got["mms"].Source)
 	require.Empty(t, got["mms"].Services)
+}
+
+// `enqueue cancel` in the middle of a Conversations backfill --delete:
+// once it returns, Twilio receives no DELETE of a conversation message of
+// the run (catalog.LeaseRunDelete refuses the cancelled run), and no more
+// requests at all once the tasks in flight end; the run ends cancelled,
+// and what the catalog says deleted Twilio deleted.
+func TestCancelMidConversationsRun(t *testing.T) {
+	t.Parallel()
+	d := &deployment{Deployment: e2etest.New(t, e2etest.Options{Emulator: twiliotest.Config{Seed: 7, Faults: twiliotest.Faults{
+		DeleteLatency: 200 * time.Millisecond,
+	}}}), logs: &e2etest.LogBuffer{}}
+	_, err := d.Emu.Generate(d.Account.SID, twiliotest.Dataset{
+		Conversations: 40, ConversationMessages: 3, MaxConversationMedia: 1,
+		Start: exportStart, End: exportStart.AddDate(0, 0, 2), MinMediaSize: 200, MaxMediaSize: 2 << 10,
+	})
+	require.NoError(t, err)
+	all, _ := d.ConversationMediaIn(exportStart, exportStart.AddDate(0, 0, 2))
+	require.Greater(t, len(all), 30)
+	// One request at a time: the run is still deleting when it is cancelled.
+	d.Env["TWILIO_MAX_CONCURRENCY"] = "1"
+	d.startWorker(t)
+
+	done := make(chan int, 1)
+	go func() {
+		code, _, _ := d.cli(t, "backfill", "--source", "conversations", "--since", "2026-03-01", "--until", "2026-03-03", "--delete", "--wait")
+		done <- code
+	}()
+	require.Eventually(t, func() bool { return len(d.Emu.Deletes(0)) >= 3 }, time.Minute, 20*time.Millisecond)
+	var rd runsDoc
+	d.cliJSON(t, &rd, "runs", "--state", "running")
+	require.Len(t, rd.Runs, 1)
+	id := rd.Runs[0].ID
+	require.Equal(t, "conversations", rd.Runs[0].Source)
+
+	code, out, errOut := d.cli(t, "cancel", id)
+	require.Equal(t, 0, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
+	returned := time.Now()
+	deletes := len(d.Emu.Deletes(0))
+	require.Equal(t, 1, <-done, "the backfill's --wait says the run did not succeed")
+
+	time.Sleep(3 * time.Second)
+	requests := d.Emu.Stats().Requests
+	time.Sleep(2 * time.Second)
+	require.Equal(t, requests, d.Emu.Stats().Requests, "the cancelled run still talks to Twilio")
+	after := d.Emu.Deletes(0)
+	for _, del := range after {
+		require.False(t, del.Time.After(returned), "DELETE of message %s at %s, after cancel returned at %s", del.MessageSID, del.Time, returned)
+	}
+	require.Equal(t, deletes, len(after))
+	require.Less(t, len(after), len(all), "the run was cancelled before it deleted everything")
+	var rowsDeleted int
+	require.NoError(t, d.Pool.QueryRow(t.Context(), `SELECT count(*) FROM media WHERE state = 'deleted'`).Scan(&rowsDeleted))
+	require.LessOrEqual(t, rowsDeleted, len(after))
+	var st statusJSON
+	d.cliJSON(t, &st, "status", id)
+	require.Equal(t, "cancelled", st.Run.State)
+	if early, _ := d.EarlyDeletes(); len(early) > 0 {
+		t.Fatalf("DELETEs before the copy was in S3: %v", early)
+	}
 }
