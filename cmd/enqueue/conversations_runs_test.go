@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -73,11 +75,25 @@ func TestRetryOfAConversationsRunRetriesItsConversations(t *testing.T) {
 	})
 	d.Env["TWILIO_CONVERSATIONS_URL"] = proxy.URL
 	d.Env["TWILIO_MCS_URL"] = proxy.URL
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := l.Addr().String()
+	require.NoError(t, l.Close())
+	d.Env["HTTP_ADDR"] = addr
 	stop := d.startWorker(t)
+	delete(d.Env, "HTTP_ADDR")
 
 	code, out, errOut := d.cli(t, "backfill", "--source", "conversations", "--since", "2026-03-01", "--until", "2026-03-03", "--wait")
 	require.Equal(t, 1, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
 	id := e2etest.StatusValue(t, out, "run")
+	// The failed media is counted under its source.
+	resp, err := http.Get("http://" + addr + "/metrics")
+	require.NoError(t, err)
+	metrics, err := io.ReadAll(resp.Body)
+	require.NoError(t, resp.Body.Close())
+	require.NoError(t, err)
+	require.Contains(t, string(metrics), `mediasync_media_total{result="failed",source="conversations"} 1`+"\n")
+	require.NotContains(t, string(metrics), `mediasync_media_total{result="failed",source="messaging"} 1`)
 
 	var rd runsDoc
 	d.cliJSON(t, &rd, "runs", "--state", "failed")
