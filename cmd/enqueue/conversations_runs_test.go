@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/stretchr/testify/require"
 
 	"github.com/mediasync/mediasync/internal/e2etest"
@@ -233,4 +235,43 @@ func TestCancelMidConversationsRun(t *testing.T) {
 	if early, _ := d.EarlyDeletes(); len(early) > 0 {
 		t.Fatalf("DELETEs before the copy was in S3: %v", early)
 	}
+}
+
+// verify re-reads the Conversations media a run archived as it does
+// Messaging ones: each found ok, and one overwritten in S3 found and named.
+func TestVerifyCoversConversationsMedia(t *testing.T) {
+	t.Parallel()
+	d := newDeployment(t)
+	_, err := d.Emu.Generate(d.Account.SID, twiliotest.Dataset{
+		Conversations: 6, ConversationMessages: 3, MaxConversationMedia: 2,
+		Start: exportStart, End: exportStart.AddDate(0, 0, 2), MinMediaSize: 200, MaxMediaSize: 8 << 10,
+	})
+	require.NoError(t, err)
+	all, _ := d.ConversationMediaIn(exportStart, exportStart.AddDate(0, 0, 2))
+	require.NotEmpty(t, all)
+	d.startWorker(t)
+	code, out, errOut := d.cli(t, "backfill", "--source", "conversations", "--since", "2026-03-01", "--until", "2026-03-03", "--wait")
+	require.Equal(t, 0, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
+
+	code, out, errOut = d.cli(t, "verify", "--since", "2026-03-01", "--until", "2026-03-03", "--wait")
+	require.Equal(t, 0, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
+	require.Equal(t, fmt.Sprint(len(all)), e2etest.StatusValue(t, out, "objects ok"), out)
+
+	var corrupt string
+	for sid := range all {
+		if corrupt == "" || sid < corrupt {
+			corrupt = sid
+		}
+	}
+	key, _, err := d.ExpectedConversationObject(corrupt)
+	require.NoError(t, err)
+	md, _ := d.Emu.Media(corrupt)
+	_, err = d.S3Client.PutObject(t.Context(), &s3.PutObjectInput{
+		Bucket: aws.String(d.Bucket), Key: aws.String(key), Body: bytes.NewReader(bytes.Repeat([]byte{0xA5}, int(md.Size))),
+	})
+	require.NoError(t, err)
+	code, out, errOut = d.cli(t, "verify", "--since", "2026-03-01", "--until", "2026-03-03", "--wait")
+	require.Equal(t, 1, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
+	require.Equal(t, "1", e2etest.StatusValue(t, out, "mismatch"), out)
+	require.Contains(t, errOut, "does not match: "+corrupt+": mismatch")
 }
