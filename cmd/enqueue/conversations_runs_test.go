@@ -238,7 +238,10 @@ func TestCancelMidConversationsRun(t *testing.T) {
 }
 
 // verify re-reads the Conversations media a run archived as it does
-// Messaging ones: each found ok, and one overwritten in S3 found and named.
+// Messaging ones, each with its message's archived record: each found ok;
+// a media overwritten in S3 is found and named, and so is a record
+// overwritten (against each media of its message, which a delete would
+// otherwise take with it).
 func TestVerifyCoversConversationsMedia(t *testing.T) {
 	t.Parallel()
 	d := newDeployment(t)
@@ -270,8 +273,23 @@ func TestVerifyCoversConversationsMedia(t *testing.T) {
 		Bucket: aws.String(d.Bucket), Key: aws.String(key), Body: bytes.NewReader(bytes.Repeat([]byte{0xA5}, int(md.Size))),
 	})
 	require.NoError(t, err)
+	// Another message's record, overwritten with other bytes of its size.
+	var recMsg, recKey string
+	var recSize int
+	require.NoError(t, d.Pool.QueryRow(t.Context(), `
+		SELECT sid, record_key, record_size FROM messages
+		WHERE source = 'conversations' AND record_key IS NOT NULL AND sid <> $1 ORDER BY sid LIMIT 1`, all[corrupt]).
+		Scan(&recMsg, &recKey, &recSize))
+	_, err = d.S3Client.PutObject(t.Context(), &s3.PutObjectInput{
+		Bucket: aws.String(d.Bucket), Key: aws.String(recKey), Body: bytes.NewReader(bytes.Repeat([]byte{' '}, recSize)),
+	})
+	require.NoError(t, err)
+	recInfo, _ := d.Emu.ConversationMessage(recMsg)
+	require.NotEmpty(t, recInfo.MediaSIDs)
+
 	code, out, errOut = d.cli(t, "verify", "--since", "2026-03-01", "--until", "2026-03-03", "--wait")
 	require.Equal(t, 1, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
-	require.Equal(t, "1", e2etest.StatusValue(t, out, "mismatch"), out)
+	require.Equal(t, fmt.Sprint(1+len(recInfo.MediaSIDs)), e2etest.StatusValue(t, out, "mismatch"), out)
 	require.Contains(t, errOut, "does not match: "+corrupt+": mismatch")
+	require.Contains(t, errOut, "does not match: "+recInfo.MediaSIDs[0]+": mismatch: record of message "+recMsg+": archived object "+recKey+" was altered")
 }
