@@ -293,3 +293,45 @@ func TestVerifyCoversConversationsMedia(t *testing.T) {
 	require.Contains(t, errOut, "does not match: "+corrupt+": mismatch")
 	require.Contains(t, errOut, "does not match: "+recInfo.MediaSIDs[0]+": mismatch: record of message "+recMsg+": archived object "+recKey+" was altered")
 }
+
+// A Conversations run whose listing of its service's conversations failed
+// is retried by listing that service again: `failures` names the window,
+// and the retry archives every media.
+func TestRetryOfAConversationsRunWhoseListingFailed(t *testing.T) {
+	t.Parallel()
+	d := newDeployment(t)
+	_, err := d.Emu.Generate(d.Account.SID, twiliotest.Dataset{
+		Conversations: 5, ConversationMessages: 2, MaxConversationMedia: 2,
+		Start: exportStart, End: exportStart.AddDate(0, 0, 2), MinMediaSize: 200, MaxMediaSize: 4 << 10,
+	})
+	require.NoError(t, err)
+	all, _ := d.ConversationMediaIn(exportStart, exportStart.AddDate(0, 0, 2))
+	require.NotEmpty(t, all)
+	var refuse atomic.Bool
+	refuse.Store(true)
+	proxy := d.ProxyTwilio(t, func(w http.ResponseWriter, r *http.Request) bool {
+		if refuse.Load() && r.Method == http.MethodGet && r.URL.Path == "/v1/Conversations" {
+			refuseTwilio(w)
+			return true
+		}
+		return false
+	})
+	d.Env["TWILIO_CONVERSATIONS_URL"] = proxy.URL
+	stop := d.startWorker(t)
+	code, out, errOut := d.cli(t, "backfill", "--source", "conversations", "--since", "2026-03-01", "--until", "2026-03-03", "--wait")
+	require.Equal(t, 1, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
+	id := e2etest.StatusValue(t, out, "run")
+	var fd failuresDoc
+	d.cliJSON(t, &fd, "failures", id)
+	require.Len(t, fd.Failures, 1)
+	require.Equal(t, "window", fd.Failures[0].Kind)
+
+	stop()
+	refuse.Store(false)
+	code, out, errOut = d.cli(t, "retry", id)
+	require.Equal(t, 0, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
+	d.startWorker(t)
+	code, out, errOut = d.cli(t, "status", runID(t, out), "--wait")
+	require.Equal(t, 0, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
+	d.CheckConversationsArchived(t, all, "archived")
+}
