@@ -114,8 +114,9 @@ func (a *app) failuresCmd() *cobra.Command {
 		Short: "List every failed item of a run, with the reason",
 		Long: `failures lists every failed item of a run (status shows the first few of
 each kind): media that failed, media kept aside as suspect, messages whose
-media could not be listed, days whose listing failed, export media, and
-objects a verify run found not matching. One line each: KIND SID REASON.`,
+media could not be listed, days (or a Conversations run's services) whose
+listing failed, conversations whose scan failed, export media, and objects
+a verify run found not matching. One line each: KIND SID REASON.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := parseRunID(args[0])
