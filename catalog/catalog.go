@@ -554,6 +554,9 @@ func (c *Catalog) RunStatus(ctx context.Context, id uuid.UUID) (Status, error) {
 		UNION ALL
 		(SELECT 'window', 'window ' || seq, coalesce(error, '') FROM run_windows WHERE run_id = $1 AND state = 'failed' ORDER BY seq LIMIT $2)
 		UNION ALL
+		(SELECT 'conversation', conversation_sid, coalesce(error, '') FROM run_conversations
+		 WHERE run_id = $1 AND state = 'failed' ORDER BY conversation_sid LIMIT $2)
+		UNION ALL
 		(SELECT 'verify', media_sid, state || ': ' || coalesce(error, '') FROM run_verify
 		 WHERE run_id = $1 AND state NOT IN ('pending', 'ok') ORDER BY media_sid LIMIT $2)`, id, StatusFailures)
 	if err != nil {

@@ -122,8 +122,11 @@ func (c *Catalog) CreateRetry(ctx context.Context, of uuid.UUID, actor string) (
 			}
 			return fmt.Errorf("run %s is of kind %s: %w", of, src.Kind, errRetryKind)
 		}
-		spec := RunSpec{Kind: KindRetry, AccountSID: src.AccountSID, From: src.From, To: src.To,
-			Delete: src.Delete, DryRun: src.DryRun, Actor: actor}
+		// The same source and services: a Conversations run's windows are
+		// its services (seq i lists Services[i]), its messages IM…, and a
+		// Messaging retry of them would list days of SMS/MMS instead.
+		spec := RunSpec{Kind: KindRetry, AccountSID: src.AccountSID, Source: src.Source, Services: src.Services,
+			From: src.From, To: src.To, Delete: src.Delete, DryRun: src.DryRun, Actor: actor}
 		// No windows here: SeedRetry copies the failed ones.
 		if id, err = insertRun(ctx, tx, spec, nil, nil, nullTime(src.DeleteBefore)); err != nil {
 			return err
@@ -156,9 +159,10 @@ var ErrNothingToRetry = errors.New("nothing of it failed: nothing to retry")
 
 // seedRetry gives a retry run its work, in the transaction that creates
 // it (a run with no work left would end at once): the source run's failed
-// windows (listed again from their first page), its failed messages
-// (listed again), and its failed or suspect media (archived again; their
-// message counted listed). Rows are stamped in the past, so the run's start
+// windows (listed again from their first page), its failed conversation
+// scans (scanned again from their newest message, down to where they were
+// to stop), its failed messages (listed again), and its failed or suspect
+// media (archived again; their message counted listed). Rows are stamped in the past, so the run's start
 // queues their messages in the reconciler's batches (as SeedDeletes does):
 // the backlog bound holds however many failed.
 func seedRetry(ctx context.Context, tx pgx.Tx, id, of uuid.UUID) (int64, error) {
@@ -166,6 +170,9 @@ func seedRetry(ctx context.Context, tx pgx.Tx, id, of uuid.UUID) (int64, error) 
 	for _, q := range []string{`
 		INSERT INTO run_windows (run_id, seq, starts_at, ends_at)
 		SELECT $1::uuid, seq, starts_at, ends_at FROM run_windows WHERE run_id = $2 AND state = 'failed'`, `
+		INSERT INTO run_conversations (run_id, conversation_sid, service_sid, stop_index, updated_at)
+		SELECT $1::uuid, conversation_sid, service_sid, stop_index, '-infinity'::timestamptz FROM run_conversations
+		WHERE run_id = $2 AND state = 'failed'`, `
 		INSERT INTO run_messages (run_id, message_sid, state, updated_at)
 		SELECT $1::uuid, message_sid, 'pending', '-infinity'::timestamptz FROM run_messages WHERE run_id = $2 AND state = 'failed'`, `
 		INSERT INTO run_messages (run_id, message_sid, state, updated_at)

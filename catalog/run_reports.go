@@ -79,6 +79,9 @@ const (
 	FailureSuspect = "suspect" // a media whose download was not plausibly it
 	FailureVerify  = "verify"  // a verify run's object that did not match
 	FailureWindow  = "window"  // a day whose listing failed
+	// FailureConversation is a conversation whose scan failed (a
+	// Conversations run): its messages were not all listed.
+	FailureConversation = "conversation"
 )
 
 // RunFailure is one failed item of a run. Key orders items within a kind
@@ -142,6 +145,10 @@ var failureKinds = []struct {
 	{FailureWindow, `SELECT lpad(seq::text, 10, '0'),
 			'window ' || seq || ' (' || to_char(starts_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') || ')', coalesce(error, '')
 		FROM run_windows WHERE run_id = $1 AND state = 'failed' AND lpad(seq::text, 10, '0') > $2 ORDER BY seq LIMIT $3`},
+	// Pages on the primary key (run_id, conversation_sid): a run's failed
+	// scans are few, and its conversations are read past, not sorted.
+	{FailureConversation, `SELECT conversation_sid, conversation_sid, coalesce(error, '') FROM run_conversations
+		WHERE run_id = $1 AND state = 'failed' AND conversation_sid > $2 ORDER BY conversation_sid LIMIT $3`},
 }
 
 // RunFailures returns up to limit failed items of a run after the cursor,
@@ -210,15 +217,16 @@ func (c *Catalog) AllRunFailures(ctx context.Context, runID uuid.UUID) iter.Seq2
 // FailureCounts counts a run's failed items by kind; kinds with none are
 // left out.
 func (c *Catalog) FailureCounts(ctx context.Context, runID uuid.UUID) (map[string]int, error) {
-	var n [6]int
+	var n [7]int
 	err := c.pool.QueryRow(ctx, `SELECT
 		(SELECT count(*) FROM export_media WHERE run_id = $1 AND state = 'failed'),
 		(SELECT count(*) FROM run_media WHERE run_id = $1 AND state = 'failed'),
 		(SELECT count(*) FROM run_messages WHERE run_id = $1 AND state = 'failed'),
 		(SELECT count(*) FROM run_media WHERE run_id = $1 AND state = 'suspect'),
 		(SELECT count(*) FROM run_verify WHERE run_id = $1 AND state NOT IN ('pending', 'ok')),
-		(SELECT count(*) FROM run_windows WHERE run_id = $1 AND state = 'failed')`, runID).
-		Scan(&n[0], &n[1], &n[2], &n[3], &n[4], &n[5])
+		(SELECT count(*) FROM run_windows WHERE run_id = $1 AND state = 'failed'),
+		(SELECT count(*) FROM run_conversations WHERE run_id = $1 AND state = 'failed')`, runID).
+		Scan(&n[0], &n[1], &n[2], &n[3], &n[4], &n[5], &n[6])
 	if err != nil {
 		return nil, fmt.Errorf("failure counts of run %s: %w", runID, err)
 	}

@@ -107,6 +107,12 @@ type VerifyItem struct {
 	Copy   CopyAt
 	Size   int64
 	SHA256 [32]byte
+	// MessageSID is the media's message; Record, for a Conversations
+	// media, its message's archived record (nil when none is recorded):
+	// deleting the message loses what the record holds, so a verify reads
+	// it with the media.
+	MessageSID string
+	Record     *MessageRecordCopy
 }
 
 // VerifyItems returns a verify run's media with seq in [from, to), still
@@ -114,8 +120,9 @@ type VerifyItem struct {
 func (c *Catalog) VerifyItems(ctx context.Context, run uuid.UUID, from, to int) ([]VerifyItem, error) {
 	rows, err := c.pool.Query(ctx, `
 		SELECT v.seq, v.state, m.sid, coalesce(m.store, ''), coalesce(m.bucket, ''), coalesce(m.object_key, ''),
-			coalesce(m.size_bytes, 0), coalesce(m.sha256, '')
-		FROM run_verify v JOIN media m ON m.sid = v.media_sid
+			coalesce(m.size_bytes, 0), coalesce(m.sha256, ''), m.message_sid,
+			coalesce(g.record_key, ''), coalesce(g.record_size, 0), coalesce(g.record_sha256, '')
+		FROM run_verify v JOIN media m ON m.sid = v.media_sid JOIN messages g ON g.sid = m.message_sid
 		WHERE v.run_id = $1 AND v.seq >= $2 AND v.seq < $3 AND v.state = 'pending'
 		ORDER BY v.seq`, run, from, to)
 	if err != nil {
@@ -123,12 +130,20 @@ func (c *Catalog) VerifyItems(ctx context.Context, run uuid.UUID, from, to int) 
 	}
 	items, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (VerifyItem, error) {
 		var it VerifyItem
-		var sha string
-		if err := r.Scan(&it.Seq, &it.State, &it.SID, &it.Copy.Store, &it.Copy.Bucket, &it.Copy.Key, &it.Size, &sha); err != nil {
+		var sha, recKey, recSHA string
+		var recSize int64
+		if err := r.Scan(&it.Seq, &it.State, &it.SID, &it.Copy.Store, &it.Copy.Bucket, &it.Copy.Key, &it.Size, &sha,
+			&it.MessageSID, &recKey, &recSize, &recSHA); err != nil {
 			return it, err
 		}
 		if _, err := hex.Decode(it.SHA256[:], []byte(sha)); err != nil {
 			return it, fmt.Errorf("media %s: sha256 %q: %w", it.SID, sha, err)
+		}
+		if recKey != "" {
+			it.Record = &MessageRecordCopy{Key: recKey, Size: recSize}
+			if _, err := hex.Decode(it.Record.SHA256[:], []byte(recSHA)); err != nil {
+				return it, fmt.Errorf("message %s: record sha256 %q: %w", it.MessageSID, recSHA, err)
+			}
 		}
 		return it, nil
 	})

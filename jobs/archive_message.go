@@ -183,7 +183,7 @@ func (h *Handlers) archiveMessage(ctx context.Context, run catalog.Run, p Archiv
 	// committed and deleted, and the task is retried for it.
 	var errs []error
 	for _, sid := range msgs {
-		errs = append(errs, h.syncMessageHolds(ctx, run.ID, sid)...)
+		errs = append(errs, h.syncMessageHolds(ctx, run, sid)...)
 	}
 	if len(errs) > 0 {
 		read = false // a hold's failure may have failed its media: read again
@@ -428,7 +428,7 @@ func (h *Handlers) archiveBatch(ctx context.Context, run catalog.Run, items []ca
 	}
 	for i, err := range copyErrs {
 		if err != nil {
-			errs = append(errs, h.mediaError(ctx, run.ID, toCopy[i].SID, err))
+			errs = append(errs, h.mediaError(ctx, run.ID, toCopy[i].Source, toCopy[i].SID, err))
 		}
 	}
 	return toDelete, errs
@@ -498,7 +498,7 @@ func parallel(n int, f func(i int) error) []error {
 // returns each failure recorded against its media (mediaError), and goes
 // on past it: one object's hold never keeps its siblings from being
 // archived.
-func (h *Handlers) syncMessageHolds(ctx context.Context, run uuid.UUID, message string) []error {
+func (h *Handlers) syncMessageHolds(ctx context.Context, run catalog.Run, message string) []error {
 	if !h.legalHolds {
 		return nil
 	}
@@ -509,7 +509,7 @@ func (h *Handlers) syncMessageHolds(ctx context.Context, run uuid.UUID, message 
 	var errs []error
 	for _, o := range objs {
 		if err := h.syncLegalHold(ctx, o.MediaSID, o.Key, o.VersionID); err != nil {
-			errs = append(errs, h.mediaError(ctx, run, o.MediaSID, err))
+			errs = append(errs, h.mediaError(ctx, run.ID, run.Source, o.MediaSID, err))
 		}
 	}
 	return errs

@@ -58,9 +58,9 @@ func (h *Handlers) deleteArchived(ctx context.Context, run catalog.Run, it catal
 		if now, gerr := h.catalog.GetMedia(ctx, it.SID); gerr == nil && now.State == catalog.MediaDeleted {
 			return h.recordDeleted(ctx, run, it.SID, sent)
 		}
-		return h.mediaError(ctx, run.ID, it.SID, permanent(err))
+		return h.mediaError(ctx, run.ID, it.Source, it.SID, permanent(err))
 	case err != nil && !h.goneFromTwilio(ctx, it, err):
-		return h.mediaError(ctx, run.ID, it.SID, fmt.Errorf("delete media %s from Twilio: %w", it.SID, err))
+		return h.mediaError(ctx, run.ID, it.Source, it.SID, fmt.Errorf("delete media %s from Twilio: %w", it.SID, err))
 	}
 	return h.recordDeleted(ctx, run, it.SID, true)
 }
@@ -79,12 +79,12 @@ func (h *Handlers) claimArchived(ctx context.Context, run catalog.Run, it catalo
 		return false, h.counted(it.Source, resultDeleted, h.catalog.SetRunMedia(ctx, run.ID, it.SID, catalog.MediaDeleted, false, ""))
 	case catalog.MediaArchived:
 	default:
-		return false, h.mediaError(ctx, run.ID, it.SID, permanent(fmt.Errorf("delete media %s: state is %s, not archived", it.SID, it.State)))
+		return false, h.mediaError(ctx, run.ID, it.Source, it.SID, permanent(fmt.Errorf("delete media %s: state is %s, not archived", it.SID, it.State)))
 	}
 
 	loc := h.store.Location()
 	if it.Store != loc.Kind || it.Bucket != loc.Bucket {
-		return false, h.mediaError(ctx, run.ID, it.SID, permanent(fmt.Errorf(
+		return false, h.mediaError(ctx, run.ID, it.Source, it.SID, permanent(fmt.Errorf(
 			"delete media %s: its copy is in %s %q but this worker's archive is %s %q; not deleting what it cannot verify",
 			it.SID, it.Store, it.Bucket, loc.Kind, loc.Bucket)))
 	}
@@ -94,9 +94,9 @@ func (h *Handlers) claimArchived(ctx context.Context, run catalog.Run, it catalo
 			// say so loudly; retrying will not change the bytes.
 			h.log.Error().Err(err).Str("media_sid", it.SID).Str("s3_key", it.Key).
 				Msg("archived copy failed verification; media NOT deleted from Twilio")
-			return false, h.mediaError(ctx, run.ID, it.SID, permanent(fmt.Errorf("verify archived copy of %s: %w", it.SID, err)))
+			return false, h.mediaError(ctx, run.ID, it.Source, it.SID, permanent(fmt.Errorf("verify archived copy of %s: %w", it.SID, err)))
 		}
-		return false, h.mediaError(ctx, run.ID, it.SID, fmt.Errorf("verify archived copy of %s: %w", it.SID, err))
+		return false, h.mediaError(ctx, run.ID, it.Source, it.SID, fmt.Errorf("verify archived copy of %s: %w", it.SID, err))
 	}
 	if it.PlausibleAt.IsZero() {
 		// Archived before copies were judged plausibly the media: its
@@ -107,10 +107,10 @@ func (h *Handlers) claimArchived(ctx context.Context, run catalog.Run, it catalo
 			if errors.Is(err, archive.ErrImplausible) || errors.Is(err, archive.ErrNotFound) || errors.Is(err, archive.ErrChecksumMismatch) {
 				h.log.Error().Str("media_sid", it.SID).Str("s3_key", it.Key).Str("reason", errText(err)).
 					Msg("archived copy (archived before copies were checked) is not plausibly the media; media NOT deleted from Twilio")
-				return false, h.mediaError(ctx, run.ID, it.SID, permanent(fmt.Errorf(
+				return false, h.mediaError(ctx, run.ID, it.Source, it.SID, permanent(fmt.Errorf(
 					"archived copy of %s, archived before copies were checked, is not plausibly the media; not deleting it from Twilio: %w", it.SID, err)))
 			}
-			return false, h.mediaError(ctx, run.ID, it.SID, fmt.Errorf("check archived copy of %s: %w", it.SID, err))
+			return false, h.mediaError(ctx, run.ID, it.Source, it.SID, fmt.Errorf("check archived copy of %s: %w", it.SID, err))
 		}
 		if err := h.catalog.MarkPlausible(ctx, it.SID, it.Size, it.SHA256); err != nil {
 			return false, err
@@ -131,7 +131,7 @@ func (h *Handlers) claimArchived(ctx context.Context, run catalog.Run, it catalo
 			if now, gerr := h.catalog.GetMedia(ctx, it.SID); gerr == nil && now.State == catalog.MediaDeleted {
 				return false, h.counted(it.Source, resultDeleted, h.catalog.SetRunMedia(ctx, run.ID, it.SID, catalog.MediaDeleted, false, ""))
 			}
-			return false, h.mediaError(ctx, run.ID, it.SID, permanent(err))
+			return false, h.mediaError(ctx, run.ID, it.Source, it.SID, permanent(err))
 		}
 		return false, err
 	}

@@ -533,11 +533,11 @@ func TestMediaFailsAfterItsOwnAttempts(t *testing.T) {
 	}
 	boom := errors.New("injected: s3 503")
 	for i := 1; i < mediaMaxAttempts; i++ {
-		require.NotErrorIs(t, b.h.mediaError(ctx, b.run, sid, boom), asynq.SkipRetry, "attempt %d", i)
+		require.NotErrorIs(t, b.h.mediaError(ctx, b.run, "", sid, boom), asynq.SkipRetry, "attempt %d", i)
 		require.Equal(t, "pending", state(sid), "attempt %d", i)
 	}
 	require.Equal(t, "pending", state(sibling), "a sibling's attempts are its own")
-	require.ErrorIs(t, b.h.mediaError(ctx, b.run, sid, boom), asynq.SkipRetry, "its last attempt")
+	require.ErrorIs(t, b.h.mediaError(ctx, b.run, "", sid, boom), asynq.SkipRetry, "its last attempt")
 	require.Equal(t, "failed", state(sid))
 	require.Equal(t, "pending", state(sibling))
 }

@@ -160,8 +160,9 @@ const mediaMaxAttempts = 13
 
 // mediaError records a failed attempt at a media; when its attempts in the
 // run are spent, the task's are, or no retry can help, the media fails for
-// this run (its row keeps any earlier archived copy) and the run counts it.
-func (h *Handlers) mediaError(ctx context.Context, runID uuid.UUID, sid string, err error) error {
+// this run (its row keeps any earlier archived copy) and the run counts it,
+// under the media's source.
+func (h *Handlers) mediaError(ctx context.Context, runID uuid.UUID, source, sid string, err error) error {
 	if rl := retryLater(err); rl != err {
 		return rl
 	}
@@ -175,7 +176,7 @@ func (h *Handlers) mediaError(ctx context.Context, runID uuid.UUID, sid string, 
 	// The media's own attempts decide (its siblings share the task's
 	// retries); the task's last attempt still ends what is left.
 	if isPermanent(err) || twilioPermanent(err) || n >= mediaMaxAttempts || lastAttempt(ctx) {
-		if ferr := h.counted(sourceMessaging, resultFailed, h.catalog.MarkFailed(ctx, runID, sid, errText(err))); ferr != nil {
+		if ferr := h.counted(source, resultFailed, h.catalog.MarkFailed(ctx, runID, sid, errText(err))); ferr != nil {
 			return errors.Join(err, ferr)
 		}
 		if !isPermanent(err) {

@@ -71,7 +71,13 @@ func (h *Handlers) startRun(ctx context.Context, run catalog.Run, _ StartRunPayl
 		}
 		if run.Kind == catalog.KindRetry {
 			// Its work is the failures of the run it retries, copied when
-			// it was created: their messages, a batch at a time.
+			// it was created: their conversations' scans, and their
+			// messages, a batch at a time.
+			if run.Source == catalog.SourceConversations {
+				if err := h.requeueConversations(ctx, run, time.Now()); err != nil {
+					return err
+				}
+			}
 			return h.requeue(ctx, run, time.Now())
 		}
 		if run.Kind == catalog.KindPolicy && run.Delete {

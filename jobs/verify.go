@@ -74,8 +74,25 @@ func (h *Handlers) verifyBatch(ctx context.Context, run catalog.Run, p VerifyBat
 	if err != nil {
 		return err
 	}
+	records := map[string][2]string{} // record key → result, reason: read once per batch
 	for _, it := range items {
 		result, reason, err := h.readStored(ctx, it.SID, it.Copy, it.Size, it.SHA256, io.Discard)
+		if err == nil && result == catalog.VerifyOK && it.Record != nil {
+			// A Conversations media's message record is in the same
+			// archive; one that does not match fails the media's check,
+			// its reason naming the record (run_verify counts media).
+			rr, ok := records[it.Record.Key]
+			if !ok {
+				at := catalog.CopyAt{Store: it.Copy.Store, Bucket: it.Copy.Bucket, Key: it.Record.Key}
+				rr[0], rr[1], err = h.readStored(ctx, it.MessageSID, at, it.Record.Size, it.Record.SHA256, io.Discard)
+				if err == nil {
+					records[it.Record.Key] = rr
+				}
+			}
+			if err == nil && rr[0] != catalog.VerifyOK {
+				result, reason = rr[0], "record of message "+it.MessageSID+": "+rr[1]
+			}
+		}
 		if err != nil {
 			if !lastAttempt(ctx) {
 				return err // the store did not answer: try again

@@ -40,10 +40,14 @@ func jsonUUID(id uuid.UUID) string {
 
 // runJSON is a run as runs, status and the lists print it.
 type runJSON struct {
-	ID           string     `json:"id"`
-	Kind         string     `json:"kind"`
-	State        string     `json:"state"`
-	AccountSID   string     `json:"account_sid"`
+	ID         string `json:"id"`
+	Kind       string `json:"kind"`
+	State      string `json:"state"`
+	AccountSID string `json:"account_sid"`
+	Source     string `json:"source"` // messaging or conversations
+	// Services are the Conversations services a conversations run lists
+	// ("" is the account's default service).
+	Services     []string   `json:"services,omitempty"`
 	Since        *time.Time `json:"since,omitempty"`
 	Until        *time.Time `json:"until,omitempty"`
 	MessageSID   string     `json:"message_sid,omitempty"`
@@ -66,6 +70,7 @@ type runJSON struct {
 func toRunJSON(r catalog.Run) runJSON {
 	return runJSON{
 		ID: r.ID.String(), Kind: r.Kind, State: string(r.State), AccountSID: r.AccountSID,
+		Source: r.Source, Services: r.Services,
 		Since: jsonTime(r.Since), Until: jsonTime(r.Until), MessageSID: r.MessageSID, From: r.From, To: r.To,
 		Delete: r.Delete, DryRun: r.DryRun, Actor: r.Actor, Error: r.Error, Policy: r.PolicyName,
 		Tick: jsonTime(r.Tick), DeleteBefore: jsonTime(r.DeleteBefore), RetryOf: jsonUUID(r.RetryOf),

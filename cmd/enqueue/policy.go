@@ -119,9 +119,13 @@ verify run (as enqueue verify does) that re-reads --sample of the archive
 
 // policyJSON is a policy as policy list --json prints it.
 type policyJSON struct {
-	Name                string     `json:"name"`
-	Kind                string     `json:"kind"`
-	Schedule            string     `json:"schedule"`
+	Name     string `json:"name"`
+	Kind     string `json:"kind"`
+	Schedule string `json:"schedule"`
+	Source   string `json:"source"` // messaging or conversations
+	// Services are the Conversations services the policy lists (none: the
+	// account's default service).
+	Services            []string   `json:"services,omitempty"`
 	ArchiveAfter        string     `json:"archive_after"`
 	DeleteAfter         string     `json:"delete_after,omitempty"`
 	VerifySample        float64    `json:"verify_sample,omitempty"`
@@ -143,7 +147,7 @@ type policyJSON struct {
 func toPolicyJSON(h catalog.PolicyHealth, w retention.Window) policyJSON {
 	p := h.Policy
 	out := policyJSON{
-		Name: p.Name, Kind: p.Kind, Schedule: p.Schedule, ArchiveAfter: schedule.FormatDuration(p.ArchiveAfter),
+		Name: p.Name, Kind: p.Kind, Schedule: p.Schedule, Source: p.Source, Services: p.Services, ArchiveAfter: schedule.FormatDuration(p.ArchiveAfter),
 		VerifySample: p.VerifySample, From: p.From, To: p.To, Watermark: p.Watermark.UTC(),
 		WatermarkAgeSeconds: int64(h.WatermarkAge.Seconds()), LastTick: jsonTime(p.LastTick),
 		OldestUnarchived: jsonTime(h.OldestUnsaved), UnarchivedMedia: h.OldestUnsavedN, TwilioRetentionDays: w.Days(),

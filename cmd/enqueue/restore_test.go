@@ -30,7 +30,6 @@ import (
 func TestRestoreOfARunIntoASecondServiceReproducesEveryFile(t *testing.T) {
 	t.Parallel()
 	d := newDeployment(t)
-	d.Env["TWILIO_MCS_URL"] = d.GuardURL
 	_, err := d.Emu.Generate(d.Account.SID, twiliotest.Dataset{
 		Messages: 40, Start: exportStart, End: exportStart.AddDate(0, 0, 2),
 		MaxMediaPerMessage: 3, MinMediaSize: 200, MaxMediaSize: 20 << 10,
@@ -41,7 +40,52 @@ func TestRestoreOfARunIntoASecondServiceReproducesEveryFile(t *testing.T) {
 	require.Equal(t, 0, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
 	runID := exportID.FindString(out)
 	require.NotEmpty(t, runID)
+	d.requireRestoreReproduces(t, runID)
+}
 
+// A restore of a Conversations backfill run reproduces every file as the
+// Messaging one does, and each new Media carries the archived filename and
+// content type; the manifest and restore_media name the old and new SIDs.
+func TestRestoreOfAConversationsRunReproducesEveryFile(t *testing.T) {
+	t.Parallel()
+	d := newDeployment(t)
+	sum, err := d.Emu.Generate(d.Account.SID, twiliotest.Dataset{
+		Conversations: 12, ConversationMessages: 3, MaxConversationMedia: 3,
+		Start: exportStart, End: exportStart.AddDate(0, 0, 2), MinMediaSize: 200, MaxMediaSize: 20 << 10,
+	})
+	require.NoError(t, err)
+	require.NotZero(t, sum.ConversationMedia)
+	d.startWorker(t)
+	code, out, errOut := d.cli(t, "backfill", "--source", "conversations", "--since", "2026-03-01", "--until", "2026-03-03", "--wait")
+	require.Equal(t, 0, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
+	runID := exportID.FindString(out)
+	require.NotEmpty(t, runID)
+	var archived int
+	require.NoError(t, d.Pool.QueryRow(t.Context(), `SELECT count(*) FROM run_media WHERE run_id = $1 AND state = 'archived'`, runID).Scan(&archived))
+	require.Equal(t, sum.ConversationMedia, archived, "the run archived every Conversations media")
+
+	restored := d.requireRestoreReproduces(t, runID)
+	for old, neu := range restored {
+		was, ok := d.Emu.Media(old)
+		require.True(t, ok)
+		now, ok := d.Emu.Media(neu)
+		require.True(t, ok)
+		require.True(t, was.Conversation, "media %s is a Conversations media", old)
+		require.NotEmpty(t, was.Filename, "media %s has a filename", old)
+		require.Equal(t, was.Filename, now.Filename, "media %s restored as %s", old, neu)
+		require.Equal(t, was.ContentType, now.ContentType, "media %s restored as %s", old, neu)
+		require.Equal(t, was.Size, now.Size, "media %s restored as %s", old, neu)
+	}
+}
+
+// requireRestoreReproduces restores what run runID archived into a new
+// service of the account and fails t unless every file is uploaded once,
+// downloading each new Media from MCS gives the SHA-256 of the media Twilio
+// first held, and restore_media and the manifest (whose SHA-256 the status
+// prints) map each old SID to its new one, with no secret anywhere. It
+// returns old → new Media SIDs.
+func (d *deployment) requireRestoreReproduces(t *testing.T, runID string) map[string]string {
+	t.Helper()
 	ctx := t.Context()
 	want := map[string]string{} // media SID → SHA-256 of Twilio's bytes
 	rows, err := d.Pool.Query(ctx, `SELECT media_sid FROM run_media WHERE run_id = $1 AND state = 'archived'`, runID)
@@ -57,7 +101,7 @@ func TestRestoreOfARunIntoASecondServiceReproducesEveryFile(t *testing.T) {
 
 	svc, err := d.Emu.AddService(d.Account.SID)
 	require.NoError(t, err)
-	code, out, errOut = d.cli(t, "restore", "--run", runID, "--service", svc, "--wait")
+	code, out, errOut := d.cli(t, "restore", "--run", runID, "--service", svc, "--wait")
 	require.Equal(t, 0, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
 	restoreID := exportID.FindString(out)
 	require.NotEmpty(t, restoreID)
@@ -113,12 +157,24 @@ func TestRestoreOfARunIntoASecondServiceReproducesEveryFile(t *testing.T) {
 			SHA256      string `json:"sha256"`
 			ServiceSID  string `json:"service_sid"`
 			State       string `json:"state"`
+			Source      string `json:"source"`
+			Filename    string `json:"filename"`
+			ContentType string `json:"content_type"`
 		}
 		require.NoError(t, dec.Decode(&l))
 		require.Equal(t, "restored", l.State)
 		require.Equal(t, svc, l.ServiceSID)
 		require.Equal(t, newSIDs[l.MediaSID], l.NewMediaSID)
 		require.Equal(t, want[l.MediaSID], l.SHA256)
+		was, ok := d.Emu.Media(l.MediaSID)
+		require.True(t, ok)
+		require.Equal(t, was.ContentType, l.ContentType, "media %s", l.MediaSID)
+		if was.Conversation {
+			require.Equal(t, "conversations", l.Source, "media %s", l.MediaSID)
+			require.Equal(t, was.Filename, l.Filename, "media %s", l.MediaSID)
+		} else {
+			require.Equal(t, "messaging", l.Source, "media %s", l.MediaSID)
+		}
 		lines++
 	}
 	require.Equal(t, len(want), lines)
@@ -131,6 +187,7 @@ func TestRestoreOfARunIntoASecondServiceReproducesEveryFile(t *testing.T) {
 		SELECT count(*) FROM restore_media x JOIN runs r ON r.id = x.run_id
 		WHERE strpos(coalesce(x.error, '') || r.params::text, $1) > 0`, d.Account.AuthToken).Scan(&leaked))
 	require.Zero(t, leaked)
+	return newSIDs
 }
 
 // Bad restore input gets one line naming the flag and value, exit code 2,

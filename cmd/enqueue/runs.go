@@ -86,6 +86,9 @@ func runWhat(r catalog.Run) string {
 	case !r.Since.IsZero():
 		parts = append(parts, day(r.Since)+".."+day(r.Until))
 	}
+	if r.Source == catalog.SourceConversations {
+		parts = append(parts, "conversations")
+	}
 	if r.PolicyName != "" {
 		parts = append(parts, "policy "+r.PolicyName)
 	}
@@ -111,8 +114,9 @@ func (a *app) failuresCmd() *cobra.Command {
 		Short: "List every failed item of a run, with the reason",
 		Long: `failures lists every failed item of a run (status shows the first few of
 each kind): media that failed, media kept aside as suspect, messages whose
-media could not be listed, days whose listing failed, export media, and
-objects a verify run found not matching. One line each: KIND SID REASON.`,
+media could not be listed, days (or a Conversations run's services) whose
+listing failed, conversations whose scan failed, export media, and objects
+a verify run found not matching. One line each: KIND SID REASON.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := parseRunID(args[0])

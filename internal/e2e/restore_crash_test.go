@@ -30,7 +30,6 @@ func TestRestoreSurvivesKill9WithoutDuplicates(t *testing.T) {
 	d := e2etest.New(t, e2etest.Options{Emulator: twiliotest.Config{
 		Faults: twiliotest.Faults{Latency: 30 * time.Millisecond},
 	}})
-	d.Env["TWILIO_MCS_URL"] = d.GuardURL
 	start := time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC)
 	if _, err := d.Emu.Generate(d.Account.SID, twiliotest.Dataset{
 		Messages: 150, Start: start, End: start.AddDate(0, 0, 2), MaxMediaPerMessage: 2, MinMediaSize: 1 << 10, MaxMediaSize: 64 << 10,

@@ -333,3 +333,23 @@ func TestPoliciesShowThePurge(t *testing.T) {
 		}
 	}
 }
+
+// A Conversations run reads as one on the runs list and its page: its
+// source named, its windows counted as the services they list, not days.
+func TestConversationsRunShowsItsSource(t *testing.T) {
+	r := run(1, catalog.RunRunning)
+	r.Source, r.Run.Source, r.Run.Services = catalog.SourceConversations, catalog.SourceConversations, []string{"", "IS1"}
+	r.WindowsTotal, r.WindowsDone = 2, 1
+	f := &fakeReads{runs: []catalog.RunSummary{r}, status: map[uuid.UUID]catalog.Status{
+		r.ID: {Run: r.Run, MediaFound: 10, WindowsTotal: 2, WindowsDone: 1},
+	}}
+	h := newUI(t, f)
+	code, body := get(t, h, "/ui/")
+	if code != http.StatusOK || !strings.Contains(body, `<div class="sub source">conversations</div>`) || !strings.Contains(body, "services 1 / 2") {
+		t.Errorf("the runs list (%d) does not show a conversations run as one:\n%s", code, body)
+	}
+	code, body = get(t, h, "/ui/runs/"+r.ID.String())
+	if code != http.StatusOK || !strings.Contains(body, "services listed") || strings.Contains(body, "days listed") {
+		t.Errorf("the run's page (%d) counts a conversations run's windows as days:\n%s", code, body)
+	}
+}
