@@ -2,10 +2,12 @@ package catalog_test
 
 import (
 	"crypto/sha256"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/mediasync/mediasync/catalog"
 	"github.com/mediasync/mediasync/internal/objects"
 	"github.com/stretchr/testify/require"
@@ -304,4 +306,53 @@ func TestHeldMediaPagesThroughTheHold(t *testing.T) {
 	require.NoError(t, err)
 	require.NotZero(t, tag.RowsAffected())
 	require.Len(t, held(), want-int(confirmed.RowsAffected()), "objects confirmed ON are not read again")
+}
+
+// A Conversations policy deletes only in its own services: named ones, and
+// the default service (known by the SID its runs listed) when it names
+// none. Archived messages of any other service stay on Twilio.
+func TestConversationsPolicyDeletesOnlyInItsServices(t *testing.T) {
+	t.Parallel()
+	c := newCatalog(t)
+	ctx := t.Context()
+	pool := c.Pool()
+	old := time.Now().AddDate(0, 0, -30)
+	const defaultSvc, namedSvc, otherSvc = "IS00000000000000000000000000000001", "IS00000000000000000000000000000002", "IS00000000000000000000000000000003"
+	media := map[string]string{} // service → its archived media
+	for i, svc := range []string{defaultSvc, namedSvc, otherSvc} {
+		msg, me := fmt.Sprintf("IM%032d", i+1), fmt.Sprintf("ME%032d", i+1)
+		_, err := pool.Exec(ctx, `INSERT INTO messages (sid, source, account_sid, date_created, service_sid) VALUES ($1, 'conversations', $2, $3, $4)`, msg, acct, old, svc)
+		require.NoError(t, err)
+		_, err = pool.Exec(ctx, `INSERT INTO media (sid, source, account_sid, message_sid, state, size_bytes, sha256, store, bucket, object_key, archived_at)
+			VALUES ($1, 'conversations', $2, $3, 'archived', 5, $4, 's3', 'b', $5, now())`, me, acct, msg, strings.Repeat("0", 64), "k/"+me)
+		require.NoError(t, err)
+		media[svc] = me
+	}
+	// An earlier run over the default service listed a conversation of it.
+	earlier, err := c.CreateRun(ctx, catalog.RunSpec{Kind: catalog.KindBackfill, AccountSID: acct, Source: catalog.SourceConversations,
+		Services: []string{""}, Since: old.AddDate(0, 0, -1), Until: time.Now(), Actor: "test"})
+	require.NoError(t, err)
+	_, err = pool.Exec(ctx, `INSERT INTO run_conversations (run_id, conversation_sid, service_sid) VALUES ($1, 'CH00000000000000000000000000000001', $2)`, earlier.ID, defaultSvc)
+	require.NoError(t, err)
+
+	for _, tc := range []struct {
+		services []string
+		want     []string
+	}{
+		{[]string{namedSvc}, []string{media[namedSvc]}},
+		{nil, []string{media[defaultSvc]}},
+		{[]string{"", namedSvc}, []string{media[defaultSvc], media[namedSvc]}},
+	} {
+		run, err := c.CreateRun(ctx, catalog.RunSpec{Kind: catalog.KindBackfill, AccountSID: acct, Source: catalog.SourceConversations,
+			Services: tc.services, Delete: true, Since: old.AddDate(0, 0, -1), Until: time.Now(), Actor: "policy"})
+		require.NoError(t, err)
+		run.DeleteBefore = time.Now()
+		_, err = c.SeedDeletes(ctx, run)
+		require.NoError(t, err)
+		rows, err := pool.Query(ctx, `SELECT media_sid FROM run_media WHERE run_id = $1 ORDER BY media_sid`, run.ID)
+		require.NoError(t, err)
+		got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		require.NoError(t, err)
+		require.Equal(t, tc.want, got, "services %q", tc.services)
+	}
 }

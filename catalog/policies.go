@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -371,6 +372,14 @@ func (c *Catalog) SeedDeletes(ctx context.Context, run Run) (int64, error) {
 	if !run.Delete || run.DeleteBefore.IsZero() {
 		return 0, nil
 	}
+	// A Conversations policy deletes only in its services: those named,
+	// and the default one when it has none or names it ('').
+	named := []string{}
+	for _, sv := range run.Services {
+		if sv != "" {
+			named = append(named, sv)
+		}
+	}
 	// updated_at in the past: the reconciler queues them at once.
 	tag, err := c.pool.Exec(ctx, `
 		INSERT INTO run_media (run_id, media_sid, message_sid, state, delete_wanted, reused, updated_at)
@@ -379,9 +388,17 @@ func (c *Catalog) SeedDeletes(ctx context.Context, run Run) (int64, error) {
 		WHERE m.state = 'archived' AND m.account_sid = $2 AND m.source = $6
 		  AND coalesce(g.date_sent, g.date_created) < $3
 		  AND ($4 = '' OR g.from_number = $4) AND ($5 = '' OR g.to_number = $5)
+		  AND ($6 <> 'conversations' OR g.service_sid = ANY($7::text[])
+		       -- The default service ('') is known by its SID only from
+		       -- what runs over it listed: runs of the default service alone.
+		       OR ($8 AND g.service_sid IN (
+		           SELECT rc.service_sid FROM run_conversations rc JOIN runs r ON r.id = rc.run_id
+		           WHERE r.account_sid = $2 AND r.source = 'conversations'
+		             AND coalesce(r.services, '{}') <@ ARRAY['']::text[])))
 		  AND NOT EXISTS (SELECT 1 FROM holds h WHERE h.released_at IS NULL AND `+holdCovers+`)
 		ON CONFLICT (run_id, media_sid) DO NOTHING`,
-		run.ID, run.AccountSID, run.DeleteBefore, run.From, run.To, cmp.Or(run.Source, SourceMessaging))
+		run.ID, run.AccountSID, run.DeleteBefore, run.From, run.To, cmp.Or(run.Source, SourceMessaging),
+		named, len(run.Services) == 0 || slices.Contains(run.Services, ""))
 	if err != nil {
 		return 0, fmt.Errorf("seed deletes of run %s: %w", run.ID, err)
 	}
