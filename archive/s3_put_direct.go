@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -35,7 +36,8 @@ import (
 // same way (UNSIGNED-PAYLOAD over TLS, the body's SHA-256 over plain
 // http), retried by the client's own Retryer, and its errors are the
 // SDK's types (smithy.APIError with S3's code, the HTTP status), so
-// putFailed and the retryer judge them as they judge the SDK's.
+// putFailed and the retryer judge them as they judge the SDK's; a server
+// clock far from ours is corrected for, as the SDK does.
 //
 // It is used only where the SDK itself would sign plain SigV4 for the
 // bucket's endpoint, as resolved by the client's own endpoint rules;
@@ -50,6 +52,18 @@ type directPut struct {
 	region  string // signing region
 	base    string // the bucket's endpoint URL, without a trailing '/'
 	https   bool
+	skew    atomic.Int64 // the server's clock minus ours, in ns, when off by more than skewThreshold
+}
+
+// skewThreshold is the SDK's: a server clock further off than this is
+// corrected for when signing (S3 refuses a signature over 15 minutes old).
+const skewThreshold = 4 * time.Minute
+
+// clockSkewCodes are the errors a skewed clock causes, retried once the
+// skew is known (as the SDK's retry middleware does).
+var clockSkewCodes = map[string]bool{
+	"RequestTimeTooSkewed": true, "RequestExpired": true, "RequestInTheFuture": true,
+	"InvalidSignatureException": true, "SignatureDoesNotMatch": true, "AuthFailure": true,
 }
 
 // newDirectPut returns the direct PutObject for bucket on client, or nil
@@ -128,12 +142,14 @@ func (d *directPut) put(ctx context.Context, in PutInput, contentType string, me
 			}
 		}
 		var version string
+		skewed := d.skew.Load()
 		version, err = d.attempt(ctx, in, contentType, meta, st, body, checksum, payloadHash)
 		_ = release(err)
 		if err == nil {
 			return version, nil
 		}
-		if ctx.Err() != nil || !d.retryer.IsErrorRetryable(err) || (d.retryer.MaxAttempts() > 0 && attempt >= d.retryer.MaxAttempts()) {
+		retryable := d.retryer.IsErrorRetryable(err) || (clockSkewCodes[apiCode(err)] && d.skew.Load() != skewed)
+		if ctx.Err() != nil || !retryable || (d.retryer.MaxAttempts() > 0 && attempt >= d.retryer.MaxAttempts()) {
 			return "", err
 		}
 	}
@@ -191,7 +207,7 @@ func (d *directPut) attempt(ctx context.Context, in PutInput, contentType string
 	if creds.SessionToken != "" {
 		h["X-Amz-Security-Token"] = []string{creds.SessionToken}
 	}
-	if err := d.signer.SignHTTP(ctx, creds, req, payloadHash, d.name, d.region, time.Now().UTC()); err != nil {
+	if err := d.signer.SignHTTP(ctx, creds, req, payloadHash, d.name, d.region, time.Now().Add(time.Duration(d.skew.Load())).UTC()); err != nil {
 		return "", operationError(fmt.Errorf("sign request: %w", err))
 	}
 	resp, err := d.http.Do(req)
@@ -199,6 +215,7 @@ func (d *directPut) attempt(ctx context.Context, in PutInput, contentType string
 		return "", operationError(&smithyhttp.RequestSendError{Err: err})
 	}
 	defer resp.Body.Close()
+	d.recordSkew(resp)
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return "", operationError(responseError(resp))
 	}
@@ -208,6 +225,21 @@ func (d *directPut) attempt(ctx context.Context, in PutInput, contentType string
 		return "", fmt.Errorf("S3 verified sha256 %s, the upload had %s: %w", got, checksum, ErrChecksumMismatch)
 	}
 	return resp.Header.Get("X-Amz-Version-Id"), nil
+}
+
+// recordSkew keeps how far the server's clock (its Date header) is from
+// ours, when that is past skewThreshold, and forgets it when the clocks
+// agree again.
+func (d *directPut) recordSkew(resp *http.Response) {
+	date, err := http.ParseTime(resp.Header.Get("Date"))
+	if err != nil {
+		return
+	}
+	skew := time.Until(date)
+	if skew > -skewThreshold && skew < skewThreshold {
+		skew = 0
+	}
+	d.skew.Store(int64(skew))
 }
 
 // attemptBody is one attempt's body: bytes held in memory go as a

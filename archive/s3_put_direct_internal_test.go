@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/stretchr/testify/assert"
@@ -162,6 +164,7 @@ func TestDirectPutErrors(t *testing.T) {
 			Credentials: credentials.NewStaticCredentialsProvider("AKIDEXAMPLE", "secret", ""), HTTPClient: buildable(srv),
 		})
 		require.NoError(t, err)
+		s.direct.retryer = quickRetries()
 		data := []byte("x")
 		_, err = s.direct.put(t.Context(), PutInput{Key: "k", Size: 1, SHA256: sha256.Sum256(data)}, "text/plain", nil, s, bytes.NewReader(data))
 		require.Error(t, err)
@@ -172,9 +175,46 @@ func TestDirectPutErrors(t *testing.T) {
 	}
 }
 
+// quickRetries is the SDK's standard retryer without its backoff.
+func quickRetries() aws.Retryer {
+	return retry.NewStandard(func(o *retry.StandardOptions) {
+		o.Backoff = retry.BackoffDelayerFunc(func(int, error) (time.Duration, error) { return 0, nil })
+	})
+}
+
 // buildable is srv's client as a BuildableClient, which the SDK needs when
 // AWS_CA_BUNDLE is set.
 func buildable(srv *httptest.Server) *awshttp.BuildableClient {
 	tr := srv.Client().Transport.(*http.Transport)
 	return awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) { t.TLSClientConfig = tr.TLSClientConfig })
+}
+
+// A server whose clock is an hour ahead refuses the first signature as too
+// old; the put signs again on the server's time and succeeds, as the SDK's
+// clock skew correction does.
+func TestDirectPutCorrectsClockSkew(t *testing.T) {
+	t.Parallel()
+	ahead := time.Hour
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		now := time.Now().Add(ahead)
+		w.Header().Set("Date", now.UTC().Format(http.TimeFormat))
+		signed, err := time.Parse("20060102T150405Z", r.Header.Get("X-Amz-Date"))
+		if err != nil || now.Sub(signed).Abs() > 15*time.Minute {
+			w.WriteHeader(http.StatusForbidden)
+			_, _ = io.WriteString(w, `<Error><Code>RequestTimeTooSkewed</Code><Message>The difference between the request time and the current time is too large.</Message></Error>`)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	t.Cleanup(srv.Close)
+	s, err := NewS3Store(t.Context(), S3Config{
+		Bucket: "bucket", Region: "us-east-1", Endpoint: srv.URL, UsePathStyle: true,
+		Credentials: credentials.NewStaticCredentialsProvider("AKIDEXAMPLE", "secret", ""), HTTPClient: buildable(srv),
+	})
+	require.NoError(t, err)
+	s.direct.retryer = quickRetries()
+	data := []byte("x")
+	_, err = s.direct.put(t.Context(), PutInput{Key: "k", Size: 1, SHA256: sha256.Sum256(data)}, "text/plain", nil, s, bytes.NewReader(data))
+	require.NoError(t, err)
 }
