@@ -3,6 +3,7 @@ package archive
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/base64"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -217,4 +218,26 @@ func TestDirectPutCorrectsClockSkew(t *testing.T) {
 	data := []byte("x")
 	_, err = s.direct.put(t.Context(), PutInput{Key: "k", Size: 1, SHA256: sha256.Sum256(data)}, "text/plain", nil, s, bytes.NewReader(data))
 	require.NoError(t, err)
+}
+
+// S3 answers a PUT with the SHA-256 it computed; another one than the
+// upload's fails the put with ErrChecksumMismatch, whatever a later read
+// of the key would say.
+func TestDirectPutChecksTheChecksumS3Reports(t *testing.T) {
+	t.Parallel()
+	other := sha256.Sum256([]byte("other bytes"))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("X-Amz-Checksum-Sha256", base64.StdEncoding.EncodeToString(other[:]))
+		w.WriteHeader(http.StatusOK)
+	}))
+	t.Cleanup(srv.Close)
+	s, err := NewS3Store(t.Context(), S3Config{
+		Bucket: "bucket", Region: "us-east-1", Endpoint: srv.URL, UsePathStyle: true,
+		Credentials: credentials.NewStaticCredentialsProvider("AKIDEXAMPLE", "secret", ""), HTTPClient: buildable(srv),
+	})
+	require.NoError(t, err)
+	data := []byte("x")
+	_, err = s.Put(t.Context(), PutInput{Key: "k", Size: 1, SHA256: sha256.Sum256(data)}, bytes.NewReader(data))
+	require.ErrorIs(t, err, ErrChecksumMismatch)
 }

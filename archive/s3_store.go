@@ -256,6 +256,9 @@ func (s *S3Store) putSingle(ctx context.Context, in PutInput, contentType string
 	}
 	if s.direct != nil {
 		version, err := s.direct.put(ctx, in, contentType, meta, s, body)
+		if errors.Is(err, ErrChecksumMismatch) { // S3 answered with another checksum than ours
+			return PutResult{}, fmt.Errorf("s3 put %q: %w", in.Key, err)
+		}
 		if err != nil {
 			return s.putFailed(ctx, in, err)
 		}
