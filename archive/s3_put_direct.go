@@ -24,6 +24,8 @@ import (
 	"github.com/aws/smithy-go/encoding/httpbinding"
 	smithytime "github.com/aws/smithy-go/time"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
+
+	"github.com/mediasync/mediasync/internal/sleep"
 )
 
 // directPut sends a single create-only PutObject signed here with the
@@ -116,8 +118,9 @@ func newDirectPut(ctx context.Context, client *s3.Client, bucket string) *direct
 
 // put sends in as one PutObject with the SHA-256 in x-amz-checksum-sha256,
 // retrying what the client's Retryer retries. Each attempt reads its own
-// view of body (from offset 0), so an attempt the transport is still
-// writing never shares an offset with the next one.
+// view of body from offset 0 (a section of it, for an io.ReaderAt such as
+// the spool's readers), so an attempt the transport is still writing (it
+// may, after the answer) never shares an offset with the next one.
 func (d *directPut) put(ctx context.Context, in PutInput, contentType string, meta map[string]string, st *S3Store, body io.ReadSeeker) (string, error) {
 	checksum := base64.StdEncoding.EncodeToString(in.SHA256[:])
 	payloadHash := "UNSIGNED-PAYLOAD" // over TLS, as the SDK signs it; S3 still checks x-amz-checksum-sha256
@@ -137,7 +140,7 @@ func (d *directPut) put(ctx context.Context, in PutInput, contentType string, me
 				return "", err // the retry quota is spent: the last attempt's error
 			}
 			release = releaseRetry
-			if serr := sleepCtx(ctx, delay); serr != nil {
+			if serr := sleep.For(ctx, delay); serr != nil {
 				return "", err
 			}
 		}
@@ -152,20 +155,6 @@ func (d *directPut) put(ctx context.Context, in PutInput, contentType string, me
 		if ctx.Err() != nil || !retryable || (d.retryer.MaxAttempts() > 0 && attempt >= d.retryer.MaxAttempts()) {
 			return "", err
 		}
-	}
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
 	}
 }
 
