@@ -131,7 +131,7 @@ func (d *directPut) put(ctx context.Context, in PutInput, contentType string, me
 	var err error
 	for attempt := 1; ; attempt++ {
 		if attempt > 1 {
-			delay, derr := d.retryer.RetryDelay(attempt, err)
+			delay, derr := d.retryer.RetryDelay(attempt-1, err) // the attempt that failed, as the SDK counts
 			if derr != nil {
 				return "", err
 			}
