@@ -38,7 +38,8 @@ type S3Store struct {
 	kmsKeyID  string
 	threshold int64
 	partSize  int64
-	https     bool // the endpoint is TLS: PutStream can send trailing checksums
+	https     bool       // the endpoint is TLS: PutStream can send trailing checksums
+	direct    *directPut // nil: single PUTs go through the SDK's PutObject
 }
 
 var _ Store = (*S3Store)(nil)
@@ -100,6 +101,7 @@ func NewS3Store(ctx context.Context, cfg S3Config) (*S3Store, error) {
 		partSize:  cfg.PartSize,
 		https:     isHTTPS(cfg.Endpoint),
 	}
+	st.direct = newDirectPut(ctx, client, cfg.Bucket)
 	if st.threshold == 0 {
 		st.threshold = DefaultMultipartThreshold
 	}
@@ -251,6 +253,16 @@ func (s *S3Store) putObjectInput(in PutInput, contentType string, meta map[strin
 func (s *S3Store) putSingle(ctx context.Context, in PutInput, contentType string, meta map[string]string, body io.ReadSeeker) (PutResult, error) {
 	if _, err := body.Seek(0, io.SeekStart); err != nil {
 		return PutResult{}, fmt.Errorf("s3 put %q: rewind body: %w", in.Key, err)
+	}
+	if s.direct != nil {
+		version, err := s.direct.put(ctx, in, contentType, meta, s, body)
+		if errors.Is(err, ErrChecksumMismatch) { // S3 answered with another checksum than ours
+			return PutResult{}, fmt.Errorf("s3 put %q: %w", in.Key, err)
+		}
+		if err != nil {
+			return s.putFailed(ctx, in, err)
+		}
+		return PutResult{VersionID: version}, nil
 	}
 	put := s.putObjectInput(in, contentType, meta, body)
 	put.ChecksumSHA256 = aws.String(base64.StdEncoding.EncodeToString(in.SHA256[:]))

@@ -243,6 +243,16 @@ func (r *spoolReader) ReadAt(p []byte, off int64) (int, error) {
 	return n, nil
 }
 
+// inMemory returns the spool's bytes when all of them are in memory, for a
+// request body the HTTP transport writes with its headers, without a copy.
+func (r *spoolReader) inMemory() ([]byte, bool) {
+	s := r.s
+	if s.f != nil || s.closed.Load() {
+		return nil, false
+	}
+	return s.mem[:s.n], true
+}
+
 func (r *spoolReader) Seek(offset int64, whence int) (int64, error) {
 	var abs int64
 	switch whence {
