@@ -108,3 +108,28 @@ func TestMessagePageDecodesNullPaging(t *testing.T) {
 	}
 	require.Equal(t, 1, pages)
 }
+
+// A page read with PageRecords keeps each message's object byte for byte
+// (the archive's record of it, issue #17), body included; whitespace
+// between items is not part of it.
+func TestMessagePageKeepsRawObjects(t *testing.T) {
+	t.Parallel()
+	const other = "SMbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+	items := []string{messageJSON(testMessage, `"1"`), "{\"sid\": \"" + other + "\",\n \"body\": \"caf\\u00e9 \\\"x\\\"\",  \"price\": null}"}
+	body := pageJSON("messages", []string{"\n  " + items[0] + " ", "\t" + items[1]}, 0, 50, messagesPath(), "")
+	b := setup(t, newScript(t, step{uri: messagesPath(), body: body}))
+
+	p, err := b.client.Messages.PageRecords(t.Context(), messagesPath())
+	require.NoError(t, err)
+	require.Len(t, p.Messages, 2)
+	for i, m := range p.Messages {
+		require.Equal(t, items[i], string(m.Raw), "message %d", i)
+	}
+	require.Equal(t, other, p.Messages[1].SID)
+
+	// Page keeps none (a few KiB a message, whatever the bodies).
+	b = setup(t, newScript(t, step{uri: messagesPath(), body: body}))
+	p, err = b.client.Messages.Page(t.Context(), messagesPath())
+	require.NoError(t, err)
+	require.Nil(t, p.Messages[0].Raw)
+}
