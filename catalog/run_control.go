@@ -123,7 +123,7 @@ func (c *Catalog) CreateRetry(ctx context.Context, of uuid.UUID, actor string) (
 			return fmt.Errorf("run %s is of kind %s: %w", of, src.Kind, errRetryKind)
 		}
 		spec := RunSpec{Kind: KindRetry, AccountSID: src.AccountSID, From: src.From, To: src.To,
-			Delete: src.Delete, DryRun: src.DryRun, Actor: actor}
+			Delete: src.Delete, DryRun: src.DryRun, NoBodies: src.NoBodies, Actor: actor}
 		// No windows here: SeedRetry copies the failed ones.
 		if id, err = insertRun(ctx, tx, spec, nil, nil, nullTime(src.DeleteBefore)); err != nil {
 			return err

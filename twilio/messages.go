@@ -29,10 +29,10 @@ type Message struct {
 	URI                 string          `json:"uri"`
 	SubresourceURIs     SubresourceURIs `json:"subresource_uris"`
 
-	// Raw is, on a page read with MessagesService.PageRecords, the message's JSON
-	// object byte for byte as Twilio sent it (body, price, status, error
-	// fields and all), for the archive's record of it (issue #17); Page
-	// and Get leave it nil. Twilio's Message resource holds no credential. It is
+	// Raw is the message's JSON object byte for byte as Twilio sent it
+	// (body, price, status, error fields and all), for the archive's
+	// record of it (issue #17): from Get, and on a page read with
+	// MessagesService.PageRecords (Page leaves it nil). Twilio's Message resource holds no credential. It is
 	// at most the page decoder's value limit.
 	Raw json.RawMessage `json:"-"`
 }

