@@ -14,8 +14,8 @@ type ArchivedRecord struct {
 }
 
 // MessageRecords returns the archived record of each of sids that has one,
-// in one round trip: a page lister skips storing a record the catalog
-// already holds, byte for byte (issue #17).
+// in one round trip: a page lister stores no second record of a message
+// (issue #17).
 func (c *Catalog) MessageRecords(ctx context.Context, sids []string) (map[string]ArchivedRecord, error) {
 	out := make(map[string]ArchivedRecord)
 	if len(sids) == 0 {

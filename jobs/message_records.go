@@ -3,7 +3,6 @@ package jobs
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -27,19 +26,23 @@ import (
 // customer bodies, in a database without object lock, to be wiped later).
 // The records are stored before the page's messages are recorded and
 // their tasks queued, so a media is never deleted before its message's
-// record is archived. A replay lists the same page again (its cursor
-// advances last): a record the catalog holds with the same SHA-256 is not
-// stored again, and one stored by a try that died before recording it is
-// the same key, found by the create-only PUT and verified. A record that
-// changed on Twilio since (status, price) is a new object beside the old,
-// which stays; the catalog names the newest.
+// record is archived.
+//
+// Once: a message whose record the catalog holds is not stored again, by a
+// replay (a page is listed again until its cursor advances, last) or by a
+// later run, even if Twilio's object changed since (its status, its price,
+// its num_media once its media are deleted): the first record, taken
+// before any delete, is the message as it was. A try that died between
+// its PUT and its commit left an object the replay's PUT finds (the same
+// key: create-only, verified), or, had Twilio's object changed meanwhile,
+// one beside it that the catalog does not name.
 
 // recordParallel is how many records a page stores at once.
 const recordParallel = 16
 
 // archiveRecords stores the records of a listed page's messages (raw[i] is
-// recs[i]'s object) and sets recs[i].Record for those stored now. A dry
-// run stores nothing.
+// recs[i]'s object) that the catalog has none of, and sets recs[i].Record
+// for those stored now. A dry run stores nothing.
 func (h *Handlers) archiveRecords(ctx context.Context, run catalog.Run, day time.Time, recs []catalog.MessageRecord, raw []json.RawMessage) error {
 	if run.DryRun || len(recs) == 0 {
 		return nil
@@ -58,14 +61,14 @@ func (h *Handlers) archiveRecords(ctx context.Context, run catalog.Run, day time
 	}
 	var work []todo
 	for i := range recs {
+		if _, ok := have[recs[i].SID]; ok {
+			continue // archived once already
+		}
 		b := []byte(raw[i])
 		if run.NoBodies {
 			if b, err = withoutMember(b, "body"); err != nil {
 				return permanent(fmt.Errorf("record of message %s: %w", recs[i].SID, err))
 			}
-		}
-		if r, ok := have[recs[i].SID]; ok && r.SHA256 == sha256.Sum256(b) && r.Size == int64(len(b)) {
-			continue // archived already, byte for byte
 		}
 		work = append(work, todo{i, b})
 	}
