@@ -323,3 +323,40 @@ func FuzzWithoutMember(f *testing.F) {
 		}
 	})
 }
+
+// A message run (enqueue message) archives its message's record too, from
+// Twilio's fetch of it: without its body with --no-bodies.
+func TestMessageRunArchivesTheRecord(t *testing.T) {
+	t.Parallel()
+	b := recordsSetup(t)
+	ctx := t.Context()
+	for _, c := range []struct {
+		noBodies bool
+		msg      int // a message with media, another each time
+	}{{true, 2}, {false, 4}} {
+		m, noBodies := b.msgs[c.msg], c.noBodies
+		r, err := b.cat.CreateRun(ctx, catalog.RunSpec{Kind: catalog.KindMessage, AccountSID: b.acct.SID, MessageSID: m.SID,
+			NoBodies: noBodies, Actor: "test"})
+		require.NoError(t, err)
+		task, err := NewStartRunTask(b.h.queues, r.ID)
+		require.NoError(t, err)
+		require.NoError(t, b.h.StartRun(ctx, task))
+		b.drain(t)
+		got, err := b.cat.MessageRecords(ctx, []string{m.SID})
+		require.NoError(t, err)
+		rc, ok := got[m.SID]
+		require.True(t, ok, "the message's record is archived")
+		require.Equal(t, noBodies, rc.NoBody)
+		rd, err := b.store.Open(ctx, rc.Key)
+		require.NoError(t, err)
+		stored, err := io.ReadAll(rd)
+		require.NoError(t, err)
+		require.NoError(t, rd.Close())
+		require.Equal(t, rc.SHA256, sha256.Sum256(stored))
+		var rec map[string]any
+		require.NoError(t, json.Unmarshal(stored, &rec))
+		require.Equal(t, m.SID, rec["sid"])
+		_, hasBody := rec["body"]
+		require.Equal(t, !noBodies, hasBody)
+	}
+}
