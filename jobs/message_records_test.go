@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/hibiken/asynq"
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
@@ -160,6 +161,23 @@ func (b *recordsBundle) drain(t *testing.T) {
 	t.Fatal("tasks still queued after 200 rounds")
 }
 
+// replayPages lists every window of run again from its first page, as
+// after a try that died before its cursor moved, and runs what it queues.
+func (b *recordsBundle) replayPages(t *testing.T, run uuid.UUID) {
+	t.Helper()
+	ctx := t.Context()
+	_, err := b.cat.Pool().Exec(ctx, `UPDATE run_windows SET state = 'pending', page = 0, next_page_uri = NULL WHERE run_id = $1`, run)
+	require.NoError(t, err)
+	_, err = b.cat.Pool().Exec(ctx, `UPDATE runs SET state = 'running', finished_at = NULL WHERE id = $1`, run)
+	require.NoError(t, err)
+	for seq := range 2 {
+		task, err := NewListPageTask(b.h.queues, ListPagePayload{RunID: run, Window: seq})
+		require.NoError(t, err)
+		require.NoError(t, b.h.ListPage(ctx, task))
+	}
+	b.drain(t)
+}
+
 // records returns every archived message record's key in the store.
 func (b *recordsBundle) records(t *testing.T) []string {
 	t.Helper()
@@ -223,7 +241,6 @@ func (b *recordsBundle) checkRecords(t *testing.T, noBodies bool) {
 func TestMessageRecordsArchivedOnceAndKeptByDeletes(t *testing.T) {
 	t.Parallel()
 	b := recordsSetup(t)
-	ctx := t.Context()
 	r := b.run(t, catalog.RunSpec{Delete: true})
 	b.checkRecords(t, false)
 	for _, m := range b.msgs {
@@ -237,18 +254,11 @@ func TestMessageRecordsArchivedOnceAndKeptByDeletes(t *testing.T) {
 
 	// A replay of every page (each window listed again from its start, as
 	// after a try that died before its cursor moved).
-	_, err := b.h.catalog.Pool().Exec(ctx, `UPDATE run_windows SET state = 'pending', page = 0, next_page_uri = NULL WHERE run_id = $1;`, r.ID)
-	require.NoError(t, err)
-	_, err = b.h.catalog.Pool().Exec(ctx, `UPDATE runs SET state = 'running', finished_at = NULL WHERE id = $1`, r.ID)
-	require.NoError(t, err)
 	pages := b.rec.pages
-	for seq := range 2 {
-		task, err := NewListPageTask(b.h.queues, ListPagePayload{RunID: r.ID, Window: seq})
-		require.NoError(t, err)
-		require.NoError(t, b.h.ListPage(ctx, task))
-	}
-	b.drain(t)
+	b.replayPages(t, r.ID)
 	require.Greater(t, b.rec.pages, pages, "the pages were listed again")
+	require.ElementsMatch(t, keys, b.records(t), "a replay stores nothing twice")
+
 	pages = b.rec.pages
 	b.run(t, catalog.RunSpec{}) // and another run over the same days
 	require.Greater(t, b.rec.pages, pages)
@@ -261,12 +271,23 @@ func TestMessageRecordsArchivedOnceAndKeptByDeletes(t *testing.T) {
 func TestMessageRecordsWithoutBodies(t *testing.T) {
 	t.Parallel()
 	b := recordsSetup(t)
+	ctx := t.Context()
 	r := b.run(t, catalog.RunSpec{NoBodies: true})
-	got, err := b.cat.GetRun(t.Context(), r.ID)
+	got, err := b.cat.GetRun(ctx, r.ID)
 	require.NoError(t, err)
 	require.True(t, got.NoBodies)
 	b.checkRecords(t, true)
 	require.Len(t, b.records(t), len(b.msgs))
+
+	// A try that died after its PUTs and before its commit (its media
+	// tasks not queued, so nothing of its messages deleted): the replay's
+	// PUT finds each object (the same key), verifies it and records it.
+	keys := b.records(t)
+	_, err = b.cat.Pool().Exec(ctx, `UPDATE messages SET record_key = NULL, record_size = NULL, record_sha256 = NULL`)
+	require.NoError(t, err)
+	b.replayPages(t, r.ID)
+	require.ElementsMatch(t, keys, b.records(t), "nothing stored twice")
+	b.checkRecords(t, true)
 }
 
 func TestWithoutMember(t *testing.T) {
