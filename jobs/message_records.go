@@ -65,6 +65,9 @@ func (h *Handlers) archiveRecords(ctx context.Context, run catalog.Run, day time
 			continue // archived once already
 		}
 		b := []byte(raw[i])
+		if len(b) == 0 { // a lister that kept no object: a bug, not Twilio's
+			return permanent(fmt.Errorf("message %s: no JSON object to archive as its record", recs[i].SID))
+		}
 		if run.NoBodies {
 			if b, err = withoutMember(b, "body"); err != nil {
 				return permanent(fmt.Errorf("record of message %s: %w", recs[i].SID, err))

@@ -36,6 +36,7 @@ func TestNoBodiesRecordsSurviveDeletesAndTheManifestSaysSo(t *testing.T) {
 	d.startWorker(t)
 	code, out, errOut := d.cli(t, "backfill", "--since", "2026-03-01", "--until", "2026-03-03", "--no-bodies", "--delete", "--wait")
 	require.Equal(t, 0, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
+	require.Contains(t, e2etest.StatusValue(t, out, "mode"), "without their body (--no-bodies)")
 	code, out, errOut = d.cli(t, "runs")
 	require.Equal(t, 0, code, errOut)
 	require.Contains(t, out, "--no-bodies")
