@@ -32,12 +32,13 @@ type Message struct {
 	// Raw is the message's JSON object byte for byte as Twilio sent it
 	// (body, price, status, error fields and all), for the archive's
 	// record of it (issue #17): from Get, and on a page read with
-	// MessagesService.PageRecords (Page leaves it nil). Twilio's Message resource holds no credential. It is
-	// at most the page decoder's value limit.
+	// MessagesService.PageRecords (Page leaves it nil). Twilio's Message
+	// resource holds no credential. A listed one is at most the page
+	// decoder's value limit.
 	Raw json.RawMessage `json:"-"`
 }
 
-// keepRaw keeps a listed message's object (see decodeItems).
+// keepRaw keeps the message's object as sent (decodeItem, decodeJSON).
 func (m *Message) keepRaw(b json.RawMessage) { m.Raw = b }
 
 // SubresourceURIs are a message's related lists, relative to the API host.
