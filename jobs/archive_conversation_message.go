@@ -232,6 +232,11 @@ func (h *Handlers) storeRecord(ctx context.Context, k archive.KeyInfo, created t
 		in.LockMode, in.RetainUntil = h.objectLock, time.Now().UTC().Add(h.retention).Truncate(time.Second)
 	}
 	if _, err := h.store.Put(ctx, in, bytes.NewReader(b)); err != nil {
+		if errors.Is(err, archive.ErrInvalidInput) || errors.Is(err, archive.ErrLockNotApplied) {
+			// As for a media (copyMedia): no retry makes the store keep it
+			// as asked.
+			return rc, permanent(fmt.Errorf("store the record of message %s at %s: %w", k.MessageSID, rc.Key, err))
+		}
 		if !errors.Is(err, archive.ErrConflict) {
 			return rc, fmt.Errorf("store the record of message %s at %s: %w", k.MessageSID, rc.Key, err)
 		}
