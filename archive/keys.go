@@ -98,8 +98,14 @@ func SuspectKey(prefix string, k KeyInfo, sha [32]byte) string {
 	return strings.TrimSuffix(key, ext) + "-" + hex.EncodeToString(sha[:8]) + ext
 }
 
-// MessageRecordKey returns the key of a Conversations message's own record
-// (its author, body, attributes, date and media, as JSON), beside its media:
+// MessageRecordKey returns the key of a message's own record, as JSON,
+// beside its media: a Messaging message's (the object Twilio's list
+// returned, issue #17)
+//
+//	{prefix}/{AccountSid}/{yyyy}/{mm}/{dd}/{MessageSid}/{MessageSid}-{sha256[:16]}.json
+//
+// and a Conversations message's (its author, body, attributes, date and
+// media)
 //
 //	{prefix}/{AccountSid}/conversations/{yyyy}/{mm}/{dd}/{MessageSid}/{MessageSid}-{sha256[:16]}.json
 //

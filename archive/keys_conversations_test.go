@@ -32,6 +32,9 @@ func TestConversationsKeysGolden(t *testing.T) {
 	m.Source = "messaging"
 	assert.Equal(t, "media/AC0123456789abcdef0123456789abcdef/2026/04/02/IM89abcdef0123456789abcdef01234567/ME456789abcdef0123456789abcdef0123.png",
 		archive.ObjectKey("media", m))
+	// A Messaging message's record (#17): beside its media, no source segment.
+	assert.Equal(t, "media/AC0123456789abcdef0123456789abcdef/2026/04/02/MM89abcdef0123456789abcdef01234567/MM89abcdef0123456789abcdef01234567-44136fa355b3678a.json",
+		archive.MessageRecordKey("media", archive.KeyInfo{AccountSID: testAccount, MessageSID: "MM89abcdef0123456789abcdef01234567", DateSent: created}, sha))
 }
 
 // A Conversations media's metadata names its source, conversation, author

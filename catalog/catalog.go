@@ -90,7 +90,10 @@ type RunSpec struct {
 	From, To   string    // optional Twilio list filters
 	Delete     bool
 	DryRun     bool
-	Actor      string
+	// NoBodies leaves the body out of the message records the run
+	// archives (--no-bodies).
+	NoBodies bool
+	Actor    string
 }
 
 // Run is a run as recorded.
@@ -106,6 +109,7 @@ type Run struct {
 	From, To   string
 	Delete     bool
 	DryRun     bool
+	NoBodies   bool // message records archived without their body
 	Actor      string
 	State      RunState
 	Error      string
@@ -180,6 +184,11 @@ func (c *Catalog) CreateRun(ctx context.Context, s RunSpec) (Run, error) {
 		if s.From != "" || s.To != "" {
 			return Run{}, errors.New("create run: --from and --to are Messaging filters; Conversations has none")
 		}
+		if s.NoBodies {
+			// Refused, not ignored: an account that must not keep bodies
+			// must not find them archived.
+			return Run{}, errors.New("create run: --no-bodies is for the messaging source only, for now")
+		}
 	default:
 		return Run{}, fmt.Errorf("create run: unknown source %q", s.Source)
 	}
@@ -218,11 +227,11 @@ func insertRun(ctx context.Context, tx pgx.Tx, s RunSpec, policy *string, tick, 
 	}
 	if _, err := tx.Exec(ctx, `
 		INSERT INTO runs (id, kind, account_sid, since, until, message_sid, from_number, to_number,
-		                  delete_media, dry_run, actor, params, policy_name, tick, delete_before, source, services)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
+		                  delete_media, dry_run, actor, params, policy_name, tick, delete_before, source, services, no_bodies)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`,
 		id, s.Kind, s.AccountSID, nullTime(s.Since), nullTime(s.Until), nullString(s.MessageSID),
 		nullString(s.From), nullString(s.To), s.Delete, s.DryRun, s.Actor, params,
-		policy, tick, deleteBefore, source, services); err != nil {
+		policy, tick, deleteBefore, source, services, s.NoBodies); err != nil {
 		return id, err
 	}
 	if s.Since.IsZero() || s.Until.IsZero() {
@@ -251,7 +260,7 @@ func insertRun(ctx context.Context, tx pgx.Tx, s RunSpec, policy *string, tick, 
 const runColumns = `id, kind, account_sid, since, until, coalesce(message_sid, ''), coalesce(from_number, ''),
 	coalesce(to_number, ''), delete_media, dry_run, actor, state, coalesce(error, ''), created_at, started_at, finished_at,
 	coalesce(policy_name, ''), tick, delete_before, retry_of, coalesce(verify_sample, 0), verify_selected_at,
-	source, coalesce(services, '{}')`
+	source, coalesce(services, '{}'), no_bodies`
 
 // scanRun scans runColumns and then, into extra, the columns a query
 // selects after them.
@@ -262,7 +271,7 @@ func scanRun(row pgx.Row, extra ...any) (Run, error) {
 	var selected *time.Time
 	err := row.Scan(append([]any{&r.ID, &r.Kind, &r.AccountSID, &since, &until, &r.MessageSID, &r.From, &r.To,
 		&r.Delete, &r.DryRun, &r.Actor, &r.State, &r.Error, &r.CreatedAt, &started, &finished,
-		&r.PolicyName, &tick, &deleteBefore, &retryOf, &r.VerifySample, &selected, &r.Source, &r.Services}, extra...)...)
+		&r.PolicyName, &tick, &deleteBefore, &retryOf, &r.VerifySample, &selected, &r.Source, &r.Services, &r.NoBodies}, extra...)...)
 	r.VerifySelectedAt = deref(selected)
 	if retryOf != nil {
 		r.RetryOf = *retryOf
@@ -337,6 +346,9 @@ func runDetails(r Run) map[string]any {
 	}
 	if r.MessageSID != "" {
 		d["message_sid"] = r.MessageSID
+	}
+	if r.NoBodies {
+		d["no_bodies"] = true
 	}
 	if r.PolicyName != "" {
 		d["policy"], d["tick"] = r.PolicyName, r.Tick

@@ -65,6 +65,12 @@ type MessageRecord struct {
 	ConversationSID string
 	Index           int64
 	Author          string
+
+	// Record is the message's record as archived beside its media, if the
+	// lister archived it (a Messaging page: issue #17); RecordNoBody says
+	// it was stored without its body. A message's first record stays.
+	Record       *MessageRecordCopy
+	RecordNoBody bool
 }
 
 // HasMedia reports whether the message may have media to list: when Twilio
@@ -321,15 +327,31 @@ func queueUpsertMessage(b *pgx.Batch, m MessageRecord) {
 	if m.ConversationSID != "" {
 		index = &m.Index
 	}
+	var key, sha *string
+	var size *int64
+	if rc := m.Record; rc != nil {
+		h := hex.EncodeToString(rc.SHA256[:])
+		key, size, sha = &rc.Key, &rc.Size, &h
+	}
+	// A record given is kept only if the message has none (a Messaging
+	// record is stored once: jobs/message_records.go); all three columns
+	// and its no-body flag go together.
 	b.Queue(`
 		INSERT INTO messages (sid, account_sid, date_sent, date_created, from_number, to_number, direction, num_media,
-			source, service_sid, conversation_sid, conversation_index, author)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+			source, service_sid, conversation_sid, conversation_index, author,
+			record_key, record_size, record_sha256, record_no_body)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
 		ON CONFLICT (sid) DO UPDATE SET num_media = EXCLUDED.num_media,
-			date_sent = coalesce(EXCLUDED.date_sent, messages.date_sent), updated_at = now()`,
+			date_sent = coalesce(EXCLUDED.date_sent, messages.date_sent),
+			record_key = coalesce(messages.record_key, EXCLUDED.record_key),
+			record_size = coalesce(messages.record_size, EXCLUDED.record_size),
+			record_sha256 = coalesce(messages.record_sha256, EXCLUDED.record_sha256),
+			record_no_body = CASE WHEN messages.record_key IS NULL THEN EXCLUDED.record_no_body ELSE messages.record_no_body END,
+			updated_at = now()`,
 		m.SID, m.AccountSID, nullTime(m.DateSent), nullTime(m.DateCreated),
 		nullString(m.From), nullString(m.To), nullString(m.Direction), numMedia,
-		source, nullString(m.ServiceSID), nullString(m.ConversationSID), index, nullString(m.Author))
+		source, nullString(m.ServiceSID), nullString(m.ConversationSID), index, nullString(m.Author),
+		key, size, sha, m.Record != nil && m.RecordNoBody)
 }
 
 // RunMessageState returns a message's state within a run ("" if unknown).

@@ -146,6 +146,11 @@ type ExportItem struct {
 	// filename.
 	Source                            string
 	ConversationSID, Author, Filename string
+	// The message's archived record (issue #17), if any: its key, SHA-256
+	// and whether it was stored without its body.
+	RecordKey    string
+	RecordSHA256 string
+	RecordNoBody bool
 }
 
 // ExportCounts is an export's progress.
@@ -337,7 +342,8 @@ const exportItemColumns = `x.seq, x.state, coalesce(x.path, ''), coalesce(x.erro
 	m.sid, m.message_sid, m.account_sid, coalesce(g.date_sent, g.date_created), coalesce(g.from_number, ''),
 	coalesce(g.to_number, ''), coalesce(m.content_type, ''), m.size_bytes, m.sha256, coalesce(m.store, ''),
 	coalesce(m.bucket, ''), m.object_key, coalesce(m.version_id, ''), m.archived_at, coalesce(m.lock_mode, ''), m.retain_until,
-	m.source, coalesce(m.conversation_sid, ''), coalesce(m.author, ''), coalesce(m.filename, '')`
+	m.source, coalesce(m.conversation_sid, ''), coalesce(m.author, ''), coalesce(m.filename, ''),
+	coalesce(g.record_key, ''), coalesce(g.record_sha256, ''), g.record_no_body`
 
 func scanExportItem(row pgx.Row) (ExportItem, error) {
 	var it ExportItem
@@ -347,7 +353,8 @@ func scanExportItem(row pgx.Row) (ExportItem, error) {
 		&it.MediaSID, &it.MessageSID, &it.AccountSID, &sent, &it.From,
 		&it.To, &it.ContentType, &it.Size, &sha, &it.Store,
 		&it.Bucket, &it.Key, &it.VersionID, &it.ArchivedAt, &it.LockMode, &retain,
-		&it.Source, &it.ConversationSID, &it.Author, &it.Filename)
+		&it.Source, &it.ConversationSID, &it.Author, &it.Filename,
+		&it.RecordKey, &it.RecordSHA256, &it.RecordNoBody)
 	if err != nil {
 		return it, err
 	}

@@ -55,8 +55,11 @@ type Policy struct {
 	From, To     string
 	// Source is SourceMessaging ("" means it) or SourceConversations,
 	// with the Conversations services it lists (none: the default one).
-	Source    string
-	Services  []string
+	Source   string
+	Services []string
+	// NoBodies: the policy's runs archive message records without their
+	// body (policy set --no-bodies).
+	NoBodies  bool
 	LastTick  time.Time
 	CreatedBy string
 	CreatedAt time.Time
@@ -117,6 +120,9 @@ func (p Policy) Validate() error {
 		if p.From != "" || p.To != "" {
 			return &InvalidError{Field: "from", Reason: "and {to} filter Messaging only: Conversations has no such filter"}
 		}
+		if p.NoBodies {
+			return &InvalidError{Field: "no-bodies", Reason: "is for the messaging source only, for now: Conversations records keep their body"}
+		}
 		for _, sv := range p.Services {
 			if !sids.ValidService(sv) {
 				return &InvalidError{Field: "service", Value: sv, Reason: "is not a Conversations service SID (IS followed by 32 hex digits)"}
@@ -130,13 +136,13 @@ func (p Policy) Validate() error {
 
 const policyColumns = `name, account_sid, schedule, archive_after, delete_after IS NOT NULL,
 	coalesce(delete_after, '0'), watermark, coalesce(from_number, ''), coalesce(to_number, ''),
-	last_tick, created_by, created_at, updated_at, kind, coalesce(verify_sample, 0), source, coalesce(services, '{}')`
+	last_tick, created_by, created_at, updated_at, kind, coalesce(verify_sample, 0), source, coalesce(services, '{}'), no_bodies`
 
 func scanPolicy(row pgx.Row) (Policy, error) {
 	var p Policy
 	var last *time.Time
 	err := row.Scan(&p.Name, &p.AccountSID, &p.Schedule, &p.ArchiveAfter, &p.Delete, &p.DeleteAfter,
-		&p.Watermark, &p.From, &p.To, &last, &p.CreatedBy, &p.CreatedAt, &p.UpdatedAt, &p.Kind, &p.VerifySample, &p.Source, &p.Services)
+		&p.Watermark, &p.From, &p.To, &last, &p.CreatedBy, &p.CreatedAt, &p.UpdatedAt, &p.Kind, &p.VerifySample, &p.Source, &p.Services, &p.NoBodies)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Policy{}, ErrPolicyNotFound
 	}
@@ -174,11 +180,11 @@ func (c *Catalog) SetPolicy(ctx context.Context, p Policy, actor string) (bool, 
 	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
 		err := tx.QueryRow(ctx, `
 			INSERT INTO policies (name, account_sid, schedule, archive_after, delete_after, watermark,
-			                      from_number, to_number, created_by, kind, verify_sample, source, services)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $11, $12, $13, $14)
+			                      from_number, to_number, created_by, kind, verify_sample, source, services, no_bodies)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $11, $12, $13, $14, $15)
 			ON CONFLICT (name) DO UPDATE SET schedule = EXCLUDED.schedule,
 				kind = EXCLUDED.kind, verify_sample = EXCLUDED.verify_sample,
-				source = EXCLUDED.source, services = EXCLUDED.services,
+				source = EXCLUDED.source, services = EXCLUDED.services, no_bodies = EXCLUDED.no_bodies,
 				archive_after = EXCLUDED.archive_after, delete_after = EXCLUDED.delete_after,
 				from_number = EXCLUDED.from_number, to_number = EXCLUDED.to_number,
 				watermark = CASE WHEN $10 THEN EXCLUDED.watermark ELSE policies.watermark END,
@@ -187,7 +193,7 @@ func (c *Catalog) SetPolicy(ctx context.Context, p Policy, actor string) (bool, 
 			RETURNING (xmax = 0)`,
 			p.Name, p.AccountSID, p.Schedule, p.ArchiveAfter, deleteAfter, watermark,
 			nullString(p.From), nullString(p.To), actor, !p.Watermark.IsZero(), cmp.Or(p.Kind, PolicyArchive), nullSample(p.VerifySample),
-			cmp.Or(p.Source, SourceMessaging), p.Services).Scan(&created)
+			cmp.Or(p.Source, SourceMessaging), p.Services, p.NoBodies).Scan(&created)
 		if errors.Is(err, pgx.ErrNoRows) {
 			// The name is taken by another account: the row stays as it is.
 			var owner string
@@ -221,6 +227,9 @@ func (c *Catalog) SetPolicy(ctx context.Context, p Policy, actor string) (bool, 
 		}
 		if p.Source == SourceConversations {
 			d["source"], d["services"] = p.Source, p.Services
+		}
+		if p.NoBodies {
+			d["no_bodies"] = true
 		}
 		return audit(ctx, tx, actor, action, p.Name, d)
 	})
@@ -310,7 +319,7 @@ func (c *Catalog) StartPolicyRun(ctx context.Context, name string, tick time.Tim
 		}
 		until := tick.Add(-p.ArchiveAfter)
 		spec := RunSpec{Kind: KindPolicy, AccountSID: p.AccountSID, From: p.From, To: p.To, Delete: p.Delete, Actor: actor,
-			Source: p.Source, Services: p.Services}
+			Source: p.Source, Services: p.Services, NoBodies: p.NoBodies}
 		if since.Before(until) {
 			spec.Since, spec.Until = since, until
 		}

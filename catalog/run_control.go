@@ -126,7 +126,7 @@ func (c *Catalog) CreateRetry(ctx context.Context, of uuid.UUID, actor string) (
 		// its services (seq i lists Services[i]), its messages IM…, and a
 		// Messaging retry of them would list days of SMS/MMS instead.
 		spec := RunSpec{Kind: KindRetry, AccountSID: src.AccountSID, Source: src.Source, Services: src.Services,
-			From: src.From, To: src.To, Delete: src.Delete, DryRun: src.DryRun, Actor: actor}
+			From: src.From, To: src.To, Delete: src.Delete, DryRun: src.DryRun, NoBodies: src.NoBodies, Actor: actor}
 		// No windows here: SeedRetry copies the failed ones.
 		if id, err = insertRun(ctx, tx, spec, nil, nil, nullTime(src.DeleteBefore)); err != nil {
 			return err

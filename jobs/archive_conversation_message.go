@@ -209,25 +209,42 @@ func (h *Handlers) archiveMessageRecord(ctx context.Context, run catalog.Run, ms
 		AccountSID: run.AccountSID, MessageSID: m.SID, DateSent: day,
 		Source: archive.SourceConversations, ConversationSID: m.ConversationSID, Author: m.Author,
 	}
-	rc.Key = archive.MessageRecordKey(h.prefix, k, sha)
-	meta := archive.MediaMetadata(k, m.DateCreated.Time)
+	stored, err := h.storeRecord(ctx, k, m.DateCreated.Time, b)
+	if err != nil {
+		return nil, err
+	}
+	if err := h.catalog.RecordMessageCopy(ctx, m.SID, stored); err != nil {
+		return nil, err
+	}
+	return &stored, nil
+}
+
+// storeRecord stores a message's record b, create-only, beside its media
+// under a key named by its SHA-256 (archive.MessageRecordKey), so the same
+// record stored twice is one object; it returns the proof to catalog.
+func (h *Handlers) storeRecord(ctx context.Context, k archive.KeyInfo, created time.Time, b []byte) (catalog.MessageRecordCopy, error) {
+	sha := sha256.Sum256(b)
+	rc := catalog.MessageRecordCopy{Key: archive.MessageRecordKey(h.prefix, k, sha), Size: int64(len(b)), SHA256: sha}
+	meta := archive.MediaMetadata(k, created)
 	delete(meta, archive.MetaMediaSID)
 	in := archive.PutInput{Key: rc.Key, ContentType: "application/json", Size: rc.Size, SHA256: sha, Metadata: meta}
 	if h.objectLock != "" {
 		in.LockMode, in.RetainUntil = h.objectLock, time.Now().UTC().Add(h.retention).Truncate(time.Second)
 	}
 	if _, err := h.store.Put(ctx, in, bytes.NewReader(b)); err != nil {
+		if errors.Is(err, archive.ErrInvalidInput) || errors.Is(err, archive.ErrLockNotApplied) {
+			// As for a media (copyMedia): no retry makes the store keep it
+			// as asked.
+			return rc, permanent(fmt.Errorf("store the record of message %s at %s: %w", k.MessageSID, rc.Key, err))
+		}
 		if !errors.Is(err, archive.ErrConflict) {
-			return nil, fmt.Errorf("store the record of message %s at %s: %w", m.SID, rc.Key, err)
+			return rc, fmt.Errorf("store the record of message %s at %s: %w", k.MessageSID, rc.Key, err)
 		}
 		// The key names the bytes: an object there is this record unless
 		// the store was tampered with, which Verify tells.
 		if verr := archive.Verify(ctx, h.store, rc.Key, rc.Size, sha); verr != nil {
-			return nil, permanent(fmt.Errorf("store the record of message %s at %s: %w (%v)", m.SID, rc.Key, err, verr))
+			return rc, permanent(fmt.Errorf("store the record of message %s at %s: %w (%v)", k.MessageSID, rc.Key, err, verr))
 		}
-	}
-	if err := h.catalog.RecordMessageCopy(ctx, m.SID, *rc); err != nil {
-		return nil, err
 	}
 	return rc, nil
 }

@@ -460,7 +460,10 @@ func taskError(errs []error) error {
 // parallel runs f(0), …, f(n-1), mediaParallel at a time, waits, and
 // returns their errors by index. A panic in one (asynq recovers a
 // handler's own, not those of goroutines it starts) is its error.
-func parallel(n int, f func(i int) error) []error {
+func parallel(n int, f func(i int) error) []error { return parallelN(n, mediaParallel, f) }
+
+// parallelN is parallel, limit at a time.
+func parallelN(n, limit int, f func(i int) error) []error {
 	errs := make([]error, n)
 	run := func(i int) {
 		defer func() {
@@ -475,7 +478,7 @@ func parallel(n int, f func(i int) error) []error {
 		return errs
 	}
 	var wg sync.WaitGroup
-	sem := make(chan struct{}, mediaParallel)
+	sem := make(chan struct{}, limit)
 	for i := range n {
 		sem <- struct{}{}
 		wg.Add(1)

@@ -34,6 +34,12 @@
 //	                                          on Twilio, each attempt leased (no hold)
 //	                                          first → row deleted (or held)
 //
+// Each messages:page task also archives the record of each message it
+// lists (the object Twilio returned, or without its body for a
+// --no-bodies run), once, before the messages' rows and tasks
+// (message_records.go, issue #17); a message run's run:start does so for
+// its message.
+//
 // A restore (restore.go, restore_upload.go; issue #15) is a run of its own
 // kind: run:start fixes its media in Postgres (restore_media, once per
 // target service), restore:batch tasks upload ten each into the Media

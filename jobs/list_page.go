@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -125,7 +126,8 @@ func (h *Handlers) listPage(ctx context.Context, run catalog.Run, p ListPagePayl
 	if first != w.Page {
 		return h.failWindow(ctx, run, w, fmt.Sprintf("Twilio's next_page_uri went round in a cycle: page %d is page %d again", w.Page, first))
 	}
-	page, err := h.twilio.Messages.Page(ctx, uri)
+	// With each message's object as Twilio sent it: its archived record.
+	page, err := h.twilio.Messages.PageRecords(ctx, uri)
 	if err != nil {
 		return h.listingError(ctx, err, func(reason string) error {
 			return h.failWindow(ctx, run, w, reason)
@@ -133,6 +135,7 @@ func (h *Handlers) listPage(ctx context.Context, run catalog.Run, p ListPagePayl
 	}
 
 	recs := make([]catalog.MessageRecord, 0, len(page.Messages))
+	raw := make([]json.RawMessage, 0, len(page.Messages))
 	for i := range page.Messages {
 		if err := twilio.CheckMessageSID(page.Messages[i].SID); err != nil {
 			// A message that cannot be named can be neither recorded nor
@@ -148,6 +151,17 @@ func (h *Handlers) listPage(ctx context.Context, run catalog.Run, p ListPagePayl
 			continue
 		}
 		recs = append(recs, rec)
+		raw = append(raw, page.Messages[i].Raw)
+	}
+	// Each message's record is archived before its row and task: see
+	// message_records.go.
+	if err := h.archiveRecords(ctx, run, w.StartsAt, recs, raw); err != nil {
+		if isPermanent(err) { // a key holding other bytes: no retry stores it
+			if ferr := h.failWindow(ctx, run, w, errText(err)); ferr != nil {
+				return ferr
+			}
+		}
+		return err
 	}
 	// The messages with media go maxMessagesPerTask to a task; each
 	// records its task's first message, for the reconciler.

@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -112,6 +113,15 @@ func (h *Handlers) startRun(ctx context.Context, run catalog.Run, _ StartRunPayl
 			})
 		default:
 			rec := messageRecord(run.AccountSID, msg)
+			recs := []catalog.MessageRecord{rec}
+			// Its record first, as a listed page's (message_records.go).
+			if err := h.archiveRecords(ctx, run, time.Now(), recs, []json.RawMessage{msg.Raw}); err != nil {
+				if isPermanent(err) {
+					return errors.Join(err, h.catalog.FailMessage(ctx, run.ID, run.MessageSID, errText(err)))
+				}
+				return err
+			}
+			rec = recs[0]
 			if err := h.catalog.RecordMessages(ctx, run.ID, []catalog.MessageRecord{rec}, run.DryRun); err != nil {
 				return err
 			}

@@ -417,6 +417,9 @@ func decodeJSON(r io.Reader, limit int64, v any) error {
 	if err := json.Unmarshal(trimmed, v); err != nil {
 		return fmt.Errorf("decode response: %w", err)
 	}
+	if k, ok := v.(rawKeeper); ok {
+		k.keepRaw(trimmed) // the object as sent (body is this call's own)
+	}
 	return nil
 }
 

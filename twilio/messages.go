@@ -2,6 +2,7 @@ package twilio
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"iter"
 	"net/url"
@@ -10,9 +11,9 @@ import (
 )
 
 // Message is a Message resource, with the fields mediasync uses. The body
-// is deliberately not decoded: it is customer content mediasync never
-// needs. Every field may be null in Twilio's schema; null decodes to the
-// zero value (and to an unknown Count).
+// is deliberately not decoded: it is customer content mediasync only
+// archives, as part of Raw. Every field may be null in Twilio's schema;
+// null decodes to the zero value (and to an unknown Count).
 type Message struct {
 	SID                 string          `json:"sid"`
 	AccountSID          string          `json:"account_sid"`
@@ -27,7 +28,18 @@ type Message struct {
 	DateUpdated         Time            `json:"date_updated"`
 	URI                 string          `json:"uri"`
 	SubresourceURIs     SubresourceURIs `json:"subresource_uris"`
+
+	// Raw is the message's JSON object byte for byte as Twilio sent it
+	// (body, price, status, error fields and all), for the archive's
+	// record of it (issue #17): from Get, and on a page read with
+	// MessagesService.PageRecords (Page leaves it nil). Twilio's Message
+	// resource holds no credential. A listed one is at most the page
+	// decoder's value limit.
+	Raw json.RawMessage `json:"-"`
 }
+
+// keepRaw keeps the message's object as sent (decodeItem, decodeJSON).
+func (m *Message) keepRaw(b json.RawMessage) { m.Raw = b }
 
 // SubresourceURIs are a message's related lists, relative to the API host.
 type SubresourceURIs struct {
@@ -114,6 +126,21 @@ func (s *MessagesService) Get(ctx context.Context, sid string) (*Message, error)
 //twilio:operation GET /2010-04-01/Accounts/{AccountSid}/Messages.json
 func (s *MessagesService) Page(ctx context.Context, uri string) (*MessagePage, error) {
 	m, items, err := fetchPage[Message, *Message, PageMeta](ctx, s.client, listSpec{host: &s.client.api, wantPath: s.isListPath, itemsKey: "messages"}, uri)
+	if err != nil {
+		return nil, err
+	}
+	return &MessagePage{PageMeta: m, Messages: items}, nil
+}
+
+// PageRecords is Page keeping each message's JSON object as Twilio sent it
+// (Message.Raw): the page's bytes are held until it is dropped, up to the
+// client's JSON limit, where Page holds a few KiB a message.
+//
+// Twilio API docs: https://www.twilio.com/docs/messaging/api/message-resource#read-multiple-message-resources
+//
+//twilio:operation GET /2010-04-01/Accounts/{AccountSid}/Messages.json
+func (s *MessagesService) PageRecords(ctx context.Context, uri string) (*MessagePage, error) {
+	m, items, err := fetchPage[Message, *Message, PageMeta](ctx, s.client, listSpec{host: &s.client.api, wantPath: s.isListPath, itemsKey: "messages", raw: true}, uri)
 	if err != nil {
 		return nil, err
 	}

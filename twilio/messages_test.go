@@ -15,6 +15,8 @@ func TestMessagesGet(t *testing.T) {
 
 	m, err := b.client.Messages.Get(t.Context(), testMessage)
 	require.NoError(t, err)
+	require.Equal(t, messageJSON(testMessage, `"3"`), string(m.Raw), "the object as sent, for the archive")
+	m.Raw = nil
 	require.Equal(t, Message{
 		SID:                 testMessage,
 		AccountSID:          testAccount,
@@ -31,8 +33,8 @@ func TestMessagesGet(t *testing.T) {
 		SubresourceURIs:     SubresourceURIs{Media: mediaListPath(testMessage)},
 	}, *m)
 
-	// The body is customer content: it must not be kept anywhere in the
-	// decoded value.
+	// The body is customer content: no decoded field holds it (only Raw,
+	// the archive's record, which never encodes).
 	out, err := json.Marshal(m)
 	require.NoError(t, err)
 	require.NotContains(t, string(out), "customer text")
@@ -47,6 +49,7 @@ func TestMessagesGetAllNull(t *testing.T) {
 
 	m, err := b.client.Messages.Get(t.Context(), testMessage)
 	require.NoError(t, err)
+	m.Raw = nil
 	require.Equal(t, Message{}, *m)
 	require.False(t, m.NumMedia.Known, "null num_media is unknown, not zero")
 }
@@ -107,4 +110,29 @@ func TestMessagePageDecodesNullPaging(t *testing.T) {
 		pages++
 	}
 	require.Equal(t, 1, pages)
+}
+
+// A page read with PageRecords keeps each message's object byte for byte
+// (the archive's record of it, issue #17), body included; whitespace
+// between items is not part of it.
+func TestMessagePageKeepsRawObjects(t *testing.T) {
+	t.Parallel()
+	const other = "SMbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+	items := []string{messageJSON(testMessage, `"1"`), "{\"sid\": \"" + other + "\",\n \"body\": \"caf\\u00e9 \\\"x\\\"\",  \"price\": null}"}
+	body := pageJSON("messages", []string{"\n  " + items[0] + " ", "\t" + items[1]}, 0, 50, messagesPath(), "")
+	b := setup(t, newScript(t, step{uri: messagesPath(), body: body}))
+
+	p, err := b.client.Messages.PageRecords(t.Context(), messagesPath())
+	require.NoError(t, err)
+	require.Len(t, p.Messages, 2)
+	for i, m := range p.Messages {
+		require.Equal(t, items[i], string(m.Raw), "message %d", i)
+	}
+	require.Equal(t, other, p.Messages[1].SID)
+
+	// Page keeps none (a few KiB a message, whatever the bodies).
+	b = setup(t, newScript(t, step{uri: messagesPath(), body: body}))
+	p, err = b.client.Messages.Page(t.Context(), messagesPath())
+	require.NoError(t, err)
+	require.Nil(t, p.Messages[0].Raw)
 }

@@ -21,10 +21,15 @@ import (
 //     more than about that;
 //   - kept bytes: the fields the client keeps of one item (SIDs, numbers,
 //     URIs) may not pass maxItemKeptBytes, so 1000 items hold at most a few
-//     MiB even when each is as large as a value may be;
+//     MiB even when each is as large as a value may be; a page read with
+//     MessagesService.PageRecords also keeps each message's object
+//     (Message.Raw, for the archive), at most one value each and the body
+//     limit in all: a real page of 1000 messages is 2–3 MiB, and a worker
+//     lists one page at a time;
 //   - fields: the page object has at most maxPageFields;
 //   - body bytes: the response as a whole may not pass the client's JSON
-//     limit, which bounds the time a page takes, not memory.
+//     limit, which bounds the time a page takes (and a Messages page's
+//     raw objects).
 const (
 	// maxPageValueBytes bounds one item: a Twilio message is about 1.5 KB
 	// plus its body (1600 characters, at most ~10 KB JSON-escaped).
@@ -48,6 +53,7 @@ type pageLimits struct {
 	value int64
 	items int
 	kept  int
+	raw   bool // keep each rawKeeper item's object as sent
 }
 
 // requestedPageSize is the PageSize in a page URI's query: the most items
@@ -195,7 +201,7 @@ func decodeItems[T any, PT interface {
 		}
 		items = append(items, *new(T))
 		it := &items[len(items)-1]
-		if err := dec.Decode(it); err != nil {
+		if err := decodeItem(dec, PT(it), lim.raw); err != nil {
 			return nil, fmt.Errorf("%s item %d: %w", key, len(items)-1, err)
 		}
 		if n := PT(it).keptBytes(); n > lim.kept {
@@ -206,6 +212,30 @@ func decodeItems[T any, PT interface {
 		return nil, err
 	}
 	return items, nil
+}
+
+// rawKeeper is an item that keeps its JSON object as sent.
+type rawKeeper interface{ keepRaw(json.RawMessage) }
+
+// decodeItem decodes the next value into it; with raw, an item that keeps
+// its raw object gets the value's bytes as they came (the decoder's own
+// copy).
+func decodeItem(dec *json.Decoder, it any, raw bool) error {
+	k, ok := it.(rawKeeper)
+	if !ok || !raw {
+		return dec.Decode(it)
+	}
+	var b json.RawMessage
+	if err := dec.Decode(&b); err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, it); err != nil {
+		return err
+	}
+	if string(b) != "null" {
+		k.keepRaw(b)
+	}
+	return nil
 }
 
 // fieldDecoder says where each top-level field of a page other than its

@@ -97,6 +97,8 @@ type listSpec struct {
 	// Messaging bounds.
 	value int64
 	kept  int
+	// raw keeps each item's object as sent (rawKeeper items only).
+	raw bool
 }
 
 // pageMeta is the paging part of a page as it decodes: PageMeta for
@@ -124,7 +126,7 @@ func fetchPage[T any, PT interface {
 		return zero, nil, err
 	}
 	lim := pageLimits{body: c.maxJSON, value: cmp.Or(spec.value, maxPageValueBytes),
-		items: requestedPageSize(u.RawQuery, spec.maxPageSize), kept: cmp.Or(spec.kept, maxItemKeptBytes)}
+		items: requestedPageSize(u.RawQuery, spec.maxPageSize), kept: cmp.Or(spec.kept, maxItemKeptBytes), raw: spec.raw}
 	var m M
 	var items []T
 	_, err = c.do(ctx, &request{

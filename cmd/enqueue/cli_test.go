@@ -55,6 +55,8 @@ func TestBadInputExitsTwoAndEnqueuesNothing(t *testing.T) {
 		{"bad service", good, []string{"backfill", "--source", "conversations", "--service", "IS12", "--since", "2026-01-01", "--until", "2026-01-02"}, `--service "IS12" is not a Conversations service SID`},
 		{"service without conversations", good, []string{"backfill", "--service", "IS0123456789abcdef0123456789abcdef", "--since", "2026-01-01", "--until", "2026-01-02"}, "is for --source conversations only"},
 		{"from with conversations", good, []string{"backfill", "--source", "conversations", "--from", "+15550100", "--since", "2026-01-01", "--until", "2026-01-02"}, "--from and --to filter Messaging only"},
+		{"no-bodies with conversations", good, []string{"backfill", "--source", "conversations", "--no-bodies", "--since", "2026-01-01", "--until", "2026-01-02"}, "--no-bodies is for --source messaging only"},
+		{"policy no-bodies with conversations", good, []string{"policy", "set", "p1", "--schedule", "@every 1h", "--source", "conversations", "--no-bodies"}, "--no-bodies is for the messaging source only"},
 		{"malformed message SID", good, []string{"message", "MM123"}, `message SID "MM123" is not valid`},
 		{"media SID as message", good, []string{"message", "ME0123456789abcdef0123456789abcdef"}, "is not valid"},
 		{"no message SID", good, []string{"message"}, "accepts 1 arg"},

@@ -36,8 +36,8 @@ type app struct {
 }
 
 type runFlags struct {
-	delete, dryRun, wait bool
-	from, to             string
+	delete, dryRun, wait, noBodies bool
+	from, to                       string
 }
 
 func (a *app) backfillCmd() *cobra.Command {
@@ -45,7 +45,7 @@ func (a *app) backfillCmd() *cobra.Command {
 	var services []string
 	var f runFlags
 	cmd := &cobra.Command{
-		Use:   "backfill [--source messaging|conversations [--service IS…]] --since YYYY-MM-DD --until YYYY-MM-DD [--delete] [--dry-run] [--wait]",
+		Use:   "backfill [--source messaging|conversations [--service IS…]] --since YYYY-MM-DD --until YYYY-MM-DD [--delete] [--dry-run] [--no-bodies] [--wait]",
 		Short: "Archive every media of messages sent (Conversations: created) in [since, until), UTC days",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -72,6 +72,9 @@ func (a *app) backfillCmd() *cobra.Command {
 				if f.from != "" || f.to != "" {
 					return usagef("--from and --to filter Messaging only: Conversations has no such filter")
 				}
+				if f.noBodies {
+					return usagef("--no-bodies is for --source messaging only, for now: Conversations records keep their body")
+				}
 				for _, sv := range services {
 					if !twilio.ValidServiceSID(sv) {
 						return usagef("--service %q is not a Conversations service SID (IS followed by 32 hex digits)", sv)
@@ -83,7 +86,7 @@ func (a *app) backfillCmd() *cobra.Command {
 			}
 			return a.submit(cmd.Context(), catalog.RunSpec{
 				Kind: catalog.KindBackfill, Source: source, Services: services, Since: s, Until: u, From: f.from, To: f.to,
-				Delete: f.delete, DryRun: f.dryRun,
+				Delete: f.delete, DryRun: f.dryRun, NoBodies: f.noBodies,
 			}, f.wait)
 		},
 	}
@@ -102,7 +105,7 @@ func (a *app) backfillCmd() *cobra.Command {
 func (a *app) messageCmd() *cobra.Command {
 	var f runFlags
 	cmd := &cobra.Command{
-		Use:   "message <MessageSid> [--delete] [--dry-run] [--wait]",
+		Use:   "message <MessageSid> [--delete] [--dry-run] [--no-bodies] [--wait]",
 		Short: "Archive the media of one message",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -114,7 +117,7 @@ func (a *app) messageCmd() *cobra.Command {
 				return err
 			}
 			return a.submit(cmd.Context(), catalog.RunSpec{
-				Kind: catalog.KindMessage, MessageSID: sid, Delete: f.delete, DryRun: f.dryRun,
+				Kind: catalog.KindMessage, MessageSID: sid, Delete: f.delete, DryRun: f.dryRun, NoBodies: f.noBodies,
 			}, f.wait)
 		},
 	}
@@ -125,6 +128,7 @@ func (a *app) messageCmd() *cobra.Command {
 func (f *runFlags) register(cmd *cobra.Command) {
 	cmd.Flags().BoolVar(&f.delete, "delete", false, "delete each media from Twilio once its archived copy is verified")
 	cmd.Flags().BoolVar(&f.dryRun, "dry-run", false, "list and count only: archive and delete nothing")
+	cmd.Flags().BoolVar(&f.noBodies, "no-bodies", false, "archive each message's record without its body")
 	cmd.Flags().BoolVar(&f.wait, "wait", false, "follow the run until it ends; exit 1 if any media failed")
 }
 

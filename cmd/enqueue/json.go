@@ -55,6 +55,7 @@ type runJSON struct {
 	To           string     `json:"to,omitempty"`
 	Delete       bool       `json:"delete"`
 	DryRun       bool       `json:"dry_run"`
+	NoBodies     bool       `json:"no_bodies,omitempty"`
 	Actor        string     `json:"actor"`
 	Error        string     `json:"error,omitempty"`
 	Policy       string     `json:"policy,omitempty"`
@@ -72,7 +73,7 @@ func toRunJSON(r catalog.Run) runJSON {
 		ID: r.ID.String(), Kind: r.Kind, State: string(r.State), AccountSID: r.AccountSID,
 		Source: r.Source, Services: r.Services,
 		Since: jsonTime(r.Since), Until: jsonTime(r.Until), MessageSID: r.MessageSID, From: r.From, To: r.To,
-		Delete: r.Delete, DryRun: r.DryRun, Actor: r.Actor, Error: r.Error, Policy: r.PolicyName,
+		Delete: r.Delete, DryRun: r.DryRun, NoBodies: r.NoBodies, Actor: r.Actor, Error: r.Error, Policy: r.PolicyName,
 		Tick: jsonTime(r.Tick), DeleteBefore: jsonTime(r.DeleteBefore), RetryOf: jsonUUID(r.RetryOf),
 		VerifySample: r.VerifySample, CreatedAt: r.CreatedAt.UTC(), StartedAt: jsonTime(r.StartedAt),
 		FinishedAt: jsonTime(r.FinishedAt),

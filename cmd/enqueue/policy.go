@@ -32,8 +32,9 @@ func (a *app) policyCmd() *cobra.Command {
 func (a *app) policySetCmd() *cobra.Command {
 	var spec, archiveAfter, deleteAfter, start, from, to, kind, sample, source string
 	var services []string
+	var noBodies bool
 	cmd := &cobra.Command{
-		Use:   "set NAME --schedule SPEC [--archive-after DUR] [--delete-after DUR] [--start DATE] [--from NUMBER] [--to NUMBER] [--source messaging|conversations [--service IS…]]",
+		Use:   "set NAME --schedule SPEC [--archive-after DUR] [--delete-after DUR] [--start DATE] [--from NUMBER] [--to NUMBER] [--source messaging|conversations [--service IS…]] [--no-bodies]",
 		Short: "Create or update a retention policy",
 		Long: `Create or update a retention policy. At each tick of SPEC (a cron expression
 in UTC such as "0 3 * * *", or "@every DUR") one run archives every media of
@@ -49,10 +50,13 @@ archives Conversations media instead (created, for sent), of --service
 
 With --kind verify the policy archives nothing: at each tick it starts a
 verify run (as enqueue verify does) that re-reads --sample of the archive
-(a fraction in (0, 1] or a percentage like 5%; default: all).`,
+(a fraction in (0, 1] or a percentage like 5%; default: all).
+
+With --no-bodies the policy's runs archive each message's record without
+its body (Messaging only).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p := catalog.Policy{Name: args[0], Schedule: spec, From: from, To: to, Kind: kind, Source: source,
+			p := catalog.Policy{Name: args[0], Schedule: spec, From: from, To: to, Kind: kind, Source: source, NoBodies: noBodies,
 				Services: slices.Compact(slices.Sorted(slices.Values(services)))}
 			var err error
 			if sample != "" || kind == catalog.PolicyVerify {
@@ -113,6 +117,7 @@ verify run (as enqueue verify does) that re-reads --sample of the archive
 	cmd.Flags().StringVar(&sample, "sample", "", "--kind verify: the share of archived media each run re-reads (0.1 or 10%; default all)")
 	cmd.Flags().StringVar(&source, "source", catalog.SourceMessaging, "what to archive: messaging or conversations")
 	cmd.Flags().StringSliceVar(&services, "service", nil, "conversations: a service SID (IS…), repeatable; default: the account's default service")
+	cmd.Flags().BoolVar(&noBodies, "no-bodies", false, "archive each message's record without its body")
 	_ = cmd.MarkFlagRequired("schedule")
 	return cmd
 }
@@ -131,6 +136,7 @@ type policyJSON struct {
 	VerifySample        float64    `json:"verify_sample,omitempty"`
 	From                string     `json:"from,omitempty"`
 	To                  string     `json:"to,omitempty"`
+	NoBodies            bool       `json:"no_bodies,omitempty"`
 	Watermark           time.Time  `json:"watermark"`
 	WatermarkAgeSeconds int64      `json:"watermark_age_seconds"`
 	LastTick            *time.Time `json:"last_tick,omitempty"`
@@ -148,7 +154,7 @@ func toPolicyJSON(h catalog.PolicyHealth, w retention.Window) policyJSON {
 	p := h.Policy
 	out := policyJSON{
 		Name: p.Name, Kind: p.Kind, Schedule: p.Schedule, Source: p.Source, Services: p.Services, ArchiveAfter: schedule.FormatDuration(p.ArchiveAfter),
-		VerifySample: p.VerifySample, From: p.From, To: p.To, Watermark: p.Watermark.UTC(),
+		VerifySample: p.VerifySample, From: p.From, To: p.To, NoBodies: p.NoBodies, Watermark: p.Watermark.UTC(),
 		WatermarkAgeSeconds: int64(h.WatermarkAge.Seconds()), LastTick: jsonTime(p.LastTick),
 		OldestUnarchived: jsonTime(h.OldestUnsaved), UnarchivedMedia: h.OldestUnsavedN, TwilioRetentionDays: w.Days(),
 		CreatedBy: p.CreatedBy, CreatedAt: p.CreatedAt.UTC(), UpdatedAt: p.UpdatedAt.UTC(),

@@ -104,6 +104,9 @@ func runWhat(r catalog.Run) string {
 	if r.DryRun {
 		parts = append(parts, "--dry-run")
 	}
+	if r.NoBodies {
+		parts = append(parts, "--no-bodies")
+	}
 	return strings.Join(parts, " ")
 }
 

@@ -230,6 +230,9 @@ func printStatusLines(w io.Writer, st catalog.Status) {
 	case st.Delete:
 		mode = "archive, then delete from Twilio"
 	}
+	if st.NoBodies && !st.DryRun {
+		mode += "; message records without their body (--no-bodies)"
+	}
 	fmt.Fprintf(w, "mode:            %s\n", mode)
 	fmt.Fprintf(w, "state:           %s\n", st.State)
 	if st.Error != "" {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -111,6 +113,8 @@ func requireRunSettled(t *testing.T, d *e2etest.Deployment, run deleteRun, statu
 		t.Fatalf("media deleted %s, want %d\n%s", got, len(run.in), status)
 	}
 	d.CheckArchived(t, run.in, "deleted")
+	msgs := slices.Sorted(maps.Values(run.in))
+	d.CheckMessageRecords(t, slices.Compact(msgs))
 
 	early, _ := d.EarlyDeletes()
 	for _, e := range early {

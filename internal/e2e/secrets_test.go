@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"io"
 	"maps"
+	"path"
 	"slices"
 	"strings"
 	"sync"
@@ -247,9 +249,10 @@ func scanRedis(ctx context.Context, rdb *redis.Client, patterns []string, leaks 
 	return keys, tasks
 }
 
-// scanObjects checks every archived object's metadata and headers and
-// returns how many media objects there are (audit anchors are checked, not
-// counted).
+// scanObjects checks every archived object's metadata and headers, and
+// each message record's content (issue #17: Twilio's message object,
+// which must carry no credential), and returns how many media objects
+// there are (audit anchors and message records are checked, not counted).
 func scanObjects(t *testing.T, d *e2etest.Deployment, leaks *secretLeaks) int {
 	t.Helper()
 	ctx := t.Context()
@@ -265,7 +268,18 @@ func scanObjects(t *testing.T, d *e2etest.Deployment, leaks *secretLeaks) int {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !strings.Contains(*o.Key, "/_audit/") {
+			if base := path.Base(*o.Key); strings.HasSuffix(base, ".json") && (strings.HasPrefix(base, "SM") || strings.HasPrefix(base, "MM")) {
+				obj, err := d.S3Client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(d.Bucket), Key: o.Key})
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, err := io.ReadAll(obj.Body)
+				_ = obj.Body.Close()
+				if err != nil {
+					t.Fatal(err)
+				}
+				leaks.check("message record", *o.Key, string(b))
+			} else if !strings.Contains(*o.Key, "/_audit/") {
 				n++
 			}
 			text := fmt.Sprint(*o.Key, head.Metadata, aws.ToString(head.ContentType), aws.ToString(head.ContentDisposition),

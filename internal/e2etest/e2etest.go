@@ -14,6 +14,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -515,6 +516,52 @@ func (d *Deployment) CheckArchived(t testing.TB, media map[string]string, state 
 		}
 		if rows != 1 || rowState != state || rowSHA != want || size != n {
 			t.Fatalf("media %s: %d rows, state %s sha256 %s size %d; want 1 row, %s, %s, %d", sid, rows, rowState, rowSHA, size, state, want, n)
+		}
+	}
+}
+
+// CheckMessageRecords fails t unless each Messaging message has exactly
+// one record in the bucket, beside its media (issue #17), holding its SID,
+// with the size and SHA-256 its catalog row records.
+func (d *Deployment) CheckMessageRecords(t testing.TB, messages []string) {
+	t.Helper()
+	ctx := context.Background()
+	for _, sid := range messages {
+		msg, ok := d.Emu.Message(sid)
+		if !ok {
+			t.Fatalf("emulator has no message %s", sid)
+		}
+		var key, sha string
+		var size int64
+		if err := d.Pool.QueryRow(ctx, `SELECT coalesce(record_key, ''), coalesce(record_sha256, ''), coalesce(record_size, -1)
+			FROM messages WHERE sid = $1`, sid).Scan(&key, &sha, &size); err != nil {
+			t.Fatalf("message %s: catalog row: %v", sid, err)
+		}
+		var zero [32]byte
+		want := archive.MessageRecordKey(d.Prefix, archive.KeyInfo{AccountSID: d.Account.SID, MessageSID: sid, DateSent: msg.DateSent}, zero)
+		dir := want[:strings.LastIndex(want, "/")+1]
+		list, err := d.S3Client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(d.Bucket), Prefix: aws.String(dir + sid + "-")})
+		if err != nil {
+			t.Fatalf("message %s: %v", sid, err)
+		}
+		if len(list.Contents) != 1 || aws.ToString(list.Contents[0].Key) != key {
+			t.Fatalf("message %s: %d record objects under %s; want exactly the catalog's %q", sid, len(list.Contents), dir, key)
+		}
+		out, err := d.S3Client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(d.Bucket), Key: aws.String(key)})
+		if err != nil {
+			t.Fatalf("message %s: record %s: %v", sid, key, err)
+		}
+		b, err := io.ReadAll(out.Body)
+		_ = out.Body.Close()
+		if err != nil {
+			t.Fatalf("message %s: record %s: %v", sid, key, err)
+		}
+		got := sha256.Sum256(b)
+		var rec struct {
+			SID string `json:"sid"`
+		}
+		if hex.EncodeToString(got[:]) != sha || int64(len(b)) != size || json.Unmarshal(b, &rec) != nil || rec.SID != sid {
+			t.Fatalf("message %s: record %s (%d bytes, sha256 %x) does not match its row (%d bytes, %s) or names another message:\n%s", sid, key, len(b), got, size, sha, b)
 		}
 	}
 }

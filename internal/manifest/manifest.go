@@ -51,6 +51,12 @@ type Line struct {
 	ConversationSID string `json:"conversation_sid"`
 	Author          string `json:"author"`
 	Filename        string `json:"filename"`
+	// The message's record as archived beside its media (issue #17): its
+	// key and SHA-256, and whether its body is in it ("kept") or was left
+	// out (--no-bodies: "dropped"); all empty for a message without one.
+	RecordKey    string `json:"message_record_key"`
+	RecordSHA256 string `json:"message_record_sha256"`
+	RecordBody   string `json:"message_record_body"`
 }
 
 // csvHeader names manifest.csv's columns, in Line's order.
@@ -59,6 +65,7 @@ var csvHeader = []string{
 	"archive_store", "archive_bucket", "archive_key", "archive_version_id", "archived_at",
 	"deleted_from_twilio_at", "retention_mode", "retain_until", "legal_holds",
 	"source", "conversation_sid", "author", "filename",
+	"message_record_key", "message_record_sha256", "message_record_body",
 }
 
 // LineFor is the manifest line of an exported media.
@@ -71,6 +78,14 @@ func LineFor(it catalog.ExportItem) Line {
 		ArchivedAt: it.ArchivedAt.UTC(), RetentionMode: it.LockMode, LegalHolds: it.Holds,
 		Source: cmp.Or(it.Source, catalog.SourceMessaging), ConversationSID: it.ConversationSID,
 		Author: it.Author, Filename: it.Filename,
+		RecordKey: it.RecordKey, RecordSHA256: it.RecordSHA256,
+	}
+	switch {
+	case it.RecordKey == "":
+	case it.RecordNoBody:
+		l.RecordBody = "dropped"
+	default:
+		l.RecordBody = "kept"
 	}
 	if l.LegalHolds == nil {
 		l.LegalHolds = []int64{}
@@ -133,6 +148,7 @@ func (w *Writer) Add(it catalog.ExportItem) error {
 		l.SHA256, l.Path, l.ArchiveStore, l.ArchiveBucket, l.ArchiveKey, l.ArchiveVersion, rfc3339(l.ArchivedAt),
 		rfc3339p(l.DeletedAt), l.RetentionMode, rfc3339p(l.RetainUntil), strings.Join(holds, ";"),
 		l.Source, l.ConversationSID, l.Author, l.Filename,
+		l.RecordKey, l.RecordSHA256, l.RecordBody,
 	}); w.err != nil {
 		return w.err
 	}
