@@ -23,8 +23,9 @@ type RSMFMessage struct {
 	ConversationSID string
 	Author          string
 	// Record is the message's archived record, nil when none is recorded.
-	Record   *MessageRecordCopy
-	MediaSeq []int
+	Record     *MessageRecordCopy
+	MediaSeq   []int
+	MediaBytes int64 // the sum of their sizes
 }
 
 // Conversation is the key of the conversation the message belongs to: a
@@ -65,7 +66,9 @@ func (c *Catalog) RSMFMessages(ctx context.Context, id uuid.UUID) iter.Seq2[RSMF
 				coalesce(g.direction, ''), coalesce(g.conversation_sid, ''), coalesce(g.author, ''),
 				coalesce(g.record_key, ''), coalesce(g.record_size, 0), coalesce(g.record_sha256, ''),
 				coalesce((SELECT array_agg(x.seq ORDER BY x.seq) FROM export_media x JOIN media m ON m.sid = x.media_sid
-					WHERE x.run_id = $1 AND m.message_sid = g.sid), '{}')
+					WHERE x.run_id = $1 AND m.message_sid = g.sid), '{}'),
+				(SELECT coalesce(sum(m.size_bytes), 0)::bigint FROM export_media x JOIN media m ON m.sid = x.media_sid
+					WHERE x.run_id = $1 AND m.message_sid = g.sid)
 			FROM messages g
 			WHERE `+where+`
 			ORDER BY `+conv+`, (`+exportSent+` AT TIME ZONE 'UTC')::date, `+exportSent+`, g.sid`,
@@ -80,7 +83,7 @@ func (c *Catalog) RSMFMessages(ctx context.Context, id uuid.UUID) iter.Seq2[RSMF
 			var recKey, recSHA string
 			var recSize int64
 			if err := rows.Scan(&m.SID, &m.Source, &m.Sent, &m.From, &m.To, &m.Direction, &m.ConversationSID, &m.Author,
-				&recKey, &recSize, &recSHA, &m.MediaSeq); err != nil {
+				&recKey, &recSize, &recSHA, &m.MediaSeq, &m.MediaBytes); err != nil {
 				fail(err)
 				return
 			}
