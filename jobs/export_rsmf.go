@@ -62,6 +62,7 @@ type rsmfLine struct {
 	Attachments  int       `json:"attachments"`
 	Begin        time.Time `json:"begin"`
 	End          time.Time `json:"end"`
+	failed       int       // media that failed their check
 }
 
 // exportRSMF writes an export as .rsmf files, one per conversation per UTC
@@ -93,7 +94,7 @@ func (h *Handlers) exportRSMF(ctx context.Context, e catalog.Export, dest export
 			return nil
 		}
 		line, err := h.putRSMF(ctx, e, dest, cur)
-		if err != nil {
+		if err != nil || line.failed > 0 {
 			return err
 		}
 		if err := enc.Encode(line); err != nil {
@@ -197,7 +198,9 @@ func (h *Handlers) putRSMF(ctx context.Context, e catalog.Export, dest exportDes
 	spool := archive.NewSpool(archive.SpoolConfig{Dir: h.spoolDir})
 	defer spool.Close()
 	line, err := h.writeRSMF(ctx, e, f, spool)
-	if err != nil {
+	if err != nil || line.failed > 0 {
+		// A file with a media that failed its check is not stored: the
+		// export fails naming the media, and no reviewer loads bad bytes.
 		return line, err
 	}
 	body, err := spool.Reader()
@@ -381,6 +384,7 @@ func (h *Handlers) writeRSMF(ctx context.Context, e catalog.Export, f rsmfFile, 
 			case err != nil:
 				return line, err
 			case bad != "":
+				line.failed++
 				err = h.catalog.FailExportMedia(ctx, e.ID, it.Seq, bad)
 			default:
 				err = h.catalog.MarkExported(ctx, e.ID, it.Seq, line.Path)

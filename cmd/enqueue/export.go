@@ -210,8 +210,13 @@ func (a *app) presigned(ctx context.Context, st catalog.Status) error {
 		return errors.New("presign: the destination cannot presign URLs")
 	}
 	keys := []string{e.OutputKey}
-	if e.Format == catalog.ExportDir || e.Format == catalog.ExportRSMF {
+	switch e.Format {
+	case catalog.ExportDir:
 		for _, name := range []string{archive.ExportJSONLName, archive.ExportCSVName, archive.ExportSumsName} {
+			keys = append(keys, archive.ExportKey(root, name))
+		}
+	case catalog.ExportRSMF: // no manifest.csv: manifest.jsonl lists the .rsmf files
+		for _, name := range []string{archive.ExportJSONLName, archive.ExportSumsName} {
 			keys = append(keys, archive.ExportKey(root, name))
 		}
 	}
