@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -260,4 +261,83 @@ func readRSMF(t *testing.T, file string) rsmfRead {
 	}
 	require.NotNil(t, r.manifest, "%s: rsmf.zip holds rsmf_manifest.json", file)
 	return r
+}
+
+// A Conversations export's .rsmf files are one per CH… conversation per
+// day: participants are the authors, and each event's body is the one
+// its archived record (written by the Conversations source) holds.
+func TestExportRSMFConversations(t *testing.T) {
+	t.Parallel()
+	schema := rsmfSchema(t)
+	d := newDeployment(t)
+	_, err := d.Emu.Generate(d.Account.SID, twiliotest.Dataset{
+		Start: exportStart, End: exportStart.AddDate(0, 0, 1), MinMediaSize: 200, MaxMediaSize: 8 << 10,
+		Conversations: 3, ConversationMessages: 4, MaxConversationMedia: 2,
+	})
+	require.NoError(t, err)
+	// A message with a body and a photo, in a conversation of its own.
+	ch, err := d.Emu.AddConversation(d.Account.SID, twiliotest.ConversationOptions{DateCreated: exportStart.Add(time.Hour)})
+	require.NoError(t, err)
+	_, err = d.Emu.AddConversationMessage(d.Account.SID, ch, twiliotest.ConversationMessageOptions{
+		Author: "ana", Body: "the signed contract", DateCreated: exportStart.Add(2 * time.Hour),
+		Media: []twiliotest.MediaOptions{{ContentType: "image/png", Filename: "contract.png", Size: 900}},
+	})
+	require.NoError(t, err)
+	d.startWorker(t)
+	code, out, errOut := d.cli(t, "backfill", "--source", "conversations", "--since", "2026-03-01", "--until", "2026-03-03", "--wait")
+	require.Equal(t, 0, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
+
+	dir := t.TempDir()
+	code, out, errOut = d.cli(t, "export", "--since", "2026-03-01", "--until", "2026-03-03", "--format", "rsmf", "--out", "file://"+dir, "--wait")
+	require.Equal(t, 0, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
+	files, err := filepath.Glob(filepath.Join(dir, "*", "*.rsmf"))
+	require.NoError(t, err)
+	require.NotEmpty(t, files)
+	events, withBody := 0, 0
+	for _, file := range files {
+		require.True(t, strings.HasPrefix(filepath.Base(file), "CH"), "%s is named by its conversation", file)
+		m := readRSMF(t, file)
+		require.Equal(t, "Twilio Conversations", m.header.Get("X-RSMF-Application"))
+		var doc any
+		require.NoError(t, json.Unmarshal(m.manifest, &doc))
+		require.NoError(t, schema.Validate(doc), "%s: rsmf_manifest.json against the schema", file)
+		var man rsmfManifest
+		require.NoError(t, json.Unmarshal(m.manifest, &man))
+		require.Equal(t, "channel", func() string {
+			var c struct{ Conversations []struct{ Type string } }
+			require.NoError(t, json.Unmarshal(m.manifest, &c))
+			return c.Conversations[0].Type
+		}())
+		authors := map[string]string{}
+		for _, p := range man.Participants {
+			authors[p.ID] = p.Display
+		}
+		for _, ev := range man.Events {
+			events++
+			msg, ok := d.Emu.ConversationMessage(ev.ID)
+			require.True(t, ok, ev.ID)
+			require.Equal(t, msg.Author, authors[ev.Participant], "event %s's participant is its author", ev.ID)
+			require.True(t, strings.HasPrefix(filepath.Base(file), msg.ConversationSID))
+			raw, err := d.ConversationRecord(t.Context(), ev.ID)
+			require.NoError(t, err)
+			var rec struct{ Body *string }
+			require.NoError(t, json.Unmarshal(raw, &rec))
+			require.Equal(t, rec.Body, ev.Body, "event %s's body is its record's", ev.ID)
+			if ev.Body != nil && *ev.Body != "" {
+				withBody++
+			}
+			for _, a := range ev.Attachments {
+				b := m.files[a.ID]
+				sum := sha256.Sum256(b)
+				want, err := d.Emu.SHA256(strings.TrimSuffix(a.ID, path.Ext(a.ID)))
+				require.NoError(t, err)
+				require.Equal(t, want, hex.EncodeToString(sum[:]), a.ID)
+			}
+		}
+	}
+	var msgs int
+	require.NoError(t, d.Pool.QueryRow(t.Context(), `SELECT count(*) FROM messages WHERE source = 'conversations'`).Scan(&msgs))
+	require.Equal(t, msgs, events)
+	require.NotZero(t, withBody, "events carry their bodies")
+	require.FileExists(t, filepath.Join(dir, "2026-03-01", ch+".1.rsmf"), "one file for the conversation-day")
 }
