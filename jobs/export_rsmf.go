@@ -50,6 +50,46 @@ func (f rsmfFile) name() string {
 	return fmt.Sprintf("%s/%s.%d.rsmf", f.day, f.conv, f.part)
 }
 
+// rsmfSplitter cuts the messages of an export, in RSMFMessages' order,
+// into .rsmf files: one per conversation per UTC day, and a further part
+// each time the next message would pass maxEvents or maxBytes.
+type rsmfSplitter struct {
+	maxEvents int
+	maxBytes  int64
+	cur       rsmfFile
+}
+
+// add takes the next message and returns the file it closed, if any.
+func (s *rsmfSplitter) add(m catalog.RSMFMessage) (rsmfFile, bool) {
+	conv, day := fileSafe(m.Conversation()), m.Sent.UTC().Format(time.DateOnly)
+	size := rsmfEventBytes + m.MediaBytes*4/3 // base64
+	var done rsmfFile
+	closed := false
+	same := conv == s.cur.conv && day == s.cur.day
+	if len(s.cur.msgs) > 0 && (!same || len(s.cur.msgs) >= s.maxEvents || s.cur.bytes+size > s.maxBytes) {
+		done, closed = s.cur, true
+		part := 1
+		if same {
+			part = s.cur.part + 1
+		}
+		s.cur = rsmfFile{part: part}
+	}
+	if len(s.cur.msgs) == 0 {
+		s.cur.conv, s.cur.day = conv, day
+		s.cur.part = max(s.cur.part, 1)
+	}
+	s.cur.msgs = append(s.cur.msgs, m)
+	s.cur.bytes += size
+	return done, closed
+}
+
+// end returns the last file, if any message is left.
+func (s *rsmfSplitter) end() (rsmfFile, bool) {
+	f := s.cur
+	s.cur = rsmfFile{}
+	return f, len(f.msgs) > 0
+}
+
 // rsmfLine is manifest.jsonl's line for an .rsmf file.
 type rsmfLine struct {
 	Path         string    `json:"path"`
@@ -88,12 +128,9 @@ func (h *Handlers) exportRSMF(ctx context.Context, e catalog.Export, dest export
 	sums := archive.NewSpool(archive.SpoolConfig{Dir: h.spoolDir})
 	defer sums.Close()
 	enc := json.NewEncoder(jsonl)
-	var cur rsmfFile
-	flush := func() error {
-		if len(cur.msgs) == 0 {
-			return nil
-		}
-		line, err := h.putRSMF(ctx, e, dest, cur)
+	sp := rsmfSplitter{maxEvents: limit, maxBytes: rsmfMaxBytes}
+	flush := func(f rsmfFile) error {
+		line, err := h.putRSMF(ctx, e, dest, f)
 		if err != nil || line.failed > 0 {
 			return err
 		}
@@ -107,30 +144,16 @@ func (h *Handlers) exportRSMF(ctx context.Context, e catalog.Export, dest export
 		if err != nil {
 			return h.exportError(ctx, p.RunID, err)
 		}
-		conv, day := fileSafe(m.Conversation()), m.Sent.UTC().Format(time.DateOnly)
-		size := rsmfEventBytes + m.MediaBytes*4/3
-		same := conv == cur.conv && day == cur.day
-		if len(cur.msgs) > 0 && (!same || len(cur.msgs) >= limit || cur.bytes+size > rsmfMaxBytes) {
-			if err := flush(); err != nil {
+		if full, ok := sp.add(m); ok {
+			if err := flush(full); err != nil {
 				return h.exportError(ctx, p.RunID, err)
 			}
-			part := 1
-			if same {
-				part = cur.part + 1
-			}
-			cur = rsmfFile{conv: conv, day: day, part: part}
 		}
-		if len(cur.msgs) == 0 {
-			cur.conv, cur.day = conv, day
-			if cur.part == 0 {
-				cur.part = 1
-			}
-		}
-		cur.msgs = append(cur.msgs, m)
-		cur.bytes += size
 	}
-	if err := flush(); err != nil {
-		return h.exportError(ctx, p.RunID, err)
+	if last, ok := sp.end(); ok {
+		if err := flush(last); err != nil {
+			return h.exportError(ctx, p.RunID, err)
+		}
 	}
 	n, err := h.catalog.ExportCounts(ctx, p.RunID)
 	if err != nil {
