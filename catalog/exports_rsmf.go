@@ -71,6 +71,8 @@ func (c *Catalog) RSMFMessages(ctx context.Context, id uuid.UUID) iter.Seq2[RSMF
 					WHERE x.run_id = $1 AND m.message_sid = g.sid)
 			FROM messages g
 			WHERE `+where+`
+				-- what the export's selection saw: a retried pass writes the same files
+				AND g.first_seen_at <= (SELECT selected_at FROM exports WHERE run_id = $1)
 			ORDER BY `+conv+`, (`+exportSent+` AT TIME ZONE 'UTC')::date, `+exportSent+`, g.sid`,
 			append([]any{id}, args...)...)
 		if err != nil {
@@ -104,10 +106,30 @@ func (c *Catalog) RSMFMessages(ctx context.Context, id uuid.UUID) iter.Seq2[RSMF
 	}
 }
 
-// ExportItem returns the media of export id at seq.
-func (c *Catalog) ExportItem(ctx context.Context, id uuid.UUID, seq int) (ExportItem, error) {
-	for it, err := range c.ExportItems(ctx, id, seq, seq+1, false) {
-		return it, err
+// ExportItemsAt returns the media of export id at seqs (one .rsmf
+// file's: at most its event limit's media), by seq, in one query.
+func (c *Catalog) ExportItemsAt(ctx context.Context, id uuid.UUID, seqs []int) (map[int]ExportItem, error) {
+	rows, err := c.pool.Query(ctx, `
+		SELECT `+exportItemColumns+`
+		FROM export_media x
+		JOIN media m ON m.sid = x.media_sid
+		JOIN messages g ON g.sid = m.message_sid
+		WHERE x.run_id = $1 AND x.seq = ANY ($2)`, id, seqs)
+	if err != nil {
+		return nil, fmt.Errorf("export %s items: %w", id, err)
 	}
-	return ExportItem{}, fmt.Errorf("export %s has no media %d", id, seq)
+	items, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ExportItem, error) { return scanExportItem(r) })
+	if err != nil {
+		return nil, fmt.Errorf("export %s items: %w", id, err)
+	}
+	out := make(map[int]ExportItem, len(items))
+	for _, it := range items {
+		out[it.Seq] = it
+	}
+	for _, s := range seqs {
+		if _, ok := out[s]; !ok {
+			return nil, fmt.Errorf("export %s has no media %d", id, s)
+		}
+	}
+	return out, nil
 }

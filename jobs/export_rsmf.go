@@ -292,23 +292,21 @@ func (h *Handlers) writeRSMF(ctx context.Context, e catalog.Export, f rsmfFile, 
 		parts = append(parts, rsmfParticipant{ID: id, Display: who, AccountID: who})
 		return id
 	}
-	items := make([][]catalog.ExportItem, len(f.msgs))
+	var seqs []int
 	conversations := f.msgs[0].ConversationSID != ""
-	for i, m := range f.msgs {
+	for _, m := range f.msgs {
 		if conversations {
 			participant(m.Author)
 		} else {
 			participant(m.From)
 			participant(m.To)
 		}
-		for _, seq := range m.MediaSeq {
-			it, err := h.catalog.ExportItem(ctx, e.ID, seq)
-			if err != nil {
-				return line, err
-			}
-			items[i] = append(items[i], it)
-			line.Attachments++
-		}
+		seqs = append(seqs, m.MediaSeq...)
+	}
+	line.Attachments = len(seqs)
+	byseq, err := h.catalog.ExportItemsAt(ctx, e.ID, seqs)
+	if err != nil {
+		return line, err
 	}
 	app, platform, typ := "Twilio Messaging", "sms", "direct"
 	if conversations {
@@ -396,7 +394,8 @@ func (h *Handlers) writeRSMF(ctx context.Context, e catalog.Export, f rsmfFile, 
 				ev.Direction = "outgoing"
 			}
 		}
-		for _, it := range items[i] {
+		for _, seq := range m.MediaSeq {
+			it := byseq[seq]
 			name := path.Base(archive.ExportMediaPath(exportKeyInfo(it)))
 			fw, err := zw.Create(name, zipstream.Store, it.DateSent.UTC())
 			if err != nil {
