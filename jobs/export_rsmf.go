@@ -366,8 +366,10 @@ func (h *Handlers) writeRSMF(ctx context.Context, e catalog.Export, f rsmfFile, 
 	if err != nil {
 		return line, err
 	}
-	fmt.Fprintf(tw, "%s\r\n\r\n%d events, %d attachments, %s to %s.\r\nExported by mediasync (export %s): load this file as RSMF.\r\n",
-		subject, line.Events, line.Attachments, line.Begin.Format(time.RFC3339), line.End.Format(time.RFC3339), e.ID)
+	if _, err := fmt.Fprintf(tw, "%s\r\n\r\n%d events, %d attachments, %s to %s.\r\nExported by mediasync (export %s): load this file as RSMF.\r\n",
+		subject, line.Events, line.Attachments, line.Begin.Format(time.RFC3339), line.End.Format(time.RFC3339), e.ID); err != nil {
+		return line, err
+	}
 	zp, err := mw.CreatePart(textproto.MIMEHeader{
 		"Content-Type":              {"application/zip; name=rsmf.zip"},
 		"Content-Disposition":       {"attachment; filename=rsmf.zip"},
