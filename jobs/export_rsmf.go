@@ -28,8 +28,8 @@ const (
 	rsmfVersion   = "2.0.0"
 	rsmfMaxEvents = 10000
 	rsmfMaxBytes  = 200 << 20
-	// rsmfEventBytes bounds what one event adds besides its media: its
-	// manifest entry, record body and zip headers.
+	// rsmfEventBytes bounds what one event adds besides its media and its
+	// body: its manifest entry and zip headers.
 	rsmfEventBytes = 8 << 10
 	// rsmfMaxRecord bounds a message record read for its body (Twilio's
 	// bodies are at most 1 600 characters; Conversations' 32 KiB).
@@ -63,6 +63,10 @@ type rsmfSplitter struct {
 func (s *rsmfSplitter) add(m catalog.RSMFMessage) (rsmfFile, bool) {
 	conv, day := fileSafe(m.Conversation()), m.Sent.UTC().Format(time.DateOnly)
 	size := rsmfEventBytes + m.MediaBytes*4/3 // base64
+	if m.Record != nil {
+		// The body, at most its record's size (Conversations allow 32 KiB).
+		size += m.Record.Size * 4 / 3
+	}
 	var done rsmfFile
 	closed := false
 	same := conv == s.cur.conv && day == s.cur.day

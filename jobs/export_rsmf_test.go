@@ -22,6 +22,10 @@ func TestRSMFSplitter(t *testing.T) {
 	ch := func(sid string, at time.Duration) catalog.RSMFMessage {
 		return catalog.RSMFMessage{SID: sid + at.String(), ConversationSID: sid, Sent: day.Add(at)}
 	}
+	withRecord := func(m catalog.RSMFMessage, size int64) catalog.RSMFMessage {
+		m.Record = &catalog.MessageRecordCopy{Key: "r", Size: size}
+		return m
+	}
 	const mb = 1 << 20
 	for _, tc := range []struct {
 		name      string
@@ -42,6 +46,9 @@ func TestRSMFSplitter(t *testing.T) {
 		{"the byte limit splits a day, base64 counted", 100, 200 * mb,
 			[]catalog.RSMFMessage{msg("+1", "+2", 1, 100*mb), msg("+1", "+2", 2, 100*mb), msg("+1", "+2", 3, 300*mb), msg("+1", "+2", 4, 0)},
 			[]string{"2026-03-01/+1_+2.1.rsmf:1", "2026-03-01/+1_+2.2.rsmf:1", "2026-03-01/+1_+2.3.rsmf:1", "2026-03-01/+1_+2.4.rsmf:1"}},
+		{"a long body counts towards the byte limit", 100, 100 << 10,
+			[]catalog.RSMFMessage{withRecord(msg("+1", "+2", 1, 0), 40<<10), withRecord(msg("+1", "+2", 2, 0), 40<<10)},
+			[]string{"2026-03-01/+1_+2.1.rsmf:1", "2026-03-01/+1_+2.2.rsmf:1"}},
 		{"a Conversations message goes by its CH…", 10, 200 * mb,
 			[]catalog.RSMFMessage{ch("CHa", 1), ch("CHa", 2), ch("CHb", 3)},
 			[]string{"2026-03-01/CHa.1.rsmf:2", "2026-03-01/CHb.1.rsmf:1"}},
