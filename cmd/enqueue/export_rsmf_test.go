@@ -204,6 +204,40 @@ func TestExportRSMF(t *testing.T) {
 	for c, n := range perDay {
 		require.Equal(t, (n+limit-1)/limit, parts[c], "conversation-day %v of %d messages is split into files of %d", c, n, limit)
 	}
+
+	// A pass that runs again (a worker died after the .rsmf files and the
+	// manifests, before export.json and the end: the reconciler queues the
+	// export's task again) writes the same bytes, finds its own create-only
+	// files and ends as the first did. (started_at is moved back to make
+	// the run stale, so export.json, which states it, is the crash's.)
+	id := exportID.FindString(out)
+	require.NotEmpty(t, id)
+	require.NoError(t, os.Remove(filepath.Join(dir, "export.json")))
+	_, err = d.Pool.Exec(t.Context(), `UPDATE runs SET state = 'running', finished_at = NULL, started_at = now() - interval '1 hour' WHERE id = $1`, id)
+	require.NoError(t, err)
+	var state string
+	require.Eventually(t, func() bool {
+		require.NoError(t, d.Pool.QueryRow(t.Context(), `SELECT state FROM runs WHERE id = $1`, id).Scan(&state))
+		return state != "running"
+	}, 90*time.Second, 200*time.Millisecond, "the reconciler runs the export again")
+	var finished int
+	require.NoError(t, d.Pool.QueryRow(t.Context(), `SELECT count(*) FROM audit_log WHERE action = 'export.finished' AND details->>'state' = 'succeeded'`).Scan(&finished))
+	var runErr string
+	require.NoError(t, d.Pool.QueryRow(t.Context(), `SELECT coalesce(error, '') FROM runs WHERE id = $1`, id).Scan(&runErr))
+	require.Equal(t, "succeeded", state, "a second pass conflicts with none of the first's files: %v", runErr)
+	require.Equal(t, 2, finished, "the export ran twice")
+	again, err := filepath.Glob(filepath.Join(dir, "*", "*.rsmf"))
+	require.NoError(t, err)
+	require.Equal(t, files, again)
+	sumOut, err = sha256sumCheck(dir).CombinedOutput()
+	require.NoError(t, err, "sha256sum -c SHA256SUMS:\n%s", sumOut)
+}
+
+// sha256sumCheck is `sha256sum --strict -c SHA256SUMS` in dir.
+func sha256sumCheck(dir string) *exec.Cmd {
+	c := exec.Command("sha256sum", "--strict", "-c", "SHA256SUMS")
+	c.Dir = dir
+	return c
 }
 
 // rsmfFile is an .rsmf file as read: its headers, rsmf_manifest.json, and
