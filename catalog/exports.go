@@ -25,6 +25,9 @@ const KindExport = "export"
 const (
 	ExportDir = "dir" // one file per media, beside the manifests
 	ExportZip = "zip" // one zip holding everything, streamed
+	// ExportRSMF is one .rsmf file (Relativity Short Message Format) per
+	// conversation per UTC day, beside the manifests.
+	ExportRSMF = "rsmf"
 )
 
 // ExportState is where a media of an export is (export_media.state).
@@ -53,6 +56,9 @@ type ExportSpec struct {
 	Format      string // ExportDir or ExportZip
 	Presign     time.Duration
 	Actor       string
+	// RSMFMaxEvents, when set, lowers the events an .rsmf file holds below
+	// Relativity's 10 000 (tests use it to see a conversation-day split).
+	RSMFMaxEvents int `json:",omitempty"`
 }
 
 // Validate returns an *InvalidError unless s is an export CreateExport
@@ -77,8 +83,11 @@ func (s ExportSpec) check() error {
 	if !s.Since.IsZero() && !s.Until.IsZero() && !s.Since.Before(s.Until) {
 		return &InvalidError{Field: "since", Reason: s.Since.Format(time.DateOnly) + " must be before {until} " + s.Until.Format(time.DateOnly) + " (until is exclusive)"}
 	}
-	if s.Format != ExportDir && s.Format != ExportZip {
-		return &InvalidError{Field: "format", Value: s.Format, Reason: "is neither dir nor zip"}
+	if s.Format != ExportDir && s.Format != ExportZip && s.Format != ExportRSMF {
+		return &InvalidError{Field: "format", Value: s.Format, Reason: "is not dir, zip or rsmf"}
+	}
+	if s.RSMFMaxEvents < 0 || (s.RSMFMaxEvents > 0 && s.Format != ExportRSMF) {
+		return &InvalidError{Field: "rsmf-max-events", Value: fmt.Sprint(s.RSMFMaxEvents), Reason: "is for --format rsmf, 1 or more"}
 	}
 	if s.Out == "" {
 		return &InvalidError{Field: "out", Reason: "is required (s3://bucket/prefix or file:///dir)"}
@@ -116,6 +125,7 @@ type Export struct {
 	OutputKey      string
 	ManifestSHA256 string
 	SumsSHA256     string
+	RSMFMaxEvents  int // 0: Relativity's limit
 }
 
 // ExportItem is one media of an export, with what its manifest line says.
@@ -212,9 +222,10 @@ func (c *Catalog) GetExport(ctx context.Context, id uuid.UUID) (Export, error) {
 	var notArchived *int32
 	err = c.pool.QueryRow(ctx, `
 		SELECT out_url, format, coalesce(message_sids, '{}'), any_number, presign, selected_at,
-			not_archived, ended_at, output_key, manifest_sha256, sums_sha256
+			not_archived, ended_at, output_key, manifest_sha256, sums_sha256,
+			coalesce((SELECT (params->>'RSMFMaxEvents')::int FROM runs WHERE id = $1), 0)
 		FROM exports WHERE run_id = $1`, id).Scan(&e.Out, &e.Format, &e.MessageSIDs, &number, &presign,
-		&selected, &notArchived, &ended, &outputKey, &manifest, &sums)
+		&selected, &notArchived, &ended, &outputKey, &manifest, &sums, &e.RSMFMaxEvents)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Export{}, fmt.Errorf("export %s: %w", id, ErrRunNotFound)
 	}
@@ -239,6 +250,22 @@ func (c *Catalog) GetExport(ctx context.Context, id uuid.UUID) (Export, error) {
 // predicates, so Postgres can use messages_sent (and the number indexes)
 // instead of scanning the account's every media (1.8 s at 1 000 000).
 func exportScope(ctx context.Context, tx pgx.Tx, id uuid.UUID) (string, []any, error) {
+	where, args, err := exportFilters(ctx, tx, id)
+	if err != nil {
+		return "", nil, err
+	}
+	return `
+		SELECT m.sid, m.state, ` + exportSent + ` AS sent, m.message_sid
+		FROM messages g JOIN media m ON m.message_sid = g.sid
+		WHERE m.account_sid = $2 AND ` + where, args, nil
+}
+
+// exportSent is when a message (messages g) was sent.
+const exportSent = "coalesce(g.date_sent, g.date_created)"
+
+// exportFilters returns export id's filters as a predicate on messages g,
+// its arguments starting at $2 ($2 is the account).
+func exportFilters(ctx context.Context, tx pgx.Tx, id uuid.UUID) (string, []any, error) {
 	var (
 		account             string
 		since, until        *time.Time
@@ -253,12 +280,12 @@ func exportScope(ctx context.Context, tx pgx.Tx, id uuid.UUID) (string, []any, e
 		return "", nil, fmt.Errorf("export %s filters: %w", id, err)
 	}
 	args := []any{account}
-	where := []string{"g.account_sid = $2", "m.account_sid = $2"}
+	where := []string{"g.account_sid = $2"}
 	arg := func(v any) string {
 		args = append(args, v)
 		return fmt.Sprintf("$%d", len(args)+1)
 	}
-	const sent = "coalesce(g.date_sent, g.date_created)"
+	const sent = exportSent
 	if since != nil {
 		where = append(where, sent+" >= "+arg(*since))
 	}
@@ -278,10 +305,7 @@ func exportScope(ctx context.Context, tx pgx.Tx, id uuid.UUID) (string, []any, e
 	if messageSIDs != nil {
 		where = append(where, "g.sid = ANY ("+arg(messageSIDs)+")")
 	}
-	return `
-		SELECT m.sid, m.state, ` + sent + ` AS sent, m.message_sid
-		FROM messages g JOIN media m ON m.message_sid = g.sid
-		WHERE ` + strings.Join(where, " AND "), args, nil
+	return strings.Join(where, " AND "), args, nil
 }
 
 // SelectExportMedia fixes, once, which media an export covers: every

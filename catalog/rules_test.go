@@ -125,7 +125,8 @@ func TestExportSpecValidate(t *testing.T) {
 		edit func(*catalog.ExportSpec)
 		want string
 	}{
-		{func(s *catalog.ExportSpec) { s.Format = "tar" }, `format "tar" is neither dir nor zip`},
+		{func(s *catalog.ExportSpec) { s.Format = "tar" }, `format "tar" is not dir, zip or rsmf`},
+		{func(s *catalog.ExportSpec) { s.RSMFMaxEvents = 5 }, `rsmf-max-events "5" is for --format rsmf, 1 or more`},
 		{func(s *catalog.ExportSpec) { s.Out = "" }, "out is required"},
 		{func(s *catalog.ExportSpec) { s.Out = "ftp://host/x" }, "out: "},
 		{func(s *catalog.ExportSpec) { s.Out = "file:///tmp/x" }, "presign needs an s3:// out"},

@@ -58,7 +58,7 @@ func (h *Handlers) startExport(ctx context.Context, run catalog.Run) error {
 		return h.failExport(ctx, run.ID, err)
 	}
 	enqueue := h.enqueuer.In(ctx)
-	if e.Format == catalog.ExportZip {
+	if onePass(e.Format) {
 		return enqueue(NewExportZipTask(h.queues, run.ID))
 	}
 	for b := 0; b*exportBatchSize < n; b++ {
@@ -71,6 +71,11 @@ func (h *Handlers) startExport(ctx context.Context, run catalog.Run) error {
 	}
 	return nil
 }
+
+// onePass says whether an export of format is written by one task (the
+// export:zip task) rather than in batches: a zip is one stream, and the
+// .rsmf files follow the order of conversations, not of media.
+func onePass(format string) bool { return format == catalog.ExportZip || format == catalog.ExportRSMF }
 
 // failExport ends an export that cannot go on and makes the task stop.
 func (h *Handlers) failExport(ctx context.Context, id uuid.UUID, cause error) error {
@@ -176,7 +181,7 @@ func (h *Handlers) reconcileExport(ctx context.Context, run catalog.Run, cutoff 
 	if e.SelectedAt.IsZero() {
 		return enqueue(NewStartRunTask(h.queues, run.ID))
 	}
-	if e.Format == catalog.ExportZip {
+	if onePass(e.Format) {
 		return enqueue(NewExportZipTask(h.queues, run.ID))
 	}
 	seqs, err := h.catalog.PendingExportSeqs(ctx, run.ID, cutoff, h.requeueBatch)

@@ -25,6 +25,9 @@ func (h *Handlers) ExportZip(ctx context.Context, t *asynq.Task) error {
 }
 
 func (h *Handlers) exportZip(ctx context.Context, e catalog.Export, dest exportDest, p StartRunPayload) error {
+	if e.Format == catalog.ExportRSMF {
+		return h.exportRSMF(ctx, e, dest, p)
+	}
 	key := dest.key(archive.ExportZipName(p.RunID))
 	if e.OutputKey == key {
 		// An earlier attempt got as far as publishing: if the zip is

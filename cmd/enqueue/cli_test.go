@@ -95,6 +95,7 @@ func TestBadInputExitsTwoAndEnqueuesNothing(t *testing.T) {
 		{"export bad number", good, []string{"export", "--since", "2026-03-01", "--until", "2026-04-01", "--out", "file:///tmp/x", "--number", "0100"}, `--number "0100"`},
 		{"export bad message", good, []string{"export", "--since", "2026-03-01", "--until", "2026-04-01", "--out", "file:///tmp/x", "--message", "SM12"}, `--message "SM12"`},
 		{"export bad format", good, []string{"export", "--since", "2026-03-01", "--until", "2026-04-01", "--out", "file:///tmp/x", "--format", "tar"}, `--format "tar"`},
+		{"export rsmf limit on a zip", good, []string{"export", "--since", "2026-03-01", "--until", "2026-04-01", "--out", "file:///tmp/x", "--format", "zip", "--rsmf-max-events", "5"}, `--rsmf-max-events "5"`},
 		{"export bad presign", good, []string{"export", "--since", "2026-03-01", "--until", "2026-04-01", "--out", "s3://bkt/x", "--presign", "soon"}, `--presign "soon"`},
 		{"export presign too long", good, []string{"export", "--since", "2026-03-01", "--until", "2026-04-01", "--out", "s3://bkt/x", "--presign", "8d"}, "1s to 7d"},
 		{"export presign to a folder", good, []string{"export", "--since", "2026-03-01", "--until", "2026-04-01", "--out", "file:///tmp/x", "--presign", "1h"}, "needs an s3://"},

@@ -21,8 +21,9 @@ func (a *app) exportCmd() *cobra.Command {
 	var since, until, from, to, number, out, format, presign string
 	var messages []string
 	var wait bool
+	var rsmfMaxEvents int
 	cmd := &cobra.Command{
-		Use:   "export --since DATE --until DATE [--from NUMBER] [--to NUMBER] [--number NUMBER] [--message SID…] --out URL [--format dir|zip] [--presign DUR] [--wait]",
+		Use:   "export --since DATE --until DATE [--from NUMBER] [--to NUMBER] [--number NUMBER] [--message SID…] --out URL [--format dir|zip|rsmf] [--presign DUR] [--wait]",
 		Short: "Export archived media with re-verified checksums, for a reviewer",
 		Long: `Export the archived media of messages sent in [since, until) (UTC days),
 filtered by number or message, to a folder or a zip a reviewer can open
@@ -34,10 +35,18 @@ SHA256SUMS (sha256sum -c SHA256SUMS) and export.json.
 
 --out is s3://bucket/prefix?… (as ARCHIVE_URL) or file:///dir; use an
 empty destination for each export. With --format zip the export is one
-object, mediasync-export-<id>.zip, streamed as it is built.`,
+object, mediasync-export-<id>.zip, streamed as it is built.
+
+With --format rsmf the export is for eDiscovery review (Relativity Short
+Message Format 2.0.0): one {yyyy-mm-dd}/{conversation}.{part}.rsmf per
+conversation (the pair of numbers, or a Conversations CH…) per UTC day, split
+at 10 000 events or 200 MB, each an RFC 5322 message whose rsmf.zip holds
+rsmf_manifest.json (participants, events with their bodies from the archived
+message records) and the media, re-verified; then manifest.jsonl (one line
+per .rsmf), SHA256SUMS and export.json.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			spec := catalog.ExportSpec{From: from, To: to, Number: number, MessageSIDs: messages, Out: out, Format: format}
+			spec := catalog.ExportSpec{From: from, To: to, Number: number, MessageSIDs: messages, Out: out, Format: format, RSMFMaxEvents: rsmfMaxEvents}
 			var err error
 			if spec.Since, err = parseRunDay("--since", since); err != nil {
 				return err
@@ -87,9 +96,11 @@ object, mediasync-export-<id>.zip, streamed as it is built.`,
 	cmd.Flags().StringVar(&number, "number", "", "only messages from or to this number")
 	cmd.Flags().StringSliceVar(&messages, "message", nil, "only these messages (repeat or comma-separate)")
 	cmd.Flags().StringVar(&out, "out", "", "destination: s3://bucket/prefix?… or file:///dir")
-	cmd.Flags().StringVar(&format, "format", catalog.ExportDir, "dir (a file per media) or zip (one zip, streamed)")
+	cmd.Flags().StringVar(&format, "format", catalog.ExportDir, "dir (a file per media), zip (one zip, streamed) or rsmf (.rsmf files per conversation-day, for eDiscovery)")
 	cmd.Flags().StringVar(&presign, "presign", "", "print presigned GET URLs valid this long (e.g. 24h, 7d; s3 only)")
 	cmd.Flags().BoolVar(&wait, "wait", false, "follow the export until it ends; exit 1 if any media failed")
+	cmd.Flags().IntVar(&rsmfMaxEvents, "rsmf-max-events", 0, "events per .rsmf file, below Relativity's 10 000 (for tests)")
+	_ = cmd.Flags().MarkHidden("rsmf-max-events")
 	_ = cmd.MarkFlagRequired("since")
 	_ = cmd.MarkFlagRequired("until")
 	_ = cmd.MarkFlagRequired("out")
@@ -199,8 +210,13 @@ func (a *app) presigned(ctx context.Context, st catalog.Status) error {
 		return errors.New("presign: the destination cannot presign URLs")
 	}
 	keys := []string{e.OutputKey}
-	if e.Format == catalog.ExportDir {
+	switch e.Format {
+	case catalog.ExportDir:
 		for _, name := range []string{archive.ExportJSONLName, archive.ExportCSVName, archive.ExportSumsName} {
+			keys = append(keys, archive.ExportKey(root, name))
+		}
+	case catalog.ExportRSMF: // no manifest.csv: manifest.jsonl lists the .rsmf files
+		for _, name := range []string{archive.ExportJSONLName, archive.ExportSumsName} {
 			keys = append(keys, archive.ExportKey(root, name))
 		}
 	}

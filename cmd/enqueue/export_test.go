@@ -269,7 +269,7 @@ func TestExportFailsNamingAlteredAndMissingMedia(t *testing.T) {
 	require.Contains(t, want, altered)
 	require.Contains(t, want, missing)
 
-	for _, format := range []string{"dir", "zip"} {
+	for _, format := range []string{"dir", "zip", "rsmf"} {
 		t.Run(format, func(t *testing.T) {
 			dir := t.TempDir()
 			code, out, errOut := d.cli(t, "export", "--since", "2026-03-01", "--until", "2026-03-07",
@@ -283,6 +283,15 @@ func TestExportFailsNamingAlteredAndMissingMedia(t *testing.T) {
 				zips, _ := filepath.Glob(filepath.Join(dir, "*.zip"))
 				require.Empty(t, zips, "a failed zip export publishes nothing")
 			} else {
+				if format == "rsmf" {
+					files, _ := filepath.Glob(filepath.Join(dir, "*", "*.rsmf"))
+					require.NotEmpty(t, files, "the files whose media checked out")
+					for _, f := range files {
+						for name := range readRSMF(t, f).files {
+							require.NotContains(t, name, altered, "no .rsmf holds a media that failed its check")
+						}
+					}
+				}
 				_, err := os.Stat(filepath.Join(dir, "SHA256SUMS"))
 				require.ErrorIs(t, err, os.ErrNotExist, "a failed dir export writes no SHA256SUMS")
 				b, err := os.ReadFile(filepath.Join(dir, "export.json"))
