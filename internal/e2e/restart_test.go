@@ -132,13 +132,19 @@ func TestS3OutageMidRunDeletesNothingUnchecked(t *testing.T) {
 	const claimLag = 2 * time.Second
 	excused := map[string]string{}
 	ctx := context.Background()
+	// A DELETE the guard held up while S3 was down (its own reads of the
+	// copy retrying) may reach Twilio after the restart: every delete from
+	// the stop on is checked, by when its copy was verified.
 	for _, del := range d.Emu.Deletes(0) {
-		if del.Time.Before(stopping) || del.Time.After(restarted) {
+		if del.Time.Before(stopping) {
 			continue
 		}
 		var verified time.Time
 		if err := d.Pool.QueryRow(ctx, `SELECT verified_at FROM media WHERE sid = $1`, del.MediaSID).Scan(&verified); err != nil {
 			t.Fatalf("media %s: %v", del.MediaSID, err)
+		}
+		if verified.After(restarted) {
+			continue // checked once S3 was back
 		}
 		if !verified.Before(stopped.Add(claimLag)) {
 			t.Fatalf("media %s deleted at %s while S3 was down (%s to %s, stopped at %s), on a check at %s",
@@ -146,7 +152,7 @@ func TestS3OutageMidRunDeletesNothingUnchecked(t *testing.T) {
 		}
 		excused[del.MediaSID] = "its copy was verified at " + verified.String() + ", as S3 stopped"
 	}
-	t.Logf("%d DELETEs reached Twilio during the outage, all verified before it", len(excused))
+	t.Logf("%d DELETEs reached Twilio during or after the outage on a check before it", len(excused))
 
 	code, stdout, stderr := d.Enqueue(t, 4*time.Minute, "status", run.id, "--wait")
 	if code != 0 {
