@@ -198,16 +198,27 @@ func (a *app) submit(ctx context.Context, spec catalog.RunSpec, wait bool) error
 	if err != nil {
 		return err
 	}
-	if err := env.enqueuer.In(ctx)(jobs.NewStartRunTask(env.queues, run.ID)); err != nil {
+	return a.startAndWait(ctx, env, run.ID, wait)
+}
+
+// startAndWait queues the start of a run just recorded, prints its id and,
+// with wait, follows it to its end.
+func (a *app) startAndWait(ctx context.Context, env *env, id uuid.UUID, wait bool) error {
+	if err := env.enqueuer.In(ctx)(jobs.NewStartRunTask(env.queues, id)); err != nil {
 		// The run exists but nothing will start it: say so in its row.
-		_ = env.catalog.FailRun(context.WithoutCancel(ctx), run.ID, "could not enqueue: "+err.Error())
+		_ = env.catalog.FailRun(context.WithoutCancel(ctx), id, "could not enqueue: "+err.Error())
 		return err
 	}
-	fmt.Fprintln(a.stdout, run.ID)
+	return a.printAndWait(ctx, env, id, wait)
+}
+
+// printAndWait prints a run's id and, with wait, follows it to its end.
+func (a *app) printAndWait(ctx context.Context, env *env, id uuid.UUID, wait bool) error {
+	fmt.Fprintln(a.stdout, id)
 	if !wait {
 		return nil
 	}
-	return a.wait(ctx, env.catalog, run.ID)
+	return a.wait(ctx, env.catalog, id)
 }
 
 type env struct {

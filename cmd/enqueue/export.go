@@ -14,7 +14,6 @@ import (
 	"github.com/mediasync/mediasync/archive"
 	"github.com/mediasync/mediasync/catalog"
 	"github.com/mediasync/mediasync/internal/schedule"
-	"github.com/mediasync/mediasync/jobs"
 )
 
 func (a *app) exportCmd() *cobra.Command {
@@ -78,15 +77,7 @@ per .rsmf), SHA256SUMS and export.json.`,
 			if err != nil {
 				return invalid(err, flagName)
 			}
-			if err := env.enqueuer.In(cmd.Context())(jobs.NewStartRunTask(env.queues, e.ID)); err != nil {
-				_ = env.catalog.FailRun(context.WithoutCancel(cmd.Context()), e.ID, "could not enqueue: "+err.Error())
-				return err
-			}
-			fmt.Fprintln(a.stdout, e.ID)
-			if !wait {
-				return nil
-			}
-			return a.wait(cmd.Context(), env.catalog, e.ID)
+			return a.startAndWait(cmd.Context(), env, e.ID, wait)
 		},
 	}
 	cmd.Flags().StringVar(&since, "since", "", "first UTC day, inclusive (YYYY-MM-DD)")

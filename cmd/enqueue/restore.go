@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"time"
@@ -10,7 +9,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mediasync/mediasync/catalog"
-	"github.com/mediasync/mediasync/jobs"
 )
 
 func (a *app) restoreCmd() *cobra.Command {
@@ -66,15 +64,7 @@ a restore uploads each media at most once per service: such an upload ends
 			if err != nil {
 				return invalid(err, flagName)
 			}
-			if err := env.enqueuer.In(cmd.Context())(jobs.NewStartRunTask(env.queues, r.ID)); err != nil {
-				_ = env.catalog.FailRun(context.WithoutCancel(cmd.Context()), r.ID, "could not enqueue: "+err.Error())
-				return err
-			}
-			fmt.Fprintln(a.stdout, r.ID)
-			if !wait {
-				return nil
-			}
-			return a.wait(cmd.Context(), env.catalog, r.ID)
+			return a.startAndWait(cmd.Context(), env, r.ID, wait)
 		},
 	}
 	cmd.Flags().StringVar(&runID, "run", "", "restore the media this run archived (its id)")

@@ -15,7 +15,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mediasync/mediasync/catalog"
-	"github.com/mediasync/mediasync/jobs"
 )
 
 // parseRunID parses a run id argument.
@@ -246,18 +245,10 @@ retry prints that run's id instead of starting another.`,
 					return err
 				}
 				if created {
-					if err := env.enqueuer.In(cmd.Context())(jobs.NewStartRunTask(env.queues, r.ID)); err != nil {
-						_ = env.catalog.FailRun(context.WithoutCancel(cmd.Context()), r.ID, "could not enqueue: "+err.Error())
-						return err
-					}
-				} else {
-					fmt.Fprintf(a.stderr, "enqueue: a retry of run %s is already %s\n", id, r.State)
+					return a.startAndWait(cmd.Context(), env, r.ID, wait)
 				}
-				fmt.Fprintln(a.stdout, r.ID)
-				if !wait {
-					return nil
-				}
-				return a.wait(cmd.Context(), env.catalog, r.ID)
+				fmt.Fprintf(a.stderr, "enqueue: a retry of run %s is already %s\n", id, r.State)
+				return a.printAndWait(cmd.Context(), env, r.ID, wait)
 			})
 		},
 	}
@@ -310,15 +301,7 @@ naming every object that does not match.`,
 			if err != nil {
 				return invalid(err, flagName)
 			}
-			if err := env.enqueuer.In(cmd.Context())(jobs.NewStartRunTask(env.queues, r.ID)); err != nil {
-				_ = env.catalog.FailRun(context.WithoutCancel(cmd.Context()), r.ID, "could not enqueue: "+err.Error())
-				return err
-			}
-			fmt.Fprintln(a.stdout, r.ID)
-			if !wait {
-				return nil
-			}
-			return a.wait(cmd.Context(), env.catalog, r.ID)
+			return a.startAndWait(cmd.Context(), env, r.ID, wait)
 		},
 	}
 	cmd.Flags().StringVar(&since, "since", "", "only media of messages sent on or after this UTC day")

@@ -56,9 +56,6 @@ func TestNeverDevelInParens(t *testing.T) {
 // TestProgramsPrintTheStampedVersion builds every program as make build and
 // the Docker image do, stamped, and runs each with --version.
 func TestProgramsPrintTheStampedVersion(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the programs")
-	}
 	root, err := devtools.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
