@@ -498,11 +498,12 @@ func (c *Catalog) RecordExportOutput(ctx context.Context, id uuid.UUID, out Expo
 	return nil
 }
 
-// FinishExport ends a running export: succeeded when every media was
-// exported and the package written (ok), failed otherwise, with reason.
-// The audit entry commits with the state. It reports whether this call
-// finished it.
-func (c *Catalog) FinishExport(ctx context.Context, id uuid.UUID, ok bool, reason string) (bool, error) {
+// finishOwnRun ends a running run of a kind that ends itself (an export, a
+// restore): succeeded when ok, failed otherwise with reason. Its audit
+// entry (action, with what details returns for the finished run) commits
+// with the state. It reports whether this call finished it.
+func (c *Catalog) finishOwnRun(ctx context.Context, id uuid.UUID, kind string, ok bool, reason, action string,
+	details func(pgx.Tx, Run) (any, error)) (bool, error) {
 	finished := false
 	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
 		state := RunFailed
@@ -511,8 +512,8 @@ func (c *Catalog) FinishExport(ctx context.Context, id uuid.UUID, ok bool, reaso
 		}
 		r, err := scanRun(tx.QueryRow(ctx, `
 			UPDATE runs SET state = $2, error = $3, finished_at = now()
-			WHERE id = $1 AND kind = 'export' AND state = 'running'
-			RETURNING `+runColumns, id, state, nullString(reason)))
+			WHERE id = $1 AND kind = $4 AND state = 'running'
+			RETURNING `+runColumns, id, state, nullString(reason), kind))
 		if errors.Is(err, ErrRunNotFound) {
 			return nil
 		}
@@ -520,6 +521,21 @@ func (c *Catalog) FinishExport(ctx context.Context, id uuid.UUID, ok bool, reaso
 			return err
 		}
 		finished = true
+		d, err := details(tx, r)
+		if err != nil {
+			return err
+		}
+		return audit(ctx, tx, r.Actor, action, r.ID.String(), d)
+	})
+	return finished, err
+}
+
+// FinishExport ends a running export: succeeded when every media was
+// exported and the package written (ok), failed otherwise, with reason.
+// The audit entry commits with the state. It reports whether this call
+// finished it.
+func (c *Catalog) FinishExport(ctx context.Context, id uuid.UUID, ok bool, reason string) (bool, error) {
+	finished, err := c.finishOwnRun(ctx, id, KindExport, ok, reason, AuditExportFinished, func(tx pgx.Tx, r Run) (any, error) {
 		var d struct {
 			Out            string   `json:"out"`
 			Format         string   `json:"format"`
@@ -540,10 +556,10 @@ func (c *Catalog) FinishExport(ctx context.Context, id uuid.UUID, ok bool, reaso
 			FROM exports e LEFT JOIN export_media x ON x.run_id = e.run_id LEFT JOIN media m ON m.sid = x.media_sid
 			WHERE e.run_id = $1 GROUP BY e.run_id`, id).Scan(&d.Out, &d.Format, &d.OutputKey, &d.ManifestSHA256,
 			&d.SumsSHA256, &d.Media, &d.Exported, &d.Failed, &d.Bytes); err != nil {
-			return err
+			return nil, err
 		}
 		d.State, d.Error = r.State, reason
-		return audit(ctx, tx, r.Actor, AuditExportFinished, r.ID.String(), d)
+		return d, nil
 	})
 	if err != nil {
 		return false, fmt.Errorf("finish export %s: %w", id, err)

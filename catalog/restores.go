@@ -512,23 +512,7 @@ func (c *Catalog) RecordRestoreManifest(ctx context.Context, id uuid.UUID, key s
 // The audit entry commits with the state. It reports whether this call
 // finished it.
 func (c *Catalog) FinishRestore(ctx context.Context, id uuid.UUID, ok bool, reason string) (bool, error) {
-	finished := false
-	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
-		state := RunFailed
-		if ok {
-			state = RunSucceeded
-		}
-		r, err := scanRun(tx.QueryRow(ctx, `
-			UPDATE runs SET state = $2, error = $3, finished_at = now()
-			WHERE id = $1 AND kind = 'restore' AND state = 'running'
-			RETURNING `+runColumns, id, state, nullString(reason)))
-		if errors.Is(err, ErrRunNotFound) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		finished = true
+	finished, err := c.finishOwnRun(ctx, id, KindRestore, ok, reason, AuditRestoreFinished, func(tx pgx.Tx, r Run) (any, error) {
 		var d struct {
 			Services       []string `json:"services"`
 			ManifestKey    string   `json:"manifest_key,omitempty"`
@@ -549,10 +533,10 @@ func (c *Catalog) FinishRestore(ctx context.Context, id uuid.UUID, ok bool, reas
 			FROM restores e LEFT JOIN restore_media x ON x.run_id = e.run_id LEFT JOIN media m ON m.sid = x.media_sid
 			WHERE e.run_id = $1 GROUP BY e.run_id`, id).Scan(&d.Services, &d.ManifestKey, &d.ManifestSHA256,
 			&d.Media, &d.Restored, &d.Unconfirmed, &d.Failed, &d.Bytes); err != nil {
-			return err
+			return nil, err
 		}
 		d.State, d.Error = r.State, reason
-		return audit(ctx, tx, r.Actor, AuditRestoreFinished, r.ID.String(), d)
+		return d, nil
 	})
 	if err != nil {
 		return false, fmt.Errorf("finish restore %s: %w", id, err)
