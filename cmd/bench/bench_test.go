@@ -38,8 +38,8 @@ func TestQuickRunReportsEveryFigure(t *testing.T) {
 			`large +no spool file written \(downloads streamed into S3 over TLS\) +[0-9]+ spool files +(PASS|MISS)`,
 		}},
 		{"twilio", []string{"twilio", "twilio-16"}, []string{
-			`twilio +≥ 90% of the limit's bound, no failed media +[0-9]+% \(.*\); [0-9]+ failed; [0-9]+ × 429; peak [0-9]+ in flight +(PASS|MISS)`,
-			`twilio-16 +≥ 90% of the limit's bound, no failed media +[0-9]+% \(.*\); [0-9]+ failed; [0-9]+ × 429; peak [0-9]+ in flight +(PASS|MISS)`,
+			`twilio +≥ 90% of the limit's bound, no failed media +[0-9]+% \(.*\); [0-9]+ failed; [0-9]+ × 429; peak [0-9]+ in flight, mean [0-9.]+, each held [0-9.]+ ms by the emulator \(latency [0-9]+ms\); in flight by tenth of the run:( [0-9.]+){10} +(PASS|MISS)`,
+			`twilio-16 +≥ 90% of the limit's bound, no failed media +[0-9]+% \(.*\); [0-9]+ failed; [0-9]+ × 429; peak [0-9]+ in flight, mean [0-9.]+, each held [0-9.]+ ms by the emulator \(latency [0-9]+ms\); in flight by tenth of the run:( [0-9.]+){10} +(PASS|MISS)`,
 		}},
 		{"conversations", []string{"conversations-102kib", "conversations-1mib"}, []string{
 			`conversations-1mib +pipeline ÷ bare ≥ 0\.90 +[0-9.]+ \([0-9.]+ vs [0-9.]+ MB/s\) +(PASS|MISS)`,

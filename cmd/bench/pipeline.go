@@ -99,9 +99,12 @@ type runSpec struct {
 	// export, when set ("zip" or "dir"), runs `enqueue export` of the
 	// same days in that format instead of the backfill: it measures
 	// re-reading and packaging what an earlier run archived.
-	export   string
-	timeout  time.Duration
-	extraEnv []string // e.g. MEDIASYNC_PPROF_ADDR
+	export string
+	// profileInFlight reads the emulator's request log after the run for
+	// inFlightProfile (its log must be on: emulatorFlags).
+	profileInFlight bool
+	timeout         time.Duration
+	extraEnv        []string // e.g. MEDIASYNC_PPROF_ADDR
 }
 
 // pipelineResult is what one run measured.
@@ -112,6 +115,8 @@ type pipelineResult struct {
 	requests                int64         // Twilio API requests (signed-URL downloads excluded)
 	rateLimited             int64         // 429 answers
 	peakInFlight            int           // the most API requests the emulator served at once
+	inFlightSeconds         float64       // the emulator's API requests in flight, integrated over the run
+	inFlightTenths          []float64     // inFlightProfile in tenths of the run, when profiled
 	cpu                     cpuUse        // user + system CPU of each part during the run
 	peakRSS                 int64         // the largest worker VmHWM
 	redisPeak               int64         // used_memory_peak of the scenario's Redis
@@ -241,6 +246,14 @@ func (d *deployment) run(ctx context.Context, spec runSpec) (pipelineResult, err
 	}
 	res.requests, res.rateLimited = st.Requests, st.RateLimited
 	res.peakInFlight = st.PeakInFlight[d.emu.account]
+	res.inFlightSeconds = st.InFlightSeconds[d.emu.account]
+	if spec.profileInFlight {
+		log, err := d.emu.requests(ctx)
+		if err != nil {
+			return res, err
+		}
+		res.inFlightTenths = inFlightProfile(log, 10)
+	}
 	if _, res.redisPeak, err = d.redis.memory(ctx); err != nil {
 		return res, err
 	}

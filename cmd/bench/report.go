@@ -150,6 +150,18 @@ func cpuPer1k(d time.Duration, media int) string {
 	return fmt.Sprintf("%.2f", ratioOf(d.Seconds()*1000, float64(media)))
 }
 
+// tenths prints an inFlightProfile.
+func tenths(p []float64) string {
+	if len(p) == 0 {
+		return ""
+	}
+	parts := make([]string, len(p))
+	for i, v := range p {
+		parts[i] = strconv.FormatFloat(v, 'f', 1, 64)
+	}
+	return "; in flight by tenth of the run: " + strings.Join(parts, " ")
+}
+
 func ratioOf(a, b float64) float64 {
 	if b == 0 {
 		return 0
@@ -259,9 +271,14 @@ func twilioChecks(outcomes []outcome) []check {
 		// Twilio, bound the run.
 		cpuBound := ratioOf(float64(runtime.NumCPU()), p.cpu.total().Seconds()/float64(max(p.media, 1)))
 		out = append(out, check{o.sc.name, fmt.Sprintf("≥ %.0f%% of the limit's bound, no failed media", boundShareTarget*100),
-			fmt.Sprintf("%.0f%% (%s of %s media/s = %.0f req/s ÷ %.2f req/media; the CPUs' bound: %.0f media/s); %d failed; %d × 429; peak %d in flight",
+			fmt.Sprintf("%.0f%% (%s of %s media/s = %.0f req/s ÷ %.2f req/media; the CPUs' bound: %.0f media/s); %d failed; %d × 429; peak %d in flight, mean %.1f, each held %.1f ms by the emulator (latency %s)",
 				share*100, f1(p.mediaPerSec()), f1(bound), limit, perMedia, cpuBound,
-				p.failed, p.rateLimited, p.peakInFlight),
+				p.failed, p.rateLimited, p.peakInFlight,
+				// Mean in flight below the limit: the client left slots
+				// idle. Each request held past the latency: the
+				// emulator, short of CPU, answered late.
+				ratioOf(p.inFlightSeconds, p.elapsed.Seconds()), 1000*ratioOf(p.inFlightSeconds, admitted), o.sc.latency) +
+				tenths(p.inFlightTenths),
 			share >= boundShareTarget && p.failed == 0})
 	}
 	return out

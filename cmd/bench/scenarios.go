@@ -234,12 +234,16 @@ func (s scenario) emulatorFlags() []string {
 	if s.largeFiles > 0 {
 		return []string{"-messages", "0", "-start", day(firstDay), "-end", day(end)}
 	}
-	return []string{
+	var log []string
+	if s.latency > 0 {
+		log = []string{"-request-log", strconv.Itoa(requestLogSize)} // for inFlightProfile
+	}
+	return append(log,
 		"-messages", strconv.Itoa(s.messages()), "-start", day(firstDay), "-end", day(end),
 		"-min-media", strconv.Itoa(s.minMedia), "-max-media", strconv.Itoa(s.maxMedia),
 		"-min-media-size", strconv.FormatInt(s.minSize, 10), "-max-media-size", strconv.FormatInt(s.maxSize, 10),
 		"-no-media-share", strconv.FormatFloat(s.smsShare, 'f', -1, 64),
-	}
+	)
 }
 
 func day(t time.Time) string { return t.Format("2006-01-02") }
@@ -306,6 +310,7 @@ func (b *bench) runScenario(ctx context.Context, sc scenario) (outcome, error) {
 		since: day(firstDay), until: day(firstDay.AddDate(0, 0, sc.days())),
 		workers: 1, concurrency: sc.concurrency, twilioInFlight: sc.twilioInFlight, poolMaxConns: sc.poolMaxConns,
 		dryRun: sc.dryRun, timeout: b.runTimeout, extraEnv: b.workerEnv,
+		profileInFlight: sc.latency > 0,
 	}
 	if sc.convFiles > 0 {
 		spec.source = "conversations"

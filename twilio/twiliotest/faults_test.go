@@ -311,3 +311,39 @@ func TestSequentialClientIsNeverLimited(t *testing.T) {
 	}
 	require.Zero(t, b.srv.Stats().RateLimited)
 }
+
+// InFlightSeconds is what a benchmark divides by a run's length for the
+// mean number of requests in flight: it must count each admitted request
+// for as long as it was held, and nothing after ResetStats.
+func TestInFlightSecondsIntegratesTheRequestsHeld(t *testing.T) {
+	t.Parallel()
+	const (
+		requests = 3
+		latency  = 100 * time.Millisecond
+	)
+	b := setup(t, twiliotest.Config{Faults: twiliotest.Faults{Latency: latency}})
+	get := func() {
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, b.srv.URL()+b.messagesPath(), nil)
+		require.NoError(t, err)
+		req.SetBasicAuth(b.acct.SID, b.acct.AuthToken)
+		resp, err := b.http.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+	}
+	get()
+	b.srv.ResetStats()
+	require.Zero(t, b.srv.Stats().InFlightSeconds[b.acct.SID], "a reset starts the integral again")
+
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range requests {
+		wg.Go(get)
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	got := b.srv.Stats().InFlightSeconds[b.acct.SID]
+	require.GreaterOrEqual(t, got, (requests * latency).Seconds(), "each request is held for the latency at least")
+	require.LessOrEqual(t, got, (requests * elapsed).Seconds(), "no request is held longer than the client waited")
+	time.Sleep(20 * time.Millisecond)
+	require.Equal(t, got, b.srv.Stats().InFlightSeconds[b.acct.SID], "nothing in flight, nothing added")
+}

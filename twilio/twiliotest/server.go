@@ -304,7 +304,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	}
 	aw.finish = func(status int) {
 		if entered {
-			s.meter.leave(acctSID, admitted)
+			s.meter.leave(acctSID, admitted, time.Now())
 		}
 		rec.Account, rec.Status, rec.Duration = acctSID, status, time.Since(start)
 		s.meter.record(rec)

@@ -20,6 +20,13 @@ type Stats struct {
 	// emulator at once, counting those refused with 429: what the client
 	// attempted.
 	PeakDemand map[string]int `json:"peak_demand"`
+	// InFlightSeconds is, per account, InFlight integrated over time: the
+	// seconds of request processing the emulator did. Over a run's length
+	// it is the mean number of requests in flight; over the requests
+	// admitted, how long the emulator held each (a benchmark tells from it
+	// whether a client kept the allowed slots busy or the emulator, short
+	// of CPU, answered late).
+	InFlightSeconds map[string]float64 `json:"in_flight_seconds"`
 	// ByStatus counts API answers by HTTP status.
 	ByStatus map[int]int64 `json:"by_status"`
 	// ByRoute counts API requests by route name (see Request.Route).
@@ -69,6 +76,8 @@ type accountLoad struct {
 	demand     int
 	peak       int
 	peakDemand int
+	busy       time.Duration // inFlight integrated since the last reset
+	changed    time.Time     // when inFlight or busy last changed
 	tokens     float64
 	rate       float64 // the RequestsPerSecond the bucket was filled for
 	last       time.Time
@@ -94,10 +103,12 @@ func newMeter(logLimit int) *meter {
 func (m *meter) resetLocked() {
 	m.stats = Stats{
 		InFlight: map[string]int{}, PeakInFlight: map[string]int{}, PeakDemand: map[string]int{},
-		ByStatus: map[int]int64{}, ByRoute: map[string]int64{},
+		ByStatus: map[int]int64{}, ByRoute: map[string]int64{}, InFlightSeconds: map[string]float64{},
 	}
+	now := time.Now()
 	for _, l := range m.load {
 		l.peak, l.peakDemand = l.inFlight, l.demand
+		l.busy, l.changed = 0, now
 	}
 	m.log, m.logNext, m.logFull = nil, 0, false
 }
@@ -116,7 +127,7 @@ func (m *meter) enter(acct string, f Faults, now time.Time) (admitted bool, inFl
 	defer m.mu.Unlock()
 	l := m.load[acct]
 	if l == nil {
-		l = &accountLoad{}
+		l = &accountLoad{changed: now}
 		m.load[acct] = l
 	}
 	if l.rate != f.RequestsPerSecond {
@@ -140,19 +151,29 @@ func (m *meter) enter(acct string, f Faults, now time.Time) (admitted bool, inFl
 		}
 	}
 	if admitted {
+		l.advance(now)
 		l.inFlight++
 		l.peak = max(l.peak, l.inFlight)
 	}
 	return admitted, l.inFlight
 }
 
-func (m *meter) leave(acct string, admitted bool) {
+func (m *meter) leave(acct string, admitted bool, now time.Time) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	l := m.load[acct]
 	l.demand--
 	if admitted {
+		l.advance(now)
 		l.inFlight--
+	}
+}
+
+// advance adds to busy the requests in flight since the last change.
+func (l *accountLoad) advance(now time.Time) {
+	if now.After(l.changed) {
+		l.busy += time.Duration(l.inFlight) * now.Sub(l.changed)
+		l.changed = now
 	}
 }
 
@@ -203,10 +224,14 @@ func (m *meter) snapshot() Stats {
 	s.ByStatus = maps.Clone(m.stats.ByStatus)
 	s.ByRoute = maps.Clone(m.stats.ByRoute)
 	s.InFlight, s.PeakInFlight, s.PeakDemand = map[string]int{}, map[string]int{}, map[string]int{}
+	s.InFlightSeconds = map[string]float64{}
+	now := time.Now()
 	for acct, l := range m.load {
 		if acct == "" {
 			continue
 		}
+		l.advance(now)
+		s.InFlightSeconds[acct] = l.busy.Seconds()
 		s.InFlight[acct] = l.inFlight
 		s.PeakInFlight[acct] = l.peak
 		s.PeakDemand[acct] = l.peakDemand
