@@ -255,14 +255,18 @@ func TestStatusSaysWhatListingWaitsOn(t *testing.T) {
 	d := e2etest.New(t, e2etest.Options{})
 	start := time.Date(2025, 5, 1, 0, 0, 0, 0, time.UTC)
 	// One day of many messages (one page: more media than MaxBacklog),
-	// then two more days.
+	// then a dozen more days: listing pages take turns at the listing
+	// slot, so a later day may be listed before the first (on a loaded
+	// machine it has been, twice); with a dozen, some are still to list
+	// once the first day's tasks are queued.
 	if _, err := d.Emu.Generate(d.Account.SID, twiliotest.Dataset{
 		Messages: 400, Start: start, End: start.Add(23 * time.Hour), NoMediaShare: 0.01,
 		MinMediaPerMessage: 1, MaxMediaPerMessage: 1, MinMediaSize: 128, MaxMediaSize: 512,
 	}); err != nil {
 		t.Fatal(err)
 	}
-	in := sparseYears(t, d, start.AddDate(0, 0, 1), start.AddDate(0, 0, 3))
+	const days = 13
+	in := sparseYears(t, d, start.AddDate(0, 0, 1), start.AddDate(0, 0, days))
 	first, _ := d.MediaIn(start, start.AddDate(0, 0, 1))
 	if len(first) <= jobs.DefaultMaxBacklog {
 		t.Fatalf("%d media on the first day: no more than MaxBacklog", len(first))
@@ -283,7 +287,7 @@ func TestStatusSaysWhatListingWaitsOn(t *testing.T) {
 	}
 	w := d.StartWorker(t)
 	code, stdout, stderr := d.Enqueue(t, time.Minute, "backfill",
-		"--since", start.Format(time.DateOnly), "--until", start.AddDate(0, 0, 3).Format(time.DateOnly))
+		"--since", start.Format(time.DateOnly), "--until", start.AddDate(0, 0, days).Format(time.DateOnly))
 	if code != 0 {
 		t.Fatalf("enqueue backfill exited %d: %s %s", code, stdout, stderr)
 	}
