@@ -11,8 +11,8 @@
 //
 //	enqueue backfill ──► run:start ──► messages:page (one chain per UTC day,
 //	                        │               │  two days released at a time)
-//	                        │               │  records messages, then queues
-//	                        │ policy with   ▼  a task per ≤ 8 messages with media
+//	                        │               │  records messages, then queues, 64
+//	                        │ policy with   ▼  at a time, a task per ≤ 8 with media
 //	                        │ --delete:  message:archive
 //	                        │ seeded     ├─ list their media (≤ 10 each), unless listed,
 //	                        └──────────► │    3 at a time; recorded with the messages,
@@ -38,7 +38,10 @@
 // lists (the object Twilio returned, or without its body for a
 // --no-bodies run), once, before the messages' rows and tasks
 // (message_records.go, issue #17); a message run's run:start does so for
-// its message.
+// its message. A page is stored, recorded and queued in parts of 8 tasks
+// (pageParts), so its first tasks run while its other records are
+// stored; a short page (under 256 messages with media) puts fewer than
+// 8 in a task, so that it still makes 32 tasks, or one per message.
 //
 // A restore (restore.go, restore_upload.go; issue #15) is a run of its own
 // kind: run:start fixes its media in Postgres (restore_media, once per
@@ -98,7 +101,7 @@
 //     ends, and placing a hold waits out the leases it covers.
 //   - A message task acts only on media of its run's account, and deletes
 //     only those its run marked to delete (run_media.delete_wanted).
-//   - A message task's media are bounded: at most 8 messages (a listed
+//   - A message task's media are bounded: at most 8 messages (a full
 //     page's go 8 to a task, so the run, its "done?" check, the record, the
 //     work read and the commit are one round trip each for all of them),
 //     read from Postgres 50 media at a time, and at most 3 at once are

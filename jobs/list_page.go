@@ -153,36 +153,58 @@ func (h *Handlers) listPage(ctx context.Context, run catalog.Run, p ListPagePayl
 		recs = append(recs, rec)
 		raw = append(raw, page.Messages[i].Raw)
 	}
-	// Each message's record is archived before its row and task: see
-	// message_records.go.
-	if err := h.archiveRecords(ctx, run, w.StartsAt, recs, raw); err != nil {
-		if isPermanent(err) { // a key holding other bytes: no retry stores it
-			if ferr := h.failWindow(ctx, run, w, errText(err)); ferr != nil {
-				return ferr
-			}
-		}
-		return err
-	}
-	// The messages with media go maxMessagesPerTask to a task; each
-	// records its task's first message, for the reconciler.
+	// The messages with media go per to a task; each records its task's
+	// first message, for the reconciler.
 	var withMedia []string
+	for i := range recs {
+		if recs[i].HasMedia() {
+			withMedia = append(withMedia, recs[i].SID)
+		}
+	}
+	per, n := messagesPerTask(len(withMedia)), 0
 	for i := range recs {
 		if !recs[i].HasMedia() {
 			continue
 		}
-		if n := len(withMedia); n%maxMessagesPerTask != 0 {
-			recs[i].TaskSID = withMedia[n-n%maxMessagesPerTask]
+		if n%per != 0 {
+			recs[i].TaskSID = withMedia[n-n%per]
 		}
-		withMedia = append(withMedia, recs[i].SID)
+		n++
 	}
-	if err := h.catalog.RecordMessages(ctx, run.ID, recs, run.DryRun); err != nil {
-		return err
-	}
-	for batch := range slices.Chunk(withMedia, maxMessagesPerTask) {
-		p := ArchiveMessagePayload{RunID: run.ID, MessageSID: batch[0], More: batch[1:]}
-		if err := h.enqueuer.In(ctx)(NewArchiveMessageTask(h.queues, p)); err != nil {
+	// A part of the page at a time, its records archived, then its
+	// messages recorded, then its tasks queued: each message's record is
+	// archived before its row and task (see message_records.go), and the
+	// first tasks start while the rest of the page's records are stored
+	// (a page of 1000 records took about 2 s to store: a run's start, and
+	// each page after, left Twilio's slots idle that long; issue #14).
+	// A replay of a page that died half way skips what its parts did.
+	queued := 0
+	for _, part := range pageParts(recs, pagePartTasks*per) {
+		recs, raw := recs[part[0]:part[1]], raw[part[0]:part[1]]
+		if err := h.archiveRecords(ctx, run, w.StartsAt, recs, raw); err != nil {
+			if isPermanent(err) { // a key holding other bytes: no retry stores it
+				if ferr := h.failWindow(ctx, run, w, errText(err)); ferr != nil {
+					return ferr
+				}
+			}
 			return err
 		}
+		if err := h.catalog.RecordMessages(ctx, run.ID, recs, run.DryRun); err != nil {
+			return err
+		}
+		n := 0
+		for i := range recs {
+			if recs[i].HasMedia() {
+				n++
+			}
+		}
+		for batch := range slices.Chunk(withMedia[queued:queued+n], per) {
+			p := ArchiveMessagePayload{RunID: run.ID, MessageSID: batch[0], More: batch[1:]}
+			if err := h.enqueuer.In(ctx)(NewArchiveMessageTask(h.queues, p)); err != nil {
+				return err
+			}
+		}
+		queued += n
 	}
 	if page.NextPageURI != "" {
 		if err := h.enqueuer.In(ctx)(NewListPageTask(h.queues, ListPagePayload{RunID: run.ID, Window: w.Seq, Page: w.Page + 1})); err != nil {
@@ -196,6 +218,47 @@ func (h *Handlers) listPage(ctx context.Context, run catalog.Run, p ListPagePayl
 		return h.releaseNext(ctx, run)
 	}
 	return nil
+}
+
+// pagePartTasks is how many message tasks a part of a listed page
+// queues (pageParts): 64 messages, whose records take a few
+// milliseconds to store.
+const pagePartTasks = 8
+
+// minPageTasks is how many tasks a page's messages with media are spread
+// over, while they are few: a short page (a day of few messages, the
+// last of a day) holds them one or a few to a task rather than 8, so that
+// they are archived side by side, not mediaParallel at a time in a few
+// tasks while the worker's other task slots, and Twilio's, sit idle (the
+// benchmark's 32 large files were 4 tasks: 12 downloads at once, not 32).
+const minPageTasks = 32
+
+// messagesPerTask is how many of a page's n messages with media go to one
+// task: maxMessagesPerTask for a full page, fewer for a short one.
+func messagesPerTask(n int) int {
+	return min(maxMessagesPerTask, max(1, n/minPageTasks))
+}
+
+// pageParts splits a page's messages into [lo, hi) ranges in order, each
+// but the last holding perPart messages with media (a multiple of
+// maxMessagesPerTask, so that no task's messages span two parts) and
+// ending with the last of them.
+func pageParts(recs []catalog.MessageRecord, perPart int) [][2]int {
+	var parts [][2]int
+	lo, n := 0, 0
+	for i := range recs {
+		if !recs[i].HasMedia() {
+			continue
+		}
+		if n++; n == perPart {
+			parts = append(parts, [2]int{lo, i + 1})
+			lo, n = i+1, 0
+		}
+	}
+	if lo < len(recs) {
+		parts = append(parts, [2]int{lo, len(recs)})
+	}
+	return parts
 }
 
 // maxWindowPages bounds the pages of one window (a UTC day): at Twilio's
