@@ -240,9 +240,9 @@ func messagesPerTask(n int) int {
 }
 
 // pageParts splits a page's messages into [lo, hi) ranges in order, each
-// but the last holding perPart messages with media (a multiple of
-// maxMessagesPerTask, so that no task's messages span two parts) and
-// ending with the last of them.
+// but the last holding perPart messages with media (a multiple of the
+// page's messages per task, so that no task's messages span two parts)
+// and ending with the last of them.
 func pageParts(recs []catalog.MessageRecord, perPart int) [][2]int {
 	var parts [][2]int
 	lo, n := 0, 0

@@ -9,8 +9,9 @@ import (
 )
 
 // requestLogSize is the emulator's request log in the Twilio-shaped
-// scenarios: every request of a 4000-media run (about 6000 API requests
-// and 8000 signed downloads) with room to spare. The other scenarios keep
+// scenarios, at least: every request of a 4000-media run (about 6000 API
+// requests and 8000 signed downloads) with room to spare; a larger run
+// gets four entries per media (emulatorFlags). The other scenarios keep
 // no log, which costs the emulator CPU.
 const requestLogSize = 40_000
 

@@ -236,7 +236,9 @@ func (s scenario) emulatorFlags() []string {
 	}
 	var log []string
 	if s.latency > 0 {
-		log = []string{"-request-log", strconv.Itoa(requestLogSize)} // for inFlightProfile
+		// For inFlightProfile: a log that wrapped would profile only the
+		// run's end, so it holds every request of a -media run too.
+		log = []string{"-request-log", strconv.Itoa(max(requestLogSize, 4*s.media))}
 	}
 	return append(log,
 		"-messages", strconv.Itoa(s.messages()), "-start", day(firstDay), "-end", day(end),
