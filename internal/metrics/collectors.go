@@ -28,7 +28,7 @@ type Gauger interface {
 // aggregate them with max(), not sum().
 func (m *Metrics) CatalogCollector(g Gauger, account string, window retention.Window, now func() time.Time) prometheus.Collector {
 	return &catalogCollector{
-		g: g, account: account, window: window, now: now, errs: m.scrapeErrs.WithLabelValues("catalog"),
+		g: g, account: account, window: window, now: now, errs: scrapeErrors("catalog"),
 		retention: prometheus.NewDesc("mediasync_twilio_retention_seconds",
 			"How long Twilio keeps the account's messages and media (TWILIO_RETENTION_DAYS).", nil, nil),
 		watermarkAge: prometheus.NewDesc("mediasync_policy_watermark_age_seconds",
@@ -63,9 +63,11 @@ func (c *catalogCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.oldestAge
 	ch <- c.unarchived
 	ch <- c.runs
+	c.errs.Describe(ch)
 }
 
 func (c *catalogCollector) Collect(ch chan<- prometheus.Metric) {
+	defer c.errs.Collect(ch)
 	ctx, cancel := context.WithTimeout(context.Background(), scrapeTimeout)
 	defer cancel()
 	g, err := c.g.Gauges(ctx, c.account)
@@ -104,7 +106,7 @@ type QueueInspector interface {
 // worker reports the same: aggregate with max().
 func (m *Metrics) QueueCollector(in QueueInspector, queues ...string) prometheus.Collector {
 	return &queueCollector{
-		in: in, queues: queues, errs: m.scrapeErrs.WithLabelValues("queue"),
+		in: in, queues: queues, errs: scrapeErrors("queue"),
 		tasks: prometheus.NewDesc("mediasync_queue_tasks",
 			"Tasks in an Asynq queue, by state (pending, active, scheduled, retry, archived, completed, aggregating).",
 			[]string{"queue", "state"}, nil),
@@ -127,9 +129,11 @@ func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.tasks
 	ch <- c.latency
 	ch <- c.paused
+	c.errs.Describe(ch)
 }
 
 func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
+	defer c.errs.Collect(ch)
 	for _, q := range c.queues {
 		info, err := c.in.GetQueueInfo(q)
 		if err != nil {

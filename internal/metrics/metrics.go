@@ -55,13 +55,12 @@ const (
 type Metrics struct {
 	reg *prometheus.Registry
 
-	media      *prometheus.CounterVec
-	bytes      *prometheus.CounterVec
-	twilio     *prometheus.CounterVec
-	limitWait  prometheus.Histogram
-	taskTime   *prometheus.HistogramVec
-	verify     *prometheus.CounterVec
-	scrapeErrs *prometheus.CounterVec
+	media     *prometheus.CounterVec
+	bytes     *prometheus.CounterVec
+	twilio    *prometheus.CounterVec
+	limitWait prometheus.Histogram
+	taskTime  *prometheus.HistogramVec
+	verify    *prometheus.CounterVec
 }
 
 // New returns the metrics, registered with the Go runtime's and the
@@ -95,10 +94,6 @@ func New() *Metrics {
 			Name: "mediasync_verify_total",
 			Help: "Archived objects re-read and checked against the catalog, by result (ok, mismatch, missing, error).",
 		}, []string{"result"}),
-		scrapeErrs: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "mediasync_scrape_errors_total",
-			Help: "Scrapes whose figures from Postgres or Redis could not be read, by what was read (catalog, queue).",
-		}, []string{"collector"}),
 	}
 	for _, s := range Sources {
 		for _, r := range MediaResults {
@@ -109,17 +104,26 @@ func New() *Metrics {
 	for _, r := range []string{VerifyOK, VerifyMismatch, VerifyMissing, VerifyError} {
 		m.verify.WithLabelValues(r)
 	}
-	for _, c := range []string{"catalog", "queue"} {
-		m.scrapeErrs.WithLabelValues(c)
-	}
 	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "mediasync_build_info",
 		Help: "Always 1: the version of the running worker (--version) and the Go it was built with.",
 	}, []string{"version", "goversion"})
 	build.WithLabelValues(version.String(), runtime.Version()).Set(1)
-	m.reg.MustRegister(m.media, m.bytes, m.twilio, m.limitWait, m.taskTime, m.verify, m.scrapeErrs, build,
+	m.reg.MustRegister(m.media, m.bytes, m.twilio, m.limitWait, m.taskTime, m.verify, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// scrapeErrors counts the scrapes whose figures collector could not read.
+// Each collector reports its own count in the scrape that missed: a
+// counter of its own registered beside it would be gathered concurrently
+// and could be read before the miss is counted.
+func scrapeErrors(collector string) prometheus.Counter {
+	return prometheus.NewCounter(prometheus.CounterOpts{
+		Name:        "mediasync_scrape_errors_total",
+		Help:        "Scrapes whose figures from Postgres or Redis could not be read, by what was read (catalog, queue).",
+		ConstLabels: prometheus.Labels{"collector": collector},
+	})
 }
 
 // Register adds collectors read at scrape time (Postgres, Redis figures).
