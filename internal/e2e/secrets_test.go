@@ -158,6 +158,11 @@ func secretsRun(t *testing.T, d *e2etest.Deployment, leaks *secretLeaks) {
 		}
 	})
 	ws := []*e2etest.Process{d.StartWorker(t, "TWILIO_MAX_CONCURRENCY=6"), d.StartWorker(t, "TWILIO_MAX_CONCURRENCY=6")}
+	// Both take part in the run, so both workers' logs are checked: a
+	// worker still starting when a short run ends logs nothing of it.
+	for _, w := range ws {
+		w.WaitStarted(t, time.Minute)
+	}
 	code, stdout, stderr := d.Enqueue(t, 3*time.Minute, "backfill", "--since", secretsStart.Format(time.DateOnly),
 		"--until", secretsStart.AddDate(0, 0, 2).Format(time.DateOnly), "--delete", "--wait")
 	close(stop)
@@ -184,10 +189,11 @@ func secretsRun(t *testing.T, d *e2etest.Deployment, leaks *secretLeaks) {
 	}
 
 	for i, w := range ws {
-		if err := w.Stop(10 * time.Second); err != nil {
-			t.Errorf("worker %d: %v", i+1, err)
-		}
+		err := w.Stop(10 * time.Second)
 		logs := w.Logs()
+		if err != nil {
+			t.Errorf("worker %d: %v\n%s", i+1, err, logs)
+		}
 		if !strings.Contains(logs, `"level":"debug"`) {
 			t.Fatalf("worker %d wrote no debug line: LOG_LEVEL=debug not in force", i+1)
 		}

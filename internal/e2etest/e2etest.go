@@ -635,6 +635,24 @@ func (p *Process) Stop(grace time.Duration) error {
 	return p.child.Err()
 }
 
+// WaitStarted waits until the worker logs that it takes tasks, so a test
+// that needs every worker of a fleet to share a run does not start the
+// run while one is still migrating or connecting (on a loaded machine
+// that can outlast a short run).
+func (p *Process) WaitStarted(t testing.TB, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !strings.Contains(p.Logs(), `"message":"worker started"`) {
+		if p.Exited() {
+			t.Fatalf("e2etest: worker exited before it started (%v):\n%s", p.child.Err(), p.Logs())
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("e2etest: worker not started after %s:\n%s", timeout, p.Logs())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // Exited reports whether the process has ended.
 func (p *Process) Exited() bool {
 	select {

@@ -74,3 +74,49 @@ func TestRunWaitsForItsLoopsAndEndpoints(t *testing.T) {
 	require.Empty(t, devtools.LeakedGoroutines("mediasync/internal/worker.Run", 0),
 		"goroutines Run started are still running after it returned")
 }
+
+// A worker asked to stop while it still waits for Postgres stops cleanly
+// (a supervisor sees no failed start); one whose start fails for its own
+// reason still fails. Not parallel, so its Run is over before
+// TestRunWaitsForItsLoopsAndEndpoints counts Run's goroutines.
+func TestRunStoppedWhileStarting(t *testing.T) {
+	port, err := devtools.FreeLoopbackPort()
+	require.NoError(t, err)
+	d := e2etest.New(t, e2etest.Options{Emulator: twiliotest.Config{Seed: 7}})
+	for _, tc := range []struct {
+		name    string
+		setup   func(*config.Config)
+		stop    bool
+		wantErr string
+	}{
+		{"stopped while Postgres does not answer", func(c *config.Config) {
+			c.DatabaseURL = fmt.Sprintf("postgres://mediasync@127.0.0.1:%d/none?connect_timeout=1", port)
+		}, true, ""},
+		{"Object Lock asked of a store without it", func(c *config.Config) { c.ObjectLock = "COMPLIANCE" }, false, "ARCHIVE_OBJECT_LOCK=COMPLIANCE"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := config.Load(func(k string) string { return d.Env[k] }, config.Need{TwilioCredentials: true, Archive: true})
+			require.NoError(t, err)
+			cfg.ArchiveURL = "file://" + t.TempDir()
+			tc.setup(&cfg)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			done := make(chan error, 1)
+			go func() { done <- worker.Run(ctx, cfg, zerolog.Nop()) }()
+			if tc.stop {
+				time.Sleep(300 * time.Millisecond) // Run is in its wait for Postgres
+				cancel()
+			}
+			select {
+			case err := <-done:
+				if tc.wantErr == "" {
+					require.NoError(t, err)
+				} else {
+					require.ErrorContains(t, err, tc.wantErr)
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatal("Run did not return")
+			}
+		})
+	}
+}

@@ -37,7 +37,20 @@ import (
 // pprof. When ctx ends, /readyz answers 503 while tasks in flight finish.
 // On return, tasks in flight have finished or gone back to the queue
 // unchanged, and every loop and endpoint it started has ended.
+//
+// A worker asked to stop while it is still starting (waiting for Postgres,
+// migrating) stops without an error: the stop was asked for, so a
+// supervisor should not see a failed start.
 func Run(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
+	err := run(ctx, cfg, log)
+	if err != nil && ctx.Err() != nil {
+		log.Info().AnErr("start", err).Msg("worker stopped before it started")
+		return nil
+	}
+	return err
+}
+
+func run(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 	// The pprof address is taken first, so a busy one fails the start
 	// before anything else is opened.
 	var pprofLn net.Listener
