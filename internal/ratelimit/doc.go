@@ -96,7 +96,13 @@
 //     carries still ends before it expires. A busy process thus gives
 //     each slot back at least once per ReuseWindow, not all at once, and
 //     while its own callers wait it gives a slot past its window back at
-//     once: other processes' pollers get their turn.
+//     once when another process waits too: other processes' pollers get
+//     their turn. A poll that finds every slot taken marks its process
+//     waiting for two PollIntervals; while no other process is marked,
+//     one script renews the slot past its window for the next caller
+//     here (a new window, and the expiry moved as if it were taken now)
+//     instead of giving it back and polling for it again, which left it
+//     idle for up to a PollInterval each time.
 //   - Passing on skips Redis only while the Limiter's last reply from
 //     Redis is under two PollIntervals old, said no back-off was in force
 //     and the fleet was not over the ceiling, and there is no rate bound.
@@ -137,8 +143,12 @@
 //	                  ceiling is back at MaxInFlight
 //	rate:K:rps STRING redis_rate's GCRA state (it adds the "rate:" prefix);
 //	                  expires once the bound is back to a full burst
+//	K:waiting  ZSET   member = a Limiter's random ID, score = when its mark
+//	                  ends (ms, Redis TIME): the processes whose last poll
+//	                  found every slot taken; key expires a second after
+//	                  the last mark
 //
-// K:slots, K:backoff, K:ceiling and rate:K:rps are read by one script,
+// K:slots, K:backoff, K:ceiling, rate:K:rps and K:waiting are read by one script,
 // so with Redis Cluster K must carry a hash tag ("mediasync:twilio:{AC…}");
 // New refuses a Cluster or Ring client otherwise.
 package ratelimit

@@ -29,7 +29,7 @@ func EffectiveConfig(l *Limiter) Config { return l.cfg }
 func RateLimitFor(perSecond float64) redis_rate.Limit { return rateLimit(perSecond) }
 
 // ScriptOf names the Limiter's script cmd runs (EVALSHA or EVAL): "take",
-// "confirm", "refused", "backoff", or "" for any other command.
+// "confirm", "renew", "refused", "backoff", or "" for any other command.
 func ScriptOf(cmd redis.Cmder) string {
 	args := cmd.Args()
 	if len(args) < 2 {
@@ -45,7 +45,7 @@ func ScriptOf(cmd redis.Cmder) string {
 		return ""
 	}
 	for name, script := range map[string]*redis.Script{
-		"take": takeScript, "confirm": confirmScript, "refused": refusedScript, "backoff": backoffScript,
+		"take": takeScript, "confirm": confirmScript, "renew": renewScript, "refused": refusedScript, "backoff": backoffScript,
 	} {
 		if script.Hash() == s {
 			return name
@@ -57,7 +57,7 @@ func ScriptOf(cmd redis.Cmder) string {
 // LoadScripts loads the Limiter's scripts into rdb's server, so that an
 // EVALSHA of them is never answered NOSCRIPT and sent again as EVAL.
 func LoadScripts(ctx context.Context, rdb redis.Scripter) error {
-	for _, s := range []*redis.Script{takeScript, confirmScript, refusedScript, backoffScript} {
+	for _, s := range []*redis.Script{takeScript, confirmScript, renewScript, refusedScript, backoffScript} {
 		if err := s.Load(ctx, rdb).Err(); err != nil {
 			return err
 		}

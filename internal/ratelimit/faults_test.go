@@ -3,6 +3,7 @@ package ratelimit_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -318,38 +319,64 @@ func TestAcquire_SlotsRedisLostAreNotPassedOn(t *testing.T) {
 }
 
 // A process with callers waiting gives a slot past its ReuseWindow back at
-// once, not at the next sweep, so another process's poller can have it.
-func TestAcquire_SlotPastItsWindowGoesBackAtOnceWhenCallersWait(t *testing.T) {
+// once, not at the next sweep, when another process waits for one: that
+// process's poller has it. When none does, the slot is renewed for the
+// waiting caller at once, not given back and polled for a PollInterval
+// later (issue #14: that left 2 % of a 16-slot budget idle), and Redis
+// still counts every slot once.
+func TestAcquire_SlotPastItsWindowWhenCallersWait(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
 	const reuse = 50 * time.Millisecond
-	// A long PollInterval: the sweep comes a second after the slot is idle.
-	busy := b.limiter(t, 0, ratelimit.Config{MaxInFlight: 2, ReuseWindow: reuse, PollInterval: time.Second})
-	other := b.limiter(t, 1, ratelimit.Config{MaxInFlight: 2, ReuseWindow: reuse, PollInterval: 5 * time.Millisecond})
-	waits := signalWaits(busy)
+	for _, otherWaits := range []bool{true, false} {
+		t.Run(fmt.Sprintf("another process waits: %v", otherWaits), func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			// A long PollInterval: the sweep, and the busy process's next
+			// poll, come half a second or more after the slot is idle.
+			busy := b.limiter(t, 0, ratelimit.Config{MaxInFlight: 2, ReuseWindow: reuse, PollInterval: time.Second})
+			other := b.limiter(t, 1, ratelimit.Config{MaxInFlight: 2, ReuseWindow: reuse, PollInterval: 5 * time.Millisecond})
+			waits, otherWaited := signalWaits(busy), signalWaits(other)
 
-	a1, err := busy.Acquire(t.Context())
-	require.NoError(t, err)
-	a2, err := busy.Acquire(t.Context())
-	require.NoError(t, err)
-	qctx, qcancel := context.WithCancel(t.Context())
-	defer qcancel()
-	queued := acquireAsync(qctx, busy)
-	require.Equal(t, ratelimit.WaitFull, receive(t, waits, "the busy process's third caller's wait"))
-	require.NoError(t, sleep.For(t.Context(), reuse+10*time.Millisecond)) // both slots past their window
-	a1()
+			a1, err := busy.Acquire(t.Context())
+			require.NoError(t, err)
+			a2, err := busy.Acquire(t.Context())
+			require.NoError(t, err)
+			qctx, qcancel := context.WithCancel(t.Context())
+			defer qcancel()
+			queued := acquireAsync(qctx, busy)
+			require.Equal(t, ratelimit.WaitFull, receive(t, waits, "the busy process's third caller's wait"))
+			octx, ocancel := context.WithTimeout(t.Context(), 300*time.Millisecond+reuse)
+			defer ocancel()
+			var fromOther <-chan acquired
+			if otherWaits {
+				fromOther = acquireAsync(octx, other)
+				require.Equal(t, ratelimit.WaitFull, receive(t, otherWaited, "the other process's wait"))
+			}
+			require.NoError(t, sleep.For(t.Context(), reuse+10*time.Millisecond)) // both slots past their window
+			a1()
 
-	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
-	defer cancel()
-	release, err := other.Acquire(ctx)
-	require.NoError(t, err, "the slot past its window was not given back at once")
-	release()
-	qcancel()
-	if r := receive(t, queued, "the busy process's third caller"); r.err == nil {
-		r.release()
+			if otherWaits {
+				r := receive(t, fromOther, "the other process's caller")
+				require.NoError(t, r.err, "the slot past its window was not given back at once")
+				r.release()
+				qcancel()
+				if r := receive(t, queued, "the busy process's third caller"); r.err == nil {
+					r.release()
+				}
+			} else {
+				select {
+				case r := <-queued:
+					require.NoError(t, r.err)
+					requireInFlight(t, other, 2) // a1's slot, renewed, and a2's
+					r.release()
+				case <-time.After(200 * time.Millisecond):
+					t.Fatal("the slot past its window was not renewed for the caller waiting: it waits for its next poll")
+				}
+			}
+			a2()
+			requireInFlight(t, other, 0)
+		})
 	}
-	a2()
-	requireInFlight(t, other, 0)
 }
 
 // The same for a confirm: a slot passed on whose confirm Redis answered

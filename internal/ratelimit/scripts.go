@@ -71,13 +71,18 @@ end
 // the live holders, which the first run took in order, are the slots
 // taken.
 //
+// When every slot is taken it marks the process as waiting (KEYS[5],
+// for want TTL ms), so that renewScript lets the slots of others go.
+//
 // KEYS[1] slots ZSET (member holder ID, score expiry ms)
 // KEYS[2] back-off deadline (ms, as a string)
 // KEYS[3] ceiling HASH (see refusedScript)
 // KEYS[4] rate state (redis_rate's GCRA key)
+// KEYS[5] waiting ZSET (member process ID, score mark's expiry ms)
 // ARGV[1] MaxInFlight, ARGV[2] slot TTL ms, ARGV[3] Recovery ms,
 // ARGV[4] burst, ARGV[5] rate (0: no rate bound), ARGV[6] period s,
-// ARGV[7..] holder IDs (want = their number)
+// ARGV[7] process ID, ARGV[8] want TTL ms, ARGV[9..] holder IDs (want =
+// their number)
 // Returns {code, slots taken (code 1) or ms to wait (2, 3) or 0, live
 // slots, ceiling}.
 var takeScript = redis.NewScript(gcraLua + `
@@ -86,7 +91,7 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local maxInFlight, recoveryMS, ceilingKey = tonumber(ARGV[1]), tonumber(ARGV[3]), 3
 ` + ceilingLua + `
 local again = 0
-for i = 7, #ARGV do
+for i = 9, #ARGV do
   if (tonumber(redis.call('ZSCORE', KEYS[1], ARGV[i]) or '0') or 0) <= now then
     break
   end
@@ -102,8 +107,11 @@ if backoff > now then
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%d', now))
 local live = redis.call('ZCARD', KEYS[1])
-local n = math.min(ceiling - live, #ARGV - 6)
+local n = math.min(ceiling - live, #ARGV - 8)
 if n <= 0 then
+  local want = tonumber(ARGV[8])
+  redis.call('ZADD', KEYS[5], string.format('%d', now + want), ARGV[7])
+  redis.call('PEXPIRE', KEYS[5], string.format('%d', want + 1000))
   return {0, 0, live, ceiling}
 end
 local rate = tonumber(ARGV[5])
@@ -117,7 +125,7 @@ end
 local ttl = tonumber(ARGV[2])
 local expiry = string.format('%d', now + ttl)
 for i = 1, n do
-  redis.call('ZADD', KEYS[1], expiry, ARGV[6 + i])
+  redis.call('ZADD', KEYS[1], expiry, ARGV[8 + i])
 end
 if redis.call('PTTL', KEYS[1]) < ttl + 1000 then
   redis.call('PEXPIRE', KEYS[1], string.format('%d', ttl + 1000))
@@ -171,6 +179,60 @@ if rate > 0 then
     redis.call('ZREM', KEYS[1], holder)
     return {3, math.ceil(retry * 1000), live - 1, ceiling}
   end
+end
+return {1, 0, live, ceiling}
+`)
+
+// renewScript keeps a slot a process holds past its ReuseWindow, for the
+// next request of a caller waiting in that process, when no other process
+// waits for a slot (none marked waiting by takeScript): its expiry moves
+// to now + slot TTL, so the slot carries on without going back to Redis
+// and being polled for again. A slot that has expired, or while a
+// back-off is in force, the fleet is over the ceiling or another process
+// waits, it gives back instead: a busy process never keeps slots from
+// the rest of the fleet for longer than the ReuseWindow.
+//
+// KEYS as takeScript's.
+// ARGV[1] MaxInFlight, ARGV[2] slot TTL ms, ARGV[3] Recovery ms,
+// ARGV[4] process ID, ARGV[5] holder ID
+// Returns {code, ms to wait (code 2) or 0, live slots, ceiling}: code 1
+// kept, 0 given back (over the ceiling, or another process waits), 2
+// given back for a back-off, 4 the slot had expired.
+var renewScript = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local holder = ARGV[5]
+local score = tonumber(redis.call('ZSCORE', KEYS[1], holder) or '0') or 0
+if score <= now then
+  redis.call('ZREM', KEYS[1], holder)
+  return {4, 0, 0, 0}
+end
+local backoff = tonumber(redis.call('GET', KEYS[2]) or '0') or 0
+if backoff > now then
+  redis.call('ZREM', KEYS[1], holder)
+  return {2, backoff - now, 0, 0}
+end
+local maxInFlight, recoveryMS, ceilingKey = tonumber(ARGV[1]), tonumber(ARGV[3]), 3
+` + ceilingLua + `
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%d', now))
+local live = redis.call('ZCARD', KEYS[1])
+if live > ceiling then
+  redis.call('ZREM', KEYS[1], holder)
+  return {0, 0, live - 1, ceiling}
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', string.format('%d', now))
+local others = redis.call('ZCARD', KEYS[5])
+if redis.call('ZSCORE', KEYS[5], ARGV[4]) then
+  others = others - 1
+end
+if others > 0 then
+  redis.call('ZREM', KEYS[1], holder)
+  return {0, 0, live - 1, ceiling}
+end
+local ttl = tonumber(ARGV[2])
+redis.call('ZADD', KEYS[1], 'XX', string.format('%d', now + ttl), holder)
+if redis.call('PTTL', KEYS[1]) < ttl + 1000 then
+  redis.call('PEXPIRE', KEYS[1], string.format('%d', ttl + 1000))
 end
 return {1, 0, live, ceiling}
 `)
