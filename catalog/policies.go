@@ -35,8 +35,9 @@ func (e *PolicyAccountError) Error() string {
 }
 
 // DefaultLookback is where a new policy's first window begins when it
-// names no watermark: 400 days ago, a little more than the 13 months
-// Twilio keeps MMS media.
+// names neither a watermark nor a Lookback: 400 days ago, the longest
+// Twilio keeps messages (a little more than the 13 months it keeps MMS
+// media).
 const DefaultLookback = 400 * 24 * time.Hour
 
 var policyNameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
@@ -70,6 +71,13 @@ type Policy struct {
 	// of the archive (and archives and deletes nothing).
 	Kind         string
 	VerifySample float64
+
+	// Lookback is where a new policy without a Watermark starts: Lookback
+	// before today (DefaultLookback if 0). The CLI sets it to Twilio's
+	// retention window (TWILIO_RETENTION_DAYS): a policy on an account
+	// that keeps 30 days has nothing older to list. Not stored; an update
+	// ignores it.
+	Lookback time.Duration
 }
 
 // Policy kinds.
@@ -156,7 +164,7 @@ func scanPolicy(row pgx.Row) (Policy, error) {
 // account a *PolicyAccountError: the upsert itself refuses to change
 // another account's row, so two accounts racing for a name cannot take
 // each other's policy. A new policy without a watermark starts
-// DefaultLookback ago. On an update the watermark and last tick are kept
+// p.Lookback (or DefaultLookback) ago. On an update the watermark and last tick are kept
 // unless p.Watermark is set: changing a schedule must not skip or repeat
 // what was archived.
 func (c *Catalog) SetPolicy(ctx context.Context, p Policy, actor string) (bool, error) {
@@ -174,7 +182,7 @@ func (c *Catalog) SetPolicy(ctx context.Context, p Policy, actor string) (bool, 
 	}
 	watermark := p.Watermark
 	if watermark.IsZero() {
-		watermark = time.Now().UTC().Add(-DefaultLookback).Truncate(24 * time.Hour)
+		watermark = time.Now().UTC().Add(-cmp.Or(p.Lookback, DefaultLookback)).Truncate(24 * time.Hour)
 	}
 	var created bool
 	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {

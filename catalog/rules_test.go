@@ -145,3 +145,30 @@ func TestExportSpecValidate(t *testing.T) {
 		require.ErrorContains(t, err, tc.want)
 	}
 }
+
+// A new policy without a watermark starts at the oldest day Twilio keeps
+// (Lookback, TWILIO_RETENTION_DAYS at the CLI; 400 days if unset), and an
+// update keeps the watermark it has whatever its Lookback.
+func TestSetPolicyStartsAtItsLookback(t *testing.T) {
+	t.Parallel()
+	c := newCatalog(t)
+	ctx := t.Context()
+	today := time.Now().UTC().Truncate(24 * time.Hour)
+	for _, tc := range []struct {
+		name     string
+		lookback time.Duration
+		wantDays int
+	}{
+		{"default", 0, 400},
+		{"thirty", 30 * 24 * time.Hour, 30},
+	} {
+		_, err := c.SetPolicy(ctx, catalog.Policy{Name: tc.name, AccountSID: acct, Schedule: "@every 1h", Lookback: tc.lookback}, "test")
+		require.NoError(t, err)
+		got := policy(t, c, tc.name).Watermark.UTC()
+		require.Equal(t, today.AddDate(0, 0, -tc.wantDays), got, "policy %s's first watermark", tc.name)
+
+		_, err = c.SetPolicy(ctx, catalog.Policy{Name: tc.name, AccountSID: acct, Schedule: "@every 2h", Lookback: 7 * 24 * time.Hour}, "test")
+		require.NoError(t, err)
+		require.Equal(t, got, policy(t, c, tc.name).Watermark.UTC(), "an update moved policy %s's watermark", tc.name)
+	}
+}

@@ -43,7 +43,7 @@ deletes from Twilio the archived media of messages sent before
 now − --delete-after. DUR is like 36h, 30d or 1d12h; --archive-after must be
 shorter than Twilio's retention window (TWILIO_RETENTION_DAYS, default 400
 days), or Twilio purges the media first. The watermark starts at
---start (default: 400 days ago, the oldest Twilio keeps) and advances only
+--start (default: the oldest day Twilio keeps, TWILIO_RETENTION_DAYS ago) and advances only
 over windows that finished with nothing failed. --source conversations
 archives Conversations media instead (created, for sent), of --service
 (repeatable; default: the account's default service).
@@ -94,6 +94,7 @@ its body (Messaging only).`,
 						archiveAfter, w, w.Days())
 				}
 				p.AccountSID = env.cfg.Twilio.AccountSID
+				p.Lookback = env.cfg.Twilio.Retention.Duration() // a new policy starts at the oldest Twilio keeps
 				created, err := env.catalog.SetPolicy(cmd.Context(), p, a.actorName())
 				if err != nil {
 					return invalid(err, policyFlag)
@@ -110,7 +111,7 @@ its body (Messaging only).`,
 	cmd.Flags().StringVar(&spec, "schedule", "", `when to run: a cron expression in UTC ("0 3 * * *") or "@every DUR"`)
 	cmd.Flags().StringVar(&archiveAfter, "archive-after", "", "archive messages once they are this old (default 0)")
 	cmd.Flags().StringVar(&deleteAfter, "delete-after", "", "delete archived media from Twilio once their message is this old (default: never)")
-	cmd.Flags().StringVar(&start, "start", "", "first day of the first window, YYYY-MM-DD (default: 400 days ago)")
+	cmd.Flags().StringVar(&start, "start", "", "first day of the first window, YYYY-MM-DD (default: TWILIO_RETENTION_DAYS ago)")
 	cmd.Flags().StringVar(&from, "from", "", "only messages from this number")
 	cmd.Flags().StringVar(&to, "to", "", "only messages to this number")
 	cmd.Flags().StringVar(&kind, "kind", catalog.PolicyArchive, "archive, or verify: re-read a share of the archive at each tick")
