@@ -32,6 +32,34 @@ if c[1] and c[2] then
 end
 `
 
+// heldLua checks that the slot of holder, which a process holds, may
+// carry on: it is live for at least minLeft ms more by Redis's clock, no
+// back-off is in force and the fleet is not over the ceiling. Otherwise it
+// gives the slot back and returns the reply (code 4, 2 or 0). It leaves t
+// (TIME), now, live and ceiling as Lua locals. Needs holder, minLeft,
+// maxInFlight, recoveryMS and ceilingKey as Lua locals.
+const heldLua = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local score = tonumber(redis.call('ZSCORE', KEYS[1], holder) or '0') or 0
+if score - now < minLeft then
+  redis.call('ZREM', KEYS[1], holder)
+  return {4, 0, 0, 0}
+end
+local backoff = tonumber(redis.call('GET', KEYS[2]) or '0') or 0
+if backoff > now then
+  redis.call('ZREM', KEYS[1], holder)
+  return {2, backoff - now, 0, 0}
+end
+` + ceilingLua + `
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%d', now))
+local live = redis.call('ZCARD', KEYS[1])
+if live > ceiling then
+  redis.call('ZREM', KEYS[1], holder)
+  return {0, 0, live - 1, ceiling}
+end
+`
+
 // gcraLua defines gcra(key, burst, rate, period, want, t): GCRA as
 // github.com/go-redis/redis_rate's allowAtMost computes it, on the same
 // key and in the same units (seconds since 2017-01-01 as a float), so
@@ -151,27 +179,9 @@ var confirmScript = redis.NewScript(gcraLua + `
 for i = 8, #ARGV do
   redis.call('ZREM', KEYS[1], ARGV[i])
 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local holder = ARGV[7]
-local score = tonumber(redis.call('ZSCORE', KEYS[1], holder) or '0') or 0
-if score - now < tonumber(ARGV[6]) then
-  redis.call('ZREM', KEYS[1], holder)
-  return {4, 0, 0, 0}
-end
-local backoff = tonumber(redis.call('GET', KEYS[2]) or '0') or 0
-if backoff > now then
-  redis.call('ZREM', KEYS[1], holder)
-  return {2, backoff - now, 0, 0}
-end
+local holder, minLeft = ARGV[7], tonumber(ARGV[6])
 local maxInFlight, recoveryMS, ceilingKey = tonumber(ARGV[1]), tonumber(ARGV[2]), 3
-` + ceilingLua + `
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%d', now))
-local live = redis.call('ZCARD', KEYS[1])
-if live > ceiling then
-  redis.call('ZREM', KEYS[1], holder)
-  return {0, 0, live - 1, ceiling}
-end
+` + heldLua + `
 local rate = tonumber(ARGV[4])
 if rate > 0 then
   local n, retry = gcra(KEYS[4], tonumber(ARGV[3]), rate, tonumber(ARGV[5]), 1, t)
@@ -199,27 +209,9 @@ return {1, 0, live, ceiling}
 // kept, 0 given back (over the ceiling, or another process waits), 2
 // given back for a back-off, 4 the slot had expired.
 var renewScript = redis.NewScript(`
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local holder = ARGV[5]
-local score = tonumber(redis.call('ZSCORE', KEYS[1], holder) or '0') or 0
-if score <= now then
-  redis.call('ZREM', KEYS[1], holder)
-  return {4, 0, 0, 0}
-end
-local backoff = tonumber(redis.call('GET', KEYS[2]) or '0') or 0
-if backoff > now then
-  redis.call('ZREM', KEYS[1], holder)
-  return {2, backoff - now, 0, 0}
-end
+local holder, minLeft = ARGV[5], 1
 local maxInFlight, recoveryMS, ceilingKey = tonumber(ARGV[1]), tonumber(ARGV[3]), 3
-` + ceilingLua + `
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%d', now))
-local live = redis.call('ZCARD', KEYS[1])
-if live > ceiling then
-  redis.call('ZREM', KEYS[1], holder)
-  return {0, 0, live - 1, ceiling}
-end
+` + heldLua + `
 redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', string.format('%d', now))
 local others = redis.call('ZCARD', KEYS[5])
 if redis.call('ZSCORE', KEYS[5], ARGV[4]) then
