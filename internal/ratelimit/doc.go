@@ -102,7 +102,9 @@
 //     one script renews the slot past its window for the next caller
 //     here (a new window, and the expiry moved as if it were taken now)
 //     instead of giving it back and polling for it again, which left it
-//     idle for up to a PollInterval each time.
+//     idle for up to a PollInterval each time. A slot is renewed for at
+//     most ten ReuseWindows after it was taken, then goes back: workers
+//     of an earlier release wait without marking.
 //   - Passing on skips Redis only while the Limiter's last reply from
 //     Redis is under two PollIntervals old, said no back-off was in force
 //     and the fleet was not over the ceiling, and there is no rate bound.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -415,4 +416,65 @@ func TestBackoff_OlderConfirmDoesNotUndoIt(t *testing.T) {
 	requireInFlight(t, l, 1) // a1's: the confirmed slot went back
 	a1()
 	requireInFlight(t, l, 0)
+}
+
+// Renewal is bounded: a process whose callers always wait, with no other
+// process marked waiting, still gives every slot back to Redis within
+// ten ReuseWindows of taking it, so a worker of an earlier release, which
+// waits without marking, gets its turn during a rolling upgrade.
+func TestAcquire_RenewedSlotsStillGoBack(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	const reuse = 20 * time.Millisecond
+	const maxInFlight = 2
+	busy := b.limiter(t, 0, ratelimit.Config{MaxInFlight: maxInFlight, ReuseWindow: reuse, PollInterval: 5 * time.Millisecond})
+	ctx, cancel := context.WithTimeout(t.Context(), signalTimeout)
+	defer cancel()
+	stop := make(chan struct{})
+	var inFlight maxCounter
+	var wg sync.WaitGroup
+	for range 4 * maxInFlight {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if !request(ctx, t, busy, &inFlight, maxInFlight, time.Millisecond) {
+					return
+				}
+			}
+		})
+	}
+	defer func() { close(stop); wg.Wait() }()
+
+	holders := func() map[string]bool {
+		m := map[string]bool{}
+		hs, err := b.clients[0].ZRange(ctx, b.key+":slots", 0, -1).Result()
+		require.NoError(t, err)
+		for _, h := range hs {
+			m[h] = true
+		}
+		return m
+	}
+	var first map[string]bool
+	require.Eventually(t, func() bool { first = holders(); return len(first) == maxInFlight }, signalTimeout, time.Millisecond)
+	// Ten windows and one more, and room for a loaded machine.
+	deadline := time.Now().Add(11*reuse + 500*time.Millisecond)
+	for {
+		kept := 0
+		for h := range holders() {
+			if first[h] {
+				kept++
+			}
+		}
+		if kept == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of the slots held at the start are still in Redis after %v: renewed without bound", kept, 11*reuse+500*time.Millisecond)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }

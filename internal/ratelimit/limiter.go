@@ -87,8 +87,19 @@ type Limiter struct {
 type slot struct {
 	holder     string
 	reuseUntil time.Time // it may carry a request that starts before then
+	// renewUntil is the last moment renewScript may keep it: it goes back
+	// to Redis at least once per renewLimit whatever the marks say.
+	renewUntil time.Time
 	idleSince  time.Time
 }
+
+// renewLimit is how many ReuseWindows a slot may be renewed for after it
+// is taken. Marks are what keeps a busy process from holding slots other
+// processes wait for, and workers of an earlier release wait without
+// marking: past this a slot goes back to Redis, so such a worker still
+// gets its turn, within ten windows rather than one, during a rolling
+// upgrade.
+const renewLimit = 10
 
 // waiter is one Acquire waiting in the queue.
 type waiter struct {
@@ -320,7 +331,7 @@ func (l *Limiter) poll(ctx context.Context) error {
 	case replyTaken:
 		for _, h := range holders[:r.arg] {
 			l.inUse++
-			l.handOut(&slot{holder: h, reuseUntil: sent.Add(l.reuseFor())}, true, now)
+			l.handOut(&slot{holder: h, reuseUntil: sent.Add(l.reuseFor()), renewUntil: sent.Add(renewLimit * l.cfg.ReuseWindow)}, true, now)
 		}
 		switch {
 		case int(r.arg) == want:
@@ -434,7 +445,7 @@ func (l *Limiter) putBack(ctx context.Context, s *slot) {
 		l.mu.Unlock()
 		return
 	}
-	if waiting && l.renewable(now) {
+	if waiting && l.renewable(s, now) {
 		l.mu.Unlock()
 		if l.renew(ctx, s) {
 			return
@@ -461,12 +472,12 @@ func (l *Limiter) putBack(ctx context.Context, s *slot) {
 	}
 }
 
-// renewable reports whether a slot past its ReuseWindow may be renewed for a
-// waiter here (renewScript) rather than given back and polled for: while
-// no back-off is known and the fleet was not over the ceiling. Call with
-// mu held.
-func (l *Limiter) renewable(now time.Time) bool {
-	return !now.Before(l.backoffUntil) && !l.over
+// renewable reports whether s, past its ReuseWindow, may be renewed for a
+// waiter here (renewScript) rather than given back and polled for: within
+// renewLimit windows of being taken, while no back-off is known and the
+// fleet was not over the ceiling. Call with mu held.
+func (l *Limiter) renewable(s *slot, now time.Time) bool {
+	return now.Before(s.renewUntil) && !now.Before(l.backoffUntil) && !l.over
 }
 
 // renew runs renewScript for s, which counts in inUse and which a caller
