@@ -94,17 +94,16 @@
 //     half to all of ReuseWindow, of being taken. It expires ReuseWindow
 //     later than a slot that carried one request, so every request it
 //     carries still ends before it expires. A busy process thus gives
-//     each slot back at least once per ReuseWindow, not all at once, and
-//     while its own callers wait it gives a slot past its window back at
-//     once when another process waits too: other processes' pollers get
-//     their turn. A poll that finds every slot taken marks its process
-//     waiting for two PollIntervals; while no other process is marked,
-//     one script renews the slot past its window for the next caller
-//     here (a new window, and the expiry moved as if it were taken now)
-//     instead of giving it back and polling for it again, which left it
-//     idle for up to a PollInterval each time. A slot is renewed for at
-//     most ten ReuseWindows after it was taken, then goes back: workers
-//     of an earlier release wait without marking.
+//     each slot back at least once per ReuseWindow while another process
+//     waits, and at least once per ten ReuseWindows in any case, not all
+//     at once: other processes' pollers get their turn. A poll that finds
+//     every slot taken marks its process waiting for two PollIntervals;
+//     while no other process is marked, a slot past its window that a
+//     caller here waits for is renewed by one script (a new window, and
+//     the expiry moved as if it were taken now) instead of going back and
+//     being polled for again, which left it idle for up to a PollInterval
+//     each time. The ten-window bound is for workers of an earlier
+//     release, which wait without marking.
 //   - Passing on skips Redis only while the Limiter's last reply from
 //     Redis is under two PollIntervals old, said no back-off was in force
 //     and the fleet was not over the ceiling, and there is no rate bound.
