@@ -286,26 +286,34 @@ func (c *Catalog) FailWindow(ctx context.Context, run uuid.UUID, seq int, reason
 // RecordMessages records the messages of one listed page for a run: each is
 // upserted into the catalog (unless dryRun: a dry run writes nothing but its
 // own bookkeeping) and joined to the run. Messages Twilio says have no media
-// are listed at once.
+// are listed at once. A page is two statements in one transaction, whatever
+// its size (a statement per message was most of Postgres's CPU per page);
+// a message a page lists twice is recorded once, as first listed.
 func (c *Catalog) RecordMessages(ctx context.Context, run uuid.UUID, msgs []MessageRecord, dryRun bool) error {
 	if len(msgs) == 0 {
 		return nil
 	}
+	msgs = firstOfEach(msgs, func(m MessageRecord) string { return m.SID })
 	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
 		b := &pgx.Batch{}
-		for _, m := range msgs {
-			if !dryRun {
-				queueUpsertMessage(b, m)
-			}
-			state, found := MessagePending, (*int)(nil)
-			if !m.HasMedia() {
-				zero := 0
-				state, found = MessageListed, &zero
-			}
-			b.Queue(`INSERT INTO run_messages (run_id, message_sid, state, media_found, task_sid)
-				VALUES ($1, $2, $3, $4, $5) ON CONFLICT (run_id, message_sid) DO NOTHING`,
-				run, m.SID, state, found, nullString(m.TaskSID))
+		if !dryRun {
+			q, args := upsertMessagesSQL(msgs)
+			b.Queue(q, args...)
 		}
+		n := len(msgs)
+		sids, states, tasks := make([]string, n), make([]string, n), make([]*string, n)
+		found := make([]*int32, n)
+		for i, m := range msgs {
+			sids[i], states[i], tasks[i] = m.SID, string(MessagePending), nullString(m.TaskSID)
+			if !m.HasMedia() {
+				zero := int32(0)
+				states[i], found[i] = string(MessageListed), &zero
+			}
+		}
+		b.Queue(`INSERT INTO run_messages (run_id, message_sid, state, media_found, task_sid)
+			SELECT $1, t.sid, t.state, t.found, t.task FROM unnest($2::text[], $3::text[], $4::int[], $5::text[]) AS t(sid, state, found, task)
+			ON CONFLICT (run_id, message_sid) DO NOTHING`,
+			run, sids, states, found, tasks)
 		return tx.SendBatch(ctx, b).Close()
 	})
 	if err != nil {
@@ -314,33 +322,64 @@ func (c *Catalog) RecordMessages(ctx context.Context, run uuid.UUID, msgs []Mess
 	return nil
 }
 
-func queueUpsertMessage(b *pgx.Batch, m MessageRecord) {
-	var numMedia *int
-	if m.NumMediaKnown {
-		numMedia = &m.NumMedia
+// firstOfEach returns xs without the elements whose key an earlier one
+// has: one statement cannot upsert a row twice (ON CONFLICT DO UPDATE
+// refuses it), and a list that repeats an item (a Twilio stand-in's quirk,
+// a page read while the data changed) must not fail the whole batch.
+func firstOfEach[T any](xs []T, key func(T) string) []T {
+	seen := make(map[string]struct{}, len(xs))
+	out := xs[:0:0]
+	for _, x := range xs {
+		k := key(x)
+		if _, ok := seen[k]; ok {
+			continue
+		}
+		seen[k] = struct{}{}
+		out = append(out, x)
 	}
-	source := m.Source
-	if source == "" {
-		source = SourceMessaging
-	}
-	var index *int64
-	if m.ConversationSID != "" {
-		index = &m.Index
-	}
-	var key, sha *string
-	var size *int64
-	if rc := m.Record; rc != nil {
-		h := hex.EncodeToString(rc.SHA256[:])
-		key, size, sha = &rc.Key, &rc.Size, &h
+	return out
+}
+
+// upsertMessagesSQL is the one statement that upserts msgs (no SID twice).
+func upsertMessagesSQL(msgs []MessageRecord) (string, []any) {
+	n := len(msgs)
+	var (
+		sids, accounts, sources              = make([]string, n), make([]string, n), make([]string, n)
+		sent, created                        = make([]*time.Time, n), make([]*time.Time, n)
+		froms, tos, directions               = make([]*string, n), make([]*string, n), make([]*string, n)
+		numMedia                             = make([]*int32, n)
+		services, convs, authors, keys, shas = make([]*string, n), make([]*string, n), make([]*string, n), make([]*string, n), make([]*string, n)
+		indexes, sizes                       = make([]*int64, n), make([]*int64, n)
+		noBodies                             = make([]bool, n)
+	)
+	for i, m := range msgs {
+		sids[i], accounts[i], sources[i] = m.SID, m.AccountSID, cmp.Or(m.Source, SourceMessaging)
+		sent[i], created[i] = nullTime(m.DateSent), nullTime(m.DateCreated)
+		froms[i], tos[i], directions[i] = nullString(m.From), nullString(m.To), nullString(m.Direction)
+		if m.NumMediaKnown {
+			v := int32(m.NumMedia)
+			numMedia[i] = &v
+		}
+		services[i], convs[i], authors[i] = nullString(m.ServiceSID), nullString(m.ConversationSID), nullString(m.Author)
+		if m.ConversationSID != "" {
+			indexes[i] = &m.Index
+		}
+		if rc := m.Record; rc != nil {
+			h := hex.EncodeToString(rc.SHA256[:])
+			keys[i], sizes[i], shas[i] = &rc.Key, &rc.Size, &h
+			noBodies[i] = m.RecordNoBody
+		}
 	}
 	// A record given is kept only if the message has none (a Messaging
 	// record is stored once: jobs/message_records.go); all three columns
 	// and its no-body flag go together.
-	b.Queue(`
+	return `
 		INSERT INTO messages (sid, account_sid, date_sent, date_created, from_number, to_number, direction, num_media,
 			source, service_sid, conversation_sid, conversation_index, author,
 			record_key, record_size, record_sha256, record_no_body)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+		SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::text[], $6::text[],
+			$7::text[], $8::int[], $9::text[], $10::text[], $11::text[], $12::bigint[], $13::text[],
+			$14::text[], $15::bigint[], $16::text[], $17::bool[])
 		ON CONFLICT (sid) DO UPDATE SET num_media = EXCLUDED.num_media,
 			date_sent = coalesce(EXCLUDED.date_sent, messages.date_sent),
 			record_key = coalesce(messages.record_key, EXCLUDED.record_key),
@@ -348,10 +387,8 @@ func queueUpsertMessage(b *pgx.Batch, m MessageRecord) {
 			record_sha256 = coalesce(messages.record_sha256, EXCLUDED.record_sha256),
 			record_no_body = CASE WHEN messages.record_key IS NULL THEN EXCLUDED.record_no_body ELSE messages.record_no_body END,
 			updated_at = now()`,
-		m.SID, m.AccountSID, nullTime(m.DateSent), nullTime(m.DateCreated),
-		nullString(m.From), nullString(m.To), nullString(m.Direction), numMedia,
-		source, nullString(m.ServiceSID), nullString(m.ConversationSID), index, nullString(m.Author),
-		key, size, sha, m.Record != nil && m.RecordNoBody)
+		[]any{sids, accounts, sent, created, froms, tos, directions, numMedia,
+			sources, services, convs, indexes, authors, keys, sizes, shas, noBodies}
 }
 
 // RunMessageState returns a message's state within a run ("" if unknown).
@@ -375,7 +412,7 @@ func (c *Catalog) RecordMedia(ctx context.Context, run uuid.UUID, media []MediaR
 	if len(media) == 0 {
 		return nil
 	}
-	if err := c.recordMedia(ctx, run, media, dryRun, "", 0); err != nil {
+	if err := c.recordMedia(ctx, run, media, dryRun, nil); err != nil {
 		return fmt.Errorf("record %d media of run %s: %w", len(media), run, err)
 	}
 	return nil
@@ -385,16 +422,16 @@ func (c *Catalog) RecordMedia(ctx context.Context, run uuid.UUID, media []MediaR
 // and FinishMessage: in one statement, the media are recorded and the
 // message marked listed with mediaFound media.
 func (c *Catalog) RecordLastMedia(ctx context.Context, run uuid.UUID, message string, media []MediaRecord, mediaFound int, dryRun bool) error {
-	if err := c.recordMedia(ctx, run, media, dryRun, message, mediaFound); err != nil {
+	if err := c.recordMedia(ctx, run, media, dryRun, []ListedMessage{{SID: message, MediaFound: mediaFound}}); err != nil {
 		return fmt.Errorf("record the media of message %s of run %s: %w", message, run, err)
 	}
 	return nil
 }
 
-// recordMedia records media and, if finish names a message, marks it
-// listed with found media, in one statement.
-func (c *Catalog) recordMedia(ctx context.Context, run uuid.UUID, media []MediaRecord, dryRun bool, finish string, found int) error {
-	q, args := recordMediaSQL(run, media, dryRun, finish, found)
+// recordMedia records media and marks the messages of finish listed, each
+// with its MediaFound, in one statement (finish's Media are not read).
+func (c *Catalog) recordMedia(ctx context.Context, run uuid.UUID, media []MediaRecord, dryRun bool, finish []ListedMessage) error {
+	q, args := recordMediaSQL(run, media, dryRun, finish)
 	_, err := c.pool.Exec(ctx, q, args...)
 	return err
 }
@@ -413,21 +450,24 @@ type ListedMessage struct {
 // listed and reads what is left to do with its messages' media, as
 // Postgres says, without a trip per message.
 func (c *Catalog) RecordListedWork(ctx context.Context, run uuid.UUID, listed []ListedMessage, messages []string, limit int) ([]RunMediaItem, error) {
-	b := &pgx.Batch{}
+	// One statement for every message's media, not one per message: a
+	// statement's parse, plan and executor start were most of Postgres's
+	// CPU per listed message.
+	var media []MediaRecord
 	for _, l := range listed {
-		q, args := recordMediaSQL(run, l.Media, false, l.SID, l.MediaFound)
-		b.Queue(q, args...)
+		media = append(media, l.Media...)
 	}
-	q, args := messagesWorkSQL(run, messages, "", "", limit)
+	b := &pgx.Batch{}
+	q, args := recordMediaSQL(run, media, false, listed)
+	b.Queue(q, args...)
+	q, args = messagesWorkSQL(run, messages, "", "", limit)
 	b.Queue(q, args...)
 	// A batch outside a transaction runs in one implicit transaction: the
 	// read sees the rows just recorded, and a failure records nothing.
 	br := c.pool.SendBatch(ctx, b)
 	defer br.Close()
-	for _, l := range listed {
-		if _, err := br.Exec(); err != nil {
-			return nil, fmt.Errorf("record the media of message %s of run %s: %w", l.SID, run, err)
-		}
+	if _, err := br.Exec(); err != nil {
+		return nil, fmt.Errorf("record the media of %d messages of run %s: %w", len(listed), run, err)
 	}
 	rows, err := br.Query()
 	if err != nil {
@@ -443,8 +483,14 @@ func (c *Catalog) RecordListedWork(ctx context.Context, run uuid.UUID, listed []
 	return items, nil
 }
 
-// recordMediaSQL is recordMedia's statement.
-func recordMediaSQL(run uuid.UUID, media []MediaRecord, dryRun bool, finish string, found int) (string, []any) {
+// recordMediaSQL is recordMedia's statement. A media listed twice is
+// recorded once, as first listed.
+func recordMediaSQL(run uuid.UUID, media []MediaRecord, dryRun bool, finish []ListedMessage) (string, []any) {
+	media = firstOfEach(media, func(m MediaRecord) string { return m.SID })
+	finishSIDs, found := make([]string, len(finish)), make([]int32, len(finish))
+	for i, l := range finish {
+		finishSIDs[i], found[i] = l.SID, int32(l.MediaFound)
+	}
 	sids := make([]string, len(media))
 	accounts := make([]string, len(media))
 	messages := make([]string, len(media))
@@ -488,9 +534,10 @@ func recordMediaSQL(run uuid.UUID, media []MediaRecord, dryRun bool, finish stri
 			FROM listed l JOIN runs r ON r.id = $1 LEFT JOIN messages g ON g.sid = l.message_sid
 			ON CONFLICT (run_id, media_sid) DO NOTHING
 		)
-		UPDATE run_messages SET state = 'listed', media_found = $10, error = NULL, updated_at = now()
-		WHERE run_id = $1 AND message_sid = $9 AND state <> 'listed'`,
-		[]any{run, sids, accounts, messages, types, created, state, dryRun, finish, found,
+		UPDATE run_messages d SET state = 'listed', media_found = f.found, error = NULL, updated_at = now()
+		FROM unnest($9::text[], $10::int[]) AS f(sid, found)
+		WHERE d.run_id = $1 AND d.message_sid = f.sid AND d.state <> 'listed'`,
+		[]any{run, sids, accounts, messages, types, created, state, dryRun, finishSIDs, found,
 			sources, convs, authors, names, sizes}
 }
 

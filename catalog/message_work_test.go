@@ -243,3 +243,45 @@ func TestStaleWorkNamesEachMessagesTask(t *testing.T) {
 	}
 	require.Equal(t, map[string]string{msg1: "", msg2: msg1}, got)
 }
+
+// A list that repeats an item (a Twilio stand-in's quirk, or a page read
+// while the data changed) is recorded once, as first listed: the page's
+// and the message task's one statement each must not fail the whole
+// batch, retried for ever, because a row would be upserted twice.
+func TestRepeatedListingsAreRecordedOnce(t *testing.T) {
+	t.Parallel()
+	c := newCatalog(t)
+	ctx := t.Context()
+	const msg2 = "MM00000000000000000000000000000002"
+	const me3 = "ME00000000000000000000000000000003"
+	run, err := c.CreateRun(ctx, catalog.RunSpec{Kind: catalog.KindBackfill, AccountSID: acct,
+		Since: time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC), Until: time.Date(2026, 2, 2, 0, 0, 0, 0, time.UTC), Actor: "test"})
+	require.NoError(t, err)
+	_, err = c.StartRun(ctx, run.ID)
+	require.NoError(t, err)
+	require.NoError(t, c.RecordMessages(ctx, run.ID, []catalog.MessageRecord{
+		{SID: msg1, AccountSID: acct, NumMedia: 2, NumMediaKnown: true, From: "+15550001"},
+		{SID: msg2, AccountSID: acct, NumMedia: 1, NumMediaKnown: true},
+		{SID: msg1, AccountSID: acct, NumMedia: 3, NumMediaKnown: true, From: "+15550002"},
+	}, false))
+	work, err := c.RecordListedWork(ctx, run.ID, []catalog.ListedMessage{
+		{SID: msg1, MediaFound: 3, Media: []catalog.MediaRecord{
+			{SID: me1, AccountSID: acct, MessageSID: msg1, ContentType: "image/jpeg"},
+			{SID: me2, AccountSID: acct, MessageSID: msg1},
+			{SID: me1, AccountSID: acct, MessageSID: msg1, ContentType: "image/png"},
+		}},
+		{SID: msg2, MediaFound: 1, Media: []catalog.MediaRecord{{SID: me3, AccountSID: acct, MessageSID: msg2}}},
+	}, []string{msg1, msg2}, 50)
+	require.NoError(t, err)
+	require.Equal(t, []string{me1, me2, me3}, sids(work))
+	require.Equal(t, "image/jpeg", work[0].ContentType, "the first listing of a media is its row")
+	var from string
+	var numMedia int
+	require.NoError(t, c.Pool().QueryRow(ctx, `SELECT from_number, num_media FROM messages WHERE sid = $1`, msg1).Scan(&from, &numMedia))
+	require.Equal(t, "+15550001", from, "the first listing of a message is its row")
+	require.Equal(t, 2, numMedia)
+	st, err := c.RunStatus(ctx, run.ID)
+	require.NoError(t, err)
+	require.Equal(t, 2, st.MessagesSeen)
+	require.Equal(t, 3, st.MediaFound, "a media listed twice is found once")
+}
