@@ -298,10 +298,13 @@ func (c *Catalog) GetRun(ctx context.Context, id uuid.UUID) (Run, error) {
 // else. A message the run has no row for is absent from states.
 func (c *Catalog) GetRunMessages(ctx context.Context, id uuid.UUID, messages []string) (Run, map[string]MessageState, error) {
 	var sids, states []string
-	r, err := scanRun(c.pool.QueryRow(ctx, `SELECT `+runColumns+`,
-		ARRAY(SELECT m.message_sid FROM run_messages m WHERE m.run_id = $1 AND m.message_sid = ANY($2) ORDER BY m.message_sid),
-		ARRAY(SELECT m.state FROM run_messages m WHERE m.run_id = $1 AND m.message_sid = ANY($2) ORDER BY m.message_sid)
-		FROM runs WHERE id = $1`, id, messages), &sids, &states)
+	// One pass over run_messages yields both arrays, in the same order.
+	r, err := scanRun(c.pool.QueryRow(ctx, `SELECT `+runColumns+`, s.sids, s.states
+		FROM runs, LATERAL (
+			SELECT coalesce(array_agg(m.message_sid ORDER BY m.message_sid), '{}') AS sids,
+				coalesce(array_agg(m.state ORDER BY m.message_sid), '{}') AS states
+			FROM run_messages m WHERE m.run_id = $1 AND m.message_sid = ANY($2)) s
+		WHERE runs.id = $1`, id, messages), &sids, &states)
 	if err != nil {
 		return Run{}, nil, fmt.Errorf("get run %s with %d messages: %w", id, len(messages), err)
 	}
