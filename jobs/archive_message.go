@@ -100,8 +100,8 @@ const (
 
 // ArchiveMessage archives one message of a run, or a few (p.More):
 //
-//  1. list their media, if the run has not yet (run_messages pending), a
-//     few at once, and record them with the messages listed;
+//  1. list their media, if the run has not yet (run_messages pending), all
+//     at once, and record them with the messages listed;
 //  2. read from Postgres what the run still has to do with them (a replay
 //     skips what is committed), in the same round trip as the record;
 //  3. copy each media to archive (download → spool, SHA-256 and Sniffer →
@@ -119,10 +119,13 @@ func (h *Handlers) ArchiveMessage(ctx context.Context, t *asynq.Task) error {
 
 func (h *Handlers) archiveMessage(ctx context.Context, run catalog.Run, p ArchiveMessagePayload) error {
 	msgs := p.messages()
-	// List the messages whose media the run has not listed yet, a few at
-	// once. A listing that failed for good has recorded why; the media it
-	// recorded before are still archived below, and so are the other
-	// messages' media whatever their listing's error.
+	// List the messages whose media the run has not listed yet, all at
+	// once: a list is at most 10 media's metadata, not a body, so it needs
+	// none of mediaParallel's memory bound, and a task's lists take one
+	// Twilio round trip instead of three (the run's last tasks drained
+	// Twilio's slots that much sooner). A listing that failed for good has
+	// recorded why; the media it recorded before are still archived below,
+	// and so are the other messages' media whatever their listing's error.
 	var pending []string
 	for _, sid := range msgs {
 		if p.states[sid] == catalog.MessagePending {
@@ -130,7 +133,7 @@ func (h *Handlers) archiveMessage(ctx context.Context, run catalog.Run, p Archiv
 		}
 	}
 	listed := make([]*catalog.ListedMessage, len(pending))
-	listErrs := parallel(len(pending), func(i int) (err error) {
+	listErrs := parallelN(len(pending), maxMessagesPerTask, func(i int) (err error) {
 		listed[i], err = h.listMedia(ctx, run, pending[i])
 		return err
 	})
