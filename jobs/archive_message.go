@@ -120,9 +120,10 @@ func (h *Handlers) ArchiveMessage(ctx context.Context, t *asynq.Task) error {
 func (h *Handlers) archiveMessage(ctx context.Context, run catalog.Run, p ArchiveMessagePayload) error {
 	msgs := p.messages()
 	// List the messages whose media the run has not listed yet, all at
-	// once: a list is at most 10 media's metadata, not a body, so it needs
-	// none of mediaParallel's memory bound, and a task's lists take one
-	// Twilio round trip instead of three (the run's last tasks drained
+	// once: a listing holds no body, only media records (10 for a real
+	// message, at most listMedia's batch of 100 for a hostile list), so it
+	// needs none of mediaParallel's memory bound, and a task's lists take
+	// one Twilio round trip instead of three (the run's last tasks drained
 	// Twilio's slots that much sooner). A listing that failed for good has
 	// recorded why; the media it recorded before are still archived below,
 	// and so are the other messages' media whatever their listing's error.
