@@ -402,7 +402,7 @@ func (c *Catalog) UnfinishedRuns(ctx context.Context) ([]Run, error) {
 // runLeftToDo is true while a run (r) has work left: a window to list, a
 // message whose media to list, a media to archive or (with --delete) to
 // delete; a one-message run also waits for its message's row. Each part
-// reads an index of only the rows still to do (run_media_unfinished, …),
+// reads an index of only the rows still to do (run_media_message_unfinished, …),
 // so asking costs the same whatever the run's size.
 const runLeftToDo = `(
 	EXISTS (SELECT 1 FROM run_windows w WHERE w.run_id = r.id AND w.state = 'pending')
