@@ -83,6 +83,7 @@ func report(w io.Writer, m machineInfo, outcomes, sweep []outcome) {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", c.scenario, c.target, c.figure, verdict)
 	}
 	tw.Flush()
+	printBounds(w, bounds(outcomes))
 }
 
 func printFigures(w io.Writer, outcomes []outcome) {
