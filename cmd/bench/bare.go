@@ -3,11 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -17,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/mediasync/mediasync/archive"
 	"github.com/mediasync/mediasync/internal/sleep"
 )
 
@@ -24,7 +28,9 @@ import (
 // the same media. It asks the API for each media's content, follows the
 // redirect without credentials, and streams the body straight into a PUT on
 // the same S3 server, at the same concurrency. No queue, no database, no
-// spool, no hashing, no listing (it is handed the list), no checks.
+// spool, no hashing, no listing (it is handed the list), no checks. The
+// checked bare copy (copyChecked) adds only the checks invariant 1 asks
+// before any delete.
 
 // mediaRef names one media to copy and the key to copy it to.
 type mediaRef struct {
@@ -103,6 +109,17 @@ func (b *bareCopier) copyAll(ctx context.Context, refs []mediaRef, concurrency i
 		n, err := b.copy(ctx, refs[i])
 		if err != nil {
 			return 0, fmt.Errorf("bare copy of %s: %w", refs[i].mediaSID, err)
+		}
+		return n, nil
+	})
+}
+
+// copyAllChecked is copyAll with copyChecked.
+func (b *bareCopier) copyAllChecked(ctx context.Context, refs []mediaRef, concurrency int, parts cpuParts) (bareResult, error) {
+	return doAll(ctx, len(refs), concurrency, parts, func(ctx context.Context, i int) (int64, error) {
+		n, err := b.copyChecked(ctx, refs[i])
+		if err != nil {
+			return 0, fmt.Errorf("checked bare copy of %s: %w", refs[i].mediaSID, err)
 		}
 		return n, nil
 	})
@@ -207,6 +224,86 @@ func (b *bareCopier) copy(ctx context.Context, r mediaRef) (int64, error) {
 	return resp.ContentLength, nil
 }
 
+// copyChecked is copy with the checks invariant 1 asks of a copy before
+// any delete, and nothing more: the SHA-256 and the Sniffer over every
+// byte as it goes by (archive's own), the SHA-256 sent as the aws-chunked
+// trailer that S3 verifies before it keeps the object, and the Sniffer's
+// verdict. It is the least a copy that may later delete must do, the
+// yardstick for what the pipeline's large files cost beyond those checks.
+func (b *bareCopier) copyChecked(ctx context.Context, r mediaRef) (int64, error) {
+	location, err := b.contentLocation(ctx, r)
+	if err != nil {
+		return 0, err
+	}
+	get, err := http.NewRequestWithContext(ctx, http.MethodGet, location, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := b.storage.Do(get)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("download: %s", resp.Status)
+	}
+	h, sniff := archive.NewHashWriter(nil), archive.NewSniffer()
+	body := io.TeeReader(resp.Body, io.MultiWriter(h, sniff))
+	if err := b.putTrailed(ctx, r.key, body, resp.ContentLength, h); err != nil {
+		return 0, err
+	}
+	if h.Size() != resp.ContentLength {
+		return 0, fmt.Errorf("download: %d bytes of %d", h.Size(), resp.ContentLength)
+	}
+	served := resp.Header.Get("Content-Type")
+	if err := sniff.Check(served, served); err != nil {
+		return 0, fmt.Errorf("not plausibly %s: %w", served, err)
+	}
+	return resp.ContentLength, nil
+}
+
+// putTrailed stores size bytes of body under key as one aws-chunked chunk
+// followed by the x-amz-checksum-sha256 trailer, h's SHA-256 once the body
+// is read (archive.PutStream's encoding, without the SDK): S3 verifies it.
+func (b *bareCopier) putTrailed(ctx context.Context, key string, body io.Reader, size int64, h *archive.HashWriter) error {
+	const trailer, sig = "x-amz-checksum-sha256", "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
+	head := strconv.FormatInt(size, 16) + "\r\n"
+	tail := func() string {
+		sum := h.SHA256()
+		return "\r\n0\r\n" + trailer + ":" + base64.StdEncoding.EncodeToString(sum[:]) + "\r\n\r\n"
+	}
+	var zero [sha256.Size]byte
+	tailLen := len("\r\n0\r\n" + trailer + ":" + base64.StdEncoding.EncodeToString(zero[:]) + "\r\n\r\n")
+	enc := io.MultiReader(strings.NewReader(head), body, &lateReader{make: tail})
+	put, err := http.NewRequestWithContext(ctx, http.MethodPut, b.s3URL+"/"+b.bucket+"/"+key, enc)
+	if err != nil {
+		return err
+	}
+	put.ContentLength = int64(len(head)) + size + int64(tailLen)
+	put.Header.Set("Content-Encoding", "aws-chunked")
+	put.Header.Set("X-Amz-Trailer", trailer)
+	put.Header.Set("X-Amz-Decoded-Content-Length", strconv.FormatInt(size, 10))
+	put.Header.Set("x-amz-content-sha256", sig)
+	if err := b.signer.SignHTTP(ctx, b.creds, put, sig, "s3", s3Region, time.Now()); err != nil {
+		return err
+	}
+	return b.do(put)
+}
+
+// lateReader reads what make returns, made when first read: a trailer
+// known only once the body before it is read.
+type lateReader struct {
+	make func() string
+	r    io.Reader
+}
+
+func (l *lateReader) Read(p []byte) (int, error) {
+	if l.r == nil {
+		l.r = strings.NewReader(l.make())
+	}
+	return l.r.Read(p)
+}
+
 // put stores size bytes of body under key, unsigned payload, nothing else.
 func (b *bareCopier) put(ctx context.Context, key string, body io.Reader, size int64) error {
 	put, err := http.NewRequestWithContext(ctx, http.MethodPut, b.s3URL+"/"+b.bucket+"/"+key, body)
@@ -218,6 +315,11 @@ func (b *bareCopier) put(ctx context.Context, key string, body io.Reader, size i
 	if err := b.signer.SignHTTP(ctx, b.creds, put, "UNSIGNED-PAYLOAD", "s3", s3Region, time.Now()); err != nil {
 		return err
 	}
+	return b.do(put)
+}
+
+// do sends a signed PUT and reads its answer.
+func (b *bareCopier) do(put *http.Request) error {
 	presp, err := b.storage.Do(put)
 	if err != nil {
 		return err

@@ -32,13 +32,16 @@ func TestQuickRunReportsEveryFigure(t *testing.T) {
 		{"small,mix", []string{"small", "mix"}, []string{
 			`small +pipeline ÷ bare ≥ 0\.80 +[0-9.]+ \([0-9.]+ vs [0-9.]+ media/s\) +(PASS|MISS)`,
 			// …and what the records of issue #17 leave of it.
-			`small +storing each message's record \(issue #17\) +the bare copy with them: [0-9.]+ media/s, [0-9.]+ of the bare copy's [0-9.]+: the most a pipeline that stores them reaches`,
+			`small +storing each message's record \(issue #17\) +the bare copy, then its records: [0-9.]+ media/s, [0-9.]+ of the bare copy's [0-9.]+: the most a pipeline that stores them reaches`,
+			`small +both +the checked bare copy, then the records: [0-9.]+ media/s, [0-9.]+ of the bare copy's [0-9.]+: the most a pipeline that does both reaches`,
 		}},
 		{"large", []string{"large"}, []string{
 			`large +pipeline ÷ bare ≥ 0\.90 +[0-9.]+ \([0-9.]+ vs [0-9.]+ MB/s\) +(PASS|MISS)`,
 			`large +worker peak RSS < 200 MiB at 4-way, 1 MiB files +[0-9.]+ MiB +(PASS|MISS)`,
 			`large +no spool file written \(downloads streamed into S3 over TLS\) +[0-9]+ spool files +(PASS|MISS)`,
-			`large +SHA-256 and the Sniffer over every byte \(invariant 1\) +[0-9]+ CPU ms per 1 MiB file, .* allow [0-9.]+ files/s against the bare copy's [0-9.]+: at most [0-9.]+`,
+			// …and what invariant 1's checks leave of it.
+			`large +SHA-256 and the Sniffer over every byte, the hash verified by S3 \(invariant 1\) +the bare copy with them: [0-9.]+ MB/s, [0-9.]+ of the bare copy's [0-9.]+: the most a pipeline that checks reaches`,
+			`large +bare checked( +([0-9.]+|-)){7} +[0-9]+% of the CPUs`,
 		}},
 		{"twilio", []string{"twilio", "twilio-16"}, []string{
 			`twilio +≥ 90% of the limit's bound, no failed media +[0-9]+% \(.*\); [0-9]+ failed; [0-9]+ × 429; peak [0-9]+ in flight, mean [0-9.]+, each held [0-9.]+ ms by the emulator \(latency [0-9]+ms\); in flight by tenth of the run:( [0-9.]+){10} +(PASS|MISS)`,

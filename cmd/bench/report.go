@@ -143,6 +143,9 @@ func printCPU(w io.Writer, outcomes []outcome) {
 		if o.records != nil {
 			row(o.label(), "bare records", o.records.cpu, o.records.media, o.records.elapsed)
 		}
+		if o.checked != nil {
+			row(o.label(), "bare checked", o.checked.cpu, o.checked.media, o.checked.elapsed)
+		}
 	}
 	tw.Flush()
 }

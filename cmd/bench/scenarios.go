@@ -50,6 +50,9 @@ type scenario struct {
 	// bareRecords has the bare copy also store each message's record as
 	// its own object, as issue #17 has the pipeline do, timed apart.
 	bareRecords bool
+	// bareChecked copies the media a third time, timed apart, with the
+	// checks invariant 1 asks before any delete (copyChecked).
+	bareChecked bool
 	// export, when set, is the format of an `enqueue export` of
 	// everything the run archived, timed after it (issue #8).
 	export string
@@ -85,7 +88,7 @@ func smallScenario(n, concurrency int) scenario {
 	return scenario{
 		name: "small", about: "many small media: 50 KB each, 1-3 per message",
 		media: n, minMedia: 1, maxMedia: 3, minSize: 50_000, maxSize: 50_000,
-		concurrency: concurrency, twilioInFlight: max(20, concurrency), bare: true, bareRecords: true,
+		concurrency: concurrency, twilioInFlight: max(20, concurrency), bare: true, bareRecords: true, bareChecked: true,
 	}
 }
 
@@ -122,7 +125,7 @@ var scenarioKinds = []scenarioKind{
 			name:  "large",
 			about: fmt.Sprintf("large files: %d MiB each (Conversations-sized)", z.largeSize>>20),
 			media: z.large, largeFiles: z.largeSize,
-			concurrency: z.largeConcurrency, twilioInFlight: max(20, z.largeConcurrency), bare: true,
+			concurrency: z.largeConcurrency, twilioInFlight: max(20, z.largeConcurrency), bare: true, bareChecked: true,
 		}}
 	}, checks: largeChecks},
 	{name: "twilio", runs: func(z scenarioSizes, _ kindOptions) []scenario {
@@ -172,7 +175,7 @@ var scenarioKinds = []scenarioKind{
 				// Lower case: the name is in its bucket's.
 				name: "conversations-" + strings.ToLower(sizeName(size)), about: "Conversations media in MCS: " + sizeName(size) + " each, by --source conversations",
 				media: z.conv, convFiles: size,
-				concurrency: z.largeConcurrency, twilioInFlight: max(20, z.largeConcurrency), bare: true,
+				concurrency: z.largeConcurrency, twilioInFlight: max(20, z.largeConcurrency), bare: true, bareChecked: true,
 			})
 		}
 		return out
@@ -261,6 +264,8 @@ type outcome struct {
 	// records is the bare copy's PUT of the message records (bareRecords),
 	// with its media the run's, so that its rates are per media.
 	records *bareResult
+	// checked is the bare copy with invariant 1's checks (bareChecked).
+	checked *bareResult
 	export  *pipelineResult // the export of what pipe archived, when sc.export is set
 }
 
@@ -366,6 +371,23 @@ func (b *bench) runScenario(ctx context.Context, sc scenario) (outcome, error) {
 	}
 	out.bare = &bare
 	b.logf("%s: bare copy: %d media in %s: %.1f media/s", sc.name, bare.media, bare.elapsed.Round(time.Millisecond), bare.mediaPerSec())
+	if sc.bareChecked {
+		// Into a bucket of its own, as the bare copy's: every PUT makes a
+		// new object, none replaces one.
+		checkedCopier := *copier
+		checkedCopier.bucket = d.bucket + "-checked"
+		if err := b.lab.newBucket(ctx, checkedCopier.bucket); err != nil {
+			return out, err
+		}
+		defer b.lab.dropBucket(checkedCopier.bucket)
+		syncDisks()
+		checked, err := checkedCopier.copyAllChecked(ctx, refs, bareConcurrency, parts)
+		if err != nil {
+			return out, err
+		}
+		out.checked = &checked
+		b.logf("%s: bare copy with the checks: %d media in %s: %.1f media/s", sc.name, checked.media, checked.elapsed.Round(time.Millisecond), checked.mediaPerSec())
+	}
 	if !sc.bareRecords {
 		return out, nil
 	}
@@ -386,13 +408,18 @@ func (b *bench) runScenario(ctx context.Context, sc scenario) (outcome, error) {
 // withRecords is the bare copy of the media and of the message records
 // together: the two phases' times and CPU added (each saturates the same
 // CPUs, so run together they would take about their sum).
-func (o outcome) withRecords() *bareResult {
-	if o.bare == nil || o.records == nil {
+func (o outcome) withRecords() *bareResult { return o.plusRecords(o.bare) }
+
+// checkedWithRecords is withRecords with the checked bare copy.
+func (o outcome) checkedWithRecords() *bareResult { return o.plusRecords(o.checked) }
+
+func (o outcome) plusRecords(copy *bareResult) *bareResult {
+	if copy == nil || o.records == nil {
 		return nil
 	}
-	sum := bareResult{media: o.bare.media, bytes: o.bare.bytes + o.records.bytes, elapsed: o.bare.elapsed + o.records.elapsed,
-		cpu: cpuUse{parts: map[string]time.Duration{}, machine: o.bare.cpu.machine + o.records.cpu.machine}}
-	for _, u := range []cpuUse{o.bare.cpu, o.records.cpu} {
+	sum := bareResult{media: copy.media, bytes: copy.bytes + o.records.bytes, elapsed: copy.elapsed + o.records.elapsed,
+		cpu: cpuUse{parts: map[string]time.Duration{}, machine: copy.cpu.machine + o.records.cpu.machine}}
+	for _, u := range []cpuUse{copy.cpu, o.records.cpu} {
 		for name, d := range u.parts {
 			sum.cpu.parts[name] += d
 		}
