@@ -202,22 +202,11 @@ func doAll(ctx context.Context, n, concurrency int, parts cpuParts, f func(ctx c
 
 // copy moves one media: API → redirect → signed URL → PUT.
 func (b *bareCopier) copy(ctx context.Context, r mediaRef) (int64, error) {
-	location, err := b.contentLocation(ctx, r)
-	if err != nil {
-		return 0, err
-	}
-	get, err := http.NewRequestWithContext(ctx, http.MethodGet, location, nil)
-	if err != nil {
-		return 0, err
-	}
-	resp, err := b.storage.Do(get)
+	resp, err := b.download(ctx, r)
 	if err != nil {
 		return 0, err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("download: %s", resp.Status)
-	}
 	if err := b.put(ctx, r.key, resp.Body, resp.ContentLength); err != nil {
 		return 0, err
 	}
@@ -231,22 +220,11 @@ func (b *bareCopier) copy(ctx context.Context, r mediaRef) (int64, error) {
 // verdict. It is the least a copy that may later delete must do, the
 // yardstick for what the pipeline's large files cost beyond those checks.
 func (b *bareCopier) copyChecked(ctx context.Context, r mediaRef) (int64, error) {
-	location, err := b.contentLocation(ctx, r)
-	if err != nil {
-		return 0, err
-	}
-	get, err := http.NewRequestWithContext(ctx, http.MethodGet, location, nil)
-	if err != nil {
-		return 0, err
-	}
-	resp, err := b.storage.Do(get)
+	resp, err := b.download(ctx, r)
 	if err != nil {
 		return 0, err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("download: %s", resp.Status)
-	}
 	h, sniff := archive.NewHashWriter(nil), archive.NewSniffer()
 	body := io.TeeReader(resp.Body, io.MultiWriter(h, sniff))
 	if err := b.putTrailed(ctx, r.key, body, resp.ContentLength, h); err != nil {
@@ -330,6 +308,29 @@ func (b *bareCopier) do(put *http.Request) error {
 		return fmt.Errorf("put: %s: %s", presp.Status, strings.TrimSpace(string(msg)))
 	}
 	return nil
+}
+
+// download asks the API for a media's content and opens it where the
+// API redirects, without credentials: the response of a 200, its body for
+// the caller to read and close.
+func (b *bareCopier) download(ctx context.Context, r mediaRef) (*http.Response, error) {
+	location, err := b.contentLocation(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	get, err := http.NewRequestWithContext(ctx, http.MethodGet, location, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := b.storage.Do(get)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		return nil, fmt.Errorf("download: %s", resp.Status)
+	}
+	return resp, nil
 }
 
 // contentLocation asks the API for a media's content and returns where it
