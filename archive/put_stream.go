@@ -285,10 +285,11 @@ func isHTTPS(endpoint string) bool {
 	return endpoint == "" || strings.HasPrefix(strings.ToLower(endpoint), "https://")
 }
 
-// Names in the aws-chunked body of a streamed put.
+// Names in the aws-chunked body of a streamed put: its trailer's header
+// and the payload hash it is signed with.
 const (
-	trailerSHA256       = "x-amz-checksum-sha256"
-	streamingTrailerSig = "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
+	TrailerSHA256       = "x-amz-checksum-sha256"
+	StreamingTrailerSig = "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
 )
 
 // trailingSHA256 makes a PutObject send its body as the SDK does for a
@@ -312,61 +313,63 @@ func trailingSHA256(b *checkedBody, size int64) func(*s3.Options) {
 						// A trailer is integrity-protected by TLS only.
 						return middleware.FinalizeOutput{}, middleware.Metadata{}, errors.New("a streamed put needs https")
 					}
-					body := newChunkedSHA256(b, size)
+					body, length := AWSChunked(b, size, b.acceptedSum)
 					req, err := req.SetStream(body)
 					if err != nil {
 						return middleware.FinalizeOutput{}, middleware.Metadata{}, err
 					}
-					req.ContentLength = body.length
+					req.ContentLength = length
 					req.Header.Add("Content-Encoding", "aws-chunked")
-					req.Header.Set("X-Amz-Trailer", trailerSHA256)
+					req.Header.Set("X-Amz-Trailer", TrailerSHA256)
 					req.Header.Set("X-Amz-Decoded-Content-Length", strconv.FormatInt(size, 10))
 					in.Request = req
-					return next.HandleFinalize(v4.SetPayloadHash(ctx, streamingTrailerSig), in)
+					return next.HandleFinalize(v4.SetPayloadHash(ctx, StreamingTrailerSig), in)
 				}), "ComputePayloadHash", middleware.Before)
 		})
 	}
 }
 
-// chunkedSHA256 is a body of size bytes encoded aws-chunked as one chunk,
-// then the final chunk and the x-amz-checksum-sha256 trailer with b's
-// SHA-256 (as the SDK encodes it):
+// AWSChunked encodes a body of size bytes as S3's aws-chunked with a
+// trailing checksum, as the SDK does: one chunk, then the final chunk and
+// the x-amz-checksum-sha256 trailer with the SHA-256 that sum gives once
+// body has given io.EOF:
 //
 //	<size hex>\r\n<bytes>\r\n0\r\nx-amz-checksum-sha256:<base64>\r\n\r\n
 //
-// The end is read only once b has given io.EOF, which b answers only for a
-// body it accepted: a refused body never gets its final chunk or trailer.
-type chunkedSHA256 struct {
-	r      io.Reader
-	length int64
-}
-
-func newChunkedSHA256(b *checkedBody, size int64) *chunkedSHA256 {
+// It returns the stream and its length (the request's Content-Length).
+// An error from sum ends the stream with that error, before the final
+// chunk and the trailer: S3 never commits an object whose trailer it did
+// not get.
+func AWSChunked(body io.Reader, size int64, sum func() ([32]byte, error)) (io.Reader, int64) {
 	head := strconv.FormatInt(size, 16) + "\r\n"
-	tailLen := len("\r\n0\r\n"+trailerSHA256+":") + base64.StdEncoding.EncodedLen(sha256.Size) + len("\r\n\r\n")
-	return &chunkedSHA256{
-		r:      io.MultiReader(strings.NewReader(head), b, &chunkedTail{b: b}),
-		length: int64(len(head)) + size + int64(tailLen),
-	}
+	tailLen := len("\r\n0\r\n"+TrailerSHA256+":") + base64.StdEncoding.EncodedLen(sha256.Size) + len("\r\n\r\n")
+	return io.MultiReader(strings.NewReader(head), body, &chunkedTail{sum: sum}), int64(len(head)) + size + int64(tailLen)
 }
 
-func (c *chunkedSHA256) Read(p []byte) (int, error) { return c.r.Read(p) }
-
-// chunkedTail is the end of a chunkedSHA256, made when first read.
+// chunkedTail is the end of an AWSChunked stream, made when first read.
 type chunkedTail struct {
-	b *checkedBody
-	r io.Reader
+	sum func() ([32]byte, error)
+	r   io.Reader
 }
 
 func (t *chunkedTail) Read(p []byte) (int, error) {
 	if t.r == nil {
-		t.b.mu.Lock()
-		done, sum := t.b.done, t.b.sum
-		t.b.mu.Unlock()
-		if !done {
-			return 0, errors.New("aws-chunked trailer before the body was accepted")
+		sum, err := t.sum()
+		if err != nil {
+			return 0, err
 		}
-		t.r = strings.NewReader("\r\n0\r\n" + trailerSHA256 + ":" + base64.StdEncoding.EncodeToString(sum[:]) + "\r\n\r\n")
+		t.r = strings.NewReader("\r\n0\r\n" + TrailerSHA256 + ":" + base64.StdEncoding.EncodeToString(sum[:]) + "\r\n\r\n")
 	}
 	return t.r.Read(p)
+}
+
+// acceptedSum is the body's SHA-256 once it was read to its end and
+// accepted, the trailer's value: a refused body never gets one.
+func (b *checkedBody) acceptedSum() ([32]byte, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.done {
+		return [32]byte{}, errors.New("aws-chunked trailer before the body was accepted")
+	}
+	return b.sum, nil
 }

@@ -3,6 +3,7 @@ package archive_test
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -169,4 +170,26 @@ func (r repeatReader) Read(p []byte) (int, error) {
 		p[i] = byte(r)
 	}
 	return len(p), nil
+}
+
+// AWSChunked's stream is the SDK's encoding of one chunk and the SHA-256
+// trailer, its length what it yields; a sum that fails (a refused body)
+// ends the stream with that error before the final chunk and the trailer,
+// so S3 cannot commit the object.
+func TestAWSChunked(t *testing.T) {
+	t.Parallel()
+	body := []byte("hello, archive")
+	sum := sha256.Sum256(body)
+	enc, length := archive.AWSChunked(bytes.NewReader(body), int64(len(body)), func() ([32]byte, error) { return sum, nil })
+	got, err := io.ReadAll(enc)
+	require.NoError(t, err)
+	want := "e\r\nhello, archive\r\n0\r\nx-amz-checksum-sha256:" + base64.StdEncoding.EncodeToString(sum[:]) + "\r\n\r\n"
+	assert.Equal(t, want, string(got))
+	assert.Equal(t, int64(len(want)), length)
+
+	refused := errors.New("not plausibly image/jpeg")
+	enc, _ = archive.AWSChunked(bytes.NewReader(body), int64(len(body)), func() ([32]byte, error) { return [32]byte{}, refused })
+	got, err = io.ReadAll(enc)
+	require.ErrorIs(t, err, refused)
+	assert.Equal(t, "e\r\nhello, archive", string(got), "nothing after the body: no final chunk, no trailer")
 }

@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -102,24 +100,15 @@ func newBareCopier(apiURL, account, token, s3URL, bucket string, concurrency int
 	}
 }
 
-// copyAll copies refs with concurrency goroutines; parts are the processes
-// whose CPU it counts.
-func (b *bareCopier) copyAll(ctx context.Context, refs []mediaRef, concurrency int, parts cpuParts) (bareResult, error) {
+// copyAll copies refs with concurrency goroutines, each with copyOne (the
+// bare copy's, or the checked one's); parts are the processes whose CPU
+// it counts.
+func copyAll(ctx context.Context, refs []mediaRef, concurrency int, parts cpuParts,
+	copyOne func(context.Context, mediaRef) (int64, error)) (bareResult, error) {
 	return doAll(ctx, len(refs), concurrency, parts, func(ctx context.Context, i int) (int64, error) {
-		n, err := b.copy(ctx, refs[i])
+		n, err := copyOne(ctx, refs[i])
 		if err != nil {
 			return 0, fmt.Errorf("bare copy of %s: %w", refs[i].mediaSID, err)
-		}
-		return n, nil
-	})
-}
-
-// copyAllChecked is copyAll with copyChecked.
-func (b *bareCopier) copyAllChecked(ctx context.Context, refs []mediaRef, concurrency int, parts cpuParts) (bareResult, error) {
-	return doAll(ctx, len(refs), concurrency, parts, func(ctx context.Context, i int) (int64, error) {
-		n, err := b.copyChecked(ctx, refs[i])
-		if err != nil {
-			return 0, fmt.Errorf("checked bare copy of %s: %w", refs[i].mediaSID, err)
 		}
 		return n, nil
 	})
@@ -240,46 +229,24 @@ func (b *bareCopier) copyChecked(ctx context.Context, r mediaRef) (int64, error)
 	return resp.ContentLength, nil
 }
 
-// putTrailed stores size bytes of body under key as one aws-chunked chunk
-// followed by the x-amz-checksum-sha256 trailer, h's SHA-256 once the body
-// is read (archive.PutStream's encoding, without the SDK): S3 verifies it.
+// putTrailed stores size bytes of body under key as archive.PutStream
+// sends them, without the SDK: aws-chunked, the x-amz-checksum-sha256
+// trailer h's SHA-256 once the body is read, which S3 verifies.
 func (b *bareCopier) putTrailed(ctx context.Context, key string, body io.Reader, size int64, h *archive.HashWriter) error {
-	const trailer, sig = "x-amz-checksum-sha256", "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
-	head := strconv.FormatInt(size, 16) + "\r\n"
-	tail := func() string {
-		sum := h.SHA256()
-		return "\r\n0\r\n" + trailer + ":" + base64.StdEncoding.EncodeToString(sum[:]) + "\r\n\r\n"
-	}
-	var zero [sha256.Size]byte
-	tailLen := len("\r\n0\r\n" + trailer + ":" + base64.StdEncoding.EncodeToString(zero[:]) + "\r\n\r\n")
-	enc := io.MultiReader(strings.NewReader(head), body, &lateReader{make: tail})
+	enc, length := archive.AWSChunked(body, size, func() ([32]byte, error) { return h.SHA256(), nil })
 	put, err := http.NewRequestWithContext(ctx, http.MethodPut, b.s3URL+"/"+b.bucket+"/"+key, enc)
 	if err != nil {
 		return err
 	}
-	put.ContentLength = int64(len(head)) + size + int64(tailLen)
+	put.ContentLength = length
 	put.Header.Set("Content-Encoding", "aws-chunked")
-	put.Header.Set("X-Amz-Trailer", trailer)
+	put.Header.Set("X-Amz-Trailer", archive.TrailerSHA256)
 	put.Header.Set("X-Amz-Decoded-Content-Length", strconv.FormatInt(size, 10))
-	put.Header.Set("x-amz-content-sha256", sig)
-	if err := b.signer.SignHTTP(ctx, b.creds, put, sig, "s3", s3Region, time.Now()); err != nil {
+	put.Header.Set("x-amz-content-sha256", archive.StreamingTrailerSig)
+	if err := b.signer.SignHTTP(ctx, b.creds, put, archive.StreamingTrailerSig, "s3", s3Region, time.Now()); err != nil {
 		return err
 	}
 	return b.do(put)
-}
-
-// lateReader reads what make returns, made when first read: a trailer
-// known only once the body before it is read.
-type lateReader struct {
-	make func() string
-	r    io.Reader
-}
-
-func (l *lateReader) Read(p []byte) (int, error) {
-	if l.r == nil {
-		l.r = strings.NewReader(l.make())
-	}
-	return l.r.Read(p)
 }
 
 // put stores size bytes of body under key, unsigned payload, nothing else.

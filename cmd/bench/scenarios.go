@@ -365,7 +365,7 @@ func (b *bench) runScenario(ctx context.Context, sc scenario) (outcome, error) {
 	}
 	copier := newBareCopier(apiURL, emu.account, emu.token, b.lab.s3URL, bucket, bareConcurrency, b.lab.s3Transport())
 	parts := cpuParts{"emulator": {emu.proc.Pid()}, "s3": {b.lab.s3.Pid()}, "bench": {os.Getpid()}}
-	bare, err := copier.copyAll(ctx, refs, bareConcurrency, parts)
+	bare, err := copyAll(ctx, refs, bareConcurrency, parts, copier.copy)
 	if err != nil {
 		return out, err
 	}
@@ -381,7 +381,7 @@ func (b *bench) runScenario(ctx context.Context, sc scenario) (outcome, error) {
 		}
 		defer b.lab.dropBucket(checkedCopier.bucket)
 		syncDisks()
-		checked, err := checkedCopier.copyAllChecked(ctx, refs, bareConcurrency, parts)
+		checked, err := copyAll(ctx, refs, bareConcurrency, parts, checkedCopier.copyChecked)
 		if err != nil {
 			return out, err
 		}
