@@ -268,8 +268,8 @@ const holdCovers = `(g.sid = ANY (h.message_sids) OR g.from_number = h.from_numb
 
 // coveredBy selects the messages g a hold h (from the enclosing query, for
 // LATERAL) covers: one arm per kind of hold, each able to use its index
-// (message SIDs: the messages pkey; from: messages_from_sent; to:
-// messages_to_sent, each on the number and the date).
+// (message SIDs: the messages pkey; from and to: an index led by that
+// number, messages_from_sent / _to_sent or messages_from_sid / _to_sid).
 // A hold has exactly one of the three, so the arms never overlap. The
 // single OR condition (holdCovers) can use none of them.
 const coveredBy = `
