@@ -160,9 +160,14 @@ func (l *lab) s3Env() []string {
 	return nil
 }
 
-// newBucket creates a bucket; dropBucket removes it with everything in it.
-func (l *lab) newBucket(ctx context.Context, name string) error {
-	_, err := l.s3Client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(name)})
+// newBucket creates a bucket, with S3 Object Lock when objectLock (which
+// turns versioning on); dropBucket removes it with everything in it.
+func (l *lab) newBucket(ctx context.Context, name string, objectLock bool) error {
+	in := &s3.CreateBucketInput{Bucket: aws.String(name)}
+	if objectLock {
+		in.ObjectLockEnabledForBucket = aws.Bool(true)
+	}
+	_, err := l.s3Client.CreateBucket(ctx, in)
 	if err != nil {
 		return fmt.Errorf("create bucket %s: %w", name, err)
 	}

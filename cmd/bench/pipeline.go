@@ -34,7 +34,10 @@ type deployment struct {
 
 // deploy prepares a deployment around a running emulator. apiURL is what
 // mediasync calls Twilio's API at (the emulator, or a proxy before it).
-func (l *lab) deploy(ctx context.Context, name string, emu *emulator, apiURL string) (*deployment, error) {
+// worm deploys as a WORM archive is: a bucket with S3 Object Lock (so the
+// worker keeps S3 legal holds in line with the holds), every object
+// written under GOVERNANCE retention.
+func (l *lab) deploy(ctx context.Context, name string, emu *emulator, apiURL string, worm bool) (*deployment, error) {
 	d := &deployment{lab: l, name: name, emu: emu, db: "mediasync_bench_" + l.tag + "_" + name, bucket: "bench-" + name}
 	var err error
 	if d.redis, err = l.startRedis(ctx, name); err != nil {
@@ -44,7 +47,7 @@ func (l *lab) deploy(ctx context.Context, name string, emu *emulator, apiURL str
 		d.close()
 		return nil, fmt.Errorf("database %s: %w", d.db, err)
 	}
-	if err := l.newBucket(ctx, d.bucket); err != nil {
+	if err := l.newBucket(ctx, d.bucket, worm); err != nil {
 		d.close()
 		return nil, err
 	}
@@ -72,6 +75,9 @@ func (l *lab) deploy(ctx context.Context, name string, emu *emulator, apiURL str
 		"LOG_FORMAT=json",
 		"LOG_LEVEL=warn",
 	)
+	if worm {
+		d.env = append(d.env, "ARCHIVE_OBJECT_LOCK=GOVERNANCE", "ARCHIVE_RETENTION=1d")
+	}
 	d.env = append(d.env, l.s3Env()...)
 	return d, nil
 }

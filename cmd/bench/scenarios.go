@@ -46,7 +46,10 @@ type scenario struct {
 	// limit's bound: twilioInFlight ÷ latency requests per second.
 	latency time.Duration
 	dryRun  bool
-	bare    bool
+	// worm archives into a bucket with S3 Object Lock, under retention
+	// (deploy); its bare copy's bucket has Object Lock too.
+	worm bool
+	bare bool
 	// bareRecords has the bare copy also store each message's record as
 	// its own object, as issue #17 has the pipeline do, timed apart.
 	bareRecords bool
@@ -113,6 +116,15 @@ var scenarioKinds = []scenarioKind{
 	{name: "small", runs: func(z scenarioSizes, _ kindOptions) []scenario {
 		return []scenario{smallScenario(z.small, 16)}
 	}, checks: smallChecks},
+	// The small media into a WORM archive, as deployments that answer for
+	// the only copy run it: S3 Object Lock, retention on every object, S3
+	// legal holds kept in line with the holds (none placed here).
+	{name: "worm", runs: func(z scenarioSizes, _ kindOptions) []scenario {
+		sc := smallScenario(z.small, 16)
+		sc.name, sc.about, sc.worm = "small-worm", "the small media into a bucket with S3 Object Lock, GOVERNANCE retention", true
+		sc.bareRecords, sc.bareChecked = false, false
+		return []scenario{sc}
+	}},
 	{name: "mix", runs: func(z scenarioSizes, _ kindOptions) []scenario {
 		return []scenario{{
 			name: "mix", about: "the MMS mix: 1 KiB-5 MiB log-uniform, 1-10 per message (5 MiB at most), 20% SMS",
@@ -307,7 +319,7 @@ func (b *bench) runScenario(ctx context.Context, sc scenario) (outcome, error) {
 		defer lm.close()
 		apiURL = lm.proxyURL
 	}
-	d, err := b.lab.deploy(ctx, sc.name, emu, apiURL)
+	d, err := b.lab.deploy(ctx, sc.name, emu, apiURL, sc.worm)
 	if err != nil {
 		return out, err
 	}
@@ -354,7 +366,7 @@ func (b *bench) runScenario(ctx context.Context, sc scenario) (outcome, error) {
 		return out, err
 	}
 	bucket := d.bucket + "-bare"
-	if err := b.lab.newBucket(ctx, bucket); err != nil {
+	if err := b.lab.newBucket(ctx, bucket, sc.worm); err != nil {
 		return out, err
 	}
 	defer b.lab.dropBucket(bucket)
@@ -376,7 +388,7 @@ func (b *bench) runScenario(ctx context.Context, sc scenario) (outcome, error) {
 		// new object, none replaces one.
 		checkedCopier := *copier
 		checkedCopier.bucket = d.bucket + "-checked"
-		if err := b.lab.newBucket(ctx, checkedCopier.bucket); err != nil {
+		if err := b.lab.newBucket(ctx, checkedCopier.bucket, sc.worm); err != nil {
 			return out, err
 		}
 		defer b.lab.dropBucket(checkedCopier.bucket)
