@@ -132,6 +132,9 @@ type ArchivedCopy struct {
 	// Object Lock retention written with the object (WORM), if any.
 	LockMode    objects.LockMode
 	RetainUntil time.Time
+	// Created: this copy's PUT created the object (it was not there
+	// already), and a PUT sets no legal hold, so S3 holds none on it.
+	Created bool
 }
 
 // windowColumns are what scanWindow reads.

@@ -76,6 +76,64 @@ func (c *Catalog) ConfirmLegalHold(ctx context.Context, sid string, on bool, was
 	return nil
 }
 
+// ConfirmCreatedUnheld records, for media whose objects the caller's PUT
+// has just created (ArchivedCopy.Created: no legal hold on them, since a
+// PUT sets none), that their S3 legal hold is off, where no active hold
+// covers them, and whose state is still unknown; it returns the others,
+// whose legal hold the caller sets (and confirms) one by one. So a message
+// of media no hold covers costs one round trip, not an S3 request and
+// three round trips per media.
+//
+// It runs under the shared holds lock, ordered with AddHold's commit: a
+// hold committed before it is seen here, and its media are returned; one
+// committed after it finds these rows confirmed off, which its hold:apply
+// pass turns on (holdOutOfSync: a hold not yet applied wants every object
+// it covers confirmed on). A caller that dies before this leaves the
+// states unknown, for the reconciler's sweep (UnknownLegalHolds).
+func (c *Catalog) ConfirmCreatedUnheld(ctx context.Context, sids []string) (rest []string, err error) {
+	if len(sids) == 0 {
+		return nil, nil
+	}
+	b := &pgx.Batch{}
+	b.Queue(`SELECT pg_advisory_xact_lock_shared($1)`, holdsLock)
+	// Each statement of the batch takes its snapshot after the one
+	// before: this one sees every hold committed before the lock.
+	b.Queue(`
+		UPDATE media m SET legal_hold_s3 = false
+		FROM messages g
+		WHERE m.sid = ANY($1) AND g.sid = m.message_sid AND m.legal_hold_s3 IS NULL
+		  AND NOT held(g.sid, g.from_number, g.to_number, coalesce(g.date_sent, g.date_created))
+		RETURNING m.sid`, sids)
+	// A batch outside a transaction runs in one implicit transaction: the
+	// lock is held until the update commits.
+	br := c.pool.SendBatch(ctx, b)
+	defer br.Close()
+	if _, err := br.Exec(); err != nil {
+		return nil, fmt.Errorf("confirm the S3 legal holds of %d media off: %w", len(sids), err)
+	}
+	rows, err := br.Query()
+	if err != nil {
+		return nil, fmt.Errorf("confirm the S3 legal holds of %d media off: %w", len(sids), err)
+	}
+	off, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err == nil {
+		err = br.Close()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("confirm the S3 legal holds of %d media off: %w", len(sids), err)
+	}
+	done := make(map[string]bool, len(off))
+	for _, sid := range off {
+		done[sid] = true
+	}
+	for _, sid := range sids {
+		if !done[sid] {
+			rest = append(rest, sid)
+		}
+	}
+	return rest, nil
+}
+
 // legalHoldsOutOfSync selects, in the store at $1/$2 and after media SID
 // $3, the archived objects whose S3 legal hold is not known to follow the
 // holds in force: those whose state is unknown (the
@@ -149,25 +207,29 @@ func (c *Catalog) UnconfirmedLegalHolds(ctx context.Context, loc objects.Locatio
 	return counts, nil
 }
 
-// UnconfirmedHoldsOfMessage returns the archived objects of a message, in
-// the store at loc, whose S3 legal hold is unknown: a message task that
-// committed them may have failed, or died, before it set them; its retry
-// sets them.
-func (c *Catalog) UnconfirmedHoldsOfMessage(ctx context.Context, message string, loc objects.Location) ([]HeldObject, error) {
+// UnconfirmedHoldsOfMessages returns the archived objects of messages, in
+// the store at loc, whose S3 legal hold is unknown (up to heldBatch; the
+// reconciler's sweep finds any more): a message task that committed them
+// may have failed, or died, before it set them; its retry sets them. One
+// round trip for a task's messages.
+func (c *Catalog) UnconfirmedHoldsOfMessages(ctx context.Context, messages []string, loc objects.Location) ([]HeldObject, error) {
+	if len(messages) == 0 {
+		return nil, nil
+	}
 	rows, err := c.pool.Query(ctx, `
 		SELECT m.sid, m.object_key, coalesce(m.version_id, '') FROM media m
-		WHERE m.message_sid = $1 AND m.legal_hold_s3 IS NULL AND m.object_key IS NOT NULL
+		WHERE m.message_sid = ANY($1) AND m.legal_hold_s3 IS NULL AND m.object_key IS NOT NULL
 		  AND m.store = $2 AND m.bucket = $3
-		ORDER BY m.sid LIMIT `+fmt.Sprint(heldBatch), message, loc.Kind, loc.Bucket)
+		ORDER BY m.sid LIMIT `+fmt.Sprint(heldBatch), messages, loc.Kind, loc.Bucket)
 	if err != nil {
-		return nil, fmt.Errorf("unconfirmed legal holds of message %s: %w", message, err)
+		return nil, fmt.Errorf("unconfirmed legal holds of %d messages: %w", len(messages), err)
 	}
 	objs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (HeldObject, error) {
 		var o HeldObject
 		return o, r.Scan(&o.MediaSID, &o.Key, &o.VersionID)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("unconfirmed legal holds of message %s: %w", message, err)
+		return nil, fmt.Errorf("unconfirmed legal holds of %d messages: %w", len(messages), err)
 	}
 	return objs, nil
 }

@@ -86,7 +86,7 @@ func (h *Handlers) archiveConversationMessage(ctx context.Context, run catalog.R
 			return listErr
 		}
 	}
-	errs := h.syncMessageHolds(ctx, run, msg.SID)
+	errs := h.syncMessageHolds(ctx, run, []string{msg.SID})
 	errs = append(errs, h.workOnMessages(ctx, run, []string{msg.SID}, nil, false, h.archiveConversationMedia), listErr)
 	if err := taskError(errs); err != nil {
 		if !isPermanent(err) {

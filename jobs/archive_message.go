@@ -185,10 +185,7 @@ func (h *Handlers) archiveMessage(ctx context.Context, run catalog.Run, p Archiv
 	// A hold that cannot be set (its object missing, S3 refusing) is
 	// that media's error: the messages' other media are still archived,
 	// committed and deleted, and the task is retried for it.
-	var errs []error
-	for _, sid := range msgs {
-		errs = append(errs, h.syncMessageHolds(ctx, run, sid)...)
-	}
+	errs := h.syncMessageHolds(ctx, run, msgs)
 	if len(errs) > 0 {
 		read = false // a hold's failure may have failed its media: read again
 	}
@@ -400,9 +397,10 @@ func (h *Handlers) archiveBatch(ctx context.Context, run catalog.Run, items []ca
 	for _, sid := range committed {
 		mine[sid] = byCopy[sid]
 	}
+	unheld := h.confirmCreatedUnheld(ctx, archived, mine)
 	for _, a := range archived {
-		if _, ok := mine[a.SID]; !ok {
-			continue // not our object's row: its own commit sets its hold
+		if _, ok := mine[a.SID]; !ok || unheld[a.SID] {
+			continue // not our object's row (its own commit sets its hold), or confirmed off
 		}
 		// Checked after the row commits: a hold placed meanwhile either
 		// sees this object in its own pass (hold:apply) or is seen here.
@@ -499,17 +497,46 @@ func parallelN(n, limit int, f func(i int) error) []error {
 	return errs
 }
 
-// syncMessageHolds sets the S3 legal hold of a message's archived media
+// confirmCreatedUnheld confirms off, in one round trip, the S3 legal hold
+// of the committed media (mine) whose objects this batch created and no
+// hold covers (catalog.ConfirmCreatedUnheld), and returns them: the rest
+// are set one by one (syncLegalHold). When it fails, every one is.
+func (h *Handlers) confirmCreatedUnheld(ctx context.Context, archived []catalog.ArchivedMedia, mine map[string]catalog.ArchivedCopy) map[string]bool {
+	if !h.legalHolds {
+		return nil
+	}
+	var created []string
+	for _, a := range archived {
+		if cp, ok := mine[a.SID]; ok && cp.Created {
+			created = append(created, a.SID)
+		}
+	}
+	rest, err := h.catalog.ConfirmCreatedUnheld(ctx, created)
+	if err != nil {
+		h.log.Warn().Err(err).Int("media", len(created)).Msg("S3 legal holds not confirmed off at once; setting them one by one")
+		return nil
+	}
+	unheld := make(map[string]bool, len(created))
+	for _, sid := range created {
+		unheld[sid] = true
+	}
+	for _, sid := range rest {
+		delete(unheld, sid)
+	}
+	return unheld
+}
+
+// syncMessageHolds sets the S3 legal hold of the messages' archived media
 // whose hold is not confirmed: a try that committed its rows may have
 // failed, or died, before it set them, and its retry does it here. It
 // returns each failure recorded against its media (mediaError), and goes
 // on past it: one object's hold never keeps its siblings from being
 // archived.
-func (h *Handlers) syncMessageHolds(ctx context.Context, run catalog.Run, message string) []error {
+func (h *Handlers) syncMessageHolds(ctx context.Context, run catalog.Run, messages []string) []error {
 	if !h.legalHolds {
 		return nil
 	}
-	objs, err := h.catalog.UnconfirmedHoldsOfMessage(ctx, message, h.store.Location())
+	objs, err := h.catalog.UnconfirmedHoldsOfMessages(ctx, messages, h.store.Location())
 	if err != nil {
 		return []error{err}
 	}

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -21,6 +22,7 @@ import (
 	"github.com/mediasync/mediasync/catalog"
 	"github.com/mediasync/mediasync/internal/testenv"
 	"github.com/mediasync/mediasync/twilio"
+	"github.com/mediasync/mediasync/twilio/twiliotest"
 )
 
 const testAccount = "AC00000000000000000000000000000001"
@@ -29,10 +31,12 @@ const testAccount = "AC00000000000000000000000000000001"
 // a PUT that errors after the rows asking for it committed.
 type flakyHolds struct {
 	*archive.S3Store
-	fail atomic.Int32
+	fail  atomic.Int32
+	calls atomic.Int32 // SetLegalHold requests
 }
 
 func (f *flakyHolds) SetLegalHold(ctx context.Context, key, versionID string, on bool) error {
+	f.calls.Add(1)
 	if f.fail.Add(-1) >= 0 {
 		return errors.New("injected: S3 legal hold refused")
 	}
@@ -568,4 +572,83 @@ func TestOutOfAccountMediaFailsItsRunRow(t *testing.T) {
 	got, err := b.catalog.GetMedia(ctx, sid)
 	require.NoError(t, err)
 	require.Equal(t, catalog.MediaArchived, got.State, "its media row is not touched")
+}
+
+// On a bucket with S3 legal holds, a message task confirms off, in the
+// catalog and without an S3 request, the legal hold of each object it
+// created that no hold covers (a new object carries none); it sets on
+// those a hold covers, and sets (not trusts) an object that was already
+// there. A hold placed afterwards still reaches the objects confirmed off.
+func TestCreatedUnheldObjectsAreConfirmedOffWithoutS3Requests(t *testing.T) {
+	t.Parallel()
+	b := holdSetup(t, 0)
+	ctx := t.Context()
+	srv, err := twiliotest.NewServer(twiliotest.Config{})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = srv.Close() })
+	acct, err := srv.AddAccount(twiliotest.AccountOptions{SID: testAccount})
+	require.NoError(t, err)
+	b.h.twilio, err = twilio.New(testAccount, twilio.WithAuthToken(acct.AuthToken), twilio.WithBaseURL(srv.URL()))
+	require.NoError(t, err)
+
+	const held, free, stored = "+15550100071", "+15550100072", "+15550100073"
+	sent := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	msgs := map[string]twiliotest.MessageInfo{}
+	for _, from := range []string{held, free, stored} {
+		m, err := srv.AddMessage(testAccount, twiliotest.MessageOptions{From: from, DateSent: sent,
+			Media: []twiliotest.MediaOptions{{ContentType: "image/jpeg", Size: 4096}, {ContentType: "image/jpeg", Size: 2048}}})
+		require.NoError(t, err)
+		msgs[from] = m
+		require.NoError(t, b.catalog.RecordMessages(ctx, b.run, []catalog.MessageRecord{{
+			SID: m.SID, AccountSID: testAccount, DateSent: sent, From: from, NumMedia: 2, NumMediaKnown: true}}, false))
+	}
+	keyOf := func(m twiliotest.MessageInfo, media string) string {
+		return archive.ObjectKey(b.h.prefix, mediaKeyInfo(catalog.MediaItem{
+			MediaRecord: catalog.MediaRecord{SID: media, AccountSID: testAccount, MessageSID: m.SID}, DateSent: sent}, "image/jpeg"))
+	}
+	// An earlier attempt stored this object and died before its commit;
+	// since then its legal hold was set by hand. Nothing proves it off.
+	pre := msgs[stored]
+	rc, err := srv.Content(pre.MediaSIDs[0])
+	require.NoError(t, err)
+	body, err := io.ReadAll(rc)
+	require.NoError(t, rc.Close())
+	require.NoError(t, err)
+	preKey := keyOf(pre, pre.MediaSIDs[0])
+	_, err = b.store.Put(ctx, archive.PutInput{Key: preKey, ContentType: "image/jpeg", Size: int64(len(body)), SHA256: sha256.Sum256(body)},
+		bytes.NewReader(body))
+	require.NoError(t, err)
+	require.NoError(t, b.store.SetLegalHold(ctx, preKey, "", true))
+
+	heldID := b.hold(t, held)
+	require.NoError(t, b.apply(ctx, heldID, "added"), "nothing of it archived yet")
+	b.store.calls.Store(0)
+	task, err := NewArchiveMessageTask(b.h.queues, ArchiveMessagePayload{RunID: b.run, MessageSID: msgs[held].SID,
+		More: []string{msgs[free].SID, msgs[stored].SID}})
+	require.NoError(t, err)
+	require.NoError(t, b.h.ArchiveMessage(ctx, task))
+
+	confirmed := func(sid string) *bool {
+		var on *bool
+		require.NoError(t, b.catalog.Pool().QueryRow(ctx, `SELECT legal_hold_s3 FROM media WHERE sid = $1`, sid).Scan(&on))
+		return on
+	}
+	for from, want := range map[string]bool{held: true, free: false, stored: false} {
+		for _, media := range msgs[from].MediaSIDs {
+			require.Equal(t, want, b.s3Hold(t, keyOf(msgs[from], media)), "S3 legal hold of %s (from %s)", media, from)
+			on := confirmed(media)
+			require.NotNil(t, on, "%s is confirmed", media)
+			require.Equal(t, want, *on, media)
+		}
+	}
+	require.EqualValues(t, 3, b.store.calls.Load(), "S3 legal hold requests: the two held objects, and the one that was there already")
+	_, unsynced := b.unconfirmed(t)
+	require.Empty(t, unsynced)
+
+	// A hold placed now covers objects confirmed off: its pass sets them.
+	freeID := b.hold(t, free)
+	require.NoError(t, b.apply(ctx, freeID, "added"))
+	for _, media := range msgs[free].MediaSIDs {
+		require.True(t, b.s3Hold(t, keyOf(msgs[free], media)), media)
+	}
 }

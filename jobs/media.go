@@ -108,6 +108,7 @@ func (h *Handlers) copyMedia(ctx context.Context, runID uuid.UUID, it catalog.Me
 		Filename: content.Filename, Size: spool.Size(), SHA256: spool.SHA256(),
 		Store: loc.Kind, Bucket: loc.Bucket, Key: key, VersionID: res.VersionID,
 		LockMode: res.LockMode, RetainUntil: res.RetainUntil, // as S3 applied it
+		Created: !res.Existed,
 	}, nil
 }
 

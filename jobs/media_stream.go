@@ -49,5 +49,6 @@ func (h *Handlers) streamMedia(ctx context.Context, runID uuid.UUID, it catalog.
 		Filename: content.Filename, Size: res.Size, SHA256: res.SHA256,
 		Store: loc.Kind, Bucket: loc.Bucket, Key: key, VersionID: res.VersionID,
 		LockMode: res.LockMode, RetainUntil: res.RetainUntil, // as S3 applied it
+		Created: !res.Existed,
 	}, nil
 }
