@@ -13,8 +13,10 @@ import (
 // S3 legal holds follow the holds in force, but are set on S3 after the
 // rows that ask for them commit: a PUT that fails, or a worker that dies
 // before it, leaves an object unprotected. media.legal_hold_s3 records the
-// state S3 last confirmed, so what differs from what the holds require is
-// found again (LegalHoldsToSync) and shown (UnconfirmedLegalHolds).
+// state S3 last confirmed (or, for an object its commit's PUT created,
+// off: a PUT sets no legal hold; see CommitMessage), so what differs from
+// what the holds require is found again (LegalHoldsToSync) and shown
+// (UnconfirmedLegalHolds).
 
 // LegalHoldState is what a media's S3 legal hold must be, and what it was
 // last confirmed to be.
@@ -74,64 +76,6 @@ func (c *Catalog) ConfirmLegalHold(ctx context.Context, sid string, on bool, was
 		return fmt.Errorf("confirm legal hold of media %s: %w", sid, err)
 	}
 	return nil
-}
-
-// ConfirmCreatedUnheld records, for media whose objects the caller's PUT
-// has just created (ArchivedCopy.Created: no legal hold on them, since a
-// PUT sets none), that their S3 legal hold is off, where no active hold
-// covers them, and whose state is still unknown; it returns the others,
-// whose legal hold the caller sets (and confirms) one by one. So a message
-// of media no hold covers costs one round trip, not an S3 request and
-// three round trips per media.
-//
-// It runs under the shared holds lock, ordered with AddHold's commit: a
-// hold committed before it is seen here, and its media are returned; one
-// committed after it finds these rows confirmed off, which its hold:apply
-// pass turns on (holdOutOfSync: a hold not yet applied wants every object
-// it covers confirmed on). A caller that dies before this leaves the
-// states unknown, for the reconciler's sweep (UnknownLegalHolds).
-func (c *Catalog) ConfirmCreatedUnheld(ctx context.Context, sids []string) (rest []string, err error) {
-	if len(sids) == 0 {
-		return nil, nil
-	}
-	b := &pgx.Batch{}
-	b.Queue(`SELECT pg_advisory_xact_lock_shared($1)`, holdsLock)
-	// Each statement of the batch takes its snapshot after the one
-	// before: this one sees every hold committed before the lock.
-	b.Queue(`
-		UPDATE media m SET legal_hold_s3 = false
-		FROM messages g
-		WHERE m.sid = ANY($1) AND g.sid = m.message_sid AND m.legal_hold_s3 IS NULL
-		  AND NOT held(g.sid, g.from_number, g.to_number, coalesce(g.date_sent, g.date_created))
-		RETURNING m.sid`, sids)
-	// A batch outside a transaction runs in one implicit transaction: the
-	// lock is held until the update commits.
-	br := c.pool.SendBatch(ctx, b)
-	defer br.Close()
-	if _, err := br.Exec(); err != nil {
-		return nil, fmt.Errorf("confirm the S3 legal holds of %d media off: %w", len(sids), err)
-	}
-	rows, err := br.Query()
-	if err != nil {
-		return nil, fmt.Errorf("confirm the S3 legal holds of %d media off: %w", len(sids), err)
-	}
-	off, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err == nil {
-		err = br.Close()
-	}
-	if err != nil {
-		return nil, fmt.Errorf("confirm the S3 legal holds of %d media off: %w", len(sids), err)
-	}
-	done := make(map[string]bool, len(off))
-	for _, sid := range off {
-		done[sid] = true
-	}
-	for _, sid := range sids {
-		if !done[sid] {
-			rest = append(rest, sid)
-		}
-	}
-	return rest, nil
 }
 
 // legalHoldsOutOfSync selects, in the store at $1/$2 and after media SID

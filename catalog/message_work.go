@@ -107,9 +107,20 @@ type RunOutcome struct {
 // never its own. Only a run row still pending changes (MessageWork reads
 // only those as work): an outcome a concurrent task recorded meanwhile
 // (deleted, held, failed) is never reverted to archived.
-func (c *Catalog) CommitMessage(ctx context.Context, run uuid.UUID, archived []ArchivedMedia, outcomes []RunOutcome) (committed, deleteWanted []string, err error) {
+//
+// The S3 legal hold of a committed copy whose PUT created its object
+// (ArchivedCopy.Created: a PUT sets no legal hold) is recorded off where
+// no active hold covers its media: no S3 request is needed for it. The
+// others' state is unknown (holdUnknown, a subset of committed): the
+// caller sets them, or the reconciler's sweep does (UnknownLegalHolds).
+// The statement runs under the shared holds lock, ordered with AddHold's
+// commit: a hold committed before it is seen, and its media are left
+// unknown; one committed after finds these rows confirmed off, which its
+// hold:apply pass turns on (a hold not yet applied wants every object it
+// covers confirmed on).
+func (c *Catalog) CommitMessage(ctx context.Context, run uuid.UUID, archived []ArchivedMedia, outcomes []RunOutcome) (committed, deleteWanted, holdUnknown []string, err error) {
 	if len(archived) == 0 && len(outcomes) == 0 {
-		return nil, nil, nil
+		return nil, nil, nil, nil
 	}
 	n := len(archived)
 	var (
@@ -118,6 +129,7 @@ func (c *Catalog) CommitMessage(ctx context.Context, run uuid.UUID, archived []A
 		sizes                       = make([]int64, n)
 		shas, stores, buckets, keys = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 		retain                      = make([]*time.Time, n)
+		created                     = make([]bool, n)
 		outSIDs, outStates          = make([]string, len(outcomes)), make([]string, len(outcomes))
 		outReused                   = make([]bool, len(outcomes))
 	)
@@ -125,24 +137,32 @@ func (c *Catalog) CommitMessage(ctx context.Context, run uuid.UUID, archived []A
 		cp := a.Copy
 		sids[i], filenames[i], sizes[i], shas[i] = a.SID, nullString(cp.Filename), cp.Size, hex.EncodeToString(cp.SHA256[:])
 		stores[i], buckets[i], keys[i], versions[i] = cp.Store, cp.Bucket, cp.Key, nullString(cp.VersionID)
-		locks[i], retain[i] = nullString(string(cp.LockMode)), nullTime(cp.RetainUntil)
+		locks[i], retain[i], created[i] = nullString(string(cp.LockMode)), nullTime(cp.RetainUntil), cp.Created
 	}
 	for i, o := range outcomes {
 		outSIDs[i], outStates[i], outReused[i] = o.SID, string(o.State), o.Reused
 	}
-	rows, err := c.pool.Query(ctx, `
+	b := &pgx.Batch{}
+	b.Queue(`SELECT pg_advisory_xact_lock_shared($1)`, holdsLock)
+	// Each statement of the batch takes its snapshot after the one before:
+	// this one sees every hold committed before the lock. A batch outside
+	// a transaction runs in one implicit transaction: the lock is held
+	// until the rows commit.
+	b.Queue(`
 		WITH copies AS (
 			SELECT * FROM unnest($2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[],
-				$8::text[], $9::text[], $10::text[], $11::timestamptz[])
-				AS t(sid, filename, size_bytes, sha256, store, bucket, object_key, version_id, lock_mode, retain_until)
+				$8::text[], $9::text[], $10::text[], $11::timestamptz[], $15::bool[])
+				AS t(sid, filename, size_bytes, sha256, store, bucket, object_key, version_id, lock_mode, retain_until, created)
 		), copied AS (
 			UPDATE media m SET state = 'archived', filename = c.filename, size_bytes = c.size_bytes,
 				sha256 = c.sha256, store = c.store, bucket = c.bucket, object_key = c.object_key,
 				version_id = c.version_id, lock_mode = c.lock_mode, retain_until = c.retain_until,
+				legal_hold_s3 = CASE WHEN c.created AND NOT held(g.sid, g.from_number, g.to_number, coalesce(g.date_sent, g.date_created))
+					THEN false END,
 				archived_at = now(), plausible_at = now(), last_error = NULL, updated_at = now()
-			FROM copies c
-			WHERE m.sid = c.sid AND m.state IN ('pending', 'failed', 'suspect')
-			RETURNING m.sid
+			FROM copies c, messages g
+			WHERE m.sid = c.sid AND m.state IN ('pending', 'failed', 'suspect') AND g.sid = m.message_sid
+			RETURNING m.sid, m.legal_hold_s3 IS NULL AS hold_unknown
 		), archived AS (
 			UPDATE run_media d SET state = 'archived', error = NULL, updated_at = now()
 			FROM copies c
@@ -154,31 +174,46 @@ func (c *Catalog) CommitMessage(ctx context.Context, run uuid.UUID, archived []A
 			WHERE d.run_id = $1 AND d.media_sid = o.sid AND d.state = 'pending'
 			RETURNING d.media_sid, d.delete_wanted AND o.state = 'archived' AS delete_wanted
 		)
-		SELECT sid, true, false FROM copied
+		SELECT sid, true, false, hold_unknown FROM copied
 		UNION ALL
-		SELECT media_sid, false, true FROM archived WHERE delete_wanted
+		SELECT media_sid, false, true, false FROM archived WHERE delete_wanted
 		UNION ALL
-		SELECT media_sid, false, true FROM outcomes WHERE delete_wanted`,
+		SELECT media_sid, false, true, false FROM outcomes WHERE delete_wanted`,
 		run, sids, filenames, sizes, shas, stores, buckets, keys, versions, locks, retain,
-		outSIDs, outStates, outReused)
+		outSIDs, outStates, outReused, created)
+	br := c.pool.SendBatch(ctx, b)
+	defer br.Close()
+	fail := func(err error) ([]string, []string, []string, error) {
+		return nil, nil, nil, fmt.Errorf("commit %d media of run %s: %w", n+len(outcomes), run, err)
+	}
+	if _, err := br.Exec(); err != nil {
+		return fail(err)
+	}
+	rows, err := br.Query()
 	if err != nil {
-		return nil, nil, fmt.Errorf("commit %d media of run %s: %w", n+len(outcomes), run, err)
+		return fail(err)
 	}
 	var (
-		sid           string
-		isCopy, isDel bool
+		sid                    string
+		isCopy, isDel, unknown bool
 	)
-	_, err = pgx.ForEachRow(rows, []any{&sid, &isCopy, &isDel}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&sid, &isCopy, &isDel, &unknown}, func() error {
 		if isCopy {
 			committed = append(committed, sid)
+			if unknown {
+				holdUnknown = append(holdUnknown, sid)
+			}
 		}
 		if isDel {
 			deleteWanted = append(deleteWanted, sid)
 		}
 		return nil
 	})
-	if err != nil {
-		return nil, nil, fmt.Errorf("commit %d media of run %s: %w", n+len(outcomes), run, err)
+	if err == nil {
+		err = br.Close()
 	}
-	return committed, deleteWanted, nil
+	if err != nil {
+		return fail(err)
+	}
+	return committed, deleteWanted, holdUnknown, nil
 }

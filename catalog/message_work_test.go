@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mediasync/mediasync/catalog"
+	"github.com/mediasync/mediasync/internal/objects"
 )
 
 // A message's work is what Postgres says is left: its media to archive,
@@ -40,7 +41,7 @@ func TestMessageWorkIsWhatIsLeft(t *testing.T) {
 	cp := func(sid string) catalog.ArchivedMedia {
 		return catalog.ArchivedMedia{SID: sid, Copy: catalog.ArchivedCopy{Size: 5, SHA256: sum, Store: "s3", Bucket: "b", Key: "k/" + sid}}
 	}
-	committed, wanted, err := c.CommitMessage(ctx, run.ID, []catalog.ArchivedMedia{cp(me1), cp(me2)}, nil)
+	committed, wanted, _, err := c.CommitMessage(ctx, run.ID, []catalog.ArchivedMedia{cp(me1), cp(me2)}, nil)
 	require.NoError(t, err)
 	require.ElementsMatch(t, []string{me1, me2}, committed, "both rows are these copies")
 	require.ElementsMatch(t, []string{me1, me2}, wanted, "the run deletes both next")
@@ -62,7 +63,7 @@ func TestMessageWorkIsWhatIsLeft(t *testing.T) {
 	// A second commit of other bytes keeps the first proof.
 	other := cp(me1)
 	other.Copy.Size, other.Copy.SHA256 = 6, sha256.Sum256([]byte("other!"))
-	committed, _, err = c.CommitMessage(ctx, run.ID, []catalog.ArchivedMedia{other}, nil)
+	committed, _, _, err = c.CommitMessage(ctx, run.ID, []catalog.ArchivedMedia{other}, nil)
 	require.NoError(t, err)
 	require.Empty(t, committed, "the second copy is not the row's")
 	it, err := c.GetMedia(ctx, me1)
@@ -89,7 +90,7 @@ func TestMessageWorkIsWhatIsLeft(t *testing.T) {
 	for _, it := range work {
 		require.Equal(t, catalog.MediaDeleted, it.State, "the media row keeps its state")
 	}
-	_, wanted, err = c.CommitMessage(ctx, later.ID, nil, []catalog.RunOutcome{
+	_, wanted, _, err = c.CommitMessage(ctx, later.ID, nil, []catalog.RunOutcome{
 		{SID: me1, State: catalog.MediaDeleted, Reused: true}, {SID: me2, State: catalog.MediaDeleted, Reused: true}})
 	require.NoError(t, err)
 	require.Empty(t, wanted)
@@ -114,14 +115,14 @@ func TestCommitMessageSaysWhoseCopyIsTheRow(t *testing.T) {
 		return catalog.ArchivedMedia{SID: sid, Copy: catalog.ArchivedCopy{Size: 5, SHA256: sum, Store: "s3", Bucket: bucket, Key: "k/" + sid}}
 	}
 
-	committed, wanted, err := c.CommitMessage(ctx, run.ID, []catalog.ArchivedMedia{in(me1, "a")}, nil)
+	committed, wanted, _, err := c.CommitMessage(ctx, run.ID, []catalog.ArchivedMedia{in(me1, "a")}, nil)
 	require.NoError(t, err)
 	require.Equal(t, []string{me1}, committed)
 	require.Equal(t, []string{me1}, wanted)
 
 	// The loser: same bytes, other bucket. The run row is already archived
 	// (the winner's), so it neither commits nor is told to delete.
-	committed, wanted, err = c.CommitMessage(ctx, run.ID, []catalog.ArchivedMedia{in(me1, "b")}, nil)
+	committed, wanted, _, err = c.CommitMessage(ctx, run.ID, []catalog.ArchivedMedia{in(me1, "b")}, nil)
 	require.NoError(t, err)
 	require.Empty(t, committed, "the row is the other worker's copy")
 	require.Empty(t, wanted)
@@ -133,7 +134,7 @@ func TestCommitMessageSaysWhoseCopyIsTheRow(t *testing.T) {
 	// the winner committed only the media row): told to delete, but not
 	// that the row is its copy.
 	require.NoError(t, c.SetRunMedia(ctx, run.ID, me1, catalog.MediaPending, false, ""))
-	committed, wanted, err = c.CommitMessage(ctx, run.ID, []catalog.ArchivedMedia{in(me1, "b")}, nil)
+	committed, wanted, _, err = c.CommitMessage(ctx, run.ID, []catalog.ArchivedMedia{in(me1, "b")}, nil)
 	require.NoError(t, err)
 	require.Empty(t, committed)
 	require.Equal(t, []string{me1}, wanted, "the caller proves the catalogued copy (GetMedia), not its own")
@@ -142,12 +143,12 @@ func TestCommitMessageSaysWhoseCopyIsTheRow(t *testing.T) {
 	// leaves the run's outcome deleted.
 	require.NoError(t, c.ClaimDelete(ctx, me1, 5, sum, copyAt(t, c, me1)))
 	require.NoError(t, c.MarkDeleted(ctx, run, me1))
-	_, wanted, err = c.CommitMessage(ctx, run.ID, []catalog.ArchivedMedia{in(me1, "b")},
+	_, wanted, _, err = c.CommitMessage(ctx, run.ID, []catalog.ArchivedMedia{in(me1, "b")},
 		[]catalog.RunOutcome{{SID: me1, State: catalog.MediaArchived}})
 	require.NoError(t, err)
 	require.Empty(t, wanted)
 	require.NoError(t, c.SetRunMedia(ctx, run.ID, me2, catalog.MediaFailed, false, "injected"))
-	_, _, err = c.CommitMessage(ctx, run.ID, []catalog.ArchivedMedia{in(me2, "b")}, nil)
+	_, _, _, err = c.CommitMessage(ctx, run.ID, []catalog.ArchivedMedia{in(me2, "b")}, nil)
 	require.NoError(t, err)
 	var states []string
 	require.NoError(t, c.Pool().QueryRow(ctx, `SELECT array_agg(state::text ORDER BY media_sid) FROM run_media WHERE run_id = $1`, run.ID).Scan(&states))
@@ -284,4 +285,47 @@ func TestRepeatedListingsAreRecordedOnce(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 2, st.MessagesSeen)
 	require.Equal(t, 3, st.MediaFound, "a media listed twice is found once")
+}
+
+// The commit records off the S3 legal hold of each copy whose PUT created
+// its object where no hold covers its media, and leaves unknown (for the
+// caller's S3 request, or the reconciler's sweep) a held media's and an
+// object's that was there already.
+func TestCommitConfirmsCreatedUnheldObjectsOff(t *testing.T) {
+	t.Parallel()
+	c := newCatalog(t)
+	ctx := t.Context()
+	run := seedMedia(t, c, false)
+	const msg2, me3, me4 = "MM00000000000000000000000000000002", "ME00000000000000000000000000000003", "ME00000000000000000000000000000004"
+	require.NoError(t, c.RecordMessages(ctx, run.ID, []catalog.MessageRecord{{
+		SID: msg2, AccountSID: acct, DateSent: time.Date(2026, 2, 3, 4, 5, 6, 0, time.UTC),
+		From: "+15550177", To: "+15550199", NumMedia: 2, NumMediaKnown: true,
+	}}, false))
+	require.NoError(t, c.RecordMedia(ctx, run.ID, []catalog.MediaRecord{
+		{SID: me3, AccountSID: acct, MessageSID: msg2, ContentType: "image/jpeg"},
+		{SID: me4, AccountSID: acct, MessageSID: msg2, ContentType: "image/jpeg"},
+	}, false))
+	_, err := c.AddHold(ctx, catalog.Hold{Reason: "case", From: "+15550177", CreatedBy: "test"})
+	require.NoError(t, err)
+
+	sum := sha256.Sum256([]byte("bytes"))
+	cp := func(sid string, created bool) catalog.ArchivedMedia {
+		return catalog.ArchivedMedia{SID: sid, Copy: catalog.ArchivedCopy{Size: 5, SHA256: sum, Store: "s3", Bucket: "b", Key: "k/" + sid, Created: created}}
+	}
+	committed, _, unknown, err := c.CommitMessage(ctx, run.ID,
+		[]catalog.ArchivedMedia{cp(me1, true), cp(me2, false), cp(me3, true), cp(me4, false)}, nil)
+	require.NoError(t, err)
+	require.ElementsMatch(t, []string{me1, me2, me3, me4}, committed)
+	require.ElementsMatch(t, []string{me2, me3, me4}, unknown, "held, or there already")
+	for sid, want := range map[string]*bool{me1: new(false), me2: nil, me3: nil, me4: nil} {
+		st, err := c.MediaLegalHold(ctx, sid)
+		require.NoError(t, err)
+		require.Equal(t, want, st.Confirmed, sid)
+	}
+	var swept []string
+	for o, err := range c.UnknownLegalHolds(ctx, objects.Location{Kind: "s3", Bucket: "b"}) {
+		require.NoError(t, err)
+		swept = append(swept, o.MediaSID)
+	}
+	require.ElementsMatch(t, []string{me2, me3, me4}, swept, "the reconciler's sweep reads only the unknown")
 }

@@ -379,7 +379,7 @@ func (h *Handlers) archiveBatch(ctx context.Context, run catalog.Run, items []ca
 			archived = append(archived, catalog.ArchivedMedia{SID: toCopy[i].SID, Copy: *cp})
 		}
 	}
-	committed, wanted, err := h.catalog.CommitMessage(ctx, run.ID, archived, outcomes)
+	committed, wanted, holdUnknown, err := h.catalog.CommitMessage(ctx, run.ID, archived, outcomes)
 	if err != nil {
 		return nil, []error{err} // the copies are create-only: a retry stores nothing twice
 	}
@@ -397,14 +397,14 @@ func (h *Handlers) archiveBatch(ctx context.Context, run catalog.Run, items []ca
 	for _, sid := range committed {
 		mine[sid] = byCopy[sid]
 	}
-	unheld := h.confirmCreatedUnheld(ctx, archived, mine)
-	for _, a := range archived {
-		if _, ok := mine[a.SID]; !ok || unheld[a.SID] {
-			continue // not our object's row (its own commit sets its hold), or confirmed off
-		}
-		// Checked after the row commits: a hold placed meanwhile either
-		// sees this object in its own pass (hold:apply) or is seen here.
-		if err := h.syncLegalHold(ctx, a.SID, a.Copy.Key, a.Copy.VersionID); err != nil {
+	// Only the rows whose S3 legal hold the commit left unknown (a hold
+	// covers the media, or the object was there already); the rest it
+	// confirmed off. Checked after the row commits: a hold placed
+	// meanwhile either sees this object in its own pass (hold:apply) or
+	// is seen here.
+	for _, sid := range holdUnknown {
+		cp := mine[sid]
+		if err := h.syncLegalHold(ctx, sid, cp.Key, cp.VersionID); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -495,35 +495,6 @@ func parallelN(n, limit int, f func(i int) error) []error {
 	}
 	wg.Wait()
 	return errs
-}
-
-// confirmCreatedUnheld confirms off, in one round trip, the S3 legal hold
-// of the committed media (mine) whose objects this batch created and no
-// hold covers (catalog.ConfirmCreatedUnheld), and returns them: the rest
-// are set one by one (syncLegalHold). When it fails, every one is.
-func (h *Handlers) confirmCreatedUnheld(ctx context.Context, archived []catalog.ArchivedMedia, mine map[string]catalog.ArchivedCopy) map[string]bool {
-	if !h.legalHolds {
-		return nil
-	}
-	var created []string
-	for _, a := range archived {
-		if cp, ok := mine[a.SID]; ok && cp.Created {
-			created = append(created, a.SID)
-		}
-	}
-	rest, err := h.catalog.ConfirmCreatedUnheld(ctx, created)
-	if err != nil {
-		h.log.Warn().Err(err).Int("media", len(created)).Msg("S3 legal holds not confirmed off at once; setting them one by one")
-		return nil
-	}
-	unheld := make(map[string]bool, len(created))
-	for _, sid := range created {
-		unheld[sid] = true
-	}
-	for _, sid := range rest {
-		delete(unheld, sid)
-	}
-	return unheld
 }
 
 // syncMessageHolds sets the S3 legal hold of the messages' archived media
