@@ -101,6 +101,7 @@ type runSpec struct {
 	twilioInFlight int // TWILIO_MAX_CONCURRENCY
 	poolMaxConns   int // the worker's Postgres pool (pool_max_conns); 0: its default
 	dryRun         bool
+	delete         bool   // enqueue backfill --delete
 	source         string // enqueue backfill --source; "" for Messaging
 	// export, when set ("zip" or "dir"), runs `enqueue export` of the
 	// same days in that format instead of the backfill: it measures
@@ -199,6 +200,9 @@ func (d *deployment) run(ctx context.Context, spec runSpec) (pipelineResult, err
 	args := []string{"--actor", "bench", "backfill", "--since", spec.since, "--until", spec.until}
 	if spec.dryRun {
 		args = append(args, "--dry-run")
+	}
+	if spec.delete {
+		args = append(args, "--delete")
 	}
 	if spec.source != "" {
 		args = append(args, "--source", spec.source)

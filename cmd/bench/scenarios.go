@@ -46,6 +46,9 @@ type scenario struct {
 	// limit's bound: twilioInFlight ÷ latency requests per second.
 	latency time.Duration
 	dryRun  bool
+	// delete runs the backfill with --delete: every media is deleted from
+	// Twilio once its copy is proven. Nothing is left for a bare copy.
+	delete bool
 	// worm archives into a bucket with S3 Object Lock, under retention
 	// (deploy); its bare copy's bucket has Object Lock too.
 	worm bool
@@ -123,6 +126,16 @@ var scenarioKinds = []scenarioKind{
 		sc := smallScenario(z.small, 16)
 		sc.name, sc.about, sc.worm = "small-worm", "the small media into a bucket with S3 Object Lock, GOVERNANCE retention", true
 		sc.bareRecords, sc.bareChecked = false, false
+		return []scenario{sc}
+	}},
+	// The small media archived and deleted from Twilio (--delete), as a
+	// nightly retention run does: each media's copy proven, its delete
+	// claimed and leased, the DELETE sent and recorded. No bare copy (the
+	// media are gone); compare with small's media/s.
+	{name: "delete", runs: func(z scenarioSizes, _ kindOptions) []scenario {
+		sc := smallScenario(z.small, 16)
+		sc.name, sc.about, sc.delete = "small-delete", "the small media archived, then deleted from Twilio (--delete)", true
+		sc.bare, sc.bareRecords, sc.bareChecked = false, false, false
 		return []scenario{sc}
 	}},
 	{name: "mix", runs: func(z scenarioSizes, _ kindOptions) []scenario {
@@ -334,7 +347,7 @@ func (b *bench) runScenario(ctx context.Context, sc scenario) (outcome, error) {
 	spec := runSpec{
 		since: day(firstDay), until: day(firstDay.AddDate(0, 0, sc.days())),
 		workers: 1, concurrency: sc.concurrency, twilioInFlight: sc.twilioInFlight, poolMaxConns: sc.poolMaxConns,
-		dryRun: sc.dryRun, timeout: b.runTimeout, extraEnv: b.workerEnv,
+		dryRun: sc.dryRun, delete: sc.delete, timeout: b.runTimeout, extraEnv: b.workerEnv,
 		profileInFlight: sc.latency > 0,
 	}
 	if sc.convFiles > 0 {
