@@ -2,6 +2,8 @@ package catalog_test
 
 import (
 	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -11,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mediasync/mediasync/catalog"
+	"github.com/mediasync/mediasync/internal/objects"
 	"github.com/mediasync/mediasync/internal/testenv"
 )
 
@@ -184,10 +187,28 @@ func TestClaimDeleteNeedsMatchingArchivedRow(t *testing.T) {
 	}
 	require.NoError(t, c.ClaimDelete(ctx, me1, 5, sum, copyAt(t, c, me1)))
 	require.NoError(t, c.MarkDeleted(ctx, run, me1))
+	require.NoError(t, c.MarkDeleted(ctx, run, me1), "a task run twice")
 	it, err := c.GetMedia(ctx, me1)
 	require.NoError(t, err)
 	require.Equal(t, catalog.MediaDeleted, it.State)
 	require.Equal(t, "+15550100", it.From)
+	// One audit entry, written with the delete, saying what was deleted and
+	// where its copy is; the chain verifies.
+	var deleted []catalog.AuditEntry
+	for e, err := range c.AuditLog(ctx, time.Time{}) {
+		require.NoError(t, err)
+		if e.Action == catalog.AuditMediaDeleted {
+			deleted = append(deleted, e)
+		}
+	}
+	require.Len(t, deleted, 1)
+	require.Equal(t, me1, deleted[0].Subject)
+	require.Equal(t, run.Actor, deleted[0].Actor)
+	require.JSONEq(t, fmt.Sprintf(`{"message_sid": %q, "object_key": "k/%s", "sha256": %q, "size": 5, "run_id": %q}`,
+		msg1, me1, hex.EncodeToString(sum[:]), run.ID), string(deleted[0].Details))
+	v, err := c.VerifyAudit(ctx, func(func(objects.AuditAnchor, error) bool) {})
+	require.NoError(t, err)
+	require.Nil(t, v.Broken)
 
 	// MarkDeleted without a claim changes nothing.
 	_, err = c.MarkArchived(ctx, run.ID, me2, catalog.ArchivedCopy{
