@@ -76,37 +76,48 @@ func (c *Catalog) LeaseRunDelete(ctx context.Context, run uuid.UUID, sid string)
 }
 
 func (c *Catalog) leaseDelete(ctx context.Context, run uuid.UUID, sid string) (time.Duration, error) {
+	var runArg any // NULL: a delete of no run
+	if run != uuid.Nil {
+		runArg = run
+	}
+	// One round trip, one implicit transaction: each DELETE attempt of a
+	// run pays for it. The lease's statement takes its snapshot after the
+	// lock (it sees every hold committed before it), and the lock is held
+	// until it commits.
+	b := &pgx.Batch{}
+	b.Queue(`SELECT pg_advisory_xact_lock_shared($1)`, holdsLock)
+	b.Queue(`
+		WITH r AS (
+			SELECT state = 'running' AS live FROM runs WHERE id = $3 FOR SHARE
+		), live AS (
+			SELECT $3::uuid IS NULL OR coalesce((SELECT live FROM r), false) AS live
+		), m AS (
+			-- The run's row is locked first, the media's only for a live
+			-- run, as when they were two statements.
+			SELECT m.sid, m.delete_claimed_at IS NOT NULL AS claimed,
+				held(g.sid, g.from_number, g.to_number, coalesce(g.date_sent, g.date_created)) AS held
+			FROM media m JOIN messages g ON g.sid = m.message_sid
+			WHERE m.sid = $1 AND m.state = 'archived' AND (SELECT live FROM live)
+			FOR UPDATE OF m
+		), leased AS (
+			UPDATE media SET delete_lease_until = greatest(delete_lease_until, now() + make_interval(secs => $2)),
+				updated_at = now()
+			WHERE sid = (SELECT sid FROM m WHERE claimed AND NOT held)
+			RETURNING sid
+		)
+		SELECT CASE WHEN NOT (SELECT live FROM live) THEN 'not live'
+		            WHEN EXISTS (SELECT 1 FROM leased) THEN 'leased'
+		            WHEN EXISTS (SELECT 1 FROM m WHERE held) THEN 'held'
+		            ELSE 'no' END`, sid, DeleteLease.Seconds(), runArg)
 	var outcome string
-	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock_shared($1)`, holdsLock); err != nil {
-			return err
-		}
-		if run != uuid.Nil {
-			var state RunState
-			if err := tx.QueryRow(ctx, `SELECT state FROM runs WHERE id = $1 FOR SHARE`, run).Scan(&state); err != nil {
-				return err
-			}
-			if state != RunRunning {
-				outcome = "not live"
-				return nil
-			}
-		}
-		return tx.QueryRow(ctx, `
-			WITH m AS (
-				SELECT m.sid, m.delete_claimed_at IS NOT NULL AS claimed,
-					held(g.sid, g.from_number, g.to_number, coalesce(g.date_sent, g.date_created)) AS held
-				FROM media m JOIN messages g ON g.sid = m.message_sid
-				WHERE m.sid = $1 AND m.state = 'archived'
-				FOR UPDATE OF m
-			), leased AS (
-				UPDATE media SET delete_lease_until = greatest(delete_lease_until, now() + make_interval(secs => $2)),
-					updated_at = now()
-				WHERE sid = (SELECT sid FROM m WHERE claimed AND NOT held) RETURNING sid
-			)
-			SELECT CASE WHEN EXISTS (SELECT 1 FROM leased) THEN 'leased'
-			            WHEN EXISTS (SELECT 1 FROM m WHERE held) THEN 'held'
-			            ELSE 'no' END`, sid, DeleteLease.Seconds()).Scan(&outcome)
-	})
+	br := c.pool.SendBatch(ctx, b)
+	_, err := br.Exec()
+	if err == nil {
+		err = br.QueryRow().Scan(&outcome)
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
 	if err != nil {
 		return 0, fmt.Errorf("lease delete of media %s: %w", sid, err)
 	}
