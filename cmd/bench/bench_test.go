@@ -56,8 +56,9 @@ func TestQuickRunReportsEveryFigure(t *testing.T) {
 			`export +zip export holds every archived media, re-verified +[0-9]+ of [0-9]+ media \(.*\); 0 failed +PASS`,
 			`export +zip export: worker peak RSS < 200 MiB +[0-9.]+ MiB for [0-9]+ media +(PASS|MISS)`,
 		}},
-		// Figures only: a full row each.
-		{"worm,delete", []string{"small-worm", "small-delete"}, nil},
+		{"worm,delete", []string{"small-worm", "small-delete"}, []string{
+			`small-delete +deletes from Twilio every media it archived +([0-9]+) of ([0-9]+) media deleted; 0 failed +PASS`,
+		}},
 		{"redis", []string{`redis-12 \(dry run\)`, `redis-120 \(dry run\)`}, []string{
 			`redis +peak Redis memory flat as the run grows 10× \(≤ ×1\.25\) +[0-9.]+ MiB at [0-9]+ media → [0-9.]+ MiB at [0-9]+ media \(×[0-9.]+\) +(PASS|MISS)`,
 		}},

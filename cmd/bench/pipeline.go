@@ -117,6 +117,7 @@ type runSpec struct {
 // pipelineResult is what one run measured.
 type pipelineResult struct {
 	media, failed, messages int
+	deleted                 int // media the run deleted from Twilio (--delete)
 	bytes                   int64
 	elapsed                 time.Duration // runs.created_at → runs.finished_at
 	requests                int64         // Twilio API requests (signed-URL downloads excluded)
@@ -277,7 +278,7 @@ func (d *deployment) run(ctx context.Context, spec runSpec) (pipelineResult, err
 	var secs float64
 	progress := `
 		SELECT extract(epoch FROM finished_at - created_at)::float8, messages_seen,
-		       CASE WHEN dry_run THEN media_found ELSE media_archived END, media_failed, bytes_archived
+		       CASE WHEN dry_run THEN media_found ELSE media_archived END, media_failed, bytes_archived, media_deleted
 		FROM run_progress WHERE run_id = $1`
 	if spec.export != "" {
 		// An export's media are its export_media rows: exported (and
@@ -288,10 +289,10 @@ func (d *deployment) run(ctx context.Context, spec runSpec) (pipelineResult, err
 			       (SELECT count(*) FROM export_media x WHERE x.run_id = r.id AND x.state = 'exported')::int,
 			       (SELECT count(*) FROM export_media x WHERE x.run_id = r.id AND x.state = 'failed')::int,
 			       (SELECT coalesce(sum(m.size_bytes), 0) FROM export_media x JOIN media m ON m.sid = x.media_sid
-			        WHERE x.run_id = r.id AND x.state = 'exported')::bigint
+			        WHERE x.run_id = r.id AND x.state = 'exported')::bigint, 0::bigint
 			FROM runs r WHERE r.id = $1`
 	}
-	err = conn.QueryRow(ctx, progress, runID).Scan(&secs, &res.messages, &res.media, &res.failed, &res.bytes)
+	err = conn.QueryRow(ctx, progress, runID).Scan(&secs, &res.messages, &res.media, &res.failed, &res.bytes, &res.deleted)
 	if err != nil {
 		return res, fmt.Errorf("run %s progress: %w", runID, err)
 	}

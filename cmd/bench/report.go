@@ -342,6 +342,18 @@ func exportChecks(outcomes []outcome) []check {
 	return out
 }
 
+// deleteChecks holds a --delete run to deleting from Twilio every media
+// it archived.
+func deleteChecks(outcomes []outcome) []check {
+	var out []check
+	for _, o := range outcomes {
+		out = append(out, check{o.sc.name, "deletes from Twilio every media it archived",
+			fmt.Sprintf("%d of %d media deleted; %d failed", o.pipe.deleted, o.pipe.media, o.pipe.failed),
+			o.pipe.deleted == o.pipe.media && o.pipe.failed == 0})
+	}
+	return out
+}
+
 // redisChecks compares the peak Redis memory of the smallest and the
 // largest run.
 func redisChecks(outcomes []outcome) []check {

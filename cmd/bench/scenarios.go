@@ -137,7 +137,7 @@ var scenarioKinds = []scenarioKind{
 		sc.name, sc.about, sc.delete = "small-delete", "the small media archived, then deleted from Twilio (--delete)", true
 		sc.bare, sc.bareRecords, sc.bareChecked = false, false, false
 		return []scenario{sc}
-	}},
+	}, checks: deleteChecks},
 	{name: "mix", runs: func(z scenarioSizes, _ kindOptions) []scenario {
 		return []scenario{{
 			name: "mix", about: "the MMS mix: 1 KiB-5 MiB log-uniform, 1-10 per message (5 MiB at most), 20% SMS",
