@@ -143,16 +143,26 @@ func seedMedia(t *testing.T, c *catalog.Catalog, delete bool) catalog.Run {
 	require.NoError(t, err)
 	_, err = c.StartRun(ctx, run.ID)
 	require.NoError(t, err)
-	require.NoError(t, c.RecordMessages(ctx, run.ID, []catalog.MessageRecord{{
-		SID: msg1, AccountSID: acct, DateSent: time.Date(2026, 2, 3, 4, 5, 6, 0, time.UTC),
-		From: "+15550100", To: "+15550199", NumMedia: 2, NumMediaKnown: true,
-	}}, false))
-	require.NoError(t, c.RecordMedia(ctx, run.ID, []catalog.MediaRecord{
-		{SID: me1, AccountSID: acct, MessageSID: msg1, ContentType: "image/jpeg"},
-		{SID: me2, AccountSID: acct, MessageSID: msg1, ContentType: "image/png"},
-	}, false))
+	seedMessage(t, c, run.ID, msg1, "+15550100", me1, "image/jpeg", me2, "image/png")
 	require.NoError(t, c.FinishMessage(ctx, run.ID, msg1, 2))
 	return run
+}
+
+// seedMessage records, as a run's listing does, message msg from `from`
+// to +15550199, sent 2026-02-03, with its media given as SID, content
+// type, SID, content type….
+func seedMessage(t *testing.T, c *catalog.Catalog, run uuid.UUID, msg, from string, media ...string) {
+	t.Helper()
+	ctx := t.Context()
+	require.NoError(t, c.RecordMessages(ctx, run, []catalog.MessageRecord{{
+		SID: msg, AccountSID: acct, DateSent: time.Date(2026, 2, 3, 4, 5, 6, 0, time.UTC),
+		From: from, To: "+15550199", NumMedia: len(media) / 2, NumMediaKnown: true,
+	}}, false))
+	var recs []catalog.MediaRecord
+	for i := 0; i+1 < len(media); i += 2 {
+		recs = append(recs, catalog.MediaRecord{SID: media[i], AccountSID: acct, MessageSID: msg, ContentType: media[i+1]})
+	}
+	require.NoError(t, c.RecordMedia(ctx, run, recs, false))
 }
 
 // copyAt is where the row says a media's copy is (empty if none).

@@ -297,14 +297,7 @@ func TestCommitConfirmsCreatedUnheldObjectsOff(t *testing.T) {
 	ctx := t.Context()
 	run := seedMedia(t, c, false)
 	const msg2, me3, me4 = "MM00000000000000000000000000000002", "ME00000000000000000000000000000003", "ME00000000000000000000000000000004"
-	require.NoError(t, c.RecordMessages(ctx, run.ID, []catalog.MessageRecord{{
-		SID: msg2, AccountSID: acct, DateSent: time.Date(2026, 2, 3, 4, 5, 6, 0, time.UTC),
-		From: "+15550177", To: "+15550199", NumMedia: 2, NumMediaKnown: true,
-	}}, false))
-	require.NoError(t, c.RecordMedia(ctx, run.ID, []catalog.MediaRecord{
-		{SID: me3, AccountSID: acct, MessageSID: msg2, ContentType: "image/jpeg"},
-		{SID: me4, AccountSID: acct, MessageSID: msg2, ContentType: "image/jpeg"},
-	}, false))
+	seedMessage(t, c, run.ID, msg2, "+15550177", me3, "image/jpeg", me4, "image/jpeg")
 	_, err := c.AddHold(ctx, catalog.Hold{Reason: "case", From: "+15550177", CreatedBy: "test"})
 	require.NoError(t, err)
 

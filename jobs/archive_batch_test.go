@@ -33,11 +33,9 @@ func TestBatchArchivesPastAFailingListing(t *testing.T) {
 	t.Parallel()
 	b := holdSetup(t, 0)
 	ctx := t.Context()
-	srv, err := twiliotest.NewServer(twiliotest.Config{})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = srv.Close() })
-	acct, err := srv.AddAccount(twiliotest.AccountOptions{SID: testAccount})
-	require.NoError(t, err)
+	fail := &failMediaList{} // its message is chosen below, before any request
+	srv := b.emulator(t, twilio.WithHTTPClient(&http.Client{Transport: fail}),
+		twilio.WithRetryPolicy(twilio.RetryPolicy{MaxAttempts: 1}))
 	var msgs []twiliotest.MessageInfo
 	for range 3 {
 		m, err := srv.AddMessage(testAccount, twiliotest.MessageOptions{
@@ -48,10 +46,7 @@ func TestBatchArchivesPastAFailingListing(t *testing.T) {
 			SID: m.SID, AccountSID: testAccount, DateSent: m.DateSent, NumMedia: 1, NumMediaKnown: true}}, false))
 	}
 	failing := msgs[1]
-	b.h.twilio, err = twilio.New(testAccount, twilio.WithAuthToken(acct.AuthToken), twilio.WithBaseURL(srv.URL()),
-		twilio.WithHTTPClient(&http.Client{Transport: failMediaList{message: failing.SID}}),
-		twilio.WithRetryPolicy(twilio.RetryPolicy{MaxAttempts: 1}))
-	require.NoError(t, err)
+	fail.message = failing.SID
 
 	task, err := NewArchiveMessageTask(b.h.queues, ArchiveMessagePayload{RunID: b.run, MessageSID: msgs[0].SID,
 		More: []string{failing.SID, msgs[2].SID}})

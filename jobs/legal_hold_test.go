@@ -138,6 +138,21 @@ func (b *holdBundle) archive(t *testing.T, from string) (mediaSID, key string) {
 	return mediaSID, key
 }
 
+// emulator starts a Twilio emulator holding the test account and points
+// the handlers' client at it, with opts after the emulator's own.
+func (b *holdBundle) emulator(t *testing.T, opts ...twilio.Option) *twiliotest.Server {
+	t.Helper()
+	srv, err := twiliotest.NewServer(twiliotest.Config{})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = srv.Close() })
+	acct, err := srv.AddAccount(twiliotest.AccountOptions{SID: testAccount})
+	require.NoError(t, err)
+	b.h.twilio, err = twilio.New(testAccount,
+		append([]twilio.Option{twilio.WithAuthToken(acct.AuthToken), twilio.WithBaseURL(srv.URL())}, opts...)...)
+	require.NoError(t, err)
+	return srv
+}
+
 func (b *holdBundle) hold(t *testing.T, from string) int64 {
 	t.Helper()
 	h, err := b.catalog.AddHold(t.Context(), catalog.Hold{Reason: "case " + from, From: from, CreatedBy: "test"})
@@ -583,13 +598,7 @@ func TestCreatedUnheldObjectsAreConfirmedOffWithoutS3Requests(t *testing.T) {
 	t.Parallel()
 	b := holdSetup(t, 0)
 	ctx := t.Context()
-	srv, err := twiliotest.NewServer(twiliotest.Config{})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = srv.Close() })
-	acct, err := srv.AddAccount(twiliotest.AccountOptions{SID: testAccount})
-	require.NoError(t, err)
-	b.h.twilio, err = twilio.New(testAccount, twilio.WithAuthToken(acct.AuthToken), twilio.WithBaseURL(srv.URL()))
-	require.NoError(t, err)
+	srv := b.emulator(t)
 
 	const held, free, stored = "+15550100071", "+15550100072", "+15550100073"
 	sent := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
